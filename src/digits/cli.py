@@ -1,0 +1,203 @@
+"""The `digits` command: train, evaluate and predict. The only module that prints.
+
+Every user error (a bad flag value, an unknown model, a damaged file, an incomplete run)
+arrives here as a `ValueError` or `OSError` and leaves as one line on stderr with a non-zero
+exit status, never a traceback. TensorFlow is imported lazily so `--help` and argument
+errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def _add_train(commands) -> None:
+    parser = commands.add_parser("train", help="train a model and write a run directory",
+                                 description="Train a registered model; flags override --config.")
+    parser.add_argument("--config", metavar="FILE.json", help="settings file (a run's config.json works as is)")
+    parser.add_argument("--model", help="model registry name (default: mlp)")
+    parser.add_argument("--dataset", help="dataset registry name: mnist or fashion-mnist (default: mnist)")
+    parser.add_argument("--epochs", type=int, help="passes over the training split (default: 5)")
+    parser.add_argument("--batch-size", type=int, help="images per step (default: 32)")
+    parser.add_argument("--learning-rate", type=float, help="Adam learning rate (default: 0.001)")
+    parser.add_argument("--seed", type=int, help="random seed; same seed, same model on CPU (default: 42)")
+    parser.add_argument("--limit", type=int, help="use only the first N training images (default: all)")
+    parser.add_argument("--validation-split", type=float, help="fraction held out for validation (default: 0.1)")
+    parser.add_argument("--out", help="run directory to create (default: runs/<model>-<dataset>-<time>)")
+    parser.add_argument("--runs-dir", help="where default run directories go (default: runs, or $DIGITS_RUNS_DIR)")
+    parser.add_argument("--data-dir", help="directory holding the dataset files (default: $DIGITS_DATA_DIR, "
+                                           "the shipped copy, /usr/share/datasets, the cache)")
+
+
+def _add_run_argument(parser) -> None:
+    parser.add_argument("run", nargs="?", help="run directory (default: the latest under runs/)")
+    parser.add_argument("--runs-dir", help="where to look for the latest run (default: runs, or $DIGITS_RUNS_DIR)")
+    parser.add_argument("--data-dir", help="directory holding the dataset files")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="digits", description="Handwritten digit recognition with Keras.")
+    parser.add_argument("--version", action="version", version=f"digits {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(commands)
+
+    evaluate = commands.add_parser("evaluate", help="test-set metrics, confusion matrix, worst mistakes")
+    _add_run_argument(evaluate)
+    evaluate.add_argument("--out", help="report directory (default: RUN/evaluation)")
+
+    predict = commands.add_parser("predict", help="predict test images and plot them")
+    _add_run_argument(predict)
+    predict.add_argument("--samples", type=int, default=24, help="how many test images (default: 24)")
+    predict.add_argument("--seed", type=int, default=0, help="which random test images (default: 0)")
+    predict.add_argument("--plot", metavar="FILE", help="save the figure to FILE (default: show it, or save "
+                                                        "RUN/predictions.png when there is no display)")
+    predict.add_argument("--json", action="store_true", help="print machine-readable results instead of text")
+    return parser
+
+
+def _train_config(args):
+    from . import config as config_module
+
+    base = config_module.load(args.config) if args.config else config_module.Config()
+    overrides = {key: getattr(args, key) for key in
+                 ("model", "dataset", "epochs", "batch_size", "learning_rate", "seed", "limit", "validation_split")
+                 if getattr(args, key) is not None}
+    return config_module.from_dict(overrides, base)
+
+
+def _download_bar():
+    from tqdm import tqdm
+
+    bars: dict = {}
+
+    def progress(name: str, done: int, total: int) -> None:
+        bar = bars.get(name) or bars.setdefault(
+            name, tqdm(total=total or None, unit="B", unit_scale=True, desc=f"downloading {name}", file=sys.stderr))
+        bar.update(done - bar.n)
+        if total and done >= total:
+            bar.close()
+
+    return progress
+
+
+def cmd_train(args) -> int:
+    config = _train_config(args)  # refuse bad settings before importing TensorFlow
+    from . import data, engine, models, train
+
+    data.get_spec(config.dataset)
+    if config.model not in models.MODELS:
+        models.create_model(config.model)  # raises with the list of known models
+    print(f"Training {config.model} on {config.dataset} for {config.epochs} epoch(s)", file=sys.stderr)
+    # A live bar on a terminal; one line per epoch in logs (Keras always redraws otherwise).
+    verbose = 1 if sys.stdout.isatty() else 2
+    result = train.train(config, out=args.out, runs_dir=engine.runs_root(args.runs_dir), data_dir=args.data_dir,
+                         verbose=verbose, download_progress=_download_bar())
+    if result.resumed_from_epoch:
+        print(f"Resumed from epoch {result.resumed_from_epoch}", file=sys.stderr)
+    print(f"Run directory: {result.run_dir}")
+    print(f"Training time: {result.metrics['training_seconds']:.1f} s")
+    print(f"Test accuracy: {result.metrics['test_accuracy']:.4f}")
+    return 0
+
+
+def _test_predictions(args):
+    """(info, dataset, probabilities) for the run's own test set."""
+    from . import data, engine
+
+    run_dir = engine.resolve_run(args.run, args.runs_dir)
+    predictor = engine.Predictor(run_dir)
+    dataset = data.load_dataset(predictor.info.config.get("dataset", "mnist"), data_dir=args.data_dir)
+    return predictor, dataset
+
+
+def cmd_evaluate(args) -> int:
+    from . import evaluate
+
+    predictor, dataset = _test_predictions(args)
+    probabilities = predictor.predict_proba(dataset.x_test)
+    metrics = evaluate.evaluate(probabilities, dataset.y_test, dataset.class_names)
+    out = Path(args.out) if args.out else predictor.info.run_dir / "evaluation"
+    paths = evaluate.write_report(metrics, dataset.x_test, probabilities, dataset.y_test, dataset.class_names, out)
+    print(f"Run: {predictor.info.run_dir}")
+    print(f"Test loss: {metrics['loss']:.4f}")
+    print(f"Test accuracy: {metrics['accuracy']:.4f} ({metrics['errors']} of {metrics['count']} wrong)")
+    print(f"{'class':>12} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
+    for row in metrics["per_class"]:
+        print(f"{row['class']:>12} {row['precision']:9.4f} {row['recall']:9.4f} {row['f1']:9.4f} {row['support']:8d}")
+    for name, path in paths.items():
+        print(f"Wrote {name.replace('_', ' ')}: {path}")
+    return 0
+
+
+def _has_display() -> bool:
+    import matplotlib
+
+    return matplotlib.get_backend().lower() not in {"agg", "pdf", "ps", "svg", "pgf", "cairo", "template"}
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+
+    from . import plots
+
+    if args.samples < 1:
+        raise ValueError(f"--samples must be at least 1, got {args.samples}")
+    predictor, dataset = _test_predictions(args)
+    count = min(args.samples, len(dataset.x_test))
+    indices = np.sort(np.random.default_rng(args.seed).choice(len(dataset.x_test), count, replace=False))
+    images, labels = dataset.x_test[indices], dataset.y_test[indices]
+    probabilities = predictor.predict_proba(images)
+    predicted, confidence = probabilities.argmax(1), probabilities.max(1)
+    names = dataset.class_names
+    results = [{"index": int(index), "predicted": names[p], "confidence": round(float(c), 6), "true": names[t],
+                "correct": bool(p == t),
+                "top3": [{"class": names[k], "probability": round(float(row[k]), 6)} for k in np.argsort(-row)[:3]]}
+               for index, p, c, t, row in zip(indices, predicted, confidence, labels, probabilities)]
+    figure = plots.prediction_grid(images, predicted, confidence, labels, class_names=list(names))
+    plot_path = Path(args.plot) if args.plot else None
+    if plot_path is None and not _has_display():
+        plot_path = predictor.info.run_dir / "predictions.png"
+    if plot_path is not None:
+        plots.save_figure(figure, plot_path)
+    if args.json:
+        print(json.dumps({"run": str(predictor.info.run_dir), "accuracy": float(np.mean(predicted == labels)),
+                          "plot": str(plot_path) if plot_path else None, "predictions": results}, indent=2))
+    else:
+        for row in results:
+            mark = "" if row["correct"] else "   <-- wrong"
+            print(f"test #{row['index']:>5}: predicted {row['predicted']} ({row['confidence']:.1%}), "
+                  f"true {row['true']}{mark}")
+        print(f"{sum(row['correct'] for row in results)} of {count} correct")
+        if plot_path is not None:
+            print(f"Saved the figure to {plot_path}" + ("" if args.plot else " (no display to show it on)"))
+    if plot_path is None:
+        import matplotlib.pyplot as plt
+
+        plt.figure(figure.number) if hasattr(figure, "number") else None
+        plt.show()
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, OSError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"digits {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"digits {args.command}: interrupted; run the same command again to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

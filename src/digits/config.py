@@ -1,0 +1,110 @@
+"""Training configuration: one dataclass of typed defaults, a JSON round-trip, and overrides.
+
+A run is fully described by a `Config`. The run directory stores it as `config.json`, so a
+model always carries the recipe that built it, and `digits train --config FILE` reads the
+same file back. Unknown keys and values of the wrong type are refused with a `ValueError`
+that names the key and the fix, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Config:
+    model: str = "mlp"  # model registry name (digits.models.MODELS)
+    dataset: str = "mnist"  # dataset registry name (digits.data.DATASETS)
+    epochs: int = 5  # full passes over the training split
+    batch_size: int = 32  # images per optimizer step
+    learning_rate: float = 0.001  # Adam's step size (peak rate when a schedule is used)
+    seed: int = 42  # seeds Python, NumPy and TensorFlow; same seed -> same model on CPU
+    validation_split: float = 0.1  # fraction of the training images held out for validation
+    limit: int | None = None  # use only the first N training images (fast runs); None = all
+    model_args: dict[str, Any] = field(default_factory=dict)  # keyword arguments for the model builder
+
+    def validate(self) -> "Config":
+        """Check value ranges; raise ValueError naming the bad value and the fix."""
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}; pass --epochs 1 or more")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}; pass --batch-size 1 or more")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}; try --learning-rate 0.001")
+        if not 0.0 < self.validation_split < 1.0:
+            raise ValueError(
+                f"validation_split must be between 0 and 1 (exclusive), got {self.validation_split}; try 0.1"
+            )
+        if self.limit is not None and self.limit < 2:
+            raise ValueError(f"limit must be at least 2 images, got {self.limit}; try --limit 2000")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        """A short hash of the settings; two runs with the same fingerprint are the same run."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(Config)
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    """Return `value` if it fits the field's type (int accepted for float), else raise."""
+    allowed = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    for kind in allowed:
+        origin = typing.get_origin(kind) or kind
+        if kind is type(None) and value is None:
+            return None
+        if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if origin is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if origin in (str, dict) and isinstance(value, origin):
+            return value
+    names = " or ".join("null" if k is type(None) else getattr(typing.get_origin(k) or k, "__name__", str(k))
+                        for k in allowed)
+    raise ValueError(
+        f"config key '{key}' must be {names}, got {type(value).__name__} {value!r}; fix the value in the config"
+    )
+
+
+def from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
+    """Build a Config from `values` over `base` (defaults if None), checking keys and types."""
+    if not isinstance(values, dict):
+        raise ValueError(f"a config must be a JSON object of settings, got {type(values).__name__}")
+    hints = _field_types()
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise ValueError(
+            f"unknown config key(s) {', '.join(map(repr, unknown))}; known keys: {', '.join(hints)}"
+        )
+    checked = {key: _coerce(key, value, hints[key]) for key, value in values.items()}
+    return dataclasses.replace(base or Config(), **checked).validate()
+
+
+def load(path: str | Path, base: Config | None = None) -> Config:
+    """Read a JSON config file; every error is a one-line ValueError naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ValueError(f"cannot read config file {path}: {error.strerror or error}; check the path") from None
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"config file {path} is not valid JSON ({error.msg} at line {error.lineno}); fix it") from None
+    try:
+        return from_dict(values, base)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None

@@ -1,0 +1,379 @@
+"""Datasets: verified IDX / npz readers, the dataset registry, lookup, download and tf.data.
+
+Every array that reaches a model comes through `load_dataset`, which finds the files (a
+directory given by flag or `DIGITS_DATA_DIR`, the copy shipped inside this package, Debian's
+`/usr/share/datasets/<name>/`, then the user cache), verifies the SHA-256 of the
+decompressed bytes against the registry, and only then parses them. When no location has
+the files they are downloaded from the official mirrors, verified and written atomically.
+Any problem is a `DataError` (a `ValueError`) whose one-line message names the file, what
+was expected and what to do.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+ROLES = ("train_images", "train_labels", "test_images", "test_labels")
+IMAGE_MAGIC, LABEL_MAGIC = 0x00000803, 0x00000801
+SHIPPED_DIR = Path(__file__).parent / "datasets"
+SYSTEM_DIR = Path("/usr/share/datasets")  # Debian's dataset-* packages install here
+
+
+class DataError(ValueError):
+    """A dataset file is missing, unreadable, corrupt or not what the registry expects."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    files: dict[str, str]  # role -> IDX file name (without .gz)
+    sha256: dict[str, str]  # IDX file name -> SHA-256 of its decompressed bytes
+    mirrors: tuple[str, ...]  # base URLs that serve "<file>.gz"
+    class_names: tuple[str, ...]
+    npz_sha256: str | None = None  # Keras's single-file copy, where one exists
+    install_hint: str = ""  # how to get the files without the network
+
+
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(
+        name="mnist",
+        files=MNIST_FILES,
+        sha256={
+            "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        },
+        mirrors=(
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        ),
+        class_names=tuple(str(digit) for digit in range(10)),
+        npz_sha256="731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
+        install_hint="it ships with digits; reinstall the package",
+    ),
+    "fashion-mnist": DatasetSpec(
+        name="fashion-mnist",
+        files=MNIST_FILES,
+        sha256={
+            "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        install_hint="on Debian/Ubuntu: apt-get install dataset-fashion-mnist",
+    ),
+}
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: np.ndarray  # (N, 28, 28) uint8
+    y_train: np.ndarray  # (N,) int64
+    x_test: np.ndarray  # (M, 28, 28) uint8
+    y_test: np.ndarray  # (M,) int64
+    class_names: tuple[str, ...]
+    source: str  # where the files were found
+    sha256: dict[str, str] = field(default_factory=dict)  # file -> verified SHA-256
+
+    @property
+    def checksum(self) -> str:
+        """One SHA-256 over the verified per-file hashes: names this exact dataset."""
+        joined = "\n".join(f"{name} {digest}" for name, digest in sorted(self.sha256.items()))
+        return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def get_spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset '{name}'; known datasets: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+# ---------------------------------------------------------------- reading and verifying
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's content, decompressed if it is gzip (detected by magic, not by name)."""
+    try:
+        raw = Path(path).read_bytes()
+    except IsADirectoryError:
+        raise DataError(f"{path} is a directory, not a data file; point to the file itself") from None
+    except OSError as error:
+        raise DataError(f"cannot read {path}: {error.strerror or error}; check the path and permissions") from None
+    return decompress(raw, str(path))
+
+
+def decompress(raw: bytes, source: str) -> bytes:
+    """gzip-decompress `raw` if it starts with gzip's magic; otherwise return it as is."""
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error) as error:
+        raise DataError(
+            f"{source} is a damaged gzip file ({error}); it is truncated or corrupt: delete it and fetch it again"
+        ) from None
+
+
+def parse_idx(content: bytes, source: str = "IDX data") -> np.ndarray:
+    """Parse IDX bytes (big-endian header, then uint8 data) into an array."""
+    if len(content) < 8:
+        raise DataError(f"{source} is too short to be an IDX file ({len(content)} bytes); replace it")
+    magic, = struct.unpack(">i", content[:4])
+    if magic not in (IMAGE_MAGIC, LABEL_MAGIC):
+        raise DataError(
+            f"{source} is not an IDX file of uint8 images or labels (magic 0x{magic & 0xFFFFFFFF:08x}, "
+            f"expected 0x{IMAGE_MAGIC:08x} or 0x{LABEL_MAGIC:08x}); replace it with the original file"
+        )
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(content) < header:
+        raise DataError(f"{source} has a truncated IDX header; replace it with the original file")
+    shape = struct.unpack(f">{ndim}i", content[4:header])
+    expected = header + int(np.prod(shape))
+    if len(content) != expected:
+        raise DataError(
+            f"{source} holds {len(content)} bytes but its IDX header {tuple(shape)} needs {expected}; "
+            "the file is truncated or corrupt: replace it with the original"
+        )
+    return np.frombuffer(content, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def read_idx(path: str | Path, expected_sha256: str | None = None) -> np.ndarray:
+    """Read an IDX file (gzip or raw); if given, verify the decompressed bytes' SHA-256 first."""
+    path = Path(path)
+    content = read_bytes(path)
+    if expected_sha256 is not None:
+        verify(content, expected_sha256, path)
+    return parse_idx(content, str(path))
+
+
+def verify(content: bytes, expected_sha256: str, path: Path | str) -> str:
+    digest = hashlib.sha256(content).hexdigest()
+    if digest != expected_sha256:
+        raise DataError(
+            f"{path}: SHA-256 of its contents is {digest[:16]}..., expected {expected_sha256[:16]}...; "
+            "the file is corrupt or not the right dataset: replace it with the original"
+        )
+    return digest
+
+
+def read_npz(path: str | Path, expected_sha256: str | None = None) -> dict[str, np.ndarray]:
+    """Read Keras's `mnist.npz` (x_train, y_train, x_test, y_test), verifying the file's SHA-256."""
+    path = Path(path)
+    content = read_bytes(path)
+    if expected_sha256 is not None:
+        verify(content, expected_sha256, path)
+    import io
+    import zipfile
+
+    try:
+        with np.load(io.BytesIO(content), allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as error:
+        raise DataError(
+            f"{path} is not a Keras MNIST npz with x_train, y_train, x_test, y_test ({error}); replace it"
+        ) from None
+    return arrays
+
+
+def _check_arrays(images: np.ndarray, labels: np.ndarray, where: str, classes: int) -> None:
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DataError(f"{where}: images have shape {images.shape}, expected (N, 28, 28); wrong file?")
+    if labels.shape != (len(images),):
+        raise DataError(f"{where}: {len(labels)} labels for {len(images)} images; the files do not belong together")
+    if labels.size and labels.max() >= classes:
+        raise DataError(f"{where}: label {labels.max()} is out of range 0..{classes - 1}; wrong file?")
+
+
+# ---------------------------------------------------------------- finding and downloading
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "digits" / "datasets"
+
+
+def _find_file(directory: Path, name: str) -> Path | None:
+    for candidate in (directory / f"{name}.gz", directory / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _holds(directory: Path, spec: DatasetSpec) -> bool:
+    if spec.npz_sha256 and (directory / f"{spec.name}.npz").is_file():
+        return True
+    return all(_find_file(directory, name) for name in spec.files.values())
+
+
+def candidate_dirs(spec: DatasetSpec, data_dir: str | Path | None = None) -> list[tuple[str, Path]]:
+    """Where to look, in order: flag, environment, shipped copy, Debian, user cache."""
+    places: list[tuple[str, Path]] = []
+    if data_dir is not None:
+        places.append(("--data-dir", Path(data_dir)))
+    elif os.environ.get("DIGITS_DATA_DIR"):
+        places.append(("DIGITS_DATA_DIR", Path(os.environ["DIGITS_DATA_DIR"])))
+    places += [
+        ("shipped copy", SHIPPED_DIR / spec.name),
+        ("system datasets", SYSTEM_DIR / spec.name),
+        ("user cache", cache_dir() / spec.name),
+    ]
+    return places
+
+
+def _read_from(directory: Path, spec: DatasetSpec) -> Dataset:
+    npz = directory / f"{spec.name}.npz"
+    if spec.npz_sha256 and npz.is_file() and not _find_file(directory, spec.files["train_images"]):
+        arrays = read_npz(npz, spec.npz_sha256)
+        digests = {npz.name: spec.npz_sha256}
+    else:
+        arrays, digests = {}, {}
+        for role, name in spec.files.items():
+            path = _find_file(directory, name)
+            if path is None:
+                raise DataError(f"{directory / name}[.gz] is missing; put all four {spec.name} IDX files there")
+            arrays[role] = read_idx(path, spec.sha256[name])
+            digests[name] = spec.sha256[name]
+        arrays = {"x_train": arrays["train_images"], "y_train": arrays["train_labels"],
+                  "x_test": arrays["test_images"], "y_test": arrays["test_labels"]}
+    for split in ("train", "test"):
+        _check_arrays(arrays[f"x_{split}"], arrays[f"y_{split}"], f"{directory} ({split})", len(spec.class_names))
+    return Dataset(
+        name=spec.name,
+        x_train=arrays["x_train"], y_train=arrays["y_train"].astype(np.int64),
+        x_test=arrays["x_test"], y_test=arrays["y_test"].astype(np.int64),
+        class_names=spec.class_names, source=str(directory), sha256=digests,
+    )
+
+
+def atomic_write_bytes(path: Path, content: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(content)
+        os.chmod(temporary, 0o644)  # mkstemp makes 0600; results are meant to be shared
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _fetch(url: str, progress: Callable[[int, int], None] | None, timeout: float) -> bytes:
+    chunks, done = [], 0
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        total = int(response.headers.get("Content-Length") or 0)
+        while chunk := response.read(1 << 16):
+            chunks.append(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+    return b"".join(chunks)
+
+
+def download(spec: DatasetSpec, target: Path, progress: Callable[[str, int, int], None] | None = None,
+             timeout: float = 30.0) -> Path:
+    """Fetch each missing file from the first mirror that answers; verify, then write atomically."""
+    for name in spec.files.values():
+        if _find_file(target, name):
+            continue
+        errors = []
+        for mirror in spec.mirrors:
+            url = f"{mirror}{name}.gz"
+            try:
+                packed = _fetch(url, (lambda done, total: progress(name, done, total)) if progress else None, timeout)
+            except (urllib.error.URLError, OSError, ValueError) as error:
+                errors.append(f"{url}: {getattr(error, 'reason', error)}")
+                continue
+            verify(decompress(packed, url), spec.sha256[name], url)
+            atomic_write_bytes(target / f"{name}.gz", packed)
+            break
+        else:
+            raise DataError(f"could not download {name}.gz ({'; '.join(errors)})")
+    return target
+
+
+def load_dataset(name: str = "mnist", data_dir: str | Path | None = None, allow_download: bool = True,
+                 progress: Callable[[str, int, int], None] | None = None) -> Dataset:
+    """Find, verify and load a registered dataset; download it into the cache if needed."""
+    spec = get_spec(name)
+    places = candidate_dirs(spec, data_dir)
+    if data_dir is not None and not _holds(Path(data_dir), spec):
+        raise DataError(
+            f"--data-dir {data_dir} does not hold {name}: expected {', '.join(spec.files.values())} "
+            "(each optionally .gz); put the files there or drop the flag"
+        )
+    for _, directory in places:
+        if _holds(directory, spec):
+            return _read_from(directory, spec)
+    target = cache_dir() / name
+    looked = ", ".join(str(directory) for _, directory in places)
+    if not allow_download:
+        raise DataError(f"{name} not found (looked in {looked}); {spec.install_hint}, "
+                        f"or put the four IDX files in one of those directories")
+    try:
+        download(spec, target, progress)
+    except DataError as error:
+        raise DataError(
+            f"{name} not found locally (looked in {looked}) and the download failed: {error}. "
+            f"Offline? {spec.install_hint[:1].upper() + spec.install_hint[1:]}, or copy the four IDX files "
+            f"({', '.join(spec.files.values())}, .gz or raw) into {target} or DIGITS_DATA_DIR"
+        ) from None
+    return _read_from(target, spec)
+
+
+# ---------------------------------------------------------------- arrays for models
+
+
+def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int = 0):
+    """Hold out a seeded random `fraction` of (x, y) for validation; returns x_tr, y_tr, x_val, y_val."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    count = max(1, int(round(len(x) * fraction)))
+    held, kept = order[:count], order[count:]
+    return x[kept], y[kept], x[held], y[held]
+
+
+def to_model_input(images: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) uint8 in 0..255 -> (N, 28, 28, 1) float32 in 0..1, what every model takes."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    scaled = images.astype(np.float32)
+    if images.dtype == np.uint8:
+        scaled /= 255.0
+    return scaled
+
+
+def make_tf_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = False, seed: int = 0):
+    """A tf.data pipeline over in-memory arrays: shuffled (seeded) each epoch, batched, prefetched."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
