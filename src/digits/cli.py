@@ -178,7 +178,7 @@ def cmd_predict(args) -> int:
     if plot_path is None:
         import matplotlib.pyplot as plt
 
-        plt.figure(figure.number) if hasattr(figure, "number") else None
+        plt.figure(figure)  # adopt the bare Figure into pyplot (matplotlib >= 3.10)
         plt.show()
     return 0
 

@@ -15,7 +15,6 @@ import gzip
 import hashlib
 import os
 import struct
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from . import files
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 IMAGE_MAGIC, LABEL_MAGIC = 0x00000803, 0x00000801
@@ -270,20 +271,6 @@ def _read_from(directory: Path, spec: DatasetSpec) -> Dataset:
     )
 
 
-def atomic_write_bytes(path: Path, content: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
-        os.chmod(temporary, 0o644)  # mkstemp makes 0600; results are meant to be shared
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _fetch(url: str, progress: Callable[[int, int], None] | None, timeout: float) -> bytes:
     chunks, done = [], 0
     with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -311,7 +298,7 @@ def download(spec: DatasetSpec, target: Path, progress: Callable[[str, int, int]
                 errors.append(f"{url}: {getattr(error, 'reason', error)}")
                 continue
             verify(decompress(packed, url), spec.sha256[name], url)
-            atomic_write_bytes(target / f"{name}.gz", packed)
+            files.write_bytes(target / f"{name}.gz", packed)
             break
         else:
             raise DataError(f"could not download {name}.gz ({'; '.join(errors)})")

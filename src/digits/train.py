@@ -11,7 +11,6 @@ a kill continues from that epoch instead of starting over.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import shutil
@@ -24,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__, data, models, plots  # models imports TensorFlow quietly first
+from . import __version__, data, files, models, plots  # models imports TensorFlow quietly first
 from .config import Config
 
 RUN_FILES = ("model.keras", "config.json", "metrics.json", "history.json")  # what a complete run holds
@@ -36,11 +35,6 @@ class TrainResult:
     history: dict[str, list[float]]
     metrics: dict
     resumed_from_epoch: int  # 0 for a fresh run
-
-
-def write_json(path: Path, value) -> None:
-    """Write JSON atomically (temporary file beside it, then rename)."""
-    data.atomic_write_bytes(Path(path), (json.dumps(value, indent=2) + "\n").encode())
 
 
 def default_run_name(config: Config) -> str:
@@ -130,7 +124,7 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
         raise ValueError(f"run directory {run_dir} already exists; choose another --out or remove it first")
     partial = partial_dir_for(config, run_dir.parent, out)
     partial.mkdir(parents=True, exist_ok=True)
-    write_json(partial / "config.json", config.to_dict())
+    files.write_json(partial / "config.json", config.to_dict())
 
     import keras
 
@@ -164,10 +158,11 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
         "versions": environment(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
     }
-    model.save(partial / "model.keras")
-    write_json(partial / "history.json", history)
+    with files.atomic_path(partial / "model.keras") as temporary:
+        model.save(temporary)
+    files.write_json(partial / "history.json", history)
     plots.training_curves(history, partial / "training_curves.png")
-    write_json(partial / "metrics.json", metrics)  # last: its presence marks a complete run
+    files.write_json(partial / "metrics.json", metrics)  # last: its presence marks a complete run
     shutil.rmtree(partial / "backup", ignore_errors=True)
     history_csv.unlink(missing_ok=True)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
