@@ -137,7 +137,7 @@ def most_confident_mistakes(probabilities: np.ndarray, labels: np.ndarray,
 
 
 def write_report(metrics: dict, images: np.ndarray, probabilities: np.ndarray, labels: np.ndarray,
-                 class_names: Sequence[str], out_dir: Path, *, mistake_count: int = 25) -> dict[str, Path]:
+                 class_names: Sequence[str], out_dir: Path, *, mistake_count: int = 24) -> dict[str, Path]:
     """Write evaluation.json, confusion_matrix.json/.png and mistakes.png into out_dir.
 
     images: (N, H, W) or (N, H, W, 1), uint8 0..255 or float 0..1, in the same order as
