@@ -1,0 +1,120 @@
+"""The `digits` command as a user runs it: subprocesses, real files, one-line errors."""
+
+import json
+import shutil
+
+import pytest
+
+from conftest import assert_clean_error, run_cli
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_help_lists_the_commands():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("train", "evaluate", "predict"):
+        assert command in result.stdout
+    assert "(default: 32)" in run_cli("train", "--help").stdout
+
+
+def test_train_with_config_file_and_overrides_then_retrain_from_the_run_config(tmp_path):
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"epochs": 3, "limit": 1000, "seed": 5, "model_args": {"hidden_units": 64}}))
+    result = run_cli("train", "--config", str(recipe), "--epochs", "1", "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert "Test accuracy: 0." in result.stdout
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (saved["epochs"], saved["limit"], saved["seed"], saved["model_args"]) == (1, 1000, 5, {"hidden_units": 64})
+    again = run_cli("train", "--config", str(tmp_path / "run" / "config.json"), "--out", str(tmp_path / "again"))
+    assert again.returncode == 0, again.stderr
+    first = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    second = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert first["test_accuracy"] == second["test_accuracy"]  # same config, same seed, same model
+
+
+def test_predict_json_and_plot(tiny_run, tmp_path):
+    plot = tmp_path / "grid.png"
+    result = run_cli("predict", str(tiny_run), "--samples", "5", "--json", "--plot", str(plot))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert len(report["predictions"]) == 5 and report["plot"] == str(plot)
+    for row in report["predictions"]:
+        assert row["predicted"] == row["top3"][0]["class"]
+        assert row["correct"] == (row["predicted"] == row["true"])
+        assert 0 < row["confidence"] <= 1
+    assert plot.read_bytes()[:8] == PNG
+
+
+def test_predict_headless_saves_into_the_run_and_says_where(tiny_run, tmp_path):
+    copy = tmp_path / "runs" / "only"
+    shutil.copytree(tiny_run, copy)
+    result = run_cli("predict", "--samples", "4", cwd=tmp_path)  # latest run under ./runs
+    assert result.returncode == 0, result.stderr
+    assert f"Saved the figure to {copy.relative_to(tmp_path)}/predictions.png" in result.stdout
+    assert (copy / "predictions.png").read_bytes()[:8] == PNG
+
+
+def test_evaluate_writes_the_report(tiny_run, tmp_path):
+    out = tmp_path / "report"
+    result = run_cli("evaluate", str(tiny_run), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert f"Test accuracy: {metrics['test_accuracy']:.4f}" in result.stdout
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-4)
+    matrix = json.loads((out / "confusion_matrix.json").read_text())["matrix"]
+    assert sum(map(sum, matrix)) == 10000
+    assert (out / "confusion_matrix.png").read_bytes()[:8] == PNG
+    assert (out / "mistakes.png").read_bytes()[:8] == PNG
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["train", "--model", "transformer"], ["unknown model 'transformer'", "mlp"]),
+    (["train", "--dataset", "cifar10"], ["unknown dataset 'cifar10'", "fashion-mnist"]),
+    (["train", "--epochs", "0"], ["epochs must be at least 1"]),
+    (["train", "--epochs", "-2"], ["epochs must be at least 1"]),
+    (["train", "--batch-size", "0"], ["batch_size must be at least 1"]),
+    (["predict", "does-not-exist"], ["does-not-exist does not exist"]),
+    (["evaluate"], ["no trained model found"]),
+    (["predict", "--samples", "0"], ["--samples must be at least 1"]),
+])
+def test_bad_input_gets_one_clear_line(tmp_path, args, fragments):
+    assert_clean_error(run_cli(*args, cwd=tmp_path), *fragments)
+
+
+@pytest.mark.parametrize("text, fragments", [
+    ('{"epochs": 2, "dropout": 0.5}', ["unknown config key(s) 'dropout'"]),
+    ('{"epochs": "2"}', ["'epochs' must be int, got str"]),
+    ('{"epochs": 2', ["is not valid JSON"]),
+])
+def test_bad_config_files(tmp_path, text, fragments):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    assert_clean_error(run_cli("train", "--config", str(path), cwd=tmp_path), "bad.json", *fragments)
+
+
+def test_half_written_run_directory(tiny_run, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_run, broken)
+    (broken / "metrics.json").unlink()
+    assert_clean_error(run_cli("predict", str(broken)), "incomplete", "missing metrics.json")
+
+
+def test_corrupt_data_file_is_refused_and_nothing_is_written(tmp_path):
+    from digits import data
+
+    shipped = data.SHIPPED_DIR / "mnist"
+    bad = tmp_path / "data"
+    shutil.copytree(shipped, bad)
+    raw = (bad / "train-labels-idx1-ubyte.gz").read_bytes()
+    (bad / "train-labels-idx1-ubyte.gz").write_bytes(raw[: len(raw) // 2])
+    result = run_cli("train", "--data-dir", str(bad), "--epochs", "1", "--out", str(tmp_path / "run"))
+    assert_clean_error(result, "train-labels-idx1-ubyte.gz", "damaged gzip")
+    assert not (tmp_path / "run").exists()
+
+
+def test_existing_out_is_refused_and_kept(tiny_run):
+    before = (tiny_run / "metrics.json").read_bytes()
+    assert_clean_error(run_cli("train", "--out", str(tiny_run), "--epochs", "1"), "already exists")
+    assert (tiny_run / "metrics.json").read_bytes() == before

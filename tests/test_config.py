@@ -1,0 +1,80 @@
+"""Config: defaults, JSON round-trip, and refusal of unknown keys, wrong types and bad values."""
+
+import json
+
+import pytest
+
+from digits import config
+
+
+def test_defaults_are_the_original_recipe():
+    defaults = config.Config()
+    assert (defaults.model, defaults.dataset, defaults.epochs, defaults.batch_size) == ("mlp", "mnist", 5, 32)
+    assert defaults.learning_rate == 0.001
+
+
+def test_json_round_trip(tmp_path):
+    original = config.Config(epochs=3, limit=500, model_args={"hidden_units": 64})
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(original.to_dict()))
+    assert config.load(path) == original
+
+
+def test_int_is_accepted_for_float_and_none_for_optional():
+    loaded = config.from_dict({"learning_rate": 1, "limit": None})
+    assert loaded.learning_rate == 1.0 and isinstance(loaded.learning_rate, float)
+    assert loaded.limit is None
+
+
+@pytest.mark.parametrize("values, fragment", [
+    ({"epoch": 3}, "unknown config key(s) 'epoch'"),
+    ({"epochs": "5"}, "'epochs' must be int, got str"),
+    ({"epochs": 2.5}, "'epochs' must be int"),
+    ({"epochs": True}, "'epochs' must be int"),
+    ({"model_args": []}, "'model_args' must be dict"),
+    ({"epochs": 0}, "epochs must be at least 1"),
+    ({"epochs": -3}, "epochs must be at least 1"),
+    ({"batch_size": 0}, "batch_size must be at least 1"),
+    ({"learning_rate": -0.1}, "learning_rate must be positive"),
+    ({"validation_split": 1.0}, "validation_split must be between 0 and 1"),
+    ({"limit": 1}, "limit must be at least 2"),
+])
+def test_bad_values_are_refused_with_the_key_named(values, fragment):
+    with pytest.raises(ValueError) as caught:
+        config.from_dict(values)
+    assert fragment in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_unknown_key_message_lists_known_keys():
+    with pytest.raises(ValueError, match="known keys: model, dataset, epochs"):
+        config.from_dict({"lr": 0.1})
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("{not json", "is not valid JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    ('{"epochs": "ten"}', "'epochs' must be int"),
+])
+def test_bad_files_name_the_file(tmp_path, text, fragment):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(ValueError) as caught:
+        config.load(path)
+    assert fragment in str(caught.value) and "bad.json" in str(caught.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ValueError, match="cannot read config file"):
+        config.load(tmp_path / "missing.json")
+
+
+def test_overrides_apply_over_a_base():
+    base = config.Config(epochs=7, seed=3)
+    merged = config.from_dict({"seed": 9}, base)
+    assert (merged.epochs, merged.seed) == (7, 9)
+
+
+def test_fingerprint_tracks_settings():
+    assert config.Config().fingerprint() == config.Config().fingerprint()
+    assert config.Config().fingerprint() != config.Config(seed=1).fingerprint()
