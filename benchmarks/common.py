@@ -1,0 +1,36 @@
+"""Shared by the benchmark scripts: the machine description and atomic JSON results."""
+
+from __future__ import annotations
+
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    """What the figures were measured on: CPU model, cores, memory, OS, library versions."""
+    from digits import train
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gib = None
+    if hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
+        memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu, "cores": usable, "memory_gib": memory_gib, **train.environment(),
+            "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def save(name: str, result: dict) -> Path:
+    from digits import files
+
+    return files.write_json(RESULTS / f"{name}.json", result)
