@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import struct
 import urllib.error
@@ -153,8 +154,8 @@ def parse_idx(content: bytes, source: str = "IDX data") -> np.ndarray:
     header = 4 + 4 * ndim
     if len(content) < header:
         raise DataError(f"{source} has a truncated IDX header; replace it with the original file")
-    shape = struct.unpack(f">{ndim}i", content[4:header])
-    expected = header + int(np.prod(shape))
+    shape = struct.unpack(f">{ndim}I", content[4:header])  # unsigned: a negative size is no size
+    expected = header + math.prod(shape)  # exact, no int64 overflow on absurd headers
     if len(content) != expected:
         raise DataError(
             f"{source} holds {len(content)} bytes but its IDX header {tuple(shape)} needs {expected}; "
@@ -285,7 +286,7 @@ def _fetch(url: str, progress: Callable[[int, int], None] | None, timeout: float
 
 def download(spec: DatasetSpec, target: Path, progress: Callable[[str, int, int], None] | None = None,
              timeout: float = 30.0) -> Path:
-    """Fetch each missing file from the first mirror that answers; verify, then write atomically."""
+    """Fetch each missing file from the first mirror that serves it intact; verify, then write atomically."""
     for name in spec.files.values():
         if _find_file(target, name):
             continue
@@ -297,7 +298,11 @@ def download(spec: DatasetSpec, target: Path, progress: Callable[[str, int, int]
             except (urllib.error.URLError, OSError, ValueError) as error:
                 errors.append(f"{url}: {getattr(error, 'reason', error)}")
                 continue
-            verify(decompress(packed, url), spec.sha256[name], url)
+            try:
+                verify(decompress(packed, url), spec.sha256[name], url)
+            except DataError as error:  # a mirror serving the wrong bytes: try the next one
+                errors.append(str(error))
+                continue
             files.write_bytes(target / f"{name}.gz", packed)
             break
         else:
@@ -319,16 +324,17 @@ def load_dataset(name: str = "mnist", data_dir: str | Path | None = None, allow_
         if _holds(directory, spec):
             return _read_from(directory, spec)
     target = cache_dir() / name
+    hint = f"{spec.install_hint}, or " if spec.install_hint else ""
     looked = ", ".join(str(directory) for _, directory in places)
     if not allow_download:
-        raise DataError(f"{name} not found (looked in {looked}); {spec.install_hint}, "
-                        f"or put the four IDX files in one of those directories")
+        raise DataError(f"{name} not found (looked in {looked}); {hint}"
+                        f"put the four IDX files in one of those directories")
     try:
         download(spec, target, progress)
     except DataError as error:
         raise DataError(
             f"{name} not found locally (looked in {looked}) and the download failed: {error}. "
-            f"Offline? {spec.install_hint[:1].upper() + spec.install_hint[1:]}, or copy the four IDX files "
+            f"Without a network, {hint}copy the four IDX files "
             f"({', '.join(spec.files.values())}, .gz or raw) into {target} or DIGITS_DATA_DIR"
         ) from None
     return _read_from(target, spec)
