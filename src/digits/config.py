@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import Any
 
 
+SCHEDULES = ("constant", "one_cycle", "cosine")
+PRECISIONS = ("float32", "mixed_bfloat16", "auto")
+
+
 @dataclass
 class Config:
     model: str = "mlp"  # model registry name (digits.models.MODELS)
@@ -29,6 +33,15 @@ class Config:
     validation_split: float = 0.1  # fraction of the training images held out for validation
     limit: int | None = None  # use only the first N training images (fast runs); None = all
     model_args: dict[str, Any] = field(default_factory=dict)  # keyword arguments for the model builder
+    schedule: str = "constant"  # learning rate: constant, one_cycle (warm-up then cosine) or cosine
+    warmup_fraction: float = 0.2  # one_cycle: share of all steps spent warming up to learning_rate
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW) when above 0
+    label_smoothing: float = 0.0  # move this much target mass evenly onto all classes
+    augment_shift: float = 0.0  # random translation, up to this many pixels each way
+    augment_rotation: float = 0.0  # random rotation, up to this many degrees each way
+    augment_zoom: float = 0.0  # random zoom, up to this fraction in or out
+    keep_best: bool = False  # end with the weights of the epoch with the best validation accuracy
+    precision: str = "float32"  # float32, mixed_bfloat16, or auto (bfloat16 where the CPU computes it natively)
 
     def validate(self) -> "Config":
         """Check value ranges; raise ValueError naming the bad value and the fix."""
@@ -42,6 +55,19 @@ class Config:
             raise ValueError(
                 f"validation_split must be between 0 and 1 (exclusive), got {self.validation_split}; try 0.1"
             )
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}; try 0.2")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}; try 0.1")
+        for name in ("weight_decay", "augment_shift", "augment_rotation", "augment_zoom"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}; use 0 to turn it off")
+        if self.augment_zoom >= 1:
+            raise ValueError(f"augment_zoom must be below 1, got {self.augment_zoom}; try 0.1")
         if self.limit is not None and self.limit < 2:
             raise ValueError(f"limit must be at least 2 images, got {self.limit}; try --limit 2000")
         return self
@@ -69,6 +95,8 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
         if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if origin is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if origin is bool and isinstance(value, bool):
             return value
         if origin in (str, dict) and isinstance(value, origin):
             return value

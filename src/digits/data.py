@@ -362,11 +362,60 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
     return scaled
 
 
-def make_tf_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = False, seed: int = 0):
-    """A tf.data pipeline over in-memory arrays: shuffled (seeded) each epoch, batched, prefetched."""
+def augment_batch(images, seed, shift: float = 0.0, rotation: float = 0.0, zoom: float = 0.0):
+    """Random shift (pixels), rotation (degrees) and zoom (fraction) of a (B, H, W, C) float batch.
+
+    One affine transform per image, drawn from a stateless seed (so a run is reproducible)
+    and applied in a single bilinear resampling; empty space is filled with black (0).
+    """
+    import math
+
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    count = tf.shape(images)[0]
+    height, width = float(images.shape[1]), float(images.shape[2])
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    angle = tf.random.stateless_uniform([count], seeds[0], -rotation, rotation) * (math.pi / 180.0)
+    scale = tf.random.stateless_uniform([count], seeds[1], 1.0 - zoom, 1.0 + zoom)
+    shift_x = tf.random.stateless_uniform([count], seeds[2], -shift, shift)
+    shift_y = tf.random.stateless_uniform([count], seeds[3], -shift, shift)
+    # The transform maps each output pixel back to an input pixel: inverse rotation and scale
+    # about the centre, after undoing the shift.
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    center_x, center_y = (width - 1) / 2, (height - 1) / 2
+    source_x, source_y = center_x + shift_x, center_y + shift_y
+    transforms = tf.stack([cos, sin, center_x - cos * source_x - sin * source_y,
+                           -sin, cos, center_y + sin * source_x - cos * source_y,
+                           tf.zeros([count]), tf.zeros([count])], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="CONSTANT")
+
+
+def make_tf_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = False, seed: int = 0,
+                    augment: dict | None = None, num_classes: int | None = None):
+    """A tf.data pipeline over arrays held in memory, that never waits on I/O.
+
+    Shuffling permutes indices (cheap) and each batch is gathered from the in-memory tensors.
+    `augment` ({"shift": px, "rotation": degrees, "zoom": fraction}) transforms each training
+    batch on the fly; `num_classes` turns labels into one-hot vectors (for label smoothing).
+    """
+    import tensorflow as tf
+
+    images, labels = tf.constant(x), tf.constant(y)
+    indices = tf.data.Dataset.range(len(x))
     if shuffle:
-        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        indices = indices.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    batches = indices.batch(batch_size)
+    if augment and any(augment.values()):
+        batch_seeds = tf.data.Dataset.random(seed=seed).batch(2)  # a fresh stateless seed per batch
+
+        def gather(index, batch_seed):
+            return augment_batch(tf.gather(images, index), batch_seed, **augment), tf.gather(labels, index)
+
+        dataset = tf.data.Dataset.zip((batches, batch_seeds)).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        dataset = batches.map(lambda index: (tf.gather(images, index), tf.gather(labels, index)))
+    if num_classes:
+        dataset = dataset.map(lambda batch, label: (batch, tf.one_hot(label, num_classes)))
+    return dataset.prefetch(tf.data.AUTOTUNE)

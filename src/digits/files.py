@@ -23,7 +23,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    # keep a double suffix (".weights.h5"): Keras checks file names by their ending
+    suffix = "".join(path.suffixes[-2:]) if len(path.suffixes) > 1 and len(path.suffixes[-2]) <= 8 else path.suffix
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(descriptor)
     try:
         yield Path(temporary)

@@ -51,3 +51,75 @@ def create_model(name: str, input_shape=INPUT_SHAPE, num_classes: int = 10, **mo
             f"it takes: {', '.join(sorted(accepted)) or 'none'}"
         )
     return builder(input_shape=input_shape, num_classes=num_classes, **model_args)
+
+
+def _conv_bn_relu(filters: int, kernel_size: int = 3, strides: int = 1, padding: str = "same") -> list:
+    """Conv (no bias: BatchNorm has one) -> BatchNorm -> ReLU."""
+    return [layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False),
+            layers.BatchNormalization(), layers.ReLU()]
+
+
+@register
+def cnn(input_shape=INPUT_SHAPE, num_classes: int = 10, filters: int = 16, dense_units: int = 128,
+        batch_norm: bool = False, dropout_rate: float = 0.0) -> keras.Model:
+    """Small and fast: three Conv3x3-ReLU-MaxPool stages (filters, 2x, 4x), Dense, softmax.
+
+    Built for time-to-accuracy on a CPU (configs/cnn-fast.json): 'same' padding keeps 28 ->
+    14 -> 7 -> 3, few channels at full resolution, about 1.9 M multiply-adds per image.
+    BatchNorm is optional: on a 2-core CPU it costs more time per epoch than it saves in
+    epochs (measured in benchmarks/time_to_accuracy.py's notes in the README).
+    """
+    stack = [keras.Input(shape=input_shape)]
+    for multiple in (1, 2, 4):  # 28x28 -> 14x14 -> 7x7 -> 3x3
+        stack += (_conv_bn_relu(filters * multiple) if batch_norm else
+                  [layers.Conv2D(filters * multiple, 3, padding="same", activation="relu")])
+        stack.append(layers.MaxPooling2D(2))
+    stack.append(layers.Flatten())
+    if dense_units:
+        stack.append(layers.Dense(dense_units, activation="relu"))
+    if dropout_rate:
+        stack.append(layers.Dropout(dropout_rate))
+    stack.append(layers.Dense(num_classes, activation="softmax"))
+    return keras.Sequential(stack, name="cnn")
+
+
+@register
+def cnn_large(input_shape=INPUT_SHAPE, num_classes: int = 10, filters: int = 32,
+              dropout_rate: float = 0.4) -> keras.Model:
+    """For best accuracy: two blocks of 3x3, 3x3, strided 5x5 Conv-BN-ReLU with dropout, then 4x4.
+
+    The shape of the strongest single Keras CNNs in public MNIST studies; meant to be trained
+    with augmentation, a schedule and label smoothing (configs/best.json).
+    """
+    stack = [keras.Input(shape=input_shape)]
+    for multiple in (1, 2):  # 28 -> 26 -> 24 -> 12, then 12 -> 10 -> 8 -> 4
+        width = filters * multiple
+        stack += [*_conv_bn_relu(width, padding="valid"), *_conv_bn_relu(width, padding="valid"),
+                  *_conv_bn_relu(width, kernel_size=5, strides=2), layers.Dropout(dropout_rate)]
+    stack += [*_conv_bn_relu(filters * 4, kernel_size=4, padding="valid"), layers.Flatten(),
+              layers.Dropout(dropout_rate), layers.Dense(num_classes, activation="softmax")]
+    return keras.Sequential(stack, name="cnn_large")
+
+
+@register
+def convnet(input_shape=INPUT_SHAPE, num_classes: int = 10) -> keras.Model:
+    """The keras-io `mnist_convnet` example, unchanged: the reference for time-to-accuracy."""
+    return keras.Sequential([
+        keras.Input(shape=input_shape),
+        layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+        layers.MaxPooling2D(pool_size=(2, 2)),
+        layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+        layers.MaxPooling2D(pool_size=(2, 2)),
+        layers.Flatten(),
+        layers.Dropout(0.5),
+        layers.Dense(num_classes, activation="softmax"),
+    ], name="convnet")
+
+
+def predict_batches(model: keras.Model, images, batch_size: int = 1024):
+    """Probabilities for (N, 28, 28, 1) float inputs, in batches, without Keras's data adapters."""
+    import numpy as np
+
+    outputs = [np.asarray(model(images[start:start + batch_size], training=False))
+               for start in range(0, len(images), batch_size)]
+    return np.concatenate(outputs) if outputs else np.zeros((0, model.output_shape[-1]), np.float32)

@@ -11,6 +11,7 @@ a kill continues from that epoch instead of starting over.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -21,9 +22,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
+from . import runtime  # noqa: F401  (imports TensorFlow quietly, before Keras does)
 
-from . import __version__, data, files, models, plots  # models imports TensorFlow quietly first
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from . import __version__, data, evaluate, files, models, plots  # noqa: E402
 from .config import Config
 
 RUN_FILES = ("model.keras", "config.json", "metrics.json", "history.json")  # what a complete run holds
@@ -55,6 +59,26 @@ def seed_everything(seed: int) -> None:
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+
+
+def native_bfloat16() -> bool:
+    """True where bfloat16 matmuls run in hardware: a GPU, or an x86 CPU with AMX or AVX512-BF16."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def set_precision(precision: str) -> str:
+    """Apply a Config.precision to Keras's global dtype policy; returns the policy used."""
+    policy = precision if precision != "auto" else ("mixed_bfloat16" if native_bfloat16() else "float32")
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
 
 
 def environment() -> dict:
@@ -109,6 +133,67 @@ def prepare_data(config: Config, data_dir=None, progress=None):
     return dataset, data.to_model_input(x_train), y_train, data.to_model_input(x_val), y_val
 
 
+@keras.saving.register_keras_serializable(package="digits")
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from peak/25 to `peak` over `warmup_steps`, then cosine decay to 0."""
+
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0):
+        self.peak, self.total_steps, self.warmup_steps = float(peak), int(total_steps), int(warmup_steps)
+
+    def __call__(self, step):
+        from keras import ops
+
+        step = ops.cast(step, "float32")
+        warm = self.peak * (0.04 + 0.96 * step / max(1, self.warmup_steps))
+        progress = ops.minimum(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
+        decayed = self.peak * 0.5 * (1.0 + ops.cos(np.pi * progress))
+        return ops.where(step < self.warmup_steps, warm, decayed)
+
+    def get_config(self):
+        return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
+
+
+def compile_model(model, config: Config, steps_per_epoch: int, one_hot: bool) -> None:
+    """Optimizer (Adam, or AdamW with weight decay), learning-rate schedule, loss and accuracy."""
+    total = config.epochs * steps_per_epoch
+    rate = {"constant": config.learning_rate,
+            "one_cycle": OneCycle(config.learning_rate, total, int(total * config.warmup_fraction)),
+            "cosine": OneCycle(config.learning_rate, total, 0)}[config.schedule]
+    optimizer = (keras.optimizers.AdamW(learning_rate=rate, weight_decay=config.weight_decay)
+                 if config.weight_decay else keras.optimizers.Adam(learning_rate=rate))
+    loss = (keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing) if one_hot
+            else keras.losses.SparseCategoricalCrossentropy())
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+
+
+class KeepBest(keras.callbacks.Callback):
+    """Save the weights of the best epoch by validation accuracy; survives a resume via best.json."""
+
+    def __init__(self, directory: Path):
+        super().__init__()
+        self.weights, self.record = directory / "best.weights.h5", directory / "best.json"
+        self.best = json.loads(self.record.read_text())["val_accuracy"] if self.record.is_file() else -1.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        score = (logs or {}).get("val_accuracy", -1.0)
+        if score > self.best:
+            self.best = score
+            with files.atomic_path(self.weights) as temporary:
+                self.model.save_weights(temporary)
+            files.write_json(self.record, {"val_accuracy": score, "epoch": epoch + 1})
+
+    def restore(self) -> int | None:
+        """Load the best weights into the model; returns their epoch (1-based)."""
+        if not self.record.is_file():
+            return None
+        self.model.load_weights(self.weights)
+        return json.loads(self.record.read_text())["epoch"]
+
+
+def augmentation(config: Config) -> dict:
+    return {"shift": config.augment_shift, "rotation": config.augment_rotation, "zoom": config.augment_zoom}
+
+
 def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = "runs", data_dir=None,
           verbose: int | str = "auto", callbacks: tuple = (),
           download_progress: Callable[[str, int, int], None] | None = None) -> TrainResult:
@@ -126,45 +211,64 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
     partial.mkdir(parents=True, exist_ok=True)
     files.write_json(partial / "config.json", config.to_dict())
 
-    import keras
-
     dataset, x_train, y_train, x_val, y_val = prepare_data(config, data_dir, download_progress)
     seed_everything(config.seed)
-    model = models.create_model(config.model, input_shape=x_train.shape[1:],
-                                num_classes=len(dataset.class_names), **config.model_args)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    classes = len(dataset.class_names)
+    policy = set_precision(config.precision)
+    try:
+        model = models.create_model(config.model, input_shape=x_train.shape[1:], num_classes=classes,
+                                    **config.model_args)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")  # layers keep the policy they were built with
+    one_hot = classes if config.label_smoothing else None
+    compile_model(model, config, -(-len(x_train) // config.batch_size), one_hot=bool(one_hot))
 
     history_csv = partial / "history.csv"
     done_before = len(read_history_csv(history_csv).get("loss", []))
     backup = keras.callbacks.BackupAndRestore(str(partial / "backup"), double_checkpoint=True)
-    train_data = data.make_tf_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed)
-    val_data = data.make_tf_dataset(x_val, y_val, 1024)
+    keep_best = KeepBest(partial)
+    train_data = data.make_tf_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed,
+                                      augment=augmentation(config), num_classes=one_hot)
+    val_data = data.make_tf_dataset(x_val, y_val, 1024, num_classes=one_hot)
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=verbose, shuffle=False,
-              callbacks=[_epoch_timer(), backup, keras.callbacks.CSVLogger(str(history_csv), append=True),
-                         *callbacks])
+              callbacks=[_epoch_timer(), *([keep_best] if config.keep_best else []), backup,
+                         keras.callbacks.CSVLogger(str(history_csv), append=True), *callbacks])
+    best_epoch = keep_best.restore() if config.keep_best else None
 
     history = read_history_csv(history_csv)
-    test_data = data.make_tf_dataset(data.to_model_input(dataset.x_test), dataset.y_test, 1024)
-    test_loss, test_accuracy = model.evaluate(test_data, verbose=0)
+    if policy != "float32":  # save (and so serve) a float32 copy: same weights, runs on any CPU
+        trained, model = model, models.create_model(config.model, input_shape=x_train.shape[1:],
+                                                    num_classes=classes, **config.model_args)
+        model.set_weights(trained.get_weights())
+    probabilities = models.predict_batches(model, data.to_model_input(dataset.x_test))
+    test = evaluate.evaluate(probabilities, dataset.y_test, dataset.class_names)
     metrics = {
-        "test_loss": float(test_loss), "test_accuracy": float(test_accuracy),
-        "best_val_accuracy": max(history.get("val_accuracy", [float("nan")])),
+        "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+        "best_val_accuracy": max(history.get("val_accuracy", [float("nan")])), "kept_epoch": best_epoch,
         "epochs": len(history.get("loss", [])), "resumed_from_epoch": done_before,
         "training_seconds": float(sum(history.get("epoch_seconds", []))),
         "train_images": len(x_train), "validation_images": len(x_val), "test_images": len(dataset.x_test),
+        "input_shape": list(x_train.shape[1:]), "precision": policy,
         "dataset": {"name": dataset.name, "checksum": dataset.checksum, "files": dataset.sha256,
                     "class_names": list(dataset.class_names)},
         "versions": environment(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
     }
+    return finish_run(partial, run_dir, model, history, metrics, done_before)
+
+
+def finish_run(partial: Path, run_dir: Path, model, history: dict, metrics: dict,
+               resumed_from_epoch: int = 0) -> TrainResult:
+    """Save the model and results into `partial`, then rename it to `run_dir` in one step."""
     with files.atomic_path(partial / "model.keras") as temporary:
         model.save(temporary)
     files.write_json(partial / "history.json", history)
-    plots.training_curves(history, partial / "training_curves.png")
+    if history:
+        plots.training_curves(history, partial / "training_curves.png")
     files.write_json(partial / "metrics.json", metrics)  # last: its presence marks a complete run
     shutil.rmtree(partial / "backup", ignore_errors=True)
-    history_csv.unlink(missing_ok=True)
+    for leftover in ("history.csv", "best.weights.h5", "best.json"):
+        (partial / leftover).unlink(missing_ok=True)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     os.rename(partial, run_dir)
-    return TrainResult(run_dir=run_dir, history=history, metrics=metrics, resumed_from_epoch=done_before)
+    return TrainResult(run_dir=run_dir, history=history, metrics=metrics, resumed_from_epoch=resumed_from_epoch)

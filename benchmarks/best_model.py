@@ -1,0 +1,51 @@
+"""The best single model (configs/best.json) over several seeds: mean test accuracy.
+
+Each seed trains into runs/best-seed<N>/ (kept for `digits ensemble`); an interrupted run
+resumes where it stopped when this script is run again, and finished seeds are reused.
+Writes benchmarks/results/best_model.json.
+Usage: python benchmarks/best_model.py [--seeds 1 2 3] [--runs-dir runs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, save  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="(default: 1 2 3)")
+    parser.add_argument("--runs-dir", default=str(ROOT / "runs"), help="(default: runs)")
+    args = parser.parse_args()
+
+    from digits import config, train
+
+    runs = []
+    for seed in args.seeds:
+        out = Path(args.runs_dir) / f"best-seed{seed}"
+        if not (out / "metrics.json").is_file():
+            print(f"training seed {seed} into {out}", flush=True)
+            settings = config.load(ROOT / "configs" / "best.json", config.Config(seed=seed))
+            train.train(settings, out=out, verbose=2)
+        metrics = json.loads((out / "metrics.json").read_text())
+        runs.append({"seed": seed, "run": str(out), "test_accuracy": metrics["test_accuracy"],
+                     "kept_epoch": metrics.get("kept_epoch"), "training_seconds": metrics["training_seconds"]})
+        print(f"seed {seed}: test accuracy {metrics['test_accuracy']:.4f}", flush=True)
+    accuracies = [run["test_accuracy"] for run in runs]
+    summary = {"benchmark": "best_model", "config": json.loads((ROOT / "configs" / "best.json").read_text()),
+               "runs": runs, "mean_test_accuracy": statistics.mean(accuracies),
+               "min_test_accuracy": min(accuracies), "max_test_accuracy": max(accuracies),
+               "device": "CPU", "machine": machine()}
+    print(f"mean {summary['mean_test_accuracy']:.4%}; wrote {save('best_model', summary)}")
+
+
+if __name__ == "__main__":
+    main()
