@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_argument(evaluate)
     evaluate.add_argument("--out", help="report directory (default: RUN/evaluation)")
 
+    ensemble = commands.add_parser("ensemble", help="average several runs into one model (a run directory)")
+    ensemble.add_argument("runs", nargs="+", metavar="RUN", help="run directories trained on the same dataset")
+    ensemble.add_argument("--out", required=True, help="run directory to create for the ensemble")
+    ensemble.add_argument("--tta", action="store_true", help="also average over four one-pixel shifts of each image")
+    ensemble.add_argument("--data-dir", help="directory holding the dataset files")
+
     predict = commands.add_parser("predict", help="predict test images and plot them")
     _add_run_argument(predict)
     predict.add_argument("--samples", type=int, default=24, help="how many test images (default: 24)")
@@ -183,7 +189,18 @@ def cmd_predict(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+def cmd_ensemble(args) -> int:
+    from . import ensemble
+
+    result = ensemble.make_ensemble(args.runs, args.out, tta=args.tta, data_dir=args.data_dir)
+    for member in result.metrics["members"]:
+        print(f"member {member['run']}: test accuracy {member['test_accuracy']:.4f}")
+    print(f"Run directory: {result.run_dir}")
+    print(f"Test accuracy: {result.metrics['test_accuracy']:.4f}" + (" (with test-time augmentation)" if args.tta else ""))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "ensemble": cmd_ensemble}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,47 @@
+"""Ensemble of the best-model runs (benchmarks/best_model.py), with and without test-time augmentation.
+
+Writes benchmarks/results/ensemble.json; the ensembles are saved as runs/best-ensemble[-tta]/.
+Usage: python benchmarks/ensemble.py [--seeds 1 2 3] [--runs-dir runs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, save  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="(default: 1 2 3)")
+    parser.add_argument("--runs-dir", default=str(ROOT / "runs"), help="(default: runs)")
+    args = parser.parse_args()
+
+    from digits import ensemble
+
+    runs_dir = Path(args.runs_dir)
+    members = [runs_dir / f"best-seed{seed}" for seed in args.seeds]
+    results = {}
+    for tta in (False, True):
+        out = runs_dir / ("best-ensemble-tta" if tta else "best-ensemble")
+        shutil.rmtree(out, ignore_errors=True)  # rebuilt from the members each time
+        metrics = ensemble.make_ensemble(members, out, tta=tta).metrics
+        results["tta" if tta else "plain"] = {"run": str(out), "test_accuracy": metrics["test_accuracy"],
+                                              "test_loss": metrics["test_loss"]}
+        print(f"ensemble of {len(members)}{' with TTA' if tta else ''}: {metrics['test_accuracy']:.4f}")
+    summary = {"benchmark": "ensemble", "members": metrics["members"],
+               "best_member_accuracy": metrics["best_member_accuracy"], "ensembles": results,
+               "config": json.loads((ROOT / "configs" / "best.json").read_text()), "device": "CPU",
+               "machine": machine()}
+    print(f"wrote {save('ensemble', summary)}")
+
+
+if __name__ == "__main__":
+    main()
