@@ -32,7 +32,43 @@ def original_mlp(result: dict) -> list[str]:
     ]
 
 
-SECTIONS = {"original_mlp": original_mlp}
+def seconds(value) -> str:
+    return f"{value:.1f} s" if value is not None else "not reached"
+
+
+def time_to_accuracy(result: dict) -> list[str]:
+    names = {"reference": "keras-io `mnist_convnet` (reference, float32)",
+             "cnn-fast": "`cnn`, `configs/cnn-fast.json`", "cnn-995": "`cnn`, `configs/cnn-995.json`",
+             "cnn-fast-float32": "`cnn`, `configs/cnn-fast.json` forced to float32"}
+    lines = ["**Time to accuracy** (training wall time until the official test set first reaches the target, "
+             "checked every epoch; `python benchmarks/time_to_accuracy.py`):", "",
+             "| run | to 99.0% | to 99.5% | final accuracy | epochs |", "|---|---|---|---|---|"]
+    for name, run in result["runs"].items():
+        lines.append(f"| {names.get(name, name)} | {seconds(run['seconds_to_99.0'])} | "
+                     f"{seconds(run['seconds_to_99.5'])} | {run['final_test_accuracy']:.2%} | {len(run['curve'])} |")
+    if result.get("speedup_to_99.0"):
+        lines += ["", f"`cnn-fast` reaches 99.0% **{result['speedup_to_99.0']:.1f}x** faster than the reference, "
+                      "measured side by side in the same run."]
+    return lines + ["", f"Machine: {machine_line(result['machine'])}."]
+
+
+def best_model(result: dict) -> list[str]:
+    seeds = ", ".join(f"{run['test_accuracy']:.2%} (seed {run['seed']})" for run in result["runs"])
+    return [f"**Best single model** (`cnn_large`, `configs/best.json`, {result['device']}; "
+            "`python benchmarks/best_model.py`): mean test accuracy "
+            f"**{result['mean_test_accuracy']:.2%}** over {len(result['runs'])} seeds: {seeds}.", "",
+            f"Machine: {machine_line(result['machine'])}."]
+
+
+def ensemble(result: dict) -> list[str]:
+    plain, tta = result["ensembles"]["plain"], result["ensembles"]["tta"]
+    return [f"**Ensemble** of those {len(result['members'])} runs (`python benchmarks/ensemble.py`): "
+            f"**{plain['test_accuracy']:.2%}**; with test-time augmentation (four one-pixel shifts) "
+            f"**{tta['test_accuracy']:.2%}**; best member {result['best_member_accuracy']:.2%}."]
+
+
+SECTIONS = {"original_mlp": original_mlp, "time_to_accuracy": time_to_accuracy, "best_model": best_model,
+            "ensemble": ensemble}
 
 
 def render() -> str:
