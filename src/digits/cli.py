@@ -35,7 +35,9 @@ def _add_train(commands) -> None:
 
 
 def _add_run_argument(parser) -> None:
-    parser.add_argument("run", nargs="?", help="run directory (default: the latest under runs/)")
+    parser.add_argument("run", nargs="?", help="run directory or exported model file (default: the latest run)")
+    parser.add_argument("--backend", choices=("keras", "onnx", "litert"),
+                        help="inference backend (default: the fastest installed one, measured at load)")
     parser.add_argument("--runs-dir", help="where to look for the latest run (default: runs, or $DIGITS_RUNS_DIR)")
     parser.add_argument("--data-dir", help="directory holding the dataset files")
 
@@ -55,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--out", required=True, help="run directory to create for the ensemble")
     ensemble.add_argument("--tta", action="store_true", help="also average over four one-pixel shifts of each image")
     ensemble.add_argument("--data-dir", help="directory holding the dataset files")
+
+    export = commands.add_parser("export", help="SavedModel, ONNX or LiteRT (float32 or int8), checked and measured")
+    export.add_argument("run", nargs="?", help="run directory (default: the latest under runs/)")
+    export.add_argument("--runs-dir", help="where to look for the latest run (default: runs, or $DIGITS_RUNS_DIR)")
+    export.add_argument("--format", required=True, choices=("savedmodel", "onnx", "litert"), help="what to write")
+    export.add_argument("--int8", action="store_true", help="litert only: full-integer post-training quantization")
+    export.add_argument("--out", required=True, help="file (or directory, for savedmodel) to write")
+    export.add_argument("--data-dir", help="directory holding the dataset files")
 
     predict = commands.add_parser("predict", help="predict test images and plot them")
     _add_run_argument(predict)
@@ -115,10 +125,18 @@ def _test_predictions(args):
     """(info, dataset, probabilities) for the run's own test set."""
     from . import data, engine
 
-    run_dir = engine.resolve_run(args.run, args.runs_dir)
-    predictor = engine.Predictor(run_dir)
-    dataset = data.load_dataset(predictor.info.config.get("dataset", "mnist"), data_dir=args.data_dir)
+    if args.run is not None and Path(args.run).is_file():  # an exported model
+        predictor = engine.Predictor(args.run, backend=args.backend)
+    else:
+        predictor = engine.Predictor(engine.resolve_run(args.run, args.runs_dir), backend=args.backend)
+    dataset = data.load_dataset(predictor.info.metrics["dataset"].get("name", "mnist"), data_dir=args.data_dir)
     return predictor, dataset
+
+
+def _output_dir(predictor) -> Path:
+    """Where a run's (or an exported file's) figures go by default."""
+    source = predictor.info.run_dir
+    return source if source.is_dir() else source.with_name(source.name + ".outputs")
 
 
 def cmd_evaluate(args) -> int:
@@ -127,9 +145,9 @@ def cmd_evaluate(args) -> int:
     predictor, dataset = _test_predictions(args)
     probabilities = predictor.predict_proba(dataset.x_test)
     metrics = evaluate.evaluate(probabilities, dataset.y_test, dataset.class_names)
-    out = Path(args.out) if args.out else predictor.info.run_dir / "evaluation"
+    out = Path(args.out) if args.out else _output_dir(predictor) / "evaluation"
     paths = evaluate.write_report(metrics, dataset.x_test, probabilities, dataset.y_test, dataset.class_names, out)
-    print(f"Run: {predictor.info.run_dir}")
+    print(f"Run: {predictor.info.run_dir} (backend: {predictor.backend})")
     print(f"Test loss: {metrics['loss']:.4f}")
     print(f"Test accuracy: {metrics['accuracy']:.4f} ({metrics['errors']} of {metrics['count']} wrong)")
     print(f"{'class':>12} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
@@ -167,7 +185,7 @@ def cmd_predict(args) -> int:
     figure = plots.prediction_grid(images, predicted, confidence, labels, class_names=list(names))
     plot_path = Path(args.plot) if args.plot else None
     if plot_path is None and not _has_display():
-        plot_path = predictor.info.run_dir / "predictions.png"
+        plot_path = _output_dir(predictor) / "predictions.png"
     if plot_path is not None:
         plots.save_figure(figure, plot_path)
     if args.json:
@@ -189,6 +207,20 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from . import engine, export
+
+    run = engine.resolve_run(args.run, args.runs_dir)
+    report = export.export(run, args.format, args.out, int8=args.int8, data_dir=args.data_dir)
+    kind = f"{args.format}{' int8' if args.int8 else ''}"
+    print(f"Exported {run} as {kind}: {args.out} ({report['size_bytes'] / 1024:.0f} KiB)")
+    print(f"Test accuracy: {report['test_accuracy']:.4f} (Keras: {report['keras_test_accuracy']:.4f})")
+    print(f"Latency: p50 {report['latency_p50_us']:.0f} us, p99 {report['latency_p99_us']:.0f} us per image; "
+          f"throughput {report['throughput_per_s']:.0f} images/s")
+    print(f"Wrote {args.out}.json")
+    return 0
+
+
 def cmd_ensemble(args) -> int:
     from . import ensemble
 
@@ -200,7 +232,8 @@ def cmd_ensemble(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "ensemble": cmd_ensemble}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "ensemble": cmd_ensemble,
+            "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,27 +75,182 @@ def load_info(run_dir: str | Path) -> RunInfo:
     return RunInfo(run_dir, read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json"))
 
 
-class Predictor:
-    """A run's model, loaded once and warmed; `predict_proba` is safe to call from many threads."""
+BACKENDS = ("keras", "onnx", "litert")
+SUFFIXES = {".keras": "keras", ".onnx": "onnx", ".tflite": "litert"}
+EXTRAS = {"onnx": ("onnxruntime", "digits[onnx]"), "litert": ("ai_edge_litert", "digits[litert]")}
 
-    def __init__(self, run_dir: str | Path):
+
+def backend_installed(name: str) -> bool:
+    import importlib.util
+
+    return name == "keras" or importlib.util.find_spec(EXTRAS[name][0]) is not None
+
+
+def _require(name: str) -> None:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend '{name}'; known backends: {', '.join(BACKENDS)}")
+    if not backend_installed(name):
+        module, extra = EXTRAS[name]
+        raise ValueError(f"backend '{name}' needs the {module} package: pip install '{extra}'")
+
+
+class KerasBackend:
+    def __init__(self, path: Path):
         from . import runtime  # noqa: F401  (quiet TensorFlow import)
+
         import keras
 
-        self.info = load_info(run_dir)
-        path = self.info.run_dir / "model.keras"
         try:
             self.model = keras.models.load_model(path, compile=False)
         except Exception as error:  # Keras raises many types for a damaged zip / foreign file
             raise ValueError(f"{path} is not a readable Keras model ({type(error).__name__}: "
                              f"{str(error).splitlines()[0][:200]}); re-train the run") from None
-        self.input_shape = tuple(self.model.input_shape[1:])
-        if self.input_shape not in ((28, 28, 1), (28, 28)):
-            raise ValueError(f"{path} expects inputs of shape {self.input_shape}, not 28x28 images; "
-                             "this is not a digits model")
-        self.num_classes = int(self.model.output_shape[-1])
+        self.input_shape, self.num_classes = tuple(self.model.input_shape[1:]), int(self.model.output_shape[-1])
         self._lock = threading.Lock()
-        self.predict_proba(np.zeros((1, 28, 28), np.float32))  # warm: build the graph before first use
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return np.asarray(self.model(batch, training=False), dtype=np.float32)
+
+
+class OnnxBackend:
+    def __init__(self, path: Path):
+        import onnxruntime
+
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own exception types
+            raise ValueError(f"{path} is not a readable ONNX model ({str(error).splitlines()[0][:200]})") from None
+        signature = self.session.get_inputs()[0]
+        self.input_name = signature.name
+        self.input_shape = tuple(signature.shape[1:])
+        self.num_classes = int(self.session.get_outputs()[0].shape[-1])
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:  # InferenceSession.run is thread-safe
+        return self.session.run(None, {self.input_name: batch})[0]
+
+
+class LiteRTBackend:
+    """One interpreter per thread (an Interpreter is not thread-safe); int8 models quantize I/O."""
+
+    def __init__(self, path: Path):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path, self._local, self._interpreter = path, threading.local(), Interpreter
+        try:
+            interpreter = self._get()
+        except Exception as error:  # the interpreter raises ValueError/RuntimeError for foreign files
+            raise ValueError(f"{path} is not a readable LiteRT model ({str(error).splitlines()[0][:200]})") from None
+        details = interpreter.get_input_details()[0]
+        self.input_shape = tuple(int(size) for size in details["shape_signature"][1:])
+        self.num_classes = int(interpreter.get_output_details()[0]["shape"][-1])
+
+    def _get(self):
+        if getattr(self._local, "interpreter", None) is None:
+            from . import runtime
+
+            with runtime.quiet():  # "Created TensorFlow Lite XNNPACK delegate" on every interpreter
+                self._local.interpreter = self._interpreter(model_path=str(self.path))
+            self._local.batch = None
+        return self._local.interpreter
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        interpreter = self._get()
+        source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        if self._local.batch != len(batch):
+            from . import runtime
+
+            with runtime.quiet():  # the XNNPACK delegate announces itself when tensors are allocated
+                interpreter.resize_tensor_input(source["index"], [len(batch), *batch.shape[1:]])
+                interpreter.allocate_tensors()
+            self._local.batch = len(batch)
+        if source["dtype"] != np.float32:  # int8 model: quantize with the tensor's scale and zero point
+            scale, zero_point = source["quantization"]
+            info = np.iinfo(source["dtype"])
+            batch = np.clip(np.round(batch / scale + zero_point), info.min, info.max).astype(source["dtype"])
+        interpreter.set_tensor(source["index"], batch)
+        interpreter.invoke()
+        output = interpreter.get_tensor(target["index"])
+        if target["dtype"] != np.float32:
+            scale, zero_point = target["quantization"]
+            output = (output.astype(np.float32) - zero_point) * scale
+        return output
+
+
+def load_backend(name: str, path: Path):
+    _require(name)
+    return {"keras": KerasBackend, "onnx": OnnxBackend, "litert": LiteRTBackend}[name](path)
+
+
+def exported_info(path: Path) -> RunInfo:
+    """What an exported file's sidecar (`FILE.json`, written by `digits export`) says about it."""
+    sidecar = path.with_name(path.name + ".json")
+    details = read_json(sidecar) if sidecar.is_file() else {}
+    return RunInfo(path, details.get("config", {}),
+                   {"dataset": details.get("dataset", {"name": "mnist"}), **details})
+
+
+def latency(function, image: np.ndarray, calls: int = 30) -> float:
+    """Median seconds for one single-image call."""
+    import time
+
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        function(image)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+class Predictor:
+    """A model loaded once and warmed; `predict_proba` is safe to call from many threads.
+
+    `source` is a run directory or an exported file (.keras, .onnx, .tflite). With a run
+    directory and no `backend`, every installed backend is tried and the one with the lowest
+    measured single-image latency is kept (`self.backend`, `self.latencies`); ONNX and LiteRT
+    copies are converted once into RUN/exports/.
+    """
+
+    def __init__(self, source: str | Path, backend: str | None = None):
+        source = Path(source)
+        if source.is_file():
+            kind = SUFFIXES.get(source.suffix)
+            if kind is None:
+                raise ValueError(f"{source} is not a model file digits can load; "
+                                 f"pass a run directory or a {', '.join(SUFFIXES)} file")
+            if backend not in (None, kind):
+                raise ValueError(f"{source} is a {kind} model; it cannot run on the {backend} backend")
+            self.info, candidates = exported_info(source), {kind: source}
+        else:
+            self.info = load_info(source)
+            names = [backend] if backend else [name for name in BACKENDS if backend_installed(name)]
+            candidates = {name: self._model_file(name) for name in names}
+        probe = np.zeros((1, 28, 28, 1), np.float32)
+        self.latencies, backends = {}, {}
+        for name, path in candidates.items():
+            backends[name] = load_backend(name, path)
+            self._check_shape(backends[name], path)
+            backends[name](probe)  # warm: build graphs, allocate tensors
+            if len(candidates) > 1:
+                self.latencies[name] = latency(backends[name], probe)
+        self.backend = min(self.latencies, key=self.latencies.get) if self.latencies else next(iter(backends))
+        self._run = backends[self.backend]
+        self.input_shape, self.num_classes = self._run.input_shape, self._run.num_classes
+        self.model = getattr(self._run, "model", None)  # the keras.Model, on the keras backend
+
+    def _model_file(self, backend: str) -> Path:
+        _require(backend)
+        if backend == "keras":
+            return self.info.run_dir / "model.keras"
+        from . import export  # converts once, into RUN/exports/ (or a temporary directory if read-only)
+
+        return export.cached(self.info.run_dir, backend)
+
+    @staticmethod
+    def _check_shape(backend, path: Path) -> None:
+        if tuple(backend.input_shape) not in ((28, 28, 1),):
+            raise ValueError(f"{path} expects inputs of shape {tuple(backend.input_shape)}, not 28x28 images; "
+                             "this is not a digits model")
 
     def prepare(self, images: np.ndarray) -> np.ndarray:
         """Check a batch and convert it to (N, 28, 28, 1) float32 in 0..1."""
@@ -110,13 +265,10 @@ class Predictor:
             raise ValueError(f"expected uint8 (0..255) or float (0..1) pixels, got dtype {images.dtype}")
         if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
             raise ValueError("the batch holds NaN or infinite pixels; pass finite values in 0..1")
-        return data.to_model_input(images).reshape((-1, *self.input_shape))
+        return data.to_model_input(images)
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """(N, num_classes) float32 probabilities."""
         batch = self.prepare(images)
-        outputs = []
-        with self._lock:
-            for start in range(0, len(batch), batch_size):
-                outputs.append(np.asarray(self.model(batch[start:start + batch_size], training=False)))
+        outputs = [self._run(batch[start:start + batch_size]) for start in range(0, len(batch), batch_size)]
         return np.concatenate(outputs) if outputs else np.zeros((0, self.num_classes), np.float32)

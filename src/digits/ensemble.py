@@ -70,7 +70,7 @@ def make_ensemble(runs: list[str | Path], out: str | Path, tta: bool = False, da
     if out.exists():
         raise ValueError(f"run directory {out} already exists; choose another --out or remove it first")
     infos = [engine.load_info(run) for run in runs]
-    loaded = [engine.Predictor(info.run_dir).model for info in infos]
+    loaded = [engine.Predictor(info.run_dir, backend="keras").model for info in infos]
     check_members(infos, loaded)
     dataset = data.load_dataset(infos[0].metrics["dataset"]["name"], data_dir=data_dir)
     if dataset.checksum != infos[0].metrics["dataset"]["checksum"]:

@@ -1,0 +1,166 @@
+"""Export a run for deployment: SavedModel (TF Serving), ONNX (ONNX Runtime), LiteRT float32 and int8.
+
+Conversion goes through Keras 3's `model.export(format=...)`; int8 is full-integer
+post-training quantization (int8 weights, activations, input and output) calibrated on
+images drawn from the training split. `export()` then measures what it wrote, on the full
+test set and through the same backends the Predictor uses: accuracy, size, single-image
+latency and batch throughput, saved as `FILE.json` beside the file. An export whose accuracy
+falls more than 0.1 percentage point below the Keras model's (0.3 for int8) is deleted and
+refused with an `ExportError`: nothing half-right is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import data, engine, files, models, runtime
+
+FORMATS = ("savedmodel", "onnx", "litert")
+SUFFIXES = {"savedmodel": "", "onnx": ".onnx", "litert": ".tflite"}
+MAX_DROP = {False: 0.001, True: 0.003}  # allowed accuracy drop (fraction): float exports, int8
+
+
+class ExportError(ValueError):
+    """An export that could not be made, or that lost too much accuracy."""
+
+
+def representative_images(dataset_name: str, count: int = 500, seed: int = 0, data_dir=None) -> np.ndarray:
+    """Calibration images for int8: a seeded sample of the training split, as model inputs."""
+    dataset = data.load_dataset(dataset_name, data_dir=data_dir)
+    picks = np.random.default_rng(seed).choice(len(dataset.x_train), count, replace=False)
+    return data.to_model_input(dataset.x_train[picks])
+
+
+def convert(model, format: str, path: Path, int8: bool = False, calibration: np.ndarray | None = None) -> Path:
+    """Write `model` to `path` in `format`, atomically (a temporary sibling, then a rename)."""
+    import tensorflow as tf
+
+    if format not in FORMATS:
+        raise ExportError(f"unknown export format '{format}'; choose one of {', '.join(FORMATS)}")
+    if int8 and format != "litert":
+        raise ExportError("--int8 applies to the litert format only; add --format litert")
+    options = {}
+    if int8:
+        if calibration is None:
+            raise ExportError("int8 export needs calibration images")
+        options = {
+            "optimizations": [tf.lite.Optimize.DEFAULT],
+            "representative_dataset": lambda: ([image[None]] for image in calibration),
+            "target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]},
+            "inference_input_type": tf.int8, "inference_output_type": tf.int8,
+        }
+    keras_format = {"savedmodel": "tf_saved_model", "onnx": "onnx", "litert": "litert"}[format]
+    path = Path(path)
+    if SUFFIXES[format] and path.suffix != SUFFIXES[format]:
+        raise ExportError(f"a {format} file must be named *{SUFFIXES[format]} (got {path.name}); "
+                          f"pass e.g. --out model{SUFFIXES[format]}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        target = staging / (path.name or "model")
+        with runtime.quiet(), warnings.catch_warnings():  # converters print status lines; errors still raise
+            warnings.filterwarnings("ignore", message=".*np.object.*", category=FutureWarning)  # Keras's tf2onnx shim
+            model.export(str(target), format=keras_format, verbose=False, **options)
+        os.replace(target, path)
+    except ExportError:
+        raise
+    except Exception as error:  # converters raise many types; say which format failed and why
+        raise ExportError(f"{format} export failed: {type(error).__name__}: {str(error).splitlines()[0][:300]}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def cached(run_dir: Path, backend: str) -> Path:
+    """RUN/exports/model.onnx or model.tflite, converted on first use (a temp dir if RUN is read-only)."""
+    name = "model.onnx" if backend == "onnx" else "model.tflite"
+    import hashlib
+
+    key = hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:12]
+    for directory in (Path(run_dir) / "exports", Path(tempfile.gettempdir()) / f"digits-exports-{key}"):
+        path = directory / name
+        if path.is_file() and path.stat().st_mtime >= (Path(run_dir) / "model.keras").stat().st_mtime:
+            return path
+        try:
+            keras_backend = engine.KerasBackend(Path(run_dir) / "model.keras")
+            keras_backend(np.zeros((1, 28, 28, 1), np.float32))  # the ONNX exporter needs a called model
+            return convert(keras_backend.model, "onnx" if backend == "onnx" else "litert", path)
+        except PermissionError:
+            continue
+    raise ExportError(f"could not write a {backend} copy of {run_dir}; export it with `digits export` instead")
+
+
+def _speed(function, images: np.ndarray, calls: int = 200) -> dict:
+    """Single-image latency percentiles (microseconds) and batched throughput (images/second)."""
+    for _ in range(10):
+        function(images[:1])
+    times = []
+    for index in range(calls):
+        started = time.perf_counter()
+        function(images[index % len(images)][None])
+        times.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    for start in range(0, len(images), 1024):
+        function(images[start:start + 1024])
+    seconds = time.perf_counter() - started
+    return {"latency_p50_us": float(np.percentile(times, 50) * 1e6),
+            "latency_p99_us": float(np.percentile(times, 99) * 1e6),
+            "throughput_per_s": float(len(images) / seconds)}
+
+
+def _size(path: Path) -> int:
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def _savedmodel_function(path: Path):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))  # keep the object alive: it owns the variables
+
+    def predict(batch):
+        return loaded.serve(tf.constant(batch)).numpy()
+
+    return predict
+
+
+def export(run: str | Path, format: str, out: str | Path, int8: bool = False, data_dir=None) -> dict:
+    """Convert a run, check and measure the copy on the full test set, write `OUT.json`; returns it."""
+    if format not in FORMATS:
+        raise ExportError(f"unknown export format '{format}'; choose one of {', '.join(FORMATS)}")
+    out = Path(out)
+    if out.exists():
+        raise ExportError(f"{out} already exists; choose another --out or remove it first")
+    info = engine.load_info(run)
+    keras_model = engine.Predictor(info.run_dir, backend="keras").model
+    dataset_name = info.metrics["dataset"]["name"]
+    dataset = data.load_dataset(dataset_name, data_dir=data_dir)
+    x_test, y_test = data.to_model_input(dataset.x_test), dataset.y_test
+    calibration = representative_images(dataset_name, data_dir=data_dir) if int8 else None
+    convert(keras_model, format, out, int8=int8, calibration=calibration)  # checks the name first
+    try:
+        function = (_savedmodel_function(out) if format == "savedmodel" else
+                    engine.load_backend({"onnx": "onnx", "litert": "litert"}[format], out))
+        reference = float((models.predict_batches(keras_model, x_test).argmax(1) == y_test).mean())
+        accuracy = float(np.concatenate([function(x_test[start:start + 1024])
+                                         for start in range(0, len(x_test), 1024)]).argmax(1).__eq__(y_test).mean())
+        drop = reference - accuracy
+        if drop > MAX_DROP[int8]:
+            raise ExportError(f"the {format}{' int8' if int8 else ''} export scores {accuracy:.4f} on the test set, "
+                              f"{drop * 100:.2f} points below the Keras model's {reference:.4f} (allowed: "
+                              f"{MAX_DROP[int8] * 100:.1f}); it was not kept")
+        report = {"format": format, "int8": int8, "file": out.name, "source_run": str(info.run_dir),
+                  "test_accuracy": accuracy, "keras_test_accuracy": reference, "accuracy_drop": drop,
+                  "size_bytes": _size(out), **_speed(function, x_test),
+                  "config": info.config, "dataset": info.metrics["dataset"]}
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
+        raise
+    files.write_json(out.with_name(out.name + ".json"), report)
+    return report
