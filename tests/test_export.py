@@ -1,0 +1,139 @@
+"""Exports and inference backends: same predictions as Keras, bounds on accuracy, clear refusals."""
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from conftest import assert_clean_error, run_cli
+from digits import data, engine, export
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    dataset = data.load_dataset("mnist")
+    return data.to_model_input(dataset.x_test), dataset.y_test
+
+
+@pytest.fixture(scope="module")
+def keras_probabilities(cnn_fast_run, test_set):
+    return engine.Predictor(cnn_fast_run, backend="keras").predict_proba(test_set[0])
+
+
+@pytest.mark.parametrize("backend", ["onnx", "litert"])
+def test_backends_agree_with_keras_on_the_whole_test_set(cnn_fast_run, test_set, keras_probabilities, backend):
+    predictor = engine.Predictor(cnn_fast_run, backend=backend)
+    assert predictor.backend == backend
+    probabilities = predictor.predict_proba(test_set[0])
+    agreement = np.mean(probabilities.argmax(1) == keras_probabilities.argmax(1))
+    assert agreement >= 0.999
+    np.testing.assert_allclose(probabilities, keras_probabilities, atol=1e-4)
+
+
+def test_default_backend_is_the_fastest_measured(cnn_fast_run):
+    predictor = engine.Predictor(cnn_fast_run)
+    assert set(predictor.latencies) == {"keras", "onnx", "litert"}
+    assert predictor.backend == min(predictor.latencies, key=predictor.latencies.get)
+    assert (cnn_fast_run / "exports" / "model.onnx").is_file()  # converted once, reused next time
+
+
+@pytest.mark.parametrize("format_, name", [("onnx", "model.onnx"), ("litert", "model.tflite")])
+def test_export_round_trips_and_reports(cnn_fast_run, test_set, keras_probabilities, tmp_path, format_, name):
+    out = tmp_path / name
+    report = export.export(cnn_fast_run, format_, out)
+    sidecar = json.loads(out.with_name(name + ".json").read_text())
+    assert sidecar == json.loads(json.dumps(report))
+    assert abs(report["accuracy_drop"]) <= 0.001 and report["size_bytes"] == out.stat().st_size
+    assert report["latency_p50_us"] > 0 and report["throughput_per_s"] > 0
+    loaded = engine.Predictor(out)  # an exported file loads on its own, class names from the sidecar
+    assert loaded.info.class_names == [str(digit) for digit in range(10)]
+    np.testing.assert_allclose(loaded.predict_proba(test_set[0][:500]), keras_probabilities[:500], atol=1e-4)
+
+
+def test_savedmodel_round_trips(cnn_fast_run, test_set, keras_probabilities, tmp_path):
+    import tensorflow as tf
+
+    report = export.export(cnn_fast_run, "savedmodel", tmp_path / "savedmodel")
+    assert abs(report["accuracy_drop"]) <= 0.001
+    loaded = tf.saved_model.load(str(tmp_path / "savedmodel"))  # keep it alive: it owns the variables
+    served = loaded.serve(tf.constant(test_set[0][:200])).numpy()
+    np.testing.assert_allclose(served, keras_probabilities[:200], atol=1e-5)
+
+
+def test_int8_keeps_its_accuracy_bound_and_is_smaller(cnn_fast_run, test_set, tmp_path):
+    report = export.export(cnn_fast_run, "litert", tmp_path / "int8.tflite", int8=True)
+    assert report["accuracy_drop"] <= 0.003
+    assert report["size_bytes"] < 0.4 * (cnn_fast_run / "exports" / "model.tflite").stat().st_size
+    predictor = engine.Predictor(tmp_path / "int8.tflite")
+    accuracy = np.mean(predictor.predict_proba(test_set[0]).argmax(1) == test_set[1])
+    assert accuracy == pytest.approx(report["test_accuracy"], abs=1e-6)
+
+
+def test_litert_is_thread_safe(cnn_fast_run, test_set):
+    predictor = engine.Predictor(cnn_fast_run, backend="litert")
+    expected = predictor.predict_proba(test_set[0][:64])
+    results = {}
+
+    def work(index):
+        for _ in range(20):
+            results[index] = predictor.predict_proba(test_set[0][:64] if index % 2 else test_set[0][:64][:1])
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for index, result in results.items():
+        np.testing.assert_allclose(result, expected if index % 2 else expected[:1], atol=1e-6)
+
+
+def test_an_export_that_loses_accuracy_is_refused_and_removed(cnn_fast_run, tmp_path, monkeypatch):
+    monkeypatch.setitem(export.MAX_DROP, False, -1.0)  # no export can pass: the guard must fire
+    with pytest.raises(export.ExportError, match="points below the Keras model's.*not kept"):
+        export.export(cnn_fast_run, "onnx", tmp_path / "model.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_backend_names_the_extra(cnn_fast_run, monkeypatch):
+    monkeypatch.setattr(engine, "backend_installed", lambda name: name == "keras")
+    with pytest.raises(ValueError, match=r"needs the onnxruntime package: pip install 'digits\[onnx\]'"):
+        engine.Predictor(cnn_fast_run, backend="onnx")
+    assert engine.Predictor(cnn_fast_run).backend == "keras"  # the default uses what is installed
+
+
+@pytest.mark.parametrize("name, fragment", [("junk.onnx", "not a readable ONNX model"),
+                                            ("junk.tflite", "not a readable LiteRT model"),
+                                            ("junk.keras", "not a readable Keras model"),
+                                            ("notes.txt", "not a model file digits can load")])
+def test_files_that_are_not_models(tmp_path, name, fragment):
+    (tmp_path / name).write_bytes(b"definitely not a model")
+    with pytest.raises(ValueError, match=fragment):
+        engine.Predictor(tmp_path / name)
+
+
+def test_a_model_with_the_wrong_input_shape_is_refused(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    model(np.zeros((1, 32, 32, 1), np.float32))
+    export.convert(model, "onnx", tmp_path / "wide.onnx")
+    with pytest.raises(ValueError, match=r"expects inputs of shape \(32, 32, 1\)"):
+        engine.Predictor(tmp_path / "wide.onnx")
+
+
+def test_cli_export_and_its_errors(cnn_fast_run, tmp_path):
+    result = run_cli("export", str(cnn_fast_run), "--format", "onnx", "--out", str(tmp_path / "m.onnx"))
+    assert result.returncode == 0, result.stderr
+    assert "Test accuracy: 0.99" in result.stdout and (tmp_path / "m.onnx.json").is_file()
+    assert "XNNPACK" not in result.stderr and "Traceback" not in result.stderr
+    assert_clean_error(run_cli("export", str(cnn_fast_run), "--format", "onnx", "--out", str(tmp_path / "m.onnx")),
+                       "already exists")
+    assert_clean_error(run_cli("export", str(cnn_fast_run), "--format", "litert", "--out", str(tmp_path / "m.bin")),
+                       "must be named *.tflite")
+    assert_clean_error(run_cli("export", str(cnn_fast_run), "--format", "onnx", "--int8",
+                               "--out", str(tmp_path / "q.onnx")), "--int8 applies to the litert format only")
+    evaluated = run_cli("evaluate", str(tmp_path / "m.onnx"))  # evaluation of an export goes through the Predictor
+    assert evaluated.returncode == 0 and "backend: onnx" in evaluated.stdout
