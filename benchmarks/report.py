@@ -67,8 +67,22 @@ def ensemble(result: dict) -> list[str]:
             f"**{tta['test_accuracy']:.2%}**; best member {result['best_member_accuracy']:.2%}."]
 
 
+def inference(result: dict) -> list[str]:
+    lines = [f"**Inference** (`{result['model']}` model, `python benchmarks/inference.py`; latency on one image, "
+             "throughput on the 10,000 test images; ratios against Keras's `model.predict` in the same run):", "",
+             "| backend | latency p50 | latency p99 | vs `model.predict` | throughput | vs Keras | size | accuracy |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, row in result["backends"].items():
+        lines.append(f"| {name} | {row['latency_p50_us']:,.0f} us | {row['latency_p99_us']:,.0f} us | "
+                     f"{row['latency_speedup']:,.0f}x | {row['throughput_per_s']:,.0f}/s | "
+                     f"{row['throughput_ratio']:.2f}x | {row['size_bytes'] / 1024:,.0f} KiB | {row['test_accuracy']:.2%} |")
+    measured = ", ".join(f"{name} {value:,.0f} us" for name, value in result["default_latencies_us"].items())
+    return lines + ["", f"The Predictor's default here is **{result['default_backend']}** (measured at load: {measured}).",
+                    "", f"Machine: {machine_line(result['machine'])}."]
+
+
 SECTIONS = {"original_mlp": original_mlp, "time_to_accuracy": time_to_accuracy, "best_model": best_model,
-            "ensemble": ensemble}
+            "ensemble": ensemble, "inference": inference}
 
 
 def render() -> str:

@@ -1,0 +1,155 @@
+"""MNIST test digits as people hand them in (photos, scans, strips of digits) through `digits.images`.
+
+Each test digit is rendered as a picture: dark ink on light paper, 40 to 600 px, random
+margins and position, thinner or thicker strokes, blur, noise, a lighting gradient, JPEG
+(or PNG) compression; strips of 2 to 6 test digits side by side (small gaps, sometimes
+touching) are rendered the same way. Everything is seeded. The pictures go through
+`images.prepare_file` / `images.read_number` and a trained model; the targets are keeping
+99% of the clean test accuracy and reading 95% of the strips whole.
+Writes benchmarks/results/real_images.json.
+Usage: python benchmarks/real_images.py [--run RUN_DIR] [--samples 10000] [--strips 1000] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+from scipy import ndimage
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+STROKE_CHANGE = (-0.8, 2.0)  # stroke width added, in MNIST pixels: fine pen .. marker
+GAP = (-1, 4)  # columns between neighbouring digits of a strip, MNIST pixels (-1: they may touch)
+
+
+def _ink_columns(digit: np.ndarray) -> np.ndarray:
+    columns = np.flatnonzero(digit.max(0) > 0.1)
+    return digit[:, columns[0]:columns[-1] + 1] if columns.size else digit
+
+
+def strip_ink(digits: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """28x28 digits (float 0..1, ink bright) side by side with small random gaps and vertical jitter."""
+    parts = [_ink_columns(digit) for digit in digits]
+    gaps = rng.integers(GAP[0], GAP[1] + 1, len(parts) - 1)
+    width = sum(part.shape[1] for part in parts) + int(gaps.sum()) + 8
+    out, column = np.zeros((32, width), np.float32), 4
+    for index, part in enumerate(parts):
+        row = 2 + int(rng.integers(-1, 2))
+        window = out[row:row + 28, column:column + part.shape[1]]
+        np.maximum(window, part, out=window)
+        column += part.shape[1] + (int(gaps[index]) if index < len(gaps) else 0)
+    return out
+
+
+def render(ink: np.ndarray, rng: np.random.Generator, min_height: float = 0.0) -> bytes:
+    """Ink (h, w) at MNIST scale (float 0..1, bright) -> an encoded photo of it: dark on light paper."""
+    rows, columns = np.flatnonzero(ink.max(1) > 0.1), np.flatnonzero(ink.max(0) > 0.1)
+    ink = ink[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
+    height, width = ink.shape
+    margins = rng.uniform(0.05, 0.6, 4) * height  # top, bottom, left, right, in ink units
+    canvas = (height + margins[0] + margins[1], width + margins[2] + margins[3])
+    side = rng.uniform(40, 600)
+    scale = max(side / max(canvas), min_height / height)  # pixels per MNIST pixel
+    size = (max(8, round(canvas[1] * scale)), max(8, round(canvas[0] * scale)))  # (width, height)
+    padded = np.zeros((round(canvas[0]) + 2, round(canvas[1]) + 2), np.float32)
+    top, left = round(margins[0]), round(margins[2])
+    padded[top:top + height, left:left + width] = ink
+    smooth = np.asarray(Image.fromarray(padded).resize(size, Image.Resampling.BICUBIC, box=(0, 0, *canvas[::-1])))
+    # a pen draws hard-edged strokes: redraw the smooth shape from its signed distance, wider or thinner
+    core = smooth >= 0.5
+    signed = np.where(core, ndimage.distance_transform_edt(core) - 0.5, 0.5 - ndimage.distance_transform_edt(~core))
+    pen = np.clip(signed + rng.uniform(*STROKE_CHANGE) * scale / 2 + 0.5, 0, 1)
+    pen = ndimage.gaussian_filter(pen, rng.uniform(0, 0.3 + 0.05 * scale))  # focus blur
+    paper = rng.uniform(0.72, 1.0) * (1 - rng.uniform(0, 0.08, 3))  # slightly tinted
+    ink_colour = rng.choice([[0.05, 0.05, 0.08], [0.1, 0.15, 0.5], [0.3, 0.3, 0.3]]) * rng.uniform(0.5, 1.2)
+    picture = paper * (1 - pen[..., None]) + np.clip(ink_colour, 0, 1) * pen[..., None]
+    angle = rng.uniform(0, 2 * np.pi)
+    grid_rows, grid_cols = np.mgrid[0:size[1], 0:size[0]] / max(size)
+    ramp = np.cos(angle) * grid_cols + np.sin(angle) * grid_rows
+    ramp = (ramp - ramp.min()) / max(np.ptp(ramp), 1e-6)
+    picture *= (1 - rng.uniform(0, 0.4) * ramp)[..., None]  # light falling off across the page
+    picture += rng.normal(0, rng.uniform(0, 0.03), picture.shape)  # sensor noise
+    image = Image.fromarray(np.round(np.clip(picture, 0, 1) * 255).astype(np.uint8), "RGB")
+    buffer = io.BytesIO()
+    if rng.random() < 0.8:
+        image.save(buffer, "JPEG", quality=int(rng.integers(35, 96)))
+    else:
+        image.filter(ImageFilter.SMOOTH).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def render_digit(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """One 28x28 MNIST digit (uint8 or float) -> an encoded photo of it."""
+    return render(np.asarray(digit, np.float32) / (255.0 if digit.dtype == np.uint8 else 1.0), rng)
+
+
+def render_strip(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
+    """Several 28x28 MNIST digits -> an encoded photo of them written side by side (digits >= 16 px tall)."""
+    scaled = [np.asarray(digit, np.float32) / (255.0 if digit.dtype == np.uint8 else 1.0) for digit in digits]
+    return render(strip_ink(scaled, rng), rng, min_height=16.0)
+
+
+def measure(predict_proba, x_test, y_test, samples: int, strips: int, seed: int) -> dict:
+    """Clean and rendered accuracy on the first `samples` test digits, and whole-strip read rate."""
+    from digits import images
+
+    started = time.perf_counter()
+    clean = float((predict_proba(x_test[:samples]).argmax(1) == y_test[:samples]).mean())
+    prepared = [images.prepare_file(render_digit(x_test[index], np.random.default_rng([seed, index])))
+                for index in range(samples)]
+    predicted = predict_proba(np.stack([item.image for item in prepared])).argmax(1)
+    rendered = float((predicted == y_test[:samples]).mean())
+    reads, counts = [], []
+    for index in range(strips):
+        rng = np.random.default_rng([seed, 1, index])
+        chosen = rng.choice(len(x_test), int(rng.integers(2, 7)), replace=False)
+        truth = "".join(str(int(label)) for label in y_test[chosen])
+        result = images.read_number(render_strip(list(x_test[chosen]), rng), predict_proba)
+        reads.append(result["number"] == truth)
+        counts.append(len(result["number"]) == len(truth))
+    return {"samples": samples, "strips": strips, "seed": seed, "clean_accuracy": clean,
+            "rendered_accuracy": rendered, "kept_fraction": rendered / clean if clean else 0.0,
+            "ink_not_found": sum(not item.ink_found for item in prepared),
+            "strip_read_rate": float(np.mean(reads)) if reads else None,
+            "strip_count_rate": float(np.mean(counts)) if counts else None,
+            "seconds": time.perf_counter() - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", help="run directory (default: the latest under runs/)")
+    parser.add_argument("--samples", type=int, default=10_000, help="test digits to render (default: 10000)")
+    parser.add_argument("--strips", type=int, default=1000, help="multi-digit strips to render (default: 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    args = parser.parse_args()
+
+    from common import machine, save
+
+    from digits import data, engine
+
+    run = Path(args.run) if args.run else engine.latest_run()
+    predictor = engine.Predictor(run)
+    dataset = data.load_dataset("mnist")
+    result = measure(predictor.predict_proba, dataset.x_test, dataset.y_test, args.samples, args.strips, args.seed)
+    summary = {"benchmark": "real_images", "run": str(run), **result,
+               "targets": {"kept_fraction": 0.99, "strip_read_rate": 0.95}, "machine": machine()}
+    path = save("real_images", summary)
+    rows = [("clean test accuracy", f"{result['clean_accuracy']:.4f}", ""),
+            ("rendered accuracy", f"{result['rendered_accuracy']:.4f}", ""),
+            ("kept fraction (rendered / clean)", f"{result['kept_fraction']:.4f}", ">= 0.99"),
+            ("strips read whole", f"{result['strip_read_rate']:.4f}", ">= 0.95"),
+            ("strips with the right digit count", f"{result['strip_count_rate']:.4f}", "")]
+    print(f"{'measure':36} {'value':>8}  target")
+    for name, value, target in rows:
+        print(f"{name:36} {value:>8}  {target}")
+    print(f"{result['samples']} digits, {result['strips']} strips in {result['seconds']:.0f} s; wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
