@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 
 
@@ -66,9 +68,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="file (or directory, for savedmodel) to write")
     export.add_argument("--data-dir", help="directory holding the dataset files")
 
-    predict = commands.add_parser("predict", help="predict test images and plot them")
-    _add_run_argument(predict)
-    predict.add_argument("--samples", type=int, default=24, help="how many test images (default: 24)")
+    predict = commands.add_parser(
+        "predict", help="read digits from image files, or predict a grid of test images",
+        description="digits predict [RUN] [FILE ...]: with files, read each one (a digit or a whole number); "
+                    "without, predict random test images and plot them.")
+    predict.add_argument("paths", nargs="*", metavar="[RUN] FILE",
+                         help="an optional run directory or exported model, then image files")
+    predict.add_argument("--backend", choices=("keras", "onnx", "litert"),
+                         help="inference backend (default: the fastest installed one, measured at load)")
+    predict.add_argument("--runs-dir", help="where to look for the latest run (default: runs, or $DIGITS_RUNS_DIR)")
+    predict.add_argument("--data-dir", help="directory holding the dataset files")
+    predict.add_argument("--mode", choices=("auto", "digit", "number"), default="auto",
+                         help="files: one digit, a whole number, or auto (number when several digits are "
+                              "found) (default: auto)")
+    predict.add_argument("--uncertain-below", type=float, default=0.5, metavar="P",
+                         help="mark answers whose confidence is below P as uncertain (default: 0.5)")
+    predict.add_argument("--samples", type=int, default=24, help="test images, without files (default: 24)")
     predict.add_argument("--seed", type=int, default=0, help="which random test images (default: 0)")
     predict.add_argument("--plot", metavar="FILE", help="save the figure to FILE (default: show it, or save "
                                                         "RUN/predictions.png when there is no display)")
@@ -164,11 +179,92 @@ def _has_display() -> bool:
     return matplotlib.get_backend().lower() not in {"agg", "pdf", "ps", "svg", "pgf", "cairo", "template"}
 
 
+def _is_model(path: Path) -> bool:
+    return (path.is_dir() and (path / "config.json").is_file()) or path.suffix in (".keras", ".onnx", ".tflite")
+
+
+def _read_file(predictor, path: str, mode: str, threshold: float) -> tuple[dict, dict]:
+    """(result for output, row for the figure) of one image file; errors become results too."""
+    from . import images
+
+    try:
+        gray = images.load_gray(path)
+    except images.ImageError as error:
+        return {"file": path, "ok": False, "error": str(error)}, {"title": f"{Path(path).name}: unreadable"}
+    pieces = images.segment(gray) if mode != "digit" else []
+    if mode == "number" or len(pieces) > 1:
+        reading = images.read_number(gray, predictor.predict_proba)
+        uncertain = any(digit["confidence"] < threshold for digit in reading["digits"])
+        result = {"file": path, "ok": True, "kind": "number", "uncertain": uncertain, **reading}
+        title = (f"{Path(path).name}: {reading['number']} ({reading['confidence']:.0%})" if reading["ink_found"]
+                 else f"{Path(path).name}: no digit found")
+        return result, {"title": title, "original": gray, "inputs": [piece.image for piece in pieces]}
+    prepared = images.prepare(gray)
+    if not prepared.ink_found:
+        return ({"file": path, "ok": True, "kind": "digit", "ink_found": False, "digit": None},
+                {"title": f"{Path(path).name}: no digit found", "original": gray})
+    probabilities = predictor.predict_proba(prepared.image[None])[0]
+    order = np.argsort(-probabilities)
+    names = predictor.info.class_names
+    result = {"file": path, "ok": True, "kind": "digit", "ink_found": True, "digit": names[order[0]],
+              "confidence": float(probabilities[order[0]]), "uncertain": bool(probabilities[order[0]] < threshold),
+              "top3": [{"class": names[k], "probability": float(probabilities[k])} for k in order[:3]],
+              "inverted": prepared.inverted, "box": prepared.box}
+    title = f"{Path(path).name}: {names[order[0]]} ({probabilities[order[0]]:.0%})"
+    return result, {"title": title + (" uncertain" if result["uncertain"] else ""), "original": gray,
+                    "inputs": [prepared.image], "probabilities": probabilities}
+
+
+def _describe(result: dict) -> str:
+    if not result["ok"]:
+        return f"error: {result['error']}"
+    if result["kind"] == "digit" and not result["ink_found"] or result["kind"] == "number" and not result["ink_found"]:
+        return "no digit found"
+    flag = "  (uncertain)" if result["uncertain"] else ""
+    if result["kind"] == "number":
+        digits = ", ".join(f"{digit['digit']} {digit['confidence']:.1%}" for digit in result["digits"])
+        return f"number {result['number']} ({result['confidence']:.1%}; digits: {digits}){flag}"
+    top3 = ", ".join(f"{entry['class']} {entry['probability']:.1%}" for entry in result["top3"])
+    return f"{result['digit']} ({result['confidence']:.1%}; top 3: {top3}){flag}"
+
+
+def predict_files(args, paths: list[str]) -> int:
+    from . import engine, plots
+
+    if not 0.0 <= args.uncertain_below <= 1.0:
+        raise ValueError(f"--uncertain-below must be between 0 and 1, got {args.uncertain_below}")
+    run = Path(paths[0]) if paths and _is_model(Path(paths[0])) else None
+    files_ = paths[1:] if run is not None else paths
+    if not files_:
+        raise ValueError("name at least one image file after the run")
+    if run is not None and run.is_file():
+        predictor = engine.Predictor(run, backend=args.backend)
+    else:
+        predictor = engine.Predictor(engine.resolve_run(run, args.runs_dir), backend=args.backend)
+    results, rows = zip(*(_read_file(predictor, path, args.mode, args.uncertain_below) for path in files_))
+    if args.json:
+        print(json.dumps({"run": str(predictor.info.run_dir), "backend": predictor.backend,
+                          "results": list(results)}, indent=2))
+    else:
+        for result in results:
+            print(f"{result['file']}: {_describe(result)}")
+    if args.plot:
+        plots.save_figure(plots.file_predictions_figure(rows), Path(args.plot))
+        if not args.json:
+            print(f"Saved the figure to {args.plot}")
+    failed = [result for result in results if not result["ok"]]
+    for result in failed:
+        print(f"digits predict: error: {result['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_predict(args) -> int:
-    import numpy as np
 
     from . import plots
 
+    if args.paths and not (len(args.paths) == 1 and _is_model(Path(args.paths[0]))):
+        return predict_files(args, args.paths)
+    args.run = args.paths[0] if args.paths else None
     if args.samples < 1:
         raise ValueError(f"--samples must be at least 1, got {args.samples}")
     predictor, dataset = _test_predictions(args)

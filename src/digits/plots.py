@@ -200,3 +200,44 @@ def mistakes_figure(images: np.ndarray, predicted: np.ndarray, confidence: np.nd
     figure.suptitle(f"{title} ({len(wrong)} shown)")
     figure.tight_layout()
     return figure
+
+
+def file_predictions_figure(rows: Sequence[dict]) -> Figure:
+    """One row per file: the original picture, the 28x28 input(s) the model saw, the probabilities.
+
+    Each row is {"title": str, "original": (H, W) gray 0..1 or None, "inputs": list of (28, 28),
+    "probabilities": (C,) or None (a number or a failure shows its title only)}.
+    """
+    if not rows:
+        raise ValueError("no rows to draw; pass at least one file's result")
+    figure = Figure(figsize=(9, 2.4 * len(rows)))
+    for index, row in enumerate(rows):
+        original, inputs, probabilities = row.get("original"), row.get("inputs") or [], row.get("probabilities")
+        axes = figure.add_subplot(len(rows), 3, 3 * index + 1)
+        axes.set_title(row["title"], fontsize=9, loc="left")
+        if original is not None:
+            axes.imshow(original, cmap="gray", vmin=0.0, vmax=1.0)
+            axes.set_xticks([])
+            axes.set_yticks([])
+        else:
+            axes.axis("off")
+        axes = figure.add_subplot(len(rows), 3, 3 * index + 2)
+        if inputs:
+            axes.imshow(np.concatenate([np.asarray(image) for image in inputs], axis=1), cmap="gray", vmin=0, vmax=1)
+            axes.set_title("what the model saw (28x28)", fontsize=8)
+            axes.set_xticks([])
+            axes.set_yticks([])
+        else:
+            axes.axis("off")
+        axes = figure.add_subplot(len(rows), 3, 3 * index + 3)
+        if probabilities is not None:
+            probabilities = np.asarray(probabilities)
+            axes.bar(range(len(probabilities)), probabilities, color="0.6")
+            axes.bar([int(probabilities.argmax())], [float(probabilities.max())], color="tab:blue")
+            axes.set_xticks(range(len(probabilities)))
+            axes.set_ylim(0, 1)
+            axes.set_title("probabilities", fontsize=8)
+        else:
+            axes.axis("off")
+    figure.tight_layout()
+    return figure
