@@ -60,6 +60,21 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--tta", action="store_true", help="also average over four one-pixel shifts of each image")
     ensemble.add_argument("--data-dir", help="directory holding the dataset files")
 
+    tune = commands.add_parser("tune", help="Optuna study over a model's hyperparameters (SQLite or PostgreSQL)")
+    tune.add_argument("--model", default="mlp", help="model registry name (default: mlp)")
+    tune.add_argument("--trials", type=int, required=True, help="finished trials the study should hold, all workers together")
+    tune.add_argument("--storage", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db "
+                                        "(default: sqlite:///RUNS/tune.db)")
+    tune.add_argument("--study", help="study name; workers with the same name share it (default: MODEL-DATASET)")
+    tune.add_argument("--timeout", type=float, help="stop starting trials after S seconds (default: none)")
+    tune.add_argument("--config", metavar="FILE.json", help="base settings each trial starts from")
+    tune.add_argument("--epochs", type=int, help="epochs per trial (default: the base config's)")
+    tune.add_argument("--limit", type=int, help="first N training images per trial (default: all)")
+    tune.add_argument("--dataset", help="dataset registry name (default: mnist)")
+    tune.add_argument("--out", help="where trials, plots and best.json go (default: RUNS/tune-STUDY)")
+    tune.add_argument("--runs-dir", help="(default: runs, or $DIGITS_RUNS_DIR)")
+    tune.add_argument("--data-dir", help="directory holding the dataset files")
+
     export = commands.add_parser("export", help="SavedModel, ONNX or LiteRT (float32 or int8), checked and measured")
     export.add_argument("run", nargs="?", help="run directory (default: the latest under runs/)")
     export.add_argument("--runs-dir", help="where to look for the latest run (default: runs, or $DIGITS_RUNS_DIR)")
@@ -303,6 +318,54 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from . import config as config_module
+    from . import engine, tune
+
+    base = config_module.load(args.config) if args.config else config_module.Config()
+    overrides = {key: getattr(args, key) for key in ("model", "epochs", "limit", "dataset")
+                 if getattr(args, key) is not None}
+    base = config_module.from_dict(overrides, base)
+    study_name = args.study or f"{base.model}-{base.dataset}"
+    runs = engine.runs_root(args.runs_dir)
+    out = Path(args.out) if args.out else runs / f"tune-{study_name}"
+    storage = args.storage or f"sqlite:///{(runs / 'tune.db').as_posix()}"
+    if storage.startswith("sqlite:///"):
+        Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    from tqdm import tqdm
+
+    bar = tqdm(total=args.trials, desc=f"study {study_name}", unit="trial", file=sys.stderr)
+
+    def progress(study, trial) -> None:
+        bar.n = min(args.trials, tune.finished(study))
+        completed = [t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"]
+        if completed:
+            bar.set_postfix(best=f"{max(t.value for t in completed):.4f}", refresh=False)
+        bar.refresh()
+
+    try:
+        study = tune.tune(base, args.trials, storage, study_name, out, timeout=args.timeout,
+                          data_dir=args.data_dir, on_trial=progress)
+        progress(study, None)
+    finally:
+        bar.close()
+    print(f"{'trial':>5} {'state':<9} {'val acc':>8}  params")
+    for trial in study.trials:
+        value = f"{trial.value:.4f}" if trial.value is not None else "-"
+        params = ", ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+                           for key, value in trial.params.items())
+        print(f"{trial.number:>5} {trial.state.name:<9} {value:>8}  {params}")
+    if not any(trial.state.name == "COMPLETE" for trial in study.trials):
+        raise ValueError("no trial completed, so there is no best configuration; see the states above")
+    paths = tune.write_results(study, base, out)
+    print(f"Best trial {study.best_trial.number}: validation accuracy {study.best_value:.4f}")
+    print(f"Best config: {paths['best_config']} (train it with: digits train --config {paths['best_config']})")
+    for name in ("trials", "history_png", "importances_png"):
+        if name in paths:
+            print(f"Wrote {paths[name]}")
+    return 0
+
+
 def cmd_export(args) -> int:
     from . import engine, export
 
@@ -329,7 +392,7 @@ def cmd_ensemble(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "ensemble": cmd_ensemble,
-            "export": cmd_export}
+            "export": cmd_export, "tune": cmd_tune}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,9 @@ from keras import layers  # noqa: E402
 
 INPUT_SHAPE = (28, 28, 1)
 MODELS: dict[str, Callable[..., keras.Model]] = {}
+# Tunable builder arguments, declared beside each builder: name -> (kind, low, high[, log]) or
+# ("categorical", choices). digits.tune samples these into `model_args`; nothing else changes.
+SEARCH_SPACES: dict[str, dict[str, tuple]] = {}
 
 
 def register(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
@@ -28,14 +31,20 @@ def register(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
 
 
 @register
-def mlp(input_shape=INPUT_SHAPE, num_classes: int = 10, hidden_units: int = 128,
+def mlp(input_shape=INPUT_SHAPE, num_classes: int = 10, hidden_units: int = 128, hidden_layers: int = 1,
         dropout_rate: float = 0.0) -> keras.Model:
     """The original classic: Flatten 28x28 -> Dense 128 ReLU -> Dense 10 softmax (~97.7%)."""
-    stack = [keras.Input(shape=input_shape), layers.Flatten(), layers.Dense(hidden_units, activation="relu")]
-    if dropout_rate:
-        stack.append(layers.Dropout(dropout_rate))
+    stack = [keras.Input(shape=input_shape), layers.Flatten()]
+    for _ in range(hidden_layers):
+        stack.append(layers.Dense(hidden_units, activation="relu"))
+        if dropout_rate:
+            stack.append(layers.Dropout(dropout_rate))
     stack.append(layers.Dense(num_classes, activation="softmax"))
     return keras.Sequential(stack, name="mlp")
+
+
+SEARCH_SPACES["mlp"] = {"hidden_units": ("int", 32, 512, True), "hidden_layers": ("int", 1, 3),
+                        "dropout_rate": ("float", 0.0, 0.5)}
 
 
 def create_model(name: str, input_shape=INPUT_SHAPE, num_classes: int = 10, **model_args) -> keras.Model:
@@ -83,6 +92,10 @@ def cnn(input_shape=INPUT_SHAPE, num_classes: int = 10, filters: int = 16, dense
     return keras.Sequential(stack, name="cnn")
 
 
+SEARCH_SPACES["cnn"] = {"filters": ("int", 8, 48, False, 8), "dense_units": ("categorical", (0, 64, 128, 256)),
+                        "dropout_rate": ("float", 0.0, 0.5)}
+
+
 @register
 def cnn_large(input_shape=INPUT_SHAPE, num_classes: int = 10, filters: int = 32,
               dropout_rate: float = 0.4) -> keras.Model:
@@ -99,6 +112,9 @@ def cnn_large(input_shape=INPUT_SHAPE, num_classes: int = 10, filters: int = 32,
     stack += [*_conv_bn_relu(filters * 4, kernel_size=4, padding="valid"), layers.Flatten(),
               layers.Dropout(dropout_rate), layers.Dense(num_classes, activation="softmax")]
     return keras.Sequential(stack, name="cnn_large")
+
+
+SEARCH_SPACES["cnn_large"] = {"filters": ("int", 16, 48, False, 8), "dropout_rate": ("float", 0.1, 0.5)}
 
 
 @register

@@ -1,0 +1,159 @@
+"""Hyperparameter tuning: an Optuna study whose trials are ordinary `digits.train` runs.
+
+A trial samples the shared training settings (learning rate, batch size, schedule, label
+smoothing, augmentation strength) and the model's own `models.SEARCH_SPACES` entry (width,
+depth, dropout) into a `Config`, trains it, and reports validation accuracy after every
+epoch so the median pruner can stop bad trials early. The objective is the best validation
+accuracy: the test set is never used for selection.
+
+Storage is any SQLAlchemy URL: a SQLite file by default, PostgreSQL for many workers on
+many machines. Heartbeats mark a killed worker's trial FAILED once its grace period is over,
+and `RetryFailedTrialCallback` re-queues its parameters, so nothing is lost; `--trials N`
+counts finished (complete or pruned) trials across all workers, so counts add up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import warnings
+from pathlib import Path
+from typing import Callable
+
+from . import config as config_module
+from . import files, models, train
+
+TRAINING_SPACE = {  # shared by every model; augmentation strength scales all three transforms
+    "learning_rate": ("float", 3e-4, 3e-2, True),
+    "batch_size": ("categorical", (32, 64, 128, 256)),
+    "schedule": ("categorical", ("constant", "one_cycle")),
+    "label_smoothing": ("float", 0.0, 0.2),
+    "augment_strength": ("float", 0.0, 1.0),
+}
+HEARTBEAT_SECONDS, GRACE_SECONDS = 5, 20
+
+
+def _suggest(trial, name: str, spec: tuple):
+    kind = spec[0]
+    if kind == "categorical":
+        return trial.suggest_categorical(name, list(spec[1]))
+    low, high = spec[1], spec[2]
+    log = len(spec) > 3 and bool(spec[3])
+    if kind == "int":
+        step = spec[4] if len(spec) > 4 else 1
+        return trial.suggest_int(name, low, high, log=log, step=step)
+    return trial.suggest_float(name, low, high, log=log)
+
+
+def config_for(params: dict, base: config_module.Config) -> config_module.Config:
+    """The Config a set of trial parameters stands for (also how the best config is written)."""
+    values = {key: value for key, value in params.items() if key in TRAINING_SPACE and key != "augment_strength"}
+    strength = params.get("augment_strength", 0.0)
+    values.update(augment_shift=3.0 * strength, augment_rotation=12.0 * strength, augment_zoom=0.12 * strength)
+    model_args = {**base.model_args, **{key[len("model."):]: value for key, value in params.items()
+                                        if key.startswith("model.")}}
+    return config_module.from_dict({**values, "model_args": model_args}, base)
+
+
+def open_study(storage: str, study_name: str, seed: int = 0):
+    """Create or load a study; an unreachable or invalid storage is a one-line ValueError."""
+    import optuna
+    import sqlalchemy.exc
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
+    try:
+        backend = optuna.storages.RDBStorage(
+            storage, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+            engine_kwargs={"pool_pre_ping": True})
+        return optuna.create_study(storage=backend, study_name=study_name, direction="maximize",
+                                   load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=seed),
+                                   pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0][:240]
+        raise ValueError(f"cannot open the study storage {storage}: {reason}; check the URL, that the "
+                         "database server is running and reachable, and its driver is installed") from None
+
+
+def _pruning_callback(trial):
+    import keras
+    import optuna
+
+    class ReportValidation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            trial.report(float((logs or {}).get("val_accuracy", 0.0)), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
+
+    return ReportValidation()
+
+
+def objective_for(base: config_module.Config, trials_dir: Path, data_dir=None) -> Callable:
+    space = {**TRAINING_SPACE, **{f"model.{key}": spec for key, spec in models.SEARCH_SPACES.get(base.model, {}).items()}}
+
+    def objective(trial) -> float:
+        params = {name: _suggest(trial, name, spec) for name, spec in space.items()}
+        settings = config_for(params, base)
+        out = trials_dir / f"trial-{trial.number:04d}"
+        shutil.rmtree(out, ignore_errors=True)  # a retried trial number never reuses a half-written dir
+        try:
+            result = train.train(settings, out=out, data_dir=data_dir, verbose=0, callbacks=(_pruning_callback(trial),))
+        finally:  # a pruned trial leaves its work in progress behind; other workers' stay untouched
+            shutil.rmtree(train.partial_dir_for(settings, trials_dir, out), ignore_errors=True)
+        trial.set_user_attr("run", str(result.run_dir))
+        return max(result.history["val_accuracy"])
+
+    return objective
+
+
+def tune(base: config_module.Config, trials: int, storage: str, study_name: str, out_dir: Path,
+         timeout: float | None = None, data_dir=None, on_trial: Callable | None = None):
+    """Run trials until the study holds `trials` finished ones (or `timeout`); returns the study."""
+    import optuna
+    from optuna.trial import TrialState
+
+    if trials < 1:
+        raise ValueError(f"--trials must be at least 1, got {trials}")
+    if base.model not in models.MODELS:
+        models.create_model(base.model)
+    study = open_study(storage, study_name, seed=base.seed)
+    callbacks = [optuna.study.MaxTrialsCallback(trials, states=(TrialState.COMPLETE, TrialState.PRUNED))]
+    if on_trial:
+        callbacks.append(on_trial)
+    if finished(study) < trials:
+        study.optimize(objective_for(base, out_dir / "trials", data_dir), timeout=timeout, callbacks=callbacks,
+                       catch=(ValueError,))
+    return study
+
+
+def finished(study) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def write_results(study, base: config_module.Config, out_dir: Path) -> dict[str, Path]:
+    """The best config (a file `digits train --config` takes as is), trials table, and plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import optuna
+    import optuna.visualization.matplotlib as optuna_plots
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # their plots are "experimental"
+
+    from . import plots
+
+    best = config_for(study.best_trial.params, base)
+    paths = {"best_config": files.write_json(out_dir / "best.json",
+                                             {key: value for key, value in dataclasses.asdict(best).items()})}
+    rows = [{"number": trial.number, "state": trial.state.name, "value": trial.value, "params": trial.params,
+             "run": trial.user_attrs.get("run")} for trial in study.trials]
+    paths["trials"] = files.write_json(out_dir / "trials.json", rows)
+    history = optuna_plots.plot_optimization_history(study).get_figure()
+    paths["history_png"] = plots.save_figure(history, out_dir / "optimization_history.png")
+    if len([trial for trial in study.trials if trial.value is not None]) >= 2:
+        importances = optuna_plots.plot_param_importances(study).get_figure()
+        paths["importances_png"] = plots.save_figure(importances, out_dir / "param_importances.png")
+    return paths
