@@ -34,6 +34,8 @@ def _add_train(commands) -> None:
     parser.add_argument("--runs-dir", help="where default run directories go (default: runs, or $DIGITS_RUNS_DIR)")
     parser.add_argument("--data-dir", help="directory holding the dataset files (default: $DIGITS_DATA_DIR, "
                                            "the shipped copy, /usr/share/datasets, the cache)")
+    parser.add_argument("--distribute", choices=("mirrored", "multi-worker"),
+                        help="tf.distribute: all GPUs of this machine, or a cluster from TF_CONFIG (default: none)")
 
 
 def _add_run_argument(parser) -> None:
@@ -67,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(default: sqlite:///RUNS/tune.db)")
     tune.add_argument("--study", help="study name; workers with the same name share it (default: MODEL-DATASET)")
     tune.add_argument("--timeout", type=float, help="stop starting trials after S seconds (default: none)")
+    tune.add_argument("--heartbeat", type=int, default=10, help="seconds between a running trial's heartbeats; "
+                                                              "a worker silent for 3 is declared dead and its trial "
+                                                              "retried (default: 10)")
     tune.add_argument("--config", metavar="FILE.json", help="base settings each trial starts from")
     tune.add_argument("--epochs", type=int, help="epochs per trial (default: the base config's)")
     tune.add_argument("--limit", type=int, help="first N training images per trial (default: all)")
@@ -142,7 +147,7 @@ def cmd_train(args) -> int:
     # A live bar on a terminal; one line per epoch in logs (Keras always redraws otherwise).
     verbose = 1 if sys.stdout.isatty() else 2
     result = train.train(config, out=args.out, runs_dir=engine.runs_root(args.runs_dir), data_dir=args.data_dir,
-                         verbose=verbose, download_progress=_download_bar())
+                         verbose=verbose, download_progress=_download_bar(), distribute=args.distribute)
     if result.resumed_from_epoch:
         print(f"Resumed from epoch {result.resumed_from_epoch}", file=sys.stderr)
     print(f"Run directory: {result.run_dir}")
@@ -345,7 +350,7 @@ def cmd_tune(args) -> int:
 
     try:
         study = tune.tune(base, args.trials, storage, study_name, out, timeout=args.timeout,
-                          data_dir=args.data_dir, on_trial=progress)
+                          data_dir=args.data_dir, on_trial=progress, heartbeat=args.heartbeat)
         progress(study, None)
     finally:
         bar.close()

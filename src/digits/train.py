@@ -10,12 +10,14 @@ a kill continues from that epoch instead of starting over.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -194,20 +196,84 @@ def augmentation(config: Config) -> dict:
     return {"shift": config.augment_shift, "rotation": config.augment_rotation, "zoom": config.augment_zoom}
 
 
+DISTRIBUTIONS = ("mirrored", "multi-worker")
+
+
+def make_strategy(distribute: str | None):
+    """None, MirroredStrategy (the GPUs of one machine) or MultiWorkerMirroredStrategy (from TF_CONFIG)."""
+    if distribute is None:
+        return None
+    if distribute not in DISTRIBUTIONS:
+        raise ValueError(f"unknown distribution '{distribute}'; choose one of {', '.join(DISTRIBUTIONS)}")
+    import tensorflow as tf
+
+    if distribute == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    try:
+        cluster = json.loads(os.environ.get("TF_CONFIG") or "null")
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({error.msg}); see the README's distributed training") from None
+    if not isinstance(cluster, dict) or "cluster" not in cluster or "task" not in cluster:
+        raise ValueError("--distribute multi-worker reads the cluster from TF_CONFIG ({\"cluster\": ..., "
+                         "\"task\": ...}), which is not set; see the README's distributed training")
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def worker_index(strategy) -> int:
+    """0 for the worker that writes the run (the chief), 1.. for the others."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type or resolver.task_type == "chief":
+        return 0
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return int(resolver.task_id) + (1 if has_chief else 0)
+
+
+def _multi_worker_workarounds(model, strategy, train_data) -> None:
+    """Two Keras 3 + MultiWorkerMirroredStrategy bugs in `fit` (tensorflow#72388), worked around here.
+
+    1. Before its symbolic build, `fit` averages a nested *distributed* batch with
+       `strategy.reduce`, which this strategy cannot do: build from one local batch instead
+       (only shapes and dtypes are used) and skip that step.
+    2. Each step's logs are averaged with `strategy.reduce("MEAN", value, axis=0)`, which fails
+       on scalars: return them with shape (1,). Keras then reads the epoch's figures from the
+       metric objects themselves, which the strategy aggregates across workers correctly.
+    """
+    import tensorflow as tf
+
+    with strategy.scope():
+        model._symbolic_build(data_batch=next(iter(train_data)))
+    model._maybe_symbolic_build = lambda *args, **kwargs: None
+    for name in ("train_step", "test_step"):
+        step = getattr(model, name)
+        setattr(model, name, lambda batch, step=step: {key: tf.reshape(value, [1]) for key, value in step(batch).items()})
+
+
 def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = "runs", data_dir=None,
           verbose: int | str = "auto", callbacks: tuple = (),
-          download_progress: Callable[[str, int, int], None] | None = None) -> TrainResult:
-    """Train `config` and write its run directory; returns the run path, history and test metrics."""
+          download_progress: Callable[[str, int, int], None] | None = None,
+          distribute: str | None = None) -> TrainResult:
+    """Train `config` and write its run directory; returns the run path, history and test metrics.
+
+    With `distribute`, the model is built under a tf.distribute strategy and `batch_size` is
+    the global batch; in a multi-worker cluster only the chief writes the run directory (the
+    other workers write theirs aside and delete it, as every worker must save).
+    """
     config.validate()
     data.get_spec(config.dataset)  # unknown names fail before any work
     if config.model not in models.MODELS:
         models.create_model(config.model)
+    strategy = make_strategy(distribute)  # first TensorFlow work: collectives must start clean
+    worker = worker_index(strategy)
     runs_dir = Path(runs_dir)
     out = Path(out) if out is not None else None
     run_dir = out or runs_dir / default_run_name(config)
-    if run_dir.exists():
+    if worker:
+        run_dir = Path(tempfile.mkdtemp(prefix=f"digits-worker{worker}-")) / "run"
+    elif run_dir.exists():
         raise ValueError(f"run directory {run_dir} already exists; choose another --out or remove it first")
-    partial = partial_dir_for(config, run_dir.parent, out)
+    partial = partial_dir_for(config, out.parent if out else runs_dir, out)
+    if worker:
+        partial = partial.with_name(f"{partial.name}-worker{worker}")  # each worker keeps its own backup
     partial.mkdir(parents=True, exist_ok=True)
     files.write_json(partial / "config.json", config.to_dict())
 
@@ -215,13 +281,14 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
     seed_everything(config.seed)
     classes = len(dataset.class_names)
     policy = set_precision(config.precision)
+    one_hot = classes if config.label_smoothing else None
     try:
-        model = models.create_model(config.model, input_shape=x_train.shape[1:], num_classes=classes,
-                                    **config.model_args)
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model = models.create_model(config.model, input_shape=x_train.shape[1:], num_classes=classes,
+                                        **config.model_args)
+            compile_model(model, config, -(-len(x_train) // config.batch_size), one_hot=bool(one_hot))
     finally:
         keras.mixed_precision.set_global_policy("float32")  # layers keep the policy they were built with
-    one_hot = classes if config.label_smoothing else None
-    compile_model(model, config, -(-len(x_train) // config.batch_size), one_hot=bool(one_hot))
 
     history_csv = partial / "history.csv"
     done_before = len(read_history_csv(history_csv).get("loss", []))
@@ -230,6 +297,8 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
     train_data = data.make_tf_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed,
                                       augment=augmentation(config), num_classes=one_hot)
     val_data = data.make_tf_dataset(x_val, y_val, 1024, num_classes=one_hot)
+    if distribute == "multi-worker":
+        _multi_worker_workarounds(model, strategy, train_data)
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=verbose, shuffle=False,
               callbacks=[_epoch_timer(), *([keep_best] if config.keep_best else []), backup,
                          keras.callbacks.CSVLogger(str(history_csv), append=True), *callbacks])
@@ -248,13 +317,17 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
         "epochs": len(history.get("loss", [])), "resumed_from_epoch": done_before,
         "training_seconds": float(sum(history.get("epoch_seconds", []))),
         "train_images": len(x_train), "validation_images": len(x_val), "test_images": len(dataset.x_test),
-        "input_shape": list(x_train.shape[1:]), "precision": policy,
+        "input_shape": list(x_train.shape[1:]), "precision": policy, "distribute": distribute,
+        "replicas": strategy.num_replicas_in_sync if strategy else 1,
         "dataset": {"name": dataset.name, "checksum": dataset.checksum, "files": dataset.sha256,
                     "class_names": list(dataset.class_names)},
         "versions": environment(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
     }
-    return finish_run(partial, run_dir, model, history, metrics, done_before)
+    result = finish_run(partial, run_dir, model, history, metrics, done_before)
+    if worker:  # not the chief: its copy was only written because saving is collective
+        shutil.rmtree(run_dir.parent, ignore_errors=True)
+    return result
 
 
 def finish_run(partial: Path, run_dir: Path, model, history: dict, metrics: dict,

@@ -15,7 +15,9 @@ counts finished (complete or pruned) trials across all workers, so counts add up
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
+import socket
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -30,7 +32,7 @@ TRAINING_SPACE = {  # shared by every model; augmentation strength scales all th
     "label_smoothing": ("float", 0.0, 0.2),
     "augment_strength": ("float", 0.0, 1.0),
 }
-HEARTBEAT_SECONDS, GRACE_SECONDS = 5, 20
+HEARTBEAT_SECONDS = 10  # a running trial's worker writes a heartbeat this often; 3 missed ones = dead
 
 
 def _suggest(trial, name: str, spec: tuple):
@@ -55,7 +57,7 @@ def config_for(params: dict, base: config_module.Config) -> config_module.Config
     return config_module.from_dict({**values, "model_args": model_args}, base)
 
 
-def open_study(storage: str, study_name: str, seed: int = 0):
+def open_study(storage: str, study_name: str, seed: int = 0, heartbeat: int = HEARTBEAT_SECONDS):
     """Create or load a study; an unreachable or invalid storage is a one-line ValueError."""
     import optuna
     import sqlalchemy.exc
@@ -64,7 +66,7 @@ def open_study(storage: str, study_name: str, seed: int = 0):
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
     try:
         backend = optuna.storages.RDBStorage(
-            storage, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+            storage, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
             engine_kwargs={"pool_pre_ping": True})
         return optuna.create_study(storage=backend, study_name=study_name, direction="maximize",
@@ -93,6 +95,7 @@ def objective_for(base: config_module.Config, trials_dir: Path, data_dir=None) -
     space = {**TRAINING_SPACE, **{f"model.{key}": spec for key, spec in models.SEARCH_SPACES.get(base.model, {}).items()}}
 
     def objective(trial) -> float:
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who runs it, for humans and tests
         params = {name: _suggest(trial, name, spec) for name, spec in space.items()}
         settings = config_for(params, base)
         out = trials_dir / f"trial-{trial.number:04d}"
@@ -108,7 +111,8 @@ def objective_for(base: config_module.Config, trials_dir: Path, data_dir=None) -
 
 
 def tune(base: config_module.Config, trials: int, storage: str, study_name: str, out_dir: Path,
-         timeout: float | None = None, data_dir=None, on_trial: Callable | None = None):
+         timeout: float | None = None, data_dir=None, on_trial: Callable | None = None,
+         heartbeat: int = HEARTBEAT_SECONDS):
     """Run trials until the study holds `trials` finished ones (or `timeout`); returns the study."""
     import optuna
     from optuna.trial import TrialState
@@ -117,7 +121,9 @@ def tune(base: config_module.Config, trials: int, storage: str, study_name: str,
         raise ValueError(f"--trials must be at least 1, got {trials}")
     if base.model not in models.MODELS:
         models.create_model(base.model)
-    study = open_study(storage, study_name, seed=base.seed)
+    if heartbeat < 1:
+        raise ValueError(f"--heartbeat must be at least 1 second, got {heartbeat}")
+    study = open_study(storage, study_name, seed=base.seed, heartbeat=heartbeat)
     callbacks = [optuna.study.MaxTrialsCallback(trials, states=(TrialState.COMPLETE, TrialState.PRUNED))]
     if on_trial:
         callbacks.append(on_trial)

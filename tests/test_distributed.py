@@ -1,0 +1,60 @@
+"""tf.distribute: two MultiWorkerMirroredStrategy workers on loopback train one model together."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import assert_clean_error, run_cli
+
+pytestmark = pytest.mark.slow
+ARGS = ["train", "--limit", "6000", "--epochs", "2", "--seed", "3"]
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for probe in sockets:
+        probe.bind(("127.0.0.1", 0))
+    ports = [probe.getsockname()[1] for probe in sockets]
+    for probe in sockets:
+        probe.close()
+    return ports
+
+
+def test_two_workers_match_one_process(tmp_path):
+    single = run_cli(*ARGS, "--out", str(tmp_path / "single"))
+    assert single.returncode == 0, single.stderr[-2000:]
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    workers = []
+    for index in range(2):
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1",
+                       "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        workers.append(subprocess.Popen([sys.executable, "-m", "digits.cli", *ARGS, "--distribute", "multi-worker",
+                                         "--out", str(tmp_path / "together")], env=environment, cwd=tmp_path,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+    assert all(worker.returncode == 0 for worker in workers), [err[-2000:] for _, err in outputs]
+    together = json.loads((tmp_path / "together" / "metrics.json").read_text())
+    alone = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    assert together["distribute"] == "multi-worker" and together["replicas"] == 2
+    assert abs(together["test_accuracy"] - alone["test_accuracy"]) < 0.02  # same recipe, within noise
+    assert together["test_accuracy"] > 0.88
+    written = sorted(path.name for path in tmp_path.iterdir() if path.name != "cache")  # cache: XDG_CACHE_HOME
+    assert written == ["single", "together"]  # only the chief wrote a run; no work-in-progress left
+
+
+def test_mirrored_runs_on_one_machine(tmp_path):
+    result = run_cli("train", "--limit", "2000", "--epochs", "1", "--distribute", "mirrored",
+                     "--out", str(tmp_path / "mirrored"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((tmp_path / "mirrored" / "metrics.json").read_text())["distribute"] == "mirrored"
+
+
+def test_multi_worker_without_tf_config_is_one_line(tmp_path):
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
+    result = subprocess.run([sys.executable, "-m", "digits.cli", "train", "--distribute", "multi-worker"],
+                            cwd=tmp_path, env=environment, capture_output=True, text=True)
+    assert_clean_error(result, "TF_CONFIG")

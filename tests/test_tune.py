@@ -1,0 +1,135 @@
+"""Tuning on real storage: a SQLite study end to end, and PostgreSQL shared by workers, one of them killed."""
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_clean_error, run_cli
+
+pytestmark = pytest.mark.slow
+TRIAL = ["--model", "mlp", "--epochs", "2", "--limit", "1500"]  # a trial takes a few seconds
+
+
+def test_sqlite_study_resumes_and_its_best_config_trains(tmp_path):
+    first = run_cli("tune", *TRIAL, "--trials", "3", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    out = tmp_path / "runs" / "tune-mlp-mnist"
+    assert (tmp_path / "runs" / "tune.db").is_file()  # the default storage: a SQLite file
+    trials = json.loads((out / "trials.json").read_text())
+    assert len(trials) == 3 and {trial["state"] for trial in trials} <= {"COMPLETE", "PRUNED"}
+    assert "Best trial" in first.stdout and (out / "optimization_history.png").is_file()
+    assert (out / "param_importances.png").is_file()
+
+    again = run_cli("tune", *TRIAL, "--trials", "4", cwd=tmp_path)  # re-running resumes the same study
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(json.loads((out / "trials.json").read_text())) == 4
+
+    best = json.loads((out / "best.json").read_text())
+    assert best["model"] == "mlp" and "hidden_units" in best["model_args"]
+    trained = run_cli("train", "--config", str(out / "best.json"), "--out", str(tmp_path / "best-run"), cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert "Test accuracy: 0." in trained.stdout
+
+
+def test_unreachable_storage_is_one_line(tmp_path):
+    with socket.socket() as probe:  # a port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = run_cli("tune", *TRIAL, "--trials", "2", "--storage", f"postgresql+psycopg://digits@127.0.0.1:{port}/x",
+                     cwd=tmp_path)
+    assert_clean_error(result, "cannot open the study storage", "Connection refused")
+    assert_clean_error(run_cli("tune", *TRIAL, "--trials", "0", cwd=tmp_path), "--trials must be at least 1")
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A real PostgreSQL server on loopback (Debian's postgresql package), torn down afterwards."""
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    assert binaries, "PostgreSQL is not installed: apt-get install postgresql (.ci/run does this)"
+    bin_dir = Path(binaries[-1]).parent
+    root = Path(tempfile.mkdtemp(prefix="digits-postgres-"))  # outside pytest's root-only tmp tree
+    data, sockets = root / "data", root / "sockets"
+    sockets.mkdir()
+    as_user = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "digits", "--auth=trust"],
+                   check=True, capture_output=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "start",
+                    "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://digits@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _worker(storage, study, trials, cwd):
+    command = [sys.executable, "-m", "digits.cli", "tune", *TRIAL, "--trials", str(trials), "--storage", storage,
+               "--study", study, "--heartbeat", "1"]
+    return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _trials(storage, study):
+    import optuna
+
+    return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+
+
+def test_two_workers_share_a_postgres_study(postgres, tmp_path):
+    workers = [_worker(postgres, "shared", 6, tmp_path) for _ in range(2)]
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+    assert all(worker.returncode == 0 for worker in workers), [err[-1500:] for _, err in outputs]
+    trials = _trials(postgres, "shared")
+    finished = [trial for trial in trials if trial.state.name in ("COMPLETE", "PRUNED")]
+    assert 6 <= len(finished) <= 7  # two workers may both start the last trial: at most one extra
+    assert len({trial.user_attrs["worker"] for trial in trials}) == 2  # both workers did real work
+    assert len({trial.number for trial in trials}) == len(trials)
+
+
+def test_a_worker_killed_mid_trial_is_retried_and_the_study_completes(postgres, tmp_path):
+    victim, survivor = _worker(postgres, "killed", 8, tmp_path), None
+    try:
+        deadline, running = time.time() + 300, None
+        while time.time() < deadline and running is None:  # wait until the victim is inside a trial
+            time.sleep(0.3)
+            try:
+                running = next((trial for trial in _trials(postgres, "killed") if trial.state.name == "RUNNING"
+                                and trial.user_attrs.get("worker", "").endswith(f":{victim.pid}")), None)
+            except KeyError:  # the study is not created yet
+                pass
+        assert running is not None, "the first worker never started a trial"
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        survivor = _worker(postgres, "killed", 8, tmp_path)
+        _, errors = survivor.communicate(timeout=600)
+        assert survivor.returncode == 0, errors[-2000:]
+    finally:
+        for process in (victim, survivor):
+            if process and process.poll() is None:
+                process.kill()
+    trials = {trial.number: trial for trial in _trials(postgres, "killed")}
+    assert trials[running.number].state.name == "FAIL"  # the heartbeat stopped: marked failed...
+    retries = [trial for trial in trials.values() if trial.system_attrs.get("failed_trial") == running.number]
+    assert len(retries) == 1 and retries[0].params == running.params  # ...and retried once, same parameters
+    assert retries[0].state.name in ("COMPLETE", "PRUNED")
+    finished = [trial for trial in trials.values() if trial.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 8  # no trial lost, none counted twice
+    assert not [trial for trial in trials.values() if trial.state.name in ("RUNNING", "WAITING")]
