@@ -8,29 +8,22 @@ Usage: python benchmarks/best_model.py [--seeds 1 2 3] [--runs-dir runs]
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, save  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, best_runs_arguments, machine, save  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="(default: 1 2 3)")
-    parser.add_argument("--runs-dir", default=str(ROOT / "runs"), help="(default: runs)")
-    args = parser.parse_args()
+    args, outs = best_runs_arguments(__doc__.splitlines()[0])
 
     from digits import config, train
 
     runs = []
-    for seed in args.seeds:
-        out = Path(args.runs_dir) / f"best-seed{seed}"
+    for seed, out in zip(args.seeds, outs):
         if not (out / "metrics.json").is_file():
             print(f"training seed {seed} into {out}", flush=True)
             settings = config.load(ROOT / "configs" / "best.json", config.Config(seed=seed))

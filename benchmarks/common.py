@@ -8,6 +8,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def best_runs_arguments(description: str):
+    """--seeds and --runs-dir, shared by best_model.py and ensemble.py: runs/best-seed<N>/."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="(default: 1 2 3)")
+    parser.add_argument("--runs-dir", default=str(ROOT / "runs"), help="(default: runs)")
+    args = parser.parse_args()
+    return args, [Path(args.runs_dir) / f"best-seed{seed}" for seed in args.seeds]
 
 
 def machine() -> dict:

@@ -6,28 +6,21 @@ Usage: python benchmarks/ensemble.py [--seeds 1 2 3] [--runs-dir runs]
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, save  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, best_runs_arguments, machine, save  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="(default: 1 2 3)")
-    parser.add_argument("--runs-dir", default=str(ROOT / "runs"), help="(default: runs)")
-    args = parser.parse_args()
+    args, members = best_runs_arguments(__doc__.splitlines()[0])
 
     from digits import ensemble
 
     runs_dir = Path(args.runs_dir)
-    members = [runs_dir / f"best-seed{seed}" for seed in args.seeds]
     results = {}
     for tta in (False, True):
         out = runs_dir / ("best-ensemble-tta" if tta else "best-ensemble")
