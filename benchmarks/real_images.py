@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,8 @@ from scipy import ndimage
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 STROKE_CHANGE = (-0.8, 2.0)  # stroke width added, in MNIST pixels: fine pen .. marker
-GAP = (-1, 4)  # columns between neighbouring digits of a strip, MNIST pixels (-1: they may touch)
+GAP = (1, 5)  # visible columns between neighbouring digits of a strip, MNIST pixels
+TOUCHING = 0.1  # share of neighbouring digits drawn overlapping by a pixel instead
 
 
 def _ink_columns(digit: np.ndarray) -> np.ndarray:
@@ -33,10 +35,14 @@ def _ink_columns(digit: np.ndarray) -> np.ndarray:
     return digit[:, columns[0]:columns[-1] + 1] if columns.size else digit
 
 
-def strip_ink(digits: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """28x28 digits (float 0..1, ink bright) side by side with small random gaps and vertical jitter."""
+def strip_ink(digits: list[np.ndarray], rng: np.random.Generator, stroke_change: float = 0.0) -> np.ndarray:
+    """28x28 digits (float 0..1, ink bright) side by side with small random gaps and vertical jitter.
+
+    The gaps are what remains visible once the strokes are `stroke_change` wider.
+    """
     parts = [_ink_columns(digit) for digit in digits]
-    gaps = rng.integers(GAP[0], GAP[1] + 1, len(parts) - 1)
+    gaps = np.where(rng.random(len(parts) - 1) < TOUCHING, -1, rng.integers(GAP[0], GAP[1] + 1, len(parts) - 1))
+    gaps = gaps + int(math.ceil(max(stroke_change, 0.0)))
     width = sum(part.shape[1] for part in parts) + int(gaps.sum()) + 8
     out, column = np.zeros((32, width), np.float32), 4
     for index, part in enumerate(parts):
@@ -47,7 +53,8 @@ def strip_ink(digits: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def render(ink: np.ndarray, rng: np.random.Generator, min_height: float = 0.0) -> bytes:
+def render(ink: np.ndarray, rng: np.random.Generator, min_height: float = 0.0,
+           stroke_change: float | None = None) -> bytes:
     """Ink (h, w) at MNIST scale (float 0..1, bright) -> an encoded photo of it: dark on light paper."""
     rows, columns = np.flatnonzero(ink.max(1) > 0.1), np.flatnonzero(ink.max(0) > 0.1)
     ink = ink[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
@@ -64,7 +71,8 @@ def render(ink: np.ndarray, rng: np.random.Generator, min_height: float = 0.0) -
     # a pen draws hard-edged strokes: redraw the smooth shape from its signed distance, wider or thinner
     core = smooth >= 0.5
     signed = np.where(core, ndimage.distance_transform_edt(core) - 0.5, 0.5 - ndimage.distance_transform_edt(~core))
-    pen = np.clip(signed + rng.uniform(*STROKE_CHANGE) * scale / 2 + 0.5, 0, 1)
+    stroke_change = rng.uniform(*STROKE_CHANGE) if stroke_change is None else stroke_change
+    pen = np.clip(signed + stroke_change * scale / 2 + 0.5, 0, 1)
     pen = ndimage.gaussian_filter(pen, rng.uniform(0, 0.3 + 0.05 * scale))  # focus blur
     paper = rng.uniform(0.72, 1.0) * (1 - rng.uniform(0, 0.08, 3))  # slightly tinted
     ink_colour = rng.choice([[0.05, 0.05, 0.08], [0.1, 0.15, 0.5], [0.3, 0.3, 0.3]]) * rng.uniform(0.5, 1.2)
@@ -92,7 +100,8 @@ def render_digit(digit: np.ndarray, rng: np.random.Generator) -> bytes:
 def render_strip(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
     """Several 28x28 MNIST digits -> an encoded photo of them written side by side (digits >= 16 px tall)."""
     scaled = [np.asarray(digit, np.float32) / (255.0 if digit.dtype == np.uint8 else 1.0) for digit in digits]
-    return render(strip_ink(scaled, rng), rng, min_height=16.0)
+    stroke_change = rng.uniform(*STROKE_CHANGE)
+    return render(strip_ink(scaled, rng, stroke_change), rng, min_height=16.0, stroke_change=stroke_change)
 
 
 def measure(predict_proba, x_test, y_test, samples: int, strips: int, seed: int) -> dict:

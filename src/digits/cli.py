@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--tta", action="store_true", help="also average over four one-pixel shifts of each image")
     ensemble.add_argument("--data-dir", help="directory holding the dataset files")
 
+    from .api import cli as serve_cli  # light: FastAPI and uvicorn load only when `serve` runs
+
+    serve_cli.add_parser(commands)
+
     tune = commands.add_parser("tune", help="Optuna study over a model's hyperparameters (SQLite or PostgreSQL)")
     tune.add_argument("--model", default="mlp", help="model registry name (default: mlp)")
     tune.add_argument("--trials", type=int, required=True, help="finished trials the study should hold, all workers together")
@@ -396,7 +400,13 @@ def cmd_ensemble(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "ensemble": cmd_ensemble,
+def cmd_serve(args) -> int:
+    from .api import cli as serve_cli
+
+    return serve_cli.run(args)
+
+
+COMMANDS = {"serve": cmd_serve, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "ensemble": cmd_ensemble,
             "export": cmd_export, "tune": cmd_tune}
 
 

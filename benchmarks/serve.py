@@ -1,0 +1,230 @@
+"""Serving load, side by side in one run: our service vs the framework's ceiling vs a tutorial server.
+
+(a) `digits serve` (python -m digits.api), (b) a bare FastAPI endpoint returning a constant
+(what FastAPI + uvicorn can do at all on this machine), (c) a tutorial-style FastAPI server: a
+pydantic body model and `model.predict` per request. Each runs as a subprocess on a loopback
+port; wrk (one thread, 32 connections by default, a Lua script POSTing one MNIST test digit as
+JSON `pixels`) runs a warm-up and then a bounded measurement against each, one at a time.
+Targets: (a) >= 3,000 requests/s, >= 70% of (b), p99 <= 15 ms, no errors, >= 30x (c).
+Writes benchmarks/results/serve.json and prints a table.
+Usage: python benchmarks/serve.py [--run RUN] [--duration 10] [--connections 32] [--workers 1]
+       (default run: trains configs/cnn-fast.json; needs wrk: apt-get install -y wrk)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from pydantic import BaseModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, save  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {"requests_per_s": 3000, "share_of_ceiling": 0.70, "p99_ms": 15.0, "errors": 0, "speedup_vs_tutorial": 30}
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local file = io.open("%(body)s", "rb")
+wrk.body = file:read("*a")
+file:close()
+done = function(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format('RESULT {"requests": %%d, "duration_us": %%d, "connect": %%d, "read": %%d, "write": %%d, '
+    .. '"status": %%d, "timeout": %%d, "p50_us": %%d, "p90_us": %%d, "p99_us": %%d, "p999_us": %%d, "max_us": %%d}\\n',
+    summary.requests, summary.duration, errors.connect, errors.read, errors.write, errors.status, errors.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max))
+end
+"""
+
+
+# ------------------------------------------------------------ the two baseline servers (run as subprocesses)
+
+
+class Item(BaseModel):  # the tutorial server's request body (module level: FastAPI resolves annotations here)
+    pixels: list[list[float]]
+
+
+def constant_app():
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.post("/predict")
+    async def predict():
+        return {"digit": 7, "confidence": 0.99}
+
+    return app
+
+
+def tutorial_app(run: str):
+    """What a typical FastAPI + Keras tutorial serves: a pydantic body and model.predict per request."""
+    import keras
+    import numpy as np
+    from fastapi import FastAPI
+
+    model = keras.models.load_model(Path(run) / "model.keras", compile=False)
+    app = FastAPI()
+
+    @app.post("/predict")
+    def predict(item: Item):
+        image = np.array(item.pixels, dtype=np.float32).reshape(1, 28, 28, 1) / 255.0
+        probabilities = model.predict(image, verbose=0)[0]
+        return {"digit": int(probabilities.argmax()), "confidence": float(probabilities.max())}
+
+    return app
+
+
+def serve_baseline(kind: str, port: int, workers: int, run: str | None) -> None:
+    import uvicorn
+
+    from digits import runtime  # noqa: F401  (quiet TensorFlow)
+
+    options = {"host": "127.0.0.1", "port": port, "log_level": "warning", "access_log": False}
+    if kind == "constant" and workers > 1:  # uvicorn needs an import string to start worker processes
+        uvicorn.run("serve:constant_app", factory=True, workers=workers, app_dir=str(Path(__file__).parent),
+                    **options)
+    else:
+        uvicorn.run(constant_app() if kind == "constant" else tutorial_app(run), **options)
+
+
+# ------------------------------------------------------------ driver
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_ready(port: int, body: bytes, process: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with status {process.returncode} before it was ready")
+        try:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body,
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"server on port {port} not ready after {timeout} s")
+
+
+def wrk(port: int, script: Path, connections: int, seconds: float) -> dict:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "2s", "-s", str(script),
+               f"http://127.0.0.1:{port}/predict"]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
+    line = next(line for line in output.splitlines() if line.startswith("RESULT "))
+    raw = json.loads(line[len("RESULT "):])
+    errors = sum(raw[key] for key in ("connect", "read", "write", "status", "timeout"))
+    return {"requests_per_s": raw["requests"] / (raw["duration_us"] / 1e6), "requests": raw["requests"],
+            "errors": errors, "error_kinds": {key: raw[key] for key in ("connect", "read", "write", "status", "timeout")},
+            **{key.replace("_us", "_ms"): raw[key] / 1000 for key in ("p50_us", "p90_us", "p99_us", "p999_us",
+                                                                         "max_us")}}
+
+
+def measure(name: str, command: list[str], body: bytes, script: Path, args, env: dict) -> dict:
+    port = free_port()
+    command = [part.replace("{port}", str(port)) for part in command]
+    log = script.with_name(f"server-{port}.log")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        started = time.time()
+        try:
+            wait_ready(port, body, process)
+        except RuntimeError as error:
+            raise RuntimeError(f"{name}: {error}; its log ends:\n{log.read_text()[-2000:]}") from None
+        load_seconds = time.time() - started
+        wrk(port, script, args.connections, min(3.0, args.duration))  # warm-up, not recorded
+        result = wrk(port, script, args.connections, args.duration)
+        result["start_seconds"] = load_seconds
+        print(f"  {name}: {result['requests_per_s']:.0f} requests/s, p99 {result['p99_ms']:.1f} ms, "
+              f"{result['errors']} errors", file=sys.stderr)
+        return result
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", help="run directory to serve (default: train configs/cnn-fast.json)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of measured load per server (default: 10)")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default: 32)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers for (a) and (b) (default: 1)")
+    parser.add_argument("--skip-tutorial", action="store_true", help="leave out (c), the slow baseline")
+    parser.add_argument("--serve", choices=("constant", "tutorial"), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        return serve_baseline(args.serve, args.port, args.workers, args.run)
+    if shutil.which("wrk") is None:
+        sys.exit("serve.py needs wrk: apt-get install -y wrk")
+
+    from digits import config, data, train
+
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        run = Path(args.run).resolve() if args.run else train.train(
+            config.load(ROOT / "configs" / "cnn-fast.json"), out=scratch / "run", verbose=0).run_dir
+        image = data.load_dataset("mnist").x_test[0]
+        body = json.dumps({"pixels": image.tolist()}).encode()
+        (scratch / "body.json").write_bytes(body)
+        script = scratch / "post.lua"
+        script.write_text(LUA % {"body": scratch / "body.json"})
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        this = [sys.executable, str(Path(__file__).resolve())]
+        servers = {
+            "digits serve": [sys.executable, "-m", "digits.api", str(run), "--port", "{port}",
+                             "--workers", str(args.workers), "--log-level", "warning"],
+            "bare FastAPI constant": [*this, "--serve", "constant", "--port", "{port}", "--workers", str(args.workers)],
+            "tutorial model.predict": [*this, "--serve", "tutorial", "--port", "{port}", "--run", str(run)],
+        }
+        if args.skip_tutorial:
+            servers.pop("tutorial model.predict")
+        load_before = os.getloadavg()
+        rows = {name: measure(name, command, body, script, args, env) for name, command in servers.items()}
+
+    ours, ceiling = rows["digits serve"], rows["bare FastAPI constant"]
+    tutorial = rows.get("tutorial model.predict")
+    checks = {"requests_per_s": ours["requests_per_s"] >= TARGETS["requests_per_s"],
+              "share_of_ceiling": ours["requests_per_s"] / ceiling["requests_per_s"] >= TARGETS["share_of_ceiling"],
+              "p99_ms": ours["p99_ms"] <= TARGETS["p99_ms"], "errors": ours["errors"] == 0}
+    if tutorial:
+        checks["speedup_vs_tutorial"] = ours["requests_per_s"] / max(tutorial["requests_per_s"], 1e-9) >= \
+            TARGETS["speedup_vs_tutorial"]
+    summary = {"benchmark": "serve", "connections": args.connections, "duration_s": args.duration,
+               "workers": args.workers, "servers": rows, "share_of_ceiling": ours["requests_per_s"] / ceiling[
+                   "requests_per_s"],
+               "speedup_vs_tutorial": ours["requests_per_s"] / tutorial["requests_per_s"] if tutorial else None,
+               "targets": TARGETS, "met": checks, "load_average_before": load_before, "machine": machine()}
+    path = save("serve", summary)
+    print(f"{'server':<24} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7} {'errors':>7}")
+    for name, row in rows.items():
+        print(f"{name:<24} {row['requests_per_s']:8.0f} {row['p50_ms']:7.2f} {row['p90_ms']:7.2f} {row['p99_ms']:7.2f} "
+              f"{row['max_ms']:7.1f} {row['errors']:7d}")
+    print(f"digits serve: {summary['share_of_ceiling']:.0%} of the FastAPI ceiling"
+          + (f", {summary['speedup_vs_tutorial']:.0f}x the tutorial server" if tutorial else "")
+          + f"; targets met: {', '.join(key for key, ok in checks.items() if ok) or 'none'}"
+          + (f"; missed: {', '.join(key for key, ok in checks.items() if not ok)}" if not all(checks.values()) else ""))
+    print(f"load average before: {load_before[0]:.2f} (other work on the machine lowers every row); wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

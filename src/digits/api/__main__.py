@@ -1,0 +1,7 @@
+"""`python -m digits.api [RUN] [--port ...]`: the same as `digits serve`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

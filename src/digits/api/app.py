@@ -1,0 +1,86 @@
+"""The app factory: `create_app(settings, predictor)` -> a FastAPI app serving one model.
+
+The FastAPI template's shape: settings from the environment (settings.py), routers per
+concern (predict.py, v2.py, tfserving.py, health.py, pages.py), pydantic schemas for every
+request and response (schemas.py), the model loaded once per worker at start-up (the
+lifespan), warmed through the same batching path requests take, and only then reported
+ready. `uvicorn --factory digits.api.app:create_app` (what `digits serve` runs) reads the
+settings from `DIGITS_*` variables; tests pass a loaded `Predictor` to skip reloading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from contextlib import asynccontextmanager
+
+import numpy as np
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__
+from . import errors, health, pages, predict, service as service_module, tfserving, v2
+from .metrics import Metrics
+from .middleware import Guard
+from .settings import Settings, load_settings
+
+DESCRIPTION = """Handwritten digit recognition. Draw at [/](/), or call:
+
+* `POST /predict`: image files, base64 images or 28x28 `pixels`; digits or whole numbers.
+* The Open Inference Protocol (KServe V2 / Triton, JSON and binary tensors) under `/v2`.
+* The TensorFlow Serving REST API under `/v1/models`.
+* Health at `/health/*` and `/v2/health/*`, Prometheus metrics at `/metrics`.
+"""
+
+
+def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
+    """A FastAPI app for `settings` (default: from DIGITS_* variables); `predictor` skips loading."""
+    settings = settings or load_settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        loaded = predictor or await asyncio.to_thread(service_module.load_predictor, settings)
+        service = service_module.Service(loaded, settings, service_module.model_name(loaded.info, settings.model_name))
+        await service.predict(np.zeros((1, 28, 28), np.float32))  # warm the prediction thread (and its interpreter)
+        metrics.class_names = service.class_names
+        service.batcher.on_batch, service.metrics = metrics.observe_batch, metrics
+        metrics.model_info.labels(service.name, service.version, loaded.backend).set(1)
+        gc.collect()
+        gc.freeze()  # TensorFlow's millions of start-up objects leave the collector's view: no 100 ms pauses
+        service.ready = True
+        app.state.service = service
+        try:
+            yield
+        finally:
+            service.close()
+
+    app = FastAPI(title="digits", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings, app.state.metrics, app.state.service = settings, metrics, None
+    errors.install(app)
+    for router in (predict.router, v2.router, tfserving.router, health.router, pages.router):  # hot routes first
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+    app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, timeout_seconds=settings.timeout_seconds,
+                       metrics=metrics)
+    app.openapi = lambda: _openapi_with_examples(app)
+    return app
+
+
+def _openapi_with_examples(app: FastAPI) -> dict:
+    """FastAPI's document, with the served model's name and version as the path parameters' examples
+    (so /docs' "Try it out" and schema-driven fuzzers reach the model, not only 404s)."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = FastAPI.openapi(app)
+    service = app.state.service
+    if service is None:  # not loaded yet: don't cache a document without examples
+        app.openapi_schema = None
+        return schema
+    examples = {"name": service.name, "version": service.version}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "path" and parameter.get("name") in examples:
+                    parameter["example"] = examples[parameter["name"]]
+    return schema

@@ -1,0 +1,151 @@
+"""The served model: one `Predictor` per worker process, its name and version, and the thread pools.
+
+Model calls never run on the event loop. `Batcher` is dynamic batching: a request's images
+go to a prediction thread at once when one is free; requests that arrive while every
+thread is busy wait and then run together as one batch (one model call, one thread hop),
+which is what keeps throughput high and tail latency low under many connections. Image
+decoding and preprocessing run on a second, separate pool, so a large photo upload never
+delays the small `pixels` requests queued behind it.
+
+The model name in /v1 and /v2 URLs is `Settings.model_name` if set, else the run config's
+`model` (e.g. "cnn"), else the run directory's (or exported file's) name; the version is "1".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from .. import engine
+from .settings import Settings
+
+VERSION = "1"
+
+
+class Batcher:
+    """Run `predict` ((N, 28, 28) -> (N, classes)) on `threads` threads, merging queued requests."""
+
+    def __init__(self, predict, threads: int = 1, max_rows: int = 256, on_batch=None, timeout: float = 30.0):
+        self._predict, self._threads, self._max_rows, self._timeout = predict, threads, max_rows, timeout
+        self.on_batch = on_batch  # called with each batched model call's output (metrics)
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="digits-predict")
+        self._pending: list[tuple[np.ndarray, asyncio.Future]] = []
+        self._busy = 0
+
+    def submit(self, images: np.ndarray) -> asyncio.Future:
+        """A future of the (N, classes) probabilities, failing with TimeoutError after `timeout` seconds;
+        call from the event loop."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        timer = loop.call_later(self._timeout, _expire, future)  # cheaper than asyncio.wait_for per request
+        future.add_done_callback(lambda _: timer.cancel())
+        self._pending.append((images, future))
+        if self._busy < self._threads:
+            self._flush(loop)
+        return future
+
+    def _flush(self, loop) -> None:
+        while self._pending and self._busy < self._threads:
+            taken, rows = 0, 0
+            while taken < len(self._pending) and (taken == 0 or rows + len(self._pending[taken][0]) <= self._max_rows):
+                rows += len(self._pending[taken][0])
+                taken += 1
+            items, self._pending = self._pending[:taken], self._pending[taken:]
+            items = [(images, future) for images, future in items if not future.done()]  # timed out meanwhile
+            if not items:
+                continue
+            batch = items[0][0] if len(items) == 1 else np.concatenate([images for images, _ in items])
+            self._busy += 1
+            running = loop.run_in_executor(self._pool, self._predict, batch)
+            running.add_done_callback(partial(self._done, loop, items))
+
+    def _done(self, loop, items, running: asyncio.Future) -> None:
+        self._busy -= 1
+        error = running.exception()
+        if error is None and self.on_batch is not None:
+            self.on_batch(running.result())
+        start = 0
+        for images, future in items:
+            if not future.done():
+                if error is None:
+                    future.set_result(running.result()[start:start + len(images)])
+                else:
+                    future.set_exception(error)
+            start += len(images)
+        self._flush(loop)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+def model_name(info: engine.RunInfo, override: str | None = None) -> str:
+    """URL-safe model name: the override, else the config's model name, else the file or directory name."""
+    source = Path(info.run_dir)
+    name = override or info.config.get("model") or (source.stem if source.is_file() else source.name)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name)).strip("-") or "digits"
+
+
+def load_predictor(settings: Settings) -> engine.Predictor:
+    """The settings' run (or the latest run) loaded and warmed; ValueError if there is none."""
+    if settings.run is not None and Path(settings.run).is_file():
+        return engine.Predictor(settings.run, backend=settings.backend)
+    return engine.Predictor(engine.resolve_run(settings.run, settings.runs_dir), backend=settings.backend)
+
+
+@dataclass
+class Service:
+    """Everything a request handler needs: the model, its identity, the limits, the pools."""
+
+    predictor: engine.Predictor
+    settings: Settings
+    name: str
+    metrics: object = None  # metrics.Metrics once warmed (the warm-up call is not counted)
+    version: str = VERSION
+    ready: bool = False
+    batcher: Batcher = field(init=False)
+    image_pool: ThreadPoolExecutor = field(init=False)
+    class_names: list[str] = field(init=False)  # one per model output; "0".."9" if the run names none
+
+    def __post_init__(self):
+        names = list(self.predictor.info.class_names)
+        count = self.predictor.num_classes
+        self.class_names = names if len(names) == count else [str(index) for index in range(count)]
+        self.batcher = Batcher(self.predictor.predict_proba, self.settings.predict_threads,
+                               max(self.settings.max_batch, 64), None, self.settings.timeout_seconds)
+        self.image_pool = ThreadPoolExecutor(self.settings.image_threads, thread_name_prefix="digits-images")
+
+
+    async def predict(self, images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) float32 0..1 -> (N, classes) float32, batched; TimeoutError after the timeout.
+        The answers are counted in the metrics (predictions by class)."""
+        probabilities = await self.batcher.submit(images)
+        if self.metrics is not None:
+            self.metrics.observe_answers(probabilities)
+        return probabilities
+
+    async def run_blocking(self, function, *args):
+        """`function(*args)` on the image pool (decoding, preprocessing, reading numbers)."""
+        loop = asyncio.get_running_loop()
+        return await asyncio.wait_for(loop.run_in_executor(self.image_pool, function, *args),
+                                      self.settings.timeout_seconds)
+
+    def predict_sync(self, images: np.ndarray) -> np.ndarray:
+        """Unbatched prediction for code already on a worker thread (reading a number: the candidate
+        crops are not answers, so nothing is counted here)."""
+        return self.predictor.predict_proba(images)
+
+    def close(self) -> None:
+        self.ready = False
+        self.batcher.close()
+        self.image_pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,290 @@
+"""The Open Inference Protocol (KServe V2, as served by Triton and MLServer), JSON and binary.
+
+Health (`/v2/health/live|ready`), server and model metadata, model readiness, Triton's model
+config and repository index, and inference at `/v2/models/{name}[/versions/1]/infer`.
+Inputs: one tensor `images`, FP32/FP64/FP16 (0..1, or 0..255 if any value is above 1) or
+UINT8 (0..255), shape [N, 28, 28] or [N, 28, 28, 1], as JSON `data` or as Triton's binary
+tensor data extension (a JSON header of `Inference-Header-Content-Length` bytes followed by
+raw little-endian tensors, `parameters.binary_data_size` per input). Output: `probabilities`,
+FP32 [N, classes], as JSON or binary (`binary_data_output`, or per output `binary_data`);
+Triton's classification extension (`parameters.classification: k`) gives the top k as BYTES
+"probability:index:label". Request bodies may be gzip or deflate encoded, as tritonclient
+sends them. Errors are `{"error": "..."}`. `tritonclient.http` works with its defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import struct
+import zlib
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from .. import __version__
+from . import schemas, tensors
+from .errors import ApiError
+from .lean import LeanRoute
+from .predict import service_of
+from .service import Service
+
+router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (KServe V2)"])
+INPUT, OUTPUT = "images", "probabilities"
+DTYPES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "UINT8": np.uint8}
+CONTENT_TYPES = {"", "application/json", "application/octet-stream"}
+ERRORS = {status: {"model": schemas.ProtocolError} for status in (400, 404, 408, 413, 415, 503, 504)}
+
+
+def _model(request: Request, name: str, version: str | None = None) -> Service:
+    service = service_of(request)
+    if name != service.name:
+        raise ApiError(404, f"unknown model '{name}'; this server serves '{service.name}' (GET /v2/models/"
+                            f"{service.name})")
+    if version not in (None, "", service.version):
+        raise ApiError(404, f"unknown version '{version}' of model '{name}'; the served version is "
+                            f"'{service.version}'")
+    return service
+
+
+INFER_OPENAPI = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": schemas.inline_schema(schemas.V2InferRequest)},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+async def infer(request: Request, name: str):
+    return await _infer(request, _model(request, name))
+
+
+async def infer_version(request: Request, name: str, version: str):
+    return await _infer(request, _model(request, name, version))
+
+
+# Inference routes first: FastAPI tries routes in order, and each miss costs about 2 us.
+for path, endpoint, summary in (("/models/{name}/infer", infer, "Inference"),
+                                ("/models/{name}/versions/{version}/infer", infer_version, "Inference (one version)")):
+    router.add_api_route(path, endpoint, methods=["POST"], route_class_override=LeanRoute, summary=summary,
+                         response_model=schemas.V2InferResponse, responses=ERRORS, openapi_extra=INFER_OPENAPI)
+
+
+@router.get("/health/live", summary="Liveness", responses=ERRORS)
+async def live():
+    return Response(status_code=200)
+
+
+@router.get("/health/ready", summary="Readiness: 200 once the model is loaded and warmed", responses=ERRORS)
+async def ready(request: Request):
+    service_of(request)
+    return Response(status_code=200)
+
+
+@router.get("", response_model=schemas.V2ServerMetadata, summary="Server metadata")
+async def server_metadata():
+    return {"name": "digits", "version": __version__,
+            "extensions": ["binary_tensor_data", "classification", "model_configuration", "model_repository"]}
+
+
+def model_metadata(service: Service) -> dict:
+    return {"name": service.name, "versions": [service.version], "platform": f"digits_{service.predictor.backend}",
+            "inputs": [{"name": INPUT, "datatype": "FP32", "shape": [-1, 28, 28]}],
+            "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": [-1, service.predictor.num_classes]}]}
+
+
+@router.get("/models/{name}", response_model=schemas.V2ModelMetadata, responses=ERRORS, summary="Model metadata")
+async def metadata(request: Request, name: str):
+    return model_metadata(_model(request, name))
+
+
+@router.get("/models/{name}/versions/{version}", response_model=schemas.V2ModelMetadata, responses=ERRORS,
+            summary="Model metadata (one version)")
+async def metadata_version(request: Request, name: str, version: str):
+    return model_metadata(_model(request, name, version))
+
+
+@router.get("/models/{name}/ready", responses=ERRORS, summary="Model readiness")
+async def model_ready(request: Request, name: str):
+    _model(request, name)
+    return Response(status_code=200)
+
+
+@router.get("/models/{name}/versions/{version}/ready", responses=ERRORS, summary="Model readiness (one version)")
+async def model_version_ready(request: Request, name: str, version: str):
+    _model(request, name, version)
+    return Response(status_code=200)
+
+
+@router.get("/models/{name}/config", responses=ERRORS, summary="Model configuration (Triton extension)")
+async def config(request: Request, name: str):
+    service = _model(request, name)
+    return {"name": service.name, "platform": f"digits_{service.predictor.backend}",
+            "max_batch_size": service.settings.max_batch,
+            "input": [{"name": INPUT, "data_type": "TYPE_FP32", "dims": [28, 28]}],
+            "output": [{"name": OUTPUT, "data_type": "TYPE_FP32", "dims": [service.predictor.num_classes],
+                        "label_filename": ""}]}
+
+
+@router.post("/repository/index", responses=ERRORS, summary="Model repository index (Triton extension)")
+async def repository_index(request: Request):
+    service = service_of(request)
+    return [{"name": service.name, "version": service.version, "state": "READY"}]
+
+
+def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise ApiError(415, f"Content-Encoding '{encoding}' is not supported; send gzip, deflate or no encoding")
+    inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+    try:
+        data = inflater.decompress(body, limit + 1)  # never inflate more than the body limit (zip bombs)
+    except zlib.error as error:
+        raise ApiError(400, f"the {encoding} body is corrupt ({error}); compress it again") from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise ApiError(413, f"the body inflates to more than {limit} bytes; send less data")
+    return data
+
+
+def _object(value, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be an object, e.g. {{\"binary_data_output\": true}}")
+    return value
+
+
+def _input_tensor(header: dict, binary: bytes, max_batch: int) -> np.ndarray:
+    inputs = header.get("inputs")
+    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+        raise ValueError(f"'inputs' must be a list of exactly one tensor, '{INPUT}'")
+    tensor = inputs[0]
+    if tensor.get("name") != INPUT:
+        raise ValueError(f"unknown input '{tensor.get('name')}'; this model has one input, '{INPUT}'")
+    datatype = tensor.get("datatype")
+    if datatype not in DTYPES:
+        raise ValueError(f"input datatype {datatype!r} is not supported; use {', '.join(DTYPES)}")
+    shape = tensor.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(size, int) and not isinstance(size, bool) and size >= 0
+                                              for size in shape):
+        raise ValueError(f"input shape {shape!r} must be a list of non-negative integers, e.g. [1, 28, 28]")
+    if len(shape) not in (3, 4):
+        raise ValueError(f"input shape {shape} must be [N, 28, 28] or [N, 28, 28, 1]")
+    count = math.prod(shape)
+    dtype = np.dtype(DTYPES[datatype]).newbyteorder("<")
+    parameters = _object(tensor.get("parameters"), "input 'parameters'")
+    size = parameters.get("binary_data_size")
+    if size is not None:
+        if not isinstance(size, int) or isinstance(size, bool) or size != count * dtype.itemsize:
+            raise ValueError(f"binary_data_size {size!r} does not match shape {shape} of {datatype} "
+                             f"({count * dtype.itemsize} bytes)")
+        if len(binary) != size:
+            raise ValueError(f"the body holds {len(binary)} bytes of binary tensor data after the JSON header, "
+                             f"but binary_data_size says {size}; check Inference-Header-Content-Length")
+        array = np.frombuffer(binary, dtype=dtype).reshape(shape)
+    else:
+        if binary:
+            raise ValueError("binary data follows the JSON header but no input declares binary_data_size")
+        if "data" not in tensor:
+            raise ValueError(f"input '{INPUT}' has neither 'data' nor parameters.binary_data_size")
+        array = tensors.as_array(tensor["data"], f"input '{INPUT}' data")
+        if array.size != count:
+            raise ValueError(f"input '{INPUT}' data holds {array.size} values but shape {shape} needs {count}")
+        if array.dtype.kind == "f" and datatype == "UINT8":
+            raise ValueError("UINT8 data holds fractional values; send integers 0..255 or use FP32")
+        array = array.reshape(shape)
+        if datatype == "UINT8":
+            if array.size and (array.min() < 0 or array.max() > 255):
+                raise ValueError("UINT8 data holds values outside 0..255")
+            array = array.astype(np.uint8)
+    return tensors.to_batch(array, f"input '{INPUT}'", max_batch, single_ok=False)
+
+
+def _requested_outputs(header: dict) -> list[tuple[bool, int]]:
+    """[(binary, classification count)] for the one output; the default follows binary_data_output."""
+    parameters = _object(header.get("parameters"), "request 'parameters'")
+    binary_default = parameters.get("binary_data_output", False)
+    outputs = header.get("outputs")
+    if outputs is None:
+        return [(bool(binary_default), 0)]
+    if not isinstance(outputs, list) or not all(isinstance(output, dict) for output in outputs):
+        raise ValueError("'outputs' must be a list of {\"name\": ...} objects")
+    requested = []
+    for output in outputs:
+        if output.get("name") != OUTPUT:
+            raise ValueError(f"unknown output '{output.get('name')}'; this model has one output, '{OUTPUT}'")
+        options = _object(output.get("parameters"), "output 'parameters'")
+        classes = options.get("classification", 0)
+        if not isinstance(classes, int) or isinstance(classes, bool) or classes < 0:
+            raise ValueError(f"classification must be a non-negative integer, got {classes!r}")
+        requested.append((bool(options.get("binary_data", binary_default)), classes))
+    return requested
+
+
+def _classification(probabilities: np.ndarray, count: int, names: list[str]) -> list[str]:
+    count = min(count, probabilities.shape[1])
+    order = np.argsort(-probabilities, axis=1)[:, :count]
+    return [f"{probabilities[row, index]:f}:{index}:{names[index]}" for row in range(len(order))
+            for index in order[row]]
+
+
+async def _infer(request: Request, service: Service) -> Response:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in CONTENT_TYPES and not media.endswith("+json"):
+        raise ApiError(415, f"Content-Type '{media}' is not supported; send application/json (or Triton's binary "
+                            "extension as application/octet-stream with Inference-Header-Content-Length)")
+    body = _decompress(await request.body(), request.headers.get("content-encoding", "").strip().lower(),
+                       service.settings.max_body_bytes)
+    if not body:
+        raise ApiError(400, "the request body is empty; send a JSON inference request")
+    header_length = request.headers.get("inference-header-content-length")
+    if header_length is not None:
+        if not header_length.isdigit() or int(header_length) > len(body):
+            raise ApiError(400, f"Inference-Header-Content-Length {header_length!r} is not a length within the "
+                                f"{len(body)}-byte body")
+        body, binary = body[:int(header_length)], body[int(header_length):]
+    else:
+        binary = b""
+    try:
+        header = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise ApiError(400, f"the inference request is not valid JSON ({error})") from None
+    if not isinstance(header, dict):
+        raise ApiError(400, "the inference request must be a JSON object with 'inputs'")
+    try:
+        images = _input_tensor(header, binary, service.settings.max_batch)
+        outputs = _requested_outputs(header)
+    except tensors.BatchTooLarge as error:
+        raise ApiError(413, str(error)) from None
+    except ValueError as error:
+        raise ApiError(400, str(error)) from None
+    try:
+        probabilities = await service.predict(images)
+    except (asyncio.TimeoutError, TimeoutError):
+        raise ApiError(504, f"inference took longer than {service.settings.timeout_seconds:g} s; retry or send "
+                            "fewer images") from None
+    response = {"model_name": service.name, "model_version": service.version}
+    if isinstance(header.get("id"), str):
+        response["id"] = header["id"]
+    described, chunks = [], []
+    for binary_output, classes in outputs:
+        if classes:
+            values = _classification(probabilities, classes, service.class_names)
+            shape, datatype = [len(probabilities), min(classes, probabilities.shape[1])], "BYTES"
+            raw = b"".join(struct.pack("<I", len(value)) + value.encode() for value in values) if binary_output else None
+        else:
+            values, shape, datatype = probabilities, list(probabilities.shape), "FP32"
+            raw = probabilities.astype("<f4").tobytes() if binary_output else None
+        output = {"name": OUTPUT, "datatype": datatype, "shape": shape}
+        if raw is not None:
+            output["parameters"] = {"binary_data_size": len(raw)}
+            chunks.append(raw)
+        else:
+            output["data"] = values.ravel() if isinstance(values, np.ndarray) else values
+        described.append(output)
+    response["outputs"] = described
+    json_part = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not chunks:
+        return Response(json_part, media_type="application/json")
+    return Response(json_part + b"".join(chunks), media_type="application/octet-stream",
+                    headers={"Inference-Header-Content-Length": str(len(json_part))})

@@ -1,0 +1,105 @@
+"""The drawing page in a real browser: Debian's Chromium driven by Playwright draws digits with
+the mouse on a live `digits serve` and reads the prediction the page shows.
+
+Screenshots go to test-artifacts/. Skips only when /usr/bin/chromium is absent (CI installs
+it with `apt-get install -y chromium`; `playwright install` is never needed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium "
+                                                              "(apt-get install -y chromium)")
+
+# Strokes in fractions of the canvas: a "7" (bar, then diagonal) and a "1" (one vertical line).
+SEVEN = [[(0.25, 0.22), (0.75, 0.22), (0.45, 0.85)]]
+ONE = [[(0.52, 0.15), (0.50, 0.85)]]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def live(cnn_fast_run, pytestconfig) -> str:
+    from test_api import live_server_url  # the same server test_api.py uses, started once per session
+
+    return live_server_url(cnn_fast_run, pytestconfig)
+
+
+def draw(page, strokes, steps: int = 12) -> None:
+    box = page.locator("#pad").bounding_box()
+    for stroke in strokes:
+        points = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for x, y in points[1:]:
+            page.mouse.move(x, y, steps=steps)
+        page.mouse.up()
+
+
+def shown_prediction(page) -> str:
+    page.wait_for_function("document.querySelector('#digit').textContent.trim() !== '–'", timeout=15000)
+    page.wait_for_function("document.querySelectorAll('#bars li').length === 10", timeout=15000)
+    return page.locator("#digit").inner_text().strip()
+
+
+@pytest.mark.parametrize("ink, strokes, expected", [("dark", SEVEN, "7"), ("light", ONE, "1")])
+def test_drawing_a_digit_shows_the_prediction(browser, live, ink, strokes, expected):
+    page = browser.new_page(viewport={"width": 900, "height": 800})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(live + "/", wait_until="networkidle")
+        page.wait_for_function("document.querySelector('#model').textContent.startsWith('model cnn')")
+        assert page.locator("#pad").evaluate("element => getComputedStyle(element).touchAction") == "none"
+        page.select_option("#ink", ink)
+        with page.expect_response(lambda response: "/predict" in response.url and response.status == 200):
+            draw(page, strokes)
+        digit = shown_prediction(page)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"drawing-page-{expected}-{ink}.png"), full_page=True)
+        assert digit == expected, page.locator("#confidence").inner_text()
+        confidence = float(page.locator("#confidence").inner_text().removeprefix("confidence ").rstrip("%")) / 100
+        assert page.locator("#uncertain").is_visible() == (confidence < 0.5)  # the default DIGITS_UNCERTAIN_BELOW
+        assert page.locator("#bars li.top").get_attribute("data-label") == expected
+        assert page.locator("#seen canvas").count() == 1  # the 28x28 the model saw, upscaled
+        assert page.locator("#seen canvas").evaluate("canvas => [canvas.width, canvas.height]") == [28, 28]
+        page.click("#clear")
+        assert page.locator("#digit").inner_text().strip() == "–"
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+def test_uploading_a_photo_shows_the_prediction(browser, live, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from digits import data
+
+    dataset = data.load_dataset("mnist")
+    photo = tmp_path / "photo.png"
+    Image.fromarray(255 - dataset.x_test[1]).resize((224, 224), Image.Resampling.BICUBIC).save(photo)
+    page = browser.new_page()
+    try:
+        page.goto(live + "/", wait_until="networkidle")
+        with page.expect_response(lambda response: "/predict" in response.url):
+            page.set_input_files("#photo", str(photo))
+        assert shown_prediction(page) == str(int(np.asarray(dataset.y_test[1])))
+    finally:
+        page.close()
