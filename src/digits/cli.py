@@ -286,6 +286,8 @@ def cmd_predict(args) -> int:
 
     from . import plots
 
+    if len(args.paths) == 1 and not Path(args.paths[0]).exists():
+        raise ValueError(f"{args.paths[0]} does not exist; pass a run directory, an exported model or image files")
     if args.paths and not (len(args.paths) == 1 and _is_model(Path(args.paths[0]))):
         return predict_files(args, args.paths)
     args.run = args.paths[0] if args.paths else None
