@@ -270,6 +270,18 @@ def test_odd_pictures_never_cost_a_500(client):
     assert client.get("/health/ready").status_code == 200
 
 
+def test_a_saturated_image_pool_answers_503_and_pixels_still_work(client, mnist):
+    service = client.app.state.service
+    service.image_jobs += 1000  # as if a thousand slow pictures were being prepared
+    try:
+        response = client.post("/predict", content=png(mnist[0][0]), headers={"Content-Type": "image/png"})
+        assert response.status_code == 503 and response.headers["retry-after"] == "5"
+        assert "being prepared" in detail(response)
+        assert client.post("/predict", json={"pixels": mnist[0][0].tolist()}).status_code == 200
+    finally:
+        service.image_jobs -= 1000
+
+
 def test_predict_content_and_form_errors(client, mnist):
     assert client.post("/predict", content=b"pixels=1", headers={"Content-Type": "text/plain"}).status_code == 415
     assert client.post("/predict", content=b"x=1").status_code == 415  # a bare form post, as curl -d sends
@@ -293,6 +305,9 @@ def test_body_size_limit_is_413_for_every_protocol(client):
         response = client.post(path, content=big, headers={"Content-Type": "application/json"})
         assert response.status_code == 413, response.text
         assert "DIGITS_MAX_BODY_BYTES" in response.json()[key]
+    chunks = (b"0" * 65536 for _ in range(MAX_BODY // 65536 + 2))  # chunked: no Content-Length to refuse early
+    response = client.post("/predict", content=chunks, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "DIGITS_MAX_BODY_BYTES" in detail(response)
 
 
 class SlowPredictor:
@@ -545,7 +560,10 @@ def test_health_info_metrics_and_docs(client, mnist):
     for path in ("/predict", "/v2/models/{name}/infer", "/v1/models/{name}:predict", "/v2/health/ready", "/metrics"):
         assert path in schema["paths"], path
     assert "multipart/form-data" in schema["paths"]["/predict"]["post"]["requestBody"]["content"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "https://" not in docs.text  # Swagger UI from the package, not a CDN
+    assert client.get("/docs-static/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/redoc").status_code == 200
 
 
 def test_drawing_page_is_served_from_the_package(client):
@@ -661,12 +679,12 @@ def _free_port() -> int:
 class LiveServer:
     """`python -m digits.api RUN` (= `digits serve RUN`) as a subprocess on a free loopback port."""
 
-    def __init__(self, run: Path, *flags: str):
+    def __init__(self, run: Path, log_dir: Path, *flags: str):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = [sys.executable, "-m", "digits.api", str(run), "--port", str(self.port), "--max-batch", "16",
                         "--timeout-seconds", "3", "--log-level", "warning", *flags]
-        self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"digits-api-{self.port}.log"
+        self.log = log_dir / f"digits-api-{self.port}.log"
 
     def start(self, timeout: float = 180) -> "LiveServer":
         import httpx2 as httpx
@@ -699,17 +717,17 @@ class LiveServer:
 _LIVE: dict[str, LiveServer] = {}
 
 
-def live_server_url(run: Path, config) -> str:
+def live_server_url(run: Path, config, tmp_path_factory) -> str:
     """One real server per run for the whole session (test_api_browser.py shares it); stopped at the end."""
     if str(run) not in _LIVE:
-        _LIVE[str(run)] = LiveServer(run).start()
+        _LIVE[str(run)] = LiveServer(run, tmp_path_factory.mktemp("live-server")).start()
         config.add_cleanup(_LIVE[str(run)].stop)
     return _LIVE[str(run)].url
 
 
 @pytest.fixture(scope="module")
-def live(cnn_fast_run, predictor, pytestconfig) -> str:  # `predictor` first: its ONNX/LiteRT copies get reused
-    return live_server_url(cnn_fast_run, pytestconfig)
+def live(cnn_fast_run, predictor, pytestconfig, tmp_path_factory) -> str:  # `predictor` first: it converts
+    return live_server_url(cnn_fast_run, pytestconfig, tmp_path_factory)  # the ONNX/LiteRT copies the server reuses
 
 
 def test_live_server_with_tritonclient(live, predictor, mnist):

@@ -35,10 +35,10 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def live(cnn_fast_run, pytestconfig) -> str:
+def live(cnn_fast_run, pytestconfig, tmp_path_factory) -> str:
     from test_api import live_server_url  # the same server test_api.py uses, started once per session
 
-    return live_server_url(cnn_fast_run, pytestconfig)
+    return live_server_url(cnn_fast_run, pytestconfig, tmp_path_factory)
 
 
 def draw(page, strokes, steps: int = 12) -> None:
@@ -101,5 +101,16 @@ def test_uploading_a_photo_shows_the_prediction(browser, live, tmp_path):
         with page.expect_response(lambda response: "/predict" in response.url):
             page.set_input_files("#photo", str(photo))
         assert shown_prediction(page) == str(int(np.asarray(dataset.y_test[1])))
+    finally:
+        page.close()
+
+
+def test_api_docs_render_offline(browser, live):
+    page = browser.new_page()
+    try:
+        page.goto(live + "/docs", wait_until="networkidle")
+        page.wait_for_selector(".opblock", timeout=15000)  # Swagger UI drew the operations from /openapi.json
+        text = page.locator("body").inner_text()
+        assert "/predict" in text and "/v2/models/{name}/infer" in text and "/v1/models/{name}:predict" in text
     finally:
         page.close()

@@ -215,7 +215,7 @@ def _read_file(predictor, path: str, mode: str, threshold: float) -> tuple[dict,
         gray = images.load_gray(path)
     except images.ImageError as error:
         return {"file": path, "ok": False, "error": str(error)}, {"title": f"{Path(path).name}: unreadable"}
-    pieces = images.segment(gray) if mode != "digit" else []
+    pieces = images.segment(gray, predictor.predict_proba) if mode != "digit" else []
     if mode == "number" or len(pieces) > 1:
         reading = images.read_number(gray, predictor.predict_proba)
         uncertain = any(digit["confidence"] < threshold for digit in reading["digits"])

@@ -117,8 +117,11 @@ class OnnxBackend:
     def __init__(self, path: Path):
         import onnxruntime
 
+        options = onnxruntime.SessionOptions()
+        # Idle intra-op threads spin by default: on a small CPU that burns the cores a server needs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types
             raise ValueError(f"{path} is not a readable ONNX model ({str(error).splitlines()[0][:200]})") from None
         signature = self.session.get_inputs()[0]

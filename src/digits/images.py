@@ -40,7 +40,7 @@ FORMATS = {"PNG", "JPEG", "MPO", "BMP", "GIF", "WEBP", "TIFF"}  # MPO: JPEG from
 BOX, CANVAS, CENTRE = 20, 28, 14.0  # MNIST: digit fits 20x20, canvas 28x28, centre of mass (row, column)
 WORK_SIDE = 1024  # larger pictures are averaged down to this side before cleaning
 DETAIL = 80  # crops smaller than this are enlarged first, so stroke arithmetic has pixels to use
-STROKE_RANGE = (1.8, 3.5)  # MNIST's 10th..90th percentile stroke width in 28x28 pixels (see stroke_width)
+STROKE_RANGE = (2.0, 3.0)  # strokes are brought into this width, 28x28 pixels (MNIST: 10%..90% = 1.8..3.5)
 DIGIT_BONUS, CUT_COST, OVERCUT = 0.7, 0.8, 0.9  # whole numbers: see _recognise
 WIDE = 1.3  # a digit group wider than this times the line height holds touching digits
 EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
@@ -234,6 +234,11 @@ def to_mnist(intensity: np.ndarray) -> tuple[np.ndarray, float, float]:
     """One digit's ink (bright, ground 0) -> (28x28, stroke width, stroke change) by MNIST's recipe."""
     top, left, bottom, right = _bounds(intensity >= 0.5)
     size = max(bottom - top, right - left)
+    if intensity.shape == (CANVAS, CANVAS) and abs(size - BOX) <= 1:  # already MNIST-sized (an MNIST image):
+        rows, cols = np.mgrid[0:CANVAS, 0:CANVAS]  # only re-centre it, by whole pixels as MNIST did
+        mass = intensity.sum()
+        shift_row, shift_col = (round(float((intensity * axis).sum() / mass) - CENTRE) for axis in (rows, cols))
+        return _window(intensity, shift_row, shift_col, CANVAS, CANVAS), stroke_width(intensity >= 0.5), 0.0
     if size < DETAIL:  # enlarge small crops smoothly so widths and edges have sub-pixel room
         intensity = ndimage.zoom(intensity, DETAIL / size, order=1, grid_mode=True, mode="grid-constant")
         intensity = np.clip(intensity, 0, 1)
@@ -353,8 +358,10 @@ def _pieces(ink: _Ink) -> tuple[list[set[int]], float]:
     largest = areas[1:].max()
     labels = sorted((label for label in range(1, areas.size) if areas[label] >= 0.02 * largest),
                     key=lambda label: -areas[label])[:60]  # a number has few pieces
-    line = float(np.percentile([boxes[label - 1][0].stop - boxes[label - 1][0].start for label in labels
-                                if areas[label] >= 0.2 * largest], 75))
+    heights = {label: boxes[label - 1][0].stop - boxes[label - 1][0].start for label in labels}
+    # the largest piece is a whole digit (or several touching), however many broken ones there are
+    line = float(max(heights[labels[0]], np.percentile([heights[label] for label in labels
+                                                        if areas[label] >= 0.2 * largest], 75)))
     return [{label} for label in labels], line
 
 
@@ -410,12 +417,19 @@ def _split(core: np.ndarray, left: int, right: int, line: float, wide: float = W
     if width <= wide * line:
         return [(left, right)]
     middle = np.arange(left + int(0.2 * width), left + int(math.ceil(0.8 * width)))
-    if choose is None:
-        profile = core[:, middle].sum(0)
-        cut = int(middle[np.lexsort((np.abs(middle - left - width / 2), profile))[0]])  # least ink, central
+    if choose is None:  # where two digits touch, the ink in a column spans the fewest rows
+        inked = core[:, middle]
+        extent = np.where(inked.any(0), len(core) - inked[::-1].argmax(0) - inked.argmax(0), 0)
+        cut = int(middle[np.lexsort((np.abs(middle - left - width / 2), inked.sum(0), extent))[0]])
     else:
         cut = choose(left, right, middle[::max(1, len(middle) // 8)])
     return _split(core, left, cut, line, wide, choose) + _split(core, cut, right, line, wide, choose)
+
+
+def _reading(confidence: float, height: float, line: float) -> float:
+    """How well a piece reads as a digit: log-confidence, less a price if much shorter than the line
+    (a piece of a digit, the loop of a 9 say, may still read confidently)."""
+    return math.log(max(float(confidence), 1e-9)) - (1.0 + 6.0 * (0.5 - height / line) if height < 0.5 * line else 0)
 
 
 def _recognise(ink: _Ink, predict_proba) -> list[Prepared]:
@@ -435,11 +449,11 @@ def _recognise(ink: _Ink, predict_proba) -> list[Prepared]:
         _, left, _, right = _span(group, ink.boxes)
         inside = np.isin(ink.labels, list(group))
 
-        def choose(start, stop, columns):  # the cut whose two sides the classifier reads best
-            halves = [_digit(ink, _mask(ink, group, side)).image for cut in columns
-                      for side in ((start, cut), (cut, stop))]
-            sure = np.log(np.maximum(np.asarray(predict_proba(np.stack(halves))).max(1), 1e-9))
-            return int(columns[np.argmax(sure[0::2] + sure[1::2])])
+        def choose(start, stop, columns):  # the cut whose two sides read best as digits
+            halves = [_digit(ink, _mask(ink, group, side)) for cut in columns for side in ((start, cut), (cut, stop))]
+            sure = np.asarray(predict_proba(np.stack([half.image for half in halves]))).max(1)
+            read = [_reading(value, half.box[2] - half.box[0], line * ink.factor) for value, half in zip(sure, halves)]
+            return int(columns[np.argmax(np.add(read[0::2], read[1::2]))])
 
         for columns in _split(inside, left, right, line, OVERCUT, choose):
             pieces.append(_mask(ink, group, columns))
@@ -466,12 +480,12 @@ def _recognise(ink: _Ink, predict_proba) -> list[Prepared]:
             if right - left > 1.6 * line:
                 break
             candidates[first, last + 1] = _digit(ink, union)
-            scores[first, last + 1] = (DIGIT_BONUS - sum(join_cost[first + 1:last + 1])
-                                       - cut[first] - (1.0 if bottom - top < 0.5 * line else 0.0))
+            scores[first, last + 1] = DIGIT_BONUS - sum(join_cost[first + 1:last + 1]) - cut[first]
     keys = list(candidates)
     probabilities = np.asarray(predict_proba(np.stack([candidates[key].image for key in keys])))
     for key, probability in zip(keys, probabilities):
-        scores[key] += math.log(max(float(probability.max()), 1e-9))
+        box = candidates[key].box
+        scores[key] += _reading(probability.max(), box[2] - box[0], line * ink.factor)
     largest = ink.areas[1:].max()
     best, back = [0.0] + [-math.inf] * len(pieces), [None] * (len(pieces) + 1)
     for stop in range(1, len(pieces) + 1):

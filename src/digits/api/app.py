@@ -55,11 +55,14 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
         finally:
             service.close()
 
-    app = FastAPI(title="digits", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    cdn_docs = not pages.OFFLINE_DOCS  # FastAPI's own /docs and /redoc load their scripts from a CDN
+    app = FastAPI(title="digits", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url="/docs" if cdn_docs else None, redoc_url="/redoc" if cdn_docs else None)
     app.state.settings, app.state.metrics, app.state.service = settings, metrics, None
     errors.install(app)
     for router in (predict.router, v2.router, tfserving.router, health.router, pages.router):  # hot routes first
         app.include_router(router)
+    pages.install_docs(app)  # after the hot routes: FastAPI tries routes in order
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, timeout_seconds=settings.timeout_seconds,
                        metrics=metrics)

@@ -57,7 +57,7 @@ def read(data: bytes, name: str, mode: str, predict) -> Digit | Number:
 
 def _read(data: bytes, name: str, mode: str, predict) -> Digit | Number:
     gray = images.load_gray(data, name=name)
-    if mode == "number" or (mode == "auto" and len(images.segment(gray)) > 1):
+    if mode in ("number", "auto"):
         calls = []
 
         def recording_predict(batch):  # read_number's last call classifies the chosen digits: keep it
@@ -67,7 +67,8 @@ def _read(data: bytes, name: str, mode: str, predict) -> Digit | Number:
 
         reading = images.read_number(gray, recording_predict)
         count = len(reading["digits"])
-        inputs, probabilities = calls[-1] if calls and len(calls[-1][0]) == count else (None, None)
-        return Number(reading, inputs, probabilities)
+        if mode == "number" or count > 1:  # auto: a number when the reader finds several digits
+            inputs, probabilities = calls[-1] if calls and len(calls[-1][0]) == count else (None, None)
+            return Number(reading, inputs, probabilities)
     prepared = images.prepare(gray)
     return Digit(prepared.image, bool(prepared.ink_found), bool(prepared.inverted), prepared.box)

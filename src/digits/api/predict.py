@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 from . import imaging, schemas, tensors
 from .errors import ApiError
 from .lean import LeanRoute
-from .service import Service
+from .service import Busy, Service
 
 router = APIRouter(tags=["predict"], route_class=LeanRoute)
 DUMP = orjson.OPT_SERIALIZE_NUMPY
@@ -103,6 +103,7 @@ def _decode_base64(text, position: int) -> bytes:
 
 async def _images(service: Service, uploads: list[tuple[bytes, str]], mode: str, include_input: bool) -> list[dict]:
     """Prepare pictures on the image pool, then classify the single digits in one batched call."""
+    service.admit_pictures()
     try:
         read = await asyncio.gather(*(service.run_blocking(imaging.read, data, name, mode, service.predict_sync)
                                       for data, name in uploads))
@@ -249,6 +250,8 @@ async def predict(request: Request):
         else:
             raise ApiError(415, f"Content-Type {media or '(none)'!r} is not supported; send application/json, "
                                 "multipart/form-data (image files) or an image/* body")
+    except Busy as error:
+        raise ApiError(503, f"{error}", {"Retry-After": "5"}) from None
     except (asyncio.TimeoutError, TimeoutError):
         raise ApiError(504, f"prediction took longer than {service.settings.timeout_seconds:g} s; retry, send "
                             "fewer images, or raise DIGITS_TIMEOUT_SECONDS") from None

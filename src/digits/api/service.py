@@ -84,6 +84,10 @@ class Batcher:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+class Busy(Exception):
+    """The image pool is saturated (answered with 503 and Retry-After)."""
+
+
 def _expire(future: asyncio.Future) -> None:
     if not future.done():
         future.set_exception(TimeoutError())
@@ -116,6 +120,7 @@ class Service:
     batcher: Batcher = field(init=False)
     image_pool: ThreadPoolExecutor = field(init=False)
     class_names: list[str] = field(init=False)  # one per model output; "0".."9" if the run names none
+    image_jobs: int = 0  # pictures queued or being prepared on the image pool
 
     def __post_init__(self):
         names = list(self.predictor.info.class_names)
@@ -125,7 +130,6 @@ class Service:
                                max(self.settings.max_batch, 64), None, self.settings.timeout_seconds)
         self.image_pool = ThreadPoolExecutor(self.settings.image_threads, thread_name_prefix="digits-images")
 
-
     async def predict(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) float32 0..1 -> (N, classes) float32, batched; TimeoutError after the timeout.
         The answers are counted in the metrics (predictions by class)."""
@@ -134,11 +138,21 @@ class Service:
             self.metrics.observe_answers(probabilities)
         return probabilities
 
+    def admit_pictures(self) -> None:
+        """Raise Busy when more than 8 pictures per image thread are queued or running (pictures that
+        take minutes to prepare must not pile up without bound)."""
+        if self.image_jobs >= 8 * self.settings.image_threads:
+            raise Busy(f"{self.image_jobs} pictures are being prepared; retry in a few seconds")
+
     async def run_blocking(self, function, *args):
         """`function(*args)` on the image pool (decoding, preprocessing, reading numbers)."""
-        loop = asyncio.get_running_loop()
-        return await asyncio.wait_for(loop.run_in_executor(self.image_pool, function, *args),
-                                      self.settings.timeout_seconds)
+        self.image_jobs += 1
+        running = asyncio.get_running_loop().run_in_executor(self.image_pool, function, *args)
+        running.add_done_callback(self._image_job_done)  # counts until the thread is free, even after a timeout
+        return await asyncio.wait_for(asyncio.shield(running), self.settings.timeout_seconds)
+
+    def _image_job_done(self, _) -> None:
+        self.image_jobs -= 1
 
     def predict_sync(self, images: np.ndarray) -> np.ndarray:
         """Unbatched prediction for code already on a worker thread (reading a number: the candidate
