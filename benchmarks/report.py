@@ -81,8 +81,21 @@ def inference(result: dict) -> list[str]:
                     "", f"Machine: {machine_line(result['machine'])}."]
 
 
+def serve(result: dict) -> list[str]:
+    lines = [f"**Serving** (`python benchmarks/serve.py`: wrk, {result['connections']} connections, "
+             f"{result['duration_s']:.0f} s each, single-image JSON `pixels` on loopback, the 2 cores shared with wrk; "
+             f"load average before: {result['load_average_before'][0]:.1f}):", "",
+             "| server | requests/s | p99 | errors |", "|---|---|---|---|"]
+    for name, row in result["servers"].items():
+        lines.append(f"| {name} | {row['requests_per_s']:,.0f} | {row['p99_ms']:.1f} ms | {row['errors']} |")
+    met = ", ".join(f"{name} {'met' if ok else 'missed'}" for name, ok in result["met"].items())
+    return lines + ["", f"Our service reaches {result['share_of_ceiling']:.0%} of the bare-FastAPI ceiling and "
+                        f"{result['speedup_vs_tutorial']:.0f}x the tutorial server. Targets: {met}.", "",
+                    f"Machine: {machine_line(result['machine'])}."]
+
+
 SECTIONS = {"original_mlp": original_mlp, "time_to_accuracy": time_to_accuracy, "best_model": best_model,
-            "ensemble": ensemble, "inference": inference}
+            "ensemble": ensemble, "inference": inference, "serve": serve}
 
 
 def render() -> str:
