@@ -18,6 +18,7 @@ import dataclasses
 import os
 import shutil
 import socket
+import time
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -64,18 +65,29 @@ def open_study(storage: str, study_name: str, seed: int = 0, heartbeat: int = HE
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
-    try:
-        backend = optuna.storages.RDBStorage(
-            storage, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
-            engine_kwargs={"pool_pre_ping": True})
-        return optuna.create_study(storage=backend, study_name=study_name, direction="maximize",
-                                   load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=seed),
-                                   pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0][:240]
-        raise ValueError(f"cannot open the study storage {storage}: {reason}; check the URL, that the "
-                         "database server is running and reachable, and its driver is installed") from None
+    for attempt in range(6):
+        try:
+            backend = optuna.storages.RDBStorage(
+                storage, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+                engine_kwargs={"pool_pre_ping": True})
+            return optuna.create_study(storage=backend, study_name=study_name, direction="maximize",
+                                       load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=seed),
+                                       pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
+            # Workers that start together on a fresh database race to create Optuna's tables (or the
+            # study): the loser sees "duplicate key" / "already exists". The winner's work stands: retry.
+            if attempt == 5 or not any(text in str(error) for text in ("duplicate key", "already exists", "UNIQUE")):
+                raise _storage_error(storage, error) from None
+            time.sleep(0.2 * (attempt + 1))
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
+            raise _storage_error(storage, error) from None
+
+
+def _storage_error(storage: str, error: Exception) -> ValueError:
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0][:240]
+    return ValueError(f"cannot open the study storage {storage}: {reason}; check the URL, that the "
+                      "database server is running and reachable, and its driver is installed")
 
 
 def _pruning_callback(trial):
