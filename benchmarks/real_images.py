@@ -152,8 +152,8 @@ def main() -> None:
     rows = [("clean test accuracy", f"{result['clean_accuracy']:.4f}", ""),
             ("rendered accuracy", f"{result['rendered_accuracy']:.4f}", ""),
             ("kept fraction (rendered / clean)", f"{result['kept_fraction']:.4f}", ">= 0.99"),
-            ("strips read whole", f"{result['strip_read_rate']:.4f}", ">= 0.95"),
-            ("strips with the right digit count", f"{result['strip_count_rate']:.4f}", "")]
+            ("strips read whole", f"{result['strip_read_rate'] or 0:.4f}", ">= 0.95"),
+            ("strips with the right digit count", f"{result['strip_count_rate'] or 0:.4f}", "")]
     print(f"{'measure':36} {'value':>8}  target")
     for name, value, target in rows:
         print(f"{name:36} {value:>8}  {target}")

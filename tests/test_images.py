@@ -371,9 +371,10 @@ def predictor(tmp_path_factory):
 def test_rendered_photos_and_strips_read_like_mnist(predictor, mnist):
     x_test, y_test = mnist
     result = real_images.measure(predictor.predict_proba, x_test, y_test, samples=200, strips=30, seed=0)
+    # measured with this recipe (seeds 0, 1, 2): clean 0.995, rendered 0.995-1.0, strips 0.90-0.97
     assert result["clean_accuracy"] > 0.97
-    assert result["rendered_accuracy"] >= 0.97
-    assert result["kept_fraction"] >= 0.975
+    assert result["rendered_accuracy"] >= 0.98
+    assert result["kept_fraction"] >= 0.98
     assert result["strip_read_rate"] >= 0.85
     assert result["ink_not_found"] == 0
 

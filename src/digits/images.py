@@ -11,12 +11,16 @@ or scan is made to match:
     prepare(gray) -> Prepared: polarity found (dark-on-light is inverted), lighting removed
         (a robust quadratic surface), ink kept with its grey edges, specks dropped, stroke
         width brought into MNIST's range, then MNIST's crop / 20x20 / centre-of-mass recipe.
-    prepare_file(source), prepare_array(array): the same from a file or any 2-D / RGB(A)
-        array (an MNIST image or a drawing canvas comes back nearly unchanged).
-    segment(gray) -> list[Prepared]: several digits, left to right (connected components,
-        strongly x-overlapping pieces merged, over-wide ones split at their thinnest column).
-    read_number(source, predict_proba) -> dict: the number, each digit with its confidence,
-        and the product of the confidences.
+    prepare_file(source), prepare_array(array): the same from a file, or from any 2-D, RGB
+        or RGBA array (a drawing canvas); an MNIST image (28x28, digit already 20 px) is only
+        re-centred by whole pixels, as MNIST itself was, so it comes back unchanged.
+    segment(gray, predict_proba=None) -> list[Prepared]: several digits, left to right:
+        connected components, specks dropped, pieces stacked in one column (a broken 5) merged,
+        over-wide ones cut where two digits touch; given a classifier, the doubtful joins and
+        cuts are settled by how surely the classifier reads the result.
+    read_number(source, predict_proba) -> dict: the number, each digit with its confidence
+        and box, and the product of the confidences (`predict_proba`: (N, 28, 28) -> (N, 10),
+        e.g. `engine.Predictor(run).predict_proba`).
 
 A picture without ink gives `ink_found=False`, not an error. Bad input raises `ImageError`
 (a `ValueError`) with one line naming the file, the problem and the fix.
@@ -87,14 +91,16 @@ def load_gray(source: str | Path | bytes, name: str | None = None) -> np.ndarray
         if not path.is_file():  # a FIFO or device would block forever
             raise ImageError(f"{label} is not a regular file; pass an image file")
         try:
-            stream = path.open("rb")
-            head = stream.read(512)
-            stream.seek(0)
+            with path.open("rb") as opened:
+                head = opened.read(512)
+            stream = path.open("rb") if head else None
         except OSError as error:
             raise ImageError(f"cannot read {label} ({error.strerror or error}); check its permissions") from None
     if not head:
         raise ImageError(f"{label} is empty (0 bytes); pass a complete image file")
     try:
+        # Pillow warns (89 to 178 megapixels) or raises (more) in Image.open; both mean a bomb. The
+        # filter is process-wide: should threads race on it, the MAX_PIXELS check below still holds.
         with stream, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(stream) as image:
@@ -136,10 +142,11 @@ def prepare_file(source: str | Path | bytes, name: str | None = None) -> Prepare
 def prepare_array(array) -> Prepared:
     """A 2-D gray, (H, W, 1), RGB or RGBA array, uint8 0..255 or float 0..1 (e.g. MNIST, a canvas)."""
     array = np.asarray(array)
-    if array.ndim == 3 and array.shape[-1] in (1, 3, 4):
-        mode = {1: "L", 3: "RGB", 4: "RGBA"}[array.shape[-1]]
+    if array.ndim == 3 and array.shape[-1] in (3, 4):  # colour: grayscale it (and lay RGBA on white) as a file would
         as_bytes = array if array.dtype == np.uint8 else np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)
-        return prepare(_to_gray(Image.fromarray(as_bytes.squeeze(-1) if mode == "L" else as_bytes, mode)))
+        return prepare(_to_gray(Image.fromarray(np.ascontiguousarray(as_bytes))))
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
     if array.ndim != 2 or min(array.shape) < 1:
         raise ImageError(f"expected a 2-D image or (H, W, 1|3|4) array, got shape {array.shape}")
     scale = 255.0 if array.dtype == np.uint8 else 1.0
@@ -239,6 +246,8 @@ def to_mnist(intensity: np.ndarray) -> tuple[np.ndarray, float, float]:
         mass = intensity.sum()
         shift_row, shift_col = (round(float((intensity * axis).sum() / mass) - CENTRE) for axis in (rows, cols))
         return _window(intensity, shift_row, shift_col, CANVAS, CANVAS), stroke_width(intensity >= 0.5), 0.0
+    top, left, bottom, right = _bounds(intensity > 0)
+    intensity = intensity[max(top - 1, 0):bottom + 1, max(left - 1, 0):right + 1]  # the ink and a margin
     if size < DETAIL:  # enlarge small crops smoothly so widths and edges have sub-pixel room
         intensity = ndimage.zoom(intensity, DETAIL / size, order=1, grid_mode=True, mode="grid-constant")
         intensity = np.clip(intensity, 0, 1)
@@ -437,9 +446,10 @@ def _recognise(ink: _Ink, predict_proba) -> list[Prepared]:
     that the reading scores best (dynamic programming over the pieces, left to right).
 
     A reading's score adds, per digit, the classifier's log-confidence plus DIGIT_BONUS (else two
-    digits squeezed into one box, read at 0.9, would beat two clear digits at 0.95 each), minus a
-    price for each cut through connected ink (CUT_COST) and for each join of pieces that stand apart
-    (free when one sits above the other, as the bar of a 5; dearer the wider the gap).
+    digits squeezed into one box, read at 0.9, would beat two clear digits at 0.95 each), minus
+    CUT_COST per stroke that a cut through connected ink crosses, and a price for joining pieces
+    that stand apart (none when one sits above the other, as the bar of a 5; more the wider the
+    gap). The weights were tuned on rendered strips (benchmarks/real_images.py, seed 1).
     """
     groups, line = _pieces(ink)
     groups = _merge(groups, ink.boxes, lambda first, second: 0.8)
@@ -456,16 +466,21 @@ def _recognise(ink: _Ink, predict_proba) -> list[Prepared]:
             return int(columns[np.argmax(np.add(read[0::2], read[1::2]))])
 
         for columns in _split(inside, left, right, line, OVERCUT, choose):
-            pieces.append(_mask(ink, group, columns))
-            owners.append(index)
+            piece = _mask(ink, group, columns)
+            if (piece & core).any():
+                pieces.append(piece)
+                owners.append(index)
+    if not pieces:
+        return []
     spans = [_bounds(piece & core) for piece in pieces]
     order = np.argsort([(span[1] + span[3]) / 2 for span in spans])
     pieces, owners, spans = [pieces[i] for i in order], [owners[i] for i in order], [spans[i] for i in order]
-    # boundary k lies before piece k; cutting there costs more the more strokes the cut crosses
+
     def strokes_crossed(k):  # runs of ink in the first column of piece k, where it was cut off
         column = np.concatenate([[False], (pieces[k] & core)[:, spans[k][1]], [False]])
         return max(1, int(np.count_nonzero(column[1:] & ~column[:-1])))
 
+    # boundary k lies before piece k: the price of cutting there, and of joining across it
     cut = [0.0] + [CUT_COST * strokes_crossed(k) if owners[k - 1] == owners[k] else 0.0
                    for k in range(1, len(pieces))]
     short = [span[2] - span[0] < 0.6 * line for span in spans]
@@ -492,7 +507,7 @@ def _recognise(ink: _Ink, predict_proba) -> list[Prepared]:
         for start in range(max(0, stop - 3), stop):
             if (start, stop) in scores and best[start] + scores[start, stop] > best[stop]:
                 best[stop], back[stop] = best[start] + scores[start, stop], (start, True)
-        small = (pieces[stop - 1] & core).sum() < 0.15 * largest and spans[stop - 1][2] - spans[stop - 1][0] < 0.5 * line
+        small = (pieces[stop - 1] & core).sum() < 0.15 * largest and short[stop - 1]
         if small and best[stop - 1] - 0.5 > best[stop]:  # a speck may be left out, at a price
             best[stop], back[stop] = best[stop - 1] - 0.5, (stop - 1, False)
     chosen, stop = [], len(pieces)
