@@ -336,14 +336,16 @@ def test_broken_and_touching_digits(mnist):
     assert all(piece.image[14, 14] < 0.1 and piece.image[14].max() > 0.9 for piece in touching)  # rings
 
 
-def test_read_number_with_a_stand_in_classifier(mnist):
-    """The number, per-digit confidences and their product, with a classifier that only looks at width."""
-    def by_width(batch: np.ndarray) -> np.ndarray:
-        widths = (batch.max(1) >= 0.5).sum(1)  # a "1" is narrow, anything else reads as "0"
-        probabilities = np.full((len(batch), 10), 0.01, np.float32)
-        probabilities[np.arange(len(batch)), np.where(widths < 9, 1, 0)] = 0.91
-        return probabilities
+def by_width(batch: np.ndarray) -> np.ndarray:
+    """A stand-in classifier that only looks at width: a "1" is narrow, anything else reads as "0"."""
+    widths = (batch.max(1) >= 0.5).sum(1)
+    probabilities = np.full((len(batch), 10), 0.01, np.float32)
+    probabilities[np.arange(len(batch)), np.where(widths < 9, 1, 0)] = 0.91
+    return probabilities
 
+
+def test_read_number_with_a_stand_in_classifier(mnist):
+    """The number, per-digit confidences and their product."""
     x_test, y_test = mnist
     one, zero = x_test[int(np.flatnonzero(y_test == 1)[0])], x_test[int(np.flatnonzero(y_test == 0)[0])]
     result = images.read_number(strip([one, zero, zero, one]), by_width)
@@ -354,6 +356,22 @@ def test_read_number_with_a_stand_in_classifier(mnist):
     assert images.read_number(content, by_width)["number"] == "01"  # bytes (or a path) work too
     blank = images.read_number(np.ones((50, 80), np.float32), by_width)
     assert blank == {"number": "", "digits": [], "confidence": 0.0, "ink_found": False}
+
+
+def test_rules_specks_and_patterns_are_no_number():
+    """Pictures with ink but no digit (they once made segment() cut a 1-px rule into 380 "digits")."""
+    rng = np.random.default_rng(0)
+    pages = {name: np.ones(shape, np.float32) for name, shape in
+             [("1-px rule", (400, 400)), ("thick rule", (300, 1000)), ("stripes", (500, 500)),
+              ("specks", (600, 600)), ("dot grid", (300, 900))]}
+    pages["1-px rule"][200, 10:390] = 0
+    pages["thick rule"][150:158, 20:980] = 0
+    pages["stripes"][::7] = 0
+    pages["specks"][tuple(rng.integers(0, 600, (2, 3000)))] = 0
+    pages["dot grid"][::4, ::4] = 0
+    for name, page in pages.items():
+        assert images.segment(page) == [], name
+        assert images.read_number(page, by_width)["number"] == "", name
 
 
 # ---------------------------------------------------------------- with a real model

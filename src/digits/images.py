@@ -47,6 +47,8 @@ DETAIL = 80  # crops smaller than this are enlarged first, so stroke arithmetic 
 STROKE_RANGE = (2.0, 3.0)  # strokes are brought into this width, 28x28 pixels (MNIST: 10%..90% = 1.8..3.5)
 DIGIT_BONUS, CUT_COST, OVERCUT = 0.7, 0.8, 0.9  # whole numbers: see _recognise
 WIDE = 1.3  # a digit group wider than this times the line height holds touching digits
+MIN_HEIGHT = 4  # working pixels: ink no taller than this (a rule, specks, dots) holds no number
+MAX_DIGITS = 40  # a group is cut into at most this many digits (a long rule is not 400 ones)
 EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
 
 
@@ -371,6 +373,8 @@ def _pieces(ink: _Ink) -> tuple[list[set[int]], float]:
     # the largest piece is a whole digit (or several touching), however many broken ones there are
     line = float(max(heights[labels[0]], np.percentile([heights[label] for label in labels
                                                         if areas[label] >= 0.2 * largest], 75)))
+    if line < MIN_HEIGHT:  # rules, specks and dots: nothing as tall as a digit
+        return [], line
     return [{label} for label in labels], line
 
 
@@ -423,6 +427,8 @@ def _split(core: np.ndarray, left: int, right: int, line: float, wide: float = W
     """Column ranges of the digits in one group: a group wider than `wide` lines is cut in two, then
     each part again; at its thinnest column, or where `choose(left, right, columns)` says."""
     width = right - left
+    if width > MAX_DIGITS * line:  # no number at all: a long rule or a frame
+        return []
     if width <= wide * line:
         return [(left, right)]
     middle = np.arange(left + int(0.2 * width), left + int(math.ceil(0.8 * width)))
@@ -460,9 +466,14 @@ def _recognise(ink: _Ink, predict_proba) -> list[Prepared]:
         inside = np.isin(ink.labels, list(group))
 
         def choose(start, stop, columns):  # the cut whose two sides read best as digits
-            halves = [_digit(ink, _mask(ink, group, side)) for cut in columns for side in ((start, cut), (cut, stop))]
-            sure = np.asarray(predict_proba(np.stack([half.image for half in halves]))).max(1)
-            read = [_reading(value, half.box[2] - half.box[0], line * ink.factor) for value, half in zip(sure, halves)]
+            sides = [_mask(ink, group, side) for cut in columns for side in ((start, cut), (cut, stop))]
+            inked = [bool((side & core).any()) for side in sides]  # a cut may leave only faint edges on a side
+            halves = [_digit(ink, side) for side, has_ink in zip(sides, inked) if has_ink]
+            sure = iter(np.asarray(predict_proba(np.stack([half.image for half in halves]))).max(1)) if halves else None
+            read, kept = [], iter(halves)
+            for has_ink in inked:
+                half = next(kept) if has_ink else None
+                read.append(_reading(next(sure), half.box[2] - half.box[0], line * ink.factor) if has_ink else -50.0)
             return int(columns[np.argmax(np.add(read[0::2], read[1::2]))])
 
         for columns in _split(inside, left, right, line, OVERCUT, choose):
@@ -497,6 +508,8 @@ def _recognise(ink: _Ink, predict_proba) -> list[Prepared]:
             candidates[first, last + 1] = _digit(ink, union)
             scores[first, last + 1] = DIGIT_BONUS - sum(join_cost[first + 1:last + 1]) - cut[first]
     keys = list(candidates)
+    if not keys:  # every piece is far wider than a digit: a rule or a frame, no number
+        return []
     probabilities = np.asarray(predict_proba(np.stack([candidates[key].image for key in keys])))
     for key, probability in zip(keys, probabilities):
         box = candidates[key].box
@@ -510,6 +523,8 @@ def _recognise(ink: _Ink, predict_proba) -> list[Prepared]:
         small = (pieces[stop - 1] & core).sum() < 0.15 * largest and short[stop - 1]
         if small and best[stop - 1] - 0.5 > best[stop]:  # a speck may be left out, at a price
             best[stop], back[stop] = best[stop - 1] - 0.5, (stop - 1, False)
+        if back[stop] is None:  # a piece no reading can hold (far wider than a digit) is left out
+            best[stop], back[stop] = best[stop - 1] - 5.0, (stop - 1, False)
     chosen, stop = [], len(pieces)
     while stop > 0:
         start, kept = back[stop]
