@@ -34,6 +34,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from digits.api import cli as api_cli  # noqa: E402
 from digits.api.app import create_app  # noqa: E402
+from digits.api import tensors  # noqa: E402
 from digits.api.service import Batcher, model_name  # noqa: E402
 from digits.api.settings import Settings, load_settings  # noqa: E402
 
@@ -127,6 +128,26 @@ def test_predict_pixels_match_the_model(client, predictor, mnist):
     batch = client.post("/predict", json={"pixels": (x[:4] / 255.0).tolist()}).json()["predictions"]
     np.testing.assert_allclose([row["probabilities"] for row in batch], expected, atol=1e-5)
     assert "input" not in batch[0] and "ink_found" not in batch[0]
+
+
+def test_the_uint8_shortcut_agrees_with_the_general_path(mnist):
+    """tensors.uint8_image (the common 28x28 0..255 request) gives what np.asarray + to_batch give,
+    and hands everything else (floats, booleans, bad values, other shapes) to the general path."""
+    x, _ = mnist
+    whole = x[0].tolist()
+    fast = tensors.uint8_image(whole)
+    assert fast is not None and fast.dtype == np.uint8 and fast.shape == (1, 28, 28)
+    np.testing.assert_array_equal(tensors.to_batch(fast, "pixels", 8),
+                                  tensors.to_batch(tensors.as_array(whole, "pixels"), "pixels", 8))
+    mixed = [list(row) for row in whole]
+    mixed[14][14] = True  # a boolean among whole numbers: numpy reads it as 1, and so does the shortcut
+    np.testing.assert_array_equal(tensors.uint8_image(mixed)[0], np.asarray(mixed))
+    others = {"floats": (x[0] / 255.0).tolist(), "all booleans": [[False] * 28 for _ in range(28)],
+              "negative": [[-1] * 28 for _ in range(28)], "above 255": [[256] * 28 for _ in range(28)],
+              "null": [[None] * 28 for _ in range(28)], "string": [["7"] * 28 for _ in range(28)],
+              "ragged": [[0] * 28 for _ in range(27)] + [[0] * 27], "a batch": [whole], "27 rows": whole[:27]}
+    for name, value in others.items():
+        assert tensors.uint8_image(value) is None, name
 
 
 def test_predict_include_input_returns_what_the_model_saw(client, mnist):
@@ -639,6 +660,12 @@ def test_batcher_passes_errors_and_times_out():
         waiting = Batcher(slow, timeout=0.05)
         with pytest.raises(TimeoutError):
             await waiting.submit(np.zeros((1, 28, 28), np.float32))
+        # the one thread busy: a running and a queued request both time out, and the queue is left empty
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(*(waiting.submit(np.zeros((1, 28, 28), np.float32)) for _ in range(2)),
+                                        return_exceptions=True)
+        assert all(isinstance(outcome, TimeoutError) for outcome in outcomes), outcomes
+        assert time.perf_counter() - started < 0.25 and not waiting._pending
         failing.close()
         waiting.close()
 

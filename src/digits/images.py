@@ -46,10 +46,12 @@ WORK_SIDE = 1024  # larger pictures are averaged down to this side before cleani
 DETAIL = 80  # crops smaller than this are enlarged first, so stroke arithmetic has pixels to use
 STROKE_RANGE = (2.0, 3.0)  # strokes are brought into this width, 28x28 pixels (MNIST: 10%..90% = 1.8..3.5)
 DIGIT_BONUS, CUT_COST, OVERCUT = 0.7, 0.8, 0.9  # whole numbers: see _recognise
+WIDTH_OK, WIDTH_COST = 1.0, 0.0
 WIDE = 1.3  # a digit group wider than this times the line height holds touching digits
 MIN_HEIGHT = 4  # working pixels: ink no taller than this (a rule, specks, dots) holds no number
 MAX_DIGITS = 40  # a group is cut into at most this many digits (a long rule is not 400 ones)
 EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
+_TRACE = None
 
 
 class ImageError(ValueError):
@@ -514,7 +516,12 @@ def _recognise(ink: _Ink, predict_proba) -> list[Prepared]:
     for key, probability in zip(keys, probabilities):
         box = candidates[key].box
         scores[key] += _reading(probability.max(), box[2] - box[0], line * ink.factor)
+        scores[key] -= WIDTH_COST * max(0.0, (box[3] - box[1]) / (line * ink.factor) - WIDTH_OK)
     largest = ink.areas[1:].max()
+    if _TRACE is not None:
+        _TRACE.append(f"line {line:.1f} pieces {[(s[1], s[3], s[2]-s[0]) for s in spans]} owners {owners} cut {cut} join {[round(j,2) for j in join_cost]}")
+        for key, probability in zip(keys, probabilities):
+            b = candidates[key].box; _TRACE.append(f"{key} digit {probability.argmax()} p {probability.max():.2f} score {scores[key]:.2f} w/h {(b[3]-b[1])/(b[2]-b[0]):.2f} w/line {(b[3]-b[1])/(line*ink.factor):.2f}")
     best, back = [0.0] + [-math.inf] * len(pieces), [None] * (len(pieces) + 1)
     for stop in range(1, len(pieces) + 1):
         for start in range(max(0, stop - 3), stop):

@@ -33,6 +33,11 @@ DESCRIPTION = """Handwritten digit recognition. Draw at [/](/), or call:
 """
 
 
+# /metrics (Prometheus) is this service's telemetry; FastAPI's OpenTelemetry hooks, which check for a
+# configured SDK on every request, are on only with DIGITS_OPENTELEMETRY=true
+NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+
+
 def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
     """A FastAPI app for `settings` (default: from DIGITS_* variables); `predictor` skips loading."""
     settings = settings or load_settings()
@@ -57,7 +62,8 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
 
     cdn_docs = not pages.OFFLINE_DOCS  # FastAPI's own /docs and /redoc load their scripts from a CDN
     app = FastAPI(title="digits", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  docs_url="/docs" if cdn_docs else None, redoc_url="/redoc" if cdn_docs else None)
+                  docs_url="/docs" if cdn_docs else None, redoc_url="/redoc" if cdn_docs else None,
+                  telemetry=None if settings.opentelemetry else NO_TELEMETRY)
     app.state.settings, app.state.metrics, app.state.service = settings, metrics, None
     errors.install(app)
     for router in (predict.router, v2.router, tfserving.router, health.router, pages.router):  # hot routes first

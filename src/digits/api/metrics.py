@@ -30,6 +30,7 @@ class Metrics:
         self.model_info = Gauge("digits_model_info", "The served model (value 1)", ["name", "version", "backend"],
                                 registry=self.registry, multiprocess_mode="livemax")
         self._children: dict = {}  # (method, route, status) -> (counter child, histogram child)
+        self._labels: dict = {}  # label -> predictions counter child
         self.class_names: list[str] = []
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -42,18 +43,19 @@ class Metrics:
         children[1].observe(seconds)
 
     def observe_batch(self, probabilities: np.ndarray) -> None:
-        """Called with every batched model call's (N, classes) output."""
+        """Called with every batched model call's (N, classes) output: its size, and the classes answered
+        (counted per batch, not per request: one model call often answers dozens of requests)."""
         self.batch_size.observe(len(probabilities))
-
-    def observe_answers(self, probabilities: np.ndarray) -> None:
-        """Count the classes answered for (N, classes) probabilities."""
         counts = np.bincount(probabilities.argmax(1), minlength=probabilities.shape[1])
         for index in np.flatnonzero(counts):
             self.observe_label(self.class_names[index] if index < len(self.class_names) else str(index),
                                int(counts[index]))
 
     def observe_label(self, label: str, count: int = 1) -> None:
-        self.predictions.labels(label).inc(count)
+        child = self._labels.get(label)
+        if child is None:
+            child = self._labels.setdefault(label, self.predictions.labels(label))
+        child.inc(count)
 
     def render(self) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -162,7 +162,10 @@ async def _from_json(request: Request, service: Service, mode: str, include_inpu
         if mode == "number":
             raise ApiError(422, "mode=number needs a picture ('image' or a file): 'pixels' is one 28x28 digit")
         try:
-            images = tensors.to_batch(tensors.as_array(pixels, "pixels"), "pixels", service.settings.max_batch)
+            array = tensors.uint8_image(pixels)
+            if array is None:
+                array = tensors.as_array(pixels, "pixels")
+            images = tensors.to_batch(array, "pixels", service.settings.max_batch)
         except tensors.BatchTooLarge as error:
             raise ApiError(413, str(error)) from None
         except ValueError as error:

@@ -35,20 +35,35 @@ class Batcher:
         self._predict, self._threads, self._max_rows, self._timeout = predict, threads, max_rows, timeout
         self.on_batch = on_batch  # called with each batched model call's output (metrics)
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="digits-predict")
-        self._pending: list[tuple[np.ndarray, asyncio.Future]] = []
+        self._pending: list[tuple[np.ndarray, asyncio.Future, float]] = []  # images, future, deadline
+        self._running: dict[int, list] = {}  # id -> the items of each batch being predicted
         self._busy = 0
+        # one timer sweeps every deadline (a timer per request cost more than the rest of batching);
+        # a request fails with TimeoutError between `timeout` and `timeout + tick` seconds after submit
+        self._tick, self._sweeper = min(0.5, timeout / 4), None
 
     def submit(self, images: np.ndarray) -> asyncio.Future:
         """A future of the (N, classes) probabilities, failing with TimeoutError after `timeout` seconds;
         call from the event loop."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        timer = loop.call_later(self._timeout, _expire, future)  # cheaper than asyncio.wait_for per request
-        future.add_done_callback(lambda _: timer.cancel())
-        self._pending.append((images, future))
+        self._pending.append((images, future, loop.time() + self._timeout))
         if self._busy < self._threads:
             self._flush(loop)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(self._tick, self._sweep, loop)
         return future
+
+    def _sweep(self, loop) -> None:
+        self._sweeper = None
+        now = loop.time()
+        for items in (self._pending, *self._running.values()):
+            for _, future, deadline in items:
+                if deadline <= now:
+                    _expire(future)
+        self._pending = [item for item in self._pending if not item[1].done()]
+        if self._pending or self._running:
+            self._sweeper = loop.call_later(self._tick, self._sweep, loop)
 
     def _flush(self, loop) -> None:
         while self._pending and self._busy < self._threads:
@@ -57,21 +72,23 @@ class Batcher:
                 rows += len(self._pending[taken][0])
                 taken += 1
             items, self._pending = self._pending[:taken], self._pending[taken:]
-            items = [(images, future) for images, future in items if not future.done()]  # timed out meanwhile
+            items = [item for item in items if not item[1].done()]  # timed out meanwhile
             if not items:
                 continue
-            batch = items[0][0] if len(items) == 1 else np.concatenate([images for images, _ in items])
+            batch = items[0][0] if len(items) == 1 else np.concatenate([item[0] for item in items])
             self._busy += 1
+            self._running[id(items)] = items
             running = loop.run_in_executor(self._pool, self._predict, batch)
             running.add_done_callback(partial(self._done, loop, items))
 
     def _done(self, loop, items, running: asyncio.Future) -> None:
         self._busy -= 1
+        del self._running[id(items)]
         error = running.exception()
         if error is None and self.on_batch is not None:
             self.on_batch(running.result())
         start = 0
-        for images, future in items:
+        for images, future, _ in items:
             if not future.done():
                 if error is None:
                     future.set_result(running.result()[start:start + len(images)])
@@ -132,11 +149,8 @@ class Service:
 
     async def predict(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) float32 0..1 -> (N, classes) float32, batched; TimeoutError after the timeout.
-        The answers are counted in the metrics (predictions by class)."""
-        probabilities = await self.batcher.submit(images)
-        if self.metrics is not None:
-            self.metrics.observe_answers(probabilities)
-        return probabilities
+        The answers are counted in the metrics per model call (Metrics.observe_batch)."""
+        return await self.batcher.submit(images)
 
     def admit_pictures(self) -> None:
         """Raise Busy when more than 8 pictures per image thread are queued or running (pictures that
