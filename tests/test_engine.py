@@ -82,3 +82,17 @@ def test_a_damaged_model_file_is_refused(tiny_run, tmp_path):
     (copy / "model.keras").write_bytes(b"this is not a zip file")
     with pytest.raises(ValueError, match="is not a readable Keras model"):
         engine.Predictor(copy)
+
+
+def test_the_fastest_backend_is_measured_at_the_callers_batch_size(tiny_run, predictor):
+    """With no backend named, every installed one is timed (at `batch` images per call) and the fastest
+    kept; they all give the same answers."""
+    installed = [name for name in engine.BACKENDS if engine.backend_installed(name)]
+    batched = engine.Predictor(tiny_run, batch=16)
+    assert set(batched.latencies) == set(installed) and len(installed) > 1
+    assert batched.backend == min(batched.latencies, key=batched.latencies.get)
+    images = data.load_dataset("mnist").x_test[:64]
+    np.testing.assert_allclose(batched.predict_proba(images), predictor.predict_proba(images), atol=1e-5)
+    for name in installed:
+        np.testing.assert_allclose(engine.Predictor(tiny_run, backend=name).predict_proba(images),
+                                   predictor.predict_proba(images), atol=1e-5)

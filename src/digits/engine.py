@@ -194,7 +194,7 @@ def exported_info(path: Path) -> RunInfo:
 
 
 def latency(function, image: np.ndarray, calls: int = 30) -> float:
-    """Median seconds for one single-image call."""
+    """Median seconds for one call on `image` (a batch)."""
     import time
 
     times = []
@@ -210,11 +210,12 @@ class Predictor:
 
     `source` is a run directory or an exported file (.keras, .onnx, .tflite). With a run
     directory and no `backend`, every installed backend is tried and the one with the lowest
-    measured single-image latency is kept (`self.backend`, `self.latencies`); ONNX and LiteRT
-    copies are converted once into RUN/exports/.
+    measured latency is kept (`self.backend`, `self.latencies`), for a single image or for `batch`
+    images per call (a server batching requests: the fastest on one image is not always the fastest
+    on 16); ONNX and LiteRT copies are converted once into RUN/exports/.
     """
 
-    def __init__(self, source: str | Path, backend: str | None = None):
+    def __init__(self, source: str | Path, backend: str | None = None, batch: int = 1):
         source = Path(source)
         if source.is_file():
             kind = SUFFIXES.get(source.suffix)
@@ -228,7 +229,7 @@ class Predictor:
             self.info = load_info(source)
             names = [backend] if backend else [name for name in BACKENDS if backend_installed(name)]
             candidates = {name: self._model_file(name) for name in names}
-        probe = np.zeros((1, 28, 28, 1), np.float32)
+        probe = np.zeros((max(1, batch), 28, 28, 1), np.float32)
         self.latencies, backends = {}, {}
         for name, path in candidates.items():
             backends[name] = load_backend(name, path)

@@ -117,11 +117,15 @@ def model_name(info: engine.RunInfo, override: str | None = None) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name)).strip("-") or "digits"
 
 
+SERVING_BATCH = 16  # images per model call under load (dynamic batching): the backend is chosen at this size
+
+
 def load_predictor(settings: Settings) -> engine.Predictor:
     """The settings' run (or the latest run) loaded and warmed; ValueError if there is none."""
     if settings.run is not None and Path(settings.run).is_file():
-        return engine.Predictor(settings.run, backend=settings.backend)
-    return engine.Predictor(engine.resolve_run(settings.run, settings.runs_dir), backend=settings.backend)
+        return engine.Predictor(settings.run, backend=settings.backend, batch=SERVING_BATCH)
+    return engine.Predictor(engine.resolve_run(settings.run, settings.runs_dir), backend=settings.backend,
+                            batch=SERVING_BATCH)
 
 
 @dataclass
