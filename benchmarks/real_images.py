@@ -7,7 +7,8 @@ touching) are rendered the same way. Everything is seeded. The pictures go throu
 `images.prepare_file` / `images.read_number` and a trained model; the targets are keeping
 99% of the clean test accuracy and reading 95% of the strips whole.
 Writes benchmarks/results/real_images.json.
-Usage: python benchmarks/real_images.py [--run RUN_DIR] [--samples 10000] [--strips 1000] [--seed 0]
+Usage: python benchmarks/real_images.py [--run RUN_DIR | --config configs/cnn-995.json] [--samples 10000]
+       [--strips 1000] [--seed 0]   (default: trains configs/cnn-995.json first, about a minute)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import io
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -132,7 +134,9 @@ def measure(predict_proba, x_test, y_test, samples: int, strips: int, seed: int)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", help="run directory (default: the latest under runs/)")
+    parser.add_argument("--run", help="run directory to measure (default: train --config first)")
+    parser.add_argument("--config", default="configs/cnn-995.json",
+                        help="recipe trained when no --run is given (default: configs/cnn-995.json)")
     parser.add_argument("--samples", type=int, default=10_000, help="test digits to render (default: 10000)")
     parser.add_argument("--strips", type=int, default=1000, help="multi-digit strips to render (default: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
@@ -140,13 +144,22 @@ def main() -> None:
 
     from common import machine, save
 
-    from digits import data, engine
+    from digits import config, data, engine, train
 
-    run = Path(args.run) if args.run else engine.latest_run()
-    predictor = engine.Predictor(run)
-    dataset = data.load_dataset("mnist")
-    result = measure(predictor.predict_proba, dataset.x_test, dataset.y_test, args.samples, args.strips, args.seed)
-    summary = {"benchmark": "real_images", "run": str(run), **result,
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.run:
+            run, recipe = Path(args.run), None
+        else:
+            recipe = args.config
+            print(f"training {recipe} (no --run given) ...", file=sys.stderr)
+            path = Path(recipe) if Path(recipe).is_file() else Path(__file__).resolve().parents[1] / recipe
+            run = train.train(config.load(path), out=Path(scratch) / "run", verbose=0).run_dir
+        predictor = engine.Predictor(run)
+        dataset = data.load_dataset("mnist")
+        result = measure(predictor.predict_proba, dataset.x_test, dataset.y_test, args.samples, args.strips,
+                         args.seed)
+    summary = {"benchmark": "real_images", "model": predictor.info.config.get("model"), "recipe": recipe,
+               "backend": predictor.backend, **result,
                "targets": {"kept_fraction": 0.99, "strip_read_rate": 0.95}, "machine": machine()}
     path = save("real_images", summary)
     rows = [("clean test accuracy", f"{result['clean_accuracy']:.4f}", ""),

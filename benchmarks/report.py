@@ -94,8 +94,26 @@ def serve(result: dict) -> list[str]:
                     f"Machine: {machine_line(result['machine'])}."]
 
 
+def real_images(result: dict) -> list[str]:
+    kept, strips = result["kept_fraction"], result["strip_read_rate"]
+    targets = result["targets"]
+    recipe = f"`{result['recipe']}`" if result.get("recipe") else f"a `{result['model']}` run"
+    return [f"**Real images** (`python benchmarks/real_images.py`, {recipe}): the {result['samples']:,} test digits "
+            "rendered as photos (dark ink on tinted paper, 40-600 px, random margins, stroke width, blur, noise, "
+            "lighting gradient, JPEG) and read through `digits.images`:", "",
+            "| measure | value | target |", "|---|---|---|",
+            f"| clean test accuracy | {result['clean_accuracy']:.2%} | |",
+            f"| accuracy on the rendered photos | {result['rendered_accuracy']:.2%} | |",
+            f"| share of the clean accuracy kept | {kept:.2%} | >= {targets['kept_fraction']:.0%} "
+            f"({'met' if kept >= targets['kept_fraction'] else 'missed'}) |",
+            f"| strips of 2-6 digits read whole ({result['strips']:,}) | {strips:.2%} | >= "
+            f"{targets['strip_read_rate']:.0%} ({'met' if strips >= targets['strip_read_rate'] else 'missed'}) |",
+            f"| strips split into the right number of digits | {result['strip_count_rate']:.2%} | |", "",
+            f"Machine: {machine_line(result['machine'])}."]
+
+
 SECTIONS = {"original_mlp": original_mlp, "time_to_accuracy": time_to_accuracy, "best_model": best_model,
-            "ensemble": ensemble, "inference": inference, "serve": serve}
+            "ensemble": ensemble, "inference": inference, "real_images": real_images, "serve": serve}
 
 
 def render() -> str:
