@@ -42,7 +42,18 @@ def machine() -> dict:
             "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
+def repo_relative(value):
+    """`value` with every path inside the repository written relative to it (no machine's paths in results)."""
+    if isinstance(value, dict):
+        return {key: repo_relative(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [repo_relative(item) for item in value]
+    if isinstance(value, str) and value.startswith(str(ROOT) + os.sep):
+        return value[len(str(ROOT)) + 1:]
+    return value
+
+
 def save(name: str, result: dict) -> Path:
     from digits import files
 
-    return files.write_json(RESULTS / f"{name}.json", result)
+    return files.write_json(RESULTS / f"{name}.json", repo_relative(result))

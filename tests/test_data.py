@@ -25,7 +25,7 @@ from digits import data
 from digits.data import DataError, DatasetSpec
 
 # Independent references: the IDX magic numbers from the format description, and the
-# official SHA-256s of the decompressed MNIST files, copied from /work/shared/data/mnist/README.md.
+# official SHA-256s of the decompressed MNIST files, copied from the shared data README (data/mnist/README.md beside the checkout).
 IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC = 0x00000803, 0x00000801
 MNIST_README_SHA256 = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
