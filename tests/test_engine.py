@@ -96,3 +96,12 @@ def test_the_fastest_backend_is_measured_at_the_callers_batch_size(tiny_run, pre
     for name in installed:
         np.testing.assert_allclose(engine.Predictor(tiny_run, backend=name).predict_proba(images),
                                    predictor.predict_proba(images), atol=1e-5)
+
+
+def test_threads_inside_one_call_can_be_capped(tiny_run, predictor):
+    images = data.load_dataset("mnist").x_test[:32]
+    onnx = engine.Predictor(tiny_run, backend="onnx", threads=1)
+    assert onnx._run.session.get_session_options().intra_op_num_threads == 1
+    litert = engine.Predictor(tiny_run, backend="litert", threads=1)
+    for capped in (onnx, litert):
+        np.testing.assert_allclose(capped.predict_proba(images), predictor.predict_proba(images), atol=1e-5)

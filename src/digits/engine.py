@@ -95,7 +95,7 @@ def _require(name: str) -> None:
 
 
 class KerasBackend:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, threads: int | None = None):  # TensorFlow's pools are process-wide
         from . import runtime  # noqa: F401  (quiet TensorFlow import)
 
         import keras
@@ -114,12 +114,13 @@ class KerasBackend:
 
 
 class OnnxBackend:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, threads: int | None = None):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         # Idle intra-op threads spin by default: on a small CPU that burns the cores a server needs.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.intra_op_num_threads = threads or 0  # 0: one per physical core
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types
@@ -136,10 +137,10 @@ class OnnxBackend:
 class LiteRTBackend:
     """One interpreter per thread (an Interpreter is not thread-safe); int8 models quantize I/O."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.path, self._local, self._interpreter = path, threading.local(), Interpreter
+        self.path, self._local, self._interpreter, self._threads = path, threading.local(), Interpreter, threads
         try:
             interpreter = self._get()
         except Exception as error:  # the interpreter raises ValueError/RuntimeError for foreign files
@@ -153,7 +154,7 @@ class LiteRTBackend:
             from . import runtime
 
             with runtime.quiet():  # "Created TensorFlow Lite XNNPACK delegate" on every interpreter
-                self._local.interpreter = self._interpreter(model_path=str(self.path))
+                self._local.interpreter = self._interpreter(model_path=str(self.path), num_threads=self._threads)
             self._local.batch = None
         return self._local.interpreter
 
@@ -180,9 +181,10 @@ class LiteRTBackend:
         return output
 
 
-def load_backend(name: str, path: Path):
+def load_backend(name: str, path: Path, threads: int | None = None):
+    """Backend `name` on `path`; `threads` inside one call (None: the runtime's default, every core)."""
     _require(name)
-    return {"keras": KerasBackend, "onnx": OnnxBackend, "litert": LiteRTBackend}[name](path)
+    return {"keras": KerasBackend, "onnx": OnnxBackend, "litert": LiteRTBackend}[name](path, threads)
 
 
 def exported_info(path: Path) -> RunInfo:
@@ -212,10 +214,11 @@ class Predictor:
     directory and no `backend`, every installed backend is tried and the one with the lowest
     measured latency is kept (`self.backend`, `self.latencies`), for a single image or for `batch`
     images per call (a server batching requests: the fastest on one image is not always the fastest
-    on 16); ONNX and LiteRT copies are converted once into RUN/exports/.
+    on 16); ONNX and LiteRT copies are converted once into RUN/exports/. `threads` caps the threads
+    inside one ONNX Runtime or LiteRT call (a server running its own threads wants 1).
     """
 
-    def __init__(self, source: str | Path, backend: str | None = None, batch: int = 1):
+    def __init__(self, source: str | Path, backend: str | None = None, batch: int = 1, threads: int | None = None):
         source = Path(source)
         if source.is_file():
             kind = SUFFIXES.get(source.suffix)
@@ -232,7 +235,7 @@ class Predictor:
         probe = np.zeros((max(1, batch), 28, 28, 1), np.float32)
         self.latencies, backends = {}, {}
         for name, path in candidates.items():
-            backends[name] = load_backend(name, path)
+            backends[name] = load_backend(name, path, threads)
             self._check_shape(backends[name], path)
             backends[name](probe)  # warm: build graphs, allocate tensors
             if len(candidates) > 1:

@@ -47,6 +47,7 @@ DETAIL = 80  # crops smaller than this are enlarged first, so stroke arithmetic 
 STROKE_RANGE = (2.0, 3.0)  # strokes are brought into this width, 28x28 pixels (MNIST: 10%..90% = 1.8..3.5)
 DIGIT_BONUS, CUT_COST, OVERCUT = 0.7, 0.8, 0.9  # whole numbers: see _recognise
 WIDTH_OK, WIDTH_COST = 1.0, 0.0
+SAMPLES = 8
 WIDE = 1.3  # a digit group wider than this times the line height holds touching digits
 MIN_HEIGHT = 4  # working pixels: ink no taller than this (a rule, specks, dots) holds no number
 MAX_DIGITS = 40  # a group is cut into at most this many digits (a long rule is not 400 ones)
@@ -439,7 +440,7 @@ def _split(core: np.ndarray, left: int, right: int, line: float, wide: float = W
         extent = np.where(inked.any(0), len(core) - inked[::-1].argmax(0) - inked.argmax(0), 0)
         cut = int(middle[np.lexsort((np.abs(middle - left - width / 2), inked.sum(0), extent))[0]])
     else:
-        cut = choose(left, right, middle[::max(1, len(middle) // 8)])
+        cut = choose(left, right, middle[::max(1, len(middle) // int(SAMPLES))])
     return _split(core, left, cut, line, wide, choose) + _split(core, cut, right, line, wide, choose)
 
 

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 FLAGS = ("host", "port", "workers", "backend", "runs_dir", "model_name", "max_body_bytes", "max_batch",
-         "uncertain_below", "timeout_seconds", "predict_threads", "image_threads", "log_level")
+         "uncertain_below", "timeout_seconds", "predict_threads", "model_threads", "image_threads", "log_level")
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -39,6 +39,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
                                                               "(default: 0.5)")
     parser.add_argument("--timeout-seconds", type=float, help="per body read and per prediction (default: 30)")
     parser.add_argument("--predict-threads", type=int, help="threads running batched model calls (default: 1)")
+    parser.add_argument("--model-threads", type=int,
+                        help="threads inside one ONNX Runtime / LiteRT call (default: 1, the other cores serve requests)")
     parser.add_argument("--image-threads", type=int, help="threads preparing uploaded images (default: 2)")
     parser.add_argument("--access-log", action="store_true", default=None, help="log every request (default: off)")
     parser.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"),

@@ -123,9 +123,10 @@ SERVING_BATCH = 16  # images per model call under load (dynamic batching): the b
 def load_predictor(settings: Settings) -> engine.Predictor:
     """The settings' run (or the latest run) loaded and warmed; ValueError if there is none."""
     if settings.run is not None and Path(settings.run).is_file():
-        return engine.Predictor(settings.run, backend=settings.backend, batch=SERVING_BATCH)
+        return engine.Predictor(settings.run, backend=settings.backend, batch=SERVING_BATCH,
+                                threads=settings.model_threads)
     return engine.Predictor(engine.resolve_run(settings.run, settings.runs_dir), backend=settings.backend,
-                            batch=SERVING_BATCH)
+                            batch=SERVING_BATCH, threads=settings.model_threads)
 
 
 @dataclass

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     uncertain_below: float = Field(0.5, ge=0.0, le=1.0)  # confidence below this marks an answer uncertain
     timeout_seconds: float = Field(30.0, gt=0)  # per body read (408) and per prediction (504)
     predict_threads: int = Field(1, ge=1, le=64)  # threads running model batches (requests are batched)
+    model_threads: int = Field(1, ge=1, le=64)  # threads inside one model call (the other cores serve requests)
     image_threads: int = Field(2, ge=1, le=64)  # threads decoding and preparing uploaded images
     opentelemetry: bool = False  # FastAPI's OpenTelemetry hooks (spans, metrics) for a configured OTel SDK
     access_log: bool = False  # uvicorn's per-request log lines (Prometheus /metrics counts requests either way)
