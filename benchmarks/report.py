@@ -112,8 +112,27 @@ def real_images(result: dict) -> list[str]:
             f"Machine: {machine_line(result['machine'])}."]
 
 
+def serve_costs(result: dict) -> list[str]:
+    apps, parts = result["in_process_us_per_request"], result["unavoidable_us"]
+    lines = ["**Where the time goes** (`python benchmarks/serve_costs.py`: in one process without HTTP, 32 "
+             "concurrent callers; then each unavoidable part of one `pixels` request timed alone):", "",
+             "| in process | us per request |", "|---|---|"]
+    lines += [f"| {name} | {value:.0f} |" for name, value in apps.items()]
+    lines += ["", "| unavoidable work of one request | us |", "|---|---|"]
+    lines += [f"| {name} | {value:.1f} |" for name, value in parts.items()]
+    bound = (f"; over HTTP, against the ceiling's {result['http_ceiling_us']:.0f} us a request, at most "
+             f"**{result['share_bound_http']:.0%}**" if result.get("share_bound_http") else "")
+    return lines + ["", "The bare endpoint never reads the body. Were everything but decoding the body and running "
+                        f"the model free, our service could reach at most {result['share_bound_in_process']:.0%} of "
+                        f"the ceiling's rate in process{bound}: with this model reading 784 JSON numbers a request, "
+                        "the 70% target is out of reach whatever the code around it does (a model costing under "
+                        "~10 us an image, such as the MLP, would leave room).", "",
+                    f"Machine: {machine_line(result['machine'])}."]
+
+
 SECTIONS = {"original_mlp": original_mlp, "time_to_accuracy": time_to_accuracy, "best_model": best_model,
-            "ensemble": ensemble, "inference": inference, "real_images": real_images, "serve": serve}
+            "ensemble": ensemble, "inference": inference, "real_images": real_images, "serve": serve,
+            "serve_costs": serve_costs}
 
 
 def render() -> str:
