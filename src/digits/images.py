@@ -46,13 +46,12 @@ WORK_SIDE = 1024  # larger pictures are averaged down to this side before cleani
 DETAIL = 80  # crops smaller than this are enlarged first, so stroke arithmetic has pixels to use
 STROKE_RANGE = (2.0, 3.0)  # strokes are brought into this width, 28x28 pixels (MNIST: 10%..90% = 1.8..3.5)
 DIGIT_BONUS, CUT_COST, OVERCUT = 0.7, 0.8, 0.9  # whole numbers: see _recognise
-WIDTH_OK, WIDTH_COST = 1.0, 0.0
-SAMPLES = 8
+WIDTH_OK, WIDTH_COST = 1.0, 4.0  # a digit's width rarely passes the line height (MNIST: larger side 20 px)
+SIZE_OK, SIZE_COST = 0.85, 6.0  # nor is its larger side much under it (a stray stroke, a cut-off stem)
 WIDE = 1.3  # a digit group wider than this times the line height holds touching digits
 MIN_HEIGHT = 4  # working pixels: ink no taller than this (a rule, specks, dots) holds no number
 MAX_DIGITS = 40  # a group is cut into at most this many digits (a long rule is not 400 ones)
 EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
-_TRACE = None
 
 
 class ImageError(ValueError):
@@ -440,7 +439,7 @@ def _split(core: np.ndarray, left: int, right: int, line: float, wide: float = W
         extent = np.where(inked.any(0), len(core) - inked[::-1].argmax(0) - inked.argmax(0), 0)
         cut = int(middle[np.lexsort((np.abs(middle - left - width / 2), inked.sum(0), extent))[0]])
     else:
-        cut = choose(left, right, middle[::max(1, len(middle) // int(SAMPLES))])
+        cut = choose(left, right, middle[::max(1, len(middle) // 8)])
     return _split(core, left, cut, line, wide, choose) + _split(core, cut, right, line, wide, choose)
 
 
@@ -448,6 +447,12 @@ def _reading(confidence: float, height: float, line: float) -> float:
     """How well a piece reads as a digit: log-confidence, less a price if much shorter than the line
     (a piece of a digit, the loop of a 9 say, may still read confidently)."""
     return math.log(max(float(confidence), 1e-9)) - (1.0 + 6.0 * (0.5 - height / line) if height < 0.5 * line else 0)
+
+
+def _strokes(column: np.ndarray) -> int:
+    """Runs of ink in one column of a boolean mask: the strokes a vertical cut there crosses (at least 1)."""
+    column = np.concatenate([[False], column, [False]])
+    return max(1, int(np.count_nonzero(column[1:] & ~column[:-1])))
 
 
 def _recognise(ink: _Ink, predict_proba) -> list[Prepared]:
@@ -458,7 +463,9 @@ def _recognise(ink: _Ink, predict_proba) -> list[Prepared]:
     digits squeezed into one box, read at 0.9, would beat two clear digits at 0.95 each), minus
     CUT_COST per stroke that a cut through connected ink crosses, and a price for joining pieces
     that stand apart (none when one sits above the other, as the bar of a 5; more the wider the
-    gap). The weights were tuned on rendered strips (benchmarks/real_images.py, seed 1).
+    gap), and a price for a digit whose size does not fit the line: wider than WIDTH_OK lines (two
+    touching digits read as one) or with its larger side under SIZE_OK lines (a stem cut off a 7,
+    read as a 1). The weights were tuned on rendered strips (benchmarks/real_images.py, seeds 1, 2).
     """
     groups, line = _pieces(ink)
     groups = _merge(groups, ink.boxes, lambda first, second: 0.8)
@@ -468,7 +475,7 @@ def _recognise(ink: _Ink, predict_proba) -> list[Prepared]:
         _, left, _, right = _span(group, ink.boxes)
         inside = np.isin(ink.labels, list(group))
 
-        def choose(start, stop, columns):  # the cut whose two sides read best as digits
+        def choose(start, stop, columns):  # the cut whose two sides read best as digits, less its price
             sides = [_mask(ink, group, side) for cut in columns for side in ((start, cut), (cut, stop))]
             inked = [bool((side & core).any()) for side in sides]  # a cut may leave only faint edges on a side
             halves = [_digit(ink, side) for side, has_ink in zip(sides, inked) if has_ink]
@@ -477,7 +484,8 @@ def _recognise(ink: _Ink, predict_proba) -> list[Prepared]:
             for has_ink in inked:
                 half = next(kept) if has_ink else None
                 read.append(_reading(next(sure), half.box[2] - half.box[0], line * ink.factor) if has_ink else -50.0)
-            return int(columns[np.argmax(np.add(read[0::2], read[1::2]))])
+            crossed = [CUT_COST * _strokes(inside[:, cut]) for cut in columns]  # as the DP below prices it
+            return int(columns[np.argmax(np.add(read[0::2], read[1::2]) - crossed)])
 
         for columns in _split(inside, left, right, line, OVERCUT, choose):
             piece = _mask(ink, group, columns)
@@ -490,12 +498,8 @@ def _recognise(ink: _Ink, predict_proba) -> list[Prepared]:
     order = np.argsort([(span[1] + span[3]) / 2 for span in spans])
     pieces, owners, spans = [pieces[i] for i in order], [owners[i] for i in order], [spans[i] for i in order]
 
-    def strokes_crossed(k):  # runs of ink in the first column of piece k, where it was cut off
-        column = np.concatenate([[False], (pieces[k] & core)[:, spans[k][1]], [False]])
-        return max(1, int(np.count_nonzero(column[1:] & ~column[:-1])))
-
     # boundary k lies before piece k: the price of cutting there, and of joining across it
-    cut = [0.0] + [CUT_COST * strokes_crossed(k) if owners[k - 1] == owners[k] else 0.0
+    cut = [0.0] + [CUT_COST * _strokes((pieces[k] & core)[:, spans[k][1]]) if owners[k - 1] == owners[k] else 0.0
                    for k in range(1, len(pieces))]
     short = [span[2] - span[0] < 0.6 * line for span in spans]
     join_cost = [0.0] + [0.0 if cut[k] or (_overlap(spans[k - 1], spans[k]) >= 0.3 and (short[k - 1] or short[k]))
@@ -516,13 +520,10 @@ def _recognise(ink: _Ink, predict_proba) -> list[Prepared]:
     probabilities = np.asarray(predict_proba(np.stack([candidates[key].image for key in keys])))
     for key, probability in zip(keys, probabilities):
         box = candidates[key].box
-        scores[key] += _reading(probability.max(), box[2] - box[0], line * ink.factor)
-        scores[key] -= WIDTH_COST * max(0.0, (box[3] - box[1]) / (line * ink.factor) - WIDTH_OK)
+        height, width = (box[2] - box[0]) / (line * ink.factor), (box[3] - box[1]) / (line * ink.factor)
+        scores[key] += (_reading(probability.max(), box[2] - box[0], line * ink.factor)
+                        - WIDTH_COST * max(0.0, width - WIDTH_OK) - SIZE_COST * max(0.0, SIZE_OK - max(height, width)))
     largest = ink.areas[1:].max()
-    if _TRACE is not None:
-        _TRACE.append(f"line {line:.1f} pieces {[(s[1], s[3], s[2]-s[0]) for s in spans]} owners {owners} cut {cut} join {[round(j,2) for j in join_cost]}")
-        for key, probability in zip(keys, probabilities):
-            b = candidates[key].box; _TRACE.append(f"{key} digit {probability.argmax()} p {probability.max():.2f} score {scores[key]:.2f} w/h {(b[3]-b[1])/(b[2]-b[0]):.2f} w/line {(b[3]-b[1])/(line*ink.factor):.2f}")
     best, back = [0.0] + [-math.inf] * len(pieces), [None] * (len(pieces) + 1)
     for stop in range(1, len(pieces) + 1):
         for start in range(max(0, stop - 3), stop):
