@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,15 +88,17 @@ def main() -> None:
 
     import orjson
 
-    from digits import config, data, engine, train
+    from digits import data
     from digits.api import tensors
     from digits.api.app import create_app
     from digits.api.service import SERVING_BATCH
     from digits.api.settings import Settings
 
     with tempfile.TemporaryDirectory() as scratch:
-        run = Path(args.run).resolve() if args.run else train.train(
-            config.load(ROOT / "configs" / "cnn-fast.json"), out=Path(scratch) / "run", verbose=0).run_dir
+        run = Path(args.run).resolve() if args.run else Path(scratch) / "run"
+        if not args.run:  # in a child process: training leaves threads and garbage that would slow this one
+            subprocess.run([sys.executable, "-m", "digits", "train", "--config", str(ROOT / "configs" / "cnn-fast.json"),
+                            "--out", str(run)], check=True, stdout=subprocess.DEVNULL)
         images = data.load_dataset("mnist").x_test
         body = json.dumps({"pixels": images[0].tolist()}).encode()
         settings = Settings(run=str(run))
