@@ -90,9 +90,9 @@ def main() -> None:
     def show(value):
         return f"{value:7.1f} s" if value is not None else "  not reached"
 
-    print(f"{'run':<10} {'to 99.0%':>12} {'to 99.5%':>12} {'final':>8} {'epochs':>6}")
+    print(f"{'run':<16} {'to 99.0%':>12} {'to 99.5%':>12} {'final':>8} {'epochs':>6}")
     for name, result in results.items():
-        print(f"{name:<10} {show(result['seconds_to_99.0']):>12} {show(result['seconds_to_99.5']):>12} "
+        print(f"{name:<16} {show(result['seconds_to_99.0']):>12} {show(result['seconds_to_99.5']):>12} "
               f"{result['final_test_accuracy']:8.4f} {len(result['curve']):6d}")
     if summary["speedup_to_99.0"]:
         print(f"cnn-fast reaches 99.0% {summary['speedup_to_99.0']:.1f}x faster than the keras-io example")
