@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digits import config, data, train
+from digits import config, data, models, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,8 +92,10 @@ def test_cnn_fast_recipe_reaches_985_on_the_real_test_set(cnn_fast_run):
     assert metrics["test_images"] == 10000 and metrics["epochs"] == 2
 
 
-@pytest.mark.parametrize("name", ["cnn-fast.json", "cnn-995.json", "best.json"])
-def test_shipped_recipes_load(name):
+@pytest.mark.parametrize("name", sorted(path.name for path in (ROOT / "configs").glob("*.json")))
+def test_shipped_recipes_load_and_build(name):
     loaded = config.load(ROOT / "configs" / name)
     assert loaded.model in {"cnn", "cnn_large"}
     assert json.loads((ROOT / "configs" / name).read_text())["model"] == loaded.model
+    model = models.create_model(loaded.model, **loaded.model_args)  # the recipe's model arguments are real ones
+    assert model.output_shape == (None, 10)
