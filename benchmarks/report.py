@@ -89,7 +89,8 @@ def serve(result: dict) -> list[str]:
     for name, row in result["servers"].items():
         lines.append(f"| {name} | {row['requests_per_s']:,.0f} | {row['p99_ms']:.1f} ms | {row['errors']} |")
     met = ", ".join(f"{name} {'met' if ok else 'missed'}" for name, ok in result["met"].items())
-    return lines + ["", f"Our service reaches {result['share_of_ceiling']:.0%} of the bare-FastAPI ceiling and "
+    equal = ", ".join(f"{share:.0%} at {workers} worker(s)" for workers, share in result["share_at_same_workers"].items())
+    return lines + ["", f"Our service reaches {result['share_of_ceiling']:.0%} of the bare-FastAPI ceiling ({equal}) and "
                         f"{result['speedup_vs_tutorial']:.0f}x the tutorial server. Targets: {met}.", "",
                     f"Machine: {machine_line(result['machine'])}."]
 
@@ -120,13 +121,15 @@ def serve_costs(result: dict) -> list[str]:
     lines += [f"| {name} | {value:.0f} |" for name, value in apps.items()]
     lines += ["", "| unavoidable work of one request | us |", "|---|---|"]
     lines += [f"| {name} | {value:.1f} |" for name, value in parts.items()]
-    bound = (f"; over HTTP, against the ceiling's {result['http_ceiling_us']:.0f} us a request, at most "
-             f"**{result['share_bound_http']:.0%}**" if result.get("share_bound_http") else "")
+    body = sum(value for name, value in parts.items() if not name.startswith("model"))
+    http = result.get("http_ceiling_us")
+    bound = (f"; over HTTP, against the ceiling's {http:.0f} us a request, at most **{result['share_bound_http']:.0%}**"
+             if http else "")
     return lines + ["", "The bare endpoint never reads the body. Were everything but decoding the body and running "
                         f"the model free, our service could reach at most {result['share_bound_in_process']:.0%} of "
-                        f"the ceiling's rate in process{bound}: with this model reading 784 JSON numbers a request, "
-                        "the 70% target is out of reach whatever the code around it does (a model costing under "
-                        "~10 us an image, such as the MLP, would leave room).", "",
+                        f"the ceiling's rate in process{bound}"
+                        + (f"; decoding the body alone caps any service that reads it at {http / (http + body):.0%}"
+                           if http else "") + ".", "",
                     f"Machine: {machine_line(result['machine'])}."]
 
 
