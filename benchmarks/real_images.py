@@ -4,7 +4,7 @@ Each test digit is rendered as a picture: dark ink on light paper, 40 to 600 px,
 margins and position, thinner or thicker strokes, blur, noise, a lighting gradient, JPEG
 (or PNG) compression; strips of 2 to 6 test digits side by side (small gaps, sometimes
 touching) are rendered the same way. Everything is seeded. The pictures go through
-`images.prepare_file` / `images.read_number` and a trained model; the targets are keeping
+`images.prepare_file` / `multidigit.read_number` and a trained model; the targets are keeping
 99% of the clean test accuracy and reading 95% of the strips whole.
 Writes benchmarks/results/real_images.json.
 Usage: python benchmarks/real_images.py [--run RUN_DIR | --config configs/cnn-995.json] [--samples 10000]
@@ -108,7 +108,7 @@ def render_strip(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
 
 def measure(predict_proba, x_test, y_test, samples: int, strips: int, seed: int) -> dict:
     """Clean and rendered accuracy on the first `samples` test digits, and whole-strip read rate."""
-    from digits import images
+    from digits import images, multidigit
 
     started = time.perf_counter()
     clean = float((predict_proba(x_test[:samples]).argmax(1) == y_test[:samples]).mean())
@@ -121,7 +121,7 @@ def measure(predict_proba, x_test, y_test, samples: int, strips: int, seed: int)
         rng = np.random.default_rng([seed, 1, index])
         chosen = rng.choice(len(x_test), int(rng.integers(2, 7)), replace=False)
         truth = "".join(str(int(label)) for label in y_test[chosen])
-        result = images.read_number(render_strip(list(x_test[chosen]), rng), predict_proba)
+        result = multidigit.read_number(render_strip(list(x_test[chosen]), rng), predict_proba)
         reads.append(result["number"] == truth)
         counts.append(len(result["number"]) == len(truth))
     return {"samples": samples, "strips": strips, "seed": seed, "clean_accuracy": clean,

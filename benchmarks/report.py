@@ -101,7 +101,7 @@ def real_images(result: dict) -> list[str]:
     recipe = f"`{result['recipe']}`" if result.get("recipe") else f"a `{result['model']}` run"
     return [f"**Real images** (`python benchmarks/real_images.py`, {recipe}): the {result['samples']:,} test digits "
             "rendered as photos (dark ink on tinted paper, 40-600 px, random margins, stroke width, blur, noise, "
-            "lighting gradient, JPEG) and read through `digits.images`:", "",
+            "lighting gradient, JPEG) and read through `digits.images` / `digits.multidigit`:", "",
             "| measure | value | target |", "|---|---|---|",
             f"| clean test accuracy | {result['clean_accuracy']:.2%} | |",
             f"| accuracy on the rendered photos | {result['rendered_accuracy']:.2%} | |",

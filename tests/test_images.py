@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFile
 
-from digits import data, images
+from digits import data, images, multidigit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import real_images  # noqa: E402
@@ -111,7 +111,7 @@ def test_blank_and_noise_find_no_ink():
         result = images.prepare(page)
         assert not result.ink_found, name
         assert result.box is None and not result.image.any(), name
-        assert images.segment(page) == [], name
+        assert multidigit.segment(page) == [], name
 
 
 def test_mnist_images_pass_through_nearly_unchanged(mnist):
@@ -293,7 +293,7 @@ def strip(digits: list[np.ndarray], gap: int = 12, digit_height: int = 80) -> np
 def test_segment_finds_each_digit_left_to_right(mnist):
     x_test, y_test = mnist
     chosen = [index for index in range(60) if y_test[index] != 1][:5]
-    pieces = images.segment(strip([x_test[index] for index in chosen]))
+    pieces = multidigit.segment(strip([x_test[index] for index in chosen]))
     assert len(pieces) == 5
     lefts = [piece.box[1] for piece in pieces]
     assert lefts == sorted(lefts)
@@ -326,11 +326,11 @@ def test_broken_and_touching_digits(mnist):
     x_test, y_test = mnist
     seven = x_test[int(np.flatnonzero(y_test == 7)[0])]
     two = x_test[int(np.flatnonzero(y_test == 2)[0])]
-    pieces = images.segment(strip([broken(seven), two, broken(seven)]))
+    pieces = multidigit.segment(strip([broken(seven), two, broken(seven)]))
     assert len(pieces) == 3  # the halves of each broken 7 stay one digit
     whole_seven = images.prepare_array(seven).image
     assert np.abs(pieces[0].image - whole_seven).mean() < 0.05
-    touching = images.segment(rings(overlap=8))
+    touching = multidigit.segment(rings(overlap=8))
     assert len(touching) == 2
     assert np.abs(touching[0].image - touching[1].image).mean() < 0.08  # cut where they meet
     assert all(piece.image[14, 14] < 0.1 and piece.image[14].max() > 0.9 for piece in touching)  # rings
@@ -348,13 +348,13 @@ def test_read_number_with_a_stand_in_classifier(mnist):
     """The number, per-digit confidences and their product."""
     x_test, y_test = mnist
     one, zero = x_test[int(np.flatnonzero(y_test == 1)[0])], x_test[int(np.flatnonzero(y_test == 0)[0])]
-    result = images.read_number(strip([one, zero, zero, one]), by_width)
+    result = multidigit.read_number(strip([one, zero, zero, one]), by_width)
     assert result["number"] == "1001" and result["ink_found"]
     assert [digit["digit"] for digit in result["digits"]] == [1, 0, 0, 1]
     assert result["confidence"] == pytest.approx(0.91 ** 4, rel=1e-4)
     content = encode(strip([zero, one]), "PNG")
-    assert images.read_number(content, by_width)["number"] == "01"  # bytes (or a path) work too
-    blank = images.read_number(np.ones((50, 80), np.float32), by_width)
+    assert multidigit.read_number(content, by_width)["number"] == "01"  # bytes (or a path) work too
+    blank = multidigit.read_number(np.ones((50, 80), np.float32), by_width)
     assert blank == {"number": "", "digits": [], "confidence": 0.0, "ink_found": False}
 
 
@@ -370,8 +370,8 @@ def test_rules_specks_and_patterns_are_no_number():
     pages["specks"][tuple(rng.integers(0, 600, (2, 3000)))] = 0
     pages["dot grid"][::4, ::4] = 0
     for name, page in pages.items():
-        assert images.segment(page) == [], name
-        assert images.read_number(page, by_width)["number"] == "", name
+        assert multidigit.segment(page) == [], name
+        assert multidigit.read_number(page, by_width)["number"] == "", name
 
 
 # ---------------------------------------------------------------- with a real model

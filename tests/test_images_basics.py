@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digits import data, images
+from digits import data, images, multidigit
 
 
 def _seven(size=200, ink=0, paper=255, offset=(0, 0), width=12, mode="L"):
@@ -159,7 +159,7 @@ def test_a_strip_of_digits_is_segmented_left_to_right():
     picks = [3, 2, 1, 0]  # labels 0, 1, 2, 7
     strip = np.concatenate([test.x_test[index] for index in picks], axis=1).astype(np.float32) / 255.0
     paper = 1.0 - np.kron(strip, np.ones((5, 5), np.float32))  # dark ink on white, 140 x 560
-    pieces = images.segment(paper)
+    pieces = multidigit.segment(paper)
     assert len(pieces) == len(picks)
     lefts = [piece.box[1] for piece in pieces]
     assert lefts == sorted(lefts)

@@ -209,15 +209,15 @@ def _is_model(path: Path) -> bool:
 
 def _read_file(predictor, path: str, mode: str, threshold: float) -> tuple[dict, dict]:
     """(result for output, row for the figure) of one image file; errors become results too."""
-    from . import images
+    from . import images, multidigit
 
     try:
         gray = images.load_gray(path)
     except images.ImageError as error:
         return {"file": path, "ok": False, "error": str(error)}, {"title": f"{Path(path).name}: unreadable"}
-    pieces = images.segment(gray, predictor.predict_proba) if mode != "digit" else []
+    pieces = multidigit.segment(gray, predictor.predict_proba) if mode != "digit" else []
     if mode == "number" or len(pieces) > 1:
-        reading = images.read_number(gray, predictor.predict_proba)
+        reading = multidigit.read_number(gray, predictor.predict_proba)
         uncertain = any(digit["confidence"] < threshold for digit in reading["digits"])
         result = {"file": path, "ok": True, "kind": "number", "uncertain": uncertain, **reading}
         title = (f"{Path(path).name}: {reading['number']} ({reading['confidence']:.0%})" if reading["ink_found"]

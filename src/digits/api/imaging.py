@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import images
+from .. import images, multidigit
 
 ImageError = images.ImageError
 MODES = ("digit", "number", "auto")
@@ -35,7 +35,7 @@ class Digit:
 
 @dataclass
 class Number:
-    """A picture read as a whole number by `images.read_number`, plus what the model saw per digit."""
+    """A picture read as a whole number by `multidigit.read_number`, plus what the model saw per digit."""
 
     reading: dict  # number, digits [{digit, confidence, box}], confidence, ink_found
     inputs: np.ndarray | None  # (D, 28, 28) float32, one per digit (None if read_number did not show them)
@@ -65,7 +65,7 @@ def _read(data: bytes, name: str, mode: str, predict) -> Digit | Number:
             calls.append((np.asarray(batch, np.float32).reshape(-1, 28, 28), probabilities))
             return probabilities
 
-        reading = images.read_number(gray, recording_predict)
+        reading = multidigit.read_number(gray, recording_predict)
         count = len(reading["digits"])
         if mode == "number" or count > 1:  # auto: a number when the reader finds several digits
             inputs, probabilities = calls[-1] if calls and len(calls[-1][0]) == count else (None, None)
