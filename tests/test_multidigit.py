@@ -1,0 +1,129 @@
+"""multidigit: a picture of several digits -> the digits left to right, and the number they read:
+separate, broken and touching digits, a stand-in classifier's number, pictures with no number."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digits import data, images, multidigit
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    dataset = data.load_dataset("mnist")
+    return dataset.x_test, dataset.y_test
+
+
+def png(gray: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(gray * 255).astype(np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- whole numbers
+
+
+def strip(digits: list[np.ndarray], gap: int = 12, digit_height: int = 80) -> np.ndarray:
+    """Digits side by side on a page, their ink `gap` pixels apart: (height, width) gray."""
+    enlarged = []
+    for digit in digits:
+        big = np.asarray(Image.fromarray(digit.astype(np.float32) / 255).resize(
+            (digit_height, digit_height), Image.Resampling.BICUBIC)).clip(0, 1)
+        columns = np.flatnonzero(big.max(0) > 0.1)
+        enlarged.append(big[:, columns[0]:columns[-1] + 1])
+    width = sum(part.shape[1] for part in enlarged) + gap * (len(enlarged) + 3)
+    ink = np.zeros((digit_height + 40, width), np.float32)
+    column = 2 * gap
+    for part in enlarged:
+        np.maximum(ink[20:20 + digit_height, column:column + part.shape[1]], part,
+                   out=ink[20:20 + digit_height, column:column + part.shape[1]])
+        column += part.shape[1] + gap
+    return 0.9 - 0.8 * ink
+
+
+def test_segment_finds_each_digit_left_to_right(mnist):
+    x_test, y_test = mnist
+    chosen = [index for index in range(60) if y_test[index] != 1][:5]
+    pieces = multidigit.segment(strip([x_test[index] for index in chosen]))
+    assert len(pieces) == 5
+    lefts = [piece.box[1] for piece in pieces]
+    assert lefts == sorted(lefts)
+    singles = [images.prepare_array(x_test[index]).image for index in chosen]
+    for position, piece in enumerate(pieces):  # each piece looks most like its own digit, in order
+        distances = [np.abs(piece.image - single).mean() for single in singles]
+        assert int(np.argmin(distances)) == position
+        assert piece.ink_found and piece.inverted
+
+
+def broken(digit: np.ndarray) -> np.ndarray:
+    """The digit with a two-row band cut out of it: two pieces, one above the other."""
+    rows = np.flatnonzero(digit.max(1) > 0)
+    cut = digit.copy()
+    middle = (rows[0] + rows[-1]) // 2
+    cut[middle - 1:middle + 1] = 0
+    return cut
+
+
+def rings(overlap: int) -> np.ndarray:
+    """Two zeros drawn as rings whose strokes overlap by `overlap` pixels: one connected blob."""
+    page = Image.new("L", (300, 140), 255)
+    draw = ImageDraw.Draw(page)
+    draw.ellipse([40, 20, 140, 120], outline=0, width=12)
+    draw.ellipse([140 - overlap, 20, 240 - overlap, 120], outline=0, width=12)
+    return np.asarray(page, np.float32) / 255
+
+
+def test_broken_and_touching_digits(mnist):
+    x_test, y_test = mnist
+    seven = x_test[int(np.flatnonzero(y_test == 7)[0])]
+    two = x_test[int(np.flatnonzero(y_test == 2)[0])]
+    pieces = multidigit.segment(strip([broken(seven), two, broken(seven)]))
+    assert len(pieces) == 3  # the halves of each broken 7 stay one digit
+    whole_seven = images.prepare_array(seven).image
+    assert np.abs(pieces[0].image - whole_seven).mean() < 0.05
+    touching = multidigit.segment(rings(overlap=8))
+    assert len(touching) == 2
+    assert np.abs(touching[0].image - touching[1].image).mean() < 0.08  # cut where they meet
+    assert all(piece.image[14, 14] < 0.1 and piece.image[14].max() > 0.9 for piece in touching)  # rings
+
+
+def by_width(batch: np.ndarray) -> np.ndarray:
+    """A stand-in classifier that only looks at width: a "1" is narrow, anything else reads as "0"."""
+    widths = (batch.max(1) >= 0.5).sum(1)
+    probabilities = np.full((len(batch), 10), 0.01, np.float32)
+    probabilities[np.arange(len(batch)), np.where(widths < 9, 1, 0)] = 0.91
+    return probabilities
+
+
+def test_read_number_with_a_stand_in_classifier(mnist):
+    """The number, per-digit confidences and their product."""
+    x_test, y_test = mnist
+    one, zero = x_test[int(np.flatnonzero(y_test == 1)[0])], x_test[int(np.flatnonzero(y_test == 0)[0])]
+    result = multidigit.read_number(strip([one, zero, zero, one]), by_width)
+    assert result["number"] == "1001" and result["ink_found"]
+    assert [digit["digit"] for digit in result["digits"]] == [1, 0, 0, 1]
+    assert result["confidence"] == pytest.approx(0.91 ** 4, rel=1e-4)
+    content = png(strip([zero, one]))
+    assert multidigit.read_number(content, by_width)["number"] == "01"  # bytes (or a path) work too
+    blank = multidigit.read_number(np.ones((50, 80), np.float32), by_width)
+    assert blank == {"number": "", "digits": [], "confidence": 0.0, "ink_found": False}
+
+
+def test_rules_specks_and_patterns_are_no_number():
+    """Pictures with ink but no digit (they once made segment() cut a 1-px rule into 380 "digits")."""
+    rng = np.random.default_rng(0)
+    pages = {name: np.ones(shape, np.float32) for name, shape in
+             [("1-px rule", (400, 400)), ("thick rule", (300, 1000)), ("stripes", (500, 500)),
+              ("specks", (600, 600)), ("dot grid", (300, 900))]}
+    pages["1-px rule"][200, 10:390] = 0
+    pages["thick rule"][150:158, 20:980] = 0
+    pages["stripes"][::7] = 0
+    pages["specks"][tuple(rng.integers(0, 600, (2, 3000)))] = 0
+    pages["dot grid"][::4, ::4] = 0
+    for name, page in pages.items():
+        assert multidigit.segment(page) == [], name
+        assert multidigit.read_number(page, by_width)["number"] == "", name
