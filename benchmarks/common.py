@@ -12,14 +12,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def best_runs_arguments(description: str):
-    """--seeds and --runs-dir, shared by best_model.py and ensemble.py: runs/best-seed<N>/."""
+    """--config, --seeds and --runs-dir, shared by best_model.py and ensemble.py: RUNS/<recipe>-seed<N>/
+    (configs/best.json -> runs/best-seed1/ ...). `args.stem` names the recipe; `args.config` is its path."""
     import argparse
 
     parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", default="configs/best.json", help="recipe (default: configs/best.json)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="(default: 1 2 3)")
     parser.add_argument("--runs-dir", default=str(ROOT / "runs"), help="(default: runs)")
     args = parser.parse_args()
-    return args, [Path(args.runs_dir) / f"best-seed{seed}" for seed in args.seeds]
+    config = Path(args.config)
+    args.config = config if config.is_file() else ROOT / config
+    args.stem = args.config.stem
+    return args, [Path(args.runs_dir) / f"{args.stem}-seed{seed}" for seed in args.seeds]
+
+
+def results_name(kind: str, stem: str) -> str:
+    """best_model.json for configs/best.json, best_model_<recipe>.json for another recipe."""
+    return kind if stem == "best" else f"{kind}_{stem}"
 
 
 def machine() -> dict:

@@ -1,7 +1,8 @@
 """Ensemble of the best-model runs (benchmarks/best_model.py), with and without test-time augmentation.
 
-Writes benchmarks/results/ensemble.json; the ensembles are saved as runs/best-ensemble[-tta]/.
-Usage: python benchmarks/ensemble.py [--seeds 1 2 3] [--runs-dir runs]
+Writes benchmarks/results/ensemble.json (ensemble_<recipe>.json for another --config); the
+ensembles are saved as runs/<recipe>-ensemble[-tta]/.
+Usage: python benchmarks/ensemble.py [--config configs/best.json] [--seeds 1 2 3] [--runs-dir runs]
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, best_runs_arguments, machine, save  # noqa: E402
+from common import best_runs_arguments, machine, results_name, save  # noqa: E402
 
 
 def main() -> None:
@@ -23,7 +24,7 @@ def main() -> None:
     runs_dir = Path(args.runs_dir)
     results = {}
     for tta in (False, True):
-        out = runs_dir / ("best-ensemble-tta" if tta else "best-ensemble")
+        out = runs_dir / f"{args.stem}-ensemble{'-tta' if tta else ''}"
         shutil.rmtree(out, ignore_errors=True)  # rebuilt from the members each time
         metrics = ensemble.make_ensemble(members, out, tta=tta).metrics
         results["tta" if tta else "plain"] = {"run": str(out), "test_accuracy": metrics["test_accuracy"],
@@ -31,9 +32,9 @@ def main() -> None:
         print(f"ensemble of {len(members)}{' with TTA' if tta else ''}: {metrics['test_accuracy']:.4f}")
     summary = {"benchmark": "ensemble", "members": metrics["members"],
                "best_member_accuracy": metrics["best_member_accuracy"], "ensembles": results,
-               "config": json.loads((ROOT / "configs" / "best.json").read_text()), "device": "CPU",
+               "config_file": str(args.config), "config": json.loads(args.config.read_text()), "device": "CPU",
                "machine": machine()}
-    print(f"wrote {save('ensemble', summary)}")
+    print(f"wrote {save(results_name('ensemble', args.stem), summary)}")
 
 
 if __name__ == "__main__":

@@ -52,17 +52,25 @@ def time_to_accuracy(result: dict) -> list[str]:
     return lines + ["", f"Machine: {machine_line(result['machine'])}."]
 
 
+def recipe(result: dict) -> tuple[str, str]:
+    """The recipe file of a best_model / ensemble result, and the flag that reproduces it."""
+    path = result.get("config_file", "configs/best.json")
+    return path, "" if path == "configs/best.json" else f" --config {path}"
+
+
 def best_model(result: dict) -> list[str]:
     seeds = ", ".join(f"{run['test_accuracy']:.2%} (seed {run['seed']})" for run in result["runs"])
-    return [f"**Best single model** (`cnn_large`, `configs/best.json`, {result['device']}; "
-            "`python benchmarks/best_model.py`): mean test accuracy "
+    path, flag = recipe(result)
+    return [f"**Best single model** (`{result['config']['model']}`, `{path}`, {result['device']}; "
+            f"`python benchmarks/best_model.py{flag}`): mean test accuracy "
             f"**{result['mean_test_accuracy']:.2%}** over {len(result['runs'])} seeds: {seeds}.", "",
             f"Machine: {machine_line(result['machine'])}."]
 
 
 def ensemble(result: dict) -> list[str]:
     plain, tta = result["ensembles"]["plain"], result["ensembles"]["tta"]
-    return [f"**Ensemble** of those {len(result['members'])} runs (`python benchmarks/ensemble.py`): "
+    path, flag = recipe(result)
+    return [f"**Ensemble** of those {len(result['members'])} runs (`python benchmarks/ensemble.py{flag}`): "
             f"**{plain['test_accuracy']:.2%}**; with test-time augmentation (four one-pixel shifts) "
             f"**{tta['test_accuracy']:.2%}**; best member {result['best_member_accuracy']:.2%}."]
 
@@ -141,9 +149,12 @@ SECTIONS = {"original_mlp": original_mlp, "time_to_accuracy": time_to_accuracy, 
 def render() -> str:
     lines = []
     for name, section in SECTIONS.items():
-        path = RESULTS / f"{name}.json"
-        if path.is_file():
-            lines += section(json.loads(path.read_text())) + [""]
+        paths = [RESULTS / f"{name}.json"]
+        if name in ("best_model", "ensemble"):  # other recipes' results: best_model_<recipe>.json
+            paths += sorted(RESULTS.glob(f"{name}_*.json"))
+        for path in paths:
+            if path.is_file():
+                lines += section(json.loads(path.read_text())) + [""]
     return "\n".join(lines).strip() or "No results yet: run the scripts in benchmarks/."
 
 
