@@ -63,14 +63,16 @@ def best_model(result: dict) -> list[str]:
     path, flag = recipe(result)
     return [f"**Best single model** (`{result['config']['model']}`, `{path}`, {result['device']}; "
             f"`python benchmarks/best_model.py{flag}`): mean test accuracy "
-            f"**{result['mean_test_accuracy']:.2%}** over {len(result['runs'])} seeds: {seeds}.", "",
+            f"**{result['mean_test_accuracy']:.2%}** over {len(result['runs'])} seeds: {seeds}; "
+            f"{sum(run['training_seconds'] for run in result['runs']) / len(result['runs']) / 60:.0f} min of "
+            "training each.", "",
             f"Machine: {machine_line(result['machine'])}."]
 
 
 def ensemble(result: dict) -> list[str]:
     plain, tta = result["ensembles"]["plain"], result["ensembles"]["tta"]
     path, flag = recipe(result)
-    return [f"**Ensemble** of those {len(result['members'])} runs (`python benchmarks/ensemble.py{flag}`): "
+    return [f"**Ensemble** of the {len(result['members'])} `{path}` runs (`python benchmarks/ensemble.py{flag}`): "
             f"**{plain['test_accuracy']:.2%}**; with test-time augmentation (four one-pixel shifts) "
             f"**{tta['test_accuracy']:.2%}**; best member {result['best_member_accuracy']:.2%}."]
 
