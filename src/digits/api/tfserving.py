@@ -17,7 +17,7 @@ from fastapi.responses import Response
 
 from . import schemas, tensors
 from .errors import ApiError
-from .lean import LeanRoute
+from .lean import model_routes
 from .predict import service_of
 from .service import Service
 
@@ -59,39 +59,15 @@ PREDICT_OPENAPI = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": schemas.inline_schema(schemas.TFPredictRequest)}}}}
 
 
-async def predict(request: Request, name: str):
-    return await _predict(request, _model(request, name))
-
-
-async def predict_version(request: Request, name: str, version: str):
-    return await _predict(request, _model(request, name, version))
-
-
 # :predict first: FastAPI tries routes in order (and "/{name}" would also match "cnn:predict").
-for path, endpoint, summary in (("/{name}:predict", predict, "Predict (row or columnar format)"),
-                                ("/{name}/versions/{version}:predict", predict_version, "Predict (one version)")):
-    router.add_api_route(path, endpoint, methods=["POST"], route_class_override=LeanRoute, summary=summary,
-                         response_model=schemas.TFPredictResponse, responses=ERRORS, openapi_extra=PREDICT_OPENAPI)
-
-
-@router.get("/{name}", responses=ERRORS, summary="Model status")
-async def status(request: Request, name: str):
-    return _status(_model(request, name))
-
-
-@router.get("/{name}/versions/{version}", responses=ERRORS, summary="Model status (one version)")
-async def status_version(request: Request, name: str, version: str):
-    return _status(_model(request, name, version))
-
-
-@router.get("/{name}/metadata", responses=ERRORS, summary="Model metadata: the serving signature")
-async def metadata(request: Request, name: str):
-    return _metadata(_model(request, name))
-
-
-@router.get("/{name}/versions/{version}/metadata", responses=ERRORS, summary="Model metadata (one version)")
-async def metadata_version(request: Request, name: str, version: str):
-    return _metadata(_model(request, name, version))
+model_routes(router, "POST", "/{name}:predict", _model, lambda request, service: _predict(request, service),
+             "Predict (row or columnar format)", name="predict", pinned_summary="Predict (one version)", lean=True,
+             response_model=schemas.TFPredictResponse, responses=ERRORS, openapi_extra=PREDICT_OPENAPI)
+model_routes(router, "GET", "/{name}", _model, lambda request, service: _status(service), "Model status",
+             name="status", responses=ERRORS)
+model_routes(router, "GET", "/{name}/metadata", _model, lambda request, service: _metadata(service),
+             "Model metadata: the serving signature", name="metadata", pinned_summary="Model metadata (one version)",
+             responses=ERRORS)
 
 
 def _images(payload, max_batch: int):

@@ -27,7 +27,7 @@ from fastapi.responses import Response
 from .. import __version__
 from . import schemas, tensors
 from .errors import ApiError
-from .lean import LeanRoute
+from .lean import model_routes
 from .predict import service_of
 from .service import Service
 
@@ -54,19 +54,10 @@ INFER_OPENAPI = {"requestBody": {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-async def infer(request: Request, name: str):
-    return await _infer(request, _model(request, name))
-
-
-async def infer_version(request: Request, name: str, version: str):
-    return await _infer(request, _model(request, name, version))
-
-
 # Inference routes first: FastAPI tries routes in order, and each miss costs about 2 us.
-for path, endpoint, summary in (("/models/{name}/infer", infer, "Inference"),
-                                ("/models/{name}/versions/{version}/infer", infer_version, "Inference (one version)")):
-    router.add_api_route(path, endpoint, methods=["POST"], route_class_override=LeanRoute, summary=summary,
-                         response_model=schemas.V2InferResponse, responses=ERRORS, openapi_extra=INFER_OPENAPI)
+model_routes(router, "POST", "/models/{name}/infer", _model, lambda request, service: _infer(request, service),
+             "Inference", name="infer", lean=True, response_model=schemas.V2InferResponse, responses=ERRORS,
+             openapi_extra=INFER_OPENAPI)
 
 
 @router.get("/health/live", summary="Liveness", responses=ERRORS)
@@ -92,27 +83,10 @@ def model_metadata(service: Service) -> dict:
             "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": [-1, service.predictor.num_classes]}]}
 
 
-@router.get("/models/{name}", response_model=schemas.V2ModelMetadata, responses=ERRORS, summary="Model metadata")
-async def metadata(request: Request, name: str):
-    return model_metadata(_model(request, name))
-
-
-@router.get("/models/{name}/versions/{version}", response_model=schemas.V2ModelMetadata, responses=ERRORS,
-            summary="Model metadata (one version)")
-async def metadata_version(request: Request, name: str, version: str):
-    return model_metadata(_model(request, name, version))
-
-
-@router.get("/models/{name}/ready", responses=ERRORS, summary="Model readiness")
-async def model_ready(request: Request, name: str):
-    _model(request, name)
-    return Response(status_code=200)
-
-
-@router.get("/models/{name}/versions/{version}/ready", responses=ERRORS, summary="Model readiness (one version)")
-async def model_version_ready(request: Request, name: str, version: str):
-    _model(request, name, version)
-    return Response(status_code=200)
+model_routes(router, "GET", "/models/{name}", _model, lambda request, service: model_metadata(service),
+             "Model metadata", name="metadata", response_model=schemas.V2ModelMetadata, responses=ERRORS)
+model_routes(router, "GET", "/models/{name}/ready", _model, lambda request, service: Response(status_code=200),
+             "Model readiness", name="model_ready", responses=ERRORS)
 
 
 @router.get("/models/{name}/config", responses=ERRORS, summary="Model configuration (Triton extension)")
