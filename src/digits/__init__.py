@@ -1,8 +1,13 @@
 """digits: handwritten digit recognition with TensorFlow and Keras.
 
-Stages, one module each: `config` (typed settings), `data` (verified datasets), `models`
-(the registry), `train` (fit -> run directory), `evaluate` (metrics), `engine` (load a run
-and predict), `plots` (figures) and `cli` (the `digits` command, the only place that prints).
+The public Python API is two names, imported lazily so `import digits` stays light:
+
+    digits.read(source, mode="auto", model=None) -> Reading   # a path, bytes, PIL image or array
+    digits.Predictor(source)                                  # one model, loaded once: predict_proba
+
+Reading needs no TensorFlow: models are run from their portable copies (ONNX, LiteRT). The
+training half (config, data, models, train, evaluate, export, tune, ensemble) is used through
+the `digits` command or imported module by module; `cli` is the only module that prints.
 """
 
 import os
@@ -12,3 +17,16 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+__all__ = ["read", "Predictor", "__version__"]
+
+
+def __getattr__(name):
+    if name == "read":
+        from .reading import read
+
+        return read
+    if name == "Predictor":
+        from .predictor import Predictor
+
+        return Predictor
+    raise AttributeError(f"module 'digits' has no attribute {name!r}")

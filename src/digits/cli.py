@@ -1,9 +1,10 @@
-"""The `digits` command: train, evaluate and predict. The only module that prints.
+"""The `digits` command: train, evaluate, predict, export, ensemble, tune, serve. The only module that prints.
 
 Every user error (a bad flag value, an unknown model, a damaged file, an incomplete run)
 arrives here as a `ValueError` or `OSError` and leaves as one line on stderr with a non-zero
-exit status, never a traceback. TensorFlow is imported lazily so `--help` and argument
-errors answer at once.
+exit status, never a traceback. Options shared by several commands are defined once, in
+parent parsers; choices come from the registries they name. TensorFlow is imported only by
+the commands that train or export, so `--help`, `predict` and `serve` never load it.
 """
 
 from __future__ import annotations
@@ -16,58 +17,92 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .backends import BACKENDS
+from .distribute import DISTRIBUTIONS
+from .export import FORMATS
+from .reading import MODES
 
 
-def _add_train(commands) -> None:
-    parser = commands.add_parser("train", help="train a model and write a run directory",
-                                 description="Train a registered model; flags override --config.")
-    parser.add_argument("--config", metavar="FILE.json", help="settings file (a run's config.json works as is)")
-    parser.add_argument("--model", help="model registry name (default: mlp)")
-    parser.add_argument("--dataset", help="dataset registry name: mnist or fashion-mnist (default: mnist)")
-    parser.add_argument("--epochs", type=int, help="passes over the training split (default: 5)")
-    parser.add_argument("--batch-size", type=int, help="images per step (default: 32)")
-    parser.add_argument("--learning-rate", type=float, help="Adam learning rate (default: 0.001)")
-    parser.add_argument("--seed", type=int, help="random seed; same seed, same model on CPU (default: 42)")
-    parser.add_argument("--limit", type=int, help="use only the first N training images (default: all)")
-    parser.add_argument("--validation-split", type=float, help="fraction held out for validation (default: 0.1)")
-    parser.add_argument("--out", help="run directory to create (default: runs/<model>-<dataset>-<time>)")
-    parser.add_argument("--runs-dir", help="where default run directories go (default: runs, or $DIGITS_RUNS_DIR)")
-    parser.add_argument("--data-dir", help="directory holding the dataset files (default: $DIGITS_DATA_DIR, "
-                                           "the shipped copy, /usr/share/datasets, the cache)")
-    parser.add_argument("--distribute", choices=("mirrored", "multi-worker"),
-                        help="tf.distribute: all GPUs of this machine, or a cluster from TF_CONFIG (default: none)")
 
 
-def _add_run_argument(parser) -> None:
-    parser.add_argument("run", nargs="?", help="run directory or exported model file (default: the latest run)")
-    parser.add_argument("--backend", choices=("keras", "onnx", "litert"),
-                        help="inference backend (default: the fastest installed one, measured at load)")
-    parser.add_argument("--runs-dir", help="where to look for the latest run (default: runs, or $DIGITS_RUNS_DIR)")
-    parser.add_argument("--data-dir", help="directory holding the dataset files")
+def _parents() -> dict[str, argparse.ArgumentParser]:
+    """Options shared by several commands, each defined once (argparse parent parsers)."""
+    runs_dir = argparse.ArgumentParser(add_help=False)
+    runs_dir.add_argument("--runs-dir", help="where runs are written and the latest one is found "
+                                             "(default: runs, or $DIGITS_RUNS_DIR)")
+    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument("--data-dir", help="directory holding the dataset files (default: $DIGITS_DATA_DIR, "
+                                             "the shipped copy, /usr/share/datasets, the cache)")
+    backend = argparse.ArgumentParser(add_help=False)
+    backend.add_argument("--backend", choices=BACKENDS,
+                         help="inference backend (default: the fastest portable copy the model has)")
+    recipe = argparse.ArgumentParser(add_help=False)
+    recipe.add_argument("--config", metavar="FILE.json", help="settings file (a run's config.json works as is)")
+    recipe.add_argument("--model", help="model registry name (default: mlp)")
+    recipe.add_argument("--dataset", help="dataset registry name: mnist or fashion-mnist (default: mnist)")
+    recipe.add_argument("--epochs", type=int, help="passes over the training split (default: 5)")
+    recipe.add_argument("--limit", type=int, help="use only the first N training images (default: all)")
+    return {"runs_dir": runs_dir, "data_dir": data_dir, "backend": backend, "recipe": recipe}
+
+
+def _add_serve(commands, parents) -> None:
+    parser = commands.add_parser(
+        "serve", parents=[parents["runs_dir"], parents["backend"]],
+        help="serve a model over HTTP: /predict, KServe V2, TF Serving, a drawing page",
+        description="Serve RUN with uvicorn (pip install 'digits[api]'). Every flag can also be set as a "
+                    "DIGITS_* environment variable (e.g. DIGITS_PORT=9000); flags win.")
+    parser.add_argument("run", nargs="?", help="run directory or exported model file (default: $DIGITS_RUN, "
+                                               "else the latest run)")
+    parser.add_argument("--host", help="interface to listen on (default: 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, help="TCP port (default: 8000)")
+    parser.add_argument("--workers", type=int, help="worker processes, each loading the model (default: 1)")
+    parser.add_argument("--model-name", help="model name in /v1 and /v2 URLs (default: the run's model, e.g. cnn)")
+    parser.add_argument("--max-body-bytes", type=int, help="larger request bodies get 413 (default: 16 MiB)")
+    parser.add_argument("--max-batch", type=int, help="most images per request (default: 256)")
+    parser.add_argument("--uncertain-below", type=float, help="confidence below this is flagged uncertain "
+                                                              "(default: 0.5)")
+    parser.add_argument("--timeout-seconds", type=float, help="per body read and per prediction (default: 30)")
+    parser.add_argument("--predict-threads", type=int, help="threads running batched model calls (default: 1)")
+    parser.add_argument("--model-threads", type=int,
+                        help="threads inside one ONNX Runtime / LiteRT call (default: 1, the other cores serve requests)")
+    parser.add_argument("--image-threads", type=int, help="threads preparing uploaded images (default: 2)")
+    parser.add_argument("--access-log", action="store_true", default=None, help="log every request (default: off)")
+    parser.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"),
+                        help="uvicorn log level (default: info)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="digits", description="Handwritten digit recognition with Keras.")
     parser.add_argument("--version", action="version", version=f"digits {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_train(commands)
+    parents = _parents()
 
-    evaluate = commands.add_parser("evaluate", help="test-set metrics, confusion matrix, worst mistakes")
-    _add_run_argument(evaluate)
+    train = commands.add_parser("train", parents=[parents["recipe"], parents["runs_dir"], parents["data_dir"]],
+                                help="train a model and write a run directory",
+                                description="Train a registered model; flags override --config.")
+    train.add_argument("--batch-size", type=int, help="images per step (default: 32)")
+    train.add_argument("--learning-rate", type=float, help="Adam learning rate (default: 0.001)")
+    train.add_argument("--seed", type=int, help="random seed; same seed, same model on CPU (default: 42)")
+    train.add_argument("--validation-split", type=float, help="fraction held out for validation (default: 0.1)")
+    train.add_argument("--out", help="run directory to create (default: runs/<model>-<dataset>-<time>)")
+    train.add_argument("--distribute", choices=DISTRIBUTIONS,
+                       help="tf.distribute: all GPUs of this machine, or a cluster from TF_CONFIG (default: none)")
+
+    evaluate = commands.add_parser("evaluate", parents=[parents["backend"], parents["runs_dir"], parents["data_dir"]],
+                                   help="test-set metrics, confusion matrix, worst mistakes")
+    evaluate.add_argument("run", nargs="?", help="run directory or exported model file (default: the latest run)")
     evaluate.add_argument("--out", help="report directory (default: RUN/evaluation)")
 
-    ensemble = commands.add_parser("ensemble", help="average several runs into one model (a run directory)")
+    ensemble = commands.add_parser("ensemble", parents=[parents["data_dir"]],
+                                   help="average several runs into one model (a run directory)")
     ensemble.add_argument("runs", nargs="+", metavar="RUN", help="run directories trained on the same dataset")
     ensemble.add_argument("--out", required=True, help="run directory to create for the ensemble")
     ensemble.add_argument("--tta", action="store_true", help="also average over four one-pixel shifts of each image")
-    ensemble.add_argument("--data-dir", help="directory holding the dataset files")
 
-    from .api import cli as serve_cli  # light: FastAPI and uvicorn load only when `serve` runs
+    _add_serve(commands, parents)
 
-    serve_cli.add_parser(commands)
-
-    tune = commands.add_parser("tune", help="Optuna study over a model's hyperparameters (SQLite or PostgreSQL)")
-    tune.add_argument("--model", default="mlp", help="model registry name (default: mlp)")
+    tune = commands.add_parser("tune", parents=[parents["recipe"], parents["runs_dir"], parents["data_dir"]],
+                               help="Optuna study over a model's hyperparameters (SQLite or PostgreSQL)")
     tune.add_argument("--trials", type=int, required=True, help="finished trials the study should hold, all workers together")
     tune.add_argument("--storage", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db "
                                         "(default: sqlite:///RUNS/tune.db)")
@@ -76,37 +111,28 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--heartbeat", type=int, default=10, help="seconds between a running trial's heartbeats; "
                                                               "a worker silent for 3 is declared dead and its trial "
                                                               "retried (default: 10)")
-    tune.add_argument("--config", metavar="FILE.json", help="base settings each trial starts from")
-    tune.add_argument("--epochs", type=int, help="epochs per trial (default: the base config's)")
-    tune.add_argument("--limit", type=int, help="first N training images per trial (default: all)")
-    tune.add_argument("--dataset", help="dataset registry name (default: mnist)")
     tune.add_argument("--out", help="where trials, plots and best.json go (default: RUNS/tune-STUDY)")
-    tune.add_argument("--runs-dir", help="(default: runs, or $DIGITS_RUNS_DIR)")
-    tune.add_argument("--data-dir", help="directory holding the dataset files")
 
-    export = commands.add_parser("export", help="SavedModel, ONNX or LiteRT (float32 or int8), checked and measured")
+    export = commands.add_parser("export", parents=[parents["runs_dir"], parents["data_dir"]],
+                                 help="SavedModel, ONNX or LiteRT (float32 or int8), checked and measured")
     export.add_argument("run", nargs="?", help="run directory (default: the latest under runs/)")
-    export.add_argument("--runs-dir", help="where to look for the latest run (default: runs, or $DIGITS_RUNS_DIR)")
-    export.add_argument("--format", required=True, choices=("savedmodel", "onnx", "litert"), help="what to write")
+    export.add_argument("--format", required=True, choices=FORMATS, help="what to write")
     export.add_argument("--int8", action="store_true", help="litert only: full-integer post-training quantization")
     export.add_argument("--out", required=True, help="file (or directory, for savedmodel) to write")
-    export.add_argument("--data-dir", help="directory holding the dataset files")
 
     predict = commands.add_parser(
-        "predict", help="read digits from image files, or predict a grid of test images",
+        "predict", parents=[parents["backend"], parents["runs_dir"], parents["data_dir"]],
+        help="read digits from image files, or predict a grid of test images",
         description="digits predict [RUN] [FILE ...]: with files, read each one (a digit or a whole number); "
                     "without, predict random test images and plot them.")
     predict.add_argument("paths", nargs="*", metavar="[RUN] FILE",
                          help="an optional run directory or exported model, then image files")
-    predict.add_argument("--backend", choices=("keras", "onnx", "litert"),
-                         help="inference backend (default: the fastest installed one, measured at load)")
-    predict.add_argument("--runs-dir", help="where to look for the latest run (default: runs, or $DIGITS_RUNS_DIR)")
-    predict.add_argument("--data-dir", help="directory holding the dataset files")
-    predict.add_argument("--mode", choices=("auto", "digit", "number"), default="auto",
+    predict.add_argument("--mode", choices=MODES, default="auto",
                          help="files: one digit, a whole number, or auto (number when several digits are "
                               "found) (default: auto)")
     predict.add_argument("--uncertain-below", type=float, default=0.5, metavar="P",
-                         help="mark answers whose confidence is below P as uncertain (default: 0.5)")
+                         help="mark readings whose confidence is below P as uncertain; a number's confidence is "
+                              "the product of its digits' (default: 0.5)")
     predict.add_argument("--samples", type=int, default=24, help="test images, without files (default: 24)")
     predict.add_argument("--seed", type=int, default=0, help="which random test images (default: 0)")
     predict.add_argument("--plot", metavar="FILE", help="save the figure to FILE (default: show it, or save "
@@ -142,7 +168,7 @@ def _download_bar():
 
 def cmd_train(args) -> int:
     config = _train_config(args)  # refuse bad settings before importing TensorFlow
-    from . import data, engine, models, train
+    from . import data, models, runs, train
 
     data.get_spec(config.dataset)
     if config.model not in models.MODELS:
@@ -150,7 +176,7 @@ def cmd_train(args) -> int:
     print(f"Training {config.model} on {config.dataset} for {config.epochs} epoch(s)", file=sys.stderr)
     # A live bar on a terminal; one line per epoch in logs (Keras always redraws otherwise).
     verbose = 1 if sys.stdout.isatty() else 2
-    result = train.train(config, out=args.out, runs_dir=engine.runs_root(args.runs_dir), data_dir=args.data_dir,
+    result = train.train(config, out=args.out, runs_dir=runs.runs_root(args.runs_dir), data_dir=args.data_dir,
                          verbose=verbose, download_progress=_download_bar(), distribute=args.distribute)
     if result.resumed_from_epoch:
         print(f"Resumed from epoch {result.resumed_from_epoch}", file=sys.stderr)
@@ -160,16 +186,18 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _test_predictions(args):
-    """(info, dataset, probabilities) for the run's own test set."""
-    from . import data, engine
+def _load_predictor(run, args):
+    """The model the user named (a run directory or model file), else the latest run; loaded once."""
+    from . import runs
+    from .predictor import Predictor
 
-    if args.run is not None and Path(args.run).is_file():  # an exported model
-        predictor = engine.Predictor(args.run, backend=args.backend)
-    else:
-        predictor = engine.Predictor(engine.resolve_run(args.run, args.runs_dir), backend=args.backend)
-    dataset = data.load_dataset(predictor.info.metrics["dataset"].get("name", "mnist"), data_dir=args.data_dir)
-    return predictor, dataset
+    return Predictor(runs.resolve(run, args.runs_dir), backend=args.backend)
+
+
+def _test_set(predictor, args):
+    from . import data
+
+    return data.load_dataset(predictor.info.metrics.get("dataset", {}).get("name", "mnist"), data_dir=args.data_dir)
 
 
 def _output_dir(predictor) -> Path:
@@ -181,7 +209,8 @@ def _output_dir(predictor) -> Path:
 def cmd_evaluate(args) -> int:
     from . import evaluate
 
-    predictor, dataset = _test_predictions(args)
+    predictor = _load_predictor(args.run, args)
+    dataset = _test_set(predictor, args)
     probabilities = predictor.predict_proba(dataset.x_test)
     metrics = evaluate.evaluate(probabilities, dataset.y_test, dataset.class_names)
     out = Path(args.out) if args.out else _output_dir(predictor) / "evaluation"
@@ -203,76 +232,58 @@ def _has_display() -> bool:
     return matplotlib.get_backend().lower() not in {"agg", "pdf", "ps", "svg", "pgf", "cairo", "template"}
 
 
-def _is_model(path: Path) -> bool:
-    return (path.is_dir() and (path / "config.json").is_file()) or path.suffix in (".keras", ".onnx", ".tflite")
-
-
 def _read_file(predictor, path: str, mode: str, threshold: float) -> tuple[dict, dict]:
-    """(result for output, row for the figure) of one image file; errors become results too."""
-    from . import images, multidigit
+    """(result for output, row for the figure) of one image file; an unreadable file becomes a result too."""
+    from . import images, reading
 
     try:
         gray = images.load_gray(path)
+        found = reading.read(gray, mode, predictor, threshold, name=path)
     except images.ImageError as error:
         return {"file": path, "ok": False, "error": str(error)}, {"title": f"{Path(path).name}: unreadable"}
-    pieces = multidigit.segment(gray, predictor.predict_proba) if mode != "digit" else []
-    if mode == "number" or len(pieces) > 1:
-        reading = multidigit.read_number(gray, predictor.predict_proba)
-        uncertain = any(digit["confidence"] < threshold for digit in reading["digits"])
-        result = {"file": path, "ok": True, "kind": "number", "uncertain": uncertain, **reading}
-        title = (f"{Path(path).name}: {reading['number']} ({reading['confidence']:.0%})" if reading["ink_found"]
-                 else f"{Path(path).name}: no digit found")
-        return result, {"title": title, "original": gray, "inputs": [piece.image for piece in pieces]}
-    prepared = images.prepare(gray)
-    if not prepared.ink_found:
-        return ({"file": path, "ok": True, "kind": "digit", "ink_found": False, "digit": None},
-                {"title": f"{Path(path).name}: no digit found", "original": gray})
-    probabilities = predictor.predict_proba(prepared.image[None])[0]
-    order = np.argsort(-probabilities)
-    names = predictor.info.class_names
-    result = {"file": path, "ok": True, "kind": "digit", "ink_found": True, "digit": names[order[0]],
-              "confidence": float(probabilities[order[0]]), "uncertain": bool(probabilities[order[0]] < threshold),
-              "top3": [{"class": names[k], "probability": float(probabilities[k])} for k in order[:3]],
-              "inverted": prepared.inverted, "box": prepared.box}
-    title = f"{Path(path).name}: {names[order[0]]} ({probabilities[order[0]]:.0%})"
-    return result, {"title": title + (" uncertain" if result["uncertain"] else ""), "original": gray,
-                    "inputs": [prepared.image], "probabilities": probabilities}
+    result = {"file": path, "ok": True, **found.to_dict()}
+    if not found.ink_found:
+        title = f"{Path(path).name}: no digit found"
+    else:
+        title = f"{Path(path).name}: {found.text} ({found.confidence:.0%})" + (" uncertain" if found.uncertain else "")
+    row = {"title": title, "original": gray, "inputs": [digit.image for digit in found.digits],
+           "probabilities": found.digits[0].probabilities if found.kind == "digit" and found.digits else None}
+    return result, row
 
 
 def _describe(result: dict) -> str:
     if not result["ok"]:
         return f"error: {result['error']}"
-    if result["kind"] == "digit" and not result["ink_found"] or result["kind"] == "number" and not result["ink_found"]:
+    if not result["ink_found"]:
         return "no digit found"
     flag = "  (uncertain)" if result["uncertain"] else ""
     if result["kind"] == "number":
-        digits = ", ".join(f"{digit['digit']} {digit['confidence']:.1%}" for digit in result["digits"])
+        digits = ", ".join(f"{digit['label']} {digit['confidence']:.1%}" for digit in result["digits"])
         return f"number {result['number']} ({result['confidence']:.1%}; digits: {digits}){flag}"
-    top3 = ", ".join(f"{entry['class']} {entry['probability']:.1%}" for entry in result["top3"])
-    return f"{result['digit']} ({result['confidence']:.1%}; top 3: {top3}){flag}"
+    top3 = ", ".join(f"{entry['label']} {entry['probability']:.1%}" for entry in result["top3"])
+    return f"{result['label']} ({result['confidence']:.1%}; top 3: {top3}){flag}"
 
 
 def predict_files(args, paths: list[str]) -> int:
-    from . import engine, plots
+    from . import runs
 
     if not 0.0 <= args.uncertain_below <= 1.0:
         raise ValueError(f"--uncertain-below must be between 0 and 1, got {args.uncertain_below}")
-    run = Path(paths[0]) if paths and _is_model(Path(paths[0])) else None
+    run = paths[0] if paths and runs.is_model(paths[0]) else None
     files_ = paths[1:] if run is not None else paths
     if not files_:
         raise ValueError("name at least one image file after the run")
-    if run is not None and run.is_file():
-        predictor = engine.Predictor(run, backend=args.backend)
-    else:
-        predictor = engine.Predictor(engine.resolve_run(run, args.runs_dir), backend=args.backend)
+    predictor = _load_predictor(run, args)
     results, rows = zip(*(_read_file(predictor, path, args.mode, args.uncertain_below) for path in files_))
     if args.json:
-        print(json.dumps({"run": str(predictor.info.run_dir), "backend": predictor.backend,
+        print(json.dumps({"model": str(predictor.info.run_dir), "backend": predictor.backend,
                           "results": list(results)}, indent=2))
     else:
         for result in results:
             print(f"{result['file']}: {_describe(result)}")
     if args.plot:
+        from . import plots  # matplotlib, only for a figure
+
         plots.save_figure(plots.file_predictions_figure(rows), Path(args.plot))
         if not args.json:
             print(f"Saved the figure to {args.plot}")
@@ -283,17 +294,18 @@ def predict_files(args, paths: list[str]) -> int:
 
 
 def cmd_predict(args) -> int:
-
-    from . import plots
+    from . import runs
 
     if len(args.paths) == 1 and not Path(args.paths[0]).exists():
         raise ValueError(f"{args.paths[0]} does not exist; pass a run directory, an exported model or image files")
-    if args.paths and not (len(args.paths) == 1 and _is_model(Path(args.paths[0]))):
+    if args.paths and not (len(args.paths) == 1 and runs.is_model(args.paths[0])):
         return predict_files(args, args.paths)
-    args.run = args.paths[0] if args.paths else None
     if args.samples < 1:
         raise ValueError(f"--samples must be at least 1, got {args.samples}")
-    predictor, dataset = _test_predictions(args)
+    from . import plots
+
+    predictor = _load_predictor(args.paths[0] if args.paths else None, args)
+    dataset = _test_set(predictor, args)
     count = min(args.samples, len(dataset.x_test))
     indices = np.sort(np.random.default_rng(args.seed).choice(len(dataset.x_test), count, replace=False))
     images, labels = dataset.x_test[indices], dataset.y_test[indices]
@@ -302,7 +314,8 @@ def cmd_predict(args) -> int:
     names = dataset.class_names
     results = [{"index": int(index), "predicted": names[p], "confidence": round(float(c), 6), "true": names[t],
                 "correct": bool(p == t),
-                "top3": [{"class": names[k], "probability": round(float(row[k]), 6)} for k in np.argsort(-row)[:3]]}
+                "top3": [{"digit": int(k), "label": names[k], "probability": round(float(row[k]), 6)}
+                         for k in np.argsort(-row)[:3]]}
                for index, p, c, t, row in zip(indices, predicted, confidence, labels, probabilities)]
     figure = plots.prediction_grid(images, predicted, confidence, labels, class_names=list(names))
     plot_path = Path(args.plot) if args.plot else None
@@ -311,7 +324,7 @@ def cmd_predict(args) -> int:
     if plot_path is not None:
         plots.save_figure(figure, plot_path)
     if args.json:
-        print(json.dumps({"run": str(predictor.info.run_dir), "accuracy": float(np.mean(predicted == labels)),
+        print(json.dumps({"model": str(predictor.info.run_dir), "accuracy": float(np.mean(predicted == labels)),
                           "plot": str(plot_path) if plot_path else None, "predictions": results}, indent=2))
     else:
         for row in results:
@@ -331,16 +344,16 @@ def cmd_predict(args) -> int:
 
 def cmd_tune(args) -> int:
     from . import config as config_module
-    from . import engine, tune
+    from . import runs, tune
 
     base = config_module.load(args.config) if args.config else config_module.Config()
     overrides = {key: getattr(args, key) for key in ("model", "epochs", "limit", "dataset")
                  if getattr(args, key) is not None}
     base = config_module.from_dict(overrides, base)
     study_name = args.study or f"{base.model}-{base.dataset}"
-    runs = engine.runs_root(args.runs_dir)
-    out = Path(args.out) if args.out else runs / f"tune-{study_name}"
-    storage = args.storage or f"sqlite:///{(runs / 'tune.db').as_posix()}"
+    root = runs.runs_root(args.runs_dir)
+    out = Path(args.out) if args.out else root / f"tune-{study_name}"
+    storage = args.storage or f"sqlite:///{(root / 'tune.db').as_posix()}"
     if storage.startswith("sqlite:///"):
         Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
@@ -378,9 +391,9 @@ def cmd_tune(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from . import engine, export
+    from . import export, runs
 
-    run = engine.resolve_run(args.run, args.runs_dir)
+    run = runs.resolve_run(args.run, args.runs_dir)
     report = export.export(run, args.format, args.out, int8=args.int8, data_dir=args.data_dir)
     kind = f"{args.format}{' int8' if args.int8 else ''}"
     print(f"Exported {run} as {kind}: {args.out} ({report['size_bytes'] / 1024:.0f} KiB)")
@@ -402,10 +415,29 @@ def cmd_ensemble(args) -> int:
     return 0
 
 
-def cmd_serve(args) -> int:
-    from .api import cli as serve_cli
+SERVE_FLAGS = ("host", "port", "workers", "backend", "runs_dir", "model_name", "max_body_bytes", "max_batch",
+               "uncertain_below", "timeout_seconds", "predict_threads", "model_threads", "image_threads", "log_level")
 
-    return serve_cli.run(args)
+
+def cmd_serve(args) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+
+        from .api.settings import load_settings
+    except ImportError as error:
+        raise ValueError(f"digits serve needs the {error.name} package: pip install 'digits[api]'") from None
+    from . import runs
+    from .api import app
+
+    settings = load_settings(run=args.run, access_log=args.access_log,
+                             **{key: getattr(args, key, None) for key in SERVE_FLAGS})
+    source = runs.resolve(settings.run, settings.runs_dir)  # a clear error now, not in every worker
+    settings = settings.model_copy(update={"run": str(source.resolve())})
+    print(f"Serving {source} on http://{settings.host}:{settings.port}/ with {settings.workers} worker(s); "
+          "the drawing page is at /, the API docs at /docs", file=sys.stderr)
+    app.serve(settings)
+    return 0
 
 
 COMMANDS = {"serve": cmd_serve, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "ensemble": cmd_ensemble,

@@ -1,4 +1,4 @@
-"""Datasets: verified IDX / npz readers, the dataset registry, lookup, download and tf.data.
+"""Datasets: the registry, lookup, download, the validation split and the tf.data pipeline.
 
 Every array that reaches a model comes through `load_dataset`, which finds the files (a
 directory given by flag or `DIGITS_DATA_DIR`, the copy shipped inside this package, Debian's
@@ -11,14 +11,10 @@ was expected and what to do.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import math
 import os
-import struct
 import urllib.error
 import urllib.request
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -26,15 +22,11 @@ from typing import Callable
 import numpy as np
 
 from . import files
+from .idx import DataError, decompress, read_idx, read_npz, verify  # noqa: F401  (DataError is part of this module's API)
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
-IMAGE_MAGIC, LABEL_MAGIC = 0x00000803, 0x00000801
 SHIPPED_DIR = Path(__file__).parent / "datasets"
 SYSTEM_DIR = Path("/usr/share/datasets")  # Debian's dataset-* packages install here
-
-
-class DataError(ValueError):
-    """A dataset file is missing, unreadable, corrupt or not what the registry expects."""
 
 
 @dataclass(frozen=True)
@@ -112,94 +104,6 @@ def get_spec(name: str) -> DatasetSpec:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset '{name}'; known datasets: {', '.join(DATASETS)}")
     return DATASETS[name]
-
-
-# ---------------------------------------------------------------- reading and verifying
-
-
-def read_bytes(path: Path) -> bytes:
-    """The file's content, decompressed if it is gzip (detected by magic, not by name)."""
-    try:
-        raw = Path(path).read_bytes()
-    except IsADirectoryError:
-        raise DataError(f"{path} is a directory, not a data file; point to the file itself") from None
-    except OSError as error:
-        raise DataError(f"cannot read {path}: {error.strerror or error}; check the path and permissions") from None
-    return decompress(raw, str(path))
-
-
-def decompress(raw: bytes, source: str) -> bytes:
-    """gzip-decompress `raw` if it starts with gzip's magic; otherwise return it as is."""
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error) as error:
-        raise DataError(
-            f"{source} is a damaged gzip file ({error}); it is truncated or corrupt: delete it and fetch it again"
-        ) from None
-
-
-def parse_idx(content: bytes, source: str = "IDX data") -> np.ndarray:
-    """Parse IDX bytes (big-endian header, then uint8 data) into an array."""
-    if len(content) < 8:
-        raise DataError(f"{source} is too short to be an IDX file ({len(content)} bytes); replace it")
-    magic, = struct.unpack(">i", content[:4])
-    if magic not in (IMAGE_MAGIC, LABEL_MAGIC):
-        raise DataError(
-            f"{source} is not an IDX file of uint8 images or labels (magic 0x{magic & 0xFFFFFFFF:08x}, "
-            f"expected 0x{IMAGE_MAGIC:08x} or 0x{LABEL_MAGIC:08x}); replace it with the original file"
-        )
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(content) < header:
-        raise DataError(f"{source} has a truncated IDX header; replace it with the original file")
-    shape = struct.unpack(f">{ndim}I", content[4:header])  # unsigned: a negative size is no size
-    expected = header + math.prod(shape)  # exact, no int64 overflow on absurd headers
-    if len(content) != expected:
-        raise DataError(
-            f"{source} holds {len(content)} bytes but its IDX header {tuple(shape)} needs {expected}; "
-            "the file is truncated or corrupt: replace it with the original"
-        )
-    return np.frombuffer(content, dtype=np.uint8, offset=header).reshape(shape)
-
-
-def read_idx(path: str | Path, expected_sha256: str | None = None) -> np.ndarray:
-    """Read an IDX file (gzip or raw); if given, verify the decompressed bytes' SHA-256 first."""
-    path = Path(path)
-    content = read_bytes(path)
-    if expected_sha256 is not None:
-        verify(content, expected_sha256, path)
-    return parse_idx(content, str(path))
-
-
-def verify(content: bytes, expected_sha256: str, path: Path | str) -> str:
-    digest = hashlib.sha256(content).hexdigest()
-    if digest != expected_sha256:
-        raise DataError(
-            f"{path}: SHA-256 of its contents is {digest[:16]}..., expected {expected_sha256[:16]}...; "
-            "the file is corrupt or not the right dataset: replace it with the original"
-        )
-    return digest
-
-
-def read_npz(path: str | Path, expected_sha256: str | None = None) -> dict[str, np.ndarray]:
-    """Read Keras's `mnist.npz` (x_train, y_train, x_test, y_test), verifying the file's SHA-256."""
-    path = Path(path)
-    content = read_bytes(path)
-    if expected_sha256 is not None:
-        verify(content, expected_sha256, path)
-    import io
-    import zipfile
-
-    try:
-        with np.load(io.BytesIO(content), allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in ("x_train", "y_train", "x_test", "y_test")}
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as error:
-        raise DataError(
-            f"{path} is not a Keras MNIST npz with x_train, y_train, x_test, y_test ({error}); replace it"
-        ) from None
-    return arrays
 
 
 def _check_arrays(images: np.ndarray, labels: np.ndarray, where: str, classes: int) -> None:
@@ -349,17 +253,6 @@ def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int = 
     count = max(1, int(round(len(x) * fraction)))
     held, kept = order[:count], order[count:]
     return x[kept], y[kept], x[held], y[held]
-
-
-def to_model_input(images: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) uint8 in 0..255 -> (N, 28, 28, 1) float32 in 0..1, what every model takes."""
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[..., None]
-    scaled = images.astype(np.float32)
-    if images.dtype == np.uint8:
-        scaled /= 255.0
-    return scaled
 
 
 def augment_batch(images, seed, shift: float = 0.0, rotation: float = 0.0, zoom: float = 0.0):

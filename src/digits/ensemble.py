@@ -10,16 +10,19 @@ anywhere without custom code.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import runtime  # noqa: F401  (imports TensorFlow quietly, before Keras does)
+from . import runtime
+
+runtime.load()  # TensorFlow quietly, before Keras imports it
 
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
-from . import data, engine, evaluate, files, models, train  # noqa: E402
+from . import backends, data, distribute, evaluate, export, files, models, runs  # noqa: E402
+from .images import to_model_input  # noqa: E402
+from .predictor import check_shape  # noqa: E402
 
 SHIFTS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # (rows, columns) for test-time augmentation
 
@@ -47,7 +50,7 @@ def build(members: list[keras.Model], tta: bool = False) -> keras.Model:
     return keras.Model(inputs, averaged, name="ensemble")
 
 
-def check_members(infos: list[engine.RunInfo], loaded: list[keras.Model]) -> None:
+def check_members(infos: list[runs.RunInfo], loaded: list[keras.Model]) -> None:
     """Members must share dataset (by checksum), input shape and classes; else a ValueError."""
     first, first_model = infos[0], loaded[0]
     for info, model in zip(infos[1:], loaded[1:]):
@@ -62,28 +65,32 @@ def check_members(infos: list[engine.RunInfo], loaded: list[keras.Model]) -> Non
                              "ensemble only models with the same input shape and classes")
 
 
-def make_ensemble(runs: list[str | Path], out: str | Path, tta: bool = False, data_dir=None) -> train.TrainResult:
-    """Build, evaluate on the test set and save the ensemble of `runs` as the run directory `out`."""
-    if not runs:
+def make_ensemble(members: list[str | Path], out: str | Path, tta: bool = False, data_dir=None) -> runs.Run:
+    """Build, evaluate on the test set and save the ensemble of `members` (run directories) as the run `out`."""
+    if not members:
         raise ValueError("name at least one run directory to ensemble")
     out = Path(out)
     if out.exists():
         raise ValueError(f"run directory {out} already exists; choose another --out or remove it first")
-    infos = [engine.load_info(run) for run in runs]
-    loaded = [engine.Predictor(info.run_dir, backend="keras").model for info in infos]
+    infos = [runs.load_info(runs.resolve_run(member)) for member in members]
+    loaded = []
+    for info in infos:
+        backend = backends.load("keras", info.run_dir / "model.keras")
+        check_shape(backend, info.run_dir / "model.keras")
+        loaded.append(backend.model)
     check_members(infos, loaded)
     dataset = data.load_dataset(infos[0].metrics["dataset"]["name"], data_dir=data_dir)
     if dataset.checksum != infos[0].metrics["dataset"]["checksum"]:
         raise ValueError(f"the {dataset.name} files found ({dataset.source}) differ from those the members were "
                          "trained on; point --data-dir at the original files")
-    x_test = data.to_model_input(dataset.x_test)
+    x_test = to_model_input(dataset.x_test)
     member_accuracy = [float((models.predict_batches(model, x_test).argmax(1) == dataset.y_test).mean())
                        for model in loaded]
     model = build(loaded, tta=tta)
     test = evaluate.evaluate(models.predict_batches(model, x_test, batch_size=512), dataset.y_test,
                              dataset.class_names)
     key = "|".join(str(info.run_dir.resolve()) for info in infos) + f"|{tta}|{out.resolve()}"
-    partial = out.parent / f".partial-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    partial = runs.partial_dir(out.parent, key)
     partial.mkdir(parents=True, exist_ok=True)
     files.write_json(partial / "config.json", {"model": "ensemble", "dataset": dataset.name, "tta": tta,
                                                "members": [str(info.run_dir) for info in infos]})
@@ -93,6 +100,7 @@ def make_ensemble(runs: list[str | Path], out: str | Path, tta: bool = False, da
                     for info, accuracy in zip(infos, member_accuracy)],
         "best_member_accuracy": max(member_accuracy), "test_images": len(x_test),
         "input_shape": list(x_test.shape[1:]), "dataset": infos[0].metrics["dataset"],
-        "versions": train.environment(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": distribute.environment(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    return train.finish_run(partial, out, model, {}, metrics)
+    metrics["model_files"] = sorted(export.save_model(model, partial))
+    return runs.commit(partial, out, {}, metrics)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data, engine, files, models, runtime
+from . import backends, data, files, runs, runtime
+from .images import to_model_input
 
 FORMATS = ("savedmodel", "onnx", "litert")
 SUFFIXES = {"savedmodel": "", "onnx": ".onnx", "litert": ".tflite"}
@@ -35,12 +36,12 @@ def representative_images(dataset_name: str, count: int = 500, seed: int = 0, da
     """Calibration images for int8: a seeded sample of the training split, as model inputs."""
     dataset = data.load_dataset(dataset_name, data_dir=data_dir)
     picks = np.random.default_rng(seed).choice(len(dataset.x_train), count, replace=False)
-    return data.to_model_input(dataset.x_train[picks])
+    return to_model_input(dataset.x_train[picks])
 
 
 def convert(model, format: str, path: Path, int8: bool = False, calibration: np.ndarray | None = None) -> Path:
     """Write `model` to `path` in `format`, atomically (a temporary sibling, then a rename)."""
-    import tensorflow as tf
+    tf = runtime.load()
 
     if format not in FORMATS:
         raise ExportError(f"unknown export format '{format}'; choose one of {', '.join(FORMATS)}")
@@ -78,23 +79,30 @@ def convert(model, format: str, path: Path, int8: bool = False, calibration: np.
     return path
 
 
-def cached(run_dir: Path, backend: str) -> Path:
-    """RUN/exports/model.onnx or model.tflite, converted on first use (a temp dir if RUN is read-only)."""
-    name = "model.onnx" if backend == "onnx" else "model.tflite"
-    import hashlib
-
-    key = hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:12]
-    for directory in (Path(run_dir) / "exports", Path(tempfile.gettempdir()) / f"digits-exports-{key}"):
+def save_model(model, directory: Path) -> dict[str, Path]:
+    """Save `model` into a run directory being written: `model.keras` and its portable copies
+    (`runs.PORTABLE`: ONNX, LiteRT), each checked against Keras on a probe batch. A copy whose
+    converter is missing or fails is skipped (the run still loads with Keras); returns what was written."""
+    directory = Path(directory)
+    with files.atomic_path(directory / "model.keras") as temporary:
+        model.save(temporary)
+    probe = np.random.default_rng(0).random((4, *model.input_shape[1:]), dtype=np.float32)
+    expected = np.asarray(model(probe, training=False), np.float32)  # the ONNX exporter needs a called model
+    written = {"keras": directory / "model.keras"}
+    for backend, name in runs.PORTABLE.items():
         path = directory / name
-        if path.is_file() and path.stat().st_mtime >= (Path(run_dir) / "model.keras").stat().st_mtime:
-            return path
         try:
-            keras_backend = engine.KerasBackend(Path(run_dir) / "model.keras")
-            keras_backend(np.zeros((1, 28, 28, 1), np.float32))  # the ONNX exporter needs a called model
-            return convert(keras_backend.model, "onnx" if backend == "onnx" else "litert", path)
-        except PermissionError:
+            convert(model, backend, path)
+            got = backends.load(backend, path)(probe)
+        except ValueError:  # no converter or runtime installed, or a conversion this model does not survive
+            path.unlink(missing_ok=True)
             continue
-    raise ExportError(f"could not write a {backend} copy of {run_dir}; export it with `digits export` instead")
+        if not np.allclose(got, expected, atol=1e-4):
+            path.unlink(missing_ok=True)
+            raise ExportError(f"the {backend} copy of the model disagrees with Keras by up to "
+                              f"{np.abs(got - expected).max():.2g}; report this as a bug")
+        written[backend] = path
+    return written
 
 
 def _speed(function, images: np.ndarray, calls: int = 200) -> dict:
@@ -137,19 +145,19 @@ def export(run: str | Path, format: str, out: str | Path, int8: bool = False, da
     out = Path(out)
     if out.exists():
         raise ExportError(f"{out} already exists; choose another --out or remove it first")
-    info = engine.load_info(run)
-    keras_model = engine.Predictor(info.run_dir, backend="keras").model
+    from . import models  # the training stack: TensorFlow and Keras
+    info = runs.load_info(runs.resolve_run(run))
+    keras_model = backends.load("keras", info.run_dir / "model.keras").model
     dataset_name = info.metrics["dataset"]["name"]
     dataset = data.load_dataset(dataset_name, data_dir=data_dir)
-    x_test, y_test = data.to_model_input(dataset.x_test), dataset.y_test
+    x_test, y_test = to_model_input(dataset.x_test), dataset.y_test
     calibration = representative_images(dataset_name, data_dir=data_dir) if int8 else None
     convert(keras_model, format, out, int8=int8, calibration=calibration)  # checks the name first
     try:
         function = (_savedmodel_function(out) if format == "savedmodel" else
-                    engine.load_backend({"onnx": "onnx", "litert": "litert"}[format], out))
+                    backends.load(format, out))
         reference = float((models.predict_batches(keras_model, x_test).argmax(1) == y_test).mean())
-        accuracy = float(np.concatenate([function(x_test[start:start + 1024])
-                                         for start in range(0, len(x_test), 1024)]).argmax(1).__eq__(y_test).mean())
+        accuracy = float((backends.in_batches(function, x_test).argmax(1) == y_test).mean())
         drop = reference - accuracy
         if drop > MAX_DROP[int8]:
             raise ExportError(f"the {format}{' int8' if int8 else ''} export scores {accuracy:.4f} on the test set, "

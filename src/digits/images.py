@@ -11,9 +11,12 @@ or scan is made to match:
     prepare(gray) -> Prepared: polarity found (dark-on-light is inverted), lighting removed
         (a robust quadratic surface), ink kept with its grey edges, specks dropped, stroke
         width brought into MNIST's range, then MNIST's crop / 20x20 / centre-of-mass recipe.
-    prepare_file(source), prepare_array(array): the same from a file, or from any 2-D, RGB
-        or RGBA array (a drawing canvas); an MNIST image (28x28, digit already 20 px) is only
-        re-centred by whole pixels, as MNIST itself was, so it comes back unchanged.
+    to_gray(source): the same decoding for a path, bytes, a PIL image or an array (a canvas).
+    prepare_file(source), prepare_array(array): prepare() from a file or any 2-D, RGB or RGBA
+        array; an MNIST image (28x28, digit already 20 px) is only re-centred by whole pixels,
+        as MNIST itself was, so it comes back unchanged.
+    to_model_input(batch): the one rule that scales 28x28 pixels for a model (uint8 0..255,
+        floats 0..1 or 0..255), for training arrays, raw API pixels and prepared pictures alike.
     analyse(gray) -> Ink, ink_mask, cut_digit: the cleaned picture's labelled ink, and one digit
         cut out of it; the building blocks of `digits.multidigit` (whole numbers).
 
@@ -127,22 +130,66 @@ def _to_gray(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
 
 
+def to_gray(source, name: str | None = None) -> np.ndarray:
+    """Any picture -> (H, W) float32 gray 0..1: a path, bytes, a PIL image, or a 2-D / (H, W, 1|3|4)
+    array (uint8 0..255 or float 0..1; colour is grayscaled and RGBA laid on white, as a file would be)."""
+    if isinstance(source, (str, Path, bytes, bytearray)):
+        return load_gray(source, name)
+    if isinstance(source, Image.Image):
+        return _to_gray(ImageOps.exif_transpose(source))
+    array = np.asarray(source)
+    if array.dtype == object or array.dtype.kind not in "biuf":
+        raise ImageError(f"{name or 'the picture'} is a {type(source).__name__}; pass a path, bytes, "
+                         "a PIL image or a numeric array")
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        as_bytes = array if array.dtype == np.uint8 else np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)
+        return _to_gray(Image.fromarray(np.ascontiguousarray(as_bytes)))
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 2 or min(array.shape) < 1:
+        raise ImageError(f"expected a 2-D image or (H, W, 1|3|4) array, got shape {array.shape}")
+    scale = 255.0 if array.dtype == np.uint8 else 1.0
+    return np.clip(np.nan_to_num(array.astype(np.float32) / scale), 0, 1)
+
+
 def prepare_file(source: str | Path | bytes, name: str | None = None) -> Prepared:
     return prepare(load_gray(source, name))
 
 
 def prepare_array(array) -> Prepared:
     """A 2-D gray, (H, W, 1), RGB or RGBA array, uint8 0..255 or float 0..1 (e.g. MNIST, a canvas)."""
-    array = np.asarray(array)
-    if array.ndim == 3 and array.shape[-1] in (3, 4):  # colour: grayscale it (and lay RGBA on white) as a file would
-        as_bytes = array if array.dtype == np.uint8 else np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)
-        return prepare(_to_gray(Image.fromarray(np.ascontiguousarray(as_bytes))))
-    if array.ndim == 3 and array.shape[-1] == 1:
+    return prepare(to_gray(array))
+
+
+def to_model_input(images, what: str = "images") -> np.ndarray:
+    """The one pixel-scaling rule: a batch (N, 28, 28), (N, 28, 28, 1) or one (28, 28) image ->
+    (N, 28, 28, 1) float32 in 0..1, what every model takes. uint8 is 0..255; other numbers are 0..1,
+    or 0..255 when any value is above 1. NaN, infinities and values outside 0..255 are refused with
+    a `ValueError` naming `what`. Pixels are used as given (MNIST-style: ink bright on black)."""
+    array = np.asarray(images)
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim == 4 and array.shape[-1] == 1:
         array = array[..., 0]
-    if array.ndim != 2 or min(array.shape) < 1:
-        raise ImageError(f"expected a 2-D image or (H, W, 1|3|4) array, got shape {array.shape}")
-    scale = 255.0 if array.dtype == np.uint8 else 1.0
-    return prepare(np.clip(array.astype(np.float32) / scale, 0, 1))
+    if array.ndim != 3 or array.shape[1:] != (CANVAS, CANVAS):
+        raise ValueError(f"{what} has shape {tuple(array.shape)}; expected a batch of shape (N, 28, 28) or "
+                         "(N, 28, 28, 1)")
+    if array.dtype == np.uint8:
+        return (array.astype(np.float32) / 255.0)[..., None]
+    if array.dtype == bool or array.dtype.kind not in "iuf":
+        raise ValueError(f"{what} has dtype {array.dtype}; pass uint8 (0..255) or numbers (0..1 or 0..255)")
+    scaled = array.astype(np.float32)
+    if not scaled.size:
+        return scaled[..., None]
+    # NaN propagates into both; ufunc.reduce skips ndarray.min's Python wrapper (this is a hot path)
+    low, high = float(np.minimum.reduce(scaled, axis=None)), float(np.maximum.reduce(scaled, axis=None))
+    if low != low or high != high or abs(low) == np.inf or abs(high) == np.inf:
+        raise ValueError(f"{what} holds NaN or infinite values; pass finite pixels in 0..1 or 0..255")
+    if low < 0 or high > 255:
+        raise ValueError(f"{what} holds values from {low:g} to {high:g}; pixels must be in 0..1 or 0..255")
+    if high > 1:
+        scaled /= 255.0
+    return scaled[..., None]
 
 
 # ---------------------------------------------------------------- cleaning

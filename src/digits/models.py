@@ -12,7 +12,9 @@ from __future__ import annotations
 import inspect
 from typing import Callable
 
-from . import runtime  # noqa: F401  (imports TensorFlow quietly before Keras does)
+from . import runtime
+
+runtime.load()  # TensorFlow quietly, before Keras imports it
 
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
@@ -134,8 +136,6 @@ def convnet(input_shape=INPUT_SHAPE, num_classes: int = 10) -> keras.Model:
 
 def predict_batches(model: keras.Model, images, batch_size: int = 1024):
     """Probabilities for (N, 28, 28, 1) float inputs, in batches, without Keras's data adapters."""
-    import numpy as np
+    from .backends import in_batches
 
-    outputs = [np.asarray(model(images[start:start + batch_size], training=False))
-               for start in range(0, len(images), batch_size)]
-    return np.concatenate(outputs) if outputs else np.zeros((0, model.output_shape[-1]), np.float32)
+    return in_batches(lambda batch: model(batch, training=False), images, batch_size, model.output_shape[-1])

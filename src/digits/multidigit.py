@@ -5,9 +5,9 @@ digits, left to right, each prepared exactly as `digits.images` prepares one dig
         pieces stacked in one column (a broken 5) merged, over-wide ones cut where two digits
         touch; given a classifier, the doubtful joins and cuts are settled by how surely the
         classifier reads the result and by how well each digit's size fits the line.
-    read_number(source, predict_proba) -> dict: the number, each digit with its confidence
-        and box, and the product of the confidences (`predict_proba`: (N, 28, 28) -> (N, 10),
-        e.g. `engine.Predictor(run).predict_proba`).
+    read(gray, predict_proba) -> (digits, probabilities): the same, classifier-guided, with the
+        classifier's answer for each chosen digit (`predict_proba`: (N, 28, 28) -> (N, classes),
+        e.g. `Predictor(run).predict_proba`). `digits.reading` turns them into a Reading.
 
 Pictures with nothing as tall as a digit (a rule, specks, a dot grid) hold no number.
 """
@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
-from .images import Ink, Prepared, analyse, bounds, cut_digit, ink_mask, load_gray, span_of
+from .images import Ink, Prepared, analyse, bounds, cut_digit, ink_mask, span_of
 
 DIGIT_BONUS, CUT_COST, OVERCUT = 0.7, 0.8, 0.9  # whole numbers: see _recognise
 WIDTH_OK, WIDTH_COST = 1.0, 4.0  # a digit's width rarely passes the line height (MNIST: larger side 20 px)
@@ -126,7 +126,7 @@ def _strokes(column: np.ndarray) -> int:
     return max(1, int(np.count_nonzero(column[1:] & ~column[:-1])))
 
 
-def _recognise(ink: Ink, predict_proba) -> list[Prepared]:
+def _recognise(ink: Ink, predict_proba) -> tuple[list[Prepared], np.ndarray]:
     """Cut the ink into more pieces than digits, then choose how consecutive pieces join into digits so
     that the reading scores best (dynamic programming over the pieces, left to right).
 
@@ -164,7 +164,7 @@ def _recognise(ink: Ink, predict_proba) -> list[Prepared]:
                 pieces.append(piece)
                 owners.append(index)
     if not pieces:
-        return []
+        return [], np.zeros((0, 0), np.float32)
     spans = [bounds(piece & core) for piece in pieces]
     order = np.argsort([(span[1] + span[3]) / 2 for span in spans])
     pieces, owners, spans = [pieces[i] for i in order], [owners[i] for i in order], [spans[i] for i in order]
@@ -187,8 +187,9 @@ def _recognise(ink: Ink, predict_proba) -> list[Prepared]:
             scores[first, last + 1] = DIGIT_BONUS - sum(join_cost[first + 1:last + 1]) - cut[first]
     keys = list(candidates)
     if not keys:  # every piece is far wider than a digit: a rule or a frame, no number
-        return []
+        return [], np.zeros((0, 0), np.float32)
     probabilities = np.asarray(predict_proba(np.stack([candidates[key].image for key in keys])))
+    read = dict(zip(keys, probabilities))
     for key, probability in zip(keys, probabilities):
         box = candidates[key].box
         height, width = (box[2] - box[0]) / (line * ink.factor), (box[3] - box[1]) / (line * ink.factor)
@@ -209,9 +210,20 @@ def _recognise(ink: Ink, predict_proba) -> list[Prepared]:
     while stop > 0:
         start, kept = back[stop]
         if kept:
-            chosen.append(candidates[start, stop])
+            chosen.append((start, stop))
         stop = start
-    return chosen[::-1]
+    chosen = chosen[::-1]
+    return ([candidates[key] for key in chosen],
+            np.stack([read[key] for key in chosen]) if chosen else np.zeros((0, probabilities.shape[1]), np.float32))
+
+
+def read(gray: np.ndarray, predict_proba: Callable[[np.ndarray], np.ndarray]) -> tuple[list[Prepared], np.ndarray]:
+    """The digits in (H, W) gray 0..1, left to right, and the classifier's (D, classes) probabilities for
+    them: segmentation and classification in one pass (the chosen digits are not classified again)."""
+    ink = analyse(gray)
+    if ink.labels is None:
+        return [], np.zeros((0, 0), np.float32)
+    return _recognise(ink, predict_proba)
 
 
 def segment(gray: np.ndarray, predict_proba: Callable[[np.ndarray], np.ndarray] | None = None) -> list[Prepared]:
@@ -220,11 +232,11 @@ def segment(gray: np.ndarray, predict_proba: Callable[[np.ndarray], np.ndarray] 
     Without `predict_proba` the split follows the shapes alone; with it, the classifier settles
     the doubtful joins and cuts (a loose bar of a 5, touching digits, a digit in two pieces).
     """
+    if predict_proba is not None:
+        return read(gray, predict_proba)[0]
     ink = analyse(gray)
     if ink.labels is None:
         return []
-    if predict_proba is not None:
-        return _recognise(ink, predict_proba)
     groups, line = _groups(ink)
     pieces = []
     for group in groups:
@@ -232,21 +244,3 @@ def segment(gray: np.ndarray, predict_proba: Callable[[np.ndarray], np.ndarray] 
         inside = np.isin(ink.labels, list(group))
         pieces += [(columns, group) for columns in _split(inside, left, right, line)]
     return [cut_digit(ink, ink_mask(ink, group, columns)) for columns, group in sorted(pieces, key=lambda piece: piece[0])]
-
-
-def read_number(source, predict_proba: Callable[[np.ndarray], np.ndarray]) -> dict:
-    """Read a whole number from gray (H, W) 0..1, a path or bytes, with `predict_proba` (N,28,28) -> (N,10).
-
-    Returns {"number": "2024", "digits": [{"digit", "confidence", "box"}, ...], "confidence": the
-    product of the digits' confidences, "ink_found"}; an empty number with confidence 0 if no ink.
-    """
-    gray = source if isinstance(source, np.ndarray) else load_gray(source)
-    digits = segment(gray, predict_proba)
-    if not digits:
-        return {"number": "", "digits": [], "confidence": 0.0, "ink_found": False}
-    probabilities = np.asarray(predict_proba(np.stack([digit.image for digit in digits])))
-    labels, confidences = probabilities.argmax(1), probabilities.max(1)
-    return {"number": "".join(str(int(label)) for label in labels),
-            "digits": [{"digit": int(label), "confidence": float(confidence), "box": digit.box}
-                       for label, confidence, digit in zip(labels, confidences, digits)],
-            "confidence": float(np.prod(confidences)), "ink_found": True}

@@ -1,11 +1,12 @@
-"""Import TensorFlow once, quietly: its start-up banners go, its real errors stay.
+"""TensorFlow imported once, quietly: its start-up banners go, its real errors stay.
 
 TensorFlow 2.21 logs its oneDNN notice through absl before absl is initialised, which
 ignores `TF_CPP_MIN_LOG_LEVEL`, and the TFLite converter and interpreter print status lines
 from C++. `quiet()` runs a block with the process's stdout and stderr (file descriptors 1
 and 2) captured; afterwards every captured line that is not a known informational banner is
 written back to stderr, so a real error (a missing library, a failed conversion) is never
-hidden. Every module that needs Keras or TensorFlow imports this module first.
+hidden. Importing this module imports nothing heavy: the reading half uses `quiet()` around
+the LiteRT interpreter; every training module calls `load()` before it imports Keras.
 """
 
 from __future__ import annotations
@@ -65,12 +66,10 @@ def quiet():
             _replay(captured.read().decode(errors="replace"))
 
 
-def _quiet_import():
+def load():
+    """Import TensorFlow (once, quietly) and return it; call before importing Keras."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     with quiet():
         import tensorflow
     return tensorflow
-
-
-tensorflow = _quiet_import()

@@ -1,46 +1,40 @@
 """Training: fit a registered model on a verified dataset and write a run directory atomically.
 
-`train(config)` returns a `TrainResult` (the run path, the history, the test metrics) and
+`train(config)` returns a `runs.Run` (the run path, the history, the test metrics) and
 prints nothing itself; the CLI passes Keras's progress bar level and extra callbacks. The
 run is built in a hidden `.partial-<fingerprint>` directory beside the target and renamed
 into place only when complete, so a reader never sees half a run. While training, Keras's
 `BackupAndRestore` keeps the last finished epoch there: running the same command again after
-a kill continues from that epoch instead of starting over.
+a kill continues from that epoch instead of starting over. A finished run holds the Keras
+model and its portable copies (`export.save_model`: ONNX, LiteRT), so reading it needs no
+TensorFlow and never converts anything.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import os
-import platform
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from . import runtime  # noqa: F401  (imports TensorFlow quietly, before Keras does)
+from . import runtime
+
+runtime.load()  # TensorFlow quietly, before Keras imports it
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from . import __version__, data, evaluate, files, models, plots  # noqa: E402
-from .config import Config
+from . import data, evaluate, export, files, models, plots, runs  # noqa: E402
+from . import distribute as distribute_module  # noqa: E402
+from .config import Config  # noqa: E402
+from .images import to_model_input  # noqa: E402
 
-RUN_FILES = ("model.keras", "config.json", "metrics.json", "history.json")  # what a complete run holds
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    history: dict[str, list[float]]
-    metrics: dict
-    resumed_from_epoch: int  # 0 for a fresh run
+TrainResult = runs.Run  # the run path, history, test metrics and the epoch it resumed from
 
 
 def default_run_name(config: Config) -> str:
@@ -50,8 +44,7 @@ def default_run_name(config: Config) -> str:
 
 def partial_dir_for(config: Config, runs_dir: Path, out: Path | None) -> Path:
     """The work-in-progress directory: the same command (config and --out) finds the same one."""
-    key = f"{config.fingerprint()}|{out.resolve() if out else ''}"
-    return runs_dir / f".partial-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    return runs.partial_dir(runs_dir, f"{config.fingerprint()}|{out.resolve() if out else ''}")
 
 
 def seed_everything(seed: int) -> None:
@@ -61,38 +54,6 @@ def seed_everything(seed: int) -> None:
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-
-
-def native_bfloat16() -> bool:
-    """True where bfloat16 matmuls run in hardware: a GPU, or an x86 CPU with AMX or AVX512-BF16."""
-    import tensorflow as tf
-
-    if tf.config.list_physical_devices("GPU"):
-        return True
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def set_precision(precision: str) -> str:
-    """Apply a Config.precision to Keras's global dtype policy; returns the policy used."""
-    policy = precision if precision != "auto" else ("mixed_bfloat16" if native_bfloat16() else "float32")
-    keras.mixed_precision.set_global_policy(policy)
-    return policy
-
-
-def environment() -> dict:
-    import keras
-    import tensorflow as tf
-
-    return {
-        "digits": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-        "numpy": np.__version__, "python": platform.python_version(),
-        "machine": platform.machine(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
-        "gpus": len(tf.config.list_physical_devices("GPU")),
-    }
 
 
 def _epoch_timer():
@@ -132,7 +93,7 @@ def prepare_data(config: Config, data_dir=None, progress=None):
     if config.limit is not None:
         x, y = x[: config.limit], y[: config.limit]
     x_train, y_train, x_val, y_val = data.split_validation(x, y, config.validation_split)
-    return dataset, data.to_model_input(x_train), y_train, data.to_model_input(x_val), y_val
+    return dataset, to_model_input(x_train), y_train, to_model_input(x_val), y_val
 
 
 @keras.saving.register_keras_serializable(package="digits")
@@ -196,58 +157,6 @@ def augmentation(config: Config) -> dict:
     return {"shift": config.augment_shift, "rotation": config.augment_rotation, "zoom": config.augment_zoom}
 
 
-DISTRIBUTIONS = ("mirrored", "multi-worker")
-
-
-def make_strategy(distribute: str | None):
-    """None, MirroredStrategy (the GPUs of one machine) or MultiWorkerMirroredStrategy (from TF_CONFIG)."""
-    if distribute is None:
-        return None
-    if distribute not in DISTRIBUTIONS:
-        raise ValueError(f"unknown distribution '{distribute}'; choose one of {', '.join(DISTRIBUTIONS)}")
-    import tensorflow as tf
-
-    if distribute == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    try:
-        cluster = json.loads(os.environ.get("TF_CONFIG") or "null")
-    except json.JSONDecodeError as error:
-        raise ValueError(f"TF_CONFIG is not valid JSON ({error.msg}); see the README's distributed training") from None
-    if not isinstance(cluster, dict) or "cluster" not in cluster or "task" not in cluster:
-        raise ValueError("--distribute multi-worker reads the cluster from TF_CONFIG ({\"cluster\": ..., "
-                         "\"task\": ...}), which is not set; see the README's distributed training")
-    return tf.distribute.MultiWorkerMirroredStrategy()
-
-
-def worker_index(strategy) -> int:
-    """0 for the worker that writes the run (the chief), 1.. for the others."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type or resolver.task_type == "chief":
-        return 0
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return int(resolver.task_id) + (1 if has_chief else 0)
-
-
-def _multi_worker_workarounds(model, strategy, train_data) -> None:
-    """Two Keras 3 + MultiWorkerMirroredStrategy bugs in `fit` (tensorflow#72388), worked around here.
-
-    1. Before its symbolic build, `fit` averages a nested *distributed* batch with
-       `strategy.reduce`, which this strategy cannot do: build from one local batch instead
-       (only shapes and dtypes are used) and skip that step.
-    2. Each step's logs are averaged with `strategy.reduce("MEAN", value, axis=0)`, which fails
-       on scalars: return them with shape (1,). Keras then reads the epoch's figures from the
-       metric objects themselves, which the strategy aggregates across workers correctly.
-    """
-    import tensorflow as tf
-
-    with strategy.scope():
-        model._symbolic_build(data_batch=next(iter(train_data)))
-    model._maybe_symbolic_build = lambda *args, **kwargs: None
-    for name in ("train_step", "test_step"):
-        step = getattr(model, name)
-        setattr(model, name, lambda batch, step=step: {key: tf.reshape(value, [1]) for key, value in step(batch).items()})
-
-
 def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = "runs", data_dir=None,
           verbose: int | str = "auto", callbacks: tuple = (),
           download_progress: Callable[[str, int, int], None] | None = None,
@@ -262,8 +171,8 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
     data.get_spec(config.dataset)  # unknown names fail before any work
     if config.model not in models.MODELS:
         models.create_model(config.model)
-    strategy = make_strategy(distribute)  # first TensorFlow work: collectives must start clean
-    worker = worker_index(strategy)
+    strategy = distribute_module.make_strategy(distribute)  # first TensorFlow work: collectives must start clean
+    worker = distribute_module.worker_index(strategy)
     runs_dir = Path(runs_dir)
     out = Path(out) if out is not None else None
     run_dir = out or runs_dir / default_run_name(config)
@@ -280,7 +189,7 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
     dataset, x_train, y_train, x_val, y_val = prepare_data(config, data_dir, download_progress)
     seed_everything(config.seed)
     classes = len(dataset.class_names)
-    policy = set_precision(config.precision)
+    policy = distribute_module.set_precision(config.precision)
     one_hot = classes if config.label_smoothing else None
     try:
         with strategy.scope() if strategy else contextlib.nullcontext():
@@ -298,7 +207,7 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
                                       augment=augmentation(config), num_classes=one_hot)
     val_data = data.make_tf_dataset(x_val, y_val, 1024, num_classes=one_hot)
     if distribute == "multi-worker":
-        _multi_worker_workarounds(model, strategy, train_data)
+        distribute_module.multi_worker_workarounds(model, strategy, train_data)
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=verbose, shuffle=False,
               callbacks=[_epoch_timer(), *([keep_best] if config.keep_best else []), backup,
                          keras.callbacks.CSVLogger(str(history_csv), append=True), *callbacks])
@@ -309,7 +218,7 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
         trained, model = model, models.create_model(config.model, input_shape=x_train.shape[1:],
                                                     num_classes=classes, **config.model_args)
         model.set_weights(trained.get_weights())
-    probabilities = models.predict_batches(model, data.to_model_input(dataset.x_test))
+    probabilities = models.predict_batches(model, to_model_input(dataset.x_test))
     test = evaluate.evaluate(probabilities, dataset.y_test, dataset.class_names)
     metrics = {
         "test_loss": test["loss"], "test_accuracy": test["accuracy"],
@@ -321,27 +230,13 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
         "replicas": strategy.num_replicas_in_sync if strategy else 1,
         "dataset": {"name": dataset.name, "checksum": dataset.checksum, "files": dataset.sha256,
                     "class_names": list(dataset.class_names)},
-        "versions": environment(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": distribute_module.environment(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
     }
-    result = finish_run(partial, run_dir, model, history, metrics, done_before)
+    metrics["model_files"] = sorted(export.save_model(model, partial))
+    if history:
+        plots.training_curves(history, partial / "training_curves.png")
+    result = runs.commit(partial, run_dir, history, metrics, done_before)
     if worker:  # not the chief: its copy was only written because saving is collective
         shutil.rmtree(run_dir.parent, ignore_errors=True)
     return result
-
-
-def finish_run(partial: Path, run_dir: Path, model, history: dict, metrics: dict,
-               resumed_from_epoch: int = 0) -> TrainResult:
-    """Save the model and results into `partial`, then rename it to `run_dir` in one step."""
-    with files.atomic_path(partial / "model.keras") as temporary:
-        model.save(temporary)
-    files.write_json(partial / "history.json", history)
-    if history:
-        plots.training_curves(history, partial / "training_curves.png")
-    files.write_json(partial / "metrics.json", metrics)  # last: its presence marks a complete run
-    shutil.rmtree(partial / "backup", ignore_errors=True)
-    for leftover in ("history.csv", "best.weights.h5", "best.json"):
-        (partial / leftover).unlink(missing_ok=True)
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(partial, run_dir)
-    return TrainResult(run_dir=run_dir, history=history, metrics=metrics, resumed_from_epoch=resumed_from_epoch)

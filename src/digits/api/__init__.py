@@ -1,6 +1,6 @@
 """The HTTP service: FastAPI app, routes per protocol, schemas, settings and the drawing page.
 
-`create_app()` (app.py) builds the app; `digits serve` (cli.py) runs it under uvicorn.
+`create_app()` (app.py) builds the app; `digits serve` runs it under uvicorn (`app.serve`).
 Routes: `/predict` (files, base64 images, pixels; digits or numbers), `/v2/...` (Open
 Inference Protocol, as Triton and KServe serve it), `/v1/models/...` (TensorFlow Serving
 REST), `/health/*`, `/info`, `/metrics` (Prometheus), `/docs` (OpenAPI) and `/` (a page to

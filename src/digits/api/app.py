@@ -1,17 +1,21 @@
 """The app factory: `create_app(settings, predictor)` -> a FastAPI app serving one model.
 
-The FastAPI template's shape: settings from the environment (settings.py), routers per
-concern (predict.py, v2.py, tfserving.py, health.py, pages.py), pydantic schemas for every
-request and response (schemas.py), the model loaded once per worker at start-up (the
-lifespan), warmed through the same batching path requests take, and only then reported
-ready. `uvicorn --factory digits.api.app:create_app` (what `digits serve` runs) reads the
-settings from `DIGITS_*` variables; tests pass a loaded `Predictor` to skip reloading.
+The FastAPI template's shape: settings from the environment (settings.py), one router
+module per protocol (routes/), shared dependencies and the error mapping (deps.py), pydantic
+schemas for every request and response (schemas.py), telemetry (telemetry.py), and the model
+loaded once per worker at start-up (the lifespan; service.py), warmed through the same
+batching path requests take, and only then reported ready. `serve(settings)` runs the
+factory under uvicorn with the settings handed to every worker through `DIGITS_*` variables
+(what `digits serve` does); tests pass a loaded `Predictor` to skip reloading.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import shutil
+import tempfile
 from contextlib import asynccontextmanager
 
 import numpy as np
@@ -19,10 +23,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
-from . import errors, health, pages, predict, service as service_module, tfserving, v2
-from .metrics import Metrics
-from .middleware import Guard
+from . import service as service_module
+from .deps import install_errors
+from .routes import health, pages, predict, tfserving, v2
 from .settings import Settings, load_settings
+from .telemetry import Guard, Metrics
 
 DESCRIPTION = """Handwritten digit recognition. Draw at [/](/), or call:
 
@@ -65,8 +70,9 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
                   docs_url="/docs" if cdn_docs else None, redoc_url="/redoc" if cdn_docs else None,
                   telemetry=None if settings.opentelemetry else NO_TELEMETRY)
     app.state.settings, app.state.metrics, app.state.service = settings, metrics, None
-    errors.install(app)
-    for router in (predict.router, v2.router, tfserving.router, health.router, pages.router):  # hot routes first
+    install_errors(app)
+    for router in (predict.router, v2.inference, tfserving.inference,  # hot routes first: tried in order
+                   v2.router, tfserving.router, health.router, pages.router):
         app.include_router(router)
     pages.install_docs(app)  # after the hot routes: FastAPI tries routes in order
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
@@ -93,3 +99,30 @@ def _openapi_with_examples(app: FastAPI) -> dict:
                 if parameter.get("in") == "path" and parameter.get("name") in examples:
                     parameter["example"] = examples[parameter["name"]]
     return schema
+
+
+def _export(settings: Settings) -> None:
+    """Hand the settings to the workers (fresh processes) through DIGITS_* variables."""
+    for key, value in settings.model_dump().items():
+        variable = f"DIGITS_{key.upper()}"
+        if value is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def serve(settings: Settings) -> None:
+    """Run the app under uvicorn with `settings` until stopped (SIGINT / SIGTERM)."""
+    import uvicorn
+
+    _export(settings)
+    metrics_dir = None
+    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # /metrics merges all workers
+        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="digits-metrics-")
+    try:
+        uvicorn.run("digits.api.app:create_app", factory=True, host=settings.host, port=settings.port,
+                    workers=settings.workers, log_level=settings.log_level, access_log=settings.access_log,
+                    timeout_graceful_shutdown=10, server_header=False)
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,6 +1,6 @@
 """Pydantic schemas of every request and response, for the OpenAPI document at /docs.
 
-The prediction routes parse bodies with orjson and check them with numpy (tensors.py):
+The prediction routes parse bodies with orjson and check them with numpy (inputs.py):
 validating 784 floats through pydantic costs more than the model call itself (measured:
 about 25-45 us vs 6-26 us for orjson on a 28x28 body, before the numpy conversion).
 These classes are the documented contract; small responses are built from them directly.
@@ -24,49 +24,54 @@ class PredictRequest(BaseModel):
     image: str | list[str] | None = Field(
         None, description="base64 of an image file (PNG, JPEG, ...; a data: URL works), or a list of them; "
                           "goes through the preprocessing path (any size, either polarity)")
-    mode: Literal["digit", "number", "auto"] | None = Field(
-        None, description="images only: one digit, a whole number, or auto (overrides the query parameter)")
+    mode: Literal["auto", "digit", "number"] | None = Field(
+        None, description="images only: one digit, a whole number, or auto (the default: a number when several "
+                          "digits are found); overrides the query parameter")
     include_input: bool | None = Field(None, description="also return the 28x28 the model saw")
 
 
-class DigitResult(BaseModel):
-    kind: Literal["digit"] = "digit"
-    digit: int | None = Field(description="predicted class index (null when no ink was found)")
-    label: str | None = Field(description="predicted class name")
+class TopClass(BaseModel):
+    digit: int = Field(description="class index")
+    label: str = Field(description="class name")
+    probability: float
+
+
+class DigitRead(BaseModel):
+    """One digit of a reading (the only one for a digit, left to right for a number)."""
+
+    digit: int = Field(description="class index (for MNIST models, the digit)")
+    label: str = Field(description="class name")
     confidence: float = Field(description="probability of the predicted class")
-    uncertain: bool = Field(description="confidence below DIGITS_UNCERTAIN_BELOW, or no ink found")
-    probabilities: list[float] | None = Field(description="one probability per class")
-    ink_found: bool | None = Field(None, description="images only: whether any ink was found")
-    inverted: bool | None = Field(None, description="images only: the picture had dark ink on a light ground")
-    box: list[int] | None = Field(None, description="images only: top, left, bottom, right of the ink")
+    uncertain: bool = Field(description="confidence below DIGITS_UNCERTAIN_BELOW")
+    box: list[int] | None = Field(None, description="pictures: top, left, bottom, right of the digit's ink")
+    probabilities: list[float] = Field(description="one probability per class")
+    top3: list[TopClass]
     input: list[list[int]] | None = Field(None, description="with include_input: the 28x28 the model saw, 0..255")
-    filename: str | None = None
 
 
-class NumberDigit(BaseModel):
-    digit: int
-    label: str
-    confidence: float
-    uncertain: bool
-    probabilities: list[float] | None
-    box: list[int] | None = None
-    input: list[list[int]] | None = None
+class Reading(BaseModel):
+    """One picture (or 28x28 `pixels` image) read: the same fields as `digits predict --json` and `digits.read`."""
 
-
-class NumberResult(BaseModel):
-    kind: Literal["number"] = "number"
-    number: str = Field(description="the digits read left to right ('' when no ink was found)")
-    confidence: float = Field(description="product of the digits' confidences")
-    uncertain: bool = Field(description="some digit's confidence is below DIGITS_UNCERTAIN_BELOW")
-    ink_found: bool
-    digits: list[NumberDigit]
-    filename: str | None = None
+    kind: Literal["digit", "number"] = Field(description="one digit, or a whole number read left to right")
+    ink_found: bool = Field(description="false for a blank or noise-only picture: no answer")
+    digit: int | None = Field(description="kind digit: the class index (null without ink, or for a number)")
+    label: str | None = Field(description="kind digit: the class name")
+    number: str | None = Field(description="kind number: the digits left to right ('' without ink)")
+    confidence: float = Field(description="a digit's top probability; a number's: the product of its digits'")
+    uncertain: bool = Field(description="confidence below DIGITS_UNCERTAIN_BELOW (or no ink)")
+    inverted: bool = Field(description="pictures: dark ink on a light ground")
+    box: list[int] | None = Field(description="pictures: top, left, bottom, right of the ink read")
+    probabilities: list[float] | None = Field(description="kind digit: one probability per class")
+    top3: list[TopClass] | None = Field(description="kind digit: the three likeliest classes")
+    digits: list[DigitRead] = Field(description="each digit read, left to right")
+    input: list[list[int]] | None = Field(None, description="with include_input, no ink: the 28x28 the model saw")
+    filename: str | None = Field(None, description="pictures: the file's name (or image[i], upload)")
 
 
 class PredictResponse(BaseModel):
     model: str
     version: str
-    predictions: list[DigitResult | NumberResult]
+    predictions: list[Reading]
 
 
 class ErrorDetail(BaseModel):

@@ -1,13 +1,15 @@
 """The served model: one `Predictor` per worker process, its name and version, and the thread pools.
 
-Model calls never run on the event loop. `Batcher` is dynamic batching: a request's images
+Model calls never run on the event loop. `Batcher` is dynamic batching: a request's pixels
 go to a prediction thread at once when one is free; requests that arrive while every
 thread is busy wait and then run together as one batch (one model call, one thread hop),
 which is what keeps throughput high and tail latency low under many connections. Image
 decoding and preprocessing run on a second, separate pool, so a large photo upload never
 delays the small `pixels` requests queued behind it.
 
-The model name in /v1 and /v2 URLs is `Settings.model_name` if set, else the run config's
+Pictures are read on their own pool by `reading.read`, the path every interface shares; the
+model calls inside a reading (candidate cuts of a number, then the digits) run on that
+thread, unbatched. The model name in /v1 and /v2 URLs is `Settings.model_name` if set, else the run config's
 `model` (e.g. "cnn"), else the run directory's (or exported file's) name; the version is "1".
 """
 
@@ -22,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import engine
+from .. import runs
+from ..predictor import Predictor
 from .settings import Settings
 
 VERSION = "1"
@@ -110,7 +113,7 @@ def _expire(future: asyncio.Future) -> None:
         future.set_exception(TimeoutError())
 
 
-def model_name(info: engine.RunInfo, override: str | None = None) -> str:
+def model_name(info: runs.RunInfo, override: str | None = None) -> str:
     """URL-safe model name: the override, else the config's model name, else the file or directory name."""
     source = Path(info.run_dir)
     name = override or info.config.get("model") or (source.stem if source.is_file() else source.name)
@@ -120,20 +123,17 @@ def model_name(info: engine.RunInfo, override: str | None = None) -> str:
 SERVING_BATCH = 16  # images per model call under load (dynamic batching): the backend is chosen at this size
 
 
-def load_predictor(settings: Settings) -> engine.Predictor:
-    """The settings' run (or the latest run) loaded and warmed; ValueError if there is none."""
-    if settings.run is not None and Path(settings.run).is_file():
-        return engine.Predictor(settings.run, backend=settings.backend, batch=SERVING_BATCH,
-                                threads=settings.model_threads)
-    return engine.Predictor(engine.resolve_run(settings.run, settings.runs_dir), backend=settings.backend,
-                            batch=SERVING_BATCH, threads=settings.model_threads)
+def load_predictor(settings: Settings) -> Predictor:
+    """The settings' run or model file (or the latest run) loaded and warmed; ValueError if there is none."""
+    return Predictor(runs.resolve(settings.run, settings.runs_dir), backend=settings.backend, batch=SERVING_BATCH,
+                     threads=settings.model_threads)
 
 
 @dataclass
 class Service:
     """Everything a request handler needs: the model, its identity, the limits, the pools."""
 
-    predictor: engine.Predictor
+    predictor: Predictor
     settings: Settings
     name: str
     metrics: object = None  # metrics.Metrics once warmed (the warm-up call is not counted)
@@ -145,9 +145,7 @@ class Service:
     image_jobs: int = 0  # pictures queued or being prepared on the image pool
 
     def __post_init__(self):
-        names = list(self.predictor.info.class_names)
-        count = self.predictor.num_classes
-        self.class_names = names if len(names) == count else [str(index) for index in range(count)]
+        self.class_names = list(self.predictor.class_names)
         self.batcher = Batcher(self.predictor.predict_proba, self.settings.predict_threads,
                                max(self.settings.max_batch, 64), None, self.settings.timeout_seconds)
         self.image_pool = ThreadPoolExecutor(self.settings.image_threads, thread_name_prefix="digits-images")
@@ -164,7 +162,7 @@ class Service:
             raise Busy(f"{self.image_jobs} pictures are being prepared; retry in a few seconds")
 
     async def run_blocking(self, function, *args):
-        """`function(*args)` on the image pool (decoding, preprocessing, reading numbers)."""
+        """`function(*args)` on the image pool (reading pictures: decoding, cleaning, cutting, classifying)."""
         self.image_jobs += 1
         running = asyncio.get_running_loop().run_in_executor(self.image_pool, function, *args)
         running.add_done_callback(self._image_job_done)  # counts until the thread is free, even after a timeout
@@ -172,11 +170,6 @@ class Service:
 
     def _image_job_done(self, _) -> None:
         self.image_jobs -= 1
-
-    def predict_sync(self, images: np.ndarray) -> np.ndarray:
-        """Unbatched prediction for code already on a worker thread (reading a number: the candidate
-        crops are not answers, so nothing is counted here)."""
-        return self.predictor.predict_proba(images)
 
     def close(self) -> None:
         self.ready = False

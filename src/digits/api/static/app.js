@@ -149,7 +149,7 @@
       $("digit").textContent = result.label;
       $("confidence").textContent = `confidence ${percent(result.confidence)}`;
       bars(result.probabilities, result.digit);
-      seen(result.input ? [result.input] : []);
+      seen(result.digits.map((digit) => digit.input).filter(Boolean));
     }
     $("uncertain").hidden = !result.uncertain;
     $("status").textContent = result.uncertain ? "Not sure: try drawing it again, bigger." : "Prediction updated.";

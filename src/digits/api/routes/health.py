@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from . import schemas
-from .predict import service_of
+from .. import schemas
+from ..deps import service_of
 
 router = APIRouter(tags=["health"])
 
@@ -31,7 +31,7 @@ async def info(request: Request):
     metrics = service.predictor.info.metrics
     accuracy = metrics.get("test_accuracy")
     return {"name": service.name, "version": service.version, "backend": service.predictor.backend,
-            "class_names": service.class_names, "source": str(service.predictor.info.run_dir),
+            "class_names": service.class_names, "source": service.predictor.info.run_dir.name,
             "test_accuracy": float(accuracy) if isinstance(accuracy, (int, float)) else None,
             "uncertain_below": service.settings.uncertain_below, "max_batch": service.settings.max_batch,
             "max_body_bytes": service.settings.max_body_bytes}

@@ -1,18 +1,28 @@
-"""Raw pixel batches from any protocol -> the model's (N, 28, 28) float32 in 0..1, or a ValueError.
+"""Request inputs -> what the model or the reading path takes, or a ValueError saying what to send.
 
-One convention for every protocol: a batch is (N, 28, 28) or (N, 28, 28, 1) (a single
-28x28 image is a batch of one where the protocol allows it); uint8 is 0..255; floats are
-0..1, or 0..255 when any value is above 1. NaN, infinities, negative values, values above
-255, booleans, strings and ragged nesting are refused with a message saying what to send.
-Raw pixels are used as given (already MNIST-style: ink bright on black), not re-prepared.
+Raw pixels from any protocol (`/predict` pixels, V2 tensors, TF Serving instances): a batch
+is (N, 28, 28) or (N, 28, 28, 1) (a single 28x28 image is a batch of one where the protocol
+allows it), scaled by the one rule of `images.to_model_input` (uint8 0..255; other numbers
+0..1, or 0..255 when any value is above 1). NaN, infinities, values outside 0..255,
+booleans, strings and ragged nesting are refused. Raw pixels are used as given (already
+MNIST-style: ink bright on black), not re-prepared. Pictures (files, base64) are read by
+`reading.read`, the path every interface shares (`read_picture`).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import logging
 from itertools import chain
 
 import numpy as np
 
+from .. import images, reading
+from ..images import to_model_input
+from .deps import ApiError
+
+log = logging.getLogger("digits.api")
 SIDE = 28
 
 
@@ -61,21 +71,38 @@ def to_batch(array: np.ndarray, what: str, max_batch: int, single_ok: bool = Tru
     if len(array) > max_batch:
         raise BatchTooLarge(f"{what} holds {len(array)} images, more than the limit of {max_batch}; "
                             "split the batch (or raise DIGITS_MAX_BATCH)")
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    if array.dtype.kind not in "iuf":
-        raise ValueError(f"{what} has dtype {array.dtype}; send uint8 (0..255) or floats (0..1)")
-    images = array.astype(np.float32)
-    # NaN propagates into both; ufunc.reduce skips ndarray.min's Python wrapper (this is the hot path)
-    low, high = float(np.minimum.reduce(images, axis=None)), float(np.maximum.reduce(images, axis=None))
-    if low != low or high != high or abs(low) == np.inf or abs(high) == np.inf:
-        raise ValueError(f"{what} holds NaN or infinite values; send finite pixels in 0..1 or 0..255")
-    if low < 0 or high > 255:
-        raise ValueError(f"{what} holds values from {low:g} to {high:g}; pixels must be in 0..1 or 0..255")
-    if high > 1:
-        images /= 255.0
-    return images
+    return to_model_input(array, what)[..., 0]
 
 
 class BatchTooLarge(ValueError):
     """More images than Settings.max_batch (answered with 413)."""
+
+
+def decode_base64(text, position: int) -> bytes:
+    """An image file's bytes from base64 (or a base64 data: URL); 422 naming `image[position]` if not."""
+    what = "image" if position < 0 else f"image[{position}]"
+    if not isinstance(text, str):
+        raise ApiError(422, f"{what} must be a base64 string of an image file, not {type(text).__name__}")
+    if text.startswith("data:"):
+        header, _, text = text.partition(",")
+        if ";base64" not in header:
+            raise ApiError(422, f"{what} is a data: URL without ;base64; send base64-encoded image bytes")
+    text = "".join(text.split())
+    try:
+        return base64.b64decode(text, altchars=b"-_" if ("-" in text or "_" in text) else None, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(422, f"{what} is not valid base64; encode the image file's bytes with base64") from None
+
+
+def read_picture(data: bytes, name: str, mode: str, predictor, uncertain_below: float) -> reading.Reading:
+    """`reading.read` on an upload, on a worker thread. Bad pictures raise `images.ImageError` (one line
+    naming the problem and the fix); any other failure on an odd picture is logged with its traceback
+    (a bug in the reading path) and also becomes an ImageError, so one strange upload never costs a 500."""
+    try:
+        return reading.read(data, mode, predictor, uncertain_below, name=name)
+    except ValueError:
+        raise
+    except Exception as error:  # noqa: BLE001
+        log.exception("reading %s failed (mode %s); answering 422", name, mode)
+        raise images.ImageError(f"{name} could not be read ({type(error).__name__}); try a tighter crop, another "
+                                "photo, or mode=digit") from None

@@ -4,7 +4,7 @@
 28x28 images, or of `{"images": 28x28}`) and answers `{"predictions": [[p0..p9], ...]}`, or
 the columnar format (`inputs`: [N, 28, 28], or `{"images": ...}`) and answers
 `{"outputs": [[...], ...]}`, as TF Serving does for a single-output signature. Pixels follow
-the one convention of tensors.py. Errors are TF Serving's `{"error": "..."}`.
+the one convention of inputs.py. Errors are TF Serving's `{"error": "..."}`.
 """
 
 from __future__ import annotations
@@ -15,26 +15,15 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from . import schemas, tensors
-from .errors import ApiError
-from .lean import model_routes
-from .predict import service_of
-from .service import Service
+from .. import inputs, schemas
+from ..deps import ApiError, LeanRoute, parse_json, require_media, served_model
+from ..service import Service
 
-router = APIRouter(prefix="/v1/models", tags=["TensorFlow Serving REST API"])
+TAGS = ["TensorFlow Serving REST API"]
+router = APIRouter(prefix="/v1/models", tags=TAGS)
+inference = APIRouter(prefix="/v1/models", tags=TAGS, route_class=LeanRoute)  # the hot route: see deps.LeanRoute
 INPUT, OUTPUT, SIGNATURE = "images", "probabilities", "serving_default"
 ERRORS = {status: {"model": schemas.ProtocolError} for status in (400, 404, 408, 413, 415, 503, 504)}
-
-
-def _model(request: Request, name: str, version: str | None = None) -> Service:
-    service = service_of(request)
-    if name != service.name:
-        raise ApiError(404, f"Servable not found for request: Latest({name}); this server serves "
-                            f"'{service.name}'")
-    if version not in (None, service.version):
-        raise ApiError(404, f"Servable not found for request: Specific({name}, {version}); the served "
-                            f"version is {service.version}")
-    return service
 
 
 def _status(service: Service) -> dict:
@@ -59,15 +48,28 @@ PREDICT_OPENAPI = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": schemas.inline_schema(schemas.TFPredictRequest)}}}}
 
 
-# :predict first: FastAPI tries routes in order (and "/{name}" would also match "cnn:predict").
-model_routes(router, "POST", "/{name}:predict", _model, lambda request, service: _predict(request, service),
-             "Predict (row or columnar format)", name="predict", pinned_summary="Predict (one version)", lean=True,
-             response_model=schemas.TFPredictResponse, responses=ERRORS, openapi_extra=PREDICT_OPENAPI)
-model_routes(router, "GET", "/{name}", _model, lambda request, service: _status(service), "Model status",
-             name="status", responses=ERRORS)
-model_routes(router, "GET", "/{name}/metadata", _model, lambda request, service: _metadata(service),
-             "Model metadata: the serving signature", name="metadata", pinned_summary="Model metadata (one version)",
-             responses=ERRORS)
+# :predict is on its own router, included first: FastAPI tries routes in order (and "/{name}" would also
+# match "cnn:predict").
+@inference.post("/{name}:predict", name="predict", summary="Predict (row or columnar format)",
+                response_model=schemas.TFPredictResponse, responses=ERRORS, openapi_extra=PREDICT_OPENAPI)
+@inference.post("/{name}/versions/{version}:predict", name="predict_version", summary="Predict (one version)",
+                response_model=schemas.TFPredictResponse, responses=ERRORS, openapi_extra=PREDICT_OPENAPI)
+async def predict(request: Request, name: str, version: str | None = None) -> Response:
+    return await _predict(request, served_model(request, name, version, "tfserving"))
+
+
+@router.get("/{name}", name="status", summary="Model status", responses=ERRORS)
+@router.get("/{name}/versions/{version}", name="status_version", summary="Model status (one version)",
+            responses=ERRORS)
+async def status(request: Request, name: str, version: str | None = None):
+    return _status(served_model(request, name, version, "tfserving"))
+
+
+@router.get("/{name}/metadata", name="metadata", summary="Model metadata: the serving signature", responses=ERRORS)
+@router.get("/{name}/versions/{version}/metadata", name="metadata_version", summary="Model metadata (one version)",
+            responses=ERRORS)
+async def metadata(request: Request, name: str, version: str | None = None):
+    return _metadata(served_model(request, name, version, "tfserving"))
 
 
 def _images(payload, max_batch: int):
@@ -96,23 +98,16 @@ def _images(payload, max_batch: int):
             raise ValueError(f"'inputs' must name exactly one input, '{INPUT}'")
         value = value[INPUT]
     what = "'instances'" if rows else "'inputs'"
-    return tensors.to_batch(tensors.as_array(value, what), what, max_batch, single_ok=False), rows
+    return inputs.to_batch(inputs.as_array(value, what), what, max_batch, single_ok=False), rows
 
 
 async def _predict(request: Request, service: Service) -> Response:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in ("", "application/json") and not media.endswith("+json"):
-        raise ApiError(415, f"Content-Type '{media}' is not supported; send application/json")
-    body = await request.body()
-    if not body:
-        raise ApiError(400, "the request body is empty; send JSON with 'instances' or 'inputs'")
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise ApiError(400, f"JSON Parse error: {error}") from None
+    require_media(request, {"", "application/json"}, "application/json")
+    payload = parse_json(await request.body(), "the request body is empty; send JSON with 'instances' or 'inputs'",
+                         "JSON Parse error: {error}")
     try:
         images, rows = _images(payload, service.settings.max_batch)
-    except tensors.BatchTooLarge as error:
+    except inputs.BatchTooLarge as error:
         raise ApiError(413, str(error)) from None
     except ValueError as error:
         raise ApiError(400, str(error)) from None
@@ -127,6 +122,6 @@ async def _predict(request: Request, service: Service) -> Response:
 @router.post("/{target}", responses=ERRORS, include_in_schema=False)
 async def other_verbs(request: Request, target: str):
     name, _, verb = target.rpartition(":")
-    _model(request, name or target)
+    served_model(request, name or target, protocol="tfserving")
     raise ApiError(400, f"':{verb}' is not served; this model supports ':predict' only" if verb else
                         "POST to /v1/models/{name}:predict")

@@ -24,29 +24,20 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from .. import __version__
-from . import schemas, tensors
-from .errors import ApiError
-from .lean import model_routes
-from .predict import service_of
-from .service import Service
+from ... import __version__
+from .. import inputs, schemas
+from ..deps import ApiError, LeanRoute, parse_json, require_media, served_model, service_of
+from ..service import Service
 
-router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (KServe V2)"])
+TAGS = ["Open Inference Protocol (KServe V2)"]
+router = APIRouter(prefix="/v2", tags=TAGS)
+inference = APIRouter(prefix="/v2", tags=TAGS, route_class=LeanRoute)  # the hot route: see deps.LeanRoute
 INPUT, OUTPUT = "images", "probabilities"
 DTYPES = {"FP32": np.float32, "FP64": np.float64, "FP16": np.float16, "UINT8": np.uint8}
 CONTENT_TYPES = {"", "application/json", "application/octet-stream"}
+CONTENT_HINT = ("application/json (or Triton's binary extension as application/octet-stream with "
+                "Inference-Header-Content-Length)")
 ERRORS = {status: {"model": schemas.ProtocolError} for status in (400, 404, 408, 413, 415, 503, 504)}
-
-
-def _model(request: Request, name: str, version: str | None = None) -> Service:
-    service = service_of(request)
-    if name != service.name:
-        raise ApiError(404, f"unknown model '{name}'; this server serves '{service.name}' (GET /v2/models/"
-                            f"{service.name})")
-    if version not in (None, "", service.version):
-        raise ApiError(404, f"unknown version '{version}' of model '{name}'; the served version is "
-                            f"'{service.version}'")
-    return service
 
 
 INFER_OPENAPI = {"requestBody": {"required": True, "content": {
@@ -54,10 +45,12 @@ INFER_OPENAPI = {"requestBody": {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-# Inference routes first: FastAPI tries routes in order, and each miss costs about 2 us.
-model_routes(router, "POST", "/models/{name}/infer", _model, lambda request, service: _infer(request, service),
-             "Inference", name="infer", lean=True, response_model=schemas.V2InferResponse, responses=ERRORS,
-             openapi_extra=INFER_OPENAPI)
+@inference.post("/models/{name}/infer", name="infer", summary="Inference", response_model=schemas.V2InferResponse,
+                responses=ERRORS, openapi_extra=INFER_OPENAPI)
+@inference.post("/models/{name}/versions/{version}/infer", name="infer_version", summary="Inference (one version)",
+                response_model=schemas.V2InferResponse, responses=ERRORS, openapi_extra=INFER_OPENAPI)
+async def infer(request: Request, name: str, version: str | None = None) -> Response:
+    return await _infer(request, served_model(request, name, version))
 
 
 @router.get("/health/live", summary="Liveness", responses=ERRORS)
@@ -83,15 +76,25 @@ def model_metadata(service: Service) -> dict:
             "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": [-1, service.predictor.num_classes]}]}
 
 
-model_routes(router, "GET", "/models/{name}", _model, lambda request, service: model_metadata(service),
-             "Model metadata", name="metadata", response_model=schemas.V2ModelMetadata, responses=ERRORS)
-model_routes(router, "GET", "/models/{name}/ready", _model, lambda request, service: Response(status_code=200),
-             "Model readiness", name="model_ready", responses=ERRORS)
+@router.get("/models/{name}", name="metadata", summary="Model metadata", response_model=schemas.V2ModelMetadata,
+            responses=ERRORS)
+@router.get("/models/{name}/versions/{version}", name="metadata_version", summary="Model metadata (one version)",
+            response_model=schemas.V2ModelMetadata, responses=ERRORS)
+async def metadata(request: Request, name: str, version: str | None = None):
+    return model_metadata(served_model(request, name, version))
+
+
+@router.get("/models/{name}/ready", name="model_ready", summary="Model readiness", responses=ERRORS)
+@router.get("/models/{name}/versions/{version}/ready", name="model_ready_version",
+            summary="Model readiness (one version)", responses=ERRORS)
+async def model_ready(request: Request, name: str, version: str | None = None):
+    served_model(request, name, version)
+    return Response(status_code=200)
 
 
 @router.get("/models/{name}/config", responses=ERRORS, summary="Model configuration (Triton extension)")
 async def config(request: Request, name: str):
-    service = _model(request, name)
+    service = served_model(request, name)
     return {"name": service.name, "platform": f"digits_{service.predictor.backend}",
             "max_batch_size": service.settings.max_batch,
             "input": [{"name": INPUT, "data_type": "TYPE_FP32", "dims": [28, 28]}],
@@ -161,7 +164,7 @@ def _input_tensor(header: dict, binary: bytes, max_batch: int) -> np.ndarray:
             raise ValueError("binary data follows the JSON header but no input declares binary_data_size")
         if "data" not in tensor:
             raise ValueError(f"input '{INPUT}' has neither 'data' nor parameters.binary_data_size")
-        array = tensors.as_array(tensor["data"], f"input '{INPUT}' data")
+        array = inputs.as_array(tensor["data"], f"input '{INPUT}' data")
         if array.size != count:
             raise ValueError(f"input '{INPUT}' data holds {array.size} values but shape {shape} needs {count}")
         if array.dtype.kind == "f" and datatype == "UINT8":
@@ -171,7 +174,7 @@ def _input_tensor(header: dict, binary: bytes, max_batch: int) -> np.ndarray:
             if array.size and (array.min() < 0 or array.max() > 255):
                 raise ValueError("UINT8 data holds values outside 0..255")
             array = array.astype(np.uint8)
-    return tensors.to_batch(array, f"input '{INPUT}'", max_batch, single_ok=False)
+    return inputs.to_batch(array, f"input '{INPUT}'", max_batch, single_ok=False)
 
 
 def _requested_outputs(header: dict) -> list[tuple[bool, int]]:
@@ -203,14 +206,9 @@ def _classification(probabilities: np.ndarray, count: int, names: list[str]) -> 
 
 
 async def _infer(request: Request, service: Service) -> Response:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in CONTENT_TYPES and not media.endswith("+json"):
-        raise ApiError(415, f"Content-Type '{media}' is not supported; send application/json (or Triton's binary "
-                            "extension as application/octet-stream with Inference-Header-Content-Length)")
+    require_media(request, CONTENT_TYPES, CONTENT_HINT)
     body = _decompress(await request.body(), request.headers.get("content-encoding", "").strip().lower(),
                        service.settings.max_body_bytes)
-    if not body:
-        raise ApiError(400, "the request body is empty; send a JSON inference request")
     header_length = request.headers.get("inference-header-content-length")
     if header_length is not None:
         if not header_length.isdigit() or int(header_length) > len(body):
@@ -219,16 +217,14 @@ async def _infer(request: Request, service: Service) -> Response:
         body, binary = body[:int(header_length)], body[int(header_length):]
     else:
         binary = b""
-    try:
-        header = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise ApiError(400, f"the inference request is not valid JSON ({error})") from None
+    header = parse_json(body, "the request body is empty; send a JSON inference request",
+                        "the inference request is not valid JSON ({error})")
     if not isinstance(header, dict):
         raise ApiError(400, "the inference request must be a JSON object with 'inputs'")
     try:
         images = _input_tensor(header, binary, service.settings.max_batch)
         outputs = _requested_outputs(header)
-    except tensors.BatchTooLarge as error:
+    except inputs.BatchTooLarge as error:
         raise ApiError(413, str(error)) from None
     except ValueError as error:
         raise ApiError(400, str(error)) from None

@@ -1,0 +1,189 @@
+"""POST /predict: image files (multipart or a raw image/* body), base64 images or raw `pixels` in JSON.
+
+Pictures are read by `reading.read`, the path `digits predict` and `digits.read` take, in
+the same default mode (`auto`: a number when several digits are found); each answer is a
+Reading's JSON, the same fields with the same types as `digits predict --json`. `pixels`
+are already 28x28 model inputs: they are only checked and scaled (inputs.py), classified
+through the batcher and answered in the same shape. `include_input=true` adds the 28x28 the
+model saw. Errors are FastAPI-style `{"detail": "..."}`: 400 unreadable body, 413 too large,
+415 wrong content type, 422 readable but unusable input, 503 not ready or busy, 504 too slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from ... import reading
+from .. import inputs, schemas
+from ..deps import ApiError, LeanRoute, is_json, media_type, parse_json, service_of
+from ..service import Busy, Service
+
+router = APIRouter(tags=["predict"], route_class=LeanRoute)
+DUMP = orjson.OPT_SERIALIZE_NUMPY
+JSON_KEYS = {"pixels", "image", "mode", "include_input"}
+TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
+DEFAULT_MODE = "auto"  # as `digits predict` and `digits.read`
+
+
+def _flag(value, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in TRUE | FALSE:
+        return value.lower() in TRUE
+    raise ApiError(422, f"{name}={value!r} is not a boolean; use true or false")
+
+
+def _mode(value) -> str:
+    if value not in reading.MODES:
+        raise ApiError(422, f"mode={value!r} is unknown; use one of {', '.join(reading.MODES)}")
+    return value
+
+
+def _check_count(count: int, service: Service) -> None:
+    if count > service.settings.max_batch:
+        raise ApiError(413, f"{count} images in one request, more than the limit of {service.settings.max_batch}; "
+                            "split the request (or raise DIGITS_MAX_BATCH)")
+
+
+async def _pictures(service: Service, uploads: list[tuple[bytes, str]], mode: str, include_input: bool) -> list[dict]:
+    """Read each picture on the image pool with the one reading path."""
+    service.admit_pictures()
+    threshold = service.settings.uncertain_below
+    try:
+        found = await asyncio.gather(*(service.run_blocking(inputs.read_picture, data, name, mode, service.predictor,
+                                                             threshold) for data, name in uploads))
+    except ValueError as error:  # images.ImageError and friends: one line naming the file and the fix
+        raise ApiError(422, str(error).splitlines()[0]) from None
+    results = []
+    for item, (_, name) in zip(found, uploads):
+        if service.metrics is not None:
+            for digit in item.digits:
+                service.metrics.observe_label(digit.label)
+        results.append({**item.to_dict(include_input), "filename": name})
+    return results
+
+
+async def _pixels(service: Service, pixels, include_input: bool) -> list[dict]:
+    try:
+        array = inputs.uint8_image(pixels)
+        if array is None:
+            array = inputs.as_array(pixels, "pixels")
+        batch = inputs.to_batch(array, "pixels", service.settings.max_batch)
+    except inputs.BatchTooLarge as error:
+        raise ApiError(413, str(error)) from None
+    except ValueError as error:
+        raise ApiError(422, str(error)) from None
+    probabilities = await service.predict(batch)  # counted per model call by the batcher's metrics hook
+    found = reading.from_pixels(probabilities, batch, service.class_names, service.settings.uncertain_below)
+    return [item.to_dict(include_input) for item in found]
+
+
+async def _from_json(request: Request, service: Service, mode: str, include_input: bool):
+    payload = parse_json(await request.body(),
+                         "the request body is empty; send JSON with 'pixels' (28x28 numbers) or 'image' "
+                         "(base64 of an image file)", "the body is not valid JSON ({error}); send a JSON object")
+    if not isinstance(payload, dict):
+        raise ApiError(422, "the JSON body must be an object with 'pixels' or 'image'")
+    unknown = set(payload) - JSON_KEYS
+    if unknown:
+        raise ApiError(422, f"unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(JSON_KEYS))}")
+    if payload.get("mode") is not None:
+        mode = _mode(payload["mode"])
+    if payload.get("include_input") is not None:
+        include_input = _flag(payload["include_input"], "include_input")
+    pixels, image = payload.get("pixels"), payload.get("image")
+    if (pixels is None) == (image is None):
+        raise ApiError(422, "send exactly one of 'pixels' (28x28 numbers, or a list of them) and 'image' "
+                            "(base64 of an image file, or a list of them)")
+    if pixels is not None:
+        if mode == "number":
+            raise ApiError(422, "mode=number needs a picture ('image' or a file): 'pixels' is one 28x28 digit")
+        return await _pixels(service, pixels, include_input)
+    texts = image if isinstance(image, list) else [image]
+    if not texts:
+        raise ApiError(422, "'image' is an empty list; send at least one base64 image")
+    _check_count(len(texts), service)
+    uploads = [(inputs.decode_base64(text, position if isinstance(image, list) else -1),
+                f"image[{position}]" if isinstance(image, list) else "image") for position, text in enumerate(texts)]
+    return await _pictures(service, uploads, mode, include_input)
+
+
+async def _from_form(request: Request, service: Service, mode: str, include_input: bool):
+    settings = service.settings
+    try:
+        form = await request.form(max_files=settings.max_batch + 1, max_fields=100,
+                                  max_part_size=settings.max_body_bytes)
+    except HTTPException as error:
+        if "Too many files" in str(error.detail):
+            _check_count(settings.max_batch + 1, service)
+        raise ApiError(400, f"the multipart body is malformed ({error.detail}); send image files as "
+                            "multipart/form-data") from None
+    try:
+        files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+        if form.get("mode") is not None and not isinstance(form.get("mode"), UploadFile):
+            mode = _mode(form.get("mode"))
+        if form.get("include_input") is not None and not isinstance(form.get("include_input"), UploadFile):
+            include_input = _flag(form.get("include_input"), "include_input")
+        if not files:
+            raise ApiError(422, "the form holds no files; attach one or more image files (any field name)")
+        _check_count(len(files), service)
+        uploads = [(await file.read(), file.filename or f"file[{position}]") for position, file in enumerate(files)]
+    finally:
+        await form.close()
+    return await _pictures(service, uploads, mode, include_input)
+
+
+PREDICT_OPENAPI = {
+    "parameters": [
+        {"name": "mode", "in": "query", "required": False,
+         "schema": {"type": "string", "enum": list(reading.MODES), "default": DEFAULT_MODE},
+         "description": "pictures: one digit, a whole number (digits read left to right), or auto (a number "
+                        "when several digits are found)"},
+        {"name": "include_input", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
+         "description": "also return the 28x28 the model saw (0..255, ink bright)"}],
+    "requestBody": {"required": True, "content": {
+        "application/json": {"schema": schemas.inline_schema(schemas.PredictRequest)},
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+        "image/png": {"schema": {"type": "string", "format": "binary"}},
+        "image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+}
+
+
+@router.post("/predict", response_model=schemas.PredictResponse, openapi_extra=PREDICT_OPENAPI,
+             summary="Read digits: image files, base64 images or 28x28 pixels",
+             responses={status: {"model": schemas.ErrorDetail} for status in (400, 408, 413, 415, 422, 503, 504)})
+async def predict(request: Request):
+    service = service_of(request)
+    mode, include_input = DEFAULT_MODE, False
+    if request.scope["query_string"]:  # parsing an empty query string still costs microseconds
+        query = request.query_params
+        mode = _mode(query.get("mode", DEFAULT_MODE))
+        include_input = _flag(query.get("include_input", "false"), "include_input")
+    media = media_type(request)
+    try:
+        if is_json(media):
+            results = await _from_json(request, service, mode, include_input)
+        elif media == "multipart/form-data":
+            results = await _from_form(request, service, mode, include_input)
+        elif media.startswith("image/") or media == "application/octet-stream":
+            body = await request.body()
+            if not body:
+                raise ApiError(400, "the request body is empty; send the image file's bytes")
+            results = await _pictures(service, [(body, "upload")], mode, include_input)
+        else:
+            raise ApiError(415, f"Content-Type {media or '(none)'!r} is not supported; send application/json, "
+                                "multipart/form-data (image files) or an image/* body")
+    except Busy as error:
+        raise ApiError(503, f"{error}", {"Retry-After": "5"}) from None
+    except (asyncio.TimeoutError, TimeoutError):
+        raise ApiError(504, f"prediction took longer than {service.settings.timeout_seconds:g} s; retry, send "
+                            "fewer images, or raise DIGITS_TIMEOUT_SECONDS") from None
+    return Response(orjson.dumps({"model": service.name, "version": service.version, "predictions": results},
+                                 option=DUMP), media_type="application/json")

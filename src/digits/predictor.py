@@ -1,0 +1,83 @@
+"""The Predictor: one model loaded once and warmed, predicting batches from any thread.
+
+`Predictor(source)` takes a run directory or an exported model file (`runs.resolve` turns
+a name into one). On a run it loads the portable copies the run holds (ONNX, LiteRT),
+never the Keras model unless `backend="keras"` is asked for, so reading digits needs no
+TensorFlow; with several copies and no backend named, each is timed at the caller's batch
+size and the fastest kept. Loading reads files and writes nothing. A run without any
+portable copy (trained before runs held one) loads with Keras if TensorFlow is installed,
+and otherwise says how to write one.
+
+`predict_proba(images)` takes (N, 28, 28) or (N, 28, 28, 1), uint8 0..255 or numbers in
+0..1 (`images.to_model_input`, the one scaling rule) and returns (N, classes) float32.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import backends, runs
+from .images import to_model_input
+
+
+def check_shape(backend, path: Path) -> None:
+    """Refuse a loaded backend whose model does not take 28x28 images."""
+    if tuple(backend.input_shape) != (28, 28, 1):
+        raise ValueError(f"{path} expects inputs of shape {tuple(backend.input_shape)}, not 28x28 images; "
+                         "this is not a digits model")
+
+
+class Predictor:
+    """A model loaded once and warmed; `predict_proba` is safe to call from many threads.
+
+    `threads` caps the threads inside one ONNX Runtime or LiteRT call (a server running its own
+    threads wants 1); `batch` is the batch size the fastest backend is measured at (a server
+    batching requests: the fastest on one image is not always the fastest on 16).
+    """
+
+    def __init__(self, source: str | Path, backend: str | None = None, batch: int = 1, threads: int | None = None):
+        if backend is not None:
+            backends.require(backend)
+        self.info = runs.load_info(source)
+        candidates = self._candidates(backend)
+        probe = np.zeros((max(1, batch), 28, 28, 1), np.float32)
+        self.latencies, loaded = {}, {}
+        for name, path in candidates.items():
+            loaded[name] = backends.load(name, path, threads)
+            check_shape(loaded[name], path)
+            loaded[name](probe)  # warm: build graphs, allocate tensors
+            if len(candidates) > 1:
+                self.latencies[name] = backends.latency(loaded[name], probe)
+        self.backend = min(self.latencies, key=self.latencies.get) if self.latencies else next(iter(loaded))
+        self._run = loaded[self.backend]
+        self.input_shape, self.num_classes = self._run.input_shape, self._run.num_classes
+        self.model = getattr(self._run, "model", None)  # the keras.Model, on the keras backend
+        names = self.info.class_names  # one per output; "0".."9"... if the run names none or too few
+        self.class_names = names if len(names) == self.num_classes else [str(i) for i in range(self.num_classes)]
+
+    def _candidates(self, backend: str | None) -> dict[str, Path]:
+        """backend -> file to load: the one asked for, else every portable copy whose runtime is installed."""
+        held, source = self.info.files, self.info.run_dir
+        if backend is not None:
+            if backend not in held:
+                kind = next(iter(held)) if source.is_file() else None
+                if kind is not None:
+                    raise ValueError(f"{source} is a {kind} model; it cannot run on the {backend} backend")
+                raise ValueError(f"run {source} holds no {backend} copy ({runs.PORTABLE[backend]}); write one with "
+                                 f"`digits export {source} --format {backend} --out {source / runs.PORTABLE[backend]}`")
+            return {backend: held[backend]}
+        portable = {name: path for name, path in held.items() if name != "keras"}
+        usable = {name: path for name, path in portable.items() if backends.installed(name)}
+        if usable:
+            return usable
+        if "keras" in held and (backends.installed("keras") or not portable):
+            return {"keras": held["keras"]}
+        missing = sorted(portable)
+        raise ValueError(f"{source} holds only {', '.join(missing)} copies, and no runtime for them is installed: "
+                         f"pip install '{backends.EXTRAS[missing[0]][1]}'")
+
+    def predict_proba(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """(N, num_classes) float32 probabilities."""
+        return backends.in_batches(self._run, to_model_input(images), batch_size, self.num_classes)

@@ -1,0 +1,168 @@
+"""The run directory: what it holds, how it is written, how a name becomes a model to load.
+
+A run directory is what `digits train` (and `digits ensemble`) leave behind:
+
+    RUN/model.keras      the Keras model (training half: evaluate, export, ensemble)
+    RUN/model.onnx       its portable copy, written when training finishes (reading half)
+    RUN/model.tflite     a LiteRT copy, where the converter ran
+    RUN/config.json      the recipe that built it
+    RUN/history.json     per-epoch figures
+    RUN/metrics.json     test metrics, the data checksum, versions; written last: a complete run
+
+It is built in a hidden `.partial-<key>` directory beside the target and renamed into place
+in one step (`commit`), so a reader never sees half a run. `resolve(name)` turns what a user
+typed (a run directory, an exported model file, or nothing: the latest run) into a path,
+checked, or a `ValueError` that names the problem and the fix. This module imports no
+framework: the reading half uses it to find models, the training half to write them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import files
+
+RUN_FILES = ("model.keras", "config.json", "metrics.json", "history.json")  # what a complete run holds
+PORTABLE = {"onnx": "model.onnx", "litert": "model.tflite"}  # backend -> the run's portable copy
+MODEL_SUFFIXES = {".keras": "keras", ".onnx": "onnx", ".tflite": "litert"}  # exported file -> backend
+LEFTOVERS = ("history.csv", "best.weights.h5", "best.json")  # training's working files, removed on commit
+
+
+@dataclass
+class Run:
+    """A finished run: where it is, its history and metrics (what `train` and `ensemble` return)."""
+
+    run_dir: Path
+    history: dict[str, list[float]]
+    metrics: dict
+    resumed_from_epoch: int = 0  # 0 for a fresh run
+
+
+@dataclass
+class RunInfo:
+    """What a model carries: its source (run directory or file), recipe and metrics."""
+
+    run_dir: Path
+    config: dict
+    metrics: dict
+    files: dict[str, Path] = field(default_factory=dict)  # backend -> model file
+
+    @property
+    def class_names(self) -> list[str]:
+        names = self.metrics.get("dataset", {}).get("class_names") if isinstance(self.metrics, dict) else None
+        return list(names) if names else [str(digit) for digit in range(10)]
+
+
+def runs_root(runs_dir: str | Path | None = None) -> Path:
+    return Path(runs_dir or os.environ.get("DIGITS_RUNS_DIR") or "runs")
+
+
+def latest_run(runs_dir: str | Path | None = None) -> Path:
+    """The most recently finished run under `runs_dir` (work-in-progress directories excluded)."""
+    root = runs_root(runs_dir)
+    finished = [path.parent for path in root.glob("*/metrics.json") if not path.parent.name.startswith(".")]
+    if not finished:
+        raise ValueError(f"no trained model found in {root}/; train one first with `python train.py` "
+                         "or `digits train`, or name a run directory")
+    return max(finished, key=lambda run: (run / "metrics.json").stat().st_mtime)
+
+
+def check_run(run_dir: str | Path) -> Path:
+    """Return `run_dir` if it is a complete run directory, else raise a one-line ValueError."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise ValueError(f"run directory {run_dir} does not exist; pass a directory that `digits train` wrote")
+    if not run_dir.is_dir():
+        raise ValueError(f"{run_dir} is a file, not a run directory; pass the directory that holds model.keras")
+    missing = [name for name in RUN_FILES if not (run_dir / name).is_file()]
+    if missing:
+        raise ValueError(f"run directory {run_dir} is incomplete (missing {', '.join(missing)}); "
+                         "its training did not finish: run the same `digits train` command again to resume it")
+    return run_dir
+
+
+def check_model_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist; pass a run directory or an exported model file")
+    if path.suffix not in MODEL_SUFFIXES:
+        raise ValueError(f"{path} is not a model file digits can load; "
+                         f"pass a run directory or a {', '.join(MODEL_SUFFIXES)} file")
+    return path
+
+
+def is_model(path: str | Path) -> bool:
+    """Does `path` name a model (a run directory or an exported file) rather than, say, a picture?"""
+    path = Path(path)
+    return (path.is_dir() and (path / "config.json").is_file()) or path.suffix in MODEL_SUFFIXES
+
+
+def resolve(name: str | Path | None = None, runs_dir: str | Path | None = None) -> Path:
+    """A run directory or model file, checked: `name` if given, else the latest run under `runs_dir`."""
+    if name is None:
+        return latest_run(runs_dir)
+    path = Path(name)
+    return check_model_file(path) if path.is_file() else check_run(path)
+
+
+def resolve_run(name: str | Path | None = None, runs_dir: str | Path | None = None) -> Path:
+    """Like `resolve`, but only a run directory will do (evaluate on the training stack, export, ensemble)."""
+    if name is not None and Path(name).is_file():
+        raise ValueError(f"{name} is a model file; this command needs the run directory it was exported from")
+    return resolve(name, runs_dir)
+
+
+def read_json(path: Path) -> dict:
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is unreadable or not valid JSON ({error}); the run is damaged: re-train it") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} holds {type(value).__name__}, not a JSON object; the run is damaged: re-train it")
+    return value
+
+
+def model_files(run_dir: Path) -> dict[str, Path]:
+    """backend -> file for every model file the run holds (keras always; portable copies where written)."""
+    held = {backend: run_dir / name for backend, name in PORTABLE.items() if (run_dir / name).is_file()}
+    return {**held, "keras": run_dir / "model.keras"}
+
+
+def load_info(source: str | Path) -> RunInfo:
+    """A run directory's recipe, metrics and model files; or an exported file's, from its sidecar."""
+    source = Path(source)
+    if source.is_file():
+        check_model_file(source)
+        sidecar = source.with_name(source.name + ".json")
+        details = read_json(sidecar) if sidecar.is_file() else {}
+        return RunInfo(source, details.get("config", {}), {"dataset": details.get("dataset", {"name": "mnist"}),
+                                                            **details},
+                       {MODEL_SUFFIXES[source.suffix]: source})
+    run_dir = check_run(source)
+    return RunInfo(run_dir, read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json"),
+                   model_files(run_dir))
+
+
+def partial_dir(parent: Path, key: str) -> Path:
+    """The work-in-progress directory for `key`: the same command finds the same one to resume."""
+    return Path(parent) / f".partial-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def commit(partial: Path, run_dir: Path, history: dict, metrics: dict, resumed_from_epoch: int = 0) -> Run:
+    """Finish `partial` (its model files already saved): history, metrics last, then rename to `run_dir`."""
+    missing = [name for name in ("model.keras", "config.json") if not (partial / name).is_file()]
+    if missing:
+        raise ValueError(f"{partial} lacks {', '.join(missing)}; save the model before committing the run")
+    files.write_json(partial / "history.json", history)
+    files.write_json(partial / "metrics.json", metrics)  # last: its presence marks a complete run
+    shutil.rmtree(partial / "backup", ignore_errors=True)
+    for leftover in LEFTOVERS:
+        (partial / leftover).unlink(missing_ok=True)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(partial, run_dir)
+    return Run(run_dir=run_dir, history=history, metrics=metrics, resumed_from_epoch=resumed_from_epoch)
