@@ -18,9 +18,9 @@ import numpy as np
 
 from . import __version__
 from .backends import BACKENDS
-from .distribute import DISTRIBUTIONS
-from .export import FORMATS
+from .config import DISTRIBUTIONS
 from .reading import MODES
+from .runs import EXPORT_FORMATS
 
 
 
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", parents=[parents["runs_dir"], parents["data_dir"]],
                                  help="SavedModel, ONNX or LiteRT (float32 or int8), checked and measured")
     export.add_argument("run", nargs="?", help="run directory (default: the latest under runs/)")
-    export.add_argument("--format", required=True, choices=FORMATS, help="what to write")
+    export.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="what to write")
     export.add_argument("--int8", action="store_true", help="litert only: full-integer post-training quantization")
     export.add_argument("--out", required=True, help="file (or directory, for savedmodel) to write")
 

@@ -20,6 +20,7 @@ from typing import Any
 
 SCHEDULES = ("constant", "one_cycle", "cosine")
 PRECISIONS = ("float32", "mixed_bfloat16", "auto")
+DISTRIBUTIONS = ("mirrored", "multi-worker")  # digits train --distribute: tf.distribute strategies (distribute.py)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, runtime
+from .config import DISTRIBUTIONS
 
 
 def native_bfloat16() -> bool:
@@ -54,7 +55,6 @@ def environment() -> dict:
     }
 
 
-DISTRIBUTIONS = ("mirrored", "multi-worker")
 
 
 def make_strategy(distribute: str | None):

@@ -23,7 +23,7 @@ import numpy as np
 from . import backends, data, files, runs, runtime
 from .images import to_model_input
 
-FORMATS = ("savedmodel", "onnx", "litert")
+FORMATS = runs.EXPORT_FORMATS
 SUFFIXES = {"savedmodel": "", "onnx": ".onnx", "litert": ".tflite"}
 MAX_DROP = {False: 0.001, True: 0.003}  # allowed accuracy drop (fraction): float exports, int8
 

@@ -29,6 +29,7 @@ from . import files
 
 RUN_FILES = ("model.keras", "config.json", "metrics.json", "history.json")  # what a complete run holds
 PORTABLE = {"onnx": "model.onnx", "litert": "model.tflite"}  # backend -> the run's portable copy
+EXPORT_FORMATS = ("savedmodel", "onnx", "litert")  # what `digits export` writes (export.py)
 MODEL_SUFFIXES = {".keras": "keras", ".onnx": "onnx", ".tflite": "litert"}  # exported file -> backend
 LEFTOVERS = ("history.csv", "best.weights.h5", "best.json")  # training's working files, removed on commit
 

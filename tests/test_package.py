@@ -1,0 +1,150 @@
+"""The package as a whole: the public Python API, the two halves, and an import graph without circles."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from conftest import REPO
+
+SOURCE = REPO / "src" / "digits"
+# The training half: TensorFlow, Keras, matplotlib and the modules that use them to fit, evaluate and export.
+TRAINING = {"digits.train", "digits.models", "digits.data", "digits.idx", "digits.export", "digits.distribute",
+            "digits.tune", "digits.ensemble", "digits.evaluate", "digits.plots"}
+FRAMEWORKS = {"tensorflow", "keras", "matplotlib"}
+# The reading half, which never imports the training half (not even lazily) nor a framework at module level.
+READING = ["runs", "files", "backends", "predictor", "images", "multidigit", "reading", "api"]
+
+
+def seven(path: Path, size: int = 120) -> Path:
+    picture = Image.new("L", (size, size), 255)
+    ImageDraw.Draw(picture).line([(30, 20), (90, 20), (50, 100)], fill=0, width=8)
+    picture.save(path)
+    return path
+
+
+def test_reading_a_picture_imports_no_framework_and_no_training_module(tiny_run, tmp_path):
+    """A fresh interpreter reads a picture with an ONNX model through the Python API, the CLI's code path
+    and the app factory, then checks what was imported."""
+    picture = seven(tmp_path / "seven.png")
+    model = tiny_run / "model.onnx"
+    script = f"""
+import json, sys
+import digits
+from digits import cli
+from digits.api.app import create_app
+from digits.api.settings import Settings
+from fastapi.testclient import TestClient
+
+reading = digits.read({str(picture)!r}, model={str(model)!r})
+code = cli.main(["predict", {str(model)!r}, {str(picture)!r}, "--json"])
+with TestClient(create_app(Settings(run={str(model)!r}))) as client:
+    answer = client.post("/predict", files={{"file": open({str(picture)!r}, "rb")}}).json()["predictions"][0]
+loaded = sorted(name for name in sys.modules if name.split(".")[0] in {sorted(FRAMEWORKS)!r} or name in {sorted(TRAINING)!r})
+print("RESULT", json.dumps({{"python": reading.to_dict()["label"], "cli": code, "api": answer["label"], "loaded": loaded}}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
+    found = json.loads(line[len("RESULT "):])
+    printed = json.loads(result.stdout[:result.stdout.index("RESULT ")])
+    assert found["cli"] == 0 and found["python"] == found["api"] == printed["results"][0]["label"]
+    assert found["loaded"] == [], f"reading imported {found['loaded']}"
+
+
+def _imports(path: Path, module: str, top_level_only: bool) -> set[str]:
+    """The digits modules `path` imports (relative imports resolved), at module level or anywhere."""
+    tree = ast.parse(path.read_text())
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom):
+            base = package
+            for _ in range(node.level - 1):
+                base = base.rsplit(".", 1)[0]
+            target = (f"{base}.{node.module}" if node.module else base) if node.level else (node.module or "")
+            for alias in node.names:  # `from . import runs` names a module; `from .runs import x` does not
+                candidate = f"{target}.{alias.name}"
+                found.add(candidate if _module_path(candidate) else target)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.split(".")[0] in ("digits", *FRAMEWORKS)}
+
+
+def _module_path(name: str) -> Path | None:
+    relative = Path(*name.split(".")[1:]) if "." in name else Path()
+    for candidate in (SOURCE / relative.with_suffix(".py"), SOURCE / relative / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in SOURCE.rglob("*.py"):
+        parts = path.relative_to(SOURCE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+def test_no_import_circles():
+    modules = _modules()
+    graph = {name: {target for target in _imports(path, name, top_level_only=True) if target in modules}
+             for name, path in modules.items()}
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for target in sorted(graph[name]):
+            if target == name or target == name.rsplit(".", 1)[0]:  # a package and its __init__
+                continue
+            if state.get(target) == 1:
+                raise AssertionError("import circle: " + " -> ".join(trail[trail.index(target):] + [target]))
+            if target not in state:
+                visit(target, trail + [target])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+
+
+@pytest.mark.parametrize("part", READING)
+def test_the_reading_half_never_imports_the_training_half(part):
+    modules = {name: path for name, path in _modules().items() if name == f"digits.{part}"
+               or name.startswith(f"digits.{part}.")}
+    assert modules
+    for name, path in modules.items():
+        anywhere = _imports(path, name, top_level_only=False)
+        assert not anywhere & TRAINING, f"{name} imports {sorted(anywhere & TRAINING)}"
+        top = {target.split(".")[0] for target in _imports(path, name, top_level_only=True)}
+        assert not top & FRAMEWORKS, f"{name} imports {sorted(top & FRAMEWORKS)} at module level"
+
+
+def test_digits_read_takes_paths_bytes_arrays_and_pil_images(tiny_run, tmp_path):
+    import digits
+
+    picture = seven(tmp_path / "seven.png")
+    from_path = digits.read(picture, model=tiny_run)
+    assert from_path.kind == "digit" and from_path.ink_found and isinstance(from_path.digit, int)
+    from_bytes = digits.read(picture.read_bytes(), model=tiny_run)
+    with Image.open(picture) as opened:
+        from_pil = digits.read(opened, model=tiny_run)
+        from_array = digits.read(np.asarray(opened), model=tiny_run)
+    for other in (from_bytes, from_pil, from_array):
+        assert other.digit == from_path.digit
+        np.testing.assert_allclose(other.digits[0].probabilities, from_path.digits[0].probabilities, atol=1e-5)
+    assert isinstance(digits.Predictor(tiny_run).predict_proba(np.zeros((1, 28, 28), np.uint8)), np.ndarray)
+    with pytest.raises(ValueError, match="not a picture Pillow can read"):
+        digits.read(b"plain text, not an image", model=tiny_run)
+    with pytest.raises(AttributeError):
+        digits.no_such_name  # noqa: B018
