@@ -34,7 +34,7 @@ def results_name(kind: str, stem: str) -> str:
 
 def machine() -> dict:
     """What the figures were measured on: CPU model, cores, memory, OS, library versions."""
-    from digits import train
+    from digits import distribute
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -48,7 +48,7 @@ def machine() -> dict:
     if hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
         memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "cores": usable, "memory_gib": memory_gib, **train.environment(),
+    return {"cpu": cpu, "cores": usable, "memory_gib": memory_gib, **distribute.environment(),
             "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 

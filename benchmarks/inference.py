@@ -48,16 +48,18 @@ def main() -> None:
     parser.add_argument("--run", help="run directory to measure (default: train configs/cnn-fast.json)")
     args = parser.parse_args()
 
-    from digits import config, data, engine, export, train
+    from digits import backends, config, data, export, runs, train
+    from digits.images import to_model_input
+    from digits.predictor import Predictor
 
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         run = Path(args.run) if args.run else train.train(
             config.load(ROOT / "configs" / "cnn-fast.json"), out=scratch / "run", verbose=0).run_dir
-        info = engine.load_info(run)
+        info = runs.load_info(run)
         dataset = data.load_dataset(info.metrics["dataset"]["name"])
-        images, labels = data.to_model_input(dataset.x_test), dataset.y_test
-        model = engine.Predictor(run, backend="keras").model
+        images, labels = to_model_input(dataset.x_test), dataset.y_test
+        model = backends.load("keras", run / "model.keras").model
         rows = {"keras model.predict": {**keras_baselines(model, images, labels),
                                         "size_bytes": (run / "model.keras").stat().st_size}}
         for name, format_, int8, file in [("onnx", "onnx", False, "model.onnx"),
@@ -67,7 +69,7 @@ def main() -> None:
             report = export.export(run, format_, scratch / file, int8=int8)
             rows[name] = {key: report[key] for key in ("latency_p50_us", "latency_p99_us", "throughput_per_s",
                                                        "size_bytes", "test_accuracy")}
-        default = engine.Predictor(run)
+        default = Predictor(run)
         model_name = info.config.get("model", "?")
 
     baseline = rows["keras model.predict"]

@@ -4,7 +4,7 @@ Each test digit is rendered as a picture: dark ink on light paper, 40 to 600 px,
 margins and position, thinner or thicker strokes, blur, noise, a lighting gradient, JPEG
 (or PNG) compression; strips of 2 to 6 test digits side by side (small gaps, sometimes
 touching) are rendered the same way. Everything is seeded. The pictures go through
-`images.prepare_file` / `multidigit.read_number` and a trained model; the targets are keeping
+`images.prepare_file` / `reading.read(mode="number")` and a trained model; the targets are keeping
 99% of the clean test accuracy and reading 95% of the strips whole.
 Writes benchmarks/results/real_images.json.
 Usage: python benchmarks/real_images.py [--run RUN_DIR | --config configs/cnn-995.json] [--samples 10000]
@@ -108,7 +108,7 @@ def render_strip(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
 
 def measure(predict_proba, x_test, y_test, samples: int, strips: int, seed: int) -> dict:
     """Clean and rendered accuracy on the first `samples` test digits, and whole-strip read rate."""
-    from digits import images, multidigit
+    from digits import images, reading
 
     started = time.perf_counter()
     clean = float((predict_proba(x_test[:samples]).argmax(1) == y_test[:samples]).mean())
@@ -121,9 +121,9 @@ def measure(predict_proba, x_test, y_test, samples: int, strips: int, seed: int)
         rng = np.random.default_rng([seed, 1, index])
         chosen = rng.choice(len(x_test), int(rng.integers(2, 7)), replace=False)
         truth = "".join(str(int(label)) for label in y_test[chosen])
-        result = multidigit.read_number(render_strip(list(x_test[chosen]), rng), predict_proba)
-        reads.append(result["number"] == truth)
-        counts.append(len(result["number"]) == len(truth))
+        number = reading.read(render_strip(list(x_test[chosen]), rng), "number", predict_proba).number
+        reads.append(number == truth)
+        counts.append(len(number) == len(truth))
     return {"samples": samples, "strips": strips, "seed": seed, "clean_accuracy": clean,
             "rendered_accuracy": rendered, "kept_fraction": rendered / clean if clean else 0.0,
             "ink_not_found": sum(not item.ink_found for item in prepared),
@@ -144,7 +144,8 @@ def main() -> None:
 
     from common import machine, save
 
-    from digits import config, data, engine, train
+    from digits import config, data, train
+    from digits.predictor import Predictor
 
     with tempfile.TemporaryDirectory() as scratch:
         if args.run:
@@ -154,7 +155,7 @@ def main() -> None:
             print(f"training {recipe} (no --run given) ...", file=sys.stderr)
             path = Path(recipe) if Path(recipe).is_file() else Path(__file__).resolve().parents[1] / recipe
             run = train.train(config.load(path), out=Path(scratch) / "run", verbose=0).run_dir
-        predictor = engine.Predictor(run)
+        predictor = Predictor(run)
         dataset = data.load_dataset("mnist")
         result = measure(predictor.predict_proba, dataset.x_test, dataset.y_test, args.samples, args.strips,
                          args.seed)

@@ -91,7 +91,9 @@ def tutorial_app(run: str):
 def serve_baseline(kind: str, port: int, workers: int, run: str | None) -> None:
     import uvicorn
 
-    from digits import runtime  # noqa: F401  (quiet TensorFlow)
+    from digits import runtime
+
+    runtime.load()  # quiet TensorFlow
 
     options = {"host": "127.0.0.1", "port": port, "log_level": "warning", "access_log": False}
     if kind == "constant" and workers > 1:  # uvicorn needs an import string to start worker processes

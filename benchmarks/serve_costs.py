@@ -89,7 +89,7 @@ def main() -> None:
     import orjson
 
     from digits import data
-    from digits.api import tensors
+    from digits.api import inputs
     from digits.api.app import create_app
     from digits.api.service import SERVING_BATCH
     from digits.api.settings import Settings
@@ -114,7 +114,7 @@ def main() -> None:
         batch = images[:SERVING_BATCH].astype(np.float32) / 255.0
         parts = {"decode the JSON body (orjson)": per_call_us(lambda: orjson.loads(body)),
                  "784 numbers -> array, checked": per_call_us(
-                     lambda: tensors.to_batch(tensors.uint8_image(rows), "pixels", 256)),
+                     lambda: inputs.to_batch(inputs.uint8_image(rows), "pixels", 256)),
                  f"model, per image in a batch of {SERVING_BATCH} ({predictor.backend})": per_call_us(
                      lambda: predictor.predict_proba(batch)) / SERVING_BATCH}
     ceiling, unavoidable = apps["bare FastAPI constant"], sum(parts.values())

@@ -65,9 +65,10 @@ def main() -> None:
     from tqdm import tqdm
 
     from digits import config, data
+    from digits.images import to_model_input
 
     dataset = data.load_dataset("mnist")
-    x_test, y_test = data.to_model_input(dataset.x_test), dataset.y_test
+    x_test, y_test = to_model_input(dataset.x_test), dataset.y_test
     runs = {
         "reference": config.Config(model="convnet", epochs=args.reference_epochs, batch_size=128,
                                    learning_rate=0.001, seed=args.seed),
