@@ -1,11 +1,15 @@
-"""The `digits` command as a user runs it: subprocesses, real files, one-line errors."""
+"""The `digits` command as a user runs it: subprocesses, real files, one-line errors; `digits predict [RUN]
+FILE...` reading digits and numbers from real image files, and every bad file."""
 
 import json
 import shutil
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from conftest import assert_clean_error, run_cli
+from helpers import assert_clean_error, run_cli
+from digits import data
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -39,8 +43,10 @@ def test_predict_json_and_plot(tiny_run, tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert len(report["predictions"]) == 5 and report["plot"] == str(plot)
+    assert report["model"] == str(tiny_run) and "run" not in report
     for row in report["predictions"]:
-        assert row["predicted"] == row["top3"][0]["class"]
+        assert row["predicted"] == row["top3"][0]["label"] == str(row["top3"][0]["digit"])
+        assert all(set(entry) == {"digit", "label", "probability"} for entry in row["top3"])
         assert row["correct"] == (row["predicted"] == row["true"])
         assert 0 < row["confidence"] <= 1
     assert plot.read_bytes()[:8] == PNG
@@ -118,3 +124,86 @@ def test_existing_out_is_refused_and_kept(tiny_run):
     before = (tiny_run / "metrics.json").read_bytes()
     assert_clean_error(run_cli("train", "--out", str(tiny_run), "--epochs", "1"), "already exists")
     assert (tiny_run / "metrics.json").read_bytes() == before
+
+
+# ---------------------------------------------------------------- digits predict FILE...
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    """Test digits as people hand them in: dark ink on white, enlarged, as PNG and JPEG; a number; bad files."""
+    folder = tmp_path_factory.mktemp("pictures")
+    test = data.load_dataset("mnist")
+    x, y = test.x_test, test.y_test
+
+    def paper(array, size):
+        return Image.fromarray(255 - array).resize(size, Image.BICUBIC)
+
+    paper(x[0], (220, 220)).save(folder / "first.png")
+    paper(x[1], (300, 300)).convert("RGB").save(folder / "second.jpg", quality=80)
+    paper(np.concatenate([x[i] for i in (3, 2, 1)], axis=1), (420, 140)).save(folder / "number.png")
+    Image.new("L", (120, 90), 255).save(folder / "blank.png")
+    (folder / "notes.png").write_text("not a picture")
+    (folder / "empty.jpg").write_bytes(b"")
+    expected = {"first.png": int(y[0]), "second.jpg": int(y[1]), "number.png": "".join(str(y[i]) for i in (3, 2, 1))}
+    return folder, expected
+
+
+@pytest.mark.slow
+def test_files_are_read_and_bad_ones_reported_without_stopping(cnn_fast_run, pictures, tmp_path):
+    folder, expected = pictures
+    names = ["first.png", "second.jpg", "number.png", "blank.png", "notes.png", "empty.jpg"]
+    plot = tmp_path / "files.png"
+    result = run_cli("predict", str(cnn_fast_run), *[str(folder / name) for name in names], "--json",
+                     "--plot", str(plot))
+    assert result.returncode == 1  # some files failed...
+    output = json.loads(result.stdout)
+    assert output["model"] == str(cnn_fast_run) and "run" not in output
+    assert output["backend"] in ("onnx", "litert")  # a portable copy, never Keras unless asked for
+    report = {entry["file"].rsplit("/", 1)[-1]: entry for entry in output["results"]}
+    assert set(report) == set(names)  # ...but every file was processed
+    first = report["first.png"]
+    assert first["digit"] == expected["first.png"] and first["inverted"] is True
+    assert first["label"] == str(expected["first.png"]) and first["kind"] == "digit"
+    assert report["second.jpg"]["digit"] == expected["second.jpg"]
+    assert report["second.jpg"]["label"] == str(expected["second.jpg"])
+    assert first["top3"][0]["label"] == first["label"] and first["top3"][0]["digit"] == first["digit"]
+    assert all(set(entry) == {"digit", "label", "probability"} for entry in first["top3"])
+    assert len(first["digits"]) == 1 and first["digits"][0]["digit"] == first["digit"]
+    assert report["number.png"]["kind"] == "number" and report["number.png"]["number"] == expected["number.png"]
+    assert len(report["number.png"]["digits"]) == 3 and report["number.png"]["digit"] is None
+    assert [digit["label"] for digit in report["number.png"]["digits"]] == list(expected["number.png"])
+    blank = report["blank.png"]
+    assert blank["ok"] and blank["ink_found"] is False
+    assert blank["digit"] is None and blank["uncertain"] is True and blank["digits"] == []
+    for bad in ("notes.png", "empty.jpg"):
+        assert not report[bad]["ok"] and bad in report[bad]["error"]
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 2 and "Traceback" not in result.stderr
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_text_output_marks_uncertain_and_no_digit(cnn_fast_run, pictures):
+    folder, expected = pictures
+    result = run_cli("predict", str(cnn_fast_run), str(folder / "first.png"), str(folder / "blank.png"),
+                     "--uncertain-below", "0.999")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{folder / 'first.png'}: {expected['first.png']} (") and "(uncertain)" in lines[0]
+    assert lines[1].endswith("blank.png: no digit found")
+
+
+@pytest.mark.slow
+def test_mode_digit_reads_one_digit_and_directories_are_refused(cnn_fast_run, pictures):
+    folder, _ = pictures
+    result = run_cli("predict", str(cnn_fast_run), str(folder / "first.png"), str(folder), "--mode", "digit")
+    assert result.returncode == 1
+    assert "is a directory" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_bad_threshold_is_one_line(cnn_fast_run, pictures):
+    folder, _ = pictures
+    result = run_cli("predict", str(cnn_fast_run), str(folder / "first.png"), "--uncertain-below", "2")
+    assert result.returncode == 1 and "--uncertain-below must be between 0 and 1" in result.stderr

@@ -1,9 +1,11 @@
-"""Config: defaults, JSON round-trip, and refusal of unknown keys, wrong types and bad values."""
+"""Config: defaults, JSON round-trip, refusal of unknown keys, wrong types and bad values; the shipped
+recipes (configs/*.json) load and build their models."""
 
 import json
 
 import pytest
 
+from helpers import REPO
 from digits import config
 
 
@@ -78,3 +80,14 @@ def test_overrides_apply_over_a_base():
 def test_fingerprint_tracks_settings():
     assert config.Config().fingerprint() == config.Config().fingerprint()
     assert config.Config().fingerprint() != config.Config(seed=1).fingerprint()
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in (REPO / "configs").glob("*.json")))
+def test_shipped_recipes_load_and_build(name):
+    from digits import models
+
+    loaded = config.load(REPO / "configs" / name)
+    assert loaded.model in {"cnn", "cnn_large"}
+    assert json.loads((REPO / "configs" / name).read_text())["model"] == loaded.model
+    model = models.create_model(loaded.model, **loaded.model_args)  # the recipe's model arguments are real ones
+    assert model.output_shape == (None, 10)

@@ -1,5 +1,6 @@
-"""Tests for digits.data: IDX and npz readers, checksums, the registry, the lookup order,
-downloads through a real HTTP server on loopback, the shipped MNIST copy and the array helpers.
+"""Tests for digits.data: the registry, the lookup order, downloads through a real HTTP server on
+loopback, the shipped MNIST copy, Debian's Fashion-MNIST, the validation split and the tf.data
+pipeline (reading and verifying single files is tests/test_idx.py).
 
 Everything except the shipped MNIST and the system Fashion-MNIST works on small files the
 tests write themselves; every location `load_dataset` looks in is redirected into tmp_path.
@@ -10,23 +11,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gzip
-import hashlib
 import http.server
 import shutil
 import socket
-import struct
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_idx import check_error, idx_bytes, sha256, write_npz
 
 from digits import data
 from digits.data import DataError, DatasetSpec
 
-# Independent references: the IDX magic numbers from the format description, and the
-# official SHA-256s of the decompressed MNIST files, copied from the shared data README (data/mnist/README.md beside the checkout).
-IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC = 0x00000803, 0x00000801
+# Independent references: the official SHA-256s of the decompressed MNIST files, copied from the
+# shared data README (data/mnist/README.md beside the checkout).
 MNIST_README_SHA256 = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
     "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
@@ -46,29 +45,6 @@ TINY_HINT = "ask the tiny-dataset fixture"
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def idx_bytes(array, magic: int | None = None) -> bytes:
-    """IDX bytes for a uint8 array: big-endian magic, big-endian dimension sizes, then the data."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    if magic is None:
-        magic = {1: IDX_LABELS_MAGIC, 3: IDX_IMAGES_MAGIC}[array.ndim]
-    return struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
-
-
-def sha256(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()
-
-
-def check_error(error: BaseException, *fragments: str) -> str:
-    """A DataError is a ValueError with a one-line message holding every fragment."""
-    assert isinstance(error, DataError)
-    assert isinstance(error, ValueError)
-    message = str(error)
-    assert "\n" not in message, message
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not in {message!r}"
-    return message
 
 
 def make_tiny(seed: int = 0, train: int = 200, test: int = 20):
@@ -205,204 +181,6 @@ def mirror_dir(tmp_path, tiny):
 
 def use_mirrors(monkeypatch, contents, *urls):
     monkeypatch.setitem(data.DATASETS, "tiny", tiny_spec(contents, mirrors=tuple(urls)))
-
-
-# ---------------------------------------------------------------- IDX reading
-
-
-def test_read_idx_raw_round_trip(tmp_path):
-    images = np.random.default_rng(1).integers(0, 256, (7, 28, 28), dtype=np.uint8)
-    labels = np.array([0, 9, 3, 255, 1, 2, 7], dtype=np.uint8)
-    (tmp_path / "images").write_bytes(idx_bytes(images))
-    (tmp_path / "labels").write_bytes(idx_bytes(labels))
-    read_images, read_labels = data.read_idx(tmp_path / "images"), data.read_idx(str(tmp_path / "labels"))
-    assert read_images.dtype == np.uint8 and read_images.shape == (7, 28, 28)
-    assert read_labels.dtype == np.uint8 and read_labels.shape == (7,)
-    np.testing.assert_array_equal(read_images, images)
-    np.testing.assert_array_equal(read_labels, labels)
-
-
-def test_read_idx_header_is_big_endian(tmp_path):
-    # A hand-written 2-image 2x3 file: if the reader got the byte order wrong, the shape would be absurd.
-    content = b"\x00\x00\x08\x03" + b"\x00\x00\x00\x02" + b"\x00\x00\x00\x02" + b"\x00\x00\x00\x03" + bytes(range(12))
-    (tmp_path / "hand").write_bytes(content)
-    np.testing.assert_array_equal(data.read_idx(tmp_path / "hand"), np.arange(12, dtype=np.uint8).reshape(2, 2, 3))
-
-
-@pytest.mark.parametrize("file_name", ["images.gz", "images.bin", "images"])
-def test_read_idx_gzip_is_detected_by_magic_not_by_name(tmp_path, file_name):
-    images = np.random.default_rng(2).integers(0, 256, (5, 28, 28), dtype=np.uint8)
-    (tmp_path / file_name).write_bytes(gzip.compress(idx_bytes(images)))
-    np.testing.assert_array_equal(data.read_idx(tmp_path / file_name), images)
-
-
-def test_read_idx_raw_content_in_a_gz_named_file(tmp_path):
-    labels = np.arange(10, dtype=np.uint8)
-    (tmp_path / "labels.gz").write_bytes(idx_bytes(labels))  # not actually compressed
-    np.testing.assert_array_equal(data.read_idx(tmp_path / "labels.gz"), labels)
-
-
-def test_read_idx_verifies_sha256_of_decompressed_bytes(tmp_path):
-    labels = np.arange(20, dtype=np.uint8) % 10
-    content = idx_bytes(labels)
-    packed = gzip.compress(content)
-    path = tmp_path / "labels.gz"
-    path.write_bytes(packed)
-    np.testing.assert_array_equal(data.read_idx(path, sha256(content)), labels)
-    # The hash of the compressed bytes is not what is verified.
-    with pytest.raises(DataError) as caught:
-        data.read_idx(path, sha256(packed))
-    check_error(caught.value, str(path), "SHA-256", "replace", sha256(content)[:16], sha256(packed)[:16])
-
-
-def test_read_idx_wrong_sha256_names_file_and_says_replace(tmp_path):
-    path = tmp_path / "train-labels-idx1-ubyte"
-    path.write_bytes(idx_bytes(np.arange(10, dtype=np.uint8)))
-    with pytest.raises(DataError) as caught:
-        data.read_idx(path, "0" * 64)
-    check_error(caught.value, str(path), "replace", "SHA-256")
-
-
-@pytest.mark.parametrize("cut", [1, 784, 3000])
-def test_read_idx_truncated_raw_file(tmp_path, cut):
-    content = idx_bytes(np.zeros((5, 28, 28), dtype=np.uint8))
-    path = tmp_path / "images"
-    path.write_bytes(content[:-cut])
-    with pytest.raises(DataError) as caught:
-        data.read_idx(path)
-    check_error(caught.value, str(path), "truncated", str(len(content) - cut), str(len(content)))
-
-
-def test_read_idx_trailing_bytes_are_an_error(tmp_path):
-    path = tmp_path / "labels"
-    path.write_bytes(idx_bytes(np.arange(10, dtype=np.uint8)) + b"\x00")
-    with pytest.raises(DataError) as caught:
-        data.read_idx(path)
-    check_error(caught.value, str(path), "19 bytes", "needs 18")
-
-
-@pytest.mark.parametrize("content, fragment", [
-    (b"", "too short"),
-    (b"\x00\x00\x08", "too short"),
-    (struct.pack(">II", IDX_IMAGES_MAGIC, 5), "truncated IDX header"),  # 3 dims announced, 1 given
-])
-def test_read_idx_truncated_header(tmp_path, content, fragment):
-    path = tmp_path / "stub"
-    path.write_bytes(content)
-    with pytest.raises(DataError) as caught:
-        data.read_idx(path)
-    check_error(caught.value, str(path), fragment, "replace")
-
-
-def test_read_idx_truncated_gzip(tmp_path):
-    packed = gzip.compress(idx_bytes(np.random.default_rng(3).integers(0, 256, (30, 28, 28), dtype=np.uint8)))
-    path = tmp_path / "images.gz"
-    path.write_bytes(packed[: len(packed) // 2])
-    with pytest.raises(DataError) as caught:
-        data.read_idx(path)
-    check_error(caught.value, str(path), "damaged gzip")
-
-
-def test_read_idx_gzip_with_corrupt_body(tmp_path):
-    packed = bytearray(gzip.compress(idx_bytes(np.arange(2000, dtype=np.uint8) % 10)))
-    packed[-8] ^= 0xFF  # the CRC-32 trailer no longer matches
-    path = tmp_path / "labels.gz"
-    path.write_bytes(bytes(packed))
-    with pytest.raises(DataError) as caught:
-        data.read_idx(path)
-    check_error(caught.value, str(path), "damaged gzip")
-
-
-@pytest.mark.parametrize("magic", [0x00000D03, 0x00000802, 0x08030000, 0xFFFFFFFF])
-def test_read_idx_wrong_magic(tmp_path, magic):
-    path = tmp_path / "odd"
-    path.write_bytes(idx_bytes(np.zeros((2, 28, 28), dtype=np.uint8), magic=magic))
-    with pytest.raises(DataError) as caught:
-        data.read_idx(path)
-    check_error(caught.value, str(path), f"0x{magic:08x}", "not an IDX file", "replace")
-
-
-def test_read_idx_text_file_is_not_idx(tmp_path):
-    path = tmp_path / "notes.txt"
-    path.write_text("this is not an IDX file at all\n")
-    with pytest.raises(DataError) as caught:
-        data.read_idx(path)
-    check_error(caught.value, str(path), "not an IDX file")
-
-
-def test_read_idx_negative_dimension_is_a_data_error(tmp_path):
-    # Sizes (-1, -1, 784) multiply to 784: the header must not be read as signed.
-    content = struct.pack(">IiiI", IDX_IMAGES_MAGIC, -1, -1, 784) + bytes(784)
-    path = tmp_path / "evil"
-    path.write_bytes(content)
-    with pytest.raises(DataError) as caught:
-        data.read_idx(path)
-    check_error(caught.value, str(path), "truncated or corrupt")
-
-
-def test_read_idx_directory(tmp_path):
-    with pytest.raises(DataError) as caught:
-        data.read_idx(tmp_path)
-    check_error(caught.value, str(tmp_path), "directory")
-
-
-def test_read_idx_missing_file(tmp_path):
-    path = tmp_path / "nowhere" / "train-images-idx3-ubyte"
-    with pytest.raises(DataError) as caught:
-        data.read_idx(path)
-    check_error(caught.value, str(path), "cannot read")
-
-
-def test_parse_idx_names_its_source():
-    with pytest.raises(DataError) as caught:
-        data.parse_idx(b"\x00\x00\x08\x01\x00\x00\x00\x05\x01", "the-upload")
-    check_error(caught.value, "the-upload", "truncated")
-    np.testing.assert_array_equal(data.parse_idx(idx_bytes(np.array([4, 2], dtype=np.uint8))), [4, 2])
-
-
-# ---------------------------------------------------------------- npz reading
-
-
-def write_npz(path: Path, compressed: bool = False, drop: str | None = None) -> dict[str, np.ndarray]:
-    arrays, _ = make_tiny(seed=5, train=12, test=4)
-    saved = {key: value for key, value in arrays.items() if key != drop}
-    (np.savez_compressed if compressed else np.savez)(path, **saved)
-    return arrays
-
-
-@pytest.mark.parametrize("compressed", [False, True])
-def test_read_npz_round_trip_and_sha(tmp_path, compressed):
-    path = tmp_path / "tiny.npz"
-    arrays = write_npz(path, compressed)
-    loaded = data.read_npz(path, sha256(path.read_bytes()))
-    assert sorted(loaded) == ["x_test", "x_train", "y_test", "y_train"]
-    for key in arrays:
-        np.testing.assert_array_equal(loaded[key], arrays[key])
-    assert data.read_npz(str(path)).keys() == loaded.keys()  # no hash given: no check
-
-
-def test_read_npz_wrong_sha(tmp_path):
-    path = tmp_path / "tiny.npz"
-    write_npz(path)
-    with pytest.raises(DataError) as caught:
-        data.read_npz(path, "f" * 64)
-    check_error(caught.value, str(path), "SHA-256", "replace")
-
-
-def test_read_npz_missing_key(tmp_path):
-    path = tmp_path / "tiny.npz"
-    write_npz(path, drop="y_test")
-    with pytest.raises(DataError) as caught:
-        data.read_npz(path, sha256(path.read_bytes()))
-    check_error(caught.value, str(path), "y_test", "replace")
-
-
-def test_read_npz_not_a_zip(tmp_path):
-    path = tmp_path / "fake.npz"
-    path.write_bytes(b"PK but not really a zip archive")
-    with pytest.raises(DataError) as caught:
-        data.read_npz(path)
-    check_error(caught.value, str(path), "not a Keras MNIST npz")
 
 
 # ---------------------------------------------------------------- the registry
@@ -709,6 +487,18 @@ def test_first_mirror_404_second_good(tiny, places, serve, mirror_dir, tmp_path,
     assert empty.requests == good.requests == [f"/{name}.gz" for name in FILE_NAMES]
 
 
+def test_first_mirror_wrong_content_second_good(tiny, places, serve, mirror_dir, tmp_path, monkeypatch):
+    arrays, contents = tiny
+    wrong = tmp_path / "wrong-mirror"
+    wrong.mkdir()
+    for name in FILE_NAMES:
+        (wrong / f"{name}.gz").write_bytes(gzip.compress(make_tiny(seed=7)[1][name]))
+    bad, good = serve(wrong), serve(mirror_dir)
+    use_mirrors(monkeypatch, contents, bad.url, good.url)
+    assert_same_arrays(data.load_dataset("tiny"), arrays)
+    assert bad.requests == good.requests == [f"/{name}.gz" for name in FILE_NAMES]
+
+
 def test_all_mirrors_dead_says_where_to_put_files(tiny, places, monkeypatch):
     _, contents = tiny
     first, second = dead_url(), dead_url()
@@ -756,12 +546,6 @@ def test_shipped_mnist_loads_and_verifies(mnist):
     assert mnist.y_test[:5].tolist() == [7, 2, 1, 0, 4]
     assert np.bincount(mnist.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert mnist.x_train.max() == 255 and mnist.x_train.min() == 0
-
-
-def test_shipped_mnist_read_idx_with_readme_sha():
-    name = "t10k-labels-idx1-ubyte"
-    labels = data.read_idx(data.SHIPPED_DIR / "mnist" / f"{name}.gz", MNIST_README_SHA256[name])
-    assert labels.shape == (10000,)
 
 
 # ---------------------------------------------------------------- Fashion-MNIST from Debian
@@ -819,25 +603,6 @@ def test_split_validation_rounding_and_minimum():
     assert len(data.split_validation(x, y, 0.5)[0]) == 5
 
 
-def test_to_model_input_scales_uint8():
-    images = np.array([[[0] * 28] * 28, [[255] * 28] * 28, [[51] * 28] * 28], dtype=np.uint8)
-    result = data.to_model_input(images)
-    assert result.shape == (3, 28, 28, 1) and result.dtype == np.float32
-    assert result.min() == 0.0 and result.max() == 1.0
-    np.testing.assert_allclose(result[:, 0, 0, 0], [0.0, 1.0, 0.2], rtol=1e-6)
-    assert images.dtype == np.uint8 and images.max() == 255  # input left alone
-
-
-def test_to_model_input_float_is_not_rescaled():
-    images = np.full((2, 28, 28), 0.5, dtype=np.float64)
-    result = data.to_model_input(images)
-    assert result.shape == (2, 28, 28, 1) and result.dtype == np.float32
-    np.testing.assert_array_equal(result, 0.5)
-    already = np.full((2, 28, 28, 1), 0.25, dtype=np.float32)
-    np.testing.assert_array_equal(data.to_model_input(already), already)
-    assert data.to_model_input(np.zeros((4, 28, 28, 1), np.uint8)).shape == (4, 28, 28, 1)
-
-
 def test_make_tf_dataset_batches_and_shuffles_with_seed():
     x, y = indexed(10)
     batches = list(data.make_tf_dataset(x, y, batch_size=4).as_numpy_iterator())
@@ -851,13 +616,52 @@ def test_make_tf_dataset_batches_and_shuffles_with_seed():
         np.testing.assert_array_equal(batch_x.numpy()[:, 5, 5], batch_y.numpy())
 
 
-def test_first_mirror_wrong_content_second_good(tiny, places, serve, mirror_dir, tmp_path, monkeypatch):
-    arrays, contents = tiny
-    wrong = tmp_path / "wrong-mirror"
-    wrong.mkdir()
-    for name in FILE_NAMES:
-        (wrong / f"{name}.gz").write_bytes(gzip.compress(make_tiny(seed=7)[1][name]))
-    bad, good = serve(wrong), serve(mirror_dir)
-    use_mirrors(monkeypatch, contents, bad.url, good.url)
-    assert_same_arrays(data.load_dataset("tiny"), arrays)
-    assert bad.requests == good.requests == [f"/{name}.gz" for name in FILE_NAMES]
+# ---------------------------------------------------------------- augmentation in the tf.data pipeline
+
+
+def _labelled_blocks(count=64):
+    """Images whose ink brightness encodes the label: label k -> a 12x12 block of value (k+1)/10."""
+    labels = np.arange(count) % 10
+    images = np.zeros((count, 28, 28, 1), np.float32)
+    for index, label in enumerate(labels):
+        images[index, 8:20, 8:20, 0] = (label + 1) / 10
+    return images, labels
+
+
+def test_augmentation_keeps_labels_with_their_images():
+    images, labels = _labelled_blocks()
+    pipeline = data.make_tf_dataset(images, labels, 16, shuffle=True, seed=3,
+                                    augment={"shift": 2.5, "rotation": 15, "zoom": 0.1})
+    seen = 0
+    for batch, batch_labels in pipeline:
+        batch, batch_labels = batch.numpy(), batch_labels.numpy()
+        for image, label in zip(batch, batch_labels):
+            # the block's interior keeps its brightness, wherever the transform moved it
+            assert np.isclose(image.max(), (label + 1) / 10, atol=1e-3)
+            assert not np.array_equal(image, images[0] * 0)  # nothing was blanked out
+        seen += len(batch)
+    assert seen == len(images)
+
+
+def test_augmentation_moves_pixels_and_is_reproducible():
+    images, labels = _labelled_blocks(16)
+    first = next(iter(data.make_tf_dataset(images, labels, 16, seed=1, augment={"shift": 3.0})))[0].numpy()
+    again = next(iter(data.make_tf_dataset(images, labels, 16, seed=1, augment={"shift": 3.0})))[0].numpy()
+    other = next(iter(data.make_tf_dataset(images, labels, 16, seed=2, augment={"shift": 3.0})))[0].numpy()
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert not np.array_equal(first, images)
+
+
+def test_zero_augmentation_is_the_identity():
+    import tensorflow as tf
+
+    images, _ = _labelled_blocks(4)
+    same = data.augment_batch(tf.constant(images), tf.constant([1, 2], tf.int64))
+    np.testing.assert_allclose(same.numpy(), images, atol=1e-6)
+
+
+def test_one_hot_labels_for_label_smoothing():
+    images, labels = _labelled_blocks(10)
+    _, one_hot = next(iter(data.make_tf_dataset(images, labels, 10, num_classes=10)))
+    np.testing.assert_array_equal(one_hot.numpy().argmax(1), labels)

@@ -6,8 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import assert_clean_error, run_cli
-from digits import config, data, engine, ensemble, train
+from helpers import assert_clean_error, run_cli
+from digits import config, data, ensemble, train
+from digits.predictor import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -22,10 +23,12 @@ def test_ensemble_is_at_least_its_best_member_and_averages_them(members, tmp_pat
     metrics = result.metrics
     assert metrics["test_accuracy"] >= metrics["best_member_accuracy"]
     assert len(metrics["members"]) == 3
+    assert metrics["model_files"] == ["keras", "litert", "onnx"]  # its portable copies, as a trained run's
+    assert (result.run_dir / "model.onnx").is_file() and (result.run_dir / "model.tflite").is_file()
 
     images = data.load_dataset("mnist").x_test[:300]
-    averaged = np.mean([engine.Predictor(run).predict_proba(images) for run in members], axis=0)
-    loaded = engine.Predictor(result.run_dir)  # loads like any run directory
+    averaged = np.mean([Predictor(run).predict_proba(images) for run in members], axis=0)
+    loaded = Predictor(result.run_dir)  # loads like any run directory
     np.testing.assert_allclose(loaded.predict_proba(images), averaged, atol=1e-5)
 
 

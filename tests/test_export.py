@@ -6,8 +6,10 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import assert_clean_error, run_cli
-from digits import data, engine, export
+from helpers import assert_clean_error, run_cli
+from digits import backends, data, export
+from digits.images import to_model_input
+from digits.predictor import Predictor
 
 pytestmark = pytest.mark.slow
 
@@ -15,17 +17,17 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def test_set():
     dataset = data.load_dataset("mnist")
-    return data.to_model_input(dataset.x_test), dataset.y_test
+    return to_model_input(dataset.x_test), dataset.y_test
 
 
 @pytest.fixture(scope="module")
 def keras_probabilities(cnn_fast_run, test_set):
-    return engine.Predictor(cnn_fast_run, backend="keras").predict_proba(test_set[0])
+    return Predictor(cnn_fast_run, backend="keras").predict_proba(test_set[0])
 
 
 @pytest.mark.parametrize("backend", ["onnx", "litert"])
 def test_backends_agree_with_keras_on_the_whole_test_set(cnn_fast_run, test_set, keras_probabilities, backend):
-    predictor = engine.Predictor(cnn_fast_run, backend=backend)
+    predictor = Predictor(cnn_fast_run, backend=backend)
     assert predictor.backend == backend
     probabilities = predictor.predict_proba(test_set[0])
     agreement = np.mean(probabilities.argmax(1) == keras_probabilities.argmax(1))
@@ -33,11 +35,14 @@ def test_backends_agree_with_keras_on_the_whole_test_set(cnn_fast_run, test_set,
     np.testing.assert_allclose(probabilities, keras_probabilities, atol=1e-4)
 
 
-def test_default_backend_is_the_fastest_measured(cnn_fast_run):
-    predictor = engine.Predictor(cnn_fast_run)
-    assert set(predictor.latencies) == {"keras", "onnx", "litert"}
+def test_default_backend_is_the_fastest_portable_copy_the_run_holds(cnn_fast_run):
+    assert (cnn_fast_run / "model.onnx").is_file() and (cnn_fast_run / "model.tflite").is_file()  # from training
+    before = sorted(path.name for path in cnn_fast_run.iterdir())
+    predictor = Predictor(cnn_fast_run)
+    assert set(predictor.latencies) == {"onnx", "litert"}  # the portable copies; Keras only when asked for
     assert predictor.backend == min(predictor.latencies, key=predictor.latencies.get)
-    assert (cnn_fast_run / "exports" / "model.onnx").is_file()  # converted once, reused next time
+    assert not (cnn_fast_run / "exports").exists()  # nothing converted or cached at load time
+    assert sorted(path.name for path in cnn_fast_run.iterdir()) == before
 
 
 @pytest.mark.parametrize("format_, name", [("onnx", "model.onnx"), ("litert", "model.tflite")])
@@ -48,7 +53,7 @@ def test_export_round_trips_and_reports(cnn_fast_run, test_set, keras_probabilit
     assert sidecar == json.loads(json.dumps(report))
     assert abs(report["accuracy_drop"]) <= 0.001 and report["size_bytes"] == out.stat().st_size
     assert report["latency_p50_us"] > 0 and report["throughput_per_s"] > 0
-    loaded = engine.Predictor(out)  # an exported file loads on its own, class names from the sidecar
+    loaded = Predictor(out)  # an exported file loads on its own, class names from the sidecar
     assert loaded.info.class_names == [str(digit) for digit in range(10)]
     np.testing.assert_allclose(loaded.predict_proba(test_set[0][:500]), keras_probabilities[:500], atol=1e-4)
 
@@ -66,14 +71,14 @@ def test_savedmodel_round_trips(cnn_fast_run, test_set, keras_probabilities, tmp
 def test_int8_keeps_its_accuracy_bound_and_is_smaller(cnn_fast_run, test_set, tmp_path):
     report = export.export(cnn_fast_run, "litert", tmp_path / "int8.tflite", int8=True)
     assert report["accuracy_drop"] <= 0.003
-    assert report["size_bytes"] < 0.4 * (cnn_fast_run / "exports" / "model.tflite").stat().st_size
-    predictor = engine.Predictor(tmp_path / "int8.tflite")
+    assert report["size_bytes"] < 0.4 * (cnn_fast_run / "model.tflite").stat().st_size  # the run's float32 copy
+    predictor = Predictor(tmp_path / "int8.tflite")
     accuracy = np.mean(predictor.predict_proba(test_set[0]).argmax(1) == test_set[1])
     assert accuracy == pytest.approx(report["test_accuracy"], abs=1e-6)
 
 
 def test_litert_is_thread_safe(cnn_fast_run, test_set):
-    predictor = engine.Predictor(cnn_fast_run, backend="litert")
+    predictor = Predictor(cnn_fast_run, backend="litert")
     expected = predictor.predict_proba(test_set[0][:64])
     results = {}
 
@@ -98,10 +103,10 @@ def test_an_export_that_loses_accuracy_is_refused_and_removed(cnn_fast_run, tmp_
 
 
 def test_missing_backend_names_the_extra(cnn_fast_run, monkeypatch):
-    monkeypatch.setattr(engine, "backend_installed", lambda name: name == "keras")
+    monkeypatch.setattr(backends, "installed", lambda name: name == "keras")
     with pytest.raises(ValueError, match=r"needs the onnxruntime package: pip install 'digits\[onnx\]'"):
-        engine.Predictor(cnn_fast_run, backend="onnx")
-    assert engine.Predictor(cnn_fast_run).backend == "keras"  # the default uses what is installed
+        Predictor(cnn_fast_run, backend="onnx")
+    assert Predictor(cnn_fast_run).backend == "keras"  # the default uses what is installed
 
 
 @pytest.mark.parametrize("name, fragment", [("junk.onnx", "not a readable ONNX model"),
@@ -111,7 +116,7 @@ def test_missing_backend_names_the_extra(cnn_fast_run, monkeypatch):
 def test_files_that_are_not_models(tmp_path, name, fragment):
     (tmp_path / name).write_bytes(b"definitely not a model")
     with pytest.raises(ValueError, match=fragment):
-        engine.Predictor(tmp_path / name)
+        Predictor(tmp_path / name)
 
 
 def test_a_model_with_the_wrong_input_shape_is_refused(tmp_path):
@@ -121,7 +126,7 @@ def test_a_model_with_the_wrong_input_shape_is_refused(tmp_path):
     model(np.zeros((1, 32, 32, 1), np.float32))
     export.convert(model, "onnx", tmp_path / "wide.onnx")
     with pytest.raises(ValueError, match=r"expects inputs of shape \(32, 32, 1\)"):
-        engine.Predictor(tmp_path / "wide.onnx")
+        Predictor(tmp_path / "wide.onnx")
 
 
 def test_cli_export_and_its_errors(cnn_fast_run, tmp_path):

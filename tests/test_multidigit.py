@@ -1,5 +1,6 @@
 """multidigit: a picture of several digits -> the digits left to right, and the number they read:
-separate, broken and touching digits, a stand-in classifier's number, pictures with no number."""
+separate, broken and touching digits, a stand-in classifier's number (`multidigit.read` and
+`reading.read(mode="number")`), pictures with no number."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digits import data, images, multidigit
+from test_images import blank_pages
+
+from digits import data, images, multidigit, reading
 
 
 @pytest.fixture(scope="module")
@@ -99,18 +102,38 @@ def by_width(batch: np.ndarray) -> np.ndarray:
     return probabilities
 
 
-def test_read_number_with_a_stand_in_classifier(mnist):
-    """The number, per-digit confidences and their product."""
+def test_read_with_a_stand_in_classifier(mnist):
+    """multidigit.read: the chosen digits, left to right, with the classifier's probabilities for them."""
     x_test, y_test = mnist
     one, zero = x_test[int(np.flatnonzero(y_test == 1)[0])], x_test[int(np.flatnonzero(y_test == 0)[0])]
-    result = multidigit.read_number(strip([one, zero, zero, one]), by_width)
-    assert result["number"] == "1001" and result["ink_found"]
-    assert [digit["digit"] for digit in result["digits"]] == [1, 0, 0, 1]
-    assert result["confidence"] == pytest.approx(0.91 ** 4, rel=1e-4)
+    pieces, probabilities = multidigit.read(strip([one, zero, zero, one]), by_width)
+    assert len(pieces) == 4 and probabilities.shape == (4, 10)
+    assert probabilities.argmax(1).tolist() == [1, 0, 0, 1]
+    assert np.prod(probabilities.max(1)) == pytest.approx(0.91 ** 4, rel=1e-4)
+    lefts = [piece.box[1] for piece in pieces]
+    assert lefts == sorted(lefts) and all(piece.ink_found for piece in pieces)
+    np.testing.assert_allclose(by_width(np.stack([piece.image for piece in pieces])), probabilities)  # what it saw
+    blank_pieces, blank_probabilities = multidigit.read(np.ones((50, 80), np.float32), by_width)
+    assert blank_pieces == [] and blank_probabilities.size == 0
+
+
+def test_read_number_with_a_stand_in_classifier(mnist):
+    """reading.read(mode="number"): the number, per-digit confidences and their product."""
+    x_test, y_test = mnist
+    one, zero = x_test[int(np.flatnonzero(y_test == 1)[0])], x_test[int(np.flatnonzero(y_test == 0)[0])]
+    result = reading.read(strip([one, zero, zero, one]), mode="number", model=by_width)
+    assert result.kind == "number" and result.number == "1001" and result.ink_found
+    assert [digit.digit for digit in result.digits] == [1, 0, 0, 1]
+    assert [digit.label for digit in result.digits] == ["1", "0", "0", "1"]
+    assert result.confidence == pytest.approx(0.91 ** 4, rel=1e-4)
+    assert [digit.confidence for digit in result.digits] == pytest.approx([0.91] * 4, rel=1e-4)
     content = png(strip([zero, one]))
-    assert multidigit.read_number(content, by_width)["number"] == "01"  # bytes (or a path) work too
-    blank = multidigit.read_number(np.ones((50, 80), np.float32), by_width)
-    assert blank == {"number": "", "digits": [], "confidence": 0.0, "ink_found": False}
+    assert reading.read(content, mode="number", model=by_width).number == "01"  # bytes (or a path) work too
+    blank = reading.read(np.ones((50, 80), np.float32), mode="number", model=by_width)
+    assert (blank.number, blank.digits, blank.confidence, blank.ink_found) == ("", [], 0.0, False)
+    assert blank.uncertain
+    assert {key: blank.to_dict()[key] for key in ("number", "digits", "confidence", "ink_found")} == {
+        "number": "", "digits": [], "confidence": 0.0, "ink_found": False}
 
 
 def test_rules_specks_and_patterns_are_no_number():
@@ -126,4 +149,25 @@ def test_rules_specks_and_patterns_are_no_number():
     pages["dot grid"][::4, ::4] = 0
     for name, page in pages.items():
         assert multidigit.segment(page) == [], name
-        assert multidigit.read_number(page, by_width)["number"] == "", name
+        assert multidigit.read(page, by_width)[0] == [], name
+        assert reading.read(page, mode="number", model=by_width).number == "", name
+
+
+# ---------------------------------------------------------------- moved from tests/test_images*.py
+
+
+def test_blank_and_noise_pages_hold_no_digits():
+    """The pages images.prepare finds no ink on (tests/test_images.py) hold no digits either."""
+    for name, page in blank_pages().items():
+        assert multidigit.segment(page) == [], name
+
+
+def test_a_strip_of_digits_is_segmented_left_to_right():
+    test = data.load_dataset("mnist")
+    picks = [3, 2, 1, 0]  # labels 0, 1, 2, 7
+    joined = np.concatenate([test.x_test[index] for index in picks], axis=1).astype(np.float32) / 255.0
+    paper = 1.0 - np.kron(joined, np.ones((5, 5), np.float32))  # dark ink on white, 140 x 560
+    pieces = multidigit.segment(paper)
+    assert len(pieces) == len(picks)
+    lefts = [piece.box[1] for piece in pieces]
+    assert lefts == sorted(lefts)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import REPO
+from helpers import REPO
 
 SOURCE = REPO / "src" / "digits"
 # The training half: TensorFlow, Keras, matplotlib and the modules that use them to fit, evaluate and export.

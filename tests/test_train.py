@@ -1,16 +1,27 @@
-"""Training: the run directory it writes, reproducibility from a seed, and refusal to clobber."""
+"""Training: the run directory it writes, reproducibility from a seed, refusal to clobber; the recipes'
+parts (one-cycle schedule, keep-best, mixed precision); and end to end on the real
+MNIST files: `python train.py` / `predict.py` as the README says, the 0.970 bar, resuming a killed run."""
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
-from digits import config, train
+from helpers import run_cli
+from digits import config, runs, train
 
 
 def test_run_directory_holds_the_recipe_and_results(tiny_run):
     names = {path.name for path in tiny_run.iterdir()}
     assert {"model.keras", "config.json", "metrics.json", "history.json", "training_curves.png"} <= names
+    assert {"model.onnx", "model.tflite"} <= names  # the portable copies, written when training ends
+    assert not names & {"exports", "backup", "history.csv", "best.weights.h5", "best.json"}
     assert not any(name.startswith(".") for name in names)  # no temporary files left behind
     assert not list(tiny_run.parent.glob(".partial-*"))  # the work-in-progress dir was renamed away
 
@@ -24,6 +35,7 @@ def test_run_directory_holds_the_recipe_and_results(tiny_run):
     assert metrics["dataset"]["name"] == "mnist" and len(metrics["dataset"]["checksum"]) == 64
     assert {"tensorflow", "keras", "python"} <= set(metrics["versions"])
     assert metrics["training_seconds"] > 0
+    assert metrics["model_files"] == ["keras", "litert", "onnx"]
 
     history = json.loads((tiny_run / "history.json").read_text())
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history)
@@ -63,3 +75,127 @@ def test_unknown_names_fail_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="unknown dataset"):
         train.train(config.Config(dataset="cifar"), out=tmp_path / "y")
     assert not list(tmp_path.iterdir())
+
+
+def test_train_returns_a_run(tiny_run):
+    assert train.TrainResult is runs.Run
+    assert runs.check_run(tiny_run) == tiny_run
+
+
+# ---------------------------------------------------------------- recipes: schedule, keep-best
+
+
+def test_one_cycle_schedule_shape():
+    schedule = train.OneCycle(peak=0.01, total_steps=100, warmup_steps=20)
+    rates = np.array([float(schedule(step)) for step in range(101)])
+    assert rates[0] == pytest.approx(0.0004)
+    assert rates.argmax() == 20 and rates[20] == pytest.approx(0.01)
+    assert np.all(np.diff(rates[:21]) > 0) and np.all(np.diff(rates[20:]) <= 1e-9)
+    assert rates[-1] == pytest.approx(0.0, abs=1e-9)
+    assert train.OneCycle(**schedule.get_config()).get_config() == schedule.get_config()
+
+
+def test_keep_best_mixed_precision_and_schedule_in_one_small_run(tmp_path):
+    import keras
+
+    settings = config.Config(model="cnn", epochs=3, limit=1500, batch_size=64, learning_rate=0.01,
+                             schedule="one_cycle", label_smoothing=0.1, augment_shift=1.0, keep_best=True,
+                             precision="mixed_bfloat16", model_args={"filters": 8, "dense_units": 32})
+    result = train.train(settings, out=tmp_path / "run", verbose=0)
+    history = result.history
+    assert result.metrics["kept_epoch"] == int(np.argmax(history["val_accuracy"])) + 1
+    assert result.metrics["precision"] == "mixed_bfloat16"
+    assert not (result.run_dir / "best.weights.h5").exists()  # scratch files do not reach the run
+    model = keras.models.load_model(result.run_dir / "model.keras", compile=False)
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}  # saved to run anywhere
+    assert result.metrics["test_accuracy"] > 0.5
+    assert result.metrics["model_files"] == ["keras", "litert", "onnx"]  # the float32 copy converts too
+
+
+@pytest.mark.slow
+def test_cnn_fast_recipe_reaches_985_on_the_real_test_set(cnn_fast_run):
+    metrics = json.loads((cnn_fast_run / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.985, metrics["test_accuracy"]
+    assert metrics["test_images"] == 10000 and metrics["epochs"] == 2
+
+
+# ---------------------------------------------------------------- end to end on the real MNIST files
+
+
+@pytest.fixture(scope="module")
+def original_run(tmp_path_factory):
+    """`python train.py` with no arguments, in a fresh directory, exactly as the README says."""
+    workdir = tmp_path_factory.mktemp("original")
+    result = run_cli(script="train.py", cwd=workdir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return workdir, result
+
+
+@pytest.mark.slow
+def test_train_py_reaches_the_original_accuracy(original_run):
+    workdir, result = original_run
+    match = re.search(r"^Test accuracy: (0\.\d{4})$", result.stdout, re.MULTILINE)
+    assert match, result.stdout
+    accuracy = float(match.group(1))
+    assert accuracy >= 0.970, f"the MLP reached only {accuracy} on the 10,000 official test images"
+    runs_ = list((workdir / "runs").iterdir())
+    assert len(runs_) == 1 and runs_[0].name.startswith("mlp-mnist-")
+    metrics = json.loads((runs_[0] / "metrics.json").read_text())
+    assert metrics["test_accuracy"] == pytest.approx(accuracy, abs=1e-4)
+    assert metrics["epochs"] == 5 and metrics["train_images"] == 54000 and metrics["test_images"] == 10000
+    assert "Epoch 5/5" in result.stdout  # Keras's per-epoch progress reached the last epoch
+    assert "oneDNN" not in result.stderr and "absl::InitializeLog" not in result.stderr  # TF noise kept away
+
+
+@pytest.mark.slow
+def test_predict_py_headless_saves_the_grid(original_run):
+    workdir, _ = original_run
+    result = run_cli(script="predict.py", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    saved = re.search(r"Saved the figure to (\S+)", result.stdout)
+    assert saved, result.stdout
+    assert (workdir / saved.group(1)).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    correct = re.search(r"^(\d+) of 24 correct$", result.stdout, re.MULTILINE)
+    assert correct and int(correct.group(1)) >= 21  # a 97% model gets nearly all of 24 right
+
+
+def _train_command(out):
+    return [sys.executable, "-m", "digits.cli", "train", "--limit", "12000", "--epochs", "4", "--out", str(out)]
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    reference = subprocess.run(_train_command(tmp_path / "reference"), capture_output=True, text=True,
+                               env=environment, timeout=600)
+    assert reference.returncode == 0, reference.stderr
+
+    log = tmp_path / "killed.log"
+    with open(log, "w") as stream:
+        process = subprocess.Popen(_train_command(tmp_path / "resumed"), stdout=stream, stderr=subprocess.STDOUT,
+                                   env=environment)
+        deadline = time.time() + 300
+        while "Epoch 3/4" not in log.read_text() and process.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)  # no chance to clean up: a real crash
+        process.wait()
+    assert "Epoch 3/4" in log.read_text(), log.read_text()
+    assert not (tmp_path / "resumed").exists()  # a killed run never looks finished
+    assert list(tmp_path.glob(".partial-*"))  # ...but its progress is kept aside
+
+    resumed = subprocess.run(_train_command(tmp_path / "resumed"), capture_output=True, text=True,
+                             env=environment, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Resumed from epoch 2" in resumed.stderr
+    assert "Epoch 1/4" not in resumed.stdout and "Epoch 3/4" in resumed.stdout
+    assert not list(tmp_path.glob(".partial-*"))
+
+    first = json.loads((tmp_path / "reference" / "metrics.json").read_text())
+    second = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    history = json.loads((tmp_path / "resumed" / "history.json").read_text())
+    assert len(history["loss"]) == 4 and second["epochs"] == 4
+    # Resuming restores weights and optimizer state but not the shuffle order: equal within noise.
+    assert abs(first["test_accuracy"] - second["test_accuracy"]) < 0.01
+    assert second["test_accuracy"] > 0.93  # 12,000 images, 4 epochs: about 0.94-0.95
+    names = {path.name for path in (tmp_path / "resumed").iterdir()}
+    assert {"model.onnx", "model.tflite"} <= names and second["model_files"] == ["keras", "litert", "onnx"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_clean_error, run_cli
+from helpers import assert_clean_error, run_cli
 
 pytestmark = pytest.mark.slow
 TRIAL = ["--model", "mlp", "--epochs", "2", "--limit", "1500"]  # a trial takes a few seconds

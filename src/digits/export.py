@@ -147,7 +147,9 @@ def export(run: str | Path, format: str, out: str | Path, int8: bool = False, da
         raise ExportError(f"{out} already exists; choose another --out or remove it first")
     from . import models  # the training stack: TensorFlow and Keras
     info = runs.load_info(runs.resolve_run(run))
-    keras_model = backends.load("keras", info.run_dir / "model.keras").model
+    keras_backend = backends.load("keras", info.run_dir / "model.keras")
+    keras_backend(np.zeros((1, *keras_backend.input_shape), np.float32))  # the ONNX exporter needs a called model
+    keras_model = keras_backend.model
     dataset_name = info.metrics["dataset"]["name"]
     dataset = data.load_dataset(dataset_name, data_dir=data_dir)
     x_test, y_test = to_model_input(dataset.x_test), dataset.y_test

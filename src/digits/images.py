@@ -166,13 +166,13 @@ def to_model_input(images, what: str = "images") -> np.ndarray:
     (N, 28, 28, 1) float32 in 0..1, what every model takes. uint8 is 0..255; other numbers are 0..1,
     or 0..255 when any value is above 1. NaN, infinities and values outside 0..255 are refused with
     a `ValueError` naming `what`. Pixels are used as given (MNIST-style: ink bright on black)."""
-    array = np.asarray(images)
+    array = given = np.asarray(images)
     if array.ndim == 2:
         array = array[None]
     if array.ndim == 4 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim != 3 or array.shape[1:] != (CANVAS, CANVAS):
-        raise ValueError(f"{what} has shape {tuple(array.shape)}; expected a batch of shape (N, 28, 28) or "
+        raise ValueError(f"{what} has shape {tuple(given.shape)}; expected a batch of shape (N, 28, 28) or "
                          "(N, 28, 28, 1)")
     if array.dtype == np.uint8:
         return (array.astype(np.float32) / 255.0)[..., None]

@@ -5,6 +5,7 @@
                                      protocol's own 404 (Open Inference Protocol or TF Serving wording)
     media_type / require_media       the request's content type, and 415 for one a route does not take
     parse_json(body, ...)            an orjson parse with one 400 for empty or malformed bodies
+    predict(service, images)         the batched model call, 504 after the request timeout
     ApiError, install_errors(app)    the error-to-status mapping: `{"error": ...}` under /v1 and /v2 (as
                                      TF Serving and the Open Inference Protocol answer), FastAPI's
                                      `{"detail": ...}` elsewhere; anything unexpected is logged and a 500
@@ -21,6 +22,7 @@ request takes (measured in-process). The OpenAPI document still comes from the s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import orjson
@@ -124,6 +126,15 @@ def require_media(request: Request, allowed: set[str], hint: str) -> str:
     if media not in allowed and not ("application/json" in allowed and is_json(media)):
         raise ApiError(415, f"Content-Type '{media}' is not supported; send {hint}")
     return media
+
+
+async def predict(service, images, what: str = "prediction"):
+    """`service.predict(images)` through the batcher; 504 when it takes longer than the request timeout."""
+    try:
+        return await service.predict(images)
+    except (asyncio.TimeoutError, TimeoutError):
+        raise ApiError(504, f"{what} took longer than {service.settings.timeout_seconds:g} s; retry or send "
+                            "fewer images") from None
 
 
 def parse_json(body: bytes, empty: str, invalid: str):

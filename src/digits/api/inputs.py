@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 from itertools import chain
 
@@ -106,3 +107,14 @@ def read_picture(data: bytes, name: str, mode: str, predictor, uncertain_below: 
         log.exception("reading %s failed (mode %s); answering 422", name, mode)
         raise images.ImageError(f"{name} could not be read ({type(error).__name__}); try a tighter crop, another "
                                 "photo, or mode=digit") from None
+
+
+@contextlib.contextmanager
+def answered_as(invalid: int = 400):
+    """Input errors inside the block become HTTP errors: too many images 413, anything else `invalid`."""
+    try:
+        yield
+    except BatchTooLarge as error:
+        raise ApiError(413, str(error)) from None
+    except ValueError as error:
+        raise ApiError(invalid, str(error)) from None

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 
 from ... import reading
 from .. import inputs, schemas
-from ..deps import ApiError, LeanRoute, is_json, media_type, parse_json, service_of
+from ..deps import ApiError, LeanRoute, is_json, media_type, parse_json, predict, service_of
 from ..service import Busy, Service
 
 router = APIRouter(tags=["predict"], route_class=LeanRoute)
@@ -70,16 +70,12 @@ async def _pictures(service: Service, uploads: list[tuple[bytes, str]], mode: st
 
 
 async def _pixels(service: Service, pixels, include_input: bool) -> list[dict]:
-    try:
+    with inputs.answered_as(422):
         array = inputs.uint8_image(pixels)
         if array is None:
             array = inputs.as_array(pixels, "pixels")
         batch = inputs.to_batch(array, "pixels", service.settings.max_batch)
-    except inputs.BatchTooLarge as error:
-        raise ApiError(413, str(error)) from None
-    except ValueError as error:
-        raise ApiError(422, str(error)) from None
-    probabilities = await service.predict(batch)  # counted per model call by the batcher's metrics hook
+    probabilities = await predict(service, batch)  # counted per model call by the batcher's metrics hook
     found = reading.from_pixels(probabilities, batch, service.class_names, service.settings.uncertain_below)
     return [item.to_dict(include_input) for item in found]
 
@@ -156,10 +152,10 @@ PREDICT_OPENAPI = {
 }
 
 
-@router.post("/predict", response_model=schemas.PredictResponse, openapi_extra=PREDICT_OPENAPI,
+@router.post("/predict", name="predict", response_model=schemas.PredictResponse, openapi_extra=PREDICT_OPENAPI,
              summary="Read digits: image files, base64 images or 28x28 pixels",
              responses={status: {"model": schemas.ErrorDetail} for status in (400, 408, 413, 415, 422, 503, 504)})
-async def predict(request: Request):
+async def predict_route(request: Request):
     service = service_of(request)
     mode, include_input = DEFAULT_MODE, False
     if request.scope["query_string"]:  # parsing an empty query string still costs microseconds

@@ -9,14 +9,13 @@ the one convention of inputs.py. Errors are TF Serving's `{"error": "..."}`.
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from .. import inputs, schemas
 from ..deps import ApiError, LeanRoute, parse_json, require_media, served_model
+from ..deps import predict as predict_batch
 from ..service import Service
 
 TAGS = ["TensorFlow Serving REST API"]
@@ -105,16 +104,9 @@ async def _predict(request: Request, service: Service) -> Response:
     require_media(request, {"", "application/json"}, "application/json")
     payload = parse_json(await request.body(), "the request body is empty; send JSON with 'instances' or 'inputs'",
                          "JSON Parse error: {error}")
-    try:
+    with inputs.answered_as(400):
         images, rows = _images(payload, service.settings.max_batch)
-    except inputs.BatchTooLarge as error:
-        raise ApiError(413, str(error)) from None
-    except ValueError as error:
-        raise ApiError(400, str(error)) from None
-    try:
-        probabilities = await service.predict(images)
-    except (asyncio.TimeoutError, TimeoutError):
-        raise ApiError(504, f"prediction took longer than {service.settings.timeout_seconds:g} s") from None
+    probabilities = await predict_batch(service, images)
     return Response(orjson.dumps({"predictions" if rows else "outputs": probabilities},
                                  option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 

@@ -14,7 +14,6 @@ sends them. Errors are `{"error": "..."}`. `tritonclient.http` works with its de
 
 from __future__ import annotations
 
-import asyncio
 import math
 import struct
 import zlib
@@ -26,7 +25,7 @@ from fastapi.responses import Response
 
 from ... import __version__
 from .. import inputs, schemas
-from ..deps import ApiError, LeanRoute, parse_json, require_media, served_model, service_of
+from ..deps import ApiError, LeanRoute, parse_json, predict, require_media, served_model, service_of
 from ..service import Service
 
 TAGS = ["Open Inference Protocol (KServe V2)"]
@@ -132,10 +131,10 @@ def _object(value, what: str) -> dict:
 
 
 def _input_tensor(header: dict, binary: bytes, max_batch: int) -> np.ndarray:
-    inputs = header.get("inputs")
-    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+    declared = header.get("inputs")  # not `inputs`: that name is the module that checks the data
+    if not isinstance(declared, list) or len(declared) != 1 or not isinstance(declared[0], dict):
         raise ValueError(f"'inputs' must be a list of exactly one tensor, '{INPUT}'")
-    tensor = inputs[0]
+    tensor = declared[0]
     if tensor.get("name") != INPUT:
         raise ValueError(f"unknown input '{tensor.get('name')}'; this model has one input, '{INPUT}'")
     datatype = tensor.get("datatype")
@@ -221,18 +220,10 @@ async def _infer(request: Request, service: Service) -> Response:
                         "the inference request is not valid JSON ({error})")
     if not isinstance(header, dict):
         raise ApiError(400, "the inference request must be a JSON object with 'inputs'")
-    try:
+    with inputs.answered_as(400):
         images = _input_tensor(header, binary, service.settings.max_batch)
         outputs = _requested_outputs(header)
-    except inputs.BatchTooLarge as error:
-        raise ApiError(413, str(error)) from None
-    except ValueError as error:
-        raise ApiError(400, str(error)) from None
-    try:
-        probabilities = await service.predict(images)
-    except (asyncio.TimeoutError, TimeoutError):
-        raise ApiError(504, f"inference took longer than {service.settings.timeout_seconds:g} s; retry or send "
-                            "fewer images") from None
+    probabilities = await predict(service, images, "inference")
     response = {"model_name": service.name, "model_version": service.version}
     if isinstance(header.get("id"), str):
         response["id"] = header["id"]

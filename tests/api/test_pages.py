@@ -1,8 +1,9 @@
-"""The drawing page in a real browser: Debian's Chromium driven by Playwright draws digits with
-the mouse on a live `digits serve` and reads the prediction the page shows.
+"""The drawing page (digits.api.routes.pages): served from the package, offline, and driven in a real
+browser: Debian's Chromium under Playwright draws digits with the mouse on a live `digits serve`
+and reads the prediction the page shows.
 
-Screenshots go to test-artifacts/. Skips only when /usr/bin/chromium is absent (CI installs
-it with `apt-get install -y chromium`; `playwright install` is never needed).
+Screenshots go to test-artifacts/. The browser tests skip only when /usr/bin/chromium is absent
+(CI installs it with `apt-get install -y chromium`; `playwright install` is never needed).
 """
 
 from __future__ import annotations
@@ -11,17 +12,38 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REPO
+
+pytest.importorskip("fastapi", reason="the API needs the api extra: pip install 'digits[api]'")
+
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = REPO / "test-artifacts"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium "
-                                                              "(apt-get install -y chromium)")
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium "
+                                                                  "(apt-get install -y chromium)")
 
 # Strokes in fractions of the canvas: a "7" (bar, then diagonal) and a "1" (one vertical line).
 SEVEN = [[(0.25, 0.22), (0.75, 0.22), (0.45, 0.85)]]
 ONE = [[(0.52, 0.15), (0.50, 0.85)]]
+SEVEN_ONE = [[(0.08, 0.25), (0.42, 0.25), (0.22, 0.80)], [(0.72, 0.20), (0.70, 0.80)]]  # "71", well apart
+
+
+def test_drawing_page_is_served_from_the_package(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert '<canvas id="pad"' in html and 'accept="image/*"' in html and "capture" in html
+    assert '<option value="auto" selected>' in html  # the page reads in auto mode, as the API and the CLI
+    script, style = client.get("/static/app.js"), client.get("/static/style.css")
+    assert script.status_code == 200 and style.status_code == 200
+    assert "pointerdown" in script.text and "/predict" in script.text and "toBlob" in script.text
+    assert "touch-action: none" in style.text and "pixelated" in style.text
+    for text in (html, script.text, style.text):  # works offline: nothing from a CDN
+        assert "http://" not in text and "https://" not in text
+
+
+# ------------------------------------------------------------------ in a real browser
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +54,6 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield chromium
         chromium.close()
-
-
-@pytest.fixture(scope="module")
-def live(cnn_fast_run, pytestconfig, tmp_path_factory) -> str:
-    from test_api import live_server_url  # the same server test_api.py uses, started once per session
-
-    return live_server_url(cnn_fast_run, pytestconfig, tmp_path_factory)
 
 
 def draw(page, strokes, steps: int = 12) -> None:
@@ -58,6 +73,7 @@ def shown_prediction(page) -> str:
     return page.locator("#digit").inner_text().strip()
 
 
+@needs_chromium
 @pytest.mark.parametrize("ink, strokes, expected", [("dark", SEVEN, "7"), ("light", ONE, "1")])
 def test_drawing_a_digit_shows_the_prediction(browser, live, ink, strokes, expected):
     page = browser.new_page(viewport={"width": 900, "height": 800})
@@ -67,9 +83,11 @@ def test_drawing_a_digit_shows_the_prediction(browser, live, ink, strokes, expec
         page.goto(live + "/", wait_until="networkidle")
         page.wait_for_function("document.querySelector('#model').textContent.startsWith('model cnn')")
         assert page.locator("#pad").evaluate("element => getComputedStyle(element).touchAction") == "none"
+        assert page.locator("#mode").input_value() == "auto"
         page.select_option("#ink", ink)
-        with page.expect_response(lambda response: "/predict" in response.url and response.status == 200):
+        with page.expect_response(lambda response: "/predict" in response.url and response.status == 200) as sent:
             draw(page, strokes)
+        assert "mode=auto" in sent.value.url and "include_input=true" in sent.value.url
         digit = shown_prediction(page)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"drawing-page-{expected}-{ink}.png"), full_page=True)
@@ -77,7 +95,7 @@ def test_drawing_a_digit_shows_the_prediction(browser, live, ink, strokes, expec
         confidence = float(page.locator("#confidence").inner_text().removeprefix("confidence ").rstrip("%")) / 100
         assert page.locator("#uncertain").is_visible() == (confidence < 0.5)  # the default DIGITS_UNCERTAIN_BELOW
         assert page.locator("#bars li.top").get_attribute("data-label") == expected
-        assert page.locator("#seen canvas").count() == 1  # the 28x28 the model saw, upscaled
+        assert page.locator("#seen canvas").count() == 1  # the 28x28 the model saw (digits[0].input), upscaled
         assert page.locator("#seen canvas").evaluate("canvas => [canvas.width, canvas.height]") == [28, 28]
         page.click("#clear")
         assert page.locator("#digit").inner_text().strip() == "–"
@@ -86,25 +104,42 @@ def test_drawing_a_digit_shows_the_prediction(browser, live, ink, strokes, expec
         page.close()
 
 
-def test_uploading_a_photo_shows_the_prediction(browser, live, tmp_path):
-    import numpy as np
+@needs_chromium
+def test_uploading_a_photo_shows_the_prediction(browser, live, mnist, tmp_path):
     from PIL import Image
 
-    from digits import data
-
-    dataset = data.load_dataset("mnist")
+    x, y = mnist
     photo = tmp_path / "photo.png"
-    Image.fromarray(255 - dataset.x_test[1]).resize((224, 224), Image.Resampling.BICUBIC).save(photo)
+    Image.fromarray(255 - x[1]).resize((224, 224), Image.Resampling.BICUBIC).save(photo)
     page = browser.new_page()
     try:
         page.goto(live + "/", wait_until="networkidle")
         with page.expect_response(lambda response: "/predict" in response.url):
             page.set_input_files("#photo", str(photo))
-        assert shown_prediction(page) == str(int(np.asarray(dataset.y_test[1])))
+        assert shown_prediction(page) == str(int(y[1]))
+        assert page.locator("#seen canvas").count() == 1
     finally:
         page.close()
 
 
+@needs_chromium
+def test_drawing_a_number_shows_every_digit(browser, live):
+    """Two digits drawn apart: auto mode reads a number, and the page shows it with a 28x28 per digit."""
+    page = browser.new_page(viewport={"width": 900, "height": 800})
+    try:
+        page.goto(live + "/", wait_until="networkidle")
+        page.select_option("#ink", "dark")
+        with page.expect_response(lambda response: "/predict" in response.url and response.status == 200):
+            draw(page, SEVEN_ONE)
+        page.wait_for_function("document.querySelectorAll('#seen canvas').length === 2", timeout=15000)
+        assert page.locator("#digit").inner_text().strip() == "71", page.locator("#confidence").inner_text()
+        assert page.locator("#bars li").count() == 10  # the first digit's probabilities
+        assert page.locator("#confidence").inner_text().count("%") == 3  # the number's, then each digit's
+    finally:
+        page.close()
+
+
+@needs_chromium
 def test_api_docs_render_offline(browser, live):
     page = browser.new_page()
     try:

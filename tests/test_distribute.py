@@ -1,4 +1,5 @@
-"""tf.distribute: two MultiWorkerMirroredStrategy workers on loopback train one model together."""
+"""digits.distribute: two MultiWorkerMirroredStrategy workers on loopback train one model together; strategies,
+precision and the environment a run records."""
 
 import json
 import os
@@ -8,9 +9,9 @@ import sys
 
 import pytest
 
-from conftest import assert_clean_error, run_cli
+from helpers import assert_clean_error, run_cli
+from digits import distribute
 
-pytestmark = pytest.mark.slow
 ARGS = ["train", "--limit", "6000", "--epochs", "2", "--seed", "3"]
 
 
@@ -24,6 +25,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_match_one_process(tmp_path):
     single = run_cli(*ARGS, "--out", str(tmp_path / "single"))
     assert single.returncode == 0, single.stderr[-2000:]
@@ -46,6 +48,7 @@ def test_two_workers_match_one_process(tmp_path):
     assert written == ["single", "together"]  # only the chief wrote a run; no work-in-progress left
 
 
+@pytest.mark.slow
 def test_mirrored_runs_on_one_machine(tmp_path):
     result = run_cli("train", "--limit", "2000", "--epochs", "1", "--distribute", "mirrored",
                      "--out", str(tmp_path / "mirrored"))
@@ -58,3 +61,45 @@ def test_multi_worker_without_tf_config_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "digits.cli", "train", "--distribute", "multi-worker"],
                             cwd=tmp_path, env=environment, capture_output=True, text=True)
     assert_clean_error(result, "TF_CONFIG")
+
+
+def test_no_distribution_is_no_strategy_and_bad_ones_are_refused(monkeypatch):
+    assert distribute.make_strategy(None) is None
+    assert distribute.worker_index(None) == 0  # a single process writes its own run
+    assert distribute.DISTRIBUTIONS == ("mirrored", "multi-worker")
+    with pytest.raises(ValueError, match="unknown distribution 'ring'; choose one of mirrored, multi-worker"):
+        distribute.make_strategy("ring")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        distribute.make_strategy("multi-worker")
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {}}')
+    with pytest.raises(ValueError, match="reads the cluster from TF_CONFIG"):
+        distribute.make_strategy("multi-worker")
+
+
+def test_precision_sets_the_global_policy():
+    import keras
+
+    try:
+        assert distribute.set_precision("mixed_bfloat16") == "mixed_bfloat16"
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        assert distribute.set_precision("float32") == "float32"
+        assert keras.mixed_precision.global_policy().name == "float32"
+        assert distribute.set_precision("auto") == ("mixed_bfloat16" if distribute.native_bfloat16() else "float32")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_environment_records_versions_and_machine():
+    import keras
+    import tensorflow as tf
+
+    from digits import __version__
+
+    recorded = distribute.environment()
+    assert {"digits", "tensorflow", "keras", "numpy", "python", "machine", "platform", "cpu_count", "gpus"} <= set(
+        recorded)
+    assert (recorded["digits"], recorded["tensorflow"], recorded["keras"]) == (__version__, tf.__version__,
+                                                                               keras.__version__)
+    assert recorded["cpu_count"] == os.cpu_count() and isinstance(recorded["gpus"], int)
+    assert json.loads(json.dumps(recorded)) == recorded

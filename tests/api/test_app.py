@@ -1,0 +1,191 @@
+"""The app (digits.api.app): the limits every protocol shares (body size, timeouts), `digits serve`
+(built in digits.cli, running app.serve), and a real uvicorn process on loopback driven by
+tritonclient, raw sockets and schemathesis."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bodies import MAX_BODY, clean_environment, detail, settings, v2_request
+from helpers import assert_clean_error, run_cli
+
+pytest.importorskip("fastapi", reason="the API needs the api extra: pip install 'digits[api]'")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from digits import cli  # noqa: E402
+from digits.api.app import create_app  # noqa: E402
+
+
+# ------------------------------------------------------------------ limits shared by every protocol
+
+
+def test_body_size_limit_is_413_for_every_protocol(client):
+    big = b"0" * (MAX_BODY + 1)
+    for path, key in (("/predict", "detail"), ("/v2/models/cnn/infer", "error"), ("/v1/models/cnn:predict", "error")):
+        response = client.post(path, content=big, headers={"Content-Type": "application/json"})
+        assert response.status_code == 413, response.text
+        assert "DIGITS_MAX_BODY_BYTES" in response.json()[key]
+    chunks = (b"0" * 65536 for _ in range(MAX_BODY // 65536 + 2))  # chunked: no Content-Length to refuse early
+    response = client.post("/predict", content=chunks, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "DIGITS_MAX_BODY_BYTES" in detail(response)
+
+
+class SlowPredictor:
+    """The real predictor, but every call after the first (the warm-up) takes `seconds`."""
+
+    def __init__(self, real, seconds: float):
+        self._real, self._seconds, self.calls, self.finished = real, seconds, 0, 0
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def predict_proba(self, batch):
+        self.calls += 1
+        try:
+            if self.calls > 1:
+                time.sleep(self._seconds)
+            return self._real.predict_proba(batch)
+        finally:
+            self.finished += 1
+
+
+def test_slow_predictions_time_out_with_504(predictor, mnist):
+    slow = SlowPredictor(predictor, 1.0)
+    with TestClient(create_app(settings(timeout_seconds=0.2), predictor=slow)) as test_client:
+        for path, body in (("/predict", {"pixels": mnist[0][0].tolist()}),
+                           ("/v1/models/cnn:predict", {"instances": [mnist[0][0].tolist()]}),
+                           ("/v2/models/cnn/infer", v2_request(mnist[0][:1], "UINT8"))):
+            response = test_client.post(path, json=body)
+            assert response.status_code == 504, response.text
+            assert "longer than 0.2 s" in detail(response)
+        for _ in range(600):  # the service keeps going: once the slow call drains, the next call answers
+            if slow.finished == slow.calls:
+                break
+            time.sleep(0.05)
+        slow._seconds = 0
+        assert test_client.post("/predict", json={"pixels": mnist[0][0].tolist()}).status_code == 200
+
+
+# ------------------------------------------------------------------ digits serve
+
+
+def test_serve_parser_plugs_into_digits_and_refuses_bad_runs(tmp_path):
+    parser = cli.build_parser()
+    args = parser.parse_args(["serve", "runs/x", "--port", "9001", "--workers", "2", "--backend", "onnx"])
+    assert (args.command, args.run, args.port, args.workers, args.backend) == ("serve", "runs/x", 9001, 2, "onnx")
+    assert set(cli.SERVE_FLAGS) <= set(vars(args))  # every flag cmd_serve hands to the settings exists
+    unset = parser.parse_args(["serve"])  # unset flags stay None: the DIGITS_* variables and defaults apply
+    assert unset.run is None and all(getattr(unset, flag) is None for flag in cli.SERVE_FLAGS)
+    with pytest.raises(ValueError, match="does not exist"):
+        cli.cmd_serve(parser.parse_args(["serve", str(tmp_path / "missing")]))
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(ValueError, match="not a model file"):
+        cli.cmd_serve(parser.parse_args(["serve", str(tmp_path / "notes.txt")]))
+    with pytest.raises(ValueError, match="no trained model found"):
+        cli.cmd_serve(parser.parse_args(["serve", "--runs-dir", str(tmp_path)]))
+    with pytest.raises(ValueError, match="--port=70000 is invalid"):
+        cli.cmd_serve(parser.parse_args(["serve", str(tmp_path), "--port", "70000"]))
+    result = subprocess.run([sys.executable, "-m", "digits.api", str(tmp_path / "missing")], capture_output=True,
+                            text=True, timeout=120, env=clean_environment())
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("digits serve: error: run directory") and len(
+        result.stderr.strip().splitlines()) == 1
+    assert_clean_error(run_cli("serve", str(tmp_path / "missing")),
+                       "digits serve: error: run directory", "does not exist")
+
+
+# ------------------------------------------------------------------ a real server on loopback
+
+
+def test_live_server_with_tritonclient(live, predictor, mnist):
+    import tritonclient.http as triton
+
+    x, _ = mnist
+    expected = predictor.predict_proba(x[:5])
+    client = triton.InferenceServerClient(live.removeprefix("http://"))
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("cnn")
+    assert client.get_model_metadata("cnn")["inputs"][0]["name"] == "images"
+    assert client.get_model_config("cnn")["max_batch_size"] == 16
+    binary = triton.InferInput("images", [5, 28, 28], "FP32")  # tritonclient's defaults: binary in and out
+    binary.set_data_from_numpy((x[:5] / 255.0).astype(np.float32))
+    result = client.infer("cnn", [binary])
+    assert result.get_output("probabilities")["parameters"]["binary_data_size"] == 200
+    np.testing.assert_allclose(result.as_numpy("probabilities"), expected, atol=1e-5)
+    as_json = triton.InferInput("images", [5, 28, 28, 1], "UINT8")
+    as_json.set_data_from_numpy(x[:5, :, :, None], binary_data=False)
+    result = client.infer("cnn", [as_json], model_version="1", request_id="r1",
+                          outputs=[triton.InferRequestedOutput("probabilities", binary_data=False)])
+    assert result.get_response()["id"] == "r1" and "data" in result.get_output("probabilities")
+    np.testing.assert_allclose(result.as_numpy("probabilities"), expected, atol=1e-5)
+    compressed = client.infer("cnn", [binary], request_compression_algorithm="gzip")
+    np.testing.assert_allclose(compressed.as_numpy("probabilities"), expected, atol=1e-5)
+    top = client.infer("cnn", [binary], outputs=[triton.InferRequestedOutput("probabilities", class_count=1)])
+    assert [int(entry.split(b":")[1]) for entry in top.as_numpy("probabilities").ravel()] == list(
+        expected.argmax(1))
+    from tritonclient.utils import InferenceServerException
+
+    with pytest.raises(InferenceServerException, match="unknown model"):
+        client.infer("resnet", [binary])
+    client.close()
+
+
+def _raw(url: str, payload: bytes, wait: float = 10) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait) as connection:
+        connection.sendall(payload)
+        chunks = []
+        try:
+            while chunk := connection.recv(65536):
+                chunks.append(chunk)
+                if b"\r\n\r\n" in b"".join(chunks) and b'"}' in chunks[-1]:
+                    break
+        except socket.timeout:
+            pass
+        return b"".join(chunks)
+
+
+def test_live_server_survives_abuse_and_keeps_serving(live, mnist):
+    import httpx2 as httpx
+
+    good = {"pixels": mnist[0][0].tolist()}
+    with httpx.Client(base_url=live, timeout=30) as client:
+        answer = client.post("/predict", json=good)
+        assert answer.status_code == 200 and answer.json()["predictions"][0]["digit"] == 7
+        garbage = _raw(live, b"\x16\x03\x01 not http at all\r\n\r\n")
+        assert garbage == b"" or garbage.startswith(b"HTTP/1.1 400")
+        huge = _raw(live, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: 99999999999\r\n\r\n")
+        assert huge.startswith(b"HTTP/1.1 413")
+        started = time.time()  # a body that never finishes: 408 once the 3 s read timeout passes, not a hung worker
+        stalled = _raw(live, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 100\r\n\r\n{\"pix", wait=15)
+        assert stalled.startswith(b"HTTP/1.1 408") and time.time() - started >= 2.5  # not before the timeout
+        assert b"no request body data arrived" in stalled
+        bad = client.post("/predict", content=b"{\"pixels\": [[1e400]]}", headers={"Content-Type": "application/json"})
+        assert bad.status_code in (400, 422)
+        answers = [client.post("/predict", json=good) for _ in range(5)]
+        assert all(answer.status_code == 200 for answer in answers)
+        assert client.get("/v2/health/ready").status_code == 200
+        metrics = client.get("/metrics").text
+        assert 'status="408"' in metrics and 'status="413"' in metrics
+
+
+def test_schemathesis_finds_no_server_errors(live, tmp_path):
+    executable = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which("schemathesis")
+    if executable is None:
+        pytest.fail("schemathesis is not installed: pip install -e '.[test]'")
+    result = subprocess.run([executable, "run", f"{live}/openapi.json", "--checks", "not_a_server_error",
+                             "--max-examples", "8", "--seed", "7", "--generation-database", "none", "--no-color",
+                             "--request-timeout", "20", "--report-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    summary = result.stdout[-3000:]
+    assert result.returncode == 0, summary
+    assert " passed" in summary and "failed" not in summary.split("Test cases:")[-1], summary

@@ -1,0 +1,271 @@
+"""POST /predict (digits.api.routes.predict): pixels, uploads, raw image bodies and base64 JSON, in
+every mode, and every bad input as a clear 4xx.
+
+A real small model (`cnn_fast_run`) serves; pictures reach it through the one reading path
+(digits.reading, digits.images), which the tests check by comparing with it directly. Every
+prediction is a Reading's JSON (`Reading.to_dict()`), the shape `digits predict --json` prints.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from bodies import MAX_BATCH, detail, digit_strip, png, png_header, settings
+
+from digits import images
+
+pytest.importorskip("fastapi", reason="the API needs the api extra: pip install 'digits[api]'")
+
+READING_KEYS = {"kind", "ink_found", "digit", "label", "number", "confidence", "uncertain", "inverted", "box",
+                "probabilities", "top3", "digits"}
+DIGIT_KEYS = {"digit", "label", "confidence", "uncertain", "box", "probabilities", "top3"}
+
+
+def assert_top3(top3: list, probabilities) -> None:
+    """top3: the three likeliest classes, most likely first, as {"digit": int, "label": str, "probability"}."""
+    order = np.argsort(-np.asarray(probabilities))[:3]
+    assert [entry["digit"] for entry in top3] == [int(index) for index in order]
+    for entry, index in zip(top3, order):
+        assert set(entry) == {"digit", "label", "probability"} and type(entry["digit"]) is int
+        assert entry["label"] == str(index) and entry["probability"] == pytest.approx(probabilities[index])
+
+
+def assert_one_digit(result: dict, extra: set = frozenset()) -> dict:
+    """A digit reading with exactly one entry in `digits` that repeats the answer; returns that entry."""
+    assert set(result) == READING_KEYS | extra, set(result) ^ (READING_KEYS | extra)
+    assert result["kind"] == "digit" and result["number"] is None and result["ink_found"] is True
+    assert type(result["digit"]) is int and result["label"] == str(result["digit"])
+    (entry,) = result["digits"]
+    assert set(entry) <= DIGIT_KEYS | {"input"} and DIGIT_KEYS <= set(entry)
+    for key in ("digit", "label", "confidence", "uncertain", "probabilities", "top3", "box"):
+        assert entry[key] == result[key], key
+    assert result["confidence"] == pytest.approx(max(result["probabilities"]))
+    assert_top3(result["top3"], result["probabilities"])
+    return entry
+
+
+def test_predict_pixels_match_the_model(client, predictor, mnist):
+    x, y = mnist
+    expected = predictor.predict_proba(x[:4])
+    single = client.post("/predict", json={"pixels": x[0].tolist()})
+    assert single.status_code == 200, single.text
+    body = single.json()
+    assert body["model"] == "cnn" and body["version"] == "1"
+    (result,) = body["predictions"]
+    entry = assert_one_digit(result)
+    assert result["kind"] == "digit" and result["digit"] == expected[0].argmax() == y[0]
+    assert result["label"] == str(y[0]) and result["uncertain"] is False
+    np.testing.assert_allclose(result["probabilities"], expected[0], atol=1e-5)
+    assert result["confidence"] == pytest.approx(expected[0].max(), abs=1e-5)
+    # raw pixels are not a picture: no box, not inverted, and the same Reading shape as pictures
+    assert result["box"] is None and entry["box"] is None and result["inverted"] is False
+    # a batch, and floats in 0..1 instead of 0..255, give the same answers
+    batch = client.post("/predict", json={"pixels": (x[:4] / 255.0).tolist()}).json()["predictions"]
+    np.testing.assert_allclose([row["probabilities"] for row in batch], expected, atol=1e-5)
+    assert [row["digit"] for row in batch] == [int(label) for label in y[:4]]
+    for row in batch:
+        assert "input" not in assert_one_digit(row) and "input" not in row and "filename" not in row
+
+
+def test_predict_include_input_returns_what_the_model_saw(client, mnist):
+    x, _ = mnist
+    for query, body in (("?include_input=true", {"pixels": x[0].tolist()}),
+                        ("", {"pixels": x[0].tolist(), "include_input": True})):
+        result = client.post("/predict" + query, json=body).json()["predictions"][0]
+        entry = assert_one_digit(result)  # the input sits with its digit, not beside the reading
+        assert "input" not in result
+        np.testing.assert_array_equal(np.array(entry["input"]), x[0])
+
+
+def test_uncertain_threshold_is_configurable(predictor, mnist):
+    from fastapi.testclient import TestClient
+
+    from digits.api.app import create_app
+
+    x, _ = mnist
+    for threshold, expected in ((1.0, True), (0.0, False)):
+        with TestClient(create_app(settings(uncertain_below=threshold), predictor=predictor)) as test_client:
+            result = test_client.post("/predict", json={"pixels": x[0].tolist()}).json()["predictions"][0]
+            assert result["uncertain"] is expected and result["digits"][0]["uncertain"] is expected
+
+
+def test_uploads_take_the_one_preprocessing_path(client, predictor, mnist):
+    x, y = mnist
+    files = [("files", (f"digit{index}.png", png(x[index]), "image/png")) for index in range(3)]
+    response = client.post("/predict?include_input=true", files=files)
+    assert response.status_code == 200, response.text
+    results = response.json()["predictions"]
+    assert [result["filename"] for result in results] == ["digit0.png", "digit1.png", "digit2.png"]
+    for index, result in enumerate(results):
+        entry = assert_one_digit(result, {"filename"})  # the default mode, auto: one digit found, one digit read
+        prepared = images.prepare_file(png(x[index]))  # what the CLI and the page do with the same file
+        np.testing.assert_allclose(result["probabilities"], predictor.predict_proba(prepared.image[None])[0],
+                                   atol=1e-5)
+        np.testing.assert_array_equal(entry["input"], np.round(prepared.image * 255).astype(np.uint8))
+        assert result["digit"] == y[index] and result["ink_found"] is True and result["inverted"] is True
+        assert len(result["box"]) == 4 and result["box"] == list(prepared.box)
+
+
+def test_raw_image_body_and_base64_json(client, mnist):
+    x, y = mnist
+    picture = png(x[1])
+    raw = client.post("/predict", content=picture, headers={"Content-Type": "image/png"}).json()["predictions"][0]
+    assert raw["digit"] == y[1] and raw["filename"] == "upload"
+    assert_one_digit(raw, {"filename"})
+    encoded = base64.b64encode(picture).decode()
+    for body in ({"image": encoded}, {"image": "data:image/png;base64," + encoded},
+                 {"image": base64.urlsafe_b64encode(picture).decode()}):
+        result = client.post("/predict", json=body).json()["predictions"][0]
+        assert result["probabilities"] == raw["probabilities"] and result["filename"] == "image"
+    listed = client.post("/predict", json={"image": [encoded, base64.b64encode(png(x[2])).decode()]}).json()
+    assert [row["digit"] for row in listed["predictions"]] == [y[1], y[2]]
+    assert [row["filename"] for row in listed["predictions"]] == ["image[0]", "image[1]"]
+
+
+def test_number_mode_reads_several_digits(client, mnist):
+    x, y = mnist
+    picture = png(digit_strip([x[1], x[3], x[0]]))  # 2, 0, 7
+    files = {"file": ("number.png", picture, "image/png")}
+    result = client.post("/predict?mode=number&include_input=true", files=files).json()["predictions"][0]
+    assert set(result) == READING_KEYS | {"filename"}
+    assert result["kind"] == "number" and result["number"] == "".join(str(y[i]) for i in (1, 3, 0)) == "207"
+    assert result["ink_found"] is True and len(result["digits"]) == 3
+    # a number has no single digit, label, probabilities or top 3: each digit has its own
+    assert (result["digit"], result["label"], result["probabilities"], result["top3"]) == (None, None, None, None)
+    assert [digit["digit"] for digit in result["digits"]] == [2, 0, 7]
+    assert [digit["label"] for digit in result["digits"]] == ["2", "0", "7"]
+    assert result["confidence"] == pytest.approx(np.prod([digit["confidence"] for digit in result["digits"]]))
+    assert all(len(digit["probabilities"]) == 10 and np.array(digit["input"]).shape == (28, 28)
+               for digit in result["digits"])
+    for digit in result["digits"]:
+        assert set(digit) == DIGIT_KEYS | {"input"} and len(digit["box"]) == 4
+        assert_top3(digit["top3"], digit["probabilities"])
+    lefts = [digit["box"][1] for digit in result["digits"]]
+    assert lefts == sorted(lefts)  # left to right
+    auto = client.post("/predict?mode=auto", files=files).json()["predictions"][0]
+    assert auto["kind"] == "number" and auto["number"] == "207"
+    default = client.post("/predict", files=files).json()["predictions"][0]  # auto is the default mode
+    assert default["kind"] == "number" and default["number"] == "207"
+    single = client.post("/predict?mode=auto", files={"file": ("one.png", png(x[0]), "image/png")}).json()
+    assert single["predictions"][0]["kind"] == "digit" and single["predictions"][0]["digit"] == 7
+    form_mode = client.post("/predict", files=files, data={"mode": "number"}).json()["predictions"][0]
+    assert form_mode["number"] == "207"
+    as_digit = client.post("/predict?mode=digit", files=files).json()["predictions"][0]
+    assert as_digit["kind"] == "digit" and len(as_digit["digits"]) == 1  # mode=digit: the whole picture is one
+
+
+def test_blank_picture_has_no_digit(client):
+    blank = png(np.zeros((28, 28), np.uint8))
+    for mode in ("digit", "number", "auto", None):
+        query = "?include_input=true" + (f"&mode={mode}" if mode else "")
+        result = client.post(f"/predict{query}", content=blank, headers={"Content-Type": "image/png"})
+        result = result.json()["predictions"][0]
+        assert result["ink_found"] is False and result["uncertain"] is True
+        assert result["digits"] == [] and result["confidence"] == 0.0 and result["box"] is None
+        assert (result["digit"], result["label"], result["probabilities"], result["top3"]) == (None,) * 4
+        if mode == "number":
+            assert result["kind"] == "number" and result["number"] == ""
+        else:  # a blank picture read as a digit (auto finds no digits): kind digit, no digit
+            assert result["kind"] == "digit" and result["digit"] is None and result["number"] is None
+            assert np.array(result["input"]).shape == (28, 28) and not np.any(result["input"])
+
+
+@pytest.mark.parametrize("body, status, fragment", [
+    (b"", 400, "empty"),
+    (b"{not json", 400, "not valid JSON"),
+    (b'{"pixels": [[NaN]]}', 400, "not valid JSON"),
+    (b"[1, 2]", 422, "must be an object"),
+    (b'{"pixel": []}', 422, "unknown field"),
+    (b'{"pixels": null}', 422, "exactly one"),
+    (b'{"pixels": [[0]], "image": "x"}', 422, "exactly one"),
+    (b'{"pixels": [[0, 0], [0]]}', 422, "rectangular"),
+    (b'{"pixels": [[1, 2], [3, 4]]}', 422, "shape (2, 2)"),
+    (json.dumps({"pixels": np.zeros((27, 28)).tolist()}).encode(), 422, "shape (27, 28)"),
+    (json.dumps({"pixels": np.zeros((1, 28, 28, 3)).tolist()}).encode(), 422, "shape (1, 28, 28, 3)"),
+    (json.dumps({"pixels": [[["a"] * 28] * 28]}).encode(), 422, "only numbers"),
+    (json.dumps({"pixels": [[[None] * 28] * 28]}).encode(), 422, "only numbers"),
+    (json.dumps({"pixels": [[True] * 28] * 28}).encode(), 422, "true/false"),
+    (json.dumps({"pixels": np.full((28, 28), -1).tolist()}).encode(), 422, "0..1 or 0..255"),
+    (json.dumps({"pixels": np.full((28, 28), 256).tolist()}).encode(), 422, "0..1 or 0..255"),
+    (b'{"pixels": [[1e999]]}', 400, "infinity"),  # JSON cannot carry NaN or infinities; binary tensors can
+    (json.dumps({"pixels": []}).encode(), 422, "shape (0,)"),
+    (json.dumps({"pixels": np.zeros((28, 28)).tolist(), "mode": "number"}).encode(), 422, "needs a picture"),
+    (json.dumps({"pixels": np.zeros((28, 28)).tolist(), "mode": "digits"}).encode(), 422, "mode='digits'"),
+    (json.dumps({"pixels": np.zeros((28, 28)).tolist(), "include_input": "maybe"}).encode(), 422, "not a boolean"),
+    (json.dumps({"image": "not base64!"}).encode(), 422, "not valid base64"),
+    (json.dumps({"image": 42}).encode(), 422, "base64 string"),
+    (json.dumps({"image": []}).encode(), 422, "empty list"),
+    (json.dumps({"image": "data:image/png,abc"}).encode(), 422, "without ;base64"),
+    (json.dumps({"image": base64.b64encode(b"%PDF-1.4 not a picture").decode()}).encode(), 422, "PDF"),
+    (json.dumps({"pixels": np.zeros((MAX_BATCH + 1, 28, 28)).tolist()}).encode(), 413, "limit of 8"),
+    (json.dumps({"image": ["AAAA"] * (MAX_BATCH + 1)}).encode(), 413, "limit of 8"),
+])
+def test_predict_json_errors_are_clear_4xx(client, body, status, fragment):
+    response = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == status, response.text
+    assert fragment in detail(response)
+
+
+@pytest.mark.parametrize("content, status, fragment", [
+    (b"", 400, "empty"),
+    (b"hello, not a picture", 422, "not an image"),
+    (None, 422, "truncated or damaged"),  # the first half of a real PNG
+    (png_header(60_000, 60_000), 422, "decompression bomb"),
+    (png_header(9_000, 9_000), 422, "decompression bomb"),  # 81 MP: over digits.images' limit, under Pillow's
+])
+def test_bad_pictures_are_422_not_500(client, mnist, content, status, fragment):
+    content = png(mnist[0][0])[:300] if content is None else content
+    for mode in ("auto", "digit", "number"):
+        for response in (client.post(f"/predict?mode={mode}", content=content, headers={"Content-Type": "image/png"}),
+                         client.post(f"/predict?mode={mode}", files={"file": ("bad.png", content, "image/png")})):
+            if content == b"" and "multipart" in response.request.headers["content-type"]:
+                continue  # an empty file part is a picture problem, covered by the raw case
+            assert response.status_code == status, response.text
+            assert fragment in detail(response)
+
+
+def test_odd_pictures_never_cost_a_500(client):
+    rng = np.random.default_rng(0)
+    odd = {"line": np.pad(np.full((1, 40), 255, np.uint8), 6),  # far wider than tall
+           "specks": ((rng.random((120, 120)) > 0.97) * 255).astype(np.uint8),
+           "dot": np.pad(np.full((1, 1), 255, np.uint8), 1), "stripes": np.tile(np.uint8([0, 255] * 30), (60, 1)),
+           "pixel": np.zeros((1, 1), np.uint8)}
+    for name, array in odd.items():
+        for mode in ("digit", "number", "auto"):
+            response = client.post(f"/predict?mode={mode}", files={"file": (f"{name}.png", png(array, 1, False),
+                                                                            "image/png")})
+            assert response.status_code in (200, 422), (name, mode, response.text)
+    assert client.get("/health/ready").status_code == 200
+
+
+def test_a_saturated_image_pool_answers_503_and_pixels_still_work(client, mnist):
+    service = client.app.state.service
+    service.image_jobs += 1000  # as if a thousand slow pictures were being prepared
+    try:
+        response = client.post("/predict", content=png(mnist[0][0]), headers={"Content-Type": "image/png"})
+        assert response.status_code == 503 and response.headers["retry-after"] == "5"
+        assert "being prepared" in detail(response)
+        assert client.post("/predict", json={"pixels": mnist[0][0].tolist()}).status_code == 200
+    finally:
+        service.image_jobs -= 1000
+
+
+def test_predict_content_and_form_errors(client, mnist):
+    assert client.post("/predict", content=b"pixels=1", headers={"Content-Type": "text/plain"}).status_code == 415
+    assert client.post("/predict", content=b"x=1").status_code == 415  # a bare form post, as curl -d sends
+    response = client.post("/predict", data={"mode": "digit"}, files={})
+    assert response.status_code in (415, 422)
+    no_files = client.post("/predict", files={"note": (None, "just text")})
+    assert no_files.status_code == 422 and "no files" in detail(no_files)
+    broken = client.post("/predict", content=b"--xyz\r\nnonsense",
+                         headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+    assert broken.status_code in (400, 422), broken.text
+    too_many = [("files", (f"{index}.png", png(mnist[0][0]), "image/png")) for index in range(MAX_BATCH + 1)]
+    response = client.post("/predict", files=too_many)
+    assert response.status_code == 413 and "limit of 8" in detail(response)
+    assert client.post("/predict?mode=sideways", json={"pixels": mnist[0][0].tolist()}).status_code == 422
+    assert client.get("/predict").status_code == 405
