@@ -1,0 +1,125 @@
+"""reading: the one path from a picture to a Reading; its modes, its uncertain rule, its JSON."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from digits import data, images, reading
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    dataset = data.load_dataset("mnist")
+    return dataset.x_test, dataset.y_test
+
+
+def strip(cells: list[np.ndarray], gap: int = 10) -> np.ndarray:
+    """MNIST digits side by side, dark ink on white paper, enlarged: a photo of a number."""
+    joined = np.concatenate([np.pad(cell, ((0, 0), (0, gap))) for cell in cells], axis=1).astype(np.float32) / 255
+    return 1.0 - np.kron(joined, np.ones((4, 4), np.float32))
+
+
+def sure_of(confidence: float):
+    """A stand-in classifier: the class is the digit count of ink columns mod 10, at `confidence`."""
+    def predict(batch):
+        batch = np.asarray(batch).reshape(-1, 28, 28)
+        out = np.full((len(batch), 10), (1 - confidence) / 9, np.float32)
+        for row, image in enumerate(batch):
+            out[row, int((image > 0.5).any(0).sum()) % 10] = confidence
+        return out
+    return predict
+
+
+def test_auto_mode_reads_one_digit_as_a_digit_and_several_as_a_number(mnist, tiny_run):
+    from digits.predictor import Predictor
+
+    x_test, _ = mnist
+    predictor = Predictor(tiny_run)
+    single = reading.read(1.0 - x_test[0] / 255.0, model=predictor)
+    assert single.kind == "digit" and single.digit is not None and single.number is None
+    assert single.label == predictor.class_names[single.digit] and len(single.digits) == 1
+    number = reading.read(strip([x_test[i] for i in (3, 2, 1)]), model=predictor)  # 0, 1, 2
+    assert number.kind == "number" and number.digit is None and len(number.number) == 3
+    assert number.number == "".join(digit.label for digit in number.digits)
+    forced = reading.read(1.0 - x_test[0] / 255.0, mode="number", model=predictor)
+    assert forced.kind == "number" and len(forced.digits) == 1
+    as_digit = reading.read(strip([x_test[i] for i in (3, 2, 1)]), mode="digit", model=predictor)
+    assert as_digit.kind == "digit" and len(as_digit.digits) == 1
+
+
+def test_the_uncertain_rule_is_the_same_for_digits_and_numbers(mnist):
+    x_test, _ = mnist
+    picture = strip([x_test[i] for i in (3, 2, 1)])
+    sure = reading.read(picture, mode="number", model=sure_of(0.9))
+    count = len(sure.digits)
+    assert count >= 2 and [digit.confidence for digit in sure.digits] == pytest.approx([0.9] * count)
+    assert sure.confidence == pytest.approx(0.9 ** count)  # the product: every digit right
+    assert sure.uncertain is (0.9 ** count < 0.5)
+    assert reading.read(picture, mode="number", model=sure_of(0.9), uncertain_below=0.9 ** count + 0.01).uncertain
+    assert not reading.read(picture, mode="number", model=sure_of(0.9), uncertain_below=0.9 ** count - 0.01).uncertain
+    assert all(not digit["uncertain"] for digit in sure.to_dict()["digits"])  # each digit sure, the whole less so
+    digit = reading.read(1.0 - x_test[0] / 255.0, mode="digit", model=sure_of(0.6))
+    assert digit.confidence == pytest.approx(0.6)
+    assert not digit.uncertain and reading.read(1.0 - x_test[0] / 255.0, mode="digit", model=sure_of(0.6),
+                                                uncertain_below=0.61).uncertain
+
+
+def test_a_blank_picture_is_no_answer_and_uncertain():
+    for mode in reading.MODES:
+        blank = reading.read(np.ones((60, 80), np.float32), mode=mode, model=sure_of(0.99))
+        assert not blank.ink_found and blank.digits == [] and blank.uncertain and blank.confidence == 0.0
+        assert blank.digit is None and blank.text == ""
+        assert blank.kind == ("number" if mode == "number" else "digit")
+
+
+def test_to_dict_has_the_same_fields_and_types_for_every_kind(mnist):
+    x_test, _ = mnist
+    readings = [reading.read(1.0 - x_test[0] / 255.0, model=sure_of(0.8)),
+                reading.read(strip([x_test[i] for i in (3, 2)]), mode="number", model=sure_of(0.8)),
+                reading.read(np.ones((40, 40), np.float32), model=sure_of(0.8))]
+    keys = {"kind", "ink_found", "digit", "label", "number", "confidence", "uncertain", "inverted", "box",
+            "probabilities", "top3", "digits"}
+    for found in readings:
+        answer = found.to_dict()
+        assert set(answer) == keys
+        json.dumps(answer)  # plain JSON types only
+        assert isinstance(answer["confidence"], float) and isinstance(answer["uncertain"], bool)
+        for digit in answer["digits"]:
+            assert set(digit) == {"digit", "label", "confidence", "uncertain", "box", "probabilities", "top3"}
+            assert isinstance(digit["digit"], int) and isinstance(digit["label"], str)
+            assert [entry["digit"] for entry in digit["top3"]][0] == digit["digit"]
+    digit, number, blank = (found.to_dict() for found in readings)
+    assert isinstance(digit["digit"], int) and digit["number"] is None and len(digit["probabilities"]) == 10
+    assert digit["top3"] == digit["digits"][0]["top3"]
+    assert number["digit"] is None and number["probabilities"] is None and isinstance(number["number"], str)
+    assert blank["digit"] is None and blank["digits"] == []
+    with_inputs = readings[0].to_dict(include_input=True)["digits"][0]["input"]
+    assert np.asarray(with_inputs).shape == (28, 28) and np.asarray(with_inputs).max() <= 255
+
+
+def test_raw_pixels_read_in_the_same_shape(mnist):
+    x_test, _ = mnist
+    pixels = images.to_model_input(x_test[:3])[..., 0]
+    probabilities = sure_of(0.7)(pixels)
+    found = reading.from_pixels(probabilities, pixels, [str(i) for i in range(10)])
+    assert [item.kind for item in found] == ["digit"] * 3
+    assert [item.digit for item in found] == list(probabilities.argmax(1))
+    assert set(found[0].to_dict()) == set(reading.read(1.0 - x_test[0] / 255.0, model=sure_of(0.7)).to_dict())
+
+
+def test_bad_arguments_are_one_line_value_errors():
+    with pytest.raises(ValueError, match="mode 'numbers' is unknown; use one of auto, digit, number"):
+        reading.read(np.ones((8, 8)), mode="numbers", model=sure_of(0.9))
+    with pytest.raises(ValueError, match="uncertain_below must be between 0 and 1"):
+        reading.read(np.ones((8, 8)), model=sure_of(0.9), uncertain_below=2)
+    with pytest.raises(images.ImageError, match="not a picture Pillow can read"):
+        reading.read(b"%PDF-1.4 not a picture", model=sure_of(0.9))
+
+
+def test_a_named_model_is_loaded_once(tiny_run):
+    first = reading.load(tiny_run)
+    assert reading.load(str(tiny_run)) is first
+    assert reading.read(np.ones((30, 30)), model=tiny_run).ink_found is False
