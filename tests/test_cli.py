@@ -73,6 +73,8 @@ def test_evaluate_writes_the_report(tiny_run, tmp_path):
     assert sum(map(sum, matrix)) == 10000
     assert (out / "confusion_matrix.png").read_bytes()[:8] == PNG
     assert (out / "mistakes.png").read_bytes()[:8] == PNG
+    assert f"Expected calibration error (15 bins): {evaluation['ece']:.4f}" in result.stdout
+    assert (out / "reliability.png").read_bytes()[:8] == PNG and f"Wrote reliability png: {out}" in result.stdout
 
 
 @pytest.mark.parametrize("args, fragments", [

@@ -7,6 +7,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+from digits import calibration
 from digits.evaluate import evaluate, most_confident_mistakes, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -98,6 +99,20 @@ def test_undefined_precision_and_recall_are_zero_not_nan():
     assert not any(math.isnan(value) for value in metrics["macro_avg"].values())
 
 
+def test_calibration_error_by_hand():
+    # Top confidences [0.8, 0.6, 0.7, 0.5, 0.8, 0.9], right = [1, 1, 1, 0, 1, 0]; with 15 bins only the two
+    # 0.8s share a bin (both right), so ECE = (0.2 + 0.4 + 0.3 + 0.5 + 0.2 + 0.9) / 6.
+    metrics = evaluate(PROBABILITIES, LABELS, NAMES)
+    assert metrics["ece"] == pytest.approx(2.5 / 6)
+    curve = metrics["reliability"]
+    assert curve == calibration.reliability(PROBABILITIES, LABELS, bins=15)
+    assert curve["ece"] == metrics["ece"] == calibration.expected_calibration_error(PROBABILITIES, LABELS)
+    assert len(curve["bins"]) == 15 and sum(row["count"] for row in curve["bins"]) == 6
+    assert sorted(row["count"] for row in curve["bins"] if row["count"]) == [1, 1, 1, 1, 2]
+    assert all(row["accuracy"] is None for row in curve["bins"] if not row["count"])
+    assert evaluate(np.eye(3)[[0, 1, 2]], np.array([0, 1, 2]), NAMES)["ece"] == 0.0
+
+
 @pytest.mark.parametrize("probabilities, labels, names, expected", [
     (np.zeros((4,)), np.zeros(4, dtype=int), NAMES, r"\(N, C\)"),
     (np.full((4, 3), 1 / 3), np.zeros((4, 1), dtype=int), NAMES, r"\(N,\)"),
@@ -148,19 +163,24 @@ def test_write_report_writes_all_files(tmp_path, image_shape, dtype):
     out_dir = tmp_path / "report" / "nested"
     paths = write_report(metrics, images, PROBABILITIES, LABELS, NAMES, out_dir)
 
-    assert set(paths) == {"evaluation", "confusion_matrix_json", "confusion_matrix_png", "mistakes_png"}
+    assert set(paths) == {"evaluation", "confusion_matrix_json", "confusion_matrix_png", "reliability_png",
+                          "mistakes_png"}
     assert paths["evaluation"] == out_dir / "evaluation.json"
     assert paths["confusion_matrix_json"] == out_dir / "confusion_matrix.json"
     assert paths["confusion_matrix_png"] == out_dir / "confusion_matrix.png"
     assert paths["mistakes_png"] == out_dir / "mistakes.png"
+    assert paths["reliability_png"] == out_dir / "reliability.png"
     assert json.loads(paths["evaluation"].read_text()) == metrics
+    written = json.loads(paths["evaluation"].read_text())
+    assert written["ece"] == pytest.approx(2.5 / 6) and len(written["reliability"]["bins"]) == 15
     assert json.loads(paths["confusion_matrix_json"].read_text()) == {
         "class_names": NAMES, "matrix": [[2, 0, 0], [1, 1, 0], [0, 1, 1]]}
     _check_png(paths["confusion_matrix_png"])
     _check_png(paths["mistakes_png"])
-    # Atomic writes leave only the four files, no temp files.
+    _check_png(paths["reliability_png"])
+    # Atomic writes leave only the five files, no temp files.
     assert sorted(path.name for path in out_dir.iterdir()) == [
-        "confusion_matrix.json", "confusion_matrix.png", "evaluation.json", "mistakes.png"]
+        "confusion_matrix.json", "confusion_matrix.png", "evaluation.json", "mistakes.png", "reliability.png"]
 
 
 def test_write_report_with_no_mistakes(tmp_path):
@@ -169,6 +189,15 @@ def test_write_report_with_no_mistakes(tmp_path):
     metrics = evaluate(probabilities, labels, NAMES)
     paths = write_report(metrics, np.zeros((3, 28, 28), np.uint8), probabilities, labels, NAMES, tmp_path)
     _check_png(paths["mistakes_png"])
+
+
+def test_write_report_draws_the_reliability_diagram_for_older_metrics(tmp_path):
+    """Metrics saved before calibration was scored have no "reliability": the report computes it."""
+    metrics = {key: value for key, value in evaluate(PROBABILITIES, LABELS, NAMES).items()
+               if key not in ("ece", "reliability")}
+    paths = write_report(metrics, np.zeros((6, 28, 28), np.uint8), PROBABILITIES, LABELS, NAMES, tmp_path)
+    _check_png(paths["reliability_png"])
+    assert "reliability" not in json.loads(paths["evaluation"].read_text())  # the metrics are written as given
 
 
 def test_write_report_rejects_mismatched_images(tmp_path):

@@ -20,7 +20,7 @@ TRAINING = {"digits.train", "digits.models", "digits.data", "digits.idx", "digit
             "digits.tune", "digits.ensemble", "digits.evaluate", "digits.plots"}
 FRAMEWORKS = {"tensorflow", "keras", "matplotlib"}
 # The reading half, which never imports the training half (not even lazily) nor a framework at module level.
-READING = ["runs", "files", "backends", "predictor", "images", "multidigit", "reading", "api"]
+READING = ["runs", "files", "backends", "predictor", "images", "multidigit", "reading", "api", "calibration"]
 
 
 def seven(path: Path, size: int = 120) -> Path:

@@ -1,4 +1,4 @@
-"""Tests for digits.plots: files are real PNGs, saves are atomic, mistakes are marked red."""
+"""Tests for digits.plots: files are real PNGs, saves are atomic, mistakes are marked red, reliability bars."""
 
 import matplotlib.colors
 import matplotlib.image
@@ -159,3 +159,45 @@ def test_mistakes_figure_with_no_mistakes(tmp_path):
     assert "no mistakes" in [text.get_text() for text in figure.texts]
     assert figure.get_suptitle() == "Most confidently wrong test images"
     _check_png(plots.save_figure(figure, tmp_path / "none.png"))
+
+
+def _reliability():
+    from digits import calibration
+
+    probabilities = np.array([[0.85, 0.15], [0.85, 0.15], [0.35, 0.65], [0.35, 0.65], [0.98, 0.02]])
+    return calibration.reliability(probabilities, np.array([0, 1, 1, 1, 0]), bins=10)
+
+
+def test_reliability_diagram_bars_diagonal_counts_and_ece(tmp_path):
+    curve = _reliability()  # bins 0.6-0.7 (2, all right), 0.8-0.9 (2, half right), 0.9-1.0 (1, right)
+    figure = plots.reliability_diagram(curve)
+    assert isinstance(figure, Figure) and len(figure.axes) == 1
+    axes = figure.axes[0]
+    bars = sorted(axes.patches, key=lambda bar: bar.get_x())
+    assert [round(bar.get_x(), 6) for bar in bars] == [0.6, 0.8, 0.9]  # empty bins draw no bar
+    assert [bar.get_height() for bar in bars] == [1.0, 0.5, 1.0]
+    assert all(bar.get_width() == pytest.approx(0.1) for bar in bars)
+    diagonal = [line for line in axes.get_lines() if line.get_label() == "perfect calibration"]
+    assert len(diagonal) == 1 and list(diagonal[0].get_xdata()) == list(diagonal[0].get_ydata()) == [0, 1]
+    assert sorted(text.get_text() for text in axes.texts) == ["1", "2", "2"]
+    assert all(text.get_alpha() < 1 for text in axes.texts)  # faint
+    assert f"ECE {curve['ece']:.4f}" in axes.get_title() and axes.get_title().startswith("Reliability diagram")
+    assert axes.get_xlabel().startswith("confidence") and axes.get_ylabel() == "accuracy"
+    assert axes.get_xlim() == (0, 1) and axes.get_ylim() == (0, 1)
+    assert plots.reliability_diagram(curve, title="Test set").axes[0].get_title().startswith("Test set (ECE")
+    _check_png(plots.save_figure(figure, tmp_path / "reliability.png"))
+    assert [path.name for path in tmp_path.iterdir()] == ["reliability.png"]
+
+
+def test_reliability_diagram_formats_large_counts():
+    curve = {"ece": 0.01, "bins": [{"low": 0.9, "high": 1.0, "count": 9812, "confidence": 0.99, "accuracy": 0.98}]}
+    assert [text.get_text() for text in plots.reliability_diagram(curve).axes[0].texts] == ["9,812"]
+
+
+@pytest.mark.parametrize("curve", [
+    {}, {"bins": [], "ece": 0.0}, {"bins": [{"low": 0.0, "high": 1.0}], "ece": 0.0},
+    {"bins": [{"low": 0, "high": 1, "count": 0, "confidence": None, "accuracy": None}]}, [1, 2],
+])
+def test_reliability_diagram_rejects_other_dicts(curve):
+    with pytest.raises(ValueError, match="calibration.reliability"):
+        plots.reliability_diagram(curve)

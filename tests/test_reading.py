@@ -1,4 +1,5 @@
-"""reading: the one path from a picture to a Reading; its modes, its uncertain rule, its JSON."""
+"""reading: the one path from a picture to a Reading; its modes and kinds (digit, number, not a digit, no ink),
+its uncertain rule, its JSON."""
 
 from __future__ import annotations
 
@@ -67,12 +68,63 @@ def test_the_uncertain_rule_is_the_same_for_digits_and_numbers(mnist):
                                                 uncertain_below=0.61).uncertain
 
 
-def test_a_blank_picture_is_no_answer_and_uncertain():
+def test_a_blank_picture_is_no_ink_in_every_mode():
     for mode in reading.MODES:
         blank = reading.read(np.ones((60, 80), np.float32), mode=mode, model=sure_of(0.99))
-        assert not blank.ink_found and blank.digits == [] and blank.uncertain and blank.confidence == 0.0
-        assert blank.digit is None and blank.text == ""
-        assert blank.kind == ("number" if mode == "number" else "digit")
+        assert blank.kind == "no_ink" and not blank.ink_found and blank.digits == [] and blank.confidence == 0.0
+        assert blank.digit is None and blank.number is None and blank.text == "" and not blank.uncertain
+
+
+def test_not_a_digit_below_the_threshold_distinct_from_uncertain(mnist):
+    x_test, _ = mnist
+    picture = 1.0 - x_test[0] / 255.0
+    refused = reading.read(picture, mode="digit", model=sure_of(0.3), reject_below=0.35)
+    assert refused.kind == "not_a_digit" and refused.digit is None and refused.label is None
+    assert not refused.uncertain and refused.ink_found and refused.digits[0].not_a_digit
+    answer = refused.to_dict()
+    assert answer["kind"] == "not_a_digit" and answer["digit"] is None and answer["digits"][0]["not_a_digit"] is True
+    assert len(answer["probabilities"]) == 10  # what it resembled most is still there
+    unsure = reading.read(picture, mode="digit", model=sure_of(0.3), reject_below=0.25)  # a digit, low confidence
+    assert unsure.kind == "digit" and unsure.uncertain and not unsure.digits[0].not_a_digit
+    off = reading.read(picture, mode="digit", model=sure_of(0.3), reject_below=0.0)
+    assert off.kind == "digit"
+    with pytest.raises(ValueError, match="reject_below must be between 0 and 1"):
+        reading.read(picture, model=sure_of(0.3), reject_below=1.5)
+
+
+def test_a_piece_that_is_not_a_digit_is_marked_in_a_number(mnist):
+    x_test, _ = mnist
+    picture = strip([x_test[i] for i in (3, 2, 1)])
+
+    def doubts_the_second(batch):  # sure of every piece but the one in the middle of the strip
+        out = sure_of(0.95)(batch)
+        if len(batch) == 3:
+            out[1] = 0.1
+        return out
+
+    pieces = reading.read(picture, mode="number", model=sure_of(0.95))
+    assert len(pieces.digits) == 3  # the stand-in reads this strip as three pieces
+    marked = reading.read(picture, mode="number", model=doubts_the_second, reject_below=0.5)
+    assert marked.kind == "number" and marked.number[1] == "?" and len(marked.number) == 3
+    assert [digit.not_a_digit for digit in marked.digits] == [False, True, False] and marked.uncertain
+    all_refused = reading.read(picture, model=sure_of(0.3), reject_below=0.5)  # auto: nothing here is a digit
+    assert all_refused.kind == "not_a_digit" and all_refused.number is None and all_refused.text == ""
+    forced = reading.read(picture, mode="number", model=sure_of(0.3), reject_below=0.5)
+    assert forced.kind == "number" and set(forced.number) == {"?"}
+
+
+def test_a_predictor_brings_its_stored_threshold(tiny_run):
+    from digits.predictor import Predictor
+
+    predictor = Predictor(tiny_run)
+    stored = predictor.reject_below
+    assert 0.0 < stored < 1.0 and predictor.temperature > 0
+    scribble = np.ones((80, 80), np.float32)
+    scribble[10:70:6, 5:75] = 0.0  # a grid of rules: nothing like a digit
+    scribble[5:75, 10:70:9] = 0.0
+    found = reading.read(scribble, mode="digit", model=predictor)
+    assert found.kind == ("not_a_digit" if found.digits[0].confidence < stored else "digit")
+    assert reading.read(scribble, mode="digit", model=predictor, reject_below=1.0).kind == "not_a_digit"
 
 
 def test_to_dict_has_the_same_fields_and_types_for_every_kind(mnist):
@@ -88,14 +140,15 @@ def test_to_dict_has_the_same_fields_and_types_for_every_kind(mnist):
         json.dumps(answer)  # plain JSON types only
         assert isinstance(answer["confidence"], float) and isinstance(answer["uncertain"], bool)
         for digit in answer["digits"]:
-            assert set(digit) == {"digit", "label", "confidence", "uncertain", "box", "probabilities", "top3"}
+            assert set(digit) == {"digit", "label", "confidence", "not_a_digit", "uncertain", "box", "probabilities",
+                                  "top3"}
             assert isinstance(digit["digit"], int) and isinstance(digit["label"], str)
             assert [entry["digit"] for entry in digit["top3"]][0] == digit["digit"]
     digit, number, blank = (found.to_dict() for found in readings)
     assert isinstance(digit["digit"], int) and digit["number"] is None and len(digit["probabilities"]) == 10
     assert digit["top3"] == digit["digits"][0]["top3"]
     assert number["digit"] is None and number["probabilities"] is None and isinstance(number["number"], str)
-    assert blank["digit"] is None and blank["digits"] == []
+    assert blank["kind"] == "no_ink" and blank["digit"] is None and blank["digits"] == []
     with_inputs = readings[0].to_dict(include_input=True)["digits"][0]["input"]
     assert np.asarray(with_inputs).shape == (28, 28) and np.asarray(with_inputs).max() <= 255
 
@@ -122,4 +175,4 @@ def test_bad_arguments_are_one_line_value_errors():
 def test_a_named_model_is_loaded_once(tiny_run):
     first = reading.load(tiny_run)
     assert reading.load(str(tiny_run)) is first
-    assert reading.read(np.ones((30, 30)), model=tiny_run).ink_found is False
+    assert reading.read(np.ones((30, 30)), model=tiny_run).kind == "no_ink"

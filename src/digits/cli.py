@@ -61,6 +61,8 @@ def _add_serve(commands, parents) -> None:
     parser.add_argument("--max-batch", type=int, help="most images per request (default: 256)")
     parser.add_argument("--uncertain-below", type=float, help="confidence below this is flagged uncertain "
                                                               "(default: 0.5)")
+    parser.add_argument("--reject-below", type=float, help="answer 'not a digit' below this calibrated confidence; "
+                                                           "0 turns it off (default: the model's stored threshold)")
     parser.add_argument("--timeout-seconds", type=float, help="per body read and per prediction (default: 30)")
     parser.add_argument("--predict-threads", type=int, help="threads running batched model calls (default: 1)")
     parser.add_argument("--model-threads", type=int,
@@ -133,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--uncertain-below", type=float, default=0.5, metavar="P",
                          help="mark readings whose confidence is below P as uncertain; a number's confidence is "
                               "the product of its digits' (default: 0.5)")
+    predict.add_argument("--reject-below", type=float, metavar="P",
+                         help="answer 'not a digit' when the calibrated confidence is below P; 0 turns it off "
+                              "(default: the threshold stored with the model, fitted on validation data)")
     predict.add_argument("--samples", type=int, default=24, help="test images, without files (default: 24)")
     predict.add_argument("--seed", type=int, default=0, help="which random test images (default: 0)")
     predict.add_argument("--plot", metavar="FILE", help="save the figure to FILE (default: show it, or save "
@@ -218,6 +223,7 @@ def cmd_evaluate(args) -> int:
     print(f"Run: {predictor.info.run_dir} (backend: {predictor.backend})")
     print(f"Test loss: {metrics['loss']:.4f}")
     print(f"Test accuracy: {metrics['accuracy']:.4f} ({metrics['errors']} of {metrics['count']} wrong)")
+    print(f"Expected calibration error ({len(metrics['reliability']['bins'])} bins): {metrics['ece']:.4f}")
     print(f"{'class':>12} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
     for row in metrics["per_class"]:
         print(f"{row['class']:>12} {row['precision']:9.4f} {row['recall']:9.4f} {row['f1']:9.4f} {row['support']:8d}")
@@ -232,18 +238,18 @@ def _has_display() -> bool:
     return matplotlib.get_backend().lower() not in {"agg", "pdf", "ps", "svg", "pgf", "cairo", "template"}
 
 
-def _read_file(predictor, path: str, mode: str, threshold: float) -> tuple[dict, dict]:
+def _read_file(predictor, path: str, mode: str, threshold: float, reject_below: float | None) -> tuple[dict, dict]:
     """(result for output, row for the figure) of one image file; an unreadable file becomes a result too."""
     from . import images, reading
 
     try:
         gray = images.load_gray(path)
-        found = reading.read(gray, mode, predictor, threshold, name=path)
+        found = reading.read(gray, mode, predictor, threshold, name=path, reject_below=reject_below)
     except images.ImageError as error:
         return {"file": path, "ok": False, "error": str(error)}, {"title": f"{Path(path).name}: unreadable"}
     result = {"file": path, "ok": True, **found.to_dict()}
-    if not found.ink_found:
-        title = f"{Path(path).name}: no digit found"
+    if found.kind in ("no_ink", "not_a_digit"):
+        title = f"{Path(path).name}: " + ("no digit found" if found.kind == "no_ink" else "not a digit")
     else:
         title = f"{Path(path).name}: {found.text} ({found.confidence:.0%})" + (" uncertain" if found.uncertain else "")
     row = {"title": title, "original": gray, "inputs": [digit.image for digit in found.digits],
@@ -254,11 +260,15 @@ def _read_file(predictor, path: str, mode: str, threshold: float) -> tuple[dict,
 def _describe(result: dict) -> str:
     if not result["ok"]:
         return f"error: {result['error']}"
-    if not result["ink_found"]:
+    if result["kind"] == "no_ink":
         return "no digit found"
+    if result["kind"] == "not_a_digit":
+        closest = result["digits"][0] if len(result["digits"]) == 1 else None
+        return "not a digit" + (f" (closest: {closest['label']} at {closest['confidence']:.1%})" if closest else "")
     flag = "  (uncertain)" if result["uncertain"] else ""
     if result["kind"] == "number":
-        digits = ", ".join(f"{digit['label']} {digit['confidence']:.1%}" for digit in result["digits"])
+        digits = ", ".join("? not a digit" if digit["not_a_digit"] else f"{digit['label']} {digit['confidence']:.1%}"
+                           for digit in result["digits"])
         return f"number {result['number']} ({result['confidence']:.1%}; digits: {digits}){flag}"
     top3 = ", ".join(f"{entry['label']} {entry['probability']:.1%}" for entry in result["top3"])
     return f"{result['label']} ({result['confidence']:.1%}; top 3: {top3}){flag}"
@@ -267,14 +277,16 @@ def _describe(result: dict) -> str:
 def predict_files(args, paths: list[str]) -> int:
     from . import runs
 
-    if not 0.0 <= args.uncertain_below <= 1.0:
-        raise ValueError(f"--uncertain-below must be between 0 and 1, got {args.uncertain_below}")
+    for flag, value in (("--uncertain-below", args.uncertain_below), ("--reject-below", args.reject_below)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ValueError(f"{flag} must be between 0 and 1, got {value}")
     run = paths[0] if paths and runs.is_model(paths[0]) else None
     files_ = paths[1:] if run is not None else paths
     if not files_:
         raise ValueError("name at least one image file after the run")
     predictor = _load_predictor(run, args)
-    results, rows = zip(*(_read_file(predictor, path, args.mode, args.uncertain_below) for path in files_))
+    results, rows = zip(*(_read_file(predictor, path, args.mode, args.uncertain_below, args.reject_below)
+                          for path in files_))
     if args.json:
         print(json.dumps({"model": str(predictor.info.run_dir), "backend": predictor.backend,
                           "results": list(results)}, indent=2))
@@ -416,7 +428,7 @@ def cmd_ensemble(args) -> int:
 
 
 SERVE_FLAGS = ("host", "port", "workers", "backend", "runs_dir", "model_name", "max_body_bytes", "max_batch",
-               "uncertain_below", "timeout_seconds", "predict_threads", "model_threads", "image_threads", "log_level")
+               "uncertain_below", "reject_below", "timeout_seconds", "predict_threads", "model_threads", "image_threads", "log_level")
 
 
 def cmd_serve(args) -> int:

@@ -43,6 +43,9 @@ class Config:
     augment_zoom: float = 0.0  # random zoom, up to this fraction in or out
     keep_best: bool = False  # end with the weights of the epoch with the best validation accuracy
     precision: str = "float32"  # float32, mixed_bfloat16, or auto (bfloat16 where the CPU computes it natively)
+    outlier_exposure: float = 0.0  # share of each batch made of generated non-digits taught to be unsure (0: off)
+    outlier_images: int = 12000  # how many non-digits digits.synthetic generates for Outlier Exposure
+    reject_rate: float = 0.005  # share of validation digits the stored not-a-digit threshold may refuse
 
     def validate(self) -> "Config":
         """Check value ranges; raise ValueError naming the bad value and the fix."""
@@ -69,6 +72,12 @@ class Config:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}; use 0 to turn it off")
         if self.augment_zoom >= 1:
             raise ValueError(f"augment_zoom must be below 1, got {self.augment_zoom}; try 0.1")
+        if not 0.0 <= self.outlier_exposure < 0.9:
+            raise ValueError(f"outlier_exposure must be in [0, 0.9), got {self.outlier_exposure}; try 0.25 (0: off)")
+        if self.outlier_images < 10:
+            raise ValueError(f"outlier_images must be at least 10, got {self.outlier_images}; try 12000")
+        if not 0.0 <= self.reject_rate < 0.5:
+            raise ValueError(f"reject_rate must be in [0, 0.5), got {self.reject_rate}; try 0.005")
         if self.limit is not None and self.limit < 2:
             raise ValueError(f"limit must be at least 2 images, got {self.limit}; try --limit 2000")
         return self

@@ -255,6 +255,20 @@ def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int = 
     return x[kept], y[kept], x[held], y[held]
 
 
+def training_arrays(config, data_dir=None, progress=None):
+    """A recipe's data (`config`: dataset, limit, validation_split), loaded, limited and split:
+    (dataset, x_train, y_train, x_val, y_val), images as model inputs. The split is seeded and the
+    same for every run with the same limit and fraction (ensembles calibrate on their members')."""
+    from .images import to_model_input
+
+    dataset = load_dataset(config.dataset, data_dir=data_dir, progress=progress)
+    x, y = dataset.x_train, dataset.y_train
+    if config.limit is not None:
+        x, y = x[: config.limit], y[: config.limit]
+    x_train, y_train, x_val, y_val = split_validation(x, y, config.validation_split)
+    return dataset, to_model_input(x_train), y_train, to_model_input(x_val), y_val
+
+
 def augment_batch(images, seed, shift: float = 0.0, rotation: float = 0.0, zoom: float = 0.0):
     """Random shift (pixels), rotation (degrees) and zoom (fraction) of a (B, H, W, C) float batch.
 
@@ -286,12 +300,16 @@ def augment_batch(images, seed, shift: float = 0.0, rotation: float = 0.0, zoom:
 
 
 def make_tf_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = False, seed: int = 0,
-                    augment: dict | None = None, num_classes: int | None = None):
+                    augment: dict | None = None, num_classes: int | None = None,
+                    outliers: np.ndarray | None = None, outlier_share: float = 0.0):
     """A tf.data pipeline over arrays held in memory, that never waits on I/O.
 
     Shuffling permutes indices (cheap) and each batch is gathered from the in-memory tensors.
     `augment` ({"shift": px, "rotation": degrees, "zoom": fraction}) transforms each training
     batch on the fly; `num_classes` turns labels into one-hot vectors (for label smoothing).
+    `outliers` ((M, 28, 28, 1) non-digits, Outlier Exposure; needs `num_classes`) are mixed into
+    every batch so that they make up `outlier_share` of it, with uniform targets (1/classes each:
+    "none of these"), augmented like the digits; they cycle independently of the digits.
     """
     import tensorflow as tf
 
@@ -299,16 +317,32 @@ def make_tf_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool
     indices = tf.data.Dataset.range(len(x))
     if shuffle:
         indices = indices.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    batches = indices.batch(batch_size)
-    if augment and any(augment.values()):
-        batch_seeds = tf.data.Dataset.random(seed=seed).batch(2)  # a fresh stateless seed per batch
+    parts = [indices.batch(batch_size)]
+    augmenting = bool(augment and any(augment.values()))
+    if augmenting:
+        parts.append(tf.data.Dataset.random(seed=seed).batch(2))  # a fresh stateless seed per batch
+    mixing = outliers is not None and outlier_share > 0
+    if mixing:
+        if not num_classes:
+            raise ValueError("outliers need one-hot targets: pass num_classes")
+        extra = tf.constant(outliers)
+        per_batch = max(1, round(batch_size * outlier_share / (1.0 - outlier_share)))
+        parts.append(tf.data.Dataset.range(len(outliers)).shuffle(len(outliers), seed=seed + 1,
+                                                                  reshuffle_each_iteration=True)
+                     .repeat().batch(per_batch))
 
-        def gather(index, batch_seed):
-            return augment_batch(tf.gather(images, index), batch_seed, **augment), tf.gather(labels, index)
+    def gather(index, *more):
+        batch, label = tf.gather(images, index), tf.gather(labels, index)
+        if num_classes:
+            label = tf.one_hot(label, num_classes)
+        if mixing:
+            outlier_index = more[-1]
+            batch = tf.concat([batch, tf.gather(extra, outlier_index)], 0)
+            label = tf.concat([label, tf.fill([tf.shape(outlier_index)[0], num_classes], 1.0 / num_classes)], 0)
+        if augmenting:
+            batch = augment_batch(batch, more[0], **augment)
+        return batch, label
 
-        dataset = tf.data.Dataset.zip((batches, batch_seeds)).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        dataset = batches.map(lambda index: (tf.gather(images, index), tf.gather(labels, index)))
-    if num_classes:
-        dataset = dataset.map(lambda batch, label: (batch, tf.one_hot(label, num_classes)))
+    dataset = tf.data.Dataset.zip(tuple(parts)) if len(parts) > 1 else parts[0]
+    dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -20,7 +20,8 @@ runtime.load()  # TensorFlow quietly, before Keras imports it
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
-from . import backends, data, distribute, evaluate, export, files, models, runs  # noqa: E402
+from . import backends, calibration, data, distribute, evaluate, export, files, models, runs  # noqa: E402
+from . import config as config_module  # noqa: E402
 from .images import to_model_input  # noqa: E402
 from .predictor import check_shape  # noqa: E402
 
@@ -87,15 +88,20 @@ def make_ensemble(members: list[str | Path], out: str | Path, tta: bool = False,
     member_accuracy = [float((models.predict_batches(model, x_test).argmax(1) == dataset.y_test).mean())
                        for model in loaded]
     model = build(loaded, tta=tta)
-    test = evaluate.evaluate(models.predict_batches(model, x_test, batch_size=512), dataset.y_test,
-                             dataset.class_names)
+    recipe = config_module.from_dict({key: value for key, value in infos[0].config.items()
+                                      if key in config_module.Config.__dataclass_fields__})
+    _, _, _, x_val, y_val = data.training_arrays(recipe, data_dir)  # the first member's validation split
+    fitted = calibration.fit(models.predict_batches(model, x_val, batch_size=512), y_val, recipe.reject_rate)
+    test = evaluate.evaluate(calibration.apply_temperature(models.predict_batches(model, x_test, batch_size=512),
+                                                           fitted["temperature"]), dataset.y_test, dataset.class_names)
     key = "|".join(str(info.run_dir.resolve()) for info in infos) + f"|{tta}|{out.resolve()}"
     partial = runs.partial_dir(out.parent, key)
     partial.mkdir(parents=True, exist_ok=True)
     files.write_json(partial / "config.json", {"model": "ensemble", "dataset": dataset.name, "tta": tta,
                                                "members": [str(info.run_dir) for info in infos]})
     metrics = {
-        "test_loss": test["loss"], "test_accuracy": test["accuracy"], "tta": tta,
+        "test_loss": test["loss"], "test_accuracy": test["accuracy"], "test_ece": test.get("ece"), "tta": tta,
+        "calibration": fitted,
         "members": [{"run": str(info.run_dir), "test_accuracy": accuracy}
                     for info, accuracy in zip(infos, member_accuracy)],
         "best_member_accuracy": max(member_accuracy), "test_images": len(x_test),

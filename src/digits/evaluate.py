@@ -2,74 +2,24 @@
 
 Everything here starts from plain arrays, the class probabilities a model predicted
 (shape (N, C)) and the true labels (shape (N,)), so any backend that can produce
-probabilities can be scored the same way. The metrics are computed with NumPy alone and
-returned as a JSON-serialisable dict of Python floats, ints and lists; `write_report`
-stores that dict next to a confusion matrix and a gallery of the most confidently wrong
-images. Nothing here prints.
+probabilities can be scored the same way. The metrics are computed with NumPy (the
+calibration error and reliability bins by digits.calibration) and returned as a
+JSON-serialisable dict of Python floats, ints and lists; `write_report` stores that dict
+next to a confusion matrix, a reliability diagram and a gallery of the most confidently
+wrong images. Nothing here prints.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from . import files
+from . import calibration, files
 
 PROBABILITY_FLOOR = 1e-7  # clip before log so a confident mistake costs ~16, not infinity
-PROBABILITY_TOLERANCE = 1e-4  # float32 softmax may overshoot [0, 1] by rounding
-
-
-def _check_predictions(probabilities: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Return (probabilities as float64 (N, C), labels as int64 (N,)) or raise ValueError."""
-    probabilities = np.asarray(probabilities)
-    labels = np.asarray(labels)
-    if probabilities.ndim != 2:
-        raise ValueError(
-            f"probabilities must have shape (N, C), one row of class probabilities per sample, "
-            f"got shape {probabilities.shape}; pass the output of model.predict(images)"
-        )
-    sample_count, class_count = probabilities.shape
-    if labels.ndim != 1:
-        raise ValueError(
-            f"labels must have shape (N,) = ({sample_count},), one integer class per sample, "
-            f"got shape {labels.shape}; pass integer labels, not one-hot rows"
-        )
-    if labels.shape[0] != sample_count:
-        raise ValueError(
-            f"labels must have shape (N,) = ({sample_count},) to match probabilities of shape "
-            f"{probabilities.shape}, got {labels.shape}; pass one label per row of probabilities"
-        )
-    if sample_count == 0 or class_count == 0:
-        raise ValueError(
-            f"probabilities must have shape (N, C) with N >= 1 and C >= 1, got "
-            f"{probabilities.shape}; evaluate at least one sample"
-        )
-    probabilities = probabilities.astype(np.float64)
-    if not np.all(np.isfinite(probabilities)):
-        raise ValueError("probabilities contain NaN or infinity; check the model's output")
-    lowest, highest = float(probabilities.min()), float(probabilities.max())
-    if lowest < -PROBABILITY_TOLERANCE or highest > 1 + PROBABILITY_TOLERANCE:
-        raise ValueError(
-            f"probabilities must lie in [0, 1], got values from {lowest:.4g} to {highest:.4g}; "
-            f"these look like logits, apply a softmax first"
-        )
-    if not np.issubdtype(labels.dtype, np.integer):
-        if not (np.issubdtype(labels.dtype, np.number) and np.all(np.isfinite(labels))
-                and np.all(labels == np.round(labels))):
-            raise ValueError(
-                f"labels must be integer class indices, got dtype {labels.dtype}; "
-                f"pass labels as an integer array of shape ({sample_count},)"
-            )
-    labels = labels.astype(np.int64)
-    if labels.min() < 0 or labels.max() >= class_count:
-        raise ValueError(
-            f"labels must lie in [0, {class_count - 1}] for probabilities of shape (N, C) = "
-            f"{probabilities.shape}, got values from {labels.min()} to {labels.max()}; "
-            f"check that the labels and the model use the same classes"
-        )
-    return probabilities, labels
+CALIBRATION_BINS = 15  # confidence bins for the ECE and the reliability diagram (Guo et al. 2017)
 
 
 def _safe_divide(numerator: float, denominator: float) -> float:
@@ -78,12 +28,15 @@ def _safe_divide(numerator: float, denominator: float) -> float:
 
 
 def evaluate(probabilities: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> dict:
-    """Score predictions: accuracy, loss, per-class precision/recall/F1, confusion matrix.
+    """Score predictions: accuracy, loss, per-class precision/recall/F1, confusion matrix, calibration.
+
+    "ece" is the expected calibration error over 15 confidence bins and "reliability" the
+    per-bin numbers behind the diagram (see digits.calibration.reliability).
 
     probabilities: (N, C) class probabilities; labels: (N,) integer classes;
     class_names: C names, in class-index order. Returns plain Python values only.
     """
-    probabilities, labels = _check_predictions(probabilities, labels)
+    probabilities, labels = calibration.check_predictions(probabilities, labels)
     sample_count, class_count = probabilities.shape
     class_names = [str(name) for name in class_names]
     if len(class_names) != class_count:
@@ -111,6 +64,7 @@ def evaluate(probabilities: np.ndarray, labels: np.ndarray, class_names: Sequenc
                           "f1": f1, "support": support})
     macro_avg = {key: float(np.mean([row[key] for row in per_class]))
                  for key in ("precision", "recall", "f1")}
+    curve = calibration.reliability(probabilities, labels, bins=CALIBRATION_BINS)
     return {
         "count": int(sample_count),
         "accuracy": correct / sample_count,
@@ -119,6 +73,8 @@ def evaluate(probabilities: np.ndarray, labels: np.ndarray, class_names: Sequenc
         "per_class": per_class,
         "macro_avg": macro_avg,
         "confusion_matrix": confusion.tolist(),
+        "ece": curve["ece"],
+        "reliability": curve,
     }
 
 
@@ -127,7 +83,7 @@ def most_confident_mistakes(probabilities: np.ndarray, labels: np.ndarray,
     """Indices of wrongly predicted samples, most confident wrong prediction first, at most count."""
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
         raise ValueError(f"count must be a non-negative integer, got {count!r}; try count=25")
-    probabilities, labels = _check_predictions(probabilities, labels)
+    probabilities, labels = calibration.check_predictions(probabilities, labels)
     predicted = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predicted != labels)
     confidence = probabilities[wrong, predicted[wrong]]
@@ -138,14 +94,14 @@ def most_confident_mistakes(probabilities: np.ndarray, labels: np.ndarray,
 
 def write_report(metrics: dict, images: np.ndarray, probabilities: np.ndarray, labels: np.ndarray,
                  class_names: Sequence[str], out_dir: Path, *, mistake_count: int = 24) -> dict[str, Path]:
-    """Write evaluation.json, confusion_matrix.json/.png and mistakes.png into out_dir.
+    """Write evaluation.json, confusion_matrix.json/.png, reliability.png and mistakes.png into out_dir.
 
     images: (N, H, W) or (N, H, W, 1), uint8 0..255 or float 0..1, in the same order as
     probabilities (N, C) and labels (N,). Returns the path of each file by name.
     """
     from . import plots  # matplotlib only when a report is drawn, not for metrics
 
-    probabilities, labels = _check_predictions(probabilities, labels)
+    probabilities, labels = calibration.check_predictions(probabilities, labels)
     images = np.asarray(images)
     if images.ndim not in (3, 4) or images.shape[0] != len(labels):
         raise ValueError(
@@ -156,6 +112,9 @@ def write_report(metrics: dict, images: np.ndarray, probabilities: np.ndarray, l
     matrix = metrics.get("confusion_matrix")
     if matrix is None:
         matrix = evaluate(probabilities, labels, class_names)["confusion_matrix"]
+    curve = metrics.get("reliability")
+    if curve is None:  # metrics from before calibration was scored
+        curve = calibration.reliability(probabilities, labels, bins=CALIBRATION_BINS)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -165,6 +124,7 @@ def write_report(metrics: dict, images: np.ndarray, probabilities: np.ndarray, l
             out_dir / "confusion_matrix.json", {"class_names": class_names, "matrix": np.asarray(matrix).tolist()}),
         "confusion_matrix_png": plots.save_figure(
             plots.confusion_matrix_figure(matrix, class_names), out_dir / "confusion_matrix.png"),
+        "reliability_png": plots.save_figure(plots.reliability_diagram(curve), out_dir / "reliability.png"),
     }
     worst = most_confident_mistakes(probabilities, labels, count=mistake_count)
     predicted = probabilities.argmax(axis=1)

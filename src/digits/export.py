@@ -168,7 +168,8 @@ def export(run: str | Path, format: str, out: str | Path, int8: bool = False, da
         report = {"format": format, "int8": int8, "file": out.name, "source_run": str(info.run_dir),
                   "test_accuracy": accuracy, "keras_test_accuracy": reference, "accuracy_drop": drop,
                   "size_bytes": _size(out), **_speed(function, x_test),
-                  "config": info.config, "dataset": info.metrics["dataset"]}
+                  "config": info.config, "dataset": info.metrics["dataset"],
+                  "calibration": info.metrics.get("calibration")}
     except BaseException:
         shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
         raise

@@ -1,4 +1,4 @@
-"""Plots: training curves, prediction grids, confusion matrices and mistake galleries.
+"""Plots: training curves, prediction grids, confusion matrices, reliability diagrams and mistake galleries.
 
 Figures are built as `matplotlib.figure.Figure` objects directly, never through pyplot's
 global state, so they draw headless and from any thread whatever backend the CLI chose
@@ -24,6 +24,7 @@ from . import files
 DPI = 120
 MISTAKE_COLOR = "red"
 CORRECT_COLOR = "black"
+BIN_KEYS = ("low", "high", "count", "confidence", "accuracy")  # one bin of calibration.reliability
 CURVES = {  # panel -> (history key, legend label), train first
     "loss": (("loss", "train"), ("val_loss", "validation")),
     "accuracy": (("accuracy", "train"), ("val_accuracy", "validation")),
@@ -168,6 +169,44 @@ def confusion_matrix_figure(matrix: np.ndarray, class_names: Sequence[str]) -> F
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title("Confusion matrix")
+    return figure
+
+
+def reliability_diagram(reliability: dict, title: str = "Reliability diagram") -> Figure:
+    """Accuracy per confidence bin as bars against the diagonal of perfect calibration.
+
+    reliability: digits.calibration.reliability(...) (or evaluate(...)["reliability"]), i.e.
+    {"bins": [{"low", "high", "count", "confidence", "accuracy"}, ...], "ece": float}. Bars under
+    the diagonal are over-confident bins. Each non-empty bin's sample count is written faintly at
+    its foot; the ECE goes in the title.
+    """
+    bins = reliability.get("bins") if isinstance(reliability, dict) else None
+    if not bins or not isinstance(reliability.get("ece"), (int, float, np.floating)) \
+            or not all(isinstance(row, dict) and all(key in row for key in BIN_KEYS) for row in bins):
+        raise ValueError(
+            f"reliability must be {{'bins': [{{{', '.join(repr(key) for key in BIN_KEYS)}}}, ...], 'ece': float}} "
+            f"with at least one bin, got {reliability!r:.200}; "
+            f"pass digits.calibration.reliability(probabilities, labels)"
+        )
+    figure = Figure(figsize=(5.5, 5.5))
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], linestyle="--", color="0.4", linewidth=1, label="perfect calibration")
+    filled = [row for row in bins if row["count"]]
+    axes.bar([row["low"] for row in filled], [row["accuracy"] for row in filled],
+             width=[row["high"] - row["low"] for row in filled], align="edge",
+             color="tab:blue", edgecolor="white", alpha=0.85, label="accuracy")
+    for row in filled:
+        # Rotated so that five-digit counts fit a 1/15-wide bar; faint so the bars stay the message.
+        axes.text((row["low"] + row["high"]) / 2, 0.02, f"{row['count']:,}", rotation=90, ha="center",
+                  va="bottom", fontsize=7, color="0.35", alpha=0.8)
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_aspect("equal")
+    axes.set_xlabel("confidence (top-class probability)")
+    axes.set_ylabel("accuracy")
+    axes.set_title(f"{title} (ECE {reliability['ece']:.4f}, {len(bins)} bins)")
+    axes.legend(loc="upper left")
+    axes.grid(True, alpha=0.3)
     return figure
 
 

@@ -9,7 +9,10 @@ portable copy (trained before runs held one) loads with Keras if TensorFlow is i
 and otherwise says how to write one.
 
 `predict_proba(images)` takes (N, 28, 28) or (N, 28, 28, 1), uint8 0..255 or numbers in
-0..1 (`images.to_model_input`, the one scaling rule) and returns (N, classes) float32.
+0..1 (`images.to_model_input`, the one scaling rule) and returns (N, classes) float32,
+calibrated: the temperature fitted on validation data when the run was trained (stored in
+its metrics, and in an exported file's sidecar) is applied. `reject_below` is the stored
+not-a-digit threshold on the calibrated top probability (None for a model without one).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backends, runs
+from . import backends, calibration, runs
 from .images import to_model_input
 
 
@@ -56,6 +59,9 @@ class Predictor:
         self.model = getattr(self._run, "model", None)  # the keras.Model, on the keras backend
         names = self.info.class_names  # one per output; "0".."9"... if the run names none or too few
         self.class_names = names if len(names) == self.num_classes else [str(i) for i in range(self.num_classes)]
+        fitted = self.info.metrics.get("calibration") or {}  # fitted on validation data when the run was trained
+        self.temperature = float(fitted.get("temperature", 1.0))
+        self.reject_below = fitted.get("reject_below")  # calibrated top probability under which: not a digit
 
     def _candidates(self, backend: str | None) -> dict[str, Path]:
         """backend -> file to load: the one asked for, else every portable copy whose runtime is installed."""
@@ -79,5 +85,6 @@ class Predictor:
                          f"pip install '{backends.EXTRAS[missing[0]][1]}'")
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """(N, num_classes) float32 probabilities."""
-        return backends.in_batches(self._run, to_model_input(images), batch_size, self.num_classes)
+        """(N, num_classes) float32 probabilities, calibrated with the run's temperature."""
+        raw = backends.in_batches(self._run, to_model_input(images), batch_size, self.num_classes)
+        return raw if self.temperature == 1.0 else calibration.apply_temperature(raw, self.temperature)

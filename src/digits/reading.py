@@ -12,14 +12,22 @@ classified; `mode` says what to expect:
     number  digits left to right, read as one number (a handwritten "2024", a meter)
     auto    a number when several digits are found, else one digit (the default everywhere)
 
-A Reading carries the kind ("digit" or "number"), the answer (`digit` and its `label`, or
-`number`), its confidence, the uncertain flag, and per digit its probabilities, top 3, box
-in the picture and the 28x28 the model saw. The rule for `uncertain` is the same for both
-kinds: the reading's confidence is below `uncertain_below` (default 0.5). A digit's
-confidence is its top probability; a number's is the product of its digits' (the chance
-that every digit is right, so a long number needs sure digits). A picture without ink reads
-as no answer (`ink_found` false, `digit`/`number` empty) and is uncertain. `Reading.to_dict()`
-is the JSON the CLI prints and the API answers, the same fields with the same types.
+A Reading carries its kind, the answer (`digit` and its `label`, or `number`), its
+confidence, the uncertain flag, and per piece its probabilities, top 3, box in the picture,
+the 28x28 the model saw and whether it is a digit at all. Kinds:
+
+    digit        one digit read
+    number       several digits read left to right; a piece that is not a digit shows as "?"
+    not_a_digit  ink, but not a digit: its calibrated confidence is below the model's stored
+                 threshold (fitted on validation data when it was trained; `reject_below` overrides)
+    no_ink       a blank or noise-only picture: nothing to read
+
+Confidences are calibrated (the model's temperature). The rule for `uncertain` is the same for
+digits and numbers: the reading's confidence is below `uncertain_below` (default 0.5), or a
+piece of the number is not a digit. A digit's confidence is its top probability; a number's is
+the product of its pieces' (the chance that every digit is right, so a long number needs sure
+digits). `Reading.to_dict()` is the JSON the CLI prints and the API answers, the same fields
+with the same types.
 """
 
 from __future__ import annotations
@@ -48,6 +56,11 @@ class Digit:
     box: tuple[int, int, int, int] | None  # (top, left, bottom, right) in the picture; bottom/right exclusive
     image: np.ndarray  # (28, 28) float32 0..1, ink bright: the model's input
     class_names: list[str] = field(repr=False, default_factory=list)
+    not_a_digit: bool = False  # its confidence is below the model's not-a-digit threshold
+
+    @property
+    def text(self) -> str:
+        return "?" if self.not_a_digit else self.label
 
     def top(self, count: int = 3) -> list[dict]:
         order = np.argsort(-self.probabilities)[:count]
@@ -56,7 +69,7 @@ class Digit:
 
     def to_dict(self, uncertain_below: float, include_input: bool = False) -> dict:
         result = {"digit": self.digit, "label": self.label, "confidence": self.confidence,
-                  "uncertain": self.confidence < uncertain_below,
+                  "not_a_digit": self.not_a_digit, "uncertain": not self.not_a_digit and self.confidence < uncertain_below,
                   "box": list(self.box) if self.box is not None else None,
                   "probabilities": self.probabilities.tolist(), "top3": self.top(3)}
         if include_input:
@@ -64,16 +77,22 @@ class Digit:
         return result
 
 
+KINDS = ("digit", "number", "not_a_digit", "no_ink")
+
+
 @dataclass
 class Reading:
-    """What a picture says: a digit, a number, or nothing (no ink)."""
+    """What a picture says: a digit, a number, not a digit, or nothing (no ink)."""
 
-    kind: str  # "digit" or "number"
-    digits: list[Digit]  # one for a digit, left to right for a number, none without ink
+    kind: str  # one of KINDS
+    digits: list[Digit]  # one for a digit (or the refused shape), left to right for a number, none without ink
     uncertain_below: float = UNCERTAIN_BELOW
     inverted: bool = False  # the picture had dark ink on a light ground
-    ink_found: bool = True
     image: np.ndarray | None = None  # (28, 28) of a picture without ink (blank), for display
+
+    @property
+    def ink_found(self) -> bool:
+        return self.kind != "no_ink"
 
     @property
     def confidence(self) -> float:
@@ -81,24 +100,28 @@ class Reading:
 
     @property
     def uncertain(self) -> bool:
-        return not self.digits or self.confidence < self.uncertain_below
+        """A digit or number read with low confidence (or holding a piece that is not a digit)."""
+        if self.kind not in ("digit", "number"):
+            return False
+        return (not self.digits or self.confidence < self.uncertain_below
+                or any(digit.not_a_digit for digit in self.digits))
 
     @property
     def digit(self) -> int | None:
-        return self.digits[0].digit if self.kind == "digit" and self.digits else None
+        return self.digits[0].digit if self.kind == "digit" else None
 
     @property
     def label(self) -> str | None:
-        return self.digits[0].label if self.kind == "digit" and self.digits else None
+        return self.digits[0].label if self.kind == "digit" else None
 
     @property
     def number(self) -> str | None:
-        return "".join(digit.label for digit in self.digits) if self.kind == "number" else None
+        return self.text if self.kind == "number" else None
 
     @property
     def text(self) -> str:
-        """The answer as text: the digit's label or the number; "" without ink."""
-        return "".join(digit.label for digit in self.digits)
+        """The answer as text: the digit, or the number with "?" for a piece that is not a digit; "" otherwise."""
+        return "".join(digit.text for digit in self.digits) if self.kind in ("digit", "number") else ""
 
     @property
     def box(self) -> tuple[int, int, int, int] | None:
@@ -110,8 +133,9 @@ class Reading:
 
     def to_dict(self, include_input: bool = False) -> dict:
         """JSON-ready: kind, ink_found, digit, label, number, confidence, uncertain, inverted, box,
-        probabilities and top3 (a digit's; null for a number), and digits (one entry per digit)."""
-        single = self.digits[0] if self.kind == "digit" and self.digits else None
+        probabilities and top3 (of a single picture's one reading; null for a number), and digits
+        (one entry per piece read, each with its not_a_digit flag)."""
+        single = self.digits[0] if self.kind in ("digit", "not_a_digit") and len(self.digits) == 1 else None
         result = {"kind": self.kind, "ink_found": self.ink_found, "digit": self.digit, "label": self.label,
                   "number": self.number, "confidence": self.confidence, "uncertain": self.uncertain,
                   "inverted": self.inverted, "box": list(self.box) if self.box is not None else None,
@@ -128,21 +152,24 @@ def as_uint8(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
-def _digits(prepared: list, probabilities: np.ndarray, class_names: list[str]) -> list[Digit]:
+def _digits(prepared: list, probabilities: np.ndarray, class_names: list[str],
+            reject_below: float | None = None) -> list[Digit]:
     probabilities = np.asarray(probabilities, np.float32)
     names = class_names if len(class_names) == probabilities.shape[-1] else [str(i) for i in range(probabilities.shape[-1])]
     found = []
     for piece, row in zip(prepared, probabilities):
         index = int(row.argmax())
-        found.append(Digit(index, names[index], float(row[index]), row, piece.box, piece.image, names))
+        refused = reject_below is not None and float(row[index]) < reject_below
+        found.append(Digit(index, names[index], float(row[index]), row, piece.box, piece.image, names, refused))
     return found
 
 
 def from_pixels(probabilities: np.ndarray, pixels: np.ndarray, class_names: list[str],
-                uncertain_below: float = UNCERTAIN_BELOW) -> list[Reading]:
+                uncertain_below: float = UNCERTAIN_BELOW, reject_below: float | None = None) -> list[Reading]:
     """Readings for 28x28 model inputs that were classified directly (raw pixels, not pictures)."""
     pieces = [images.Prepared(image.reshape(28, 28), True, False, None) for image in np.asarray(pixels)]
-    return [Reading("digit", [digit], uncertain_below) for digit in _digits(pieces, probabilities, class_names)]
+    return [Reading("not_a_digit" if digit.not_a_digit else "digit", [digit], uncertain_below)
+            for digit in _digits(pieces, probabilities, class_names, reject_below)]
 
 
 _loaded: dict = {}
@@ -162,35 +189,42 @@ def load(model=None, backend: str | None = None, runs_dir=None):
         return _loaded[key]
 
 
-def _predict_function(model) -> tuple[Callable[[np.ndarray], np.ndarray], list[str]]:
+def _predict_function(model) -> tuple[Callable[[np.ndarray], np.ndarray], list[str], float | None]:
+    """(predict_proba, class names, stored not-a-digit threshold) of a Predictor, a callable or a model name."""
     if hasattr(model, "predict_proba"):
-        return model.predict_proba, list(getattr(model, "class_names", []))
+        return model.predict_proba, list(getattr(model, "class_names", [])), getattr(model, "reject_below", None)
     if callable(model):
-        return model, []
+        return model, [], None
     return _predict_function(load(model))
 
 
 def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERTAIN_BELOW,
-         name: str | None = None) -> Reading:
+         name: str | None = None, reject_below: float | None = None) -> Reading:
     """Read the digit or number in `source` (path, bytes, PIL image or array) with `model`; see the module doc.
 
+    `reject_below` overrides the model's stored not-a-digit threshold (0 turns refusal off).
     Raises `images.ImageError` (a ValueError) for a file or upload that is not a readable picture,
     and ValueError for an unknown mode or a threshold outside 0..1.
     """
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is unknown; use one of {', '.join(MODES)}")
-    if not 0.0 <= uncertain_below <= 1.0:
-        raise ValueError(f"uncertain_below must be between 0 and 1, got {uncertain_below}")
-    predict, class_names = _predict_function(model)
+    for flag, value in (("uncertain_below", uncertain_below), ("reject_below", reject_below)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ValueError(f"{flag} must be between 0 and 1, got {value}")
+    predict, class_names, stored = _predict_function(model)
+    threshold = stored if reject_below is None else reject_below
     gray = images.to_gray(source, name)
     if mode != "digit":
         pieces, probabilities = multidigit.read(gray, predict)
         if mode == "number" or len(pieces) > 1:
             inverted = pieces[0].inverted if pieces else False
-            return Reading("number", _digits(pieces, probabilities, class_names), uncertain_below, inverted,
-                           ink_found=bool(pieces))
+            digits = _digits(pieces, probabilities, class_names, threshold)
+            if not digits:
+                return Reading("no_ink", [], uncertain_below, inverted)
+            refused = mode == "auto" and all(digit.not_a_digit for digit in digits)  # letters, a word, a drawing
+            return Reading("not_a_digit" if refused else "number", digits, uncertain_below, inverted)
     prepared = images.prepare(gray)
     if not prepared.ink_found:
-        return Reading("digit", [], uncertain_below, prepared.inverted, ink_found=False, image=prepared.image)
-    probabilities = np.asarray(predict(prepared.image[None]))
-    return Reading("digit", _digits([prepared], probabilities, class_names), uncertain_below, prepared.inverted)
+        return Reading("no_ink", [], uncertain_below, prepared.inverted, image=prepared.image)
+    digits = _digits([prepared], np.asarray(predict(prepared.image[None])), class_names, threshold)
+    return Reading("not_a_digit" if digits[0].not_a_digit else "digit", digits, uncertain_below, prepared.inverted)

@@ -137,6 +137,9 @@ def model_files(run_dir: Path) -> dict[str, Path]:
 def load_info(source: str | Path) -> RunInfo:
     """A run directory's recipe, metrics and model files; or an exported file's, from its sidecar."""
     source = Path(source)
+    if source.is_file() and source.name in (*PORTABLE.values(), "model.keras") and (source.parent / "metrics.json").is_file():
+        run = load_info(source.parent)  # a run's own model file: it carries the run's recipe and calibration
+        return RunInfo(source, run.config, run.metrics, {MODEL_SUFFIXES[source.suffix]: source})
     if source.is_file():
         check_model_file(source)
         sidecar = source.with_name(source.name + ".json")

@@ -29,7 +29,7 @@ runtime.load()  # TensorFlow quietly, before Keras imports it
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from . import data, evaluate, export, files, models, plots, runs  # noqa: E402
+from . import calibration, data, evaluate, export, files, models, plots, runs  # noqa: E402
 from . import distribute as distribute_module  # noqa: E402
 from .config import Config  # noqa: E402
 from .images import to_model_input  # noqa: E402
@@ -86,14 +86,17 @@ def read_history_csv(path: Path) -> dict[str, list[float]]:
     return {name: [row[index] for row in ordered] for index, name in enumerate(header) if name != "epoch"}
 
 
-def prepare_data(config: Config, data_dir=None, progress=None):
-    """Load, limit and split the dataset: (dataset, x_train, y_train, x_val, y_val) as model inputs."""
-    dataset = data.load_dataset(config.dataset, data_dir=data_dir, progress=progress)
-    x, y = dataset.x_train, dataset.y_train
-    if config.limit is not None:
-        x, y = x[: config.limit], y[: config.limit]
-    x_train, y_train, x_val, y_val = data.split_validation(x, y, config.validation_split)
-    return dataset, to_model_input(x_train), y_train, to_model_input(x_val), y_val
+VALIDATION_NON_DIGITS = 1000  # generated non-digits held out from Outlier Exposure to report rejection
+
+
+def non_digit_images(config: Config):
+    """(training, validation) generated non-digits as model inputs for Outlier Exposure; (None, None) when off."""
+    if not config.outlier_exposure:
+        return None, None
+    from . import synthetic
+
+    pictures = to_model_input(synthetic.non_digits(config.outlier_images + VALIDATION_NON_DIGITS, seed=config.seed))
+    return pictures[:config.outlier_images], pictures[config.outlier_images:]
 
 
 @keras.saving.register_keras_serializable(package="digits")
@@ -186,11 +189,12 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
     partial.mkdir(parents=True, exist_ok=True)
     files.write_json(partial / "config.json", config.to_dict())
 
-    dataset, x_train, y_train, x_val, y_val = prepare_data(config, data_dir, download_progress)
+    dataset, x_train, y_train, x_val, y_val = data.training_arrays(config, data_dir, download_progress)
     seed_everything(config.seed)
     classes = len(dataset.class_names)
     policy = distribute_module.set_precision(config.precision)
-    one_hot = classes if config.label_smoothing else None
+    one_hot = classes if config.label_smoothing or config.outlier_exposure else None
+    outliers, outliers_val = non_digit_images(config)
     try:
         with strategy.scope() if strategy else contextlib.nullcontext():
             model = models.create_model(config.model, input_shape=x_train.shape[1:], num_classes=classes,
@@ -204,7 +208,8 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
     backup = keras.callbacks.BackupAndRestore(str(partial / "backup"), double_checkpoint=True)
     keep_best = KeepBest(partial)
     train_data = data.make_tf_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed,
-                                      augment=augmentation(config), num_classes=one_hot)
+                                      augment=augmentation(config), num_classes=one_hot, outliers=outliers,
+                                      outlier_share=config.outlier_exposure)
     val_data = data.make_tf_dataset(x_val, y_val, 1024, num_classes=one_hot)
     if distribute == "multi-worker":
         distribute_module.multi_worker_workarounds(model, strategy, train_data)
@@ -218,10 +223,14 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
         trained, model = model, models.create_model(config.model, input_shape=x_train.shape[1:],
                                                     num_classes=classes, **config.model_args)
         model.set_weights(trained.get_weights())
+    fitted = calibration.fit(models.predict_batches(model, x_val), y_val, config.reject_rate,
+                             None if outliers_val is None else models.predict_batches(model, outliers_val))
     probabilities = models.predict_batches(model, to_model_input(dataset.x_test))
-    test = evaluate.evaluate(probabilities, dataset.y_test, dataset.class_names)
+    test = evaluate.evaluate(calibration.apply_temperature(probabilities, fitted["temperature"]), dataset.y_test,
+                             dataset.class_names)
     metrics = {
-        "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"], "test_accuracy": test["accuracy"], "test_ece": test.get("ece"),
+        "calibration": fitted,
         "best_val_accuracy": max(history.get("val_accuracy", [float("nan")])), "kept_epoch": best_epoch,
         "epochs": len(history.get("loss", [])), "resumed_from_epoch": done_before,
         "training_seconds": float(sum(history.get("epoch_seconds", []))),

@@ -22,7 +22,7 @@ pytest.importorskip("fastapi", reason="the API needs the api extra: pip install 
 
 READING_KEYS = {"kind", "ink_found", "digit", "label", "number", "confidence", "uncertain", "inverted", "box",
                 "probabilities", "top3", "digits"}
-DIGIT_KEYS = {"digit", "label", "confidence", "uncertain", "box", "probabilities", "top3"}
+DIGIT_KEYS = {"digit", "label", "confidence", "not_a_digit", "uncertain", "box", "probabilities", "top3"}
 
 
 def assert_top3(top3: list, probabilities) -> None:
@@ -41,6 +41,7 @@ def assert_one_digit(result: dict, extra: set = frozenset()) -> dict:
     assert type(result["digit"]) is int and result["label"] == str(result["digit"])
     (entry,) = result["digits"]
     assert set(entry) <= DIGIT_KEYS | {"input"} and DIGIT_KEYS <= set(entry)
+    assert entry["not_a_digit"] is False  # kind digit: the one piece was accepted as a digit
     for key in ("digit", "label", "confidence", "uncertain", "probabilities", "top3", "box"):
         assert entry[key] == result[key], key
     assert result["confidence"] == pytest.approx(max(result["probabilities"]))
@@ -93,6 +94,48 @@ def test_uncertain_threshold_is_configurable(predictor, mnist):
             assert result["uncertain"] is expected and result["digits"][0]["uncertain"] is expected
 
 
+def test_a_refused_picture_is_not_a_digit(predictor, mnist):
+    """reject_below (digits serve --reject-below, DIGITS_REJECT_BELOW) overrides the model's stored threshold:
+    at 1.0 every picture and every raw pixels image is refused (kind not_a_digit, its piece flagged, what it
+    resembled most still there); at 0 refusal is off."""
+    from fastapi.testclient import TestClient
+
+    from digits.api.app import create_app
+
+    x, y = mnist
+    upload = {"file": ("seven.png", png(x[0]), "image/png")}
+    with TestClient(create_app(settings(reject_below=1.0), predictor=predictor)) as test_client:
+        assert test_client.app.state.service.reject_below == 1.0 != predictor.reject_below
+        response = test_client.post("/predict?include_input=true", files=upload)
+        assert response.status_code == 200, response.text
+        (result,) = response.json()["predictions"]
+        assert set(result) == READING_KEYS | {"filename"} and result["filename"] == "seven.png"
+        assert result["kind"] == "not_a_digit" and result["ink_found"] is True and result["uncertain"] is False
+        assert (result["digit"], result["label"], result["number"]) == (None, None, None)
+        (entry,) = result["digits"]
+        assert set(entry) == DIGIT_KEYS | {"input"} and entry["not_a_digit"] is True and entry["uncertain"] is False
+        assert entry["digit"] == y[0] and entry["label"] == str(y[0])  # the closest class, for display
+        assert result["probabilities"] == entry["probabilities"] and len(result["probabilities"]) == 10
+        assert result["confidence"] == entry["confidence"] == pytest.approx(max(entry["probabilities"]))
+        assert result["confidence"] < 1.0 and result["box"] == entry["box"] and len(entry["box"]) == 4
+        assert_top3(result["top3"], result["probabilities"])
+        assert np.array(entry["input"]).shape == (28, 28)
+        pixels = test_client.post("/predict", json={"pixels": x[:3].tolist()}).json()["predictions"]
+        assert [row["kind"] for row in pixels] == ["not_a_digit"] * 3
+        for row, label in zip(pixels, y[:3]):
+            assert set(row) == READING_KEYS and row["digit"] is None and row["uncertain"] is False
+            assert row["digits"][0]["not_a_digit"] is True and row["digits"][0]["digit"] == label
+        strip = {"file": ("number.png", png(digit_strip([x[1], x[3], x[0]])), "image/png")}
+        number = test_client.post("/predict?mode=number", files=strip).json()["predictions"][0]
+        assert number["kind"] == "number" and number["number"] == "???" and number["uncertain"] is True
+        assert [digit["not_a_digit"] for digit in number["digits"]] == [True] * 3
+        auto = test_client.post("/predict", files=strip).json()["predictions"][0]  # auto: no piece is a digit
+        assert auto["kind"] == "not_a_digit" and auto["number"] is None and len(auto["digits"]) == 3
+    with TestClient(create_app(settings(reject_below=0.0), predictor=predictor)) as test_client:
+        result = test_client.post("/predict", files=upload).json()["predictions"][0]
+        assert result["kind"] == "digit" and result["digit"] == y[0]
+
+
 def test_uploads_take_the_one_preprocessing_path(client, predictor, mnist):
     x, y = mnist
     files = [("files", (f"digit{index}.png", png(x[index]), "image/png")) for index in range(3)]
@@ -126,7 +169,7 @@ def test_raw_image_body_and_base64_json(client, mnist):
     assert [row["filename"] for row in listed["predictions"]] == ["image[0]", "image[1]"]
 
 
-def test_number_mode_reads_several_digits(client, mnist):
+def test_number_mode_reads_several_digits(client, predictor, mnist):
     x, y = mnist
     picture = png(digit_strip([x[1], x[3], x[0]]))  # 2, 0, 7
     files = {"file": ("number.png", picture, "image/png")}
@@ -142,7 +185,7 @@ def test_number_mode_reads_several_digits(client, mnist):
     assert all(len(digit["probabilities"]) == 10 and np.array(digit["input"]).shape == (28, 28)
                for digit in result["digits"])
     for digit in result["digits"]:
-        assert set(digit) == DIGIT_KEYS | {"input"} and len(digit["box"]) == 4
+        assert set(digit) == DIGIT_KEYS | {"input"} and len(digit["box"]) == 4 and digit["not_a_digit"] is False
         assert_top3(digit["top3"], digit["probabilities"])
     lefts = [digit["box"][1] for digit in result["digits"]]
     assert lefts == sorted(lefts)  # left to right
@@ -155,7 +198,10 @@ def test_number_mode_reads_several_digits(client, mnist):
     form_mode = client.post("/predict", files=files, data={"mode": "number"}).json()["predictions"][0]
     assert form_mode["number"] == "207"
     as_digit = client.post("/predict?mode=digit", files=files).json()["predictions"][0]
-    assert as_digit["kind"] == "digit" and len(as_digit["digits"]) == 1  # mode=digit: the whole picture is one
+    assert len(as_digit["digits"]) == 1  # mode=digit: the whole picture is one piece...
+    # ...which, three digits squeezed into one 28x28, the model may well refuse as not a digit (this one does)
+    refused = as_digit["digits"][0]["confidence"] < predictor.reject_below
+    assert as_digit["kind"] == ("not_a_digit" if refused else "digit") and as_digit["digits"][0]["not_a_digit"] is refused
 
 
 def test_blank_picture_has_no_digit(client):
@@ -164,13 +210,13 @@ def test_blank_picture_has_no_digit(client):
         query = "?include_input=true" + (f"&mode={mode}" if mode else "")
         result = client.post(f"/predict{query}", content=blank, headers={"Content-Type": "image/png"})
         result = result.json()["predictions"][0]
-        assert result["ink_found"] is False and result["uncertain"] is True
+        assert set(result) - {"input"} == READING_KEYS | {"filename"}
+        # kind no_ink in every mode: nothing to read, which is not an uncertain reading
+        assert result["kind"] == "no_ink" and result["ink_found"] is False and result["uncertain"] is False
         assert result["digits"] == [] and result["confidence"] == 0.0 and result["box"] is None
-        assert (result["digit"], result["label"], result["probabilities"], result["top3"]) == (None,) * 4
-        if mode == "number":
-            assert result["kind"] == "number" and result["number"] == ""
-        else:  # a blank picture read as a digit (auto finds no digits): kind digit, no digit
-            assert result["kind"] == "digit" and result["digit"] is None and result["number"] is None
+        assert (result["digit"], result["label"], result["number"], result["probabilities"], result["top3"]) == \
+            (None,) * 5
+        if mode != "number":  # read as one picture (auto finds no digits): the blank 28x28 it prepared
             assert np.array(result["input"]).shape == (28, 28) and not np.any(result["input"])
 
 

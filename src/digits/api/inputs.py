@@ -95,12 +95,13 @@ def decode_base64(text, position: int) -> bytes:
         raise ApiError(422, f"{what} is not valid base64; encode the image file's bytes with base64") from None
 
 
-def read_picture(data: bytes, name: str, mode: str, predictor, uncertain_below: float) -> reading.Reading:
+def read_picture(data: bytes, name: str, mode: str, predictor, uncertain_below: float,
+                 reject_below: float | None = None) -> reading.Reading:
     """`reading.read` on an upload, on a worker thread. Bad pictures raise `images.ImageError` (one line
     naming the problem and the fix); any other failure on an odd picture is logged with its traceback
     (a bug in the reading path) and also becomes an ImageError, so one strange upload never costs a 500."""
     try:
-        return reading.read(data, mode, predictor, uncertain_below, name=name)
+        return reading.read(data, mode, predictor, uncertain_below, name=name, reject_below=reject_below)
     except ValueError:
         raise
     except Exception as error:  # noqa: BLE001

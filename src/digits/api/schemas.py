@@ -41,8 +41,9 @@ class DigitRead(BaseModel):
 
     digit: int = Field(description="class index (for MNIST models, the digit)")
     label: str = Field(description="class name")
-    confidence: float = Field(description="probability of the predicted class")
-    uncertain: bool = Field(description="confidence below DIGITS_UNCERTAIN_BELOW")
+    confidence: float = Field(description="calibrated probability of the predicted class")
+    not_a_digit: bool = Field(description="confidence below the not-a-digit threshold: this piece is not a digit")
+    uncertain: bool = Field(description="a digit whose confidence is below DIGITS_UNCERTAIN_BELOW")
     box: list[int] | None = Field(None, description="pictures: top, left, bottom, right of the digit's ink")
     probabilities: list[float] = Field(description="one probability per class")
     top3: list[TopClass]
@@ -52,17 +53,19 @@ class DigitRead(BaseModel):
 class Reading(BaseModel):
     """One picture (or 28x28 `pixels` image) read: the same fields as `digits predict --json` and `digits.read`."""
 
-    kind: Literal["digit", "number"] = Field(description="one digit, or a whole number read left to right")
-    ink_found: bool = Field(description="false for a blank or noise-only picture: no answer")
+    kind: Literal["digit", "number", "not_a_digit", "no_ink"] = Field(
+        description="one digit; a whole number read left to right; ink that is not a digit; or a blank picture")
+    ink_found: bool = Field(description="false for a blank or noise-only picture (kind no_ink)")
     digit: int | None = Field(description="kind digit: the class index (null without ink, or for a number)")
     label: str | None = Field(description="kind digit: the class name")
-    number: str | None = Field(description="kind number: the digits left to right ('' without ink)")
+    number: str | None = Field(description="kind number: the digits left to right, '?' for a piece that is not a digit")
     confidence: float = Field(description="a digit's top probability; a number's: the product of its digits'")
-    uncertain: bool = Field(description="confidence below DIGITS_UNCERTAIN_BELOW (or no ink)")
+    uncertain: bool = Field(description="a digit or number whose confidence is below DIGITS_UNCERTAIN_BELOW, or a "
+                                        "number holding a piece that is not a digit")
     inverted: bool = Field(description="pictures: dark ink on a light ground")
     box: list[int] | None = Field(description="pictures: top, left, bottom, right of the ink read")
-    probabilities: list[float] | None = Field(description="kind digit: one probability per class")
-    top3: list[TopClass] | None = Field(description="kind digit: the three likeliest classes")
+    probabilities: list[float] | None = Field(description="one piece (digit or not_a_digit): one probability per class")
+    top3: list[TopClass] | None = Field(description="one piece (digit or not_a_digit): the three likeliest classes")
     digits: list[DigitRead] = Field(description="each digit read, left to right")
     input: list[list[int]] | None = Field(None, description="with include_input, no ink: the 28x28 the model saw")
     filename: str | None = Field(None, description="pictures: the file's name (or image[i], upload)")

@@ -142,10 +142,13 @@ class Service:
     batcher: Batcher = field(init=False)
     image_pool: ThreadPoolExecutor = field(init=False)
     class_names: list[str] = field(init=False)  # one per model output; "0".."9" if the run names none
+    reject_below: float | None = field(init=False)  # not-a-digit threshold: the setting, else the model's
     image_jobs: int = 0  # pictures queued or being prepared on the image pool
 
     def __post_init__(self):
         self.class_names = list(self.predictor.class_names)
+        stored = getattr(self.predictor, "reject_below", None)
+        self.reject_below = self.settings.reject_below if self.settings.reject_below is not None else stored
         self.batcher = Batcher(self.predictor.predict_proba, self.settings.predict_threads,
                                max(self.settings.max_batch, 64), None, self.settings.timeout_seconds)
         self.image_pool = ThreadPoolExecutor(self.settings.image_threads, thread_name_prefix="digits-images")

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(16 * 2**20, ge=1024)  # larger request bodies get 413
     max_batch: int = Field(256, ge=1)  # most images in one request; more get 413
     uncertain_below: float = Field(0.5, ge=0.0, le=1.0)  # confidence below this marks an answer uncertain
+    reject_below: float | None = Field(None, ge=0.0, le=1.0)  # not-a-digit threshold (None: the model's stored one)
     timeout_seconds: float = Field(30.0, gt=0)  # per body read (408) and per prediction (504)
     predict_threads: int = Field(1, ge=1, le=64)  # threads running model batches (requests are batched)
     model_threads: int = Field(1, ge=1, le=64)  # threads inside one model call (the other cores serve requests)

@@ -57,7 +57,8 @@ async def _pictures(service: Service, uploads: list[tuple[bytes, str]], mode: st
     threshold = service.settings.uncertain_below
     try:
         found = await asyncio.gather(*(service.run_blocking(inputs.read_picture, data, name, mode, service.predictor,
-                                                             threshold) for data, name in uploads))
+                                                             threshold, service.reject_below)
+                                       for data, name in uploads))
     except ValueError as error:  # images.ImageError and friends: one line naming the file and the fix
         raise ApiError(422, str(error).splitlines()[0]) from None
     results = []
@@ -76,7 +77,8 @@ async def _pixels(service: Service, pixels, include_input: bool) -> list[dict]:
             array = inputs.as_array(pixels, "pixels")
         batch = inputs.to_batch(array, "pixels", service.settings.max_batch)
     probabilities = await predict(service, batch)  # counted per model call by the batcher's metrics hook
-    found = reading.from_pixels(probabilities, batch, service.class_names, service.settings.uncertain_below)
+    found = reading.from_pixels(probabilities, batch, service.class_names, service.settings.uncertain_below,
+                                service.reject_below)
     return [item.to_dict(include_input) for item in found]
 
 

@@ -8,7 +8,8 @@ tensor data extension (a JSON header of `Inference-Header-Content-Length` bytes 
 raw little-endian tensors, `parameters.binary_data_size` per input). Output: `probabilities`,
 FP32 [N, classes], as JSON or binary (`binary_data_output`, or per output `binary_data`);
 Triton's classification extension (`parameters.classification: k`) gives the top k as BYTES
-"probability:index:label". Request bodies may be gzip or deflate encoded, as tritonclient
+"probability:index:label"; a picture that is not a digit (top probability below the model's
+not-a-digit threshold) answers "probability:-1:not_a_digit" first. Probabilities are calibrated. Request bodies may be gzip or deflate encoded, as tritonclient
 sends them. Errors are `{"error": "..."}`. `tritonclient.http` works with its defaults.
 """
 
@@ -197,11 +198,21 @@ def _requested_outputs(header: dict) -> list[tuple[bool, int]]:
     return requested
 
 
-def _classification(probabilities: np.ndarray, count: int, names: list[str]) -> list[str]:
+NOT_A_DIGIT = "not_a_digit"  # the label of a refused row's first classification entry
+
+
+def _classification(probabilities: np.ndarray, count: int, names: list[str], reject_below: float | None) -> list[str]:
+    """Triton's "probability:index:label" strings, top `count` per row; a row whose top probability is
+    below the not-a-digit threshold answers "probability:-1:not_a_digit" first, then its top count-1."""
     count = min(count, probabilities.shape[1])
     order = np.argsort(-probabilities, axis=1)[:, :count]
-    return [f"{probabilities[row, index]:f}:{index}:{names[index]}" for row in range(len(order))
-            for index in order[row]]
+    values = []
+    for row in range(len(order)):
+        entries = [f"{probabilities[row, index]:f}:{index}:{names[index]}" for index in order[row]]
+        if reject_below is not None and probabilities[row, order[row, 0]] < reject_below:
+            entries = [f"{probabilities[row, order[row, 0]]:f}:-1:{NOT_A_DIGIT}", *entries[:count - 1]]
+        values += entries
+    return values
 
 
 async def _infer(request: Request, service: Service) -> Response:
@@ -230,7 +241,7 @@ async def _infer(request: Request, service: Service) -> Response:
     described, chunks = [], []
     for binary_output, classes in outputs:
         if classes:
-            values = _classification(probabilities, classes, service.class_names)
+            values = _classification(probabilities, classes, service.class_names, service.reject_below)
             shape, datatype = [len(probabilities), min(classes, probabilities.shape[1])], "BYTES"
             raw = b"".join(struct.pack("<I", len(value)) + value.encode() for value in values) if binary_output else None
         else:

@@ -136,23 +136,32 @@
 
   function show(result) {
     const percent = (value) => `${(value * 100).toFixed(1)}%`;
+    if (result.kind === "no_ink") return showNothing("No digit found: draw bigger or darker.");
+    if (result.kind === "not_a_digit") {
+      showNothing("That does not look like a digit.");
+      $("digit").textContent = "?";
+      $("confidence").textContent = "not a digit";
+      seen(result.digits.map((digit) => digit.input).filter(Boolean));
+      return;
+    }
     if (result.kind === "number") {
-      if (!result.ink_found) return showNothing("No digit found: draw bigger or darker.");
       $("digit").textContent = result.number;
       $("confidence").textContent = `confidence ${percent(result.confidence)} (` +
-        result.digits.map((digit) => `${digit.label} ${percent(digit.confidence)}`).join(", ") + ")";
+        result.digits.map((digit) => digit.not_a_digit ? "? not a digit" : `${digit.label} ${percent(digit.confidence)}`)
+          .join(", ") + ")";
       const first = result.digits[0];
       bars(first.probabilities, first.digit);
       seen(result.digits.map((digit) => digit.input).filter(Boolean));
     } else {
-      if (result.digit === null) return showNothing("No digit found: draw bigger or darker.");
       $("digit").textContent = result.label;
       $("confidence").textContent = `confidence ${percent(result.confidence)}`;
       bars(result.probabilities, result.digit);
       seen(result.digits.map((digit) => digit.input).filter(Boolean));
     }
     $("uncertain").hidden = !result.uncertain;
-    $("status").textContent = result.uncertain ? "Not sure: try drawing it again, bigger." : "Prediction updated.";
+    const partly = result.kind === "number" && result.digits.some((digit) => digit.not_a_digit);
+    $("status").textContent = partly ? "Some of that does not look like a digit (shown as ?)." :
+      result.uncertain ? "Not sure: try drawing it again, bigger." : "Prediction updated.";
   }
 
   $("clear").addEventListener("click", clear);

@@ -1,0 +1,555 @@
+"""Non-digits we draw ourselves, for Outlier Exposure: a model learns a "not a digit" answer from them.
+
+Four families, none from another real dataset: letters (A-Z a-z minus LOOKALIKES, in matplotlib's
+bundled fonts), symbols (# $ % & @ ... and math/arrow glyphs), shapes (triangles, squares, stars,
+crosses, arrows, grids, blobs, spirals, hearts; never a plain circle, which reads as 0, nor one
+straight stroke, which reads as 1) and scribbles (3-8 crossing curves, zigzags and loop coils).
+
+    pictures(family, count, seed) -> raw (H, W) float32 gray pictures 0..1, as a phone or scanner
+        sees them: ink of random darkness on light paper (sometimes light on dark), 40..200 px,
+        small rotation, blur and noise. Picture i depends only on (seed, family, i).
+    non_digits(count, seed) -> (count, 28, 28) uint8: the families mixed evenly and shuffled, each
+        picture through `images.prepare` (what a model sees); one without ink, or whose prepared ink
+        is a thin upright bar (`reads_as_one`: an 'i' that lost its dot), is replaced by another.
+        Cached in the user cache as digits/synthetic/<sha256>.npz; the key covers the arguments,
+        GENERATOR_VERSION and the source of this module and of `digits.images`, so a change to
+        either draws afresh.
+
+images.prepare (about 5 ms a picture; drawing one takes about 1 ms) is most of the cost: 12,000 take
+about 75 CPU-seconds, so large requests use one worker process per core (spawned, never forked: the
+caller may hold TensorFlow's threads). Results do not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import json
+import math
+import os
+import sys
+import zipfile
+import zlib
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from functools import lru_cache
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import PIL
+from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
+
+from . import files, images
+
+GENERATOR_VERSION = 1  # bump when the pictures change on purpose (the source hash catches the rest)
+FAMILIES = ("letters", "symbols", "shapes", "scribbles")  # non-digit families used in training
+LOOKALIKES = "OoIlSsZzBGbgqDTtJj"  # letters that honestly look like digits: never used as non-digits
+SYMBOLS = ("#$%&@*+=<>?~^{}"  # never | / \ ( ) [ ] ! (strokes, a 1) nor circled or digit-like glyphs
+           "←→↔⇐⇒⇔⇄∞∑∏√±×÷≠≈≤≥≡∈∉∩∪∀∇∆∠⊥¬∧∨★☆♠♣♥♦✓✗⌘")
+FONT_FILES = ("DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSans-BoldOblique",
+              "DejaVuSerif", "DejaVuSerif-Bold", "DejaVuSerif-Italic", "DejaVuSerif-BoldItalic",
+              "DejaVuSansMono", "DejaVuSansMono-Bold", "DejaVuSansMono-Oblique", "DejaVuSansMono-BoldOblique",
+              "STIXGeneral", "STIXGeneralBol", "STIXGeneralItalic", "STIXGeneralBolIta",
+              "cmr10", "cmb10", "cmss10", "cmti10", "cmtt10", "cmmi10")
+SIDE = (40, 200)  # picture height, px; most are drawn under 80 px, where images.prepare is cheapest
+LIGHT_ON_DARK = 0.15  # share of pictures with light ink on a dark ground (a blackboard, a screen)
+CHUNK = 200  # pictures per task of non_digits; part of the seeding, so changing it changes the pictures
+PARALLEL_FROM = 2000  # non_digits uses worker processes from this many pictures on (spawning costs ~1 s)
+ONE_LIKE = (0.3, 40.0)  # prepared ink this thin (minor/major axis) and this near upright (degrees) reads as a 1:
+# 96% of MNIST's test 1s, under 2.1% of any other digit; such non-digits ('i' without its dot, '}') are redrawn
+GLYPH_MIN = 28  # px: letters and symbols are never drawn smaller than this (MNIST's digits are 20 px)
+BOLD_COVERAGE = 0.5  # glyphs are drawn bolder only while ink covers at most this share of their box
+SUPERSAMPLE = 2  # shapes and scribbles are drawn this many times larger, then averaged down (anti-aliasing)
+
+
+# ---------------------------------------------------------------- fonts and alphabets
+
+
+def training_fonts() -> list[Path]:
+    """matplotlib's bundled TTFs (DejaVu Sans/Serif/Mono and their bold/italic variants, STIX, Computer Modern):
+    installed with the training extra on every machine, so training is reproducible anywhere."""
+    spec = importlib.util.find_spec("matplotlib")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("the training fonts are matplotlib's; install the training extra "
+                         "(pip install 'digits[cpu]') or pass fonts=[...] yourself")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "mpl-data" / "fonts" / "ttf"
+    found = [folder / f"{name}.ttf" for name in FONT_FILES if (folder / f"{name}.ttf").is_file()]
+    if not found:
+        raise ValueError(f"no training fonts in {folder}; reinstall matplotlib or pass fonts=[...]")
+    return found
+
+
+def _faithful(font: Path) -> bool:
+    """Computer Modern maps ASCII punctuation to TeX's glyphs ('<' draws an inverted '!'): letters only."""
+    return not Path(font).name.startswith("cm")
+
+
+@lru_cache(maxsize=512)
+def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(path, size)
+
+
+@lru_cache(maxsize=64)
+def _glyphs(chars: str, fonts: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each character with the fonts that really draw it (not their 'missing glyph' box, not nothing)."""
+    table = []
+    for char in chars:
+        having = []
+        for path in fonts:
+            font = _font(path, 40)
+            missing, drawn = font.getmask("\uffff"), font.getmask(char)
+            if drawn.getbbox() and (drawn.size != missing.size or bytes(drawn) != bytes(missing)):
+                having.append(path)
+        if having:
+            table.append((char, tuple(having)))
+    return tuple(table)
+
+
+def alphabet(letters: str | None = None) -> str:
+    """The letters drawn as non-digits: `letters` (default A-Z a-z) without LOOKALIKES, each once."""
+    chosen = letters if letters is not None else "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    wrong = sorted({char for char in chosen if not char.isalpha()})
+    if wrong:
+        raise ValueError(f"letters={letters!r} holds {''.join(wrong)!r}, which are not letters; pass letters only")
+    kept = "".join(dict.fromkeys(char for char in chosen if char not in LOOKALIKES))
+    if not kept:
+        raise ValueError(f"letters={letters!r} holds only lookalikes ({LOOKALIKES}); pass other letters")
+    return kept
+
+
+# ---------------------------------------------------------------- drawing ink (coverage 0..1, ink = 1)
+
+
+def _side(rng: np.random.Generator) -> int:
+    """A picture's height: mostly 40..80 px, where images.prepare is fastest (it costs twice as much at
+    150 px), a sixth anywhere in SIDE."""
+    low, high = (SIDE[0], 80) if rng.random() < 0.85 else SIDE
+    return int(round(math.exp(rng.uniform(math.log(low), math.log(high)))))
+
+
+def _glyph(rng: np.random.Generator, table, height: int, width: int) -> np.ndarray:
+    char, having = table[rng.integers(len(table))]
+    path = having[rng.integers(len(having))]
+    # the glyph's height in the picture; at least GLYPH_MIN px, or blur fills small counters ('e' into a blot)
+    target = max(rng.uniform(0.45, 0.8) * height, min(GLYPH_MIN, 0.85 * height))
+    left, top, right, bottom = _font(path, 64).getbbox(char)
+    # drawn near its final size (enlarging a small drawing blurs it; shrinking a big one loses hairlines)
+    fit = min(target / max(bottom - top, 1), 0.85 * width / max(right - left, 1))
+    font = _font(path, int(np.clip(round(64 * fit / 4) * 4, 8, 400)))
+    layer = _text(char, font, 0)
+    bold = int(rng.integers(0, font.size // 14 + 1))  # thicker strokes, as a marker would draw them,
+    if bold:  # while ink stays under half the glyph's box: past that, gaps close ('m', 'e', '=' into blots)
+        thick = _text(char, font, bold)
+        if np.mean(np.asarray(thick.crop(thick.getbbox())) >= 128) <= BOLD_COVERAGE:
+            layer = thick
+    layer = layer.rotate(rng.uniform(-12, 12), Image.Resampling.BILINEAR, expand=True)
+    layer = layer.crop(layer.getbbox())
+    scale = min(target, layer.height) / layer.height * np.array([rng.uniform(0.85, 1.15), 1.0])  # narrower, wider
+    scale *= min(1.0, 0.9 * width / (layer.width * scale[0]), 0.9 * height / (layer.height * scale[1]))
+    size = (max(2, round(layer.width * scale[0])), max(2, round(layer.height * scale[1])))
+    layer = np.asarray(layer.resize(size, Image.Resampling.BILINEAR), np.float32) / 255
+    ink = np.zeros((height, width), np.float32)
+    row, col = rng.integers(0, height - size[1] + 1), rng.integers(0, width - size[0] + 1)
+    ink[row:row + size[1], col:col + size[0]] = layer
+    return ink
+
+
+def _text(char: str, font: ImageFont.FreeTypeFont, bold: int) -> Image.Image:
+    left, top, right, bottom = font.getbbox(char, stroke_width=bold)
+    layer = Image.new("L", (right - left + 4, bottom - top + 4), 0)
+    ImageDraw.Draw(layer).text((2 - left, 2 - top), char, font=font, fill=255, stroke_width=bold, stroke_fill=255)
+    return layer
+
+
+def _polygon(corners: int, rng: np.random.Generator, radii=(1.0,)) -> np.ndarray:
+    angles = rng.uniform(0, 2 * math.pi) + np.arange(corners) * 2 * math.pi / corners
+    radius = np.resize(np.asarray(radii), corners)
+    return np.stack([radius * np.cos(angles), radius * np.sin(angles)], 1)
+
+
+def _rotated(points: np.ndarray, degrees: float) -> np.ndarray:
+    angle = math.radians(degrees)
+    return points @ np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
+
+
+def _chaikin(points: np.ndarray, rounds: int = 3) -> np.ndarray:
+    """A smooth open curve through the corners' neighbourhood (Chaikin's corner cutting)."""
+    for _ in range(rounds):
+        near, far = 0.75 * points[:-1] + 0.25 * points[1:], 0.25 * points[:-1] + 0.75 * points[1:]
+        points = np.concatenate([points[:1], np.stack([near, far], 1).reshape(-1, 2), points[-1:]])
+    return points
+
+
+def _shape(rng: np.random.Generator) -> tuple[list, float]:
+    """One shape as strokes in unit coordinates: [("line"|"loop"|"fill"|"hatch", points, ...)], pen scale."""
+    kind = rng.choice(["triangle", "square", "rectangle", "star", "cross", "plus", "arrow", "grid", "hatched",
+                       "blob", "spiral", "heart"])
+    filled = rng.random() < 0.3 and kind != "rectangle"  # images.prepare thins a filled rectangle into a dash
+    pen = 1.0
+    if kind == "triangle":
+        while True:  # no sliver triangles: a sliver is a stroke, and a stroke is a 1
+            corners = rng.uniform(-1, 1, (3, 2))
+            sides = np.roll(corners, -1, 0) - corners
+            cosines = [-(sides[i] @ sides[i - 1]) / (np.linalg.norm(sides[i]) * np.linalg.norm(sides[i - 1]) + 1e-9)
+                       for i in range(3)]
+            if max(cosines) < math.cos(math.radians(28)):
+                break
+        parts = [("fill" if filled else "loop", corners)]
+    elif kind in ("square", "rectangle"):
+        height = 1.0 if kind == "square" else rng.uniform(0.45, 0.8)  # lying down: tall reads as 0, flat as a dash
+        corners = np.array([[-1, -height], [1, -height], [1, height], [-1, height]])
+        parts = [("fill" if filled else "loop", _rotated(corners, rng.uniform(0, 90) if kind == "square"
+                                                         else rng.uniform(-15, 15)))]
+    elif kind == "star":
+        points = int(rng.integers(5, 9))
+        if rng.random() < 0.25:  # a pentagram, drawn in one line
+            corners = _polygon(5, rng)
+            parts = [("loop", corners[[0, 2, 4, 1, 3]])]
+        else:
+            outline = _polygon(2 * points, rng, (1.0, rng.uniform(0.35, 0.55)))
+            parts = [("fill" if rng.random() < 0.4 else "loop", outline)]
+    elif kind == "cross":  # an X: two strokes crossing at 50..130 degrees
+        tilt, spread = rng.uniform(-20, 20), rng.uniform(25, 65)
+        parts = [("line", _rotated(np.array([[-1, 0], [1, 0]]) * rng.uniform(0.8, 1.2), 90 + tilt + sign * spread))
+                 for sign in (-1, 1)]
+        pen = 1.3
+    elif kind == "plus":
+        arms = rng.uniform(0.75, 1.0, 2)
+        strokes = [np.array([[-arms[0], 0], [arms[0], 0]]), np.array([[0, -arms[1]], [0, arms[1]]])]
+        parts = [("line", _rotated(stroke, rng.uniform(-15, 15))) for stroke in strokes]
+        pen = 1.3
+    elif kind == "arrow":  # near horizontal: a slanted arrow with its head on top reads as a 7
+        length, width = rng.uniform(0.35, 0.6), rng.uniform(0.3, 0.5)  # a big head: a small one is lost at 28x28
+        head = np.array([[1 - length, -width], [1, 0], [1 - length, width]])
+        tail = -rng.uniform(0.3, 1.0)
+        double = rng.random() < 0.25
+        if rng.random() < 0.2:  # a block arrow, filled
+            shaft = rng.uniform(0.1, 0.2)
+            outline = np.array([[tail, -shaft], [1 - length, -shaft], *head[:1], [1, 0], head[2], [1 - length, shaft],
+                                [tail, shaft]])
+            parts = [("fill", outline)]
+        else:
+            parts = [("line", np.array([[tail, 0], [1, 0]])), ("fill" if filled else "line", head)]
+            if double:
+                back = np.array([[tail + length, -width], [tail, 0], [tail + length, width]])
+                parts.append(("fill" if filled else "line", back))
+        angle = rng.uniform(-15, 15) + (180 if rng.random() < 0.5 else 0)
+        parts = [(part, _rotated(points, angle)) for part, points in parts]
+        pen = 1.2
+    elif kind == "grid":  # a # or a tic-tac-toe board, at most 4 lines each way so the cells stay open
+        across, down = int(rng.integers(2, 5)), int(rng.integers(2, 5))
+        parts = [("line", np.array([[-1, y], [1, y]]) + rng.normal(0, 0.04, (2, 2)))
+                 for y in np.linspace(-0.7, 0.7, across)]
+        parts += [("line", np.array([[x, -1], [x, 1]]) + rng.normal(0, 0.04, (2, 2)))
+                  for x in np.linspace(-0.7, 0.7, down)]
+        parts = [(part, _rotated(points, rng.uniform(-12, 12))) for part, points in parts]
+    elif kind == "hatched":  # a square or triangle filled with parallel lines (alone they read as 1s) or crossed ones
+        outline = _polygon(int(rng.choice([3, 4])), rng)
+        crossed = rng.random() < 0.4
+        angles = [rng.uniform(0, 180)] + ([rng.uniform(0, 180)] if crossed else [])
+        parts = [("hatch", outline, angles, int(rng.integers(3, 6)))]
+        if not crossed or rng.random() < 0.5:
+            parts.append(("loop", outline))
+    elif kind == "blob":  # a lumpy filled blob: lobes of order 2..5, never a smooth ellipse
+        angles = np.linspace(0, 2 * math.pi, 90, endpoint=False)
+        radius = np.ones_like(angles)
+        for order, amplitude in zip(range(2, 6), rng.dirichlet(np.ones(4)) * rng.uniform(0.35, 0.6)):
+            radius += amplitude * np.cos(order * angles + rng.uniform(0, 2 * math.pi))
+        radius = np.maximum(radius, 0.25)
+        parts = [("fill", np.stack([radius * np.cos(angles), radius * np.sin(angles)], 1))]
+    elif kind == "spiral":  # 2..2.7 turns: fewer reads as a 6 or a 0, more closes up at 28x28
+        turns = rng.uniform(2.0, 2.7)
+        if rng.random() < 0.3:  # a square spiral
+            steps = int(turns * 4)
+            corners = [(k + 1) / steps * np.array([[1, 0], [0, 1], [-1, 0], [0, -1]][k % 4]) for k in range(steps)]
+            points = np.cumsum(np.array(corners), 0)
+        else:
+            angle = np.linspace(0, 2 * math.pi * turns, int(60 * turns))
+            points = np.stack([angle * np.cos(angle), angle * np.sin(angle)], 1)
+        parts = [("line", points * [1 if rng.random() < 0.5 else -1, 1])]
+        pen = 0.8
+    else:  # a heart
+        angle = np.linspace(0, 2 * math.pi, 80, endpoint=False)
+        top = 13 * np.cos(angle) - 5 * np.cos(2 * angle) - 2 * np.cos(3 * angle) - np.cos(4 * angle)
+        points = np.stack([16 * np.sin(angle) ** 3, -top], 1)
+        parts = [("fill" if rng.random() < 0.5 else "loop", _rotated(points, rng.uniform(-15, 15)))]
+    return parts, pen
+
+
+def _scribble(rng: np.random.Generator) -> tuple[list, float]:
+    """3..8 strokes of one pen, each through the middle so that they cross into one tangle (apart, one of
+    them could be a digit): smooth curves, zigzags and coils of loops. Few strokes are likelier, as
+    many merge into a blot at 28x28."""
+    parts, centre, turn = [], rng.uniform(-0.25, 0.25, 2), rng.uniform(0, math.pi)
+    strokes = int(rng.choice(np.arange(3, 9), p=[0.3, 0.25, 0.18, 0.12, 0.09, 0.06]))
+    for _ in range(strokes):
+        kind = rng.choice(["curve", "zigzag", "loops"], p=[0.45, 0.3, 0.25])
+        middle = centre + rng.uniform(-0.1, 0.1, 2)
+        angle = turn + len(parts) * math.pi / strokes + rng.uniform(-0.2, 0.2)  # directions fanned out: they cross
+        reach = rng.uniform(0.6, 1.0) * np.array([math.cos(angle), math.sin(angle)])
+        start, end = middle - reach, middle + reach
+        if kind == "curve":
+            bends = [(start + middle) / 2, (middle + end) / 2] + rng.uniform(-0.4, 0.4, (2, 2))
+            points = _chaikin(np.array([start, bends[0], middle, bends[1], end]))
+        elif kind == "zigzag":
+            teeth = int(rng.integers(3, 6))
+            along = start + np.linspace(0, 1, teeth + 1)[:, None] * (end - start)
+            normal = np.array([-(end - start)[1], (end - start)[0]]) / (np.linalg.norm(end - start) + 1e-9)
+            points = along + normal * rng.uniform(0.15, 0.4) * np.where(np.arange(teeth + 1) % 2, 1, -1)[:, None]
+        else:  # near horizontal: loops stacked upright read as an 8
+            angle = rng.uniform(-0.5, 0.5)
+            reach = np.linalg.norm(reach) * np.array([math.cos(angle), math.sin(angle)])
+            start, end = middle - reach, middle + reach
+            loops = int(rng.integers(3, 6))
+            radius = rng.uniform(0.5, 0.8) * np.linalg.norm(end - start) / loops
+            fraction = np.linspace(0, 1, 40 * loops)
+            phase = 2 * math.pi * loops * fraction + rng.uniform(0, 2 * math.pi)
+            points = start + fraction[:, None] * (end - start) + radius * np.stack([np.cos(phase), np.sin(phase)], 1)
+        parts.append(("line", points))
+    return parts, 0.7
+
+
+def _draw(parts: list, pen: float, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Strokes in unit coordinates -> ink coverage (height, width), fitted into the picture with a margin."""
+    everything = np.concatenate([part[1] for part in parts])
+    low, high = everything.min(0), everything.max(0)
+    size = rng.uniform(0.5, 0.8) * min(height, width)  # the shape's larger side, px
+    scale = size / max(high - low) * np.array([rng.uniform(0.85, 1.15), 1.0])
+    scale *= min(1.0, 0.85 * width / (scale[0] * (high - low)[0]), 0.85 * height / (scale[1] * (high - low)[1]))
+    extent = (high - low) * scale
+    offset = np.array([rng.uniform(0.07 * width, width - extent[0] - 0.07 * width),
+                       rng.uniform(0.07 * height, height - extent[1] - 0.07 * height)])
+    stroke = max(1.5, pen * rng.uniform(0.04, 0.1) * size) * SUPERSAMPLE  # pen width, supersampled px
+    canvas = Image.new("L", (width * SUPERSAMPLE, height * SUPERSAMPLE), 0)
+    draw = ImageDraw.Draw(canvas)
+    for kind, points, *details in parts:
+        xy = [tuple(point) for point in ((points - low) * scale + offset) * SUPERSAMPLE]
+        if kind == "fill":
+            draw.polygon(xy, fill=255)
+        elif kind == "hatch":  # parallel lines over the outline's box, kept inside the outline
+            angles, lines = details
+            inside = Image.new("L", canvas.size, 0)
+            ImageDraw.Draw(inside).polygon(xy, fill=255)
+            hatch = Image.new("L", canvas.size, 0)
+            centre, reach = np.mean(xy, 0), np.ptp(np.array(xy), 0).max()
+            for angle in angles:
+                along = np.array([math.cos(math.radians(angle)), math.sin(math.radians(angle))])
+                across = np.array([-along[1], along[0]])
+                for shift in np.linspace(-0.4, 0.4, lines) * reach:
+                    ends = [tuple(centre + across * shift + sign * reach * along) for sign in (-1, 1)]
+                    ImageDraw.Draw(hatch).line(ends, fill=255, width=round(stroke))
+            canvas.paste(hatch, (0, 0), inside)
+        else:
+            if kind == "loop":
+                xy = xy + xy[:2]
+            # round joints where corners are sharp; dense curves need none (PIL draws each one as a pie slice)
+            draw.line(xy, fill=255, width=round(stroke), joint="curve" if len(xy) < 24 else None)
+            if kind == "line":  # round pen ends
+                for x, y in (xy[0], xy[-1]):
+                    draw.ellipse((x - stroke / 2, y - stroke / 2, x + stroke / 2, y + stroke / 2), fill=255)
+    return np.asarray(canvas.reduce(SUPERSAMPLE), np.float32) / 255
+
+
+def _photograph(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Ink coverage -> a gray picture: paper and ink of random levels, a lighting slope, blur, noise."""
+    if rng.random() < 0.4:
+        ink = ndimage.gaussian_filter(ink, rng.uniform(0.3, 0.8) * ink.shape[0] / 64)  # out of focus
+    contrast = rng.uniform(0.35, 0.9)
+    if rng.random() < LIGHT_ON_DARK:
+        ground = rng.uniform(0.0, 0.3)
+        ink_level = min(ground + contrast, 1.0)
+    else:
+        ground = rng.uniform(0.7, 1.0)
+        ink_level = max(ground - contrast, 0.0)
+    rows, cols = np.linspace(-0.5, 0.5, ink.shape[0])[:, None], np.linspace(-0.5, 0.5, ink.shape[1])[None, :]
+    paper = ground + rng.uniform(-0.12, 0.12) * rows + rng.uniform(-0.12, 0.12) * cols  # uneven light
+    noise = rng.standard_normal(ink.shape, dtype=np.float32) * rng.uniform(0.003, 0.025)
+    gray = paper + (ink_level - ground) * ink + noise
+    return np.clip(gray, 0, 1).astype(np.float32)
+
+
+def _whole(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name}={value!r}; pass a whole number >= 0")
+
+
+def pictures(family: str, count: int, seed: int, fonts: list[Path] | None = None,
+             letters: str | None = None) -> list[np.ndarray]:
+    """`count` raw pictures of `family`, (H, W) float32 0..1 gray, seeded (same seed, same pictures).
+
+    letters: A-Z a-z minus LOOKALIKES (or `letters`, also minus LOOKALIKES), drawn with `fonts`
+    (default training_fonts()); symbols: SYMBOLS that the fonts really have (Computer Modern is
+    skipped: its ASCII punctuation is TeX's); shapes; scribbles. Unknown family -> ValueError."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown non-digit family {family!r}; choose from {', '.join(FAMILIES)}")
+    _whole("count", count)
+    _whole("seed", seed)
+    if letters is not None and family != "letters":
+        raise ValueError(f"letters= applies to the 'letters' family, not {family!r}; leave it out")
+    table = None
+    if family in ("letters", "symbols"):
+        paths = [Path(font) for font in (training_fonts() if fonts is None else fonts)]
+        absent = [str(font) for font in paths if not font.is_file()]
+        if absent or not paths:
+            raise ValueError(f"fonts {absent or '[]'} not found; pass existing .ttf/.otf files or None")
+        if family == "symbols":
+            paths = [font for font in paths if _faithful(font)]
+        table = _glyphs(alphabet(letters) if family == "letters" else SYMBOLS, tuple(map(str, paths)))
+        if not table:
+            raise ValueError(f"none of the fonts {[str(font) for font in paths]} draws {family}; pass other fonts")
+    out = []
+    for index in range(count):
+        rng = np.random.default_rng([int(seed), zlib.crc32(family.encode()), index])
+        height = _side(rng)
+        width = int(np.clip(round(height * rng.uniform(0.8, 1.25)), *SIDE))
+        if table is not None:
+            ink = _glyph(rng, table, height, width)
+        else:
+            ink = _draw(*(_shape(rng) if family == "shapes" else _scribble(rng)), rng, height, width)
+        out.append(_photograph(ink, rng))
+    return out
+
+
+# ---------------------------------------------------------------- prepared, mixed and cached
+
+
+def _derived(*numbers: int) -> int:
+    return int(np.random.SeedSequence([int(number) for number in numbers]).generate_state(1)[0])
+
+
+def reads_as_one(image: np.ndarray) -> bool:
+    """A prepared 28x28 image whose ink is a thin, near-upright bar: a model would rightly call it a 1."""
+    ink = np.asarray(image, np.float64)
+    mass = ink.sum()
+    if mass <= 0:
+        return False
+    rows, cols = np.mgrid[0:ink.shape[0], 0:ink.shape[1]]
+    row, col = (ink * rows).sum() / mass, (ink * cols).sum() / mass
+    across_rows = (ink * (rows - row) ** 2).sum() / mass
+    across_cols = (ink * (cols - col) ** 2).sum() / mass
+    cross = (ink * (rows - row) * (cols - col)).sum() / mass
+    half, spread = (across_rows + across_cols) / 2, math.hypot((across_rows - across_cols) / 2, cross)
+    thinness = math.sqrt(max(half - spread, 0.0) / (half + spread))
+    tilt = abs(math.degrees(0.5 * math.atan2(2 * cross, across_rows - across_cols)))  # major axis from upright
+    return thinness < ONE_LIKE[0] and tilt < ONE_LIKE[1]
+
+
+def _prepared(family: str, count: int, seed: int, fonts: list[Path] | None) -> np.ndarray:
+    """(count, 28, 28) uint8 of one family, as images.prepare makes them; pictures without ink, or whose
+    prepared ink reads as a 1, are replaced by others."""
+    out = np.zeros((count, images.CANVAS, images.CANVAS), np.uint8)
+    waiting, batch = list(range(count)), pictures(family, count, seed, fonts)
+    for attempt in range(1, 50):
+        still = []
+        for index, picture in zip(waiting, batch):
+            prepared = images.prepare(picture)
+            if prepared.ink_found and not reads_as_one(prepared.image):
+                out[index] = np.round(prepared.image * 255).astype(np.uint8)
+            else:
+                still.append(index)
+        if not still:
+            return out
+        waiting, batch = still, pictures(family, len(still), _derived(seed, attempt), fonts)
+    raise RuntimeError(f"images.prepare finds no usable ink in {family} pictures; the generator is broken")
+
+
+def _fingerprint() -> str:
+    """This module's and digits.images's source: the cache is drawn afresh when either changes."""
+    return hashlib.sha256(Path(__file__).read_bytes() + Path(images.__file__).read_bytes()).hexdigest()
+
+
+def cache_path(count: int, seed: int, families=FAMILIES, fonts: list[Path] | None = None) -> Path:
+    """Where non_digits(count, seed, families, fonts) is cached."""
+    key = {"generator": GENERATOR_VERSION, "count": int(count), "seed": int(seed), "families": list(families),
+           "fonts": None if fonts is None else [str(Path(font).resolve()) for font in fonts],
+           "pillow": PIL.__version__, "source": _fingerprint()}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "digits" / "synthetic" / f"{digest}.npz"
+
+
+def _cached(path: Path, count: int) -> np.ndarray | None:
+    """The cached array, or None when it is missing or damaged (then it is drawn again)."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            pixels = stored["images"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
+        return None
+    if pixels.dtype != np.uint8 or pixels.shape != (count, images.CANVAS, images.CANVAS):
+        return None
+    return pixels
+
+
+def _workers(requested: int | None, count: int, tasks: int) -> int:
+    """How many processes draw: `requested`, or one per core from PARALLEL_FROM pictures on."""
+    if requested is not None and (isinstance(requested, bool) or not isinstance(requested, (int, np.integer))
+                                  or requested < 1):
+        raise ValueError(f"workers={requested!r}; pass a whole number >= 1 or None (automatic)")
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main and not os.path.exists(main):  # spawned workers re-import __main__: a script read from stdin has none
+        return 1
+    if requested is None:
+        if count < PARALLEL_FROM:
+            return 1
+        requested = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(int(requested), tasks))
+
+
+def non_digits(count: int, seed: int, families=FAMILIES, fonts: list[Path] | None = None,
+               progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> np.ndarray:
+    """(count, 28, 28) uint8 non-digits, `families` mixed evenly and shuffled, each picture through
+    images.prepare (a picture without ink is replaced by another). Cached in the user cache
+    (XDG_CACHE_HOME or ~/.cache)/digits/synthetic/<sha256>.npz, written atomically; a damaged file is
+    drawn again. progress(done, count) is called as pictures are done; workers: processes
+    (default: one per core from PARALLEL_FROM pictures on); the result does not depend on it."""
+    families = tuple(families)
+    unknown = [family for family in families if family not in FAMILIES]
+    if unknown or not families:
+        raise ValueError(f"unknown non-digit families {unknown or '()'}; choose from {', '.join(FAMILIES)}")
+    _whole("count", count)
+    _whole("seed", seed)
+    path = cache_path(count, seed, families, fonts)
+    pixels = _cached(path, count)
+    if pixels is not None:
+        if progress:
+            progress(count, count)
+        return pixels
+    tasks = []  # (family, pictures, seed, fonts): CHUNK pictures each, seeded by family and chunk, not by worker
+    for number, family in enumerate(families):
+        share = count // len(families) + (number < count % len(families))
+        for chunk, start in enumerate(range(0, share, CHUNK)):
+            tasks.append((family, min(CHUNK, share - start), _derived(seed, zlib.crc32(family.encode()), chunk), fonts))
+    processes = _workers(workers, count, len(tasks))
+    results, done = [None] * len(tasks), 0
+    if processes == 1:
+        for number, task in enumerate(tasks):
+            results[number] = _prepared(*task)
+            done += task[1]
+            if progress:
+                progress(done, count)
+    else:
+        try:
+            with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(_prepared, *task): number for number, task in enumerate(tasks)}
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    done += tasks[futures[future]][1]
+                    if progress:
+                        progress(done, count)
+        except BrokenProcessPool:  # workers cannot start (a script read from stdin): finish in this process
+            for number, task in enumerate(tasks):
+                if results[number] is None:
+                    results[number] = _prepared(*task)
+                    done += task[1]
+                    if progress:
+                        progress(done, count)
+    pixels = np.concatenate(results) if results else np.zeros((0, images.CANVAS, images.CANVAS), np.uint8)
+    pixels = pixels[np.random.default_rng([int(seed), 1]).permutation(count)]  # families mixed through
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=pixels)
+    files.write_bytes(path, buffer.getvalue())
+    return pixels

@@ -1,0 +1,175 @@
+"""synthetic: the non-digits we draw for Outlier Exposure, in the order of src/digits/synthetic.py: fonts and
+alphabets (no lookalikes), every family's raw pictures (seeded, inked after images.prepare), non_digits
+(shape, dtype, mixing, progress), its cache (written, reused, damaged files drawn again) and workers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from digits import images, synthetic
+
+
+# ---------------------------------------------------------------- fonts and alphabets
+
+
+def test_training_fonts_are_matplotlibs_and_exist():
+    fonts = synthetic.training_fonts()
+    names = {font.name for font in fonts}
+    assert {"DejaVuSans.ttf", "DejaVuSerif-BoldItalic.ttf", "DejaVuSansMono.ttf", "STIXGeneral.ttf",
+            "cmr10.ttf"} <= names
+    assert all(font.is_file() and font.stat().st_size > 10_000 for font in fonts)
+
+
+def test_alphabet_never_holds_lookalikes():
+    default = synthetic.alphabet()
+    assert len(default) == 52 - len(synthetic.LOOKALIKES)
+    assert not set(default) & set(synthetic.LOOKALIKES)
+    assert synthetic.alphabet("AOxS") == "Ax"
+    with pytest.raises(ValueError, match="only lookalikes"):
+        synthetic.alphabet("OoIl")
+    with pytest.raises(ValueError, match="not letters"):
+        synthetic.alphabet("AB7")
+
+
+def test_lookalikes_are_never_drawn():
+    """Asking for lookalikes changes nothing: the same seed draws the same pictures as without them."""
+    only_a = synthetic.pictures("letters", 6, seed=3, letters="A")
+    with_lookalikes = synthetic.pictures("letters", 6, seed=3, letters="AOoIl")
+    assert all(np.array_equal(first, second) for first, second in zip(only_a, with_lookalikes))
+    with pytest.raises(ValueError, match="only lookalikes"):
+        synthetic.pictures("letters", 2, seed=0, letters="Oo")
+
+
+def test_every_symbol_font_draws_real_glyphs():
+    """Computer Modern draws TeX's glyphs for ASCII punctuation ('<' as an inverted '!'): never used for symbols."""
+    fonts = [str(font) for font in synthetic.training_fonts() if synthetic._faithful(font)]
+    assert fonts and not any("/cm" in font for font in fonts)
+    table = dict(synthetic._glyphs(synthetic.SYMBOLS, tuple(fonts)))
+    assert set("#$%&@*+=<>?~^{}") <= set(table)
+    assert not set(table) & set("|/\\()[]!0123456789")
+
+
+# ---------------------------------------------------------------- raw pictures
+
+
+@pytest.mark.parametrize("family", synthetic.FAMILIES)
+def test_every_family_renders_seeded_pictures_with_ink(family):
+    drawn = synthetic.pictures(family, 6, seed=1)
+    assert len(drawn) == 6
+    for picture in drawn:
+        assert picture.dtype == np.float32 and picture.ndim == 2
+        assert synthetic.SIDE[0] <= min(picture.shape) and max(picture.shape) <= synthetic.SIDE[1]
+        assert 0.0 <= picture.min() and picture.max() <= 1.0
+        prepared = images.prepare(picture)
+        assert prepared.ink_found and prepared.image.max() > 0.5
+    again = synthetic.pictures(family, 6, seed=1)
+    assert all(np.array_equal(first, second) for first, second in zip(drawn, again))
+    other = synthetic.pictures(family, 6, seed=2)
+    assert not any(first.shape == second.shape and np.array_equal(first, second) for first, second in zip(drawn, other))
+    assert np.array_equal(synthetic.pictures(family, 3, seed=1)[2], drawn[2])  # picture i depends on (seed, i) only
+
+
+def test_bad_arguments_are_value_errors():
+    with pytest.raises(ValueError, match="letters, symbols, shapes, scribbles"):
+        synthetic.pictures("digits", 1, seed=0)
+    with pytest.raises(ValueError, match="letters, symbols, shapes, scribbles"):
+        synthetic.non_digits(4, seed=0, families=("shapes", "faces"))
+    with pytest.raises(ValueError, match="count=-1"):
+        synthetic.pictures("shapes", -1, seed=0)
+    with pytest.raises(ValueError, match="seed=-5"):
+        synthetic.non_digits(4, seed=-5)
+    with pytest.raises(ValueError, match="letters="):
+        synthetic.pictures("shapes", 1, seed=0, letters="A")
+    with pytest.raises(ValueError, match="not found"):
+        synthetic.pictures("letters", 1, seed=0, fonts=["/nowhere/font.ttf"])
+    with pytest.raises(ValueError, match="workers=0"):
+        synthetic.non_digits(4, seed=0, workers=0)
+
+
+def test_reads_as_one_catches_upright_bars_only():
+    bar = np.zeros((28, 28), np.float32)
+    bar[4:24, 12:15] = 1
+    assert synthetic.reads_as_one(bar)
+    slanted = np.zeros((28, 28), np.float32)
+    for row in range(4, 24):  # leaning right by about 20 degrees, as many handwritten 1s do
+        slanted[row, 17 - (row - 4) * 7 // 19:20 - (row - 4) * 7 // 19] = 1
+    assert synthetic.reads_as_one(slanted)
+    assert not synthetic.reads_as_one(bar.T)  # a dash, an arrow: not a 1
+    rows, cols = np.mgrid[0:28, 0:28]
+    ring = (np.abs(np.hypot(rows - 14, cols - 14) - 8) < 1.5).astype(np.float32)
+    assert not synthetic.reads_as_one(ring)
+    assert not synthetic.reads_as_one(np.zeros((28, 28)))
+
+
+# ---------------------------------------------------------------- non_digits and its cache
+
+
+def test_non_digits_are_prepared_mixed_and_seeded(monkeypatch):
+    calls = []
+    asked = []
+    real = synthetic.pictures
+
+    def recording(family, count, seed, fonts=None, letters=None):
+        asked.append(family)
+        return real(family, count, seed, fonts, letters)
+
+    monkeypatch.setattr(synthetic, "pictures", recording)
+    pixels = synthetic.non_digits(10, seed=0, progress=lambda done, total: calls.append((done, total)))
+    assert pixels.shape == (10, 28, 28) and pixels.dtype == np.uint8
+    assert (pixels.reshape(10, -1).max(1) > 128).all()  # every one has ink
+    assert not any(synthetic.reads_as_one(image / 255) for image in pixels)
+    assert set(asked) == set(synthetic.FAMILIES)
+    assert calls[-1] == (10, 10) and [done for done, _ in calls] == sorted(done for done, _ in calls)
+    synthetic.cache_path(10, 0).unlink()
+    assert np.array_equal(synthetic.non_digits(10, seed=0), pixels)  # drawn again: the same
+    assert not np.array_equal(synthetic.non_digits(10, seed=1), pixels)
+    assert synthetic.non_digits(6, seed=0, families=("shapes",)).shape == (6, 28, 28)
+    assert synthetic.non_digits(0, seed=0).shape == (0, 28, 28)
+
+
+def test_cache_is_written_in_the_user_cache_and_reused(monkeypatch, tmp_path):
+    pixels = synthetic.non_digits(8, seed=4)
+    path = synthetic.cache_path(8, 4)
+    assert path.is_file() and path.parent == tmp_path / "cache" / "digits" / "synthetic"  # conftest's XDG_CACHE_HOME
+    assert not list(path.parent.glob(".*"))  # no temporary file left behind
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the cache was not used")
+
+    monkeypatch.setattr(synthetic, "pictures", fail)
+    calls = []
+    assert np.array_equal(synthetic.non_digits(8, seed=4, progress=lambda *done: calls.append(done)), pixels)
+    assert calls == [(8, 8)]
+    assert synthetic.cache_path(8, 5) != path and synthetic.cache_path(8, 4, families=("shapes",)) != path
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong shape"])
+def test_a_damaged_cache_file_is_drawn_again(damage):
+    pixels = synthetic.non_digits(8, seed=2)
+    path = synthetic.cache_path(8, 2)
+    if damage == "garbage":
+        path.write_bytes(b"not an npz file")
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        np.savez(path, images=np.zeros((3, 28, 28), np.uint8))
+    assert np.array_equal(synthetic.non_digits(8, seed=2), pixels)
+    with np.load(path) as stored:  # and the file is whole again
+        assert np.array_equal(stored["images"], pixels)
+
+
+def test_workers_do_not_change_the_result(monkeypatch, tmp_path):
+    """Spawned worker processes (the path large requests take) draw exactly what one process draws."""
+    alone = synthetic.non_digits(8, seed=6, workers=1)
+    pools = []
+
+    class Recorded(synthetic.ProcessPoolExecutor):
+        def __init__(self, workers, **options):
+            pools.append(workers)
+            super().__init__(workers, **options)
+
+    monkeypatch.setattr(synthetic, "ProcessPoolExecutor", Recorded)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other"))
+    assert np.array_equal(synthetic.non_digits(8, seed=6, workers=2), alone)
+    assert pools == [2]
