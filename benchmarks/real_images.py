@@ -108,13 +108,15 @@ def render_strip(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
 
 def measure(predict_proba, x_test, y_test, samples: int, strips: int, seed: int) -> dict:
     """Clean and rendered accuracy on the first `samples` test digits, and whole-strip read rate."""
-    from digits import images, reading
+    from digits import calibration, images, reading
 
     started = time.perf_counter()
-    clean = float((predict_proba(x_test[:samples]).argmax(1) == y_test[:samples]).mean())
+    clean_probabilities = predict_proba(x_test[:samples])
+    clean = float((clean_probabilities.argmax(1) == y_test[:samples]).mean())
     prepared = [images.prepare_file(render_digit(x_test[index], np.random.default_rng([seed, index])))
                 for index in range(samples)]
-    predicted = predict_proba(np.stack([item.image for item in prepared])).argmax(1)
+    rendered_probabilities = predict_proba(np.stack([item.image for item in prepared]))
+    predicted = rendered_probabilities.argmax(1)
     rendered = float((predicted == y_test[:samples]).mean())
     reads, counts = [], []
     for index in range(strips):
@@ -126,6 +128,8 @@ def measure(predict_proba, x_test, y_test, samples: int, strips: int, seed: int)
         counts.append(len(number) == len(truth))
     return {"samples": samples, "strips": strips, "seed": seed, "clean_accuracy": clean,
             "rendered_accuracy": rendered, "kept_fraction": rendered / clean if clean else 0.0,
+            "clean_ece": calibration.expected_calibration_error(clean_probabilities, y_test[:samples]),
+            "rendered_ece": calibration.expected_calibration_error(rendered_probabilities, y_test[:samples]),
             "ink_not_found": sum(not item.ink_found for item in prepared),
             "strip_read_rate": float(np.mean(reads)) if reads else None,
             "strip_count_rate": float(np.mean(counts)) if counts else None,

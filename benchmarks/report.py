@@ -119,7 +119,9 @@ def real_images(result: dict) -> list[str]:
             f"({'met' if kept >= targets['kept_fraction'] else 'missed'}) |",
             f"| strips of 2-6 digits read whole ({result['strips']:,}) | {strips:.2%} | >= "
             f"{targets['strip_read_rate']:.0%} ({'met' if strips >= targets['strip_read_rate'] else 'missed'}) |",
-            f"| strips split into the right number of digits | {result['strip_count_rate']:.2%} | |", "",
+            f"| strips split into the right number of digits | {result['strip_count_rate']:.2%} | |",
+            *([f"| expected calibration error, clean / rendered (15 bins) | {result['clean_ece']:.4f} / "
+               f"{result['rendered_ece']:.4f} | |"] if "rendered_ece" in result else []), "",
             f"Machine: {machine_line(result['machine'])}."]
 
 
@@ -143,8 +145,45 @@ def serve_costs(result: dict) -> list[str]:
                     f"Machine: {machine_line(result['machine'])}."]
 
 
+def rejection(result: dict) -> list[str]:
+    targets = result["targets"]
+    lines = ["**Knowing what is not a digit** (`python benchmarks/rejection.py`: each recipe trained, then read at "
+             "its stored operating point, fitted on its validation split; a family's share refused counts pictures "
+             "with no ink as refused; AUROC of the calibrated top probability, digits against the family):", ""]
+    names = list(result["recipes"])
+    lines += ["| | " + " | ".join(f"`{name}`" for name in names) + " | target |",
+              "|---|" + "---|" * len(names) + "---|"]
+    first = result["recipes"][names[0]]
+
+    def row(label, cells, target=""):
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {target} |")
+
+    row("MNIST test accuracy (all / accepted)", [f"{r['digits']['mnist-test']['accuracy']:.2%} / "
+                                                 f"{r['digits']['mnist-test']['accuracy_accepted']:.2%}"
+                                                 for r in result["recipes"].values()])
+    for family, label, target in (("mnist-test", "MNIST test digits refused", f"<= {targets['mnist_refused']:.0%}"),
+                                  ("photos", "rendered photo digits refused", f"<= {targets['photos_refused']:.0%}")):
+        row(label, [f"{r['digits'][family]['refused']:.2%}" for r in result["recipes"].values()], target)
+    row("ECE, MNIST test / photos (15 bins)", [f"{r['digits']['mnist-test']['ece']:.4f} / {r['digits']['photos']['ece']:.4f}"
+                                               for r in result["recipes"].values()], f"<= {targets['ece']}")
+    for group in ("non_digits", "lookalikes"):
+        for family in first[group]:
+            target = ("not counted" if group == "lookalikes" else
+                      f">= {targets['refused_fashion_mnist' if family == 'fashion-mnist' else 'refused_per_family']:.0%}, "
+                      f"AUROC >= {targets['auroc']}")
+            row(f"{family}: refused, AUROC", [f"{r[group][family]['refused']:.1%}, {r[group][family]['auroc_vs_mnist']:.4f}"
+                                              for r in result["recipes"].values()], target)
+    row("targets met", [", ".join(name for name, ok in r["met"].items() if ok) or "none"
+                        for r in result["recipes"].values()])
+    unseen = "fashion-mnist and letters-unseen were never seen by any training or fitting step"
+    missing = f"; missing: {'; '.join(result['missing'])}" if result.get("missing") else ""
+    return lines + ["", f"{result['samples']:,} images per family; {unseen}{missing}.", "",
+                    f"Machine: {machine_line(result['machine'])}."]
+
+
 SECTIONS = {"original_mlp": original_mlp, "time_to_accuracy": time_to_accuracy, "best_model": best_model,
-            "ensemble": ensemble, "inference": inference, "real_images": real_images, "serve": serve,
+            "ensemble": ensemble, "inference": inference, "real_images": real_images, "rejection": rejection,
+            "serve": serve,
             "serve_costs": serve_costs}
 
 

@@ -175,9 +175,11 @@ def test_files_are_read_and_bad_ones_reported_without_stopping(cnn_fast_run, pic
     assert report["number.png"]["kind"] == "number" and report["number.png"]["number"] == expected["number.png"]
     assert len(report["number.png"]["digits"]) == 3 and report["number.png"]["digit"] is None
     assert [digit["label"] for digit in report["number.png"]["digits"]] == list(expected["number.png"])
+    assert all(digit["not_a_digit"] is False for name in ("first.png", "second.jpg", "number.png")
+               for digit in report[name]["digits"])
     blank = report["blank.png"]
-    assert blank["ok"] and blank["ink_found"] is False
-    assert blank["digit"] is None and blank["uncertain"] is True and blank["digits"] == []
+    assert blank["ok"] and blank["kind"] == "no_ink" and blank["ink_found"] is False and blank["number"] is None
+    assert blank["digit"] is None and blank["uncertain"] is False and blank["digits"] == []
     for bad in ("notes.png", "empty.jpg"):
         assert not report[bad]["ok"] and bad in report[bad]["error"]
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
@@ -194,6 +196,39 @@ def test_text_output_marks_uncertain_and_no_digit(cnn_fast_run, pictures):
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"{folder / 'first.png'}: {expected['first.png']} (") and "(uncertain)" in lines[0]
     assert lines[1].endswith("blank.png: no digit found")
+
+
+@pytest.mark.slow
+def test_reject_below_answers_not_a_digit_in_text_and_json(cnn_fast_run, pictures):
+    """--reject-below 1.0 refuses any picture whose confidence is below 100% (so this does not depend on the
+    model's quality); 0 turns refusal off; the stored threshold is the default."""
+    folder, expected = pictures
+    files = [str(folder / name) for name in ("first.png", "number.png", "blank.png")]
+    text = run_cli("predict", str(cnn_fast_run), *files, "--reject-below", "1.0")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0].startswith(f"{files[0]}: not a digit (closest: {expected['first.png']} at ") and "%)" in lines[0]
+    assert lines[1] == f"{files[1]}: not a digit"  # auto mode: no piece of it is a digit
+    assert lines[2] == f"{files[2]}: no digit found"
+    as_json = run_cli("predict", str(cnn_fast_run), *files, "--reject-below", "1", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    first, number, blank = json.loads(as_json.stdout)["results"]
+    assert first["ok"] and first["kind"] == "not_a_digit" and first["ink_found"] is True
+    assert first["digit"] is None and first["label"] is None and first["uncertain"] is False
+    assert [digit["not_a_digit"] for digit in first["digits"]] == [True]
+    assert first["digits"][0]["digit"] == expected["first.png"] and first["confidence"] < 1.0
+    assert first["top3"][0]["digit"] == expected["first.png"] and len(first["probabilities"]) == 10
+    assert number["kind"] == "not_a_digit" and number["number"] is None
+    assert [digit["not_a_digit"] for digit in number["digits"]] == [True] * 3
+    assert blank["kind"] == "no_ink"
+    forced = json.loads(run_cli("predict", str(cnn_fast_run), files[1], "--reject-below", "1", "--mode", "number",
+                                "--json").stdout)["results"][0]
+    assert forced["kind"] == "number" and forced["number"] == "???" and forced["uncertain"] is True
+    off = json.loads(run_cli("predict", str(cnn_fast_run), *files[:2], "--reject-below", "0", "--json").stdout)
+    assert [row["kind"] for row in off["results"]] == ["digit", "number"]
+    assert off["results"][0]["digit"] == expected["first.png"] and off["results"][1]["number"] == expected["number.png"]
+    assert_clean_error(run_cli("predict", str(cnn_fast_run), files[0], "--reject-below", "1.5"),
+                       "--reject-below must be between 0 and 1")
 
 
 @pytest.mark.slow

@@ -47,6 +47,7 @@ from . import files, images
 
 GENERATOR_VERSION = 1  # bump when the pictures change on purpose (the source hash catches the rest)
 FAMILIES = ("letters", "symbols", "shapes", "scribbles")  # non-digit families used in training
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 LOOKALIKES = "OoIlSsZzBGbgqDTtJj"  # letters that honestly look like digits: never used as non-digits
 SYMBOLS = ("#$%&@*+=<>?~^{}"  # never | / \ ( ) [ ] ! (strokes, a 1) nor circled or digit-like glyphs
            "←→↔⇐⇒⇔⇄∞∑∏√±×÷≠≈≤≥≡∈∉∩∪∀∇∆∠⊥¬∧∨★☆♠♣♥♦✓✗⌘")
@@ -110,15 +111,14 @@ def _glyphs(chars: str, fonts: tuple[str, ...]) -> tuple[tuple[str, tuple[str, .
 
 
 def alphabet(letters: str | None = None) -> str:
-    """The letters drawn as non-digits: `letters` (default A-Z a-z) without LOOKALIKES, each once."""
-    chosen = letters if letters is not None else "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    wrong = sorted({char for char in chosen if not char.isalpha()})
-    if wrong:
+    """The letters drawn: A-Z a-z without LOOKALIKES (what training sees), or exactly `letters`, each once
+    (a benchmark may ask for the lookalikes themselves)."""
+    if letters is None:
+        return "".join(char for char in LETTERS if char not in LOOKALIKES)
+    wrong = sorted({char for char in letters if not char.isalpha()})
+    if wrong or not letters:
         raise ValueError(f"letters={letters!r} holds {''.join(wrong)!r}, which are not letters; pass letters only")
-    kept = "".join(dict.fromkeys(char for char in chosen if char not in LOOKALIKES))
-    if not kept:
-        raise ValueError(f"letters={letters!r} holds only lookalikes ({LOOKALIKES}); pass other letters")
-    return kept
+    return "".join(dict.fromkeys(letters))
 
 
 # ---------------------------------------------------------------- drawing ink (coverage 0..1, ink = 1)
@@ -381,7 +381,7 @@ def pictures(family: str, count: int, seed: int, fonts: list[Path] | None = None
              letters: str | None = None) -> list[np.ndarray]:
     """`count` raw pictures of `family`, (H, W) float32 0..1 gray, seeded (same seed, same pictures).
 
-    letters: A-Z a-z minus LOOKALIKES (or `letters`, also minus LOOKALIKES), drawn with `fonts`
+    letters: A-Z a-z minus LOOKALIKES (or exactly `letters`), drawn with `fonts`
     (default training_fonts()); symbols: SYMBOLS that the fonts really have (Computer Modern is
     skipped: its ASCII punctuation is TeX's); shapes; scribbles. Unknown family -> ValueError."""
     if family not in FAMILIES:

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from bodies import MAX_BATCH, MAX_BODY, binary_body, v2_request
+from bodies import MAX_BATCH, MAX_BODY, binary_body, settings, v2_request
 
 pytest.importorskip("fastapi", reason="the API needs the api extra: pip install 'digits[api]'")
 
@@ -78,6 +78,47 @@ def test_v2_infer_binary_tensors_and_classification(client, predictor, mnist):
     output = classified["outputs"][0]
     assert output["datatype"] == "BYTES" and output["shape"] == [4, 2]
     assert [entry.split(":")[1] for entry in output["data"][::2]] == [str(label) for label in y[:4]]
+
+
+def test_v2_classification_answers_not_a_digit_first_for_a_refused_row(predictor, mnist):
+    """With reject_below 1.0 (digits serve --reject-below 1) every row is refused: its first classification
+    entry is "probability:-1:not_a_digit" (the top probability), then its top k-1 classes; the probabilities
+    output itself is unchanged."""
+    from fastapi.testclient import TestClient
+
+    from digits.api.app import create_app
+
+    x, y = mnist
+    expected = predictor.predict_proba(x[:3])
+    with TestClient(create_app(settings(reject_below=1.0), predictor=predictor)) as test_client:
+        for count in (1, 3):
+            request = v2_request(x[:3], "UINT8", outputs=[{"name": "probabilities",
+                                                           "parameters": {"classification": count}}])
+            output = test_client.post("/v2/models/cnn/infer", json=request).json()["outputs"][0]
+            assert output["datatype"] == "BYTES" and output["shape"] == [3, count]
+            rows = [output["data"][row * count:(row + 1) * count] for row in range(3)]
+            for row, probabilities, label in zip(rows, expected, y[:3]):
+                probability, index, name = row[0].split(":")
+                assert (index, name) == ("-1", "not_a_digit")
+                assert float(probability) == pytest.approx(probabilities.max(), abs=1e-5) and probabilities.max() < 1
+                assert [entry.split(":")[1:] for entry in row[1:]] == [
+                    [str(index), str(index)] for index in np.argsort(-probabilities)[:count - 1]]
+                if count > 1:
+                    assert row[1].split(":")[1] == str(label)  # then what it resembled most
+        binary = test_client.post("/v2/models/cnn/infer", json=v2_request(x[:1], "UINT8", outputs=[
+            {"name": "probabilities", "parameters": {"classification": 2, "binary_data": True}}]))
+        length = int(binary.headers["inference-header-content-length"])
+        raw, values = binary.content[length:], []
+        while raw:
+            size = int.from_bytes(raw[:4], "little")
+            values, raw = values + [raw[4:4 + size].decode()], raw[4 + size:]
+        assert [value.split(":")[1:] for value in values] == [["-1", "not_a_digit"], [str(y[0]), str(y[0])]]
+        plain = test_client.post("/v2/models/cnn/infer", json=v2_request(x[:3], "UINT8")).json()["outputs"][0]
+        np.testing.assert_allclose(np.reshape(plain["data"], (3, 10)), expected, atol=1e-5)
+    with TestClient(create_app(settings(reject_below=0.0), predictor=predictor)) as test_client:
+        request = v2_request(x[:3], "UINT8", outputs=[{"name": "probabilities", "parameters": {"classification": 1}}])
+        output = test_client.post("/v2/models/cnn/infer", json=request).json()["outputs"][0]
+        assert [entry.split(":")[1] for entry in output["data"]] == [str(label) for label in y[:3]]
 
 
 @pytest.mark.parametrize("change, status, fragment", [
