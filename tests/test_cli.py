@@ -244,3 +244,23 @@ def test_bad_threshold_is_one_line(cnn_fast_run, pictures):
     folder, _ = pictures
     result = run_cli("predict", str(cnn_fast_run), str(folder / "first.png"), "--uncertain-below", "2")
     assert result.returncode == 1 and "--uncertain-below must be between 0 and 1" in result.stderr
+
+
+@pytest.mark.parametrize("hidden, command, extra", [
+    ("tensorflow", ["train", "--epochs", "1", "--limit", "500"], "cpu"),
+    ("onnx", ["export", "RUN", "--format", "onnx", "--out", "OUT/model.onnx"], "onnx"),
+    ("optuna", ["tune", "--trials", "1", "--epochs", "1", "--limit", "500"], "tune"),
+    ("fastapi", ["serve", "RUN"], "api"),
+])
+def test_a_missing_extra_is_one_line_naming_it(tiny_run, tmp_path, hidden, command, extra):
+    """Each optional dependency hidden in turn (None in sys.modules makes its import fail as if absent)."""
+    import subprocess
+    import sys
+
+    command = [str(tiny_run) if part == "RUN" else part.replace("OUT", str(tmp_path)) for part in command]
+    script = (f"import sys; sys.modules[{hidden!r}] = None\n"
+              f"from digits.cli import main\nsys.exit(main({command!r}))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                            cwd=tmp_path)
+    assert_clean_error(result, "is not installed", f"pip install 'digits[{extra}]'")
+    assert "it/s" not in result.stderr and "trial/s" not in result.stderr  # no progress bar before the error

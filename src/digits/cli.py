@@ -366,6 +366,7 @@ def cmd_tune(args) -> int:
     root = runs.runs_root(args.runs_dir)
     out = Path(args.out) if args.out else root / f"tune-{study_name}"
     storage = args.storage or f"sqlite:///{(root / 'tune.db').as_posix()}"
+    import optuna  # noqa: F401  (a missing extra is named before any progress bar is drawn)
     if storage.startswith("sqlite:///"):
         Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
@@ -432,14 +433,11 @@ SERVE_FLAGS = ("host", "port", "workers", "backend", "runs_dir", "model_name", "
 
 
 def cmd_serve(args) -> int:
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn  # noqa: F401
+    import fastapi  # noqa: F401  (a missing api extra is named at once, by main)
+    import uvicorn  # noqa: F401
 
-        from .api.settings import load_settings
-    except ImportError as error:
-        raise ValueError(f"digits serve needs the {error.name} package: pip install 'digits[api]'") from None
     from . import runs
+    from .api.settings import load_settings
     from .api import app
 
     settings = load_settings(run=args.run, access_log=args.access_log,
@@ -456,10 +454,35 @@ COMMANDS = {"serve": cmd_serve, "train": cmd_train, "evaluate": cmd_evaluate, "p
             "export": cmd_export, "tune": cmd_tune}
 
 
+# An optional dependency (top-level module) -> the extra that installs it: one place for every command's
+# "install this" line (pyproject.toml's [project.optional-dependencies] is the other side of this table).
+EXTRAS = {"tensorflow": ("TensorFlow", "cpu"), "keras": ("Keras", "cpu"), "matplotlib": ("matplotlib", "cpu"),
+          "tf2onnx": ("tf2onnx", "onnx"), "onnx": ("onnx", "onnx"), "onnxruntime": ("ONNX Runtime", "onnx"),
+          "ai_edge_litert": ("ai-edge-litert", "litert"), "optuna": ("Optuna", "tune"), "psycopg": ("psycopg", "tune"),
+          "sqlalchemy": ("SQLAlchemy", "tune"), "fastapi": ("FastAPI", "api"), "uvicorn": ("uvicorn", "api"),
+          "pydantic_settings": ("pydantic-settings", "api"), "orjson": ("orjson", "api"),
+          "prometheus_client": ("prometheus-client", "api"), "multipart": ("python-multipart", "api")}
+
+
+def missing_extra(error: ModuleNotFoundError) -> str | None:
+    """One line naming what is missing and the extra that installs it; None for a module no extra provides."""
+    top = (error.name or "").split(".")[0]
+    if top not in EXTRAS:
+        return None
+    package, extra = EXTRAS[top]
+    return f"this needs {package}, which is not installed: pip install 'digits[{extra}]'"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except ModuleNotFoundError as error:
+        line = missing_extra(error)
+        if line is None:
+            raise  # not an optional dependency: a real bug, shown in full
+        print(f"digits {args.command}: error: {line}", file=sys.stderr)
+        return 1
     except (ValueError, OSError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"digits {args.command}: error: {message}", file=sys.stderr)

@@ -70,7 +70,7 @@ def convert(model, format: str, path: Path, int8: bool = False, calibration: np.
             warnings.filterwarnings("ignore", message=".*np.object.*", category=FutureWarning)  # Keras's tf2onnx shim
             model.export(str(target), format=keras_format, verbose=False, **options)
         os.replace(target, path)
-    except ExportError:
+    except (ExportError, ModuleNotFoundError):  # a missing converter: the CLI names the extra to install
         raise
     except Exception as error:  # converters raise many types; say which format failed and why
         raise ExportError(f"{format} export failed: {type(error).__name__}: {str(error).splitlines()[0][:300]}") from None
@@ -94,7 +94,7 @@ def save_model(model, directory: Path) -> dict[str, Path]:
         try:
             convert(model, backend, path)
             got = backends.load(backend, path)(probe)
-        except ValueError:  # no converter or runtime installed, or a conversion this model does not survive
+        except (ValueError, ModuleNotFoundError):  # no converter or runtime installed, or a failed conversion
             path.unlink(missing_ok=True)
             continue
         if not np.allclose(got, expected, atol=1e-4):

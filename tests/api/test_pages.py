@@ -104,6 +104,45 @@ def test_drawing_a_digit_shows_the_prediction(browser, live, ink, strokes, expec
         page.close()
 
 
+@pytest.fixture(scope="module")
+def refusing(cnn_fast_run, tmp_path_factory):
+    """A live `digits serve RUN --reject-below 1.0`: every picture with ink is answered "not a digit"."""
+    from bodies import LiveServer
+
+    server = LiveServer(cnn_fast_run, tmp_path_factory.mktemp("refusing-server"), "--reject-below", "1.0").start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@needs_chromium
+def test_a_drawing_that_is_not_a_digit_says_so(browser, refusing):
+    page = browser.new_page(viewport={"width": 900, "height": 800})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(refusing + "/", wait_until="networkidle")
+        page.select_option("#ink", "dark")
+        with page.expect_response(lambda response: "/predict" in response.url and response.status == 200) as sent:
+            draw(page, SEVEN)
+        assert sent.value.json()["predictions"][0]["kind"] in ("not_a_digit", "no_ink")  # (no_ink: the first dot)
+        page.wait_for_function("document.querySelector('#status').textContent === 'That does not look like a digit.'"
+                               " && document.querySelectorAll('#seen canvas').length === 1", timeout=15000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "drawing-page-not-a-digit.png"), full_page=True)
+        assert page.locator("#digit").inner_text().strip() == "?"
+        assert page.locator("#confidence").inner_text().strip() == "not a digit"
+        assert page.locator("#bars li").count() == 0  # no digit's probabilities: it is not one
+        assert not page.locator("#uncertain").is_visible()  # refused, which is not the same as unsure
+        assert page.locator("#seen canvas").evaluate("canvas => [canvas.width, canvas.height]") == [28, 28]
+        page.click("#clear")
+        assert page.locator("#digit").inner_text().strip() == "–"
+        assert not errors, errors
+    finally:
+        page.close()
+
+
 @needs_chromium
 def test_uploading_a_photo_shows_the_prediction(browser, live, mnist, tmp_path):
     from PIL import Image
