@@ -6,7 +6,9 @@ renderer) read through `digits.images`. Non-digits, each family through the same
     fashion-mnist     Fashion-MNIST test images (Debian's dataset-fashion-mnist): never seen in training
     letters-unseen    letters (not the digit look-alikes) in fonts no training step used (Liberation, FreeFont,
                       URW... whatever of them is installed): never seen in training
-    scribbles, shapes, symbols   the generated training families (digits.synthetic), with seeds training never used
+    script-unseen     Greek and Cyrillic letters (not the digit look-alikes) in those fonts: a script no
+                      training step drew
+    scribbles, shapes, symbols, silhouettes   generated training families (digits.synthetic), unseen seeds
     look-alikes       O o I l S s Z z B G b g q D T t J j in the unseen fonts: reported, not counted against targets
 
 Per family: AUROC of the calibrated top probability (digits should score higher), the share refused at the
@@ -36,6 +38,7 @@ UNSEEN_FONT_DIRS = ("/usr/share/fonts/truetype/liberation", "/usr/share/fonts/tr
 TARGETS = {"refused_per_family": 0.90, "refused_fashion_mnist": 0.98, "mnist_refused": 0.01, "photos_refused": 0.02,
            "auroc": 0.99, "ece": 0.01}
 SEED = 20_000  # far from every training seed
+UNSEEN_SCRIPT = "ЖЩФЯДЛПЮШЦЫЭЙКМНХжщфяшцыэйкмнхΩΨΦΣΠΛΘΞΓΔλπψφωξ"  # Greek, Cyrillic; no 3-, 4-, 6-, 0-like letters
 
 
 def unseen_fonts() -> list[Path]:
@@ -73,7 +76,9 @@ def families(samples: int) -> tuple[dict, dict, list[str]]:
                                                                 letters=synthetic.LOOKALIKES))
     else:
         missing.append("letters in unseen fonts (apt-get install fonts-liberation fonts-freefont-ttf)")
-    for offset, family in enumerate(("scribbles", "shapes", "symbols"), 2):
+        found["script-unseen"] = prepared(synthetic.pictures("letters", samples, SEED + 9, fonts=fonts,
+                                                             letters=UNSEEN_SCRIPT))
+    for offset, family in enumerate(("scribbles", "shapes", "symbols", "silhouettes"), 2):
         found[family] = prepared(synthetic.pictures(family, samples, SEED + offset))
     return found, lookalikes, missing
 

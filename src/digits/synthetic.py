@@ -1,9 +1,10 @@
 """Non-digits we draw ourselves, for Outlier Exposure: a model learns a "not a digit" answer from them.
 
-Four families, none from another real dataset: letters (A-Z a-z minus LOOKALIKES, in matplotlib's
+Five families, none from another real dataset: letters (A-Z a-z minus LOOKALIKES, in matplotlib's
 bundled fonts), symbols (# $ % & @ ... and math/arrow glyphs), shapes (triangles, squares, stars,
 crosses, arrows, grids, blobs, spirals, hearts; never a plain circle, which reads as 0, nor one
-straight stroke, which reads as 1) and scribbles (3-8 crossing curves, zigzags and loop coils).
+straight stroke, which reads as 1), scribbles (3-8 crossing curves, zigzags and loop coils) and
+silhouettes (filled objects with a textured surface, as a photo of a thing shows it).
 
     pictures(family, count, seed) -> raw (H, W) float32 gray pictures 0..1, as a phone or scanner
         sees them: ink of random darkness on light paper (sometimes light on dark), 40..200 px,
@@ -45,8 +46,8 @@ from scipy import ndimage
 
 from . import files, images
 
-GENERATOR_VERSION = 1  # bump when the pictures change on purpose (the source hash catches the rest)
-FAMILIES = ("letters", "symbols", "shapes", "scribbles")  # non-digit families used in training
+GENERATOR_VERSION = 2  # bump when the pictures change on purpose (the source hash catches the rest)
+FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes")  # non-digit families used in training
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 LOOKALIKES = "OoIlSsZzBGbgqDTtJj"  # letters that honestly look like digits: never used as non-digits
 SYMBOLS = ("#$%&@*+=<>?~^{}"  # never | / \ ( ) [ ] ! (strokes, a 1) nor circled or digit-like glyphs
@@ -354,6 +355,46 @@ def _draw(parts: list, pen: float, rng: np.random.Generator, height: int, width:
     return np.asarray(canvas.reduce(SUPERSAMPLE), np.float32) / 255
 
 
+def _silhouette(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A filled object with a textured surface (a garment, a bag, a shoe, a leaf, a stone as a photo shows
+    it): a smooth random outline, filled, shaded by a gradient, stripes or a weave, sometimes with a handle
+    or a cut-out. Digits are strokes; nothing filled is a digit."""
+    corners = int(rng.integers(5, 11))
+    if rng.random() < 0.5:  # most made things are mirror-symmetric: draw one half, mirror it
+        angles = np.sort(rng.uniform(-math.pi / 2, math.pi / 2, corners))
+        radii = rng.uniform(0.35, 1.0, corners)
+        half = np.stack([radii * np.cos(angles), radii * np.sin(angles)], 1)
+        outline = np.vstack([half, half[::-1] * [-1, 1]])
+    else:
+        angles = np.sort(rng.uniform(0, 2 * math.pi, corners))
+        radii = rng.uniform(0.45, 1.0, corners)
+        outline = np.stack([radii * np.cos(angles), radii * np.sin(angles)], 1)
+    outline = outline * [rng.uniform(0.5, 1.6), 1.0]
+    parts = [("fill", _chaikin(np.vstack([outline, outline[:1]]), rounds=int(rng.integers(0, 4))))]
+    if rng.random() < 0.25:  # a handle or strap over the top
+        top = outline[:, 1].min()
+        span = rng.uniform(0.3, 0.6)
+        arc = np.linspace(0, math.pi, 24)
+        parts.append(("line", np.stack([span * np.cos(arc), top - 0.4 * span * np.sin(arc)], 1)))
+    ink = _draw(parts, rng.uniform(0.6, 1.2), rng, height, width)
+    rows, cols = np.mgrid[0:height, 0:width] / max(height, width)
+    shade = rng.uniform(0.5, 1.0) + rng.uniform(-0.4, 0.4) * rows + rng.uniform(-0.4, 0.4) * cols
+    texture = rng.choice(["plain", "stripes", "weave", "mottled"])
+    if texture == "stripes":
+        angle = rng.uniform(0, math.pi)
+        shade = shade - 0.35 * (np.sin((rows * math.cos(angle) + cols * math.sin(angle)) * rng.uniform(20, 60)) > 0.3)
+    elif texture == "weave":
+        period = rng.uniform(15, 40)
+        shade = shade - 0.25 * ((np.sin(rows * period) > 0) ^ (np.sin(cols * period) > 0))
+    elif texture == "mottled":
+        shade = shade + ndimage.gaussian_filter(rng.standard_normal((height, width)), max(1.0, height / 30)) * 0.6
+    if rng.random() < 0.2:  # a cut-out: the ground shows through (a button hole, the gap of a sandal)
+        centre = np.array([rng.uniform(0.35, 0.65) * height, rng.uniform(0.35, 0.65) * width])
+        radius = rng.uniform(0.05, 0.12) * min(height, width)
+        shade = np.where(np.hypot(*(np.mgrid[0:height, 0:width] - centre[:, None, None])) < radius, 0.0, shade)
+    return (ink * np.clip(shade, 0.25, 1.0)).astype(np.float32)
+
+
 def _photograph(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Ink coverage -> a gray picture: paper and ink of random levels, a lighting slope, blur, noise."""
     if rng.random() < 0.4:
@@ -408,6 +449,8 @@ def pictures(family: str, count: int, seed: int, fonts: list[Path] | None = None
         width = int(np.clip(round(height * rng.uniform(0.8, 1.25)), *SIDE))
         if table is not None:
             ink = _glyph(rng, table, height, width)
+        elif family == "silhouettes":
+            ink = _silhouette(rng, height, width)
         else:
             ink = _draw(*(_shape(rng) if family == "shapes" else _scribble(rng)), rng, height, width)
         out.append(_photograph(ink, rng))
