@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, help="random seed; same seed, same model on CPU (default: 42)")
     train.add_argument("--validation-split", type=float, help="fraction held out for validation (default: 0.1)")
     train.add_argument("--out", help="run directory to create (default: runs/<model>-<dataset>-<time>)")
+    train.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
+                       help="do not write TensorBoard logs (default: RUN/tensorboard/, see `tensorboard --logdir runs`)")
     train.add_argument("--distribute", choices=DISTRIBUTIONS,
                        help="tf.distribute: all GPUs of this machine, or a cluster from TF_CONFIG (default: none)")
 
@@ -182,7 +184,8 @@ def cmd_train(args) -> int:
     # A live bar on a terminal; one line per epoch in logs (Keras always redraws otherwise).
     verbose = 1 if sys.stdout.isatty() else 2
     result = train.train(config, out=args.out, runs_dir=runs.runs_root(args.runs_dir), data_dir=args.data_dir,
-                         verbose=verbose, download_progress=_download_bar(), distribute=args.distribute)
+                         verbose=verbose, download_progress=_download_bar(), distribute=args.distribute,
+                         tensorboard=args.tensorboard)
     if result.resumed_from_epoch:
         print(f"Resumed from epoch {result.resumed_from_epoch}", file=sys.stderr)
     print(f"Run directory: {result.run_dir}")

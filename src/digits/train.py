@@ -163,12 +163,13 @@ def augmentation(config: Config) -> dict:
 def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = "runs", data_dir=None,
           verbose: int | str = "auto", callbacks: tuple = (),
           download_progress: Callable[[str, int, int], None] | None = None,
-          distribute: str | None = None) -> TrainResult:
+          distribute: str | None = None, tensorboard: bool = True) -> TrainResult:
     """Train `config` and write its run directory; returns the run path, history and test metrics.
 
     With `distribute`, the model is built under a tf.distribute strategy and `batch_size` is
     the global batch; in a multi-worker cluster only the chief writes the run directory (the
-    other workers write theirs aside and delete it, as every worker must save).
+    other workers write theirs aside and delete it, as every worker must save). `tensorboard`
+    writes TensorBoard logs into RUN/tensorboard/ (per-epoch scalars, the learning rate included).
     """
     config.validate()
     data.get_spec(config.dataset)  # unknown names fail before any work
@@ -215,7 +216,9 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
         distribute_module.multi_worker_workarounds(model, strategy, train_data)
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=verbose, shuffle=False,
               callbacks=[_epoch_timer(), *([keep_best] if config.keep_best else []), backup,
-                         keras.callbacks.CSVLogger(str(history_csv), append=True), *callbacks])
+                         keras.callbacks.CSVLogger(str(history_csv), append=True),
+                         *([keras.callbacks.TensorBoard(str(partial / "tensorboard"), write_graph=False,
+                                                        profile_batch=0)] if tensorboard else []), *callbacks])
     best_epoch = keep_best.restore() if config.keep_best else None
 
     history = read_history_csv(history_csv)
