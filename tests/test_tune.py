@@ -21,7 +21,9 @@ TRIAL = ["--model", "mlp", "--epochs", "2", "--limit", "1500"]  # a trial takes 
 
 
 def test_sqlite_study_resumes_and_its_best_config_trains(tmp_path):
-    first = run_cli("tune", *TRIAL, "--trials", "3", cwd=tmp_path)
+    recipe = tmp_path / "recipe.json"  # the full budget the best config keeps; trials train TRIAL's shorter one
+    recipe.write_text(json.dumps({"model": "mlp", "epochs": 3, "limit": 4000}))
+    first = run_cli("tune", *TRIAL, "--config", str(recipe), "--trials", "3", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     out = tmp_path / "runs" / "tune-mlp-mnist"
     assert (tmp_path / "runs" / "tune.db").is_file()  # the default storage: a SQLite file
@@ -30,15 +32,26 @@ def test_sqlite_study_resumes_and_its_best_config_trains(tmp_path):
     assert "Best trial" in first.stdout and (out / "optimization_history.png").is_file()
     assert (out / "param_importances.png").is_file()
 
-    again = run_cli("tune", *TRIAL, "--trials", "4", cwd=tmp_path)  # re-running resumes the same study
+    assert first.stderr.count("3/3") == 1, first.stderr  # the finished progress bar is drawn once
+    again = run_cli("tune", *TRIAL, "--config", str(recipe), "--trials", "4", cwd=tmp_path)  # resumes the study
     assert again.returncode == 0, again.stderr[-2000:]
     assert len(json.loads((out / "trials.json").read_text())) == 4
 
     best = json.loads((out / "best.json").read_text())
     assert best["model"] == "mlp" and "hidden_units" in best["model_args"]
+    assert (best["epochs"], best["limit"]) == (3, 4000)  # the recipe's budget, not the trials' (2 on 1500)
+    search = json.loads((out / "search.json").read_text())
+    assert search["trial_budget"] == {"epochs": 2, "limit": 1500} and search["params"] == trials_params(out, search)
+    assert "full budget (3 epoch(s) on 4000" in again.stdout
     trained = run_cli("train", "--config", str(out / "best.json"), "--out", str(tmp_path / "best-run"), cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "Test accuracy: 0." in trained.stdout
+
+
+def trials_params(out, search) -> dict:
+    """The parameters trials.json records for the best trial."""
+    rows = json.loads((out / "trials.json").read_text())
+    return next(row["params"] for row in rows if row["number"] == search["best_trial"])
 
 
 def test_unreachable_storage_is_one_line(tmp_path):

@@ -361,10 +361,11 @@ def cmd_tune(args) -> int:
     from . import config as config_module
     from . import runs, tune
 
-    base = config_module.load(args.config) if args.config else config_module.Config()
-    overrides = {key: getattr(args, key) for key in ("model", "epochs", "limit", "dataset")
-                 if getattr(args, key) is not None}
-    base = config_module.from_dict(overrides, base)
+    recipe = config_module.load(args.config) if args.config else config_module.Config()
+    recipe = config_module.from_dict({key: getattr(args, key) for key in ("model", "dataset")
+                                      if getattr(args, key) is not None}, recipe)  # the full budget
+    base = config_module.from_dict({key: getattr(args, key) for key in ("epochs", "limit")
+                                    if getattr(args, key) is not None}, recipe)  # what each trial trains
     study_name = args.study or f"{base.model}-{base.dataset}"
     root = runs.runs_root(args.runs_dir)
     out = Path(args.out) if args.out else root / f"tune-{study_name}"
@@ -381,12 +382,13 @@ def cmd_tune(args) -> int:
         completed = [t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"]
         if completed:
             bar.set_postfix(best=f"{max(t.value for t in completed):.4f}", refresh=False)
-        bar.refresh()
+        if bar.n < args.trials:  # the finished bar is drawn once, by close()
+            bar.refresh()
 
     try:
         study = tune.tune(base, args.trials, storage, study_name, out, timeout=args.timeout,
                           data_dir=args.data_dir, on_trial=progress, heartbeat=args.heartbeat)
-        progress(study, None)
+        bar.n = min(args.trials, tune.finished(study))  # shown once, by close()
     finally:
         bar.close()
     print(f"{'trial':>5} {'state':<9} {'val acc':>8}  params")
@@ -397,10 +399,15 @@ def cmd_tune(args) -> int:
         print(f"{trial.number:>5} {trial.state.name:<9} {value:>8}  {params}")
     if not any(trial.state.name == "COMPLETE" for trial in study.trials):
         raise ValueError("no trial completed, so there is no best configuration; see the states above")
-    paths = tune.write_results(study, base, out)
+    paths = tune.write_results(study, base, out, recipe)
     print(f"Best trial {study.best_trial.number}: validation accuracy {study.best_value:.4f}")
-    print(f"Best config: {paths['best_config']} (train it with: digits train --config {paths['best_config']})")
-    for name in ("trials", "history_png", "importances_png"):
+
+    def budget(config) -> str:
+        return f"{config.epochs} epoch(s) on {'all' if config.limit is None else config.limit} training images"
+
+    print(f"Best config: {paths['best_config']}, with the recipe's full budget ({budget(recipe)}; each trial "
+          f"trained {budget(base)}). Train it with: digits train --config {paths['best_config']}")
+    for name in ("search", "trials", "history_png", "importances_png"):
         if name in paths:
             print(f"Wrote {paths[name]}")
     return 0

@@ -151,8 +151,15 @@ def finished(study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
-def write_results(study, base: config_module.Config, out_dir: Path) -> dict[str, Path]:
-    """The best config (a file `digits train --config` takes as is), trials table, and plots."""
+def write_results(study, base: config_module.Config, out_dir: Path,
+                  recipe: config_module.Config | None = None) -> dict[str, Path]:
+    """The best config (a file `digits train --config` takes as is), trials table, and plots.
+
+    `base` is what each trial trained (often a short budget: --epochs, --limit); `recipe` the
+    recipe it came from with its full budget (default: `base`). best.json holds the best trial's
+    hyperparameters with the recipe's full budget, so training it trains a real model; the
+    trials' own budget is recorded beside it, in search.json."""
+    recipe = recipe or base
     import matplotlib
 
     matplotlib.use("Agg")
@@ -163,9 +170,13 @@ def write_results(study, base: config_module.Config, out_dir: Path) -> dict[str,
 
     from . import plots
 
-    best = config_for(study.best_trial.params, base)
+    best = config_for(study.best_trial.params, recipe)
     paths = {"best_config": files.write_json(out_dir / "best.json",
                                              {key: value for key, value in dataclasses.asdict(best).items()})}
+    paths["search"] = files.write_json(out_dir / "search.json", {
+        "best_trial": study.best_trial.number, "best_validation_accuracy": study.best_value,
+        "params": study.best_trial.params, "trial_budget": {"epochs": base.epochs, "limit": base.limit},
+        "best_config_budget": {"epochs": best.epochs, "limit": best.limit}})
     rows = [{"number": trial.number, "state": trial.state.name, "value": trial.value, "params": trial.params,
              "run": trial.user_attrs.get("run")} for trial in study.trials]
     paths["trials"] = files.write_json(out_dir / "trials.json", rows)
