@@ -36,3 +36,18 @@ def cnn_fast_run(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("runs") / "cnn-fast"
     return train.train(config.load(REPO / "configs" / "cnn-fast.json"), out=out, verbose=0).run_dir
+
+
+@pytest.fixture(scope="session")
+def oe_run(tmp_path_factory) -> Path:
+    """configs/cnn-fast.json with Outlier Exposure: a quarter of every batch generated non-digits (3,000 of them,
+    `digits.synthetic`) taught to be unsure, so the model learns a "not a digit" answer (about a minute)."""
+    from dataclasses import replace
+
+    from digits import config, train
+
+    recipe = replace(config.load(REPO / "configs" / "cnn-fast.json"), outlier_exposure=0.25, outlier_images=3000)
+    out = tmp_path_factory.mktemp("runs") / "cnn-fast-oe"
+    with pytest.MonkeyPatch.context() as patch:  # the generated pictures are cached: not in the developer's cache
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        return train.train(recipe, out=out, verbose=0).run_dir

@@ -1,5 +1,5 @@
-"""Helpers the tests share (imported as `from helpers import ...`): the repository root and the CLI run
-as a user runs it. Fixtures live in conftest.py."""
+"""Helpers the tests share (imported as `from helpers import ...`): the repository root, the CLI run
+as a user runs it, and pictures that are not digits (letters, scribbles). Fixtures live in conftest.py."""
 
 from __future__ import annotations
 
@@ -30,3 +30,32 @@ def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> 
     for fragment in fragments:
         assert fragment in error_lines[0], error_lines[0]
     return error_lines[0]
+
+
+def drawn_text(text: str, size: tuple[int, int] = (160, 160), font_size: int = 112):
+    """`text` in DejaVu Sans (matplotlib's bundled font, `synthetic.training_fonts()`), dark ink on white paper,
+    centred: a PIL picture of letters or symbols, as a phone would photograph them."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from digits import synthetic
+
+    font = next(path for path in synthetic.training_fonts() if path.name == "DejaVuSans.ttf")
+    picture = Image.new("L", size, 255)
+    ImageDraw.Draw(picture).text((size[0] / 2, size[1] / 2), text, fill=0, anchor="mm",
+                                 font=ImageFont.truetype(str(font), font_size))
+    return picture
+
+
+def scribble(seed: int, size: int = 160, strokes: int = 6, width: int = 8):
+    """Random crossing strokes, dark on white, each through the middle of the picture (so they stay one tangle,
+    not several pieces): nothing anyone would read as a digit."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    picture = Image.new("L", (size, size), 255)
+    pen = ImageDraw.Draw(picture)
+    for _ in range(strokes):
+        start, middle, end = (tuple(rng.uniform(*span, 2) * size) for span in ((0.1, 0.9), (0.4, 0.6), (0.1, 0.9)))
+        pen.line([start, middle, end], fill=0, width=width, joint="curve")
+    return picture

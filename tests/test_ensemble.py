@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from helpers import assert_clean_error, run_cli
-from digits import config, data, ensemble, train
+from digits import backends, calibration, config, data, ensemble, runs, train
+from digits.images import to_model_input
 from digits.predictor import Predictor
 
 
@@ -27,9 +28,16 @@ def test_ensemble_is_at_least_its_best_member_and_averages_them(members, tmp_pat
     assert (result.run_dir / "model.onnx").is_file() and (result.run_dir / "model.tflite").is_file()
 
     images = data.load_dataset("mnist").x_test[:300]
-    averaged = np.mean([Predictor(run).predict_proba(images) for run in members], axis=0)
+    # the network averages its members' own (uncalibrated) outputs; the ensemble is then calibrated as a whole,
+    # with a temperature and not-a-digit threshold fitted on the first member's validation split
+    raw = [backends.in_batches(backends.load("onnx", run / "model.onnx"), to_model_input(images)) for run in members]
+    fitted = metrics["calibration"]
+    assert fitted["temperature"] > 0 and 0 < fitted["reject_below"] < 1 and metrics["test_ece"] >= 0
+    assert fitted["validation_images"] == runs.load_info(members[0]).metrics["validation_images"]
     loaded = Predictor(result.run_dir)  # loads like any run directory
-    np.testing.assert_allclose(loaded.predict_proba(images), averaged, atol=1e-5)
+    assert (loaded.temperature, loaded.reject_below) == (fitted["temperature"], fitted["reject_below"])
+    np.testing.assert_allclose(loaded.predict_proba(images),
+                               calibration.apply_temperature(np.mean(raw, axis=0), fitted["temperature"]), atol=1e-5)
 
 
 def test_tta_ensemble_through_the_cli(members, tmp_path):

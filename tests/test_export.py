@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from helpers import assert_clean_error, run_cli
-from digits import backends, data, export
+from digits import backends, calibration, data, export, runs
 from digits.images import to_model_input
 from digits.predictor import Predictor
 
@@ -56,6 +56,12 @@ def test_export_round_trips_and_reports(cnn_fast_run, test_set, keras_probabilit
     loaded = Predictor(out)  # an exported file loads on its own, class names from the sidecar
     assert loaded.info.class_names == [str(digit) for digit in range(10)]
     np.testing.assert_allclose(loaded.predict_proba(test_set[0][:500]), keras_probabilities[:500], atol=1e-4)
+    # ...and calibrated, with the not-a-digit threshold the run stored: the sidecar carries them
+    fitted = runs.load_info(cnn_fast_run).metrics["calibration"]
+    assert sidecar["calibration"] == fitted and 0 < fitted["reject_below"] < 1 and fitted["temperature"] > 0
+    assert (loaded.temperature, loaded.reject_below) == (fitted["temperature"], fitted["reject_below"])
+    own = Predictor(cnn_fast_run / name)  # the run's own portable copy of the same format
+    assert own.reject_below == loaded.reject_below == Predictor(cnn_fast_run).reject_below
 
 
 def test_savedmodel_round_trips(cnn_fast_run, test_set, keras_probabilities, tmp_path):
@@ -65,7 +71,11 @@ def test_savedmodel_round_trips(cnn_fast_run, test_set, keras_probabilities, tmp
     assert abs(report["accuracy_drop"]) <= 0.001
     loaded = tf.saved_model.load(str(tmp_path / "savedmodel"))  # keep it alive: it owns the variables
     served = loaded.serve(tf.constant(test_set[0][:200])).numpy()
-    np.testing.assert_allclose(served, keras_probabilities[:200], atol=1e-5)
+    # the SavedModel is the network as trained; the run's temperature is applied by whoever reads it
+    fitted = json.loads((cnn_fast_run / "metrics.json").read_text())["calibration"]
+    assert report["calibration"] == fitted
+    np.testing.assert_allclose(calibration.apply_temperature(served, fitted["temperature"]), keras_probabilities[:200],
+                               atol=1e-5)
 
 
 def test_int8_keeps_its_accuracy_bound_and_is_smaller(cnn_fast_run, test_set, tmp_path):

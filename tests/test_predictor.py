@@ -1,6 +1,7 @@
 """Predictor: loads a run once from its portable copies, agrees with Keras, writes nothing, and refuses
 bad runs and bad batches clearly."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 
-from digits import backends, data, images
+from digits import backends, calibration, data, images
 from digits.predictor import Predictor
 
 
@@ -26,11 +27,16 @@ def snapshot(directory):
 
 
 def test_predictions_match_keras(predictor):
+    """The Predictor's answers are the Keras model's, calibrated with the temperature the run stored."""
     import keras
 
     images_ = data.load_dataset("mnist").x_test[:500]
-    expected = keras.models.load_model(predictor.info.run_dir / "model.keras").predict(
+    raw = keras.models.load_model(predictor.info.run_dir / "model.keras").predict(
         images.to_model_input(images_), verbose=0)
+    fitted = predictor.info.metrics["calibration"]
+    assert predictor.temperature == fitted["temperature"] > 0 and predictor.reject_below == fitted["reject_below"]
+    expected = calibration.apply_temperature(raw, predictor.temperature)
+    np.testing.assert_array_equal(expected.argmax(1), raw.argmax(1))  # calibration never changes an answer
     probabilities = predictor.predict_proba(images_)
     assert probabilities.shape == (500, 10)
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
@@ -166,6 +172,23 @@ def test_a_backend_the_run_has_no_copy_for_names_the_export_command(tiny_run, tm
     other = {"onnx": "litert", "litert": "onnx"}[backend]
     assert Predictor(copy).backend == other  # the default uses the copy that is there
     assert not (copy / name).exists()
+
+
+def test_calibration_comes_with_the_run_and_its_own_copies(tiny_run, tmp_path, predictor):
+    """A run's temperature and not-a-digit threshold reach every Predictor on it (the run, RUN/model.onnx,
+    RUN/model.tflite); a bare model file, moved away from its run without a sidecar, reads uncalibrated."""
+    fitted = json.loads((tiny_run / "metrics.json").read_text())["calibration"]
+    images_ = data.load_dataset("mnist").x_test[:64]
+    for source in (tiny_run, tiny_run / "model.onnx", tiny_run / "model.tflite"):
+        loaded = Predictor(source)
+        assert (loaded.temperature, loaded.reject_below) == (fitted["temperature"], fitted["reject_below"]), source
+        np.testing.assert_allclose(loaded.predict_proba(images_), predictor.predict_proba(images_), atol=1e-5)
+    bare = tmp_path / "model.onnx"
+    shutil.copy(tiny_run / "model.onnx", bare)
+    uncalibrated = Predictor(bare)
+    assert (uncalibrated.temperature, uncalibrated.reject_below) == (1.0, None)
+    np.testing.assert_allclose(calibration.apply_temperature(uncalibrated.predict_proba(images_), fitted["temperature"]),
+                               predictor.predict_proba(images_), atol=1e-5)
 
 
 def test_an_exported_file_runs_only_on_its_own_backend(tiny_run, tmp_path):

@@ -163,6 +163,23 @@ def test_raw_pixels_read_in_the_same_shape(mnist):
     assert set(found[0].to_dict()) == set(reading.read(1.0 - x_test[0] / 255.0, model=sure_of(0.7)).to_dict())
 
 
+def test_raw_pixels_below_the_threshold_are_not_digits(mnist):
+    x_test, _ = mnist
+    pixels = images.to_model_input(x_test[:3])[..., 0]
+    probabilities = sure_of(0.7)(pixels)
+    names = [str(i) for i in range(10)]
+    refused = reading.from_pixels(probabilities, pixels, names, reject_below=1.0)
+    assert [item.kind for item in refused] == ["not_a_digit"] * 3
+    for item, row in zip(refused, probabilities):
+        answer = item.to_dict()
+        assert answer["digit"] is None and answer["uncertain"] is False and answer["digits"][0]["not_a_digit"] is True
+        assert answer["digits"][0]["digit"] == row.argmax() and answer["confidence"] == pytest.approx(0.7)
+    exactly = float(np.float32(0.7))  # the confidence itself: refused only strictly below the threshold
+    assert [item.kind for item in reading.from_pixels(probabilities, pixels, names, reject_below=exactly)] == \
+        ["digit"] * 3
+    assert [item.kind for item in reading.from_pixels(probabilities, pixels, names, reject_below=0.0)] == ["digit"] * 3
+
+
 def test_bad_arguments_are_one_line_value_errors():
     with pytest.raises(ValueError, match="mode 'numbers' is unknown; use one of auto, digit, number"):
         reading.read(np.ones((8, 8)), mode="numbers", model=sure_of(0.9))
@@ -176,3 +193,48 @@ def test_a_named_model_is_loaded_once(tiny_run):
     first = reading.load(tiny_run)
     assert reading.load(str(tiny_run)) is first
     assert reading.read(np.ones((30, 30)), model=tiny_run).kind == "no_ink"
+
+
+def test_odd_pictures_always_get_a_reading(tiny_run):
+    """Refusing never raises: blank paper, noise, specks, a 1-pixel rule, one huge symbol, a page of small ones
+    and a lone dot each get a Reading of some kind, in every mode and at every threshold, whose fields agree."""
+    from PIL import Image
+
+    from helpers import drawn_text
+    from digits.predictor import Predictor
+
+    predictor = Predictor(tiny_run)
+    rng = np.random.default_rng(0)
+    rule = np.ones((40, 300), np.float32)
+    rule[20, 10:290] = 0.0
+    pictures = {
+        "blank": np.ones((60, 80), np.float32),
+        "noise": rng.random((120, 120)).astype(np.float32),
+        "specks": np.where(rng.random((200, 200)) > 0.995, 0.0, 1.0).astype(np.float32),
+        "rule": rule,
+        "huge symbol": drawn_text("#", size=(1600, 1600), font_size=1400),
+        "many symbols": drawn_text("\n".join(["A#%&@K*+=<>W?"] * 8), size=(640, 320), font_size=22),
+        "dot": Image.fromarray(np.pad(np.zeros((1, 1), np.uint8), 20, constant_values=255)),
+    }
+    for name, picture in pictures.items():
+        for mode in reading.MODES:
+            for threshold in (None, 0.0, 1.0):
+                found = reading.read(picture, mode=mode, model=predictor, reject_below=threshold)
+                where = (name, mode, threshold, found.kind, found.text)
+                assert found.kind in reading.KINDS, where
+                json.dumps(found.to_dict(include_input=True))
+                pieces = [digit.not_a_digit for digit in found.digits]
+                if found.kind == "no_ink":
+                    assert pieces == [] and not found.ink_found and not found.uncertain, where
+                elif found.kind == "not_a_digit":
+                    assert pieces and all(pieces) and found.text == "" and not found.uncertain, where
+                elif found.kind == "digit":
+                    assert pieces == [False] and found.digit is not None, where
+                else:
+                    assert pieces and len(found.number) == len(pieces), where
+                    assert [char == "?" for char in found.number] == pieces, where
+                if threshold == 1.0:  # every piece refused: never a digit, a number only of "?"
+                    assert found.kind != "digit" and all(pieces), where
+                    assert found.kind != "number" or mode == "number", where
+                if threshold == 0.0:
+                    assert not any(pieces), where

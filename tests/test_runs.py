@@ -112,6 +112,17 @@ def test_load_info_of_a_run(tiny_run):
     assert info.class_names == [str(digit) for digit in range(10)]
 
 
+def test_load_info_of_a_runs_own_model_file_is_the_runs(tiny_run):
+    """RUN/model.onnx (a run's own portable copy) carries the run's recipe, metrics and calibration."""
+    run = runs.load_info(tiny_run)
+    assert 0 < run.metrics["calibration"]["reject_below"] < 1 and run.metrics["calibration"]["temperature"] > 0
+    for name, backend in (("model.onnx", "onnx"), ("model.tflite", "litert"), ("model.keras", "keras")):
+        info = runs.load_info(tiny_run / name)
+        assert info.run_dir == tiny_run / name and info.files == {backend: tiny_run / name}
+        assert info.config == run.config and info.metrics == run.metrics
+        assert info.class_names == run.class_names
+
+
 def test_load_info_of_an_exported_file_and_its_sidecar(tiny_run, tmp_path):
     exported = tmp_path / "letters.onnx"
     shutil.copy(tiny_run / "model.onnx", exported)

@@ -1,6 +1,7 @@
 """Training: the run directory it writes, reproducibility from a seed, refusal to clobber; the recipes'
-parts (one-cycle schedule, keep-best, mixed precision); and end to end on the real
-MNIST files: `python train.py` / `predict.py` as the README says, the 0.970 bar, resuming a killed run."""
+parts (one-cycle schedule, keep-best, mixed precision); the calibration every run stores and Outlier
+Exposure's "not a digit" answer; and end to end on the real MNIST files: `python train.py` / `predict.py`
+as the README says, the 0.970 bar, resuming a killed run."""
 
 import json
 import os
@@ -13,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers import run_cli
+from helpers import drawn_text, run_cli, scribble
 from digits import config, runs, train
 
 
@@ -80,6 +81,78 @@ def test_unknown_names_fail_before_any_work(tmp_path):
 def test_train_returns_a_run(tiny_run):
     assert train.TrainResult is runs.Run
     assert runs.check_run(tiny_run) == tiny_run
+
+
+# ---------------------------------------------------------------- calibration and not-a-digit
+
+
+@pytest.mark.parametrize("run_name", ["tiny_run", "cnn_fast_run"])
+def test_a_run_stores_its_calibration_fitted_on_its_validation_split(request, run_name):
+    """Every run fits a temperature and a not-a-digit threshold on its validation split (never the test set)
+    and stores them in metrics["calibration"], with the test set's calibration error."""
+    from digits import backends, calibration, data
+    from digits.images import to_model_input
+    from digits.predictor import Predictor
+
+    run = request.getfixturevalue(run_name)
+    metrics = json.loads((run / "metrics.json").read_text())
+    fitted = metrics["calibration"]
+    assert fitted["score"] == "max_probability" and fitted["fitted_on"] == "validation split"
+    assert fitted["temperature"] > 0 and 0 < fitted["reject_below"] < 1
+    assert fitted["reject_rate"] == config.Config().reject_rate == 0.005
+    assert fitted["validation_images"] == metrics["validation_images"]
+    assert fitted["validation_digits_refused"] <= fitted["reject_rate"] + 1 / fitted["validation_images"]
+    assert fitted["validation_ece_after"] <= fitted["validation_ece_before"] + 1e-9  # never worse calibrated
+    assert "validation_non_digits" not in fitted  # no Outlier Exposure: no generated non-digits held out
+    # the same numbers again from the run's own copy on the same validation split
+    recipe = config.load(run / "config.json")
+    _, _, _, x_val, y_val = data.training_arrays(recipe)
+    raw = backends.in_batches(backends.load("onnx", run / "model.onnx"), to_model_input(x_val))
+    again = calibration.fit(raw, y_val, recipe.reject_rate)
+    assert again["temperature"] == pytest.approx(fitted["temperature"], rel=1e-3)
+    assert again["reject_below"] == pytest.approx(fitted["reject_below"], abs=1e-3)
+    # test_ece: the calibrated test-set predictions' expected calibration error
+    dataset = data.load_dataset("mnist")
+    test_ece = calibration.expected_calibration_error(Predictor(run).predict_proba(dataset.x_test), dataset.y_test)
+    assert 0 <= metrics["test_ece"] < 0.1 and metrics["test_ece"] == pytest.approx(test_ece, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_outlier_exposure_teaches_a_not_a_digit_answer(oe_run):
+    """cnn-fast with Outlier Exposure (a quarter of each batch generated non-digits with uniform targets):
+    letters and scribbles it never saw are refused as not digits, real MNIST digits are still read."""
+    from PIL import Image
+
+    from digits import data, reading
+    from digits.predictor import Predictor
+
+    metrics = json.loads((oe_run / "metrics.json").read_text())
+    saved = config.load(oe_run / "config.json")
+    assert (saved.outlier_exposure, saved.outlier_images) == (0.25, 3000)
+    assert metrics["test_accuracy"] >= 0.985, metrics["test_accuracy"]  # refusing costs the digits nothing
+    fitted = metrics["calibration"]
+    held_out = fitted["validation_non_digits"]  # generated non-digits kept out of training: refused, told apart
+    assert held_out["images"] == train.VALIDATION_NON_DIGITS and held_out["refused"] >= 0.85, held_out
+    assert held_out["auroc"] >= 0.98, held_out
+    assert fitted["validation_digits_refused"] <= fitted["reject_rate"] + 1 / fitted["validation_images"]
+
+    predictor = Predictor(oe_run)
+    assert predictor.reject_below == fitted["reject_below"]
+    for letter in "AKMW":  # mode digit: the whole picture is one piece (auto mode may cut a wide letter in two)
+        found = reading.read(drawn_text(letter), mode="digit", model=predictor)
+        assert found.kind == "not_a_digit", (letter, found.digits[0].label, found.digits[0].confidence)
+        assert found.digit is None and found.digits[0].not_a_digit and not found.uncertain
+    tangles = [reading.read(scribble(seed), mode="digit", model=predictor) for seed in range(8)]
+    refused = [found.kind == "not_a_digit" for found in tangles]
+    assert sum(refused) >= 7, [(found.kind, round(found.digits[0].confidence, 3)) for found in tangles]
+
+    dataset = data.load_dataset("mnist")
+    read = [reading.read(Image.fromarray(255 - image).resize((112, 112), Image.Resampling.BICUBIC), mode="digit",
+                         model=predictor) for image in dataset.x_test[:100]]  # dark on light, enlarged
+    accepted = [found.kind == "digit" for found in read]
+    assert sum(accepted) >= 97, [index for index, ok in enumerate(accepted) if not ok]
+    right = [found.kind == "digit" and found.digit == label for found, label in zip(read, dataset.y_test[:100])]
+    assert sum(right) >= 97
 
 
 # ---------------------------------------------------------------- recipes: schedule, keep-best

@@ -39,3 +39,17 @@ def test_boolean_and_unknown_variables(monkeypatch):
     monkeypatch.setenv("DIGITS_WORKERS", "0")
     with pytest.raises(ValueError, match="DIGITS_WORKERS='0' is invalid"):
         load_settings()
+
+
+def test_reject_below_from_environment_and_flags(monkeypatch):
+    """DIGITS_REJECT_BELOW / --reject-below override the model's stored not-a-digit threshold (None: keep it)."""
+    assert Settings().reject_below is None
+    monkeypatch.setenv("DIGITS_REJECT_BELOW", "0.8")
+    assert load_settings().reject_below == 0.8
+    assert load_settings(reject_below=0.0).reject_below == 0.0  # 0 turns refusal off, and is not "unset"
+    monkeypatch.setenv("DIGITS_REJECT_BELOW", "1.5")
+    with pytest.raises(ValueError, match="DIGITS_REJECT_BELOW='1.5' is invalid"):
+        load_settings()
+    monkeypatch.delenv("DIGITS_REJECT_BELOW")
+    with pytest.raises(ValueError, match="--reject-below=-0.1"):
+        load_settings(reject_below=-0.1)
