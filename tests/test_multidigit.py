@@ -130,10 +130,10 @@ def test_read_number_with_a_stand_in_classifier(mnist):
     content = png(strip([zero, one]))
     assert reading.read(content, mode="number", model=by_width).number == "01"  # bytes (or a path) work too
     blank = reading.read(np.ones((50, 80), np.float32), mode="number", model=by_width)
-    assert (blank.number, blank.digits, blank.confidence, blank.ink_found) == ("", [], 0.0, False)
-    assert blank.uncertain
-    assert {key: blank.to_dict()[key] for key in ("number", "digits", "confidence", "ink_found")} == {
-        "number": "", "digits": [], "confidence": 0.0, "ink_found": False}
+    assert (blank.kind, blank.number, blank.digits, blank.confidence, blank.ink_found) == ("no_ink", None, [], 0.0, False)
+    assert not blank.uncertain  # no ink is its own answer, not an unsure number
+    assert {key: blank.to_dict()[key] for key in ("kind", "number", "digits", "confidence", "ink_found")} == {
+        "kind": "no_ink", "number": None, "digits": [], "confidence": 0.0, "ink_found": False}
 
 
 def test_rules_specks_and_patterns_are_no_number():
@@ -150,7 +150,7 @@ def test_rules_specks_and_patterns_are_no_number():
     for name, page in pages.items():
         assert multidigit.segment(page) == [], name
         assert multidigit.read(page, by_width)[0] == [], name
-        assert reading.read(page, mode="number", model=by_width).number == "", name
+        assert reading.read(page, mode="number", model=by_width).kind == "no_ink", name
 
 
 # ---------------------------------------------------------------- moved from tests/test_images*.py

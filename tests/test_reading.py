@@ -238,3 +238,33 @@ def test_odd_pictures_always_get_a_reading(tiny_run):
                     assert found.kind != "number" or mode == "number", where
                 if threshold == 0.0:
                     assert not any(pieces), where
+
+
+def test_auto_mode_reads_one_touching_shape_whole(mnist):
+    """A letter the segmenter could cut into confident pieces ("A" -> "14") is one shape in auto mode: read
+    whole, and refused; number mode still cuts it; digits with gaps between them stay a number."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from digits import synthetic
+
+    font = ImageFont.truetype(str(synthetic.training_fonts()[0]), 150)
+    picture = Image.new("L", (220, 200), 255)
+    ImageDraw.Draw(picture).text((30, 10), "A", font=font, fill=0)
+    letter = np.asarray(picture, np.float32) / 255
+
+    def wide_is_unsure(batch):  # a stand-in: a whole letter is wide (unsure), a cut piece narrow (sure)
+        batch = np.asarray(batch).reshape(-1, 28, 28)
+        out = np.full((len(batch), 10), 0.01, np.float32)
+        for row, image in enumerate(batch):
+            columns = int((image > 0.5).any(0).sum())
+            out[row] = 0.2 / 9 if columns >= 15 else 0.05 / 9
+            out[row, columns % 10] = 0.2 if columns >= 15 else 0.95
+        return out
+
+    cut = reading.read(letter, mode="number", model=wide_is_unsure, reject_below=0.5)
+    assert cut.kind == "number" and len(cut.digits) >= 2 and "?" not in cut.number  # the trap: confident pieces
+    whole = reading.read(letter, model=wide_is_unsure, reject_below=0.5)
+    assert whole.kind == "not_a_digit" and len(whole.digits) == 1
+    x_test, _ = mnist
+    apart = reading.read(strip([x_test[i] for i in (3, 2, 1)]), model=sure_of(0.9), reject_below=0.5)
+    assert apart.kind == "number" and len(apart.digits) == 3

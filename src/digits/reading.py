@@ -10,7 +10,8 @@ classified; `mode` says what to expect:
 
     digit   the whole picture is one digit
     number  digits left to right, read as one number (a handwritten "2024", a meter)
-    auto    a number when several digits are found, else one digit (the default everywhere)
+    auto    a number when several digits are found, else one digit (the default everywhere); touching
+            pieces about as wide as tall are one shape, read whole (a letter is not cut into "14")
 
 A Reading carries its kind, the answer (`digit` and its `label`, or `number`), its
 confidence, the uncertain flag, and per piece its probabilities, top 3, box in the picture,
@@ -42,6 +43,7 @@ import numpy as np
 from . import images, multidigit
 
 MODES = ("auto", "digit", "number")
+ONE_GLYPH = 1.25  # auto mode: touching pieces no wider than this times their height are one shape, read whole
 UNCERTAIN_BELOW = 0.5  # default threshold for the uncertain flag (CLI --uncertain-below, DIGITS_UNCERTAIN_BELOW)
 
 
@@ -198,6 +200,18 @@ def _predict_function(model) -> tuple[Callable[[np.ndarray], np.ndarray], list[s
     return _predict_function(load(model))
 
 
+def _one_glyph(pieces: list) -> bool:
+    """Do these pieces come from cutting one glyph-sized shape (each touching the next, together about as
+    wide as tall)? In auto mode such a shape is read whole: a letter cut into "1" and "4", or one wide
+    digit cut in two, is one thing; touching digits that make a number are wider than they are tall."""
+    boxes = [piece.box for piece in pieces]
+    if any(box is None for box in boxes) or any(after[1] > before[3] for before, after in zip(boxes, boxes[1:])):
+        return False  # a gap between two pieces: separate shapes
+    height = max(box[2] for box in boxes) - min(box[0] for box in boxes)
+    width = max(box[3] for box in boxes) - min(box[1] for box in boxes)
+    return width <= ONE_GLYPH * height
+
+
 def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERTAIN_BELOW,
          name: str | None = None, reject_below: float | None = None) -> Reading:
     """Read the digit or number in `source` (path, bytes, PIL image or array) with `model`; see the module doc.
@@ -216,7 +230,7 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
     gray = images.to_gray(source, name)
     if mode != "digit":
         pieces, probabilities = multidigit.read(gray, predict)
-        if mode == "number" or len(pieces) > 1:
+        if mode == "number" or (len(pieces) > 1 and not _one_glyph(pieces)):
             inverted = pieces[0].inverted if pieces else False
             digits = _digits(pieces, probabilities, class_names, threshold)
             if not digits:
