@@ -74,10 +74,10 @@ def families(samples: int) -> tuple[dict, dict, list[str]]:
         found["letters-unseen"] = prepared(synthetic.pictures("letters", samples, SEED, fonts=fonts, letters=letters))
         lookalikes["look-alikes"] = prepared(synthetic.pictures("letters", samples // 2, SEED + 1, fonts=fonts,
                                                                 letters=synthetic.LOOKALIKES))
-    else:
-        missing.append("letters in unseen fonts (apt-get install fonts-liberation fonts-freefont-ttf)")
         found["script-unseen"] = prepared(synthetic.pictures("letters", samples, SEED + 9, fonts=fonts,
                                                              letters=UNSEEN_SCRIPT))
+    else:
+        missing.append("letters in unseen fonts (apt-get install fonts-liberation fonts-freefont-ttf)")
     for offset, family in enumerate(("scribbles", "shapes", "symbols", "silhouettes"), 2):
         found[family] = prepared(synthetic.pictures(family, samples, SEED + offset))
     return found, lookalikes, missing
