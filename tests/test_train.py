@@ -272,3 +272,30 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
     assert second["test_accuracy"] > 0.93  # 12,000 images, 4 epochs: about 0.94-0.95
     names = {path.name for path in (tmp_path / "resumed").iterdir()}
     assert {"model.onnx", "model.tflite"} <= names and second["model_files"] == ["keras", "litert", "onnx"]
+
+
+def _scalars(directory) -> dict[str, list[int]]:
+    """tag -> the steps (epochs) it was written at, from the TensorBoard event files under `directory`."""
+    from digits import runtime
+
+    tf = runtime.load()
+    from tensorboard.compat.proto import event_pb2
+
+    found: dict[str, list[int]] = {}
+    for path in sorted(directory.glob("events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                found.setdefault(value.tag, []).append(event.step)
+    return found
+
+
+def test_a_run_writes_tensorboard_logs_and_can_skip_them(tiny_run, tmp_path):
+    train_tags = _scalars(tiny_run / "tensorboard" / "train")
+    for tag in ("epoch_loss", "epoch_accuracy", "epoch_learning_rate"):
+        assert train_tags.get(tag) == [0], train_tags  # one epoch: one scalar each, the learning rate included
+    assert _scalars(tiny_run / "tensorboard" / "validation").get("epoch_accuracy") == [0]
+    result = run_cli("train", "--epochs", "1", "--limit", "500", "--out", str(tmp_path / "quiet"), "--no-tensorboard",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not (tmp_path / "quiet" / "tensorboard").exists()

@@ -43,6 +43,9 @@ def test_sqlite_study_resumes_and_its_best_config_trains(tmp_path):
     search = json.loads((out / "search.json").read_text())
     assert search["trial_budget"] == {"epochs": 2, "limit": 1500} and search["params"] == trials_params(out, search)
     assert "full budget (3 epoch(s) on 4000" in again.stdout
+    finished = [row for row in json.loads((out / "trials.json").read_text()) if row["state"] == "COMPLETE"]
+    assert finished and all(list((tmp_path / row["run"] / "tensorboard" / "train").glob("events.out.tfevents.*"))
+                            for row in finished)  # every finished trial wrote its TensorBoard logs
     trained = run_cli("train", "--config", str(out / "best.json"), "--out", str(tmp_path / "best-run"), cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "Test accuracy: 0." in trained.stdout
