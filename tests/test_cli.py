@@ -264,3 +264,17 @@ def test_a_missing_extra_is_one_line_naming_it(tiny_run, tmp_path, hidden, comma
                             cwd=tmp_path)
     assert_clean_error(result, "is not installed", f"pip install 'digits[{extra}]'")
     assert "it/s" not in result.stderr and "trial/s" not in result.stderr  # no progress bar before the error
+
+
+def test_the_plot_shows_a_colour_photo_in_colour(tiny_run, tmp_path):
+    from PIL import Image, ImageDraw
+
+    photo = Image.new("RGB", (120, 120), (250, 250, 245))
+    ImageDraw.Draw(photo).line([(30, 20), (90, 20), (50, 100)], fill=(220, 20, 20), width=9)  # red ink
+    photo.save(tmp_path / "red.png")
+    figure = tmp_path / "figure.png"
+    result = run_cli("predict", str(tiny_run), str(tmp_path / "red.png"), "--plot", str(figure), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    drawn = np.asarray(Image.open(figure).convert("RGB"), np.int32)
+    red = (drawn[..., 0] > 180) & (drawn[..., 1] < 80) & (drawn[..., 2] < 80)
+    assert red.sum() > 100  # the red strokes of the original, not a gray rendering of them

@@ -130,6 +130,20 @@ def _to_gray(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
 
 
+def load_rgb(source: str | Path | bytes) -> np.ndarray:
+    """The picture as people see it, for figures: (H, W, 3) float32 0..1, EXIF rotation applied,
+    transparency laid on white; 16-bit and float pictures in gray. Call it on a source `load_gray`
+    accepted (that is where bad files are refused)."""
+    stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
+    with stream, Image.open(stream) as image:
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+            return np.repeat(_to_gray(image)[..., None], 3, axis=2)
+        if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+            image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+
+
 def to_gray(source, name: str | None = None) -> np.ndarray:
     """Any picture -> (H, W) float32 gray 0..1: a path, bytes, a PIL image, or a 2-D / (H, W, 1|3|4)
     array (uint8 0..255 or float 0..1; colour is grayscaled and RGBA laid on white, as a file would be)."""

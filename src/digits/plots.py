@@ -244,7 +244,7 @@ def mistakes_figure(images: np.ndarray, predicted: np.ndarray, confidence: np.nd
 def file_predictions_figure(rows: Sequence[dict]) -> Figure:
     """One row per file: the original picture, the 28x28 input(s) the model saw, the probabilities.
 
-    Each row is {"title": str, "original": (H, W) gray 0..1 or None, "inputs": list of (28, 28),
+    Each row is {"title": str, "original": (H, W) gray or (H, W, 3) colour 0..1, or None, "inputs": list of (28, 28),
     "probabilities": (C,) or None (a number or a failure shows its title only)}.
     """
     if not rows:
