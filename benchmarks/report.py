@@ -92,6 +92,24 @@ def inference(result: dict) -> list[str]:
 
 
 def serve(result: dict) -> list[str]:
+    lines = serve_single(result) if "servers" in result else []
+    if "batched" in result:
+        lines += ([""] if lines else []) + serve_batched(result["batched"])
+    return lines
+
+
+def serve_batched(batched: dict) -> list[str]:
+    lines = [f"**Batched requests** (`python benchmarks/serve.py`: {batched['images_per_request']} "
+             f"{batched['datatype']} images per request, {batched['connections']} concurrent clients, "
+             f"{batched['duration_s']:.0f} s each, one `digits serve --grpc-port` worker on loopback):", "",
+             "| transport | images/s | requests/s | p99 | KiB per request | errors |", "|---|---|---|---|---|---|"]
+    for name, row in batched["transports"].items():
+        lines.append(f"| {name} | {row['images_per_s']:,.0f} | {row['requests_per_s']:,.1f} | {row['p99_ms']:.1f} ms "
+                     f"| {row['request_bytes'] / 1024:,.0f} | {row['errors']} |")
+    return lines + ["", f"Machine: {machine_line(batched['machine'])}."]
+
+
+def serve_single(result: dict) -> list[str]:
     lines = [f"**Serving** (`python benchmarks/serve.py`: wrk, {result['connections']} connections, "
              f"{result['duration_s']:.0f} s each, single-image JSON `pixels` on loopback, the 2 cores shared with wrk; "
              f"load average before: {result['load_average_before'][0]:.1f}):", "",

@@ -7,9 +7,17 @@ given (1 and 2 by default), (c) with one. Each runs as a subprocess on a loopbac
 (one thread, 32 connections by default, a Lua script POSTing one MNIST test digit as JSON
 `pixels`) runs a warm-up and then a bounded measurement against each, one at a time.
 Targets: the best (a) >= 3,000 requests/s, >= 70% of the best (b), p99 <= 15 ms, no errors,
->= 30x (c). Writes benchmarks/results/serve.json and prints a table.
+>= 30x (c). Then (d), batched requests side by side: one `digits serve --grpc-port` (1 worker)
+answers requests of --batch-images (64) FP32 images from --batched-connections (4) concurrent
+clients, each transport in turn for --duration seconds: HTTP JSON (`data` numbers), HTTP binary
+tensors (Triton's binary extension) and gRPC (raw_input_contents); images per second, requests
+per second and latency per transport. The clients send prepared bodies and only read the answers,
+so the numbers are the server's (and the transport's), not a client library's.
+Writes benchmarks/results/serve.json (the batched rows under "batched") and prints tables.
 Usage: python benchmarks/serve.py [--run RUN] [--duration 10] [--connections 32] [--workers 1 2]
-       (default run: trains configs/cnn-fast.json; needs wrk: apt-get install -y wrk)
+       [--batch-images 64] [--batched-connections 4] [--skip-batched | --batched-only]
+       (default run: trains configs/cnn-fast.json; needs wrk (not for --batched-only): apt-get install -y wrk;
+       --batched-only measures (d) alone and replaces only the "batched" part of serve.json)
 """
 
 from __future__ import annotations
@@ -22,14 +30,16 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from http.client import HTTPConnection
 from pathlib import Path
 
 from pydantic import BaseModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, save  # noqa: E402
+from common import RESULTS, machine, save  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"requests_per_s": 3000, "share_of_ceiling": 0.70, "p99_ms": 15.0, "errors": 0, "speedup_vs_tutorial": 30}
@@ -173,6 +183,141 @@ def measure(name: str, command: list[str], body: bytes, script: Path, args, env:
             process.kill()
 
 
+# ------------------------------------------------------------ (d) batched requests: HTTP JSON, HTTP binary, gRPC
+
+
+def _http_sender(port: int, path: str, body: bytes, headers: dict):
+    """A function sending one prepared request on its own keep-alive connection; True when answered 200."""
+    connection = HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def send() -> bool:
+        connection.request("POST", path, body, headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status == 200
+
+    return send
+
+
+def _grpc_sender(port: int, request: bytes):
+    """A function sending one prepared ModelInfer request (already serialized) on its own channel."""
+    import grpc
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", -1)])
+    infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")  # bytes in, bytes out
+
+    def send() -> bool:
+        infer(request, timeout=30)
+        return True
+
+    return send
+
+
+def _load(make_sender, connections: int, seconds: float) -> dict:
+    """`connections` threads, each with its own sender, sending back to back for `seconds`."""
+    latencies, errors, lock = [], [0], threading.Lock()
+    senders = [make_sender() for _ in range(connections)]
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    def loop(send) -> None:
+        mine, failed = [], 0
+        while (now := time.perf_counter()) < deadline:
+            try:
+                ok = send()
+            except Exception:  # noqa: BLE001  (counted; the run goes on)
+                ok = False
+            mine.append(time.perf_counter() - now)
+            failed += not ok
+        with lock:
+            latencies.extend(mine)
+            errors[0] += failed
+
+    threads = [threading.Thread(target=loop, args=(send,)) for send in senders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    ordered = sorted(latencies) or [0.0]
+    return {"requests": len(latencies), "seconds": elapsed, "errors": errors[0],
+            "p50_ms": 1000 * ordered[len(ordered) // 2], "p99_ms": 1000 * ordered[int(len(ordered) * 0.99)]}
+
+
+def batched_bodies(images, model: str) -> dict:
+    """The same FP32 batch three ways: (path or RPC, body, headers) per transport."""
+    import numpy as np
+
+    from digits.api.protos import open_inference_grpc_pb2 as pb2  # never with tritonclient.grpc in one process
+
+    tensor = (images / 255.0).astype("<f4")
+    shape = list(tensor.shape)
+    path = f"/v2/models/{model}/infer"
+    as_json = json.dumps({"inputs": [{"name": "images", "shape": shape, "datatype": "FP32",
+                                      "data": np.round(tensor.astype(np.float64), 6).ravel().tolist()}]}).encode()
+    header = json.dumps({"inputs": [{"name": "images", "shape": shape, "datatype": "FP32",
+                                     "parameters": {"binary_data_size": tensor.nbytes}}],
+                         "parameters": {"binary_data_output": True}}).encode()
+    grpc_request = pb2.ModelInferRequest(model_name=model, raw_input_contents=[tensor.tobytes()], inputs=[
+        pb2.ModelInferRequest.InferInputTensor(name="images", datatype="FP32", shape=shape)]).SerializeToString()
+    return {"HTTP JSON": (path, as_json, {"Content-Type": "application/json"}),
+            "HTTP binary tensors": (path, header + tensor.tobytes(),
+                                    {"Content-Type": "application/octet-stream",
+                                     "Inference-Header-Content-Length": str(len(header))}),
+            "gRPC": (None, grpc_request, {})}
+
+
+def measure_batched(run: Path, single_body: bytes, args, env: dict, scratch: Path) -> dict:
+    """(d): one `digits serve --grpc-port`, each transport loaded in turn with the same batch."""
+    from digits import data
+    from digits.api.service import model_name
+    from digits.runs import load_info
+
+    images = data.load_dataset("mnist").x_test[:args.batch_images]
+    bodies = batched_bodies(images, model_name(load_info(run)))
+    port, grpc_port = free_port(), free_port()
+    log = scratch / f"server-batched-{port}.log"
+    command = [sys.executable, "-m", "digits.api", str(run), "--port", str(port), "--grpc-port", str(grpc_port),
+               "--max-batch", str(max(256, args.batch_images)), "--log-level", "warning"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    rows = {}
+    try:
+        try:
+            wait_ready(port, single_body, process)
+        except RuntimeError as error:
+            raise RuntimeError(f"batched: {error}; its log ends:\n{log.read_text()[-2000:]}") from None
+        for name, (path, body, headers) in bodies.items():
+            def make_sender(path=path, body=body, headers=headers):
+                return _grpc_sender(grpc_port, body) if path is None else _http_sender(port, path, body, headers)
+
+            if not make_sender()():  # one good answer first: a broken body is not a benchmark
+                raise RuntimeError(f"batched: {name} request was refused; see {log}")
+            _load(make_sender, args.batched_connections, min(2.0, args.duration))  # warm-up, not recorded
+            result = _load(make_sender, args.batched_connections, args.duration)
+            rows[name] = {"images_per_s": result["requests"] * args.batch_images / result["seconds"],
+                          "requests_per_s": result["requests"] / result["seconds"], "request_bytes": len(body),
+                          **{key: result[key] for key in ("requests", "errors", "p50_ms", "p99_ms")}}
+            print(f"  batched, {name}: {rows[name]['images_per_s']:.0f} images/s, p99 {rows[name]['p99_ms']:.1f} ms, "
+                  f"{rows[name]['errors']} errors", file=sys.stderr)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return {"images_per_request": args.batch_images, "datatype": "FP32", "connections": args.batched_connections,
+            "duration_s": args.duration, "workers": 1, "transports": rows, "machine": machine()}
+
+
+def print_batched(batched: dict) -> None:
+    print(f"batched requests ({batched['images_per_request']} {batched['datatype']} images each, "
+          f"{batched['connections']} connections, 1 worker):")
+    print(f"{'transport':<22} {'images/s':>9} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'KiB/req':>8} {'errors':>7}")
+    for name, row in batched["transports"].items():
+        print(f"{name:<22} {row['images_per_s']:9.0f} {row['requests_per_s']:7.1f} {row['p50_ms']:7.1f} "
+              f"{row['p99_ms']:7.1f} {row['request_bytes'] / 1024:8.0f} {row['errors']:7d}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", help="run directory to serve (default: train configs/cnn-fast.json)")
@@ -181,13 +326,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
                         help="uvicorn worker counts to measure (a) and (b) at (default: 1 2); (c) runs one")
     parser.add_argument("--skip-tutorial", action="store_true", help="leave out (c), the slow baseline")
+    parser.add_argument("--batch-images", type=int, default=64, help="images per batched request in (d) (default: 64)")
+    parser.add_argument("--batched-connections", type=int, default=4,
+                        help="concurrent clients in (d) (default: 4)")
+    batched_choice = parser.add_mutually_exclusive_group()
+    batched_choice.add_argument("--skip-batched", action="store_true", help="leave out (d), the batched requests")
+    batched_choice.add_argument("--batched-only", action="store_true",
+                                help="measure only (d) (no wrk needed); replaces the \"batched\" part of serve.json")
     parser.add_argument("--serve", choices=("constant", "tutorial"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         return serve_baseline(args.serve, args.port, args.workers[0], args.run)
-    if shutil.which("wrk") is None:
-        sys.exit("serve.py needs wrk: apt-get install -y wrk")
+    if shutil.which("wrk") is None and not args.batched_only:
+        sys.exit("serve.py needs wrk: apt-get install -y wrk (or measure only the batched requests: --batched-only)")
 
     from digits import config, data, train
 
@@ -202,6 +354,14 @@ def main() -> None:
         script.write_text(LUA % {"body": scratch / "body.json"})
         env = {key: value for key, value in os.environ.items() if not key.startswith("DIGITS_")}
         env["PYTHONUNBUFFERED"] = "1"
+        if args.batched_only:
+            batched = measure_batched(run, body, args, env, scratch)
+            previous = RESULTS / "serve.json"
+            summary = json.loads(previous.read_text()) if previous.is_file() else {"benchmark": "serve"}
+            path = save("serve", {**summary, "batched": batched})
+            print_batched(batched)
+            print(f"wrote the batched rows into {path} (the rest of it is unchanged)")
+            return
         this = [sys.executable, str(Path(__file__).resolve())]
         servers = {}
         for workers in args.workers:
@@ -215,6 +375,7 @@ def main() -> None:
                                                            "--run", str(run)]
         load_before = os.getloadavg()
         rows = {name: measure(name, command, body, script, args, env) for name, command in servers.items()}
+        batched = None if args.skip_batched else measure_batched(run, body, args, env, scratch)
 
     def best(prefix: str) -> tuple[str, dict]:
         return max(((name, row) for name, row in rows.items() if name.startswith(prefix)),
@@ -237,6 +398,8 @@ def main() -> None:
                "share_of_ceiling": share, "share_at_same_workers": same_workers,
                "speedup_vs_tutorial": ours["requests_per_s"] / tutorial["requests_per_s"] if tutorial else None,
                "targets": TARGETS, "met": checks, "load_average_before": load_before, "machine": machine()}
+    if batched is not None:
+        summary["batched"] = batched
     path = save("serve", summary)
     print(f"{'server':<36} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7} {'errors':>7}")
     for name, row in rows.items():
@@ -245,6 +408,8 @@ def main() -> None:
     print(f"best digits serve ({ours_name}): {share:.0%} of the best FastAPI ceiling ({ceiling_name}); at equal "
           "workers: " + ", ".join(f"{workers}: {value:.0%}" for workers, value in same_workers.items())
           + (f"; {summary['speedup_vs_tutorial']:.0f}x the tutorial server" if tutorial else ""))
+    if batched is not None:
+        print_batched(batched)
     print(f"targets met: {', '.join(key for key, ok in checks.items() if ok) or 'none'}"
           + (f"; missed: {', '.join(key for key, ok in checks.items() if not ok)}" if not all(checks.values()) else ""))
     print(f"load average before: {load_before[0]:.2f} on {os.cpu_count()} cores (other work on the machine lowers "

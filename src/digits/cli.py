@@ -48,13 +48,15 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
 def _add_serve(commands, parents) -> None:
     parser = commands.add_parser(
         "serve", parents=[parents["runs_dir"], parents["backend"]],
-        help="serve a model over HTTP: /predict, KServe V2, TF Serving, a drawing page",
+        help="serve a model over HTTP (and gRPC): /predict, KServe V2, TF Serving, a drawing page",
         description="Serve RUN with uvicorn (pip install 'digits[api]'). Every flag can also be set as a "
                     "DIGITS_* environment variable (e.g. DIGITS_PORT=9000); flags win.")
     parser.add_argument("run", nargs="?", help="run directory or exported model file (default: $DIGITS_RUN, "
                                                "else the latest run)")
     parser.add_argument("--host", help="interface to listen on (default: 127.0.0.1; 0.0.0.0 for all)")
     parser.add_argument("--port", type=int, help="TCP port (default: 8000)")
+    parser.add_argument("--grpc-port", type=int, help="also serve the Open Inference Protocol over gRPC on this port "
+                                                      "(Triton uses 8001; default: off)")
     parser.add_argument("--workers", type=int, help="worker processes, each loading the model (default: 1)")
     parser.add_argument("--model-name", help="model name in /v1 and /v2 URLs (default: the run's model, e.g. cnn)")
     parser.add_argument("--max-body-bytes", type=int, help="larger request bodies get 413 (default: 16 MiB)")
@@ -241,7 +243,8 @@ def _has_display() -> bool:
     return matplotlib.get_backend().lower() not in {"agg", "pdf", "ps", "svg", "pgf", "cairo", "template"}
 
 
-def _read_file(predictor, path: str, mode: str, threshold: float, reject_below: float | None) -> tuple[dict, dict]:
+def _read_file(predictor, path: str, mode: str, threshold: float, reject_below: float | None,
+               show_colour: bool = False) -> tuple[dict, dict]:
     """(result for output, row for the figure) of one image file; an unreadable file becomes a result too."""
     from . import images, reading
 
@@ -255,7 +258,8 @@ def _read_file(predictor, path: str, mode: str, threshold: float, reject_below: 
         title = f"{Path(path).name}: " + ("no digit found" if found.kind == "no_ink" else "not a digit")
     else:
         title = f"{Path(path).name}: {found.text} ({found.confidence:.0%})" + (" uncertain" if found.uncertain else "")
-    row = {"title": title, "original": gray, "inputs": [digit.image for digit in found.digits],
+    row = {"title": title, "original": images.load_rgb(path) if show_colour else gray,
+           "inputs": [digit.image for digit in found.digits],
            "probabilities": found.digits[0].probabilities if found.kind == "digit" and found.digits else None}
     return result, row
 
@@ -288,8 +292,8 @@ def predict_files(args, paths: list[str]) -> int:
     if not files_:
         raise ValueError("name at least one image file after the run")
     predictor = _load_predictor(run, args)
-    results, rows = zip(*(_read_file(predictor, path, args.mode, args.uncertain_below, args.reject_below)
-                          for path in files_))
+    results, rows = zip(*(_read_file(predictor, path, args.mode, args.uncertain_below, args.reject_below,
+                                     show_colour=bool(args.plot)) for path in files_))
     if args.json:
         print(json.dumps({"model": str(predictor.info.run_dir), "backend": predictor.backend,
                           "results": list(results)}, indent=2))
@@ -438,8 +442,9 @@ def cmd_ensemble(args) -> int:
     return 0
 
 
-SERVE_FLAGS = ("host", "port", "workers", "backend", "runs_dir", "model_name", "max_body_bytes", "max_batch",
-               "uncertain_below", "reject_below", "timeout_seconds", "predict_threads", "model_threads", "image_threads", "log_level")
+SERVE_FLAGS = ("host", "port", "grpc_port", "workers", "backend", "runs_dir", "model_name", "max_body_bytes",
+               "max_batch", "uncertain_below", "reject_below", "timeout_seconds", "predict_threads", "model_threads",
+               "image_threads", "log_level")
 
 
 def cmd_serve(args) -> int:
@@ -454,7 +459,9 @@ def cmd_serve(args) -> int:
                              **{key: getattr(args, key, None) for key in SERVE_FLAGS})
     source = runs.resolve(settings.run, settings.runs_dir)  # a clear error now, not in every worker
     settings = settings.model_copy(update={"run": str(source.resolve())})
-    print(f"Serving {source} on http://{settings.host}:{settings.port}/ with {settings.workers} worker(s); "
+    app.check_ports(settings)
+    grpc = f" and gRPC on {settings.host}:{settings.grpc_port}" if settings.grpc_port is not None else ""
+    print(f"Serving {source} on http://{settings.host}:{settings.port}/{grpc} with {settings.workers} worker(s); "
           "the drawing page is at /, the API docs at /docs", file=sys.stderr)
     app.serve(settings)
     return 0

@@ -86,11 +86,18 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """`python -m digits.api RUN` (= `digits serve RUN`) as a subprocess on a free loopback port."""
+    """`python -m digits.api RUN` (= `digits serve RUN`) as a subprocess on a free loopback port; with
+    `grpc=True` also gRPC (`--grpc-port`) on a second free port, at `grpc_url` (host:port)."""
 
-    def __init__(self, run: Path, log_dir: Path, *flags: str):
+    def __init__(self, run: Path, log_dir: Path, *flags: str, grpc: bool = False):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.grpc_url = None
+        if grpc:
+            grpc_port = free_port()
+            while grpc_port == self.port:  # both probes closed their sockets: the kernel may hand one out twice
+                grpc_port = free_port()
+            self.grpc_url, flags = f"127.0.0.1:{grpc_port}", (*flags, "--grpc-port", str(grpc_port))
         self.command = [sys.executable, "-m", "digits.api", str(run), "--port", str(self.port), "--max-batch", "16",
                         "--timeout-seconds", "3", "--log-level", "warning", *flags]
         self.log = log_dir / f"digits-api-{self.port}.log"

@@ -4,7 +4,8 @@ The FastAPI template's shape: settings from the environment (settings.py), one r
 module per protocol (routes/), shared dependencies and the error mapping (deps.py), pydantic
 schemas for every request and response (schemas.py), telemetry (telemetry.py), and the model
 loaded once per worker at start-up (the lifespan; service.py), warmed through the same
-batching path requests take, and only then reported ready. `serve(settings)` runs the
+batching path requests take, and only then reported ready (with `Settings.grpc_port`, the gRPC
+server starts then too, on the same event loop and Service: grpc_service.py). `serve(settings)` runs the
 factory under uvicorn with the settings handed to every worker through `DIGITS_*` variables
 (what `digits serve` does); tests pass a loaded `Predictor` to skip reloading.
 """
@@ -15,6 +16,7 @@ import asyncio
 import gc
 import os
 import shutil
+import socket
 import tempfile
 from contextlib import asynccontextmanager
 
@@ -33,6 +35,7 @@ DESCRIPTION = """Handwritten digit recognition. Draw at [/](/), or call:
 
 * `POST /predict`: image files, base64 images or 28x28 `pixels`; digits or whole numbers.
 * The Open Inference Protocol (KServe V2 / Triton, JSON and binary tensors) under `/v2`.
+* The same protocol over gRPC (`inference.GRPCInferenceService`) when started with `--grpc-port`.
 * The TensorFlow Serving REST API under `/v1/models`.
 * Health at `/health/*` and `/v2/health/*`, Prometheus metrics at `/metrics`.
 """
@@ -60,9 +63,16 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
         gc.freeze()  # TensorFlow's millions of start-up objects leave the collector's view: no 100 ms pauses
         service.ready = True
         app.state.service = service
+        grpc_server = None
         try:
+            if settings.grpc_port is not None:  # the Open Inference Protocol over gRPC, on this event loop
+                from . import grpc_service  # grpcio is imported only when asked for
+
+                grpc_server = await grpc_service.start(service, settings, metrics)
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_service.stop(grpc_server)
             service.close()
 
     cdn_docs = not pages.OFFLINE_DOCS  # FastAPI's own /docs and /redoc load their scripts from a CDN
@@ -111,10 +121,28 @@ def _export(settings: Settings) -> None:
             os.environ[variable] = str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def check_ports(settings: Settings) -> None:
+    """One clear error now (not a traceback from every worker) if the gRPC port is the HTTP port, or taken,
+    or not an address of this machine: ValueError / OSError naming it."""
+    if settings.grpc_port is None:
+        return
+    if settings.grpc_port == settings.port:
+        raise ValueError(f"--grpc-port {settings.grpc_port} is also the HTTP --port; choose another")
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no conflict
+        try:
+            probe.bind((settings.host, settings.grpc_port))
+        except OSError as error:
+            raise OSError(f"cannot serve gRPC on {settings.host}:{settings.grpc_port} ({error.strerror or error}); "
+                          "choose another --grpc-port") from None
+
+
 def serve(settings: Settings) -> None:
     """Run the app under uvicorn with `settings` until stopped (SIGINT / SIGTERM)."""
     import uvicorn
 
+    check_ports(settings)
     _export(settings)
     metrics_dir = None
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # /metrics merges all workers

@@ -2,7 +2,8 @@
 
     service_of(request)              the Service, or 503 while the model loads
     served_model(request, name, ...) the Service if `name` (and version) is the served model, else the
-                                     protocol's own 404 (Open Inference Protocol or TF Serving wording)
+                                     protocol's own 404 (Open Inference Protocol or TF Serving wording);
+                                     check_model(service, name, ...) the same check for gRPC (grpc_service.py)
     media_type / require_media       the request's content type, and 415 for one a route does not take
     parse_json(body, ...)            an orjson parse with one 400 for empty or malformed bodies
     predict(service, images)         the batched model call, 504 after the request timeout
@@ -97,12 +98,19 @@ NOT_FOUND = {  # protocol -> (unknown model, unknown version) messages, in that 
                                                 f"serves '{served.name}'",
                   lambda name, version, served: f"Servable not found for request: Specific({name}, {version}); the "
                                                 f"served version is {served.version}"),
+    "grpc": (lambda name, version, served: f"unknown model '{name}'; this server serves '{served.name}'",
+             lambda name, version, served: f"unknown version '{version}' of model '{name}'; the served version is "
+                                           f"'{served.version}'"),
 }
 
 
 def served_model(request: Request, name: str, version: str | None = None, protocol: str = "v2"):
     """The Service when `name` (and `version`, if given) is what this server serves; else a 404."""
-    service = service_of(request)
+    return check_model(service_of(request), name, version, protocol)
+
+
+def check_model(service, name: str, version: str | None = None, protocol: str = "v2"):
+    """`service` when `name` (and `version`, if given) is its model; else a 404 in `protocol`'s words."""
     unknown_model, unknown_version = NOT_FOUND[protocol]
     if name != service.name:
         raise ApiError(404, unknown_model(name, version, service))

@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     backend: str | None = None  # keras, onnx or litert (None: the fastest installed, measured at load)
     host: str = "127.0.0.1"  # interface to listen on
     port: int = Field(8000, ge=0, le=65535)  # TCP port
+    grpc_port: int | None = Field(None, ge=1, le=65535)  # gRPC Open Inference Protocol port (None: off; Triton: 8001)
     workers: int = Field(1, ge=1, le=64)  # uvicorn worker processes, each with its own copy of the model
     max_body_bytes: int = Field(16 * 2**20, ge=1024)  # larger request bodies get 413
     max_batch: int = Field(256, ge=1)  # most images in one request; more get 413

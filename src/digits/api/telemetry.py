@@ -1,9 +1,10 @@
 """Telemetry and the guard on every request: Prometheus metrics, body limits and timing.
 
-`Metrics`: requests by route and status, latency by route, predictions by class, images per
-model call. Each app has its own registry (so tests can build many apps in one process).
-With several uvicorn workers, `digits serve` sets `PROMETHEUS_MULTIPROC_DIR` and /metrics
-merges every worker's numbers (prometheus_client's multiprocess mode).
+`Metrics`: requests by route and status, latency by route (gRPC calls by method and status
+code), predictions by class, images per model call. Each app has its own registry (so tests
+can build many apps in one process). With several uvicorn workers, `digits serve` sets
+`PROMETHEUS_MULTIPROC_DIR` and /metrics merges every worker's numbers (prometheus_client's
+multiprocess mode).
 
 `Guard`, one pure-ASGI middleware (not `BaseHTTPMiddleware`: it sits on the hot path of every
 request): a declared `Content-Length` over the limit is refused (413) before any body is
@@ -39,6 +40,10 @@ class Metrics:
                                     buckets=BATCH_BUCKETS, registry=self.registry)
         self.model_info = Gauge("digits_model_info", "The served model (value 1)", ["name", "version", "backend"],
                                 registry=self.registry, multiprocess_mode="livemax")
+        self.grpc_requests = Counter("digits_grpc_requests", "gRPC calls by method and status code",
+                                     ["method", "code"], registry=self.registry)
+        self.grpc_latency = Histogram("digits_grpc_request_duration_seconds", "gRPC call latency by method",
+                                      ["method"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self._children: dict = {}  # (method, route, status) -> (counter child, histogram child)
         self._labels: dict = {}  # label -> predictions counter child
         self.class_names: list[str] = []
@@ -49,6 +54,15 @@ class Metrics:
         if children is None:
             children = self._children.setdefault(key, (self.requests.labels(method, route, str(status)),
                                                        self.latency.labels(method, route)))
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_grpc(self, method: str, code: str, seconds: float) -> None:
+        key = ("grpc", method, code)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children.setdefault(key, (self.grpc_requests.labels(method, code),
+                                                       self.grpc_latency.labels(method)))
         children[0].inc()
         children[1].observe(seconds)
 

@@ -11,6 +11,8 @@ Triton's classification extension (`parameters.classification: k`) gives the top
 "probability:index:label"; a picture that is not a digit (top probability below the model's
 not-a-digit threshold) answers "probability:-1:not_a_digit" first. Probabilities are calibrated. Request bodies may be gzip or deflate encoded, as tritonclient
 sends them. Errors are `{"error": "..."}`. `tritonclient.http` works with its defaults.
+The same protocol over gRPC (grpc_service.py) shares the checks and answers defined here:
+`check_tensor`, `tensor_values`, `to_batch`, `check_output`, `classification`, `bytes_tensor`.
 """
 
 from __future__ import annotations
@@ -131,24 +133,51 @@ def _object(value, what: str) -> dict:
     return value
 
 
-def _input_tensor(header: dict, binary: bytes, max_batch: int) -> np.ndarray:
-    declared = header.get("inputs")  # not `inputs`: that name is the module that checks the data
-    if not isinstance(declared, list) or len(declared) != 1 or not isinstance(declared[0], dict):
-        raise ValueError(f"'inputs' must be a list of exactly one tensor, '{INPUT}'")
-    tensor = declared[0]
-    if tensor.get("name") != INPUT:
-        raise ValueError(f"unknown input '{tensor.get('name')}'; this model has one input, '{INPUT}'")
-    datatype = tensor.get("datatype")
+def check_tensor(name, datatype, shape) -> np.dtype:
+    """The checks every input tensor passes, over HTTP (JSON or binary) and gRPC (grpc_service.py): its
+    name, datatype and shape; the datatype's little-endian numpy dtype."""
+    if name != INPUT:
+        raise ValueError(f"unknown input '{name}'; this model has one input, '{INPUT}'")
     if datatype not in DTYPES:
         raise ValueError(f"input datatype {datatype!r} is not supported; use {', '.join(DTYPES)}")
-    shape = tensor.get("shape")
     if not isinstance(shape, list) or not all(isinstance(size, int) and not isinstance(size, bool) and size >= 0
                                               for size in shape):
         raise ValueError(f"input shape {shape!r} must be a list of non-negative integers, e.g. [1, 28, 28]")
     if len(shape) not in (3, 4):
         raise ValueError(f"input shape {shape} must be [N, 28, 28] or [N, 28, 28, 1]")
+    return np.dtype(DTYPES[datatype]).newbyteorder("<")
+
+
+def tensor_values(values, datatype: str, shape: list[int], what: str) -> np.ndarray:
+    """An input tensor sent as numbers (JSON `data`, or gRPC's typed `contents`), checked against its
+    datatype and shape: the right count, and whole numbers in 0..255 for UINT8."""
+    array = inputs.as_array(values, what)
     count = math.prod(shape)
-    dtype = np.dtype(DTYPES[datatype]).newbyteorder("<")
+    if array.size != count:
+        raise ValueError(f"{what} holds {array.size} values but shape {shape} needs {count}")
+    if array.dtype.kind == "f" and datatype == "UINT8":
+        raise ValueError("UINT8 data holds fractional values; send integers 0..255 or use FP32")
+    array = array.reshape(shape)
+    if datatype == "UINT8":
+        if array.size and (array.min() < 0 or array.max() > 255):
+            raise ValueError("UINT8 data holds values outside 0..255")
+        array = array.astype(np.uint8)
+    return array
+
+
+def to_batch(array: np.ndarray, max_batch: int) -> np.ndarray:
+    """The checked tensor as the model's (N, 28, 28) float32 0..1; BatchTooLarge over `max_batch` images."""
+    return inputs.to_batch(array, f"input '{INPUT}'", max_batch, single_ok=False)
+
+
+def _input_tensor(header: dict, binary: bytes, max_batch: int) -> np.ndarray:
+    declared = header.get("inputs")  # not `inputs`: that name is the module that checks the data
+    if not isinstance(declared, list) or len(declared) != 1 or not isinstance(declared[0], dict):
+        raise ValueError(f"'inputs' must be a list of exactly one tensor, '{INPUT}'")
+    tensor = declared[0]
+    datatype, shape = tensor.get("datatype"), tensor.get("shape")
+    dtype = check_tensor(tensor.get("name"), datatype, shape)
+    count = math.prod(shape)
     parameters = _object(tensor.get("parameters"), "input 'parameters'")
     size = parameters.get("binary_data_size")
     if size is not None:
@@ -164,17 +193,18 @@ def _input_tensor(header: dict, binary: bytes, max_batch: int) -> np.ndarray:
             raise ValueError("binary data follows the JSON header but no input declares binary_data_size")
         if "data" not in tensor:
             raise ValueError(f"input '{INPUT}' has neither 'data' nor parameters.binary_data_size")
-        array = inputs.as_array(tensor["data"], f"input '{INPUT}' data")
-        if array.size != count:
-            raise ValueError(f"input '{INPUT}' data holds {array.size} values but shape {shape} needs {count}")
-        if array.dtype.kind == "f" and datatype == "UINT8":
-            raise ValueError("UINT8 data holds fractional values; send integers 0..255 or use FP32")
-        array = array.reshape(shape)
-        if datatype == "UINT8":
-            if array.size and (array.min() < 0 or array.max() > 255):
-                raise ValueError("UINT8 data holds values outside 0..255")
-            array = array.astype(np.uint8)
-    return inputs.to_batch(array, f"input '{INPUT}'", max_batch, single_ok=False)
+        array = tensor_values(tensor["data"], datatype, shape, f"input '{INPUT}' data")
+    return to_batch(array, max_batch)
+
+
+def check_output(name, classification) -> int:
+    """The checks every requested output passes (HTTP and gRPC): its name; the classification count (0: the
+    probabilities themselves)."""
+    if name != OUTPUT:
+        raise ValueError(f"unknown output '{name}'; this model has one output, '{OUTPUT}'")
+    if not isinstance(classification, int) or isinstance(classification, bool) or classification < 0:
+        raise ValueError(f"classification must be a non-negative integer, got {classification!r}")
+    return classification
 
 
 def _requested_outputs(header: dict) -> list[tuple[bool, int]]:
@@ -188,12 +218,9 @@ def _requested_outputs(header: dict) -> list[tuple[bool, int]]:
         raise ValueError("'outputs' must be a list of {\"name\": ...} objects")
     requested = []
     for output in outputs:
-        if output.get("name") != OUTPUT:
-            raise ValueError(f"unknown output '{output.get('name')}'; this model has one output, '{OUTPUT}'")
-        options = _object(output.get("parameters"), "output 'parameters'")
-        classes = options.get("classification", 0)
-        if not isinstance(classes, int) or isinstance(classes, bool) or classes < 0:
-            raise ValueError(f"classification must be a non-negative integer, got {classes!r}")
+        name = output.get("name")
+        options = _object(output.get("parameters"), "output 'parameters'") if name == OUTPUT else {}
+        classes = check_output(name, options.get("classification", 0))
         requested.append((bool(options.get("binary_data", binary_default)), classes))
     return requested
 
@@ -201,7 +228,7 @@ def _requested_outputs(header: dict) -> list[tuple[bool, int]]:
 NOT_A_DIGIT = "not_a_digit"  # the label of a refused row's first classification entry
 
 
-def _classification(probabilities: np.ndarray, count: int, names: list[str], reject_below: float | None) -> list[str]:
+def classification(probabilities: np.ndarray, count: int, names: list[str], reject_below: float | None) -> list[str]:
     """Triton's "probability:index:label" strings, top `count` per row; a row whose top probability is
     below the not-a-digit threshold answers "probability:-1:not_a_digit" first, then its top count-1."""
     count = min(count, probabilities.shape[1])
@@ -213,6 +240,12 @@ def _classification(probabilities: np.ndarray, count: int, names: list[str], rej
             entries = [f"{probabilities[row, order[row, 0]]:f}:-1:{NOT_A_DIGIT}", *entries[:count - 1]]
         values += entries
     return values
+
+
+def bytes_tensor(values: list[str]) -> bytes:
+    """A BYTES tensor's raw form (Triton's binary data and gRPC raw contents): each value's 4-byte
+    little-endian length, then its UTF-8 bytes."""
+    return b"".join(struct.pack("<I", len(encoded)) + encoded for encoded in (value.encode() for value in values))
 
 
 async def _infer(request: Request, service: Service) -> Response:
@@ -241,9 +274,9 @@ async def _infer(request: Request, service: Service) -> Response:
     described, chunks = [], []
     for binary_output, classes in outputs:
         if classes:
-            values = _classification(probabilities, classes, service.class_names, service.reject_below)
+            values = classification(probabilities, classes, service.class_names, service.reject_below)
             shape, datatype = [len(probabilities), min(classes, probabilities.shape[1])], "BYTES"
-            raw = b"".join(struct.pack("<I", len(value)) + value.encode() for value in values) if binary_output else None
+            raw = bytes_tensor(values) if binary_output else None
         else:
             values, shape, datatype = probabilities, list(probabilities.shape), "FP32"
             raw = probabilities.astype("<f4").tobytes() if binary_output else None
