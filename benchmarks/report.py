@@ -193,7 +193,8 @@ def rejection(result: dict) -> list[str]:
                                               for r in result["recipes"].values()], target)
     row("targets met", [", ".join(name for name, ok in r["met"].items() if ok) or "none"
                         for r in result["recipes"].values()])
-    unseen = "fashion-mnist and letters-unseen were never seen by any training or fitting step"
+    unseen = ("fashion-mnist, letters-unseen and script-unseen were never seen by any training or fitting step; "
+              "scribbles, shapes, symbols and silhouettes are the training families drawn with unseen seeds")
     missing = f"; missing: {'; '.join(result['missing'])}" if result.get("missing") else ""
     return lines + ["", f"{result['samples']:,} images per family; {unseen}{missing}.", "",
                     f"Machine: {machine_line(result['machine'])}."]
