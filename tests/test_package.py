@@ -148,3 +148,13 @@ def test_digits_read_takes_paths_bytes_arrays_and_pil_images(tiny_run, tmp_path)
         digits.read(b"plain text, not an image", model=tiny_run)
     with pytest.raises(AttributeError):
         digits.no_such_name  # noqa: B018
+
+
+def test_the_package_declares_its_license():
+    """MIT as an SPDX expression, with the LICENSE file shipped (no setuptools deprecation box on install)."""
+    import importlib.metadata
+
+    metadata = importlib.metadata.metadata("digits")
+    assert metadata["License-Expression"] == "MIT"
+    assert "LICENSE" in (metadata.get_all("License-File") or [])
+    assert "MIT License" in (REPO / "LICENSE").read_text()

@@ -152,3 +152,17 @@ def test_a_worker_killed_mid_trial_is_retried_and_the_study_completes(postgres, 
     finished = [trial for trial in trials.values() if trial.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) == 8  # no trial lost, none counted twice
     assert not [trial for trial in trials.values() if trial.state.name in ("RUNNING", "WAITING")]
+
+
+def test_postgresql_tests_skip_with_the_reason_where_postgresql_is_absent(tmp_path):
+    """The README's test command alone (no Debian packages) must not error: hide PostgreSQL's binaries."""
+    (tmp_path / "no_postgres.py").write_text(
+        "import glob\n_glob = glob.glob\n"
+        "glob.glob = lambda pattern, *args, **kwargs: [] if 'postgresql' in pattern else _glob(pattern, *args, **kwargs)\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no_postgres", "-p", "no:cacheprovider", "-rs", "-q",
+                             str(Path(__file__)), "-k", "postgres and not absent"], capture_output=True, text=True,
+                            env=env, timeout=600, cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "skipped" in result.stdout and "PostgreSQL is not installed" in result.stdout, result.stdout[-3000:]
+    assert "error" not in result.stdout.lower().split("short test summary")[-1], result.stdout[-3000:]

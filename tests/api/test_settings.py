@@ -53,3 +53,10 @@ def test_reject_below_from_environment_and_flags(monkeypatch):
     monkeypatch.delenv("DIGITS_REJECT_BELOW")
     with pytest.raises(ValueError, match="--reject-below=-0.1"):
         load_settings(reject_below=-0.1)
+
+
+def test_serve_help_names_the_access_log_option():
+    from helpers import run_cli
+
+    result = run_cli("serve", "--help")
+    assert result.returncode == 0 and "--access-log" in result.stdout and "log every request" in result.stdout
