@@ -29,7 +29,10 @@ EXTRAS = {"onnx": ("onnxruntime", "digits[onnx]"), "litert": ("ai_edge_litert", 
 
 def installed(name: str) -> bool:
     """Is the runtime behind backend `name` importable (without importing it)?"""
-    return importlib.util.find_spec(EXTRAS[name][0]) is not None
+    try:
+        return importlib.util.find_spec(EXTRAS[name][0]) is not None
+    except (ImportError, ValueError):  # a module blocked or half-removed (None in sys.modules, no __spec__)
+        return False
 
 
 def require(name: str) -> None:

@@ -25,6 +25,7 @@ from .images import to_model_input
 
 FORMATS = runs.EXPORT_FORMATS
 SUFFIXES = {"savedmodel": "", "onnx": ".onnx", "litert": ".tflite"}
+CONVERTERS = ("tf2onnx", "onnx")  # modules Keras's exporters need; named in their ImportError messages
 MAX_DROP = {False: 0.001, True: 0.003}  # allowed accuracy drop (fraction): float exports, int8
 
 
@@ -72,6 +73,11 @@ def convert(model, format: str, path: Path, int8: bool = False, calibration: np.
         os.replace(target, path)
     except (ExportError, ModuleNotFoundError):  # a missing converter: the CLI names the extra to install
         raise
+    except ImportError as error:  # Keras words a missing converter as "This requires the tf2onnx module"
+        named = next((module for module in CONVERTERS if module in str(error)), None)
+        if named is None:
+            raise ExportError(f"{format} export failed: ImportError: {str(error).splitlines()[0][:300]}") from None
+        raise ModuleNotFoundError(str(error), name=named) from None
     except Exception as error:  # converters raise many types; say which format failed and why
         raise ExportError(f"{format} export failed: {type(error).__name__}: {str(error).splitlines()[0][:300]}") from None
     finally:
