@@ -98,6 +98,15 @@ def tutorial_app(run: str):
     return app
 
 
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM a server, then SIGKILL it if it has not gone after 20 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 def serve_baseline(kind: str, port: int, workers: int, run: str | None) -> None:
     import uvicorn
 
@@ -176,11 +185,7 @@ def measure(name: str, command: list[str], body: bytes, script: Path, args, env:
               file=sys.stderr)
         return result
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 # ------------------------------------------------------------ (d) batched requests: HTTP JSON, HTTP binary, gRPC
@@ -300,11 +305,7 @@ def measure_batched(run: Path, single_body: bytes, args, env: dict, scratch: Pat
             print(f"  batched, {name}: {rows[name]['images_per_s']:.0f} images/s, p99 {rows[name]['p99_ms']:.1f} ms, "
                   f"{rows[name]['errors']} errors", file=sys.stderr)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
     return {"images_per_request": args.batch_images, "datatype": "FP32", "connections": args.batched_connections,
             "duration_s": args.duration, "workers": 1, "transports": rows, "machine": machine()}
 
