@@ -158,3 +158,38 @@ def test_the_package_declares_its_license():
     assert metadata["License-Expression"] == "MIT"
     assert "LICENSE" in (metadata.get_all("License-File") or [])
     assert "MIT License" in (REPO / "LICENSE").read_text()
+
+
+def test_a_base_install_reads_without_tensorflow(tiny_run, tmp_path):
+    """A second virtual environment with `pip install .` only (no extras): no TensorFlow, Keras or matplotlib
+    installed, and digits.read and `digits predict --json` read a picture with a run's ONNX copy."""
+    import venv
+
+    environment = tmp_path / "base"
+    venv.create(environment, with_pip=True)
+    python = environment / "bin" / "python"
+    installed = subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(REPO)], capture_output=True,
+                               text=True, timeout=900)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    packages = subprocess.run([str(python), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True,
+                              timeout=120).stdout.lower()
+    for heavy in ("tensorflow", "keras", "matplotlib", "optuna", "fastapi"):
+        assert f"\n{heavy}" not in "\n" + packages, f"the base install pulled in {heavy}"
+    picture = seven(tmp_path / "seven.png")
+    model = tiny_run / "model.onnx"
+    script = (f"import json, sys, digits\n"
+              f"reading = digits.read({str(picture)!r}, model={str(model)!r})\n"
+              f"print(json.dumps({{'label': reading.label, 'kind': reading.kind, "
+              f"'loaded': sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'matplotlib'))}}))")
+    read = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert read.returncode == 0, read.stderr[-3000:]
+    found = json.loads(read.stdout.strip().splitlines()[-1])
+    assert found["loaded"] == [] and found["kind"] in ("digit", "not_a_digit", "number")
+    cli = subprocess.run([str(environment / "bin" / "digits"), "predict", str(model), str(picture), "--json"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    assert json.loads(cli.stdout)["results"][0]["label"] == found["label"]
+    missing = subprocess.run([str(environment / "bin" / "digits"), "train", "--epochs", "1"], capture_output=True,
+                             text=True, timeout=300, cwd=tmp_path)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert "pip install 'digits[cpu]'" in missing.stderr.strip().splitlines()[-1]

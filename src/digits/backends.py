@@ -23,8 +23,8 @@ import numpy as np
 
 BACKENDS = ("onnx", "litert", "keras")  # in order of preference when nothing else decides
 SUFFIXES = {".keras": "keras", ".onnx": "onnx", ".tflite": "litert"}
-EXTRAS = {"onnx": ("onnxruntime", "digits[onnx]"), "litert": ("ai_edge_litert", "digits[litert]"),
-          "keras": ("tensorflow", "digits[cpu]")}
+EXTRAS = {"onnx": ("onnxruntime", "onnxruntime"),  # in the base install: missing only if removed
+          "litert": ("ai_edge_litert", "digits[litert]"), "keras": ("tensorflow", "digits[cpu]")}
 
 
 def installed(name: str) -> bool:

@@ -474,7 +474,7 @@ COMMANDS = {"serve": cmd_serve, "train": cmd_train, "evaluate": cmd_evaluate, "p
 # An optional dependency (top-level module) -> the extra that installs it: one place for every command's
 # "install this" line (pyproject.toml's [project.optional-dependencies] is the other side of this table).
 EXTRAS = {"tensorflow": ("TensorFlow", "cpu"), "keras": ("Keras", "cpu"), "matplotlib": ("matplotlib", "cpu"),
-          "tf2onnx": ("tf2onnx", "onnx"), "onnx": ("onnx", "onnx"), "onnxruntime": ("ONNX Runtime", "onnx"),
+          "tf2onnx": ("tf2onnx", "onnx"), "onnx": ("onnx", "onnx"), "onnxruntime": ("ONNX Runtime", None),
           "ai_edge_litert": ("ai-edge-litert", "litert"), "optuna": ("Optuna", "tune"), "psycopg": ("psycopg", "tune"),
           "sqlalchemy": ("SQLAlchemy", "tune"), "fastapi": ("FastAPI", "api"), "uvicorn": ("uvicorn", "api"),
           "pydantic_settings": ("pydantic-settings", "api"), "orjson": ("orjson", "api"),
@@ -487,6 +487,8 @@ def missing_extra(error: ModuleNotFoundError) -> str | None:
     if top not in EXTRAS:
         return None
     package, extra = EXTRAS[top]
+    if extra is None:  # part of the base install: it was removed
+        return f"this needs {package}, which is not installed: pip install {top} (digits depends on it)"
     return f"this needs {package}, which is not installed: pip install 'digits[{extra}]'"
 
 
