@@ -63,7 +63,7 @@ def test_installed_and_require(monkeypatch):
     with pytest.raises(ValueError, match="unknown backend 'tpu'"):
         backends.load("tpu", "model.tpu")
     monkeypatch.setattr(backends, "installed", lambda name: False)
-    for name, (module, extra) in {"onnx": ("onnxruntime", "digits[onnx]"), "litert": ("ai_edge_litert", "digits[litert]"),
+    for name, (module, extra) in {"onnx": ("onnxruntime", "onnxruntime"), "litert": ("ai_edge_litert", "digits[litert]"),
                                   "keras": ("tensorflow", "digits[cpu]")}.items():
         with pytest.raises(ValueError) as caught:
             backends.require(name)

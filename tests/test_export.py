@@ -114,7 +114,7 @@ def test_an_export_that_loses_accuracy_is_refused_and_removed(cnn_fast_run, tmp_
 
 def test_missing_backend_names_the_extra(cnn_fast_run, monkeypatch):
     monkeypatch.setattr(backends, "installed", lambda name: name == "keras")
-    with pytest.raises(ValueError, match=r"needs the onnxruntime package: pip install 'digits\[onnx\]'"):
+    with pytest.raises(ValueError, match=r"needs the onnxruntime package: pip install 'onnxruntime'"):
         Predictor(cnn_fast_run, backend="onnx")
     assert Predictor(cnn_fast_run).backend == "keras"  # the default uses what is installed
 
