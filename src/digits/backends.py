@@ -23,14 +23,29 @@ import numpy as np
 
 BACKENDS = ("onnx", "litert", "keras")  # in order of preference when nothing else decides
 SUFFIXES = {".keras": "keras", ".onnx": "onnx", ".tflite": "litert"}
-EXTRAS = {"onnx": ("onnxruntime", "onnxruntime"),  # in the base install: missing only if removed
-          "litert": ("ai_edge_litert", "digits[litert]"), "keras": ("tensorflow", "digits[cpu]")}
+RUNTIMES = {"onnx": "onnxruntime", "litert": "ai_edge_litert", "keras": "tensorflow"}  # backend -> its module
+# Every optional dependency (top-level module) -> (what it is, the extra that installs it; None: the base
+# install has it). pyproject.toml's [project.optional-dependencies] is the other side of this table; the CLI
+# names the extra from it when an import fails, and `require` when a backend's runtime is missing.
+INSTALLS = {"tensorflow": ("TensorFlow", "cpu"), "keras": ("Keras", "cpu"), "matplotlib": ("matplotlib", "cpu"),
+            "tf2onnx": ("tf2onnx", "onnx"), "onnx": ("onnx", "onnx"), "onnxruntime": ("ONNX Runtime", None),
+            "ai_edge_litert": ("ai-edge-litert", "litert"), "optuna": ("Optuna", "tune"),
+            "psycopg": ("psycopg", "tune"), "sqlalchemy": ("SQLAlchemy", "tune"), "fastapi": ("FastAPI", "api"),
+            "uvicorn": ("uvicorn", "api"), "pydantic_settings": ("pydantic-settings", "api"),
+            "orjson": ("orjson", "api"), "prometheus_client": ("prometheus-client", "api"),
+            "multipart": ("python-multipart", "api")}
+
+
+def install_hint(module: str) -> str:
+    """What to pip install for `module`: 'digits[EXTRA]', or the module itself where the base install has it."""
+    extra = INSTALLS[module][1]
+    return module if extra is None else f"digits[{extra}]"
 
 
 def installed(name: str) -> bool:
     """Is the runtime behind backend `name` importable (without importing it)?"""
     try:
-        return importlib.util.find_spec(EXTRAS[name][0]) is not None
+        return importlib.util.find_spec(RUNTIMES[name]) is not None
     except (ImportError, ValueError):  # a module blocked or half-removed (None in sys.modules, no __spec__)
         return False
 
@@ -39,8 +54,8 @@ def require(name: str) -> None:
     if name not in BACKENDS:
         raise ValueError(f"unknown backend '{name}'; known backends: {', '.join(BACKENDS)}")
     if not installed(name):
-        module, extra = EXTRAS[name]
-        raise ValueError(f"backend '{name}' needs the {module} package: pip install '{extra}'")
+        module = RUNTIMES[name]
+        raise ValueError(f"backend '{name}' needs the {module} package: pip install '{install_hint(module)}'")
 
 
 def _first_line(error: Exception) -> str:

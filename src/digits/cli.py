@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .backends import BACKENDS
+from .backends import BACKENDS, INSTALLS, install_hint
 from .config import DISTRIBUTIONS
 from .reading import MODES
 from .runs import EXPORT_FORMATS
@@ -471,25 +471,15 @@ COMMANDS = {"serve": cmd_serve, "train": cmd_train, "evaluate": cmd_evaluate, "p
             "export": cmd_export, "tune": cmd_tune}
 
 
-# An optional dependency (top-level module) -> the extra that installs it: one place for every command's
-# "install this" line (pyproject.toml's [project.optional-dependencies] is the other side of this table).
-EXTRAS = {"tensorflow": ("TensorFlow", "cpu"), "keras": ("Keras", "cpu"), "matplotlib": ("matplotlib", "cpu"),
-          "tf2onnx": ("tf2onnx", "onnx"), "onnx": ("onnx", "onnx"), "onnxruntime": ("ONNX Runtime", None),
-          "ai_edge_litert": ("ai-edge-litert", "litert"), "optuna": ("Optuna", "tune"), "psycopg": ("psycopg", "tune"),
-          "sqlalchemy": ("SQLAlchemy", "tune"), "fastapi": ("FastAPI", "api"), "uvicorn": ("uvicorn", "api"),
-          "pydantic_settings": ("pydantic-settings", "api"), "orjson": ("orjson", "api"),
-          "prometheus_client": ("prometheus-client", "api"), "multipart": ("python-multipart", "api")}
-
-
 def missing_extra(error: ModuleNotFoundError) -> str | None:
     """One line naming what is missing and the extra that installs it; None for a module no extra provides."""
     top = (error.name or "").split(".")[0]
-    if top not in EXTRAS:
+    if top not in INSTALLS:
         return None
-    package, extra = EXTRAS[top]
+    package, extra = INSTALLS[top]
     if extra is None:  # part of the base install: it was removed
         return f"this needs {package}, which is not installed: pip install {top} (digits depends on it)"
-    return f"this needs {package}, which is not installed: pip install 'digits[{extra}]'"
+    return f"this needs {package}, which is not installed: pip install '{install_hint(top)}'"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,7 +82,7 @@ class Predictor:
             return {"keras": held["keras"]}
         missing = sorted(portable)
         raise ValueError(f"{source} holds only {', '.join(missing)} copies, and no runtime for them is installed: "
-                         f"pip install '{backends.EXTRAS[missing[0]][1]}'")
+                         f"pip install '{backends.install_hint(backends.RUNTIMES[missing[0]])}'")
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """(N, num_classes) float32 probabilities, calibrated with the run's temperature."""

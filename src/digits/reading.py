@@ -137,13 +137,13 @@ class Reading:
         """JSON-ready: kind, ink_found, digit, label, number, confidence, uncertain, inverted, box,
         probabilities and top3 (of a single picture's one reading; null for a number), and digits
         (one entry per piece read, each with its not_a_digit flag)."""
-        single = self.digits[0] if self.kind in ("digit", "not_a_digit") and len(self.digits) == 1 else None
+        digits = [digit.to_dict(self.uncertain_below, include_input) for digit in self.digits]
+        single = digits[0] if self.kind in ("digit", "not_a_digit") and len(digits) == 1 else None  # its piece's
         result = {"kind": self.kind, "ink_found": self.ink_found, "digit": self.digit, "label": self.label,
                   "number": self.number, "confidence": self.confidence, "uncertain": self.uncertain,
                   "inverted": self.inverted, "box": list(self.box) if self.box is not None else None,
-                  "probabilities": single.probabilities.tolist() if single else None,
-                  "top3": single.top(3) if single else None,
-                  "digits": [digit.to_dict(self.uncertain_below, include_input) for digit in self.digits]}
+                  "probabilities": list(single["probabilities"]) if single else None,
+                  "top3": [dict(entry) for entry in single["top3"]] if single else None, "digits": digits}
         if include_input and not self.digits and self.image is not None:
             result["input"] = as_uint8(self.image).tolist()
         return result
