@@ -63,7 +63,8 @@ def repo_relative(value):
     return value
 
 
-def save(name: str, result: dict) -> Path:
+def save(name: str, result: dict, out: str | Path | None = None) -> Path:
+    """Write `result` to `out`, or to benchmarks/results/NAME.json."""
     from digits import files
 
-    return files.write_json(RESULTS / f"{name}.json", repo_relative(result))
+    return files.write_json(Path(out) if out else RESULTS / f"{name}.json", repo_relative(result))

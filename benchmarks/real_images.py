@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10_000, help="test digits to render (default: 10000)")
     parser.add_argument("--strips", type=int, default=1000, help="multi-digit strips to render (default: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    parser.add_argument("--out", help="where to write the JSON (default: benchmarks/results/real_images.json)")
     args = parser.parse_args()
 
     from common import machine, save
@@ -166,7 +167,7 @@ def main() -> None:
     summary = {"benchmark": "real_images", "model": predictor.info.config.get("model"), "recipe": recipe,
                "backend": predictor.backend, **result,
                "targets": {"kept_fraction": 0.99, "strip_read_rate": 0.95}, "machine": machine()}
-    path = save("real_images", summary)
+    path = save("real_images", summary, args.out)
     rows = [("clean test accuracy", f"{result['clean_accuracy']:.4f}", ""),
             ("rendered accuracy", f"{result['rendered_accuracy']:.4f}", ""),
             ("kept fraction (rendered / clean)", f"{result['kept_fraction']:.4f}", ">= 0.99"),

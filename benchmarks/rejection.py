@@ -127,6 +127,7 @@ def main() -> None:
                                                           "configs/cnn-995.json and configs/cnn-995-oe.json)")
     parser.add_argument("--run", action="append", help="an already trained run to measure (repeatable)")
     parser.add_argument("--samples", type=int, default=2000, help="images per family and rendered photos (2000)")
+    parser.add_argument("--out", help="where to write the JSON (default: benchmarks/results/rejection.json)")
     args = parser.parse_args()
 
     from common import machine, repo_relative, save
@@ -161,7 +162,7 @@ def main() -> None:
             recipes[name] = result
     summary = {"benchmark": "rejection", "recipes": recipes, "samples": args.samples, "targets": TARGETS,
                "missing": missing, "seconds": time.perf_counter() - started, "machine": machine()}
-    path = save("rejection", summary)
+    path = save("rejection", summary, args.out)
     for name, result in recipes.items():
         print(f"\n{name}: threshold {result['reject_below']:.3f}, temperature {result['temperature']:.2f}")
         for family, row in result["digits"].items():

@@ -200,10 +200,79 @@ def rejection(result: dict) -> list[str]:
                     f"Machine: {machine_line(result['machine'])}."]
 
 
+def model_card(card: dict, level: int = 1) -> list[str]:
+    """The shipped model's card in Markdown, from its card.json: MODEL_CARD.md beside the model, and the README."""
+    fig = card["figures"]
+    rows = [("MNIST test accuracy (ONNX, through the reading half)", f"{fig['mnist_test_accuracy']:.2%}"),
+            ("MNIST test ECE (15 bins)", f"{fig['mnist_test_ece']:.4f}"),
+            (f"rendered photos of test digits ({fig['benchmark_samples']['photos']:,}): accuracy",
+             f"{fig['photos_accuracy']:.2%}"),
+            ("rendered photos: ECE", f"{fig['photos_ece']:.4f}"),
+            (f"whole-number strips read whole ({fig['benchmark_samples']['strips']:,})", f"{fig['strips_read_whole']:.2%}"),
+            ("MNIST test digits refused as not a digit", f"{fig['mnist_refused']:.2%}"),
+            ("rendered photos refused as not a digit", f"{fig['photos_refused']:.2%}")]
+    rows += [(f"non-digits refused: {name} (AUROC)", f"{share:.1%} ({fig['non_digits_auroc'][name]:.4f})")
+             for name, share in fig["non_digits_refused"].items()]
+    lines = [f"{'#' * level} Model card: {card['name']}", "",
+             "The pretrained reader `pip install digits` carries: what `digits predict`, `digits.read` and "
+             "`digits serve` use when no run is named and `runs/` holds none.", "",
+             f"- **Model**: `{card['config']['model']}`, {card['parameters']:,} parameters; file `{card['file']}` "
+             f"({card['size_bytes'] / 2**20:.1f} MiB, ONNX), SHA-256 `{card['sha256']}`",
+             f"- **Recipe**: `{card['recipe']}`, seed {card['seed']}",
+             f"- **Trained with**: `{card['command']}` ({card['training_seconds'] / 60:.0f} min)",
+             f"- **Rebuilt with**: `{card['rebuild']}`",
+             f"- **Data**: MNIST training set, {card['dataset']['checksum'][:16]}... (SHA-256 over the IDX files' "
+             "SHA-256s), plus generated non-digits (Outlier Exposure); no other real data",
+             f"- **Calibration**: temperature {card['calibration']['temperature']:.3f}; not-a-digit below a calibrated "
+             f"top probability of {card['calibration']['reject_below']:.3f} (fitted on the validation split)",
+             f"- **Built**: {card['created']} on {card['machine']['cpu']}, {card['machine']['cores']} cores, "
+             f"TensorFlow {card['machine']['tensorflow']}, Keras {card['machine']['keras']}", "",
+             "| measure | value |", "|---|---|", *[f"| {name} | {value} |" for name, value in rows], "",
+             "Figures from `benchmarks/real_images.py` and `benchmarks/rejection.py` run on this file; "
+             "`python scripts/ship_model.py` reruns them all.", ""]
+    return lines
+
+
+def footprint(result: dict) -> list[str]:
+    one, folder, served, targets = result["one_shot"], result["folder"], result["service"], result["targets"]
+    met = result["met"]
+
+    def mark(key: str) -> str:
+        return " (met)" if met.get(key) else " (missed)"
+
+    lines = [f"**Reading right after install** (`python benchmarks/footprint.py`, the shipped model {result['model']}, "
+             "whole processes side by side):", "",
+             "| | digits | Tesseract | target |", "|---|---|---|---|"]
+    tesseract = one.get("tesseract")
+    lines.append(f"| one photo: wall time (median of {len(one['digits']['walls'])}) | {one['digits']['wall_seconds']:.2f} s "
+                 f"| {tesseract['wall_seconds']:.2f} s | <= {targets['one_shot_wall_ratio']:g}x Tesseract: "
+                 f"{one['wall_ratio']:.1f}x{mark('one_shot_wall_ratio')} |" if tesseract else
+                 f"| one photo: wall time | {one['digits']['wall_seconds']:.2f} s | not installed | |")
+    lines.append(f"| one photo: peak memory | {one['digits']['peak_mib']:.0f} MiB | "
+                 f"{tesseract['peak_mib']:.0f} MiB | <= {targets['one_shot_peak_mib']:.0f} MiB"
+                 f"{mark('one_shot_peak_mib')} |" if tesseract else
+                 f"| one photo: peak memory | {one['digits']['peak_mib']:.0f} MiB | | |")
+    other = folder.get("tesseract")
+    lines.append(f"| a folder of {folder['photos']:,} photos: images/s | {folder['digits']['images_per_second']:.0f} | "
+                 + (f"{other['images_per_second']:.1f} | |" if other else "not installed | |"))
+    lines.append(f"| the same photos: read right | {folder['digits']['accuracy']:.1%} | "
+                 + (f"{other['accuracy']:.1%} | |" if other else " | |"))
+    if served:
+        lines += [f"| `digits serve`: start to ready | {served['ready_seconds']:.2f} s | | <= {targets['ready_seconds']:g} s"
+                  f"{mark('ready_seconds')} |",
+                  f"| `digits serve`: worker memory, peak after {served['requests']:,} requests | "
+                  f"{served['peak_mib']:.0f} MiB | | <= {targets['worker_mib']:.0f} MiB{mark('worker_mib')} |"]
+    missing = f" Missing: {'; '.join(result['missing'])}." if result.get("missing") else ""
+    return lines + ["", f"The photos are MNIST test digits rendered by `benchmarks/real_images.py`; Tesseract runs "
+                        f"`tesseract PHOTO - --psm 10` (one character), over a file list for the folder.{missing}", "",
+                    f"Machine: {machine_line(result['machine'])}."]
+
+
 SECTIONS = {"original_mlp": original_mlp, "time_to_accuracy": time_to_accuracy, "best_model": best_model,
             "ensemble": ensemble, "inference": inference, "real_images": real_images, "rejection": rejection,
-            "serve": serve,
-            "serve_costs": serve_costs}
+            "serve": serve, "serve_costs": serve_costs, "footprint": footprint}
+CARD = ROOT / "src" / "digits" / "shipped" / "card.json"
+CARD_START, CARD_END = "<!-- card:start -->", "<!-- card:end -->"
 
 
 def render() -> str:
@@ -218,15 +287,25 @@ def render() -> str:
     return "\n".join(lines).strip() or "No results yet: run the scripts in benchmarks/."
 
 
+def render_card() -> str:
+    if not CARD.is_file():
+        return "No shipped model in this tree yet: build it with `python scripts/ship_model.py`."
+    return "\n".join(model_card(json.loads(CARD.read_text()), level=3)).strip()
+
+
+def replace_block(text: str, start: str, end: str, content: str) -> str:
+    block = f"{start}\n{content}\n{end}"
+    updated, count = re.subn(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.DOTALL)
+    if count != 1:
+        raise SystemExit(f"README.md needs exactly one {start} ... {end} block, found {count}")
+    return updated
+
+
 def main() -> None:
     readme = ROOT / "README.md"
-    text = readme.read_text()
-    block = f"{START}\n{render()}\n{END}"
-    updated, count = re.subn(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.DOTALL)
-    if count != 1:
-        raise SystemExit(f"README.md needs exactly one {START} ... {END} block, found {count}")
-    readme.write_text(updated)
-    print(f"updated the results in {readme}")
+    text = replace_block(readme.read_text(), START, END, render())
+    readme.write_text(replace_block(text, CARD_START, CARD_END, render_card()))
+    print(f"updated the results and the model card in {readme}")
 
 
 if __name__ == "__main__":

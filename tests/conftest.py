@@ -19,6 +19,30 @@ def _isolated_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("MPLBACKEND", "Agg")
 
 
+@pytest.fixture
+def no_shipped_model(monkeypatch, tmp_path) -> Path:
+    """A source tree without the shipped model: `runs.SHIPPED_DIR` points at an empty directory."""
+    from digits import runs
+
+    empty = tmp_path / "no-shipped-model"
+    empty.mkdir()
+    monkeypatch.setattr(runs, "SHIPPED_DIR", empty)
+    return empty
+
+
+@pytest.fixture
+def shipped_copy(monkeypatch, tmp_path) -> Path:
+    """A copy of the shipped model's directory that `runs` uses instead of the package's (safe to damage)."""
+    import shutil
+
+    from digits import runs
+
+    copy = tmp_path / "shipped"
+    shutil.copytree(runs.SHIPPED_DIR, copy)
+    monkeypatch.setattr(runs, "SHIPPED_DIR", copy)
+    return copy
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """A real (quick) MLP run: 2,000 MNIST training images, 1 epoch, through `train.train`."""

@@ -84,7 +84,7 @@ def test_evaluate_writes_the_report(tiny_run, tmp_path):
     (["train", "--epochs", "-2"], ["epochs must be at least 1"]),
     (["train", "--batch-size", "0"], ["batch_size must be at least 1"]),
     (["predict", "does-not-exist"], ["does-not-exist does not exist"]),
-    (["evaluate"], ["no trained model found"]),
+    (["export", "--format", "onnx", "--out", "x.onnx"], ["no trained model found"]),
     (["predict", "--samples", "0"], ["--samples must be at least 1"]),
 ])
 def test_bad_input_gets_one_clear_line(tmp_path, args, fragments):

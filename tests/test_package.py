@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from helpers import REPO
+from helpers import REPO, assert_clean_error
 
 SOURCE = REPO / "src" / "digits"
 # The training half: TensorFlow, Keras, matplotlib and the modules that use them to fit, evaluate and export.
@@ -162,12 +162,13 @@ def test_the_package_declares_its_license():
 
 def test_a_base_install_reads_without_tensorflow(tiny_run, tmp_path):
     """A second virtual environment with `pip install .` only (no extras): no TensorFlow, Keras or matplotlib
-    installed, and digits.read and `digits predict --json` read a picture with a run's ONNX copy."""
+    installed; digits.read and `digits predict --json` read a picture with a run's ONNX copy, and with the shipped
+    model when no run is named; a damaged or missing shipped model gets one line."""
     import venv
 
     environment = tmp_path / "base"
     venv.create(environment, with_pip=True)
-    python = environment / "bin" / "python"
+    python, digits = environment / "bin" / "python", str(environment / "bin" / "digits")
     installed = subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(REPO)], capture_output=True,
                                text=True, timeout=900)
     assert installed.returncode == 0, installed.stderr[-3000:]
@@ -178,18 +179,41 @@ def test_a_base_install_reads_without_tensorflow(tiny_run, tmp_path):
     picture = seven(tmp_path / "seven.png")
     model = tiny_run / "model.onnx"
     script = (f"import json, sys, digits\n"
-              f"reading = digits.read({str(picture)!r}, model={str(model)!r})\n"
-              f"print(json.dumps({{'label': reading.label, 'kind': reading.kind, "
+              f"named = digits.read({str(picture)!r}, model={str(model)!r})\n"
+              f"shipped = digits.read({str(picture)!r})\n"
+              f"print(json.dumps({{'named': named.label, 'kind': named.kind, 'shipped': shipped.label, "
               f"'loaded': sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'matplotlib'))}}))")
     read = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert read.returncode == 0, read.stderr[-3000:]
     found = json.loads(read.stdout.strip().splitlines()[-1])
     assert found["loaded"] == [] and found["kind"] in ("digit", "not_a_digit", "number")
-    cli = subprocess.run([str(environment / "bin" / "digits"), "predict", str(model), str(picture), "--json"],
+    assert found["shipped"] == "7"
+    cli = subprocess.run([digits, "predict", str(model), str(picture), "--json"],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert cli.returncode == 0, cli.stderr[-3000:]
-    assert json.loads(cli.stdout)["results"][0]["label"] == found["label"]
-    missing = subprocess.run([str(environment / "bin" / "digits"), "train", "--epochs", "1"], capture_output=True,
+    assert json.loads(cli.stdout)["results"][0]["label"] == found["named"]
+    shipped = subprocess.run([digits, "predict", str(picture), "--json"], capture_output=True, text=True, timeout=300,
+                             cwd=tmp_path)
+    assert shipped.returncode == 0, shipped.stderr[-3000:]
+    assert json.loads(shipped.stdout)["results"][0]["label"] == "7"
+    assert "Model: the shipped model digits-reader" in shipped.stderr
+    missing = subprocess.run([digits, "train", "--epochs", "1"], capture_output=True,
                              text=True, timeout=300, cwd=tmp_path)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert "pip install 'digits[cpu]'" in missing.stderr.strip().splitlines()[-1]
+
+    where = subprocess.run([str(python), "-c", "from digits import runs; print(runs.SHIPPED_DIR)"],
+                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    installed_copy = Path(where.stdout.strip()) / "model.onnx"
+    assert installed_copy.is_relative_to(environment), "the base install reads its own copy of the shipped model"
+    damaged = bytearray(installed_copy.read_bytes())
+    damaged[100] ^= 0xFF
+    installed_copy.write_bytes(bytes(damaged))
+    two = subprocess.run([digits, "predict", str(picture), str(picture)], capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path)
+    line = assert_clean_error(two, f"the shipped model {installed_copy} fails its SHA-256 check")
+    assert "reinstall digits" in line
+    installed_copy.unlink()
+    gone = subprocess.run([digits, "predict", str(picture)], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert "build it with `python scripts/ship_model.py`" in assert_clean_error(gone, "no trained model found")

@@ -69,7 +69,7 @@ def test_check_run_names_what_is_wrong(tiny_run, tmp_path):
     assert runs.check_run(tiny_run) == tiny_run
 
 
-def test_resolve_and_resolve_run(tiny_run, tmp_path):
+def test_resolve_and_resolve_run(tiny_run, tmp_path, no_shipped_model):
     root = tmp_path / "runs"
     copy = root / "only"
     shutil.copytree(tiny_run, copy)

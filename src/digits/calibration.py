@@ -17,7 +17,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special, stats
 
 # Clip before the log. float32's smallest normal number: a softmax that underflowed to 0 becomes
 # log(p) ~ -87, about where float32 logits lie, instead of -infinity.
@@ -136,11 +135,16 @@ def apply_temperature(probabilities: Any, temperature: float) -> np.ndarray:
     checked = _check_probabilities(probabilities)
     if temperature == 1.0:
         return probabilities.astype(np.float32, copy=False)
-    return special.softmax(_log_probabilities(checked) / temperature, axis=1).astype(np.float32)
+    scaled = _log_probabilities(checked) / temperature
+    scaled -= scaled.max(axis=1, keepdims=True)  # softmax, computed stably (SciPy stays out of reading)
+    weights = np.exp(scaled)
+    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _negative_log_likelihood(log_probabilities: np.ndarray, labels: np.ndarray, temperature: float) -> float:
     """Mean -log softmax(log p / T)[label], computed stably with logsumexp."""
+    from scipy import special
+
     scaled = log_probabilities / temperature
     true = scaled[np.arange(len(labels)), labels]
     return float(np.mean(special.logsumexp(scaled, axis=1) - true))
@@ -152,6 +156,8 @@ def fit_temperature(probabilities: Any, labels: Any) -> float:
     Fit it on held-out data (the validation split, never the test set), then pass it to
     apply_temperature. The NLL is unimodal in log T, so a bounded scalar search on log T finds it.
     """
+    from scipy import optimize  # fitting only: reading never imports it
+
     probabilities, labels = check_predictions(probabilities, labels)
     log_probabilities = _log_probabilities(probabilities)
     low, high = (math.log(bound) for bound in TEMPERATURE_RANGE)
@@ -210,6 +216,8 @@ def auroc(positives: Any, negatives: Any) -> float:
     P(positive > negative) + 0.5 P(tie) over all pairs (the Mann-Whitney U statistic, divided by
     the number of pairs), from average ranks in O(n log n): 1.0 separates perfectly, 0.5 is chance.
     """
+    from scipy import stats
+
     positives = _check_scores(positives, "positives")
     negatives = _check_scores(negatives, "negatives")
     ranks = stats.rankdata(np.concatenate([positives, negatives]))  # ties share their average rank

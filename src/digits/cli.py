@@ -197,11 +197,14 @@ def cmd_train(args) -> int:
 
 
 def _load_predictor(run, args):
-    """The model the user named (a run directory or model file), else the latest run; loaded once."""
+    """The model the user named (a run directory or model file), else the latest run, else the shipped model;
+    loaded once, and said which on stderr."""
     from . import runs
     from .predictor import Predictor
 
-    return Predictor(runs.resolve(run, args.runs_dir), backend=args.backend)
+    source = runs.resolve(run, args.runs_dir)
+    print(f"Model: {runs.describe(source, named=run is not None)}", file=sys.stderr)
+    return Predictor(source, backend=args.backend)
 
 
 def _test_set(predictor, args):
@@ -211,8 +214,13 @@ def _test_set(predictor, args):
 
 
 def _output_dir(predictor) -> Path:
-    """Where a run's (or an exported file's) figures go by default."""
+    """Where a run's (or an exported file's) figures go by default; the shipped model's: the working directory's
+    digits-reader-outputs/ (never inside the installed package)."""
+    from . import runs
+
     source = predictor.info.run_dir
+    if runs.is_shipped(source):
+        return Path("digits-reader-outputs")
     return source if source.is_dir() else source.with_name(source.name + ".outputs")
 
 
@@ -461,6 +469,7 @@ def cmd_serve(args) -> int:
     settings = settings.model_copy(update={"run": str(source.resolve())})
     app.check_ports(settings)
     grpc = f" and gRPC on {settings.host}:{settings.grpc_port}" if settings.grpc_port is not None else ""
+    print(f"Model: {runs.describe(source, named=args.run is not None)}", file=sys.stderr)
     print(f"Serving {source} on http://{settings.host}:{settings.port}/{grpc} with {settings.workers} worker(s); "
           "the drawing page is at /, the API docs at /docs", file=sys.stderr)
     app.serve(settings)

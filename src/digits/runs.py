@@ -11,9 +11,12 @@ A run directory is what `digits train` (and `digits ensemble`) leave behind:
 
 It is built in a hidden `.partial-<key>` directory beside the target and renamed into place
 in one step (`commit`), so a reader never sees half a run. `resolve(name)` turns what a user
-typed (a run directory, an exported model file, or nothing: the latest run) into a path,
-checked, or a `ValueError` that names the problem and the fix. This module imports no
-framework: the reading half uses it to find models, the training half to write them.
+typed into a path, checked, or a `ValueError` that names the problem and the fix: a run
+directory or exported model file when one is named, else the latest run under `runs/`, else
+the shipped model (`digits/shipped/model.onnx`, the pretrained reader the package carries,
+checked against the SHA-256 in its card `digits/shipped/card.json`). `describe(source)` says
+in words which one that is. This module imports no framework: the reading half uses it to
+find models, the training half to write them.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ PORTABLE = {"onnx": "model.onnx", "litert": "model.tflite"}  # backend -> the ru
 EXPORT_FORMATS = ("savedmodel", "onnx", "litert")  # what `digits export` writes (export.py)
 MODEL_SUFFIXES = {".keras": "keras", ".onnx": "onnx", ".tflite": "litert"}  # exported file -> backend
 LEFTOVERS = ("history.csv", "best.weights.h5", "best.json")  # training's working files, removed on commit
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"  # the pretrained reader the package carries
+SHIPPED_MODEL, SHIPPED_CARD = "model.onnx", "card.json"
+BUILD_SHIPPED = "python scripts/ship_model.py"  # rebuilds it from a source checkout (train, measure, card, copy)
 
 
 @dataclass
@@ -63,14 +69,64 @@ def runs_root(runs_dir: str | Path | None = None) -> Path:
     return Path(runs_dir or os.environ.get("DIGITS_RUNS_DIR") or "runs")
 
 
-def latest_run(runs_dir: str | Path | None = None) -> Path:
-    """The most recently finished run under `runs_dir` (work-in-progress directories excluded)."""
+def finished_runs(runs_dir: str | Path | None = None) -> list[Path]:
+    """Every finished run under `runs_dir` (work-in-progress directories excluded)."""
     root = runs_root(runs_dir)
-    finished = [path.parent for path in root.glob("*/metrics.json") if not path.parent.name.startswith(".")]
+    return [path.parent for path in root.glob("*/metrics.json") if not path.parent.name.startswith(".")]
+
+
+def latest_run(runs_dir: str | Path | None = None) -> Path:
+    """The most recently finished run under `runs_dir`."""
+    finished = finished_runs(runs_dir)
     if not finished:
-        raise ValueError(f"no trained model found in {root}/; train one first with `python train.py` "
+        raise ValueError(f"no trained model found in {runs_root(runs_dir)}/; train one first with `python train.py` "
                          "or `digits train`, or name a run directory")
     return max(finished, key=lambda run: (run / "metrics.json").stat().st_mtime)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_card(directory: Path | None = None) -> dict:
+    """The shipped model's card (recipe, calibration, figures, SHA-256), or a one-line ValueError."""
+    card = Path(directory or SHIPPED_DIR) / SHIPPED_CARD
+    try:
+        value = json.loads(card.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"no trained model found: this source tree has no shipped model ({card} is missing); "
+                         f"build it with `{BUILD_SHIPPED}`, or train one with `python train.py`") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"the shipped model card {card} is unreadable ({error}): the install is damaged; "
+                         "reinstall digits (pip install --force-reinstall digits)") from None
+    if not isinstance(value, dict) or not isinstance(value.get("sha256"), str):
+        raise ValueError(f"the shipped model card {card} holds no SHA-256: the install is damaged; "
+                         "reinstall digits (pip install --force-reinstall digits)")
+    return value
+
+
+def shipped_model(directory: Path | None = None) -> Path:
+    """The shipped model file, checked against its card's SHA-256; a one-line ValueError otherwise."""
+    directory = Path(directory or SHIPPED_DIR)
+    model = directory / SHIPPED_MODEL
+    card = read_card(directory)
+    if not model.is_file():
+        raise ValueError(f"no trained model found: this source tree has no shipped model ({model} is missing); "
+                         f"build it with `{BUILD_SHIPPED}`, or train one with `python train.py`")
+    if sha256(model) != card["sha256"]:
+        raise ValueError(f"the shipped model {model} fails its SHA-256 check (a damaged install); "
+                         "reinstall digits (pip install --force-reinstall digits)")
+    return model
+
+
+def is_shipped(path: str | Path) -> bool:
+    """Is `path` a shipped model file (a model.onnx with a card beside it)?"""
+    path = Path(path)
+    return path.name == SHIPPED_MODEL and (path.parent / SHIPPED_CARD).is_file()
 
 
 def check_run(run_dir: str | Path) -> Path:
@@ -104,9 +160,10 @@ def is_model(path: str | Path) -> bool:
 
 
 def resolve(name: str | Path | None = None, runs_dir: str | Path | None = None) -> Path:
-    """A run directory or model file, checked: `name` if given, else the latest run under `runs_dir`."""
+    """A run directory or model file, checked: `name` if given, else the latest run under `runs_dir`, else
+    the shipped model."""
     if name is None:
-        return latest_run(runs_dir)
+        return latest_run(runs_dir) if finished_runs(runs_dir) else shipped_model()
     path = Path(name)
     return check_model_file(path) if path.is_file() else check_run(path)
 
@@ -115,7 +172,20 @@ def resolve_run(name: str | Path | None = None, runs_dir: str | Path | None = No
     """Like `resolve`, but only a run directory will do (evaluate on the training stack, export, ensemble)."""
     if name is not None and Path(name).is_file():
         raise ValueError(f"{name} is a model file; this command needs the run directory it was exported from")
-    return resolve(name, runs_dir)
+    return resolve(name, runs_dir) if name is not None else latest_run(runs_dir)
+
+
+def describe(source: str | Path, named: bool = True) -> str:
+    """Which model `source` is, in words: "the shipped model ...", "the latest run ...", "run ..." or "model ..."."""
+    source = Path(source)
+    if is_shipped(source):
+        card = read_card(source.parent)
+        accuracy = card.get("figures", {}).get("mnist_test_accuracy")
+        figure = f", {accuracy:.2%} on the MNIST test set" if isinstance(accuracy, float) else ""
+        return (f"the shipped model {card.get('name', 'digits reader')}{figure} "
+                "(train your own with `python train.py`; it is then used instead)")
+    kind = "run" if source.is_dir() else "model"
+    return f"{kind} {source}" if named else f"the latest run {source}"
 
 
 def read_json(path: Path) -> dict:
@@ -137,6 +207,11 @@ def model_files(run_dir: Path) -> dict[str, Path]:
 def load_info(source: str | Path) -> RunInfo:
     """A run directory's recipe, metrics and model files; or an exported file's, from its sidecar."""
     source = Path(source)
+    if is_shipped(source):
+        card = read_card(source.parent)
+        shipped_model(source.parent)  # its checksum, before anything trusts it
+        return RunInfo(source, card.get("config", {}), {"dataset": card.get("dataset", {"name": "mnist"}), **card},
+                       {"onnx": source})
     if source.is_file() and source.name in (*PORTABLE.values(), "model.keras") and (source.parent / "metrics.json").is_file():
         run = load_info(source.parent)  # a run's own model file: it carries the run's recipe and calibration
         return RunInfo(source, run.config, run.metrics, {MODEL_SUFFIXES[source.suffix]: source})

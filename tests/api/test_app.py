@@ -77,7 +77,7 @@ def test_slow_predictions_time_out_with_504(predictor, mnist):
 # ------------------------------------------------------------------ digits serve
 
 
-def test_serve_parser_plugs_into_digits_and_refuses_bad_runs(tmp_path):
+def test_serve_parser_plugs_into_digits_and_refuses_bad_runs(tmp_path, no_shipped_model):
     parser = cli.build_parser()
     args = parser.parse_args(["serve", "runs/x", "--port", "9001", "--workers", "2", "--backend", "onnx"])
     assert (args.command, args.run, args.port, args.workers, args.backend) == ("serve", "runs/x", 9001, 2, "onnx")

@@ -108,7 +108,7 @@ def test_model_name_comes_from_the_run(cnn_fast_run, tmp_path):
     assert model_name(runs.RunInfo(Path("/runs/###"), {}, {})) == "digits"  # nothing URL-safe left
 
 
-def test_load_predictor_reads_the_run_the_settings_name(cnn_fast_run, tmp_path):
+def test_load_predictor_reads_the_run_the_settings_name(cnn_fast_run, tmp_path, no_shipped_model):
     from digits.predictor import Predictor
 
     named = load_predictor(settings(run=str(cnn_fast_run)))

@@ -1,0 +1,177 @@
+"""Rebuild the shipped model end to end: train, measure, write its card, copy it into the package.
+
+    python scripts/ship_model.py [--config configs/shipped.json] [--seed 1] [--work build/shipped]
+                                 [--samples 2000] [--photos 10000] [--strips 1000]
+
+1. Trains the recipe with the exact command the card records (`digits train --config configs/shipped.json
+   --seed 1 --out build/shipped/run --no-tensorboard`); a killed build resumes where it stopped, a finished run
+   is reused.
+2. Measures the run's ONNX copy through the reading half, as the package will read it: the MNIST test set,
+   `benchmarks/real_images.py` (photos and whole-number strips) and `benchmarks/rejection.py` (non-digits),
+   each with `--run` and `--out` into the work directory.
+3. Writes the card, `src/digits/shipped/card.json` (name, recipe, commands, data checksum, calibration,
+   figures, size, SHA-256, date, machine), and `MODEL_CARD.md` beside it, generated from the card.
+4. Puts `model.onnx` and the card into `src/digits/shipped/` together: both are written into a new
+   directory that then takes the old one's place, so a build that stops halfway leaves the old model whole.
+
+Then `python benchmarks/report.py` regenerates the README's model card section from the card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "src"))
+
+NAME = "digits-reader"  # the card's name; its version is the build date
+
+
+def command(args, run: Path) -> list[str]:
+    return ["digits", "train", "--config", relative(args.config), "--seed", str(args.seed), "--out", relative(run),
+            "--no-tensorboard"]
+
+
+def relative(path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def run_step(argv: list[str]) -> None:
+    print("$ " + " ".join(argv), file=sys.stderr, flush=True)
+    completed = subprocess.run(argv, cwd=ROOT)
+    if completed.returncode != 0:
+        sys.exit(f"ship_model: `{' '.join(argv)}` failed with exit status {completed.returncode}")
+
+
+def test_accuracy(run: Path) -> float:
+    """MNIST test accuracy of the run's ONNX copy, read through the reading half (Predictor)."""
+    from digits import data
+    from digits.predictor import Predictor
+
+    predictor = Predictor(run / "model.onnx")
+    dataset = data.load_dataset("mnist")
+    return float((predictor.predict_proba(dataset.x_test).argmax(1) == dataset.y_test).mean())
+
+
+def parameters(model: Path) -> int:
+    """How many numbers the ONNX file's weights hold."""
+    import numpy as np
+    import onnx
+
+    return int(sum(np.prod(tensor.dims, dtype=np.int64) for tensor in onnx.load(str(model)).graph.initializer))
+
+
+def figures(run: Path, accuracy: float, real: dict, rejection: dict) -> dict:
+    """The card's figures, from the benchmarks' JSON (the shipped run is the only recipe measured)."""
+    (measured,) = rejection["recipes"].values()
+    digits, non_digits = measured["digits"], measured["non_digits"]
+    return {
+        "mnist_test_accuracy": accuracy,
+        "mnist_test_ece": digits["mnist-test"]["ece"],
+        "photos_accuracy": real["rendered_accuracy"],
+        "photos_ece": real["rendered_ece"],
+        "photos_kept_fraction": real["kept_fraction"],
+        "strips_read_whole": real["strip_read_rate"],
+        "mnist_refused": digits["mnist-test"]["refused"],
+        "photos_refused": digits["photos"]["refused"],
+        "accuracy_accepted": digits["mnist-test"]["accuracy_accepted"],
+        "non_digits_refused": {name: row["refused"] for name, row in non_digits.items()},
+        "non_digits_auroc": {name: min(row["auroc_vs_mnist"], row["auroc_vs_photos"]) for name, row in non_digits.items()},
+        "lookalikes_refused": {name: row["refused"] for name, row in measured["lookalikes"].items()},
+        "rejection_targets_met": measured["met"],
+        "benchmark_samples": {"photos": real["samples"], "strips": real["strips"], "rejection": rejection["samples"]},
+    }
+
+
+def install(model: Path, card: dict, destination: Path) -> None:
+    """Put the model, card.json and MODEL_CARD.md into `destination` together (new directory, then swap)."""
+    from report import model_card
+
+    from digits import files
+
+    staging = destination.with_name(destination.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shutil.copyfile(model, staging / "model.onnx")
+    files.write_json(staging / "card.json", card)
+    (staging / "MODEL_CARD.md").write_text("\n".join(model_card(card)) + "\n")
+    old = destination.with_name(destination.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if destination.exists():
+        destination.rename(old)
+    staging.rename(destination)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(ROOT / "configs" / "shipped.json"), help="(default: configs/shipped.json)")
+    parser.add_argument("--seed", type=int, default=1, help="(default: 1)")
+    parser.add_argument("--work", default=str(ROOT / "build" / "shipped"), help="(default: build/shipped)")
+    parser.add_argument("--samples", type=int, default=2000, help="rejection.py --samples (default: 2000)")
+    parser.add_argument("--photos", type=int, default=10_000, help="real_images.py --samples (default: 10000)")
+    parser.add_argument("--strips", type=int, default=1000, help="real_images.py --strips (default: 1000)")
+    parser.add_argument("--destination", default=str(ROOT / "src" / "digits" / "shipped"),
+                        help="where the package's copy goes (default: src/digits/shipped)")
+    args = parser.parse_args()
+
+    from common import machine
+    from report import model_card
+
+    from digits import runs
+
+    work, started = Path(args.work), time.perf_counter()
+    run = work / "run"
+    if not (run / "metrics.json").is_file():
+        run_step(command(args, run))
+    python = sys.executable
+    real_json, rejection_json = work / "real_images.json", work / "rejection.json"
+    run_step([python, "benchmarks/real_images.py", "--run", relative(run), "--samples", str(args.photos),
+              "--strips", str(args.strips), "--out", relative(real_json)])
+    run_step([python, "benchmarks/rejection.py", "--run", relative(run), "--samples", str(args.samples),
+              "--out", relative(rejection_json)])
+    metrics = json.loads((run / "metrics.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    model = run / "model.onnx"
+    accuracy = test_accuracy(run)
+    built = machine()
+    card = {
+        "name": f"{NAME}-{built['measured'][:10]}",
+        "file": "model.onnx",
+        "format": "onnx",
+        "sha256": runs.sha256(model),
+        "size_bytes": model.stat().st_size,
+        "parameters": parameters(model),
+        "recipe": relative(args.config),
+        "seed": args.seed,
+        "config": config,
+        "command": " ".join(command(args, run)),
+        "rebuild": "python scripts/ship_model.py",
+        "dataset": metrics["dataset"],
+        "calibration": metrics["calibration"],
+        "test_accuracy": accuracy,
+        "training_test_accuracy": metrics["test_accuracy"],
+        "training_seconds": metrics.get("training_seconds"),
+        "training": {key: metrics.get(key) for key in ("epochs", "train_images", "validation_images", "precision",
+                                                        "test_ece", "versions")},
+        "figures": figures(run, accuracy, json.loads(real_json.read_text()), json.loads(rejection_json.read_text())),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": built,
+    }
+    install(model, card, Path(args.destination))
+    print("\n".join(model_card(card)))
+    print(f"installed {args.destination}/model.onnx ({card['size_bytes'] / 2**20:.1f} MiB) and its card in "
+          f"{time.perf_counter() - started:.0f} s; now run `python benchmarks/report.py`", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

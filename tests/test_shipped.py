@@ -1,0 +1,96 @@
+"""The shipped model: its card and checksum, its accuracy through the reading half, when it is used, and what a
+damaged or missing one says. (tests/test_package.py reads with it from a base install without TensorFlow.)"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from helpers import REPO, assert_clean_error, drawn_text, run_cli
+
+from digits import data, reading, runs
+from digits.predictor import Predictor
+
+
+def test_the_card_describes_the_file_and_its_recipe():
+    card = runs.read_card()
+    model = runs.shipped_model()
+    assert model == runs.SHIPPED_DIR / "model.onnx" and card["file"] == model.name
+    assert runs.sha256(model) == card["sha256"] and model.stat().st_size == card["size_bytes"]
+    recipe = json.loads((REPO / card["recipe"]).read_text())
+    assert {key: card["config"][key] for key in recipe} == recipe, "the card's config is not its recipe file"
+    assert card["dataset"]["checksum"] == data.load_dataset("mnist").checksum
+    assert card["command"].startswith(f"digits train --config {card['recipe']} --seed {card['seed']}")
+    assert card["figures"]["mnist_test_accuracy"] >= 0.9965, "the shipped model must reach 99.65% on MNIST"
+    assert (REPO / "scripts" / "ship_model.py").is_file() and card["rebuild"] == runs.BUILD_SHIPPED
+    written = (runs.SHIPPED_DIR / "MODEL_CARD.md").read_text()
+    assert card["sha256"] in written and f"{card['figures']['mnist_test_accuracy']:.2%}" in written
+
+
+def test_the_shipped_model_scores_its_card_through_the_reading_half():
+    card = runs.read_card()
+    predictor = Predictor(runs.shipped_model())
+    assert predictor.backend == "onnx" and predictor.class_names == [str(digit) for digit in range(10)]
+    assert predictor.temperature == card["calibration"]["temperature"]
+    assert predictor.reject_below == card["calibration"]["reject_below"]
+    mnist = data.load_dataset("mnist")
+    accuracy = float((predictor.predict_proba(mnist.x_test).argmax(1) == mnist.y_test).mean())
+    assert abs(accuracy - card["test_accuracy"]) <= 0.0001  # 0.01 percentage point
+    assert card["figures"]["mnist_test_accuracy"] == card["test_accuracy"]
+
+
+def test_with_no_run_the_shipped_model_reads(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no runs/ here
+    assert runs.resolve() == runs.shipped_model()
+    assert "the shipped model digits-reader" in runs.describe(runs.resolve(), named=False)
+    assert reading.read(drawn_text("7")).label == "7"
+    assert reading.read(drawn_text("4", font_size=90)).label == "4"
+    assert reading.read(drawn_text("A")).kind == "not_a_digit"
+    assert reading.read(np.zeros((50, 50), np.uint8)).kind == "no_ink"
+
+
+def test_a_trained_run_comes_before_the_shipped_model(tiny_run, tmp_path):
+    copy = tmp_path / "runs" / "mine"
+    shutil.copytree(tiny_run, copy)
+    assert runs.resolve(None, tmp_path / "runs") == copy
+    assert runs.resolve(None, tmp_path / "empty") == runs.shipped_model()
+    assert runs.describe(copy, named=False) == f"the latest run {copy}"
+
+
+def test_the_cli_says_which_model_it_reads_with(tiny_run, tmp_path):
+    picture = tmp_path / "seven.png"
+    drawn_text("7").save(picture)
+    shipped = run_cli("predict", str(picture), "--json", cwd=tmp_path)
+    assert shipped.returncode == 0, shipped.stderr
+    assert "Model: the shipped model digits-reader" in shipped.stderr
+    assert json.loads(shipped.stdout)["results"][0]["label"] == "7"
+    named = run_cli("predict", str(tiny_run), str(picture), cwd=tmp_path)
+    assert named.returncode == 0 and f"Model: run {tiny_run}" in named.stderr
+
+
+def test_a_damaged_shipped_model_is_refused_with_one_line(shipped_copy, tmp_path):
+    model = shipped_copy / "model.onnx"
+    damaged = bytearray(model.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    model.write_bytes(bytes(damaged))
+    for attempt in (lambda: runs.resolve(None, tmp_path / "empty"), lambda: Predictor(model)):
+        with pytest.raises(ValueError, match=r"the shipped model .*model\.onnx fails its SHA-256 check "
+                                             r"\(a damaged install\); reinstall digits"):
+            attempt()
+    (shipped_copy / "card.json").write_text("{not json")
+    with pytest.raises(ValueError, match="card .* is unreadable .* reinstall digits"):
+        runs.resolve(None, tmp_path / "empty")
+
+
+def test_a_missing_shipped_model_says_how_to_build_it(no_shipped_model, tmp_path):
+    with pytest.raises(ValueError, match=r"no trained model found: this source tree has no shipped model .* "
+                                         r"build it with `python scripts/ship_model.py`, or train one"):
+        runs.resolve(None, tmp_path)
+
+
+def test_commands_that_need_a_run_do_not_take_the_shipped_model(tmp_path):
+    assert_clean_error(run_cli("export", "--format", "onnx", "--out", "x.onnx", cwd=tmp_path),
+                       "no trained model found in runs/")
