@@ -195,11 +195,13 @@ def _half_open(url: str, count: int) -> list[socket.socket]:
 def _closed_by_server(connection: socket.socket) -> bool:
     """True once the server has closed `connection` (waits up to its timeout); False if it is still held."""
     try:
-        return connection.recv(4096) == b"" or True  # an answer (a 503) before the close counts as closed too
-    except (ConnectionResetError, BrokenPipeError):
-        return True
+        while connection.recv(4096):  # an answer (the cap's 503) may come before the close
+            pass
     except socket.timeout:
         return False
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    return True
 
 
 def _sockets_of(pid: int) -> int:
@@ -257,6 +259,25 @@ def test_slowloris_is_bounded_and_a_normal_client_gets_its_answer(cnn_fast_run, 
         few = _half_open(server.url, 5)  # below the cap: only the header deadline (2 s) closes these
         assert all(_closed_by_server(connection) for connection in few)
         for connection in few:
+            connection.close()
+        host, port = server.url.removeprefix("http://").split(":")
+        busy = []  # the cap's worth of requests in progress (their bodies still to come)
+        for _ in range(50):
+            busy.append(socket.create_connection((host, int(port)), timeout=30))
+            busy[-1].sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 10\r\n\r\n")
+        refused = b""
+        for _ in range(30):  # once the server has seen them all, a newcomer is refused: nothing idle to close
+            with socket.create_connection((host, int(port)), timeout=1) as newcomer:
+                try:
+                    refused = newcomer.recv(4096)
+                except socket.timeout:
+                    continue
+            if refused.startswith(b"HTTP/1.1 503"):
+                break
+        assert refused.startswith(b"HTTP/1.1 503") and b"every connection of this server is busy" in refused
+        for connection in busy:  # each of them gets its 408 at its deadline
+            assert connection.recv(4096).startswith(b"HTTP/1.1 408")
             connection.close()
         sent, answer = _dribble(server.url, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
                                             b"\r\nContent-Length: 2000\r\n\r\n")
