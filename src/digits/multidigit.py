@@ -28,6 +28,8 @@ SIZE_OK, SIZE_COST = 0.85, 6.0  # nor is its larger side much under it (a stray 
 WIDE = 1.3  # a digit group wider than this times the line height holds touching digits
 MIN_HEIGHT = 4  # working pixels: ink no taller than this (a rule, specks, dots) holds no number
 MAX_DIGITS = 40  # a group is cut into at most this many digits (a long rule is not 400 ones)
+MAX_PIECES, PIECES_PER_LINE = 60, 3  # the pieces read: the largest 60, or 3 per line height of the picture's
+# width if more (a strip of 200 digits has 200 pieces; a page of specks is not read speck by speck)
 
 
 def _overlap(first, second) -> float:
@@ -41,28 +43,29 @@ def _pieces(ink: Ink) -> tuple[list[set[int]], float]:
     areas, boxes = ink.areas, ink.boxes
     largest = areas[1:].max()
     labels = sorted((label for label in range(1, areas.size) if areas[label] >= 0.02 * largest),
-                    key=lambda label: -areas[label])[:60]  # a number has few pieces
+                    key=lambda label: -areas[label])
     heights = {label: boxes[label - 1][0].stop - boxes[label - 1][0].start for label in labels}
     # the largest piece is a whole digit (or several touching), however many broken ones there are
     line = float(max(heights[labels[0]], np.percentile([heights[label] for label in labels
                                                         if areas[label] >= 0.2 * largest], 75)))
     if line < MIN_HEIGHT:  # rules, specks and dots: nothing as tall as a digit
         return [], line
-    return [{label} for label in labels], line
+    # a number has few pieces for its length: a few per digit-sized stretch of the line (a long strip has many)
+    room = max(MAX_PIECES, math.ceil(PIECES_PER_LINE * ink.intensity.shape[1] / line))
+    return [{label} for label in labels[:room]], line
 
 
 def _merge(groups: list[set[int]], boxes, needed: Callable[[tuple, tuple], float]) -> list[set[int]]:
     """Merge groups whose column overlap reaches `needed(span, span)`, until none does."""
-    merged = True
-    while merged:
-        merged = False
-        spans = [span_of(group, boxes) for group in groups]
-        for first, second in ((a, b) for a in range(len(groups)) for b in range(a + 1, len(groups))):
+    while True:
+        spans = np.array([span_of(group, boxes) for group in groups]).reshape(-1, 4)
+        shared = np.minimum(spans[:, None, 3], spans[None, :, 3]) > np.maximum(spans[:, None, 1], spans[None, :, 1])
+        for first, second in zip(*np.nonzero(np.triu(shared, 1))):  # only groups sharing columns can merge
             if _overlap(spans[first], spans[second]) >= needed(spans[first], spans[second]):
                 groups[first] |= groups.pop(second)
-                merged = True
                 break
-    return groups
+        else:
+            return groups
 
 
 def _groups(ink: Ink) -> tuple[list[set[int]], float]:
