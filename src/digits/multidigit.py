@@ -129,6 +129,26 @@ def _strokes(column: np.ndarray) -> int:
     return max(1, int(np.count_nonzero(column[1:] & ~column[:-1])))
 
 
+def _crop(mask: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray]:
+    """A piece kept as its window in the picture and its pixels there (a long strip has hundreds of pieces)."""
+    top, left, bottom, right = bounds(mask)
+    window = (slice(top, bottom), slice(left, right))
+    return window, mask[window].copy()  # a copy: a view would keep the whole picture's mask alive
+
+
+def _core(piece, core: np.ndarray) -> np.ndarray:
+    """A cropped piece's ink cores, in its window."""
+    window, mask = piece
+    return mask & core[window]
+
+
+def _span(piece, core: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of a cropped piece's ink cores, in the picture."""
+    (rows, cols), _ = piece
+    top, left, bottom, right = bounds(_core(piece, core))
+    return top + rows.start, left + cols.start, bottom + rows.start, right + cols.start
+
+
 def _recognise(ink: Ink, predict_proba) -> tuple[list[Prepared], np.ndarray]:
     """Cut the ink into more pieces than digits, then choose how consecutive pieces join into digits so
     that the reading scores best (dynamic programming over the pieces, left to right).
@@ -164,16 +184,17 @@ def _recognise(ink: Ink, predict_proba) -> tuple[list[Prepared], np.ndarray]:
         for columns in _split(inside, left, right, line, OVERCUT, choose):
             piece = ink_mask(ink, group, columns)
             if (piece & core).any():
-                pieces.append(piece)
+                pieces.append(_crop(piece))
                 owners.append(index)
     if not pieces:
         return [], np.zeros((0, 0), np.float32)
-    spans = [bounds(piece & core) for piece in pieces]
+    spans = [_span(piece, core) for piece in pieces]
     order = np.argsort([(span[1] + span[3]) / 2 for span in spans])
     pieces, owners, spans = [pieces[i] for i in order], [owners[i] for i in order], [spans[i] for i in order]
 
     # boundary k lies before piece k: the price of cutting there, and of joining across it
-    cut = [0.0] + [CUT_COST * _strokes((pieces[k] & core)[:, spans[k][1]]) if owners[k - 1] == owners[k] else 0.0
+    cut = [0.0] + [CUT_COST * _strokes(_core(pieces[k], core)[:, spans[k][1] - pieces[k][0][1].start])
+                   if owners[k - 1] == owners[k] else 0.0
                    for k in range(1, len(pieces))]
     short = [span[2] - span[0] < 0.6 * line for span in spans]
     join_cost = [0.0] + [0.0 if cut[k] or (_overlap(spans[k - 1], spans[k]) >= 0.3 and (short[k - 1] or short[k]))
@@ -182,7 +203,7 @@ def _recognise(ink: Ink, predict_proba) -> tuple[list[Prepared], np.ndarray]:
     for first in range(len(pieces)):
         union = np.zeros_like(core)
         for last in range(first, min(first + 3, len(pieces))):
-            union = union | pieces[last]
+            union[pieces[last][0]] |= pieces[last][1]
             top, left, bottom, right = bounds(union & core)
             if right - left > 1.6 * line:
                 break
@@ -204,7 +225,7 @@ def _recognise(ink: Ink, predict_proba) -> tuple[list[Prepared], np.ndarray]:
         for start in range(max(0, stop - 3), stop):
             if (start, stop) in scores and best[start] + scores[start, stop] > best[stop]:
                 best[stop], back[stop] = best[start] + scores[start, stop], (start, True)
-        small = (pieces[stop - 1] & core).sum() < 0.15 * largest and short[stop - 1]
+        small = _core(pieces[stop - 1], core).sum() < 0.15 * largest and short[stop - 1]
         if small and best[stop - 1] - 0.5 > best[stop]:  # a speck may be left out, at a price
             best[stop], back[stop] = best[stop - 1] - 0.5, (stop - 1, False)
         if back[stop] is None:  # a piece no reading can hold (far wider than a digit) is left out
