@@ -220,3 +220,22 @@ def test_a_very_long_thin_strip_with_one_digit_finds_it(mnist, tiny_run):
             found = reading.read(page, mode=mode, model=tiny_run)
             assert found.ink_found and len(found.digits) == 1, (left, mode, found.kind)
             assert left <= found.box[1] < found.box[3] <= left + 20, (left, mode, found.box)
+
+
+def test_a_strip_of_many_pieces_is_read_in_bounded_memory():
+    """A long strip is read piece by piece, each piece kept as its own window: 1,200 bars on a 64 x 16,000 page
+    (1 MP) are all read, and memory stays that of the picture (a whole-picture mask per piece took 1.3 GB)."""
+    import tracemalloc
+
+    page = np.ones((64, 16_000), np.float32)
+    for left in range(10, 4 * 1200, 4):
+        page[12:52, left:left + 2] = 0
+    no_opinion = lambda batch: np.full((len(batch), 10), 0.1, np.float32)  # noqa: E731
+    tracemalloc.start()
+    try:
+        pieces, probabilities = multidigit.read(page, no_opinion)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(pieces) >= 300 and probabilities.shape == (len(pieces), 10)  # every bar read, not the largest 60
+    assert peak < 128 * 2**20, f"{peak / 2**20:.0f} MiB"
