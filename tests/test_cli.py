@@ -3,6 +3,7 @@ FILE...` reading digits and numbers from real image files, and every bad file.""
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -283,3 +284,36 @@ def test_the_plot_shows_a_colour_photo_in_colour(tiny_run, tmp_path):
     drawn = np.asarray(Image.open(figure).convert("RGB"), np.int32)
     red = (drawn[..., 0] > 180) & (drawn[..., 1] < 80) & (drawn[..., 2] < 80)
     assert red.sum() > 100  # the red strokes of the original, not a gray rendering of them
+
+
+def test_a_picture_whose_reading_fails_costs_only_its_own_answer(tiny_run, tmp_path, monkeypatch, capsys):
+    """Issue 15: one picture crashed the reading path and `digits predict` answered for none of the files. A file
+    whose reading fails unexpectedly gets its own one-line error naming the failure and that it is a bug; the
+    other files are read; exit status 1. No real picture fails any more, so the failure is injected."""
+    from digits import cli, reading
+
+    files = []
+    for name in ("first.png", "bug.png", "last.png"):
+        Image.fromarray(np.full((40, 40), 255, np.uint8)).save(tmp_path / name)
+        files.append(str(tmp_path / name))
+    real_read = reading.read
+
+    def failing_read(source, *args, name=None, **kwargs):
+        if name and name.endswith("bug.png"):
+            raise IndexError("index 0 is out of bounds for axis 0 with size 0")
+        return real_read(source, *args, name=name, **kwargs)
+
+    monkeypatch.setattr(reading, "read", failing_read)
+    assert cli.main(["predict", str(tiny_run), *files, "--json"]) == 1
+    out, err = capsys.readouterr()
+    results = {Path(entry["file"]).name: entry for entry in json.loads(out)["results"]}
+    assert results["first.png"]["ok"] and results["last.png"]["ok"] and results["last.png"]["kind"] == "no_ink"
+    assert set(results["bug.png"]) == {"file", "ok", "error"} and results["bug.png"]["ok"] is False
+    for text in (results["bug.png"]["error"], err):
+        assert "bug.png" in text and "IndexError: index 0 is out of bounds" in text and "bug" in text
+    assert len([line for line in err.splitlines() if "error:" in line]) == 1 and "Traceback" not in err
+    assert cli.main(["predict", str(tiny_run), *files]) == 1
+    out, err = capsys.readouterr()
+    lines = out.splitlines()[-3:]
+    assert lines[0].endswith("first.png: no digit found") and lines[2].endswith("last.png: no digit found")
+    assert "bug.png: error: reading" in lines[1] and "please report it" in lines[1]

@@ -104,6 +104,22 @@ def test_colour_sixteen_bit_and_palette_pictures(mnist):
     assert np.abs(images.load_gray(palette.getvalue()) - gray).mean() < 0.01
 
 
+def test_float_tiffs_of_0_to_255_data_just_over_white_are_read(tmp_path, mnist):
+    """A float32 TIFF (Pillow mode "F") holding 0..255 data whose brightest pixel passes 255 a little (resampling
+    overshoot) is 0..255 data, not 16-bit data: the same picture and the same digit as its 0..1 twin."""
+    gray = picture(mnist[0][5], size=(60, 60), digit_height=50)
+    gray = gray / gray.max()  # white paper
+    reference = images.prepare(gray)
+    for name, values in (("over.tif", gray * 256.3), ("unit.tif", gray), ("byte.tif", gray * 255)):
+        Image.fromarray(values.astype(np.float32), mode="F").save(tmp_path / name)
+        with Image.open(tmp_path / name) as opened:
+            assert opened.mode == "F" and opened.format == "TIFF"
+        loaded = images.load_gray(tmp_path / name)
+        np.testing.assert_allclose(loaded, gray, atol=0.01, err_msg=name)
+        prepared = images.prepare_file(tmp_path / name)
+        assert prepared.ink_found and np.abs(prepared.image - reference.image).mean() < 0.01, name
+
+
 def test_transparent_png_is_laid_on_white(mnist):
     digit = mnist[0][6]
     ink = np.asarray(Image.fromarray(digit).resize((112, 112), Image.Resampling.BICUBIC))
@@ -380,6 +396,19 @@ def test_huge_and_tiny_pictures(mnist):
     assert tiny.ink_found and tiny.image.max() > 0.9
     assert np.hypot(*(np.array(centre_of_mass(tiny.image)) - 14.0)) < 0.7
     assert np.abs(tiny.image - reference).mean() < 0.12
+
+
+def test_slivers_of_ink_just_over_half_are_cut_not_lost():
+    """A one-pixel stroke of ink just over half (a sliver cut off the end of a bar, the "=" of issue 15) fades under
+    half everywhere when enlarged; a lone dot would be thinned away: each is still cut into a 28x28 with ink."""
+    bars = np.zeros((19, 3), np.float32)
+    bars[1:6, 1] = bars[13:18, 1] = 0.52
+    for value in (0.5, 0.51, 0.52, 0.6, 1.0):
+        dot = np.zeros((5, 3), np.float32)
+        dot[2, 1] = value
+        for sliver in (bars, dot):
+            image, width, _ = images.to_mnist(sliver)
+            assert image.shape == (28, 28) and image.max() > 0.5 and width > 0
 
 
 def stroke_drawing(width: int) -> np.ndarray:

@@ -171,3 +171,71 @@ def test_a_strip_of_digits_is_segmented_left_to_right():
     assert len(pieces) == len(picks)
     lefts = [piece.box[1] for piece in pieces]
     assert lefts == sorted(lefts)
+
+
+# ---------------------------------------------------------------- long strips (issue 15)
+
+
+def long_strip(digits: list[np.ndarray], digit_height: int = 50, gap: int = 6) -> np.ndarray:
+    """MNIST digits `digit_height` px tall, dark on light, side by side with `gap` px between their ink:
+    a long number as a strip picture (200 digits: about 60 x 6,500 px)."""
+    cells = []
+    for digit in digits:
+        big = np.asarray(Image.fromarray(digit).resize((digit_height, digit_height), Image.Resampling.BILINEAR),
+                         np.float32) / 255
+        columns = np.flatnonzero(big.max(0) > 0.1)
+        cells.append(np.pad(big[:, columns[0]:columns[-1] + 1], ((0, 0), (0, gap))))
+    ink = np.pad(np.concatenate(cells, axis=1), ((5, 5), (gap, 0)))
+    return 0.95 - 0.85 * ink
+
+
+@pytest.mark.slow
+def test_long_strips_are_read_at_the_resolution_of_their_height(mnist, cnn_fast_run):
+    """A strip is cleaned and cut at a resolution its height sets, not its length: 25, 40 and 200 digits of
+    50 px (they came back as 47, 70 and "" when the whole strip was shrunk to a 1,024-px side) read with the
+    right count and nearly every digit right."""
+    from digits.predictor import Predictor
+
+    x_test, y_test = mnist
+    predictor = Predictor(cnn_fast_run)
+    for count, start in ((25, 0), (40, 100), (200, 1000)):
+        chosen = range(start, start + count)
+        found = reading.read(long_strip([x_test[index] for index in chosen]), mode="number", model=predictor)
+        truth = "".join(str(y_test[index]) for index in chosen)
+        assert found.kind == "number" and len(found.digits) == count, (count, found.text)
+        right = sum(digit.label == label for digit, label in zip(found.digits, truth))
+        assert right >= 0.95 * count, (count, right, found.text, truth)
+        lefts = [digit.box[1] for digit in found.digits]
+        assert lefts == sorted(lefts)
+
+
+def test_a_very_long_thin_strip_with_one_digit_finds_it(mnist, tiny_run):
+    """A 20 x 20,000 px strip with one clear 20-px digit (anywhere along it) is not averaged away to no ink."""
+    x_test, _ = mnist
+    digit = np.asarray(Image.fromarray(x_test[0]).resize((20, 20), Image.Resampling.BILINEAR), np.float32) / 255
+    for left in (5, 9000, 19975):
+        page = np.full((20, 20_000), 0.9, np.float32)
+        page[:, left:left + 20] -= 0.8 * digit
+        for mode in reading.MODES:
+            found = reading.read(page, mode=mode, model=tiny_run)
+            assert found.ink_found and len(found.digits) == 1, (left, mode, found.kind)
+            assert left <= found.box[1] < found.box[3] <= left + 20, (left, mode, found.box)
+
+
+def test_a_strip_of_many_pieces_is_read_in_bounded_memory():
+    """A long strip is read piece by piece, each piece kept as its own window: 1,200 bars on a 64 x 16,000 page
+    (1 MP) are all read, and memory stays that of the picture (a whole-picture mask per piece took 1.3 GB)."""
+    import tracemalloc
+
+    page = np.ones((64, 16_000), np.float32)
+    for left in range(10, 4 * 1200, 4):
+        page[12:52, left:left + 2] = 0
+    no_opinion = lambda batch: np.full((len(batch), 10), 0.1, np.float32)  # noqa: E731
+    tracemalloc.start()
+    try:
+        pieces, probabilities = multidigit.read(page, no_opinion)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(pieces) >= 300 and probabilities.shape == (len(pieces), 10)  # every bar read, not the largest 60
+    assert peak < 128 * 2**20, f"{peak / 2**20:.0f} MiB"

@@ -272,6 +272,10 @@ def _read_file(predictor, path: str, mode: str, threshold: float, reject_below: 
         found = reading.read(gray, mode, predictor, threshold, name=path, reject_below=reject_below)
     except images.ImageError as error:
         return {"file": path, "ok": False, "error": str(error)}, {"title": f"{Path(path).name}: unreadable"}
+    except Exception as error:  # a bug: this file gets the error, the others are still read
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0]}" if str(error).strip() else type(error).__name__
+        return ({"file": path, "ok": False, "error": f"reading {path} failed ({reason}); this is a bug in digits, "
+                 "please report it with the picture"}, {"title": f"{Path(path).name}: failed"})
     result = {"file": path, "ok": True, **found.to_dict()}
     if found.kind in ("no_ink", "not_a_digit"):
         title = f"{Path(path).name}: " + ("no digit found" if found.kind == "no_ink" else "not a digit")

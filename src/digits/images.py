@@ -39,8 +39,10 @@ from scipy import ndimage
 MAX_PIXELS = 50_000_000  # refuse larger pictures before decoding them (decompression bombs)
 FORMATS = {"PNG", "JPEG", "MPO", "BMP", "GIF", "WEBP", "TIFF"}  # MPO: JPEG from cameras
 BOX, CANVAS, CENTRE = 20, 28, 14.0  # MNIST: digit fits 20x20, canvas 28x28, centre of mass (row, column)
-WORK_SIDE = 1024  # larger pictures are averaged down to this side before cleaning
+WORK_PIXELS = 1024 * 1024  # larger pictures are averaged down to about this many pixels before cleaning:
+# by area, not by their longer side, so a long strip of digits keeps the resolution its height gives it
 DETAIL = 80  # crops smaller than this are enlarged first, so stroke arithmetic has pixels to use
+OVERSHOOT = 1.05  # 16-bit and float pictures: the brightest pixel may pass white by this much (resampling)
 STROKE_RANGE = (2.0, 3.0)  # strokes are brought into this width, 28x28 pixels (MNIST: 10%..90% = 1.8..3.5)
 EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
 
@@ -121,9 +123,13 @@ def load_gray(source: str | Path | bytes, name: str | None = None) -> np.ndarray
 
 def _to_gray(image: Image.Image) -> np.ndarray:
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):  # 16-bit and float pictures
-        values = np.asarray(image, dtype=np.float32)
-        top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
-        return np.clip(values / (1.0 if image.mode == "F" and values.max() <= 1 else top), 0, 1)
+        values = np.nan_to_num(np.asarray(image, dtype=np.float32))
+        high = float(values.max()) if values.size else 0.0
+        # white is 1 (floats), 255 or 65535: the first that the brightest pixel does not pass by more than a
+        # little (resampling overshoots: a float picture of 0..255 data may hold 256.3)
+        tops = (65535.0,) if image.mode.startswith("I;16") else (1.0, 255.0) if image.mode == "F" else (255.0,)
+        top = next((top for top in tops if high <= OVERSHOOT * top), 65535.0)
+        return np.clip(values / top, 0, 1)
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         white = Image.new("RGBA", image.size, "white")
         image = Image.alpha_composite(white, image.convert("RGBA"))
@@ -209,9 +215,9 @@ def to_model_input(images, what: str = "images") -> np.ndarray:
 # ---------------------------------------------------------------- cleaning
 
 
-def _shrink(gray: np.ndarray, side: int) -> tuple[np.ndarray, int]:
-    """Average blocks down so the larger side is at most `side`; returns the image and the factor."""
-    factor = math.ceil(max(gray.shape) / side)
+def _shrink(gray: np.ndarray, side: int | None = None, factor: int | None = None) -> tuple[np.ndarray, int]:
+    """Average blocks down so the larger side is at most `side` (or by `factor`); returns the image and the factor."""
+    factor = factor or math.ceil(max(gray.shape) / side)
     if factor <= 1:
         return gray, 1
     size = (max(1, gray.shape[1] // factor), max(1, gray.shape[0] // factor))
@@ -220,7 +226,10 @@ def _shrink(gray: np.ndarray, side: int) -> tuple[np.ndarray, int]:
 
 def _background(gray: np.ndarray) -> tuple[np.ndarray, float]:
     """A smooth quadratic lighting surface fitted to the paper only (ink is trimmed away), and its spread."""
-    small, _ = _shrink(gray, 64)
+    factor = math.ceil(max(gray.shape) / 64)
+    rows, cols = (min(factor, max(1, side // 16)) for side in gray.shape)  # a long strip keeps rows enough to fit
+    small = gray if rows == cols == 1 else np.asarray(Image.fromarray(gray).resize(
+        (max(1, gray.shape[1] // cols), max(1, gray.shape[0] // rows)), Image.Resampling.BOX))
 
     def surface(height, width, coefficients):
         rows, cols = np.linspace(-1, 1, height)[:, None], np.linspace(-1, 1, width)[None, :]
@@ -304,7 +313,10 @@ def to_mnist(intensity: np.ndarray) -> tuple[np.ndarray, float, float]:
     if size < DETAIL:  # enlarge small crops smoothly so widths and edges have sub-pixel room
         intensity = ndimage.zoom(intensity, DETAIL / size, order=1, grid_mode=True, mode="grid-constant")
         intensity = np.clip(intensity, 0, 1)
-    for threshold in (0.5, 0.25):  # a thin stroke fades below half intensity in places: keep its faint parts
+    # a thin stroke fades below half intensity in places: keep its faint parts; a one-pixel stroke of ink
+    # just over half may fade below it everywhere when enlarged (a sliver cut off the end of a bar)
+    peak = float(intensity.max())
+    for threshold in (0.5, 0.25) if peak >= 0.5 else (peak / 2,):
         core = intensity >= threshold
         top, left, bottom, right = bounds(core)
         size = max(bottom - top, right - left)
@@ -319,9 +331,11 @@ def to_mnist(intensity: np.ndarray) -> tuple[np.ndarray, float, float]:
         core = np.pad(core, pad)
         signed = np.where(core, ndimage.distance_transform_edt(core) - 0.5,
                           0.5 - ndimage.distance_transform_edt(~core))
-        source = np.clip(signed + half + 0.5, 0, 1).astype(np.float32)
-        top, left, bottom, right = bounds(source >= 0.5)
-        size = max(bottom - top, right - left)
+        redrawn = np.clip(signed + half + 0.5, 0, 1).astype(np.float32)
+        if (redrawn >= 0.5).any():  # a dot the thinning would erase is kept as drawn
+            source = redrawn
+            top, left, bottom, right = bounds(source >= 0.5)
+            size = max(bottom - top, right - left)
     scale = BOX / size  # output pixels per source pixel
     mass = source.sum()
     com_row = float((source.sum(1) * np.arange(source.shape[0])).sum() / mass)
@@ -352,7 +366,7 @@ class Ink:
 
 def analyse(gray: np.ndarray) -> Ink:
     gray = np.asarray(gray, np.float32)
-    small, factor = _shrink(gray, WORK_SIDE)
+    small, factor = _shrink(gray, factor=math.ceil(math.sqrt(gray.size / WORK_PIXELS)))
     intensity, inverted, found = clean(small)
     ink = Ink(intensity, inverted, factor, gray.shape)
     core = intensity >= 0.5

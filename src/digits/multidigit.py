@@ -28,6 +28,8 @@ SIZE_OK, SIZE_COST = 0.85, 6.0  # nor is its larger side much under it (a stray 
 WIDE = 1.3  # a digit group wider than this times the line height holds touching digits
 MIN_HEIGHT = 4  # working pixels: ink no taller than this (a rule, specks, dots) holds no number
 MAX_DIGITS = 40  # a group is cut into at most this many digits (a long rule is not 400 ones)
+MAX_PIECES, PIECES_PER_LINE = 60, 3  # the pieces read: the largest 60, or 3 per line height of the picture's
+# width if more (a strip of 200 digits has 200 pieces; a page of specks is not read speck by speck)
 
 
 def _overlap(first, second) -> float:
@@ -41,28 +43,29 @@ def _pieces(ink: Ink) -> tuple[list[set[int]], float]:
     areas, boxes = ink.areas, ink.boxes
     largest = areas[1:].max()
     labels = sorted((label for label in range(1, areas.size) if areas[label] >= 0.02 * largest),
-                    key=lambda label: -areas[label])[:60]  # a number has few pieces
+                    key=lambda label: -areas[label])
     heights = {label: boxes[label - 1][0].stop - boxes[label - 1][0].start for label in labels}
     # the largest piece is a whole digit (or several touching), however many broken ones there are
     line = float(max(heights[labels[0]], np.percentile([heights[label] for label in labels
                                                         if areas[label] >= 0.2 * largest], 75)))
     if line < MIN_HEIGHT:  # rules, specks and dots: nothing as tall as a digit
         return [], line
-    return [{label} for label in labels], line
+    # a number has few pieces for its length: a few per digit-sized stretch of the line (a long strip has many)
+    room = max(MAX_PIECES, math.ceil(PIECES_PER_LINE * ink.intensity.shape[1] / line))
+    return [{label} for label in labels[:room]], line
 
 
 def _merge(groups: list[set[int]], boxes, needed: Callable[[tuple, tuple], float]) -> list[set[int]]:
     """Merge groups whose column overlap reaches `needed(span, span)`, until none does."""
-    merged = True
-    while merged:
-        merged = False
-        spans = [span_of(group, boxes) for group in groups]
-        for first, second in ((a, b) for a in range(len(groups)) for b in range(a + 1, len(groups))):
+    while True:
+        spans = np.array([span_of(group, boxes) for group in groups]).reshape(-1, 4)
+        shared = np.minimum(spans[:, None, 3], spans[None, :, 3]) > np.maximum(spans[:, None, 1], spans[None, :, 1])
+        for first, second in zip(*np.nonzero(np.triu(shared, 1))):  # only groups sharing columns can merge
             if _overlap(spans[first], spans[second]) >= needed(spans[first], spans[second]):
                 groups[first] |= groups.pop(second)
-                merged = True
                 break
-    return groups
+        else:
+            return groups
 
 
 def _groups(ink: Ink) -> tuple[list[set[int]], float]:
@@ -126,6 +129,26 @@ def _strokes(column: np.ndarray) -> int:
     return max(1, int(np.count_nonzero(column[1:] & ~column[:-1])))
 
 
+def _crop(mask: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray]:
+    """A piece kept as its window in the picture and its pixels there (a long strip has hundreds of pieces)."""
+    top, left, bottom, right = bounds(mask)
+    window = (slice(top, bottom), slice(left, right))
+    return window, mask[window].copy()  # a copy: a view would keep the whole picture's mask alive
+
+
+def _core(piece, core: np.ndarray) -> np.ndarray:
+    """A cropped piece's ink cores, in its window."""
+    window, mask = piece
+    return mask & core[window]
+
+
+def _span(piece, core: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of a cropped piece's ink cores, in the picture."""
+    (rows, cols), _ = piece
+    top, left, bottom, right = bounds(_core(piece, core))
+    return top + rows.start, left + cols.start, bottom + rows.start, right + cols.start
+
+
 def _recognise(ink: Ink, predict_proba) -> tuple[list[Prepared], np.ndarray]:
     """Cut the ink into more pieces than digits, then choose how consecutive pieces join into digits so
     that the reading scores best (dynamic programming over the pieces, left to right).
@@ -161,16 +184,17 @@ def _recognise(ink: Ink, predict_proba) -> tuple[list[Prepared], np.ndarray]:
         for columns in _split(inside, left, right, line, OVERCUT, choose):
             piece = ink_mask(ink, group, columns)
             if (piece & core).any():
-                pieces.append(piece)
+                pieces.append(_crop(piece))
                 owners.append(index)
     if not pieces:
         return [], np.zeros((0, 0), np.float32)
-    spans = [bounds(piece & core) for piece in pieces]
+    spans = [_span(piece, core) for piece in pieces]
     order = np.argsort([(span[1] + span[3]) / 2 for span in spans])
     pieces, owners, spans = [pieces[i] for i in order], [owners[i] for i in order], [spans[i] for i in order]
 
     # boundary k lies before piece k: the price of cutting there, and of joining across it
-    cut = [0.0] + [CUT_COST * _strokes((pieces[k] & core)[:, spans[k][1]]) if owners[k - 1] == owners[k] else 0.0
+    cut = [0.0] + [CUT_COST * _strokes(_core(pieces[k], core)[:, spans[k][1] - pieces[k][0][1].start])
+                   if owners[k - 1] == owners[k] else 0.0
                    for k in range(1, len(pieces))]
     short = [span[2] - span[0] < 0.6 * line for span in spans]
     join_cost = [0.0] + [0.0 if cut[k] or (_overlap(spans[k - 1], spans[k]) >= 0.3 and (short[k - 1] or short[k]))
@@ -179,7 +203,7 @@ def _recognise(ink: Ink, predict_proba) -> tuple[list[Prepared], np.ndarray]:
     for first in range(len(pieces)):
         union = np.zeros_like(core)
         for last in range(first, min(first + 3, len(pieces))):
-            union = union | pieces[last]
+            union[pieces[last][0]] |= pieces[last][1]
             top, left, bottom, right = bounds(union & core)
             if right - left > 1.6 * line:
                 break
@@ -201,7 +225,7 @@ def _recognise(ink: Ink, predict_proba) -> tuple[list[Prepared], np.ndarray]:
         for start in range(max(0, stop - 3), stop):
             if (start, stop) in scores and best[start] + scores[start, stop] > best[stop]:
                 best[stop], back[stop] = best[start] + scores[start, stop], (start, True)
-        small = (pieces[stop - 1] & core).sum() < 0.15 * largest and short[stop - 1]
+        small = _core(pieces[stop - 1], core).sum() < 0.15 * largest and short[stop - 1]
         if small and best[stop - 1] - 0.5 > best[stop]:  # a speck may be left out, at a price
             best[stop], back[stop] = best[stop - 1] - 0.5, (stop - 1, False)
         if back[stop] is None:  # a piece no reading can hold (far wider than a digit) is left out
