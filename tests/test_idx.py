@@ -308,8 +308,8 @@ def _bomb(content: bytes, zeros: int) -> bytes:
     return b"".join(parts) + packer.flush()
 
 
-def _peak_bytes(function) -> int:
-    """The most memory Python allocated while `function` ran (it must raise DataError)."""
+def _peak_bytes(function) -> tuple[int, DataError]:
+    """The most memory Python allocated while `function` ran, and the DataError it must raise."""
     tracemalloc.start()
     try:
         with pytest.raises(DataError) as caught:

@@ -335,6 +335,21 @@ def test_a_run_killed_during_its_final_save_resumes_without_retraining(tmp_path)
     assert not list(tmp_path.glob(".partial-*"))
 
 
+def test_a_backup_killed_while_written_resumes_from_the_previous_epoch(tmp_path):
+    """A kill while Keras wrote the backup's training_metadata.json leaves half of it: the previous state is used."""
+    arguments = ["train", "--epochs", "2", "--limit", "1500", "--no-tensorboard", "--out", str(tmp_path / "run")]
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_FINAL_SAVE, *arguments], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    [backup] = tmp_path.glob(".partial-*/backup")
+    assert json.loads((backup / "training_metadata.json.bkp").read_text())["epoch"] == 1
+    (backup / "training_metadata.json").write_text('{"epo')
+    again = run_cli(*arguments, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Resumed from epoch 1" in again.stderr and "Epoch 2/2" in again.stdout and "Epoch 1/2" not in again.stdout
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["resumed_from_epoch"] == 1
+
+
 def test_a_second_train_into_the_same_out_is_refused_at_once(tmp_path):
     arguments = ["train", "--epochs", "30", "--limit", "3000", "--no-tensorboard", "--out", str(tmp_path / "run")]
     log = tmp_path / "first.log"

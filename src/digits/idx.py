@@ -7,7 +7,6 @@ content) before they are parsed, so a truncated, corrupt or wrong file is refuse
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import math
 import struct

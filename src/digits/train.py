@@ -81,6 +81,28 @@ def exclusive(partial: Path, run_dir: Path):
         stream.close()
 
 
+def check_backup(backup: Path) -> None:
+    """Keep only a backup Keras can resume from: a kill while it wrote `training_metadata.json` leaves half a
+    JSON file (Keras would stop on it), so the previous state (`double_checkpoint`) is put back, else it is
+    dropped and training starts over. (A half-written weights file Keras itself replaces by the previous one.)"""
+    metadata, weights = backup / "training_metadata.json", backup / "latest.weights.h5"
+
+    def whole(path: Path) -> bool:
+        try:
+            return isinstance(json.loads(path.read_text()).get("epoch"), int)
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    if not metadata.exists() or whole(metadata):
+        return
+    previous = Path(f"{metadata}.bkp")
+    if whole(previous) and Path(f"{weights}.bkp").is_file():
+        shutil.copyfile(f"{weights}.bkp", weights)
+        shutil.copyfile(previous, metadata)
+    else:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
 def seed_everything(seed: int) -> None:
     """Same seed -> same model on CPU: seed Python/NumPy/TF and make TF's ops deterministic."""
     import keras
@@ -245,6 +267,7 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
         history_csv = partial / "history.csv"
         # The backup is kept after fit (commit removes it with the partial directory): a run killed while saving
         # its results resumes from its last epoch instead of training again from scratch.
+        check_backup(partial / "backup")
         backup = keras.callbacks.BackupAndRestore(str(partial / "backup"), double_checkpoint=True,
                                                   delete_checkpoint=False)
         keep_best = KeepBest(partial)
