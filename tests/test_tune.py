@@ -1,4 +1,4 @@
-"""Tuning on real storage: a SQLite study end to end, and PostgreSQL shared by workers, one of them killed."""
+"""Tuning on real storage: a SQLite study end to end, SQLite and PostgreSQL shared by workers (one of them killed)."""
 
 import glob
 import json
