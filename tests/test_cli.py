@@ -317,3 +317,64 @@ def test_a_picture_whose_reading_fails_costs_only_its_own_answer(tiny_run, tmp_p
     lines = out.splitlines()[-3:]
     assert lines[0].endswith("first.png: no digit found") and lines[2].endswith("last.png: no digit found")
     assert "bug.png: error: reading" in lines[1] and "please report it" in lines[1]
+
+
+def _keras_only(run):
+    for name in ("model.onnx", "model.tflite"):  # a run read with Keras alone (trained before portable copies)
+        (run / name).unlink(missing_ok=True)
+
+
+def _set_class_names(run, value):
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["dataset"]["class_names"] = value
+    (run / "metrics.json").write_text(json.dumps(metrics))
+
+
+DAMAGES = {  # what a disk, an editor or a half-finished copy can do to a run, and the words of its one line
+    "truncated model.keras": (lambda run: (_keras_only(run), (run / "model.keras").write_bytes(
+        (run / "model.keras").read_bytes()[:5000])), "model.keras is not a readable Keras model"),
+    "empty model.keras": (lambda run: (_keras_only(run), (run / "model.keras").write_bytes(b"")),
+                          "model.keras is not a readable Keras model"),
+    "garbage config.json": (lambda run: (run / "config.json").write_bytes(b"\x00garbage{"), "config.json"),
+    "garbage metrics.json": (lambda run: (run / "metrics.json").write_text("{\"dataset\": "), "metrics.json"),
+    "metrics.json is []": (lambda run: (run / "metrics.json").write_text("[]"), "metrics.json"),
+    "class_names is 5": (lambda run: _set_class_names(run, 5), "class_names"),
+    "config.json is [1,2,3]": (lambda run: (run / "config.json").write_text("[1, 2, 3]"), "config.json"),
+}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_run_is_one_line_for_every_command(tiny_run, tmp_path, damage):
+    run = tmp_path / "damaged"
+    shutil.copytree(tiny_run, run)
+    spoil, fragment = DAMAGES[damage]
+    spoil(run)
+    picture = tmp_path / "blank.png"
+    Image.new("L", (28, 28), 0).save(picture)
+    assert_clean_error(run_cli("predict", str(run), str(picture), cwd=tmp_path), str(run), fragment)
+    assert_clean_error(run_cli("evaluate", str(run), cwd=tmp_path), str(run), fragment)
+    for workers in ("1", "2"):  # checked before any worker starts: exit 1 at once, never a traceback or 0
+        served = run_cli("serve", str(run), "--port", str(_free_port()), "--workers", workers, cwd=tmp_path,
+                         timeout=120)
+        assert_clean_error(served, str(run), fragment)
+
+
+def test_a_damaged_portable_copy_is_skipped_when_another_backend_reads_the_run(tiny_run, tmp_path):
+    run = tmp_path / "damaged-onnx"
+    shutil.copytree(tiny_run, run)
+    (run / "model.onnx").write_bytes(b"garbage" * 10)
+    picture = tmp_path / "blank.png"
+    Image.new("L", (28, 28), 0).save(picture)
+    read = run_cli("predict", str(run), str(picture), "--json", cwd=tmp_path)
+    assert read.returncode == 0 and "Traceback" not in read.stderr, read.stderr
+    [warning] = [line for line in read.stderr.splitlines() if "warning:" in line]
+    assert "model.onnx is not a readable ONNX model" in warning and "reading with litert" in warning
+    assert json.loads(read.stdout)

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import gzip
 import http.server
+import os
 import shutil
 import socket
 import threading
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 from test_idx import check_error, idx_bytes, sha256, write_npz
 
-from digits import data
+from digits import data, idx
 from digits.data import DataError, DatasetSpec
 
 # Independent references: the official SHA-256s of the decompressed MNIST files, copied from the
@@ -665,3 +666,60 @@ def test_one_hot_labels_for_label_smoothing():
     images, labels = _labelled_blocks(10)
     _, one_hot = next(iter(data.make_tf_dataset(images, labels, 10, num_classes=10)))
     np.testing.assert_array_equal(one_hot.numpy().argmax(1), labels)
+
+
+def test_a_gzip_bomb_in_the_data_dir_stops_at_the_registry_size(tiny, tmp_path, monkeypatch):
+    from test_idx import _bomb, _peak_bytes
+
+    _, contents = tiny
+    monkeypatch.setitem(data.DATASETS, "tiny", tiny_spec(contents, sizes={n: len(c) for n, c in contents.items()}))
+    directory = write_files(tmp_path / "bombed", contents)
+    bomb = directory / "train-images-idx3-ubyte.gz"
+    bomb.write_bytes(_bomb(b"", 50 << 20))  # no IDX header to go by: the registry's size bounds it
+    peak, error = _peak_bytes(lambda: data.load_dataset("tiny", data_dir=directory, allow_download=False))
+    check_error(error, str(bomb), f"more than the {len(contents['train-images-idx3-ubyte']):,} bytes")
+    assert peak < 4 * idx.CHUNK
+
+
+def test_the_registry_knows_every_file_size():
+    for spec in data.DATASETS.values():
+        assert set(spec.sizes) >= set(spec.files.values())
+
+
+@pytest.mark.parametrize("how", ["missing", "a file"])
+def test_a_data_dir_that_is_no_directory_is_refused_alike_by_flag_and_environment(tiny, places, tmp_path,
+                                                                                  monkeypatch, how):
+    write_files(places["shipped"], tiny[1])  # a good copy elsewhere must not be used instead
+    target = tmp_path / "chosen"
+    if how == "a file":
+        target.write_text("not a directory")
+    fragment = "does not exist" if how == "missing" else "is a file, not a directory"
+    with pytest.raises(DataError) as caught:
+        data.load_dataset("tiny", data_dir=target, allow_download=False)
+    check_error(caught.value, "--data-dir", str(target), fragment)
+    monkeypatch.setenv("DIGITS_DATA_DIR", str(target))
+    with pytest.raises(DataError) as caught:
+        data.load_dataset("tiny", allow_download=False)
+    check_error(caught.value, "DIGITS_DATA_DIR", str(target), fragment, "unset")
+
+
+def test_an_unreadable_data_dir_is_one_line_naming_it(tiny, places, tmp_path, monkeypatch):
+    # Root may read any directory, so an unreadable one is made another way: a name longer than the file system
+    # allows fails to be read just as chmod 000 does (an OSError, not "missing"), through the same path.
+    unreadable = tmp_path / ("x" * 300)
+    for chosen in ({"data_dir": unreadable}, {}):
+        monkeypatch.setenv("DIGITS_DATA_DIR", str(unreadable))
+        with pytest.raises(DataError) as caught:
+            data.load_dataset("tiny", allow_download=False, **chosen)
+        check_error(caught.value, "cannot read the data directory", str(unreadable), "chmod")
+    monkeypatch.delenv("DIGITS_DATA_DIR")
+    places["system"].mkdir(parents=True)
+    places["system"].chmod(0)
+    try:
+        if os.access(places["system"], os.R_OK | os.X_OK):
+            pytest.skip("running as root: chmod 000 does not stop root reading a directory")
+        with pytest.raises(DataError) as caught:
+            data.load_dataset("tiny", allow_download=False)
+        check_error(caught.value, "cannot read the data directory", str(places["system"]), "chmod")
+    finally:
+        places["system"].chmod(0o755)

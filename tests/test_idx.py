@@ -10,6 +10,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import struct
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -296,3 +298,56 @@ def test_read_npz_not_a_zip(tmp_path):
     with pytest.raises(DataError) as caught:
         idx.read_npz(path)
     check_error(caught.value, str(path), "not a Keras MNIST npz")
+
+
+def _bomb(content: bytes, zeros: int) -> bytes:
+    """`content` then `zeros` zero bytes, gzipped: 50 MB of zeros pack into about 50 KB."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(1 << 20)
+    parts = [packer.compress(content)] + [packer.compress(block) for _ in range(zeros >> 20)]
+    return b"".join(parts) + packer.flush()
+
+
+def _peak_bytes(function) -> tuple[int, DataError]:
+    """The most memory Python allocated while `function` ran, and the DataError it must raise."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as caught:
+            function()
+        return tracemalloc.get_traced_memory()[1], caught.value
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_gzip_bomb_is_refused_at_the_size_it_should_have(tmp_path):
+    """50 MB of zeros behind a real IDX header claiming 10 labels: inflation stops at the header's length."""
+    labels = idx_bytes(np.arange(10, dtype=np.uint8))
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(_bomb(labels, 50 << 20))
+    assert path.stat().st_size < 200_000
+    peak, error = _peak_bytes(lambda: idx.read_idx(path))
+    check_error(error, str(path), f"more than the {len(labels):,} bytes", "replace it")
+    assert peak < 4 * idx.CHUNK  # at most one piece past the header's length, never the 50 MB
+
+
+def test_a_gzip_bomb_without_a_header_stops_at_the_registry_size(tmp_path):
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(_bomb(b"", 50 << 20))
+    peak, error = _peak_bytes(lambda: idx.read_idx(path, max_bytes=1_000_000))
+    check_error(error, str(path), "more than the 1,000,000 bytes")
+    assert peak < 4 * idx.CHUNK
+    peak, error = _peak_bytes(lambda: idx.decompress(path.read_bytes(), "a mirror", limit=1000))  # downloads too
+    check_error(error, "a mirror", "more than the 1,000 bytes")
+    assert peak < 4 * idx.CHUNK
+
+
+def test_bounded_inflation_reads_concatenated_members_and_refuses_truncation():
+    content = idx_bytes((np.arange(3000) % 10).astype(np.uint8))
+    packed = gzip.compress(content[:1000]) + gzip.compress(content[1000:])
+    assert idx.decompress(packed, "two members", limit=len(content), length_of=idx.idx_length) == content
+    with pytest.raises(DataError) as caught:
+        idx.decompress(packed, "two members", limit=len(content) - 1)
+    check_error(caught.value, "two members", "more than")
+    with pytest.raises(DataError) as caught:
+        idx.decompress(gzip.compress(content)[:-30], "cut")
+    check_error(caught.value, "cut", "damaged gzip")

@@ -104,8 +104,21 @@ def test_a_damaged_model_file_is_refused(tiny_run, tmp_path):
     with pytest.raises(ValueError, match="is not a readable Keras model"):
         Predictor(copy, backend="keras")
     (copy / "model.onnx").write_bytes(b"this is not an ONNX graph")
+    served = Predictor(copy)  # a damaged portable copy is skipped (with a warning) when another one reads the run
+    assert served.backend == "litert" and "is not a readable ONNX model" in served.skipped["onnx"]
+    assert set(served.latencies) <= {"litert"}
+    (copy / "model.tflite").write_bytes(b"this is not a LiteRT model")
     with pytest.raises(ValueError, match="is not a readable ONNX model"):
-        Predictor(copy)  # the default loads every portable copy: a damaged one is refused, not skipped
+        Predictor(copy)  # no backend can read it (model.keras is damaged too): the first reason, one line
+
+
+def test_keras_reads_a_run_whose_portable_copies_are_all_damaged(tiny_run, tmp_path):
+    copy = tmp_path / "damaged"
+    shutil.copytree(tiny_run, copy)
+    (copy / "model.onnx").write_bytes(b"this is not an ONNX graph")
+    (copy / "model.tflite").write_bytes(b"this is not a LiteRT model")
+    served = Predictor(copy)
+    assert served.backend == "keras" and set(served.skipped) == {"onnx", "litert"}
 
 
 def test_the_fastest_portable_copy_is_measured_at_the_callers_batch_size(tiny_run, predictor):

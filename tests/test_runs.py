@@ -244,3 +244,22 @@ def test_runs_imports_no_framework():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"dataset": {"name": "mnist", "class_names": 5}}, "dataset.class_names should be a list"),
+    ({"dataset": "mnist"}, "dataset.class_names should be a list"),
+    ({"calibration": {"temperature": "hot"}}, "positive temperature"),
+    ({"calibration": {"temperature": 0}}, "positive temperature"),
+    ({"calibration": {"temperature": 1.5, "reject_below": "high"}}, "numeric reject_below"),
+    ({"calibration": []}, "calibration should hold"),
+])
+def test_load_info_refuses_metrics_that_reading_would_trip_on(tiny_run, tmp_path, change, fragment):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run, copy)
+    metrics = json.loads((copy / "metrics.json").read_text())
+    (copy / "metrics.json").write_text(json.dumps({**metrics, **change}))
+    with pytest.raises(ValueError) as caught:
+        runs.load_info(copy)
+    assert fragment in str(caught.value) and str(copy / "metrics.json") in str(caught.value)
+    assert "\n" not in str(caught.value)

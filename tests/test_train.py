@@ -3,6 +3,7 @@ parts (one-cycle schedule, keep-best, mixed precision); the calibration every ru
 Exposure's "not a digit" answer; and end to end on the real MNIST files: `python train.py` / `predict.py`
 as the README says, the 0.970 bar, resuming a killed run."""
 
+import fcntl
 import json
 import os
 import re
@@ -14,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers import drawn_text, run_cli, scribble
+from helpers import assert_clean_error, drawn_text, run_cli, scribble
 from digits import config, runs, train
 
 
@@ -299,3 +300,74 @@ def test_a_run_writes_tensorboard_logs_and_can_skip_them(tiny_run, tmp_path):
                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert not (tmp_path / "quiet" / "tensorboard").exists()
+
+
+# A `digits train` that a SIGKILL stops in the middle of writing model.keras (the final save): the temporary file
+# is created, then the process dies with no chance to clean up, exactly as a kill at that moment leaves things.
+KILLED_AT_FINAL_SAVE = """
+import os, signal, sys
+from digits import cli, export, files
+
+def save_model(model, directory):
+    with files.atomic_path(directory / "model.keras") as temporary:
+        temporary.write_bytes(b"")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+export.save_model = save_model
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_run_killed_during_its_final_save_resumes_without_retraining(tmp_path):
+    arguments = ["train", "--epochs", "2", "--limit", "1500", "--no-tensorboard", "--out", str(tmp_path / "run")]
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_FINAL_SAVE, *arguments], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert "Epoch 2/2" in killed.stdout and not (tmp_path / "run").exists()
+
+    again = run_cli(*arguments, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Resumed from epoch 2" in again.stderr  # both epochs were finished and kept: none is trained again
+    assert "Epoch 1/2" not in again.stdout and "Epoch 2/2" not in again.stdout, again.stdout
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["resumed_from_epoch"] == 2 and metrics["epochs"] == 2
+    assert not [path.name for path in (tmp_path / "run").iterdir() if path.name.startswith(".")]  # no temporary file
+    assert not list(tmp_path.glob(".partial-*"))
+
+
+def test_a_backup_killed_while_written_resumes_from_the_previous_epoch(tmp_path):
+    """A kill while Keras wrote the backup's training_metadata.json leaves half of it: the previous state is used."""
+    arguments = ["train", "--epochs", "2", "--limit", "1500", "--no-tensorboard", "--out", str(tmp_path / "run")]
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_FINAL_SAVE, *arguments], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    [backup] = tmp_path.glob(".partial-*/backup")
+    assert json.loads((backup / "training_metadata.json.bkp").read_text())["epoch"] == 1
+    (backup / "training_metadata.json").write_text('{"epo')
+    again = run_cli(*arguments, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Resumed from epoch 1" in again.stderr and "Epoch 2/2" in again.stdout and "Epoch 1/2" not in again.stdout
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["resumed_from_epoch"] == 1
+
+
+def test_a_second_train_into_the_same_out_is_refused_at_once(tmp_path):
+    arguments = ["train", "--epochs", "30", "--limit", "3000", "--no-tensorboard", "--out", str(tmp_path / "run")]
+    log = tmp_path / "first.log"
+    with open(log, "w") as stream:
+        first = subprocess.Popen([sys.executable, "-m", "digits.cli", *arguments], stdout=stream,
+                                 stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=tmp_path)
+        try:
+            deadline = time.time() + 300
+            while "Epoch 1/30" not in log.read_text() and first.poll() is None and time.time() < deadline:
+                time.sleep(0.1)
+            assert "Epoch 1/30" in log.read_text(), log.read_text()[-2000:]
+            second = run_cli(*arguments, cwd=tmp_path)
+            assert first.poll() is None  # the first run trains on, untouched
+        finally:
+            first.kill()
+            first.wait()
+    line = assert_clean_error(second, "already training", f"pid {first.pid}", "--out")
+    assert "Epoch" not in second.stdout, line  # refused before any work
+    [partial] = tmp_path.glob(".partial-*")
+    with open(partial / train.LOCK_FILE, "a") as stream:  # the lock died with the first run: the next one may go on
+        fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)

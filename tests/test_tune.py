@@ -1,4 +1,4 @@
-"""Tuning on real storage: a SQLite study end to end, and PostgreSQL shared by workers, one of them killed."""
+"""Tuning on real storage: a SQLite study end to end, SQLite and PostgreSQL shared by workers (one of them killed)."""
 
 import glob
 import json
@@ -97,9 +97,9 @@ def postgres():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _worker(storage, study, trials, cwd):
-    command = [sys.executable, "-m", "digits.cli", "tune", *TRIAL, "--trials", str(trials), "--storage", storage,
-               "--study", study, "--heartbeat", "1"]
+def _worker(storage, study, trials, cwd, trial=TRIAL, heartbeat=1):
+    command = [sys.executable, "-m", "digits.cli", "tune", *trial, "--trials", str(trials), "--storage", storage,
+               "--study", study, "--heartbeat", str(heartbeat)]
     return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -166,3 +166,78 @@ def test_postgresql_tests_skip_with_the_reason_where_postgresql_is_absent(tmp_pa
     assert result.returncode == 0, result.stdout[-3000:]
     assert "skipped" in result.stdout and "PostgreSQL is not installed" in result.stdout, result.stdout[-3000:]
     assert "error" not in result.stdout.lower().split("short test summary")[-1], result.stdout[-3000:]
+
+
+FAST = ["--model", "mlp", "--epochs", "1", "--limit", "1000"]  # the smallest real trial
+
+
+def _key(params: dict) -> tuple:
+    return tuple(sorted(params.items()))
+
+
+def test_the_sampler_draws_by_trial_number_so_workers_differ_and_one_worker_repeats_itself(tmp_path):
+    """Two workers (two Study objects, each with its own sampler, same seed) asking in turn from one SQLite study
+    never draw the same parameters; a second study with the same seed draws the same sequence again."""
+    from digits import tune
+
+    space = tune.TRAINING_SPACE
+
+    def draw(study):
+        trial = study.ask()
+        params = {name: tune._suggest(trial, name, spec) for name, spec in space.items()}
+        study.tell(trial, 0.5)
+        return _key(params)
+
+    storage = f"sqlite:///{tmp_path / 'tune.db'}"
+    first, second = tune.open_study(storage, "shared", seed=7), tune.open_study(storage, "shared", seed=7)
+    shared = [draw(worker) for _ in range(3) for worker in (first, second)]
+    assert len(set(shared)) == len(shared)
+    alone = tune.open_study(storage, "alone", seed=7)
+    assert [draw(alone) for _ in range(6)] == shared  # trial k draws the same, whichever worker runs it
+
+
+def test_two_workers_on_a_sqlite_study_never_repeat_a_trial(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'tune.db'}"
+    workers = [_worker(storage, "pair", 4, tmp_path, FAST) for _ in range(2)]
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+    assert all(worker.returncode == 0 for worker in workers), [err[-1500:] for _, err in outputs]
+    finished = [trial for trial in _trials(storage, "pair") if trial.state.name in ("COMPLETE", "PRUNED")]
+    assert 4 <= len(finished) <= 5  # both may start the last trial together: at most one extra
+    assert len({_key(trial.params) for trial in finished}) == len(finished)  # no parameter set twice
+
+
+def test_a_worker_killed_and_restarted_within_the_grace_period_loses_no_trial(tmp_path):
+    """The restarted worker finds the dead trial still RUNNING (its heartbeat is not stale yet): it runs what is
+    missing, then waits for the grace period to end, retries the dead trial and removes its partial directory."""
+    storage, trials_dir = f"sqlite:///{tmp_path / 'tune.db'}", tmp_path / "runs" / "tune-restart" / "trials"
+    victim, survivor = _worker(storage, "restart", 4, tmp_path, FAST, heartbeat=10), None
+    try:
+        deadline, running = time.time() + 300, None
+        while time.time() < deadline and running is None:  # wait until the victim is inside a trial
+            time.sleep(0.3)
+            try:
+                running = next((trial for trial in _trials(storage, "restart") if trial.state.name == "RUNNING"
+                                and trial.user_attrs.get("worker", "").endswith(f":{victim.pid}")
+                                and list(trials_dir.glob(".partial-*"))), None)
+            except KeyError:  # the study is not created yet
+                pass
+        assert running is not None, "the first worker never started a trial"
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        survivor = _worker(storage, "restart", 4, tmp_path, FAST, heartbeat=10)  # well within 3 heartbeats
+        _, errors = survivor.communicate(timeout=600)
+        assert survivor.returncode == 0, errors[-2000:]
+    finally:
+        for process in (victim, survivor):
+            if process and process.poll() is None:
+                process.kill()
+    trials = {trial.number: trial for trial in _trials(storage, "restart")}
+    assert trials[running.number].state.name == "FAIL"
+    retries = [trial for trial in trials.values() if trial.system_attrs.get("failed_trial") == running.number]
+    assert len(retries) == 1 and retries[0].state.name in ("COMPLETE", "PRUNED")
+    assert retries[0].params.items() >= trials[running.number].params.items()
+    finished = [trial for trial in trials.values() if trial.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 4  # no trial lost, none counted twice
+    assert len({_key(trial.params) for trial in finished}) == 4
+    assert not [trial for trial in trials.values() if trial.state.name in ("RUNNING", "WAITING")]
+    assert not list(trials_dir.glob(".partial-*"))  # the dead trial's work in progress is gone

@@ -475,13 +475,14 @@ def cmd_serve(args) -> int:
     import fastapi  # noqa: F401  (a missing api extra is named at once, by main)
     import uvicorn  # noqa: F401
 
-    from . import runs
+    from . import predictor, runs
     from .api.settings import load_settings
     from .api import app
 
     settings = load_settings(run=args.run, access_log=args.access_log,
                              **{key: getattr(args, key, None) for key in SERVE_FLAGS})
     source = runs.resolve(settings.run, settings.runs_dir)  # a clear error now, not in every worker
+    predictor.check(source, settings.backend)  # a damaged run too: one line, before any worker starts
     settings = settings.model_copy(update={"run": str(source.resolve())})
     app.check_ports(settings)
     grpc = f" and gRPC on {settings.host}:{settings.grpc_port}" if settings.grpc_port is not None else ""

@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from . import files
-from .idx import DataError, decompress, read_idx, read_npz, verify  # noqa: F401  (DataError is part of this module's API)
+from .idx import DataError, decompress, idx_length, read_idx, read_npz, verify  # noqa: F401  (DataError is part of this module's API)
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 SHIPPED_DIR = Path(__file__).parent / "datasets"
@@ -38,7 +38,11 @@ class DatasetSpec:
     class_names: tuple[str, ...]
     npz_sha256: str | None = None  # Keras's single-file copy, where one exists
     install_hint: str = ""  # how to get the files without the network
+    sizes: dict[str, int] = field(default_factory=dict)  # file name -> decompressed length: nothing past it is read
 
+
+MNIST_SIZES = {"train-images-idx3-ubyte": 47_040_016, "train-labels-idx1-ubyte": 60_008,
+               "t10k-images-idx3-ubyte": 7_840_016, "t10k-labels-idx1-ubyte": 10_008}  # Fashion-MNIST's too
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -64,6 +68,7 @@ DATASETS: dict[str, DatasetSpec] = {
         class_names=tuple(str(digit) for digit in range(10)),
         npz_sha256="731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
         install_hint="it ships with digits; reinstall the package",
+        sizes={**MNIST_SIZES, "mnist.npz": 11_490_434},
     ),
     "fashion-mnist": DatasetSpec(
         name="fashion-mnist",
@@ -78,6 +83,7 @@ DATASETS: dict[str, DatasetSpec] = {
         class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
         install_hint="on Debian/Ubuntu: apt-get install dataset-fashion-mnist",
+        sizes=MNIST_SIZES,
     ),
 }
 
@@ -131,9 +137,33 @@ def _find_file(directory: Path, name: str) -> Path | None:
 
 
 def _holds(directory: Path, spec: DatasetSpec) -> bool:
-    if spec.npz_sha256 and (directory / f"{spec.name}.npz").is_file():
-        return True
-    return all(_find_file(directory, name) for name in spec.files.values())
+    try:
+        if spec.npz_sha256 and (directory / f"{spec.name}.npz").is_file():
+            return True
+        return all(_find_file(directory, name) for name in spec.files.values())
+    except OSError as error:  # e.g. a directory that may not be searched: one line, not a bare [Errno 13]
+        raise _unreadable(directory, error) from None
+
+
+def _unreadable(directory: Path, error: OSError) -> DataError:
+    return DataError(f"cannot read the data directory {directory}: {error.strerror or error}; give this user read "
+                     "access to it (chmod/chown) or point --data-dir / DIGITS_DATA_DIR elsewhere")
+
+
+def _check_chosen(label: str, directory: Path, spec: DatasetSpec) -> None:
+    """The directory the user named (--data-dir or DIGITS_DATA_DIR) must be a readable directory."""
+    fix = "drop the flag" if label == "--data-dir" else f"fix or unset {label}"
+    try:
+        if not directory.exists():
+            raise DataError(f"{label} {directory} does not exist: expected a directory holding "
+                            f"{', '.join(spec.files.values())} (each optionally .gz); create it and put the "
+                            f"files there, or {fix}")
+        if not directory.is_dir():
+            raise DataError(f"{label} {directory} is a file, not a directory; point it at the directory "
+                            f"that holds the {spec.name} files, or {fix}")
+        os.listdir(directory)
+    except OSError as error:
+        raise _unreadable(directory, error) from None
 
 
 def candidate_dirs(spec: DatasetSpec, data_dir: str | Path | None = None) -> list[tuple[str, Path]]:
@@ -154,7 +184,7 @@ def candidate_dirs(spec: DatasetSpec, data_dir: str | Path | None = None) -> lis
 def _read_from(directory: Path, spec: DatasetSpec) -> Dataset:
     npz = directory / f"{spec.name}.npz"
     if spec.npz_sha256 and npz.is_file() and not _find_file(directory, spec.files["train_images"]):
-        arrays = read_npz(npz, spec.npz_sha256)
+        arrays = read_npz(npz, spec.npz_sha256, spec.sizes.get(npz.name))
         digests = {npz.name: spec.npz_sha256}
     else:
         arrays, digests = {}, {}
@@ -162,7 +192,7 @@ def _read_from(directory: Path, spec: DatasetSpec) -> Dataset:
             path = _find_file(directory, name)
             if path is None:
                 raise DataError(f"{directory / name}[.gz] is missing; put all four {spec.name} IDX files there")
-            arrays[role] = read_idx(path, spec.sha256[name])
+            arrays[role] = read_idx(path, spec.sha256[name], spec.sizes.get(name))
             digests[name] = spec.sha256[name]
         arrays = {"x_train": arrays["train_images"], "y_train": arrays["train_labels"],
                   "x_test": arrays["test_images"], "y_test": arrays["test_labels"]}
@@ -203,7 +233,7 @@ def download(spec: DatasetSpec, target: Path, progress: Callable[[str, int, int]
                 errors.append(f"{url}: {getattr(error, 'reason', error)}")
                 continue
             try:
-                verify(decompress(packed, url), spec.sha256[name], url)
+                verify(decompress(packed, url, spec.sizes.get(name), idx_length), spec.sha256[name], url)
             except DataError as error:  # a mirror serving the wrong bytes: try the next one
                 errors.append(str(error))
                 continue
@@ -219,6 +249,8 @@ def load_dataset(name: str = "mnist", data_dir: str | Path | None = None, allow_
     """Find, verify and load a registered dataset; download it into the cache if needed."""
     spec = get_spec(name)
     places = candidate_dirs(spec, data_dir)
+    if places[0][0] in ("--data-dir", "DIGITS_DATA_DIR"):
+        _check_chosen(*places[0], spec)
     if data_dir is not None and not _holds(Path(data_dir), spec):
         raise DataError(
             f"--data-dir {data_dir} does not hold {name}: expected {', '.join(spec.files.values())} "

@@ -36,6 +36,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def remove_temporaries(directory: str | Path) -> list[Path]:
+    """Delete the temporary files `atomic_path` left in `directory` (their writer was killed); returns them.
+    Only for a directory no live writer uses (digits names none of its own files with a leading dot)."""
+    left = [path for path in Path(directory).glob(".*") if path.is_file()]
+    for path in left:
+        path.unlink(missing_ok=True)
+    return left
+
+
 def write_bytes(path: str | Path, content: bytes) -> Path:
     with atomic_path(path) as temporary:
         with open(temporary, "wb") as stream:

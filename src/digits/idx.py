@@ -7,12 +7,12 @@ content) before they are parsed, so a truncated, corrupt or wrong file is refuse
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import math
 import struct
 import zlib
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -23,27 +23,79 @@ class DataError(ValueError):
     """A dataset file is missing, unreadable, corrupt or not what the registry expects."""
 
 
-def read_bytes(path: Path) -> bytes:
-    """The file's content, decompressed if it is gzip (detected by magic, not by name)."""
+CHUNK = 1 << 20  # bytes inflated at a time
+MAX_BYTES = 1 << 30  # no dataset file is larger: what a file whose size nothing else tells may hold
+HEAD = 4 + 4 * 255  # the longest IDX header
+
+
+def read_bytes(path: Path, limit: int | None = None, length_of: Callable[[bytes], int | None] | None = None) -> bytes:
+    """The file's content, decompressed if it is gzip (detected by magic, not by name), never more than `limit`
+    bytes (`decompress`)."""
     try:
         raw = Path(path).read_bytes()
     except IsADirectoryError:
         raise DataError(f"{path} is a directory, not a data file; point to the file itself") from None
     except OSError as error:
         raise DataError(f"cannot read {path}: {error.strerror or error}; check the path and permissions") from None
-    return decompress(raw, str(path))
+    return decompress(raw, str(path), limit, length_of)
 
 
-def decompress(raw: bytes, source: str) -> bytes:
-    """gzip-decompress `raw` if it starts with gzip's magic; otherwise return it as is."""
+def decompress(raw: bytes, source: str, limit: int | None = None,
+               length_of: Callable[[bytes], int | None] | None = None) -> bytes:
+    """gzip-decompress `raw` if it starts with gzip's magic; otherwise return it as is.
+
+    Never more than `limit` bytes (default `MAX_BYTES`) are inflated, nor more than `length_of(start)` says
+    the content is (called on its first `HEAD` bytes; None: it cannot tell): a longer content (a decompression
+    bomb, the wrong file) is a `DataError` raised after inflating at most one `CHUNK` past what was allowed."""
+    limit = MAX_BYTES if limit is None else limit
     if raw[:2] != b"\x1f\x8b":
+        if len(raw) > limit:
+            raise _too_big(source, limit)
         return raw
+    parts, produced, pending, measured = [], 0, raw, length_of is None
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        return gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error) as error:
+        while True:
+            piece = inflater.decompress(pending, min(CHUNK, limit + 1 - produced))
+            pending = inflater.unconsumed_tail
+            parts.append(piece)
+            produced += len(piece)
+            if inflater.eof:
+                rest = inflater.unused_data.lstrip(b"\0")  # another gzip member follows, or zero padding
+                if rest:
+                    pending, inflater = rest, zlib.decompressobj(16 + zlib.MAX_WBITS)
+            elif not piece and not pending:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
+            done = inflater.eof and not pending
+            if not measured and (produced >= HEAD or done):
+                measured, length = True, length_of(b"".join(parts)[:HEAD])
+                limit = limit if length is None else min(limit, length)
+            if produced > limit:
+                raise _too_big(source, limit)
+            if done:
+                return b"".join(parts)
+    except (EOFError, zlib.error) as error:
         raise DataError(
             f"{source} is a damaged gzip file ({error}); it is truncated or corrupt: delete it and fetch it again"
         ) from None
+
+
+def _too_big(source: str, limit: int) -> DataError:
+    return DataError(f"{source} holds more than the {limit:,} bytes it should (a decompression bomb or the wrong "
+                     "file); it is corrupt: replace it with the original")
+
+
+def idx_length(head: bytes) -> int | None:
+    """The length an IDX file starting with `head` has, by its header; None if `head` is no uint8 IDX header."""
+    if len(head) < 4:
+        return None
+    magic, = struct.unpack(">i", head[:4])
+    if magic not in (IMAGE_MAGIC, LABEL_MAGIC):
+        return None
+    header = 4 + 4 * (magic & 0xFF)
+    if len(head) < header:
+        return None
+    return header + math.prod(struct.unpack(f">{magic & 0xFF}I", head[4:header]))
 
 
 def parse_idx(content: bytes, source: str = "IDX data") -> np.ndarray:
@@ -70,10 +122,11 @@ def parse_idx(content: bytes, source: str = "IDX data") -> np.ndarray:
     return np.frombuffer(content, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def read_idx(path: str | Path, expected_sha256: str | None = None) -> np.ndarray:
-    """Read an IDX file (gzip or raw); if given, verify the decompressed bytes' SHA-256 first."""
+def read_idx(path: str | Path, expected_sha256: str | None = None, max_bytes: int | None = None) -> np.ndarray:
+    """Read an IDX file (gzip or raw); if given, verify the decompressed bytes' SHA-256 first. Nothing is
+    inflated past `max_bytes` (the registry's size for the file) nor past the length its own header gives."""
     path = Path(path)
-    content = read_bytes(path)
+    content = read_bytes(path, max_bytes, idx_length)
     if expected_sha256 is not None:
         verify(content, expected_sha256, path)
     return parse_idx(content, str(path))
@@ -89,10 +142,11 @@ def verify(content: bytes, expected_sha256: str, path: Path | str) -> str:
     return digest
 
 
-def read_npz(path: str | Path, expected_sha256: str | None = None) -> dict[str, np.ndarray]:
+def read_npz(path: str | Path, expected_sha256: str | None = None,
+             max_bytes: int | None = None) -> dict[str, np.ndarray]:
     """Read Keras's `mnist.npz` (x_train, y_train, x_test, y_test), verifying the file's SHA-256."""
     path = Path(path)
-    content = read_bytes(path)
+    content = read_bytes(path, max_bytes)
     if expected_sha256 is not None:
         verify(content, expected_sha256, path)
     import io

@@ -17,12 +17,15 @@ not-a-digit threshold on the calibrated top probability (None for a model withou
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from . import backends, calibration, runs
 from .images import to_model_input
+
+logger = logging.getLogger(__name__)
 
 
 def check_shape(backend, path: Path) -> None:
@@ -46,13 +49,23 @@ class Predictor:
         self.info = runs.load_info(source)
         candidates = self._candidates(backend)
         probe = np.zeros((max(1, batch), 28, 28, 1), np.float32)
-        self.latencies, loaded = {}, {}
+        self.latencies, loaded, self.skipped = {}, {}, {}
         for name, path in candidates.items():
-            loaded[name] = backends.load(name, path, threads)
-            check_shape(loaded[name], path)
-            loaded[name](probe)  # warm: build graphs, allocate tensors
+            try:
+                loaded[name] = backends.load(name, path, threads)
+                check_shape(loaded[name], path)
+                loaded[name](probe)  # warm: build graphs, allocate tensors
+            except ValueError as error:  # a damaged copy: another backend may still serve the run
+                loaded.pop(name, None)
+                self.skipped[name] = str(error)
+                continue
             if len(candidates) > 1:
                 self.latencies[name] = backends.latency(loaded[name], probe)
+        if not loaded:
+            loaded = self._fallback(backend, threads, probe)
+        self.latencies = {name: seconds for name, seconds in self.latencies.items() if name in loaded}
+        for name, reason in self.skipped.items():
+            logger.warning("warning: skipped the %s copy: %s; reading with %s", name, reason, next(iter(loaded)))
         self.backend = min(self.latencies, key=self.latencies.get) if self.latencies else next(iter(loaded))
         self._run = loaded[self.backend]
         self.input_shape, self.num_classes = self._run.input_shape, self._run.num_classes
@@ -62,6 +75,20 @@ class Predictor:
         fitted = self.info.metrics.get("calibration") or {}  # fitted on validation data when the run was trained
         self.temperature = float(fitted.get("temperature", 1.0))
         self.reject_below = fitted.get("reject_below")  # calibrated top probability under which: not a digit
+
+    def _fallback(self, backend: str | None, threads, probe) -> dict:
+        """No candidate loaded: the Keras model where every portable copy is damaged and Keras is installed,
+        else the first error, as one line."""
+        keras_file = self.info.files.get("keras")
+        if backend is None and keras_file is not None and "keras" not in self.skipped and backends.installed("keras"):
+            try:
+                run = backends.load("keras", keras_file, threads)
+                check_shape(run, keras_file)
+                run(probe)
+                return {"keras": run}
+            except ValueError as error:
+                self.skipped["keras"] = str(error)
+        raise ValueError(next(iter(self.skipped.values())))
 
     def _candidates(self, backend: str | None) -> dict[str, Path]:
         """backend -> file to load: the one asked for, else every portable copy whose runtime is installed."""
@@ -88,3 +115,30 @@ class Predictor:
         """(N, num_classes) float32 probabilities, calibrated with the run's temperature."""
         raw = backends.in_batches(self._run, to_model_input(images), batch_size, self.num_classes)
         return raw if self.temperature == 1.0 else calibration.apply_temperature(raw, self.temperature)
+
+
+def check(source: str | Path, backend: str | None = None) -> None:
+    """What a server checks once, before starting its workers: the run's recipe and metrics are whole, and a
+    backend loads its model (a run read with Keras only has its archive checked, without importing TensorFlow).
+    A damaged run is a one-line ValueError."""
+    info = runs.load_info(source)
+    portable = [name for name in info.files if name != "keras" and backends.installed(name)]
+    if backend == "keras" or (backend is None and not portable and "keras" in info.files):
+        if backend is not None:
+            backends.require(backend)
+        _check_keras_archive(info.files["keras"])
+        return
+    Predictor(source, backend=backend, threads=1)
+
+
+def _check_keras_archive(path: Path) -> None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names, damaged = archive.namelist(), archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError) as error:
+        raise ValueError(f"{path} is not a readable Keras model ({error}); re-train the run") from None
+    if damaged is not None or "config.json" not in names:
+        raise ValueError(f"{path} is not a readable Keras model (damaged at {damaged or 'config.json'}); "
+                         "re-train the run")

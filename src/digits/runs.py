@@ -218,13 +218,34 @@ def load_info(source: str | Path) -> RunInfo:
     if source.is_file():
         check_model_file(source)
         sidecar = source.with_name(source.name + ".json")
-        details = read_json(sidecar) if sidecar.is_file() else {}
+        details = check_metrics(sidecar) if sidecar.is_file() else {}
         return RunInfo(source, details.get("config", {}), {"dataset": details.get("dataset", {"name": "mnist"}),
                                                             **details},
                        {MODEL_SUFFIXES[source.suffix]: source})
     run_dir = check_run(source)
-    return RunInfo(run_dir, read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json"),
+    return RunInfo(run_dir, read_json(run_dir / "config.json"), check_metrics(run_dir / "metrics.json"),
                    model_files(run_dir))
+
+
+def check_metrics(path: Path) -> dict:
+    """metrics.json, with what reading relies on checked: class names, calibration; a one-line ValueError."""
+    metrics = read_json(path)
+    damaged = f"{path} is damaged"
+    names = (metrics.get("dataset") or {}).get("class_names") if isinstance(metrics.get("dataset"), dict) else None
+    if not isinstance(metrics.get("dataset", {}), dict) or not (
+            names is None or isinstance(names, list) and all(isinstance(name, (str, int)) for name in names)):
+        raise ValueError(f"{damaged}: dataset.class_names should be a list of names; re-train the run")
+    fitted = metrics.get("calibration")
+    if fitted is not None and not (isinstance(fitted, dict) and _number(fitted.get("temperature", 1.0), positive=True)
+                                   and (fitted.get("reject_below") is None or _number(fitted["reject_below"]))):
+        raise ValueError(f"{damaged}: calibration should hold a positive temperature and a numeric reject_below; "
+                         "re-train the run")
+    return metrics
+
+
+def _number(value, positive: bool = False) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+            and (value > 0 if positive else True))
 
 
 def partial_dir(parent: Path, key: str) -> Path:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -45,6 +47,60 @@ def default_run_name(config: Config) -> str:
 def partial_dir_for(config: Config, runs_dir: Path, out: Path | None) -> Path:
     """The work-in-progress directory: the same command (config and --out) finds the same one."""
     return runs.partial_dir(runs_dir, f"{config.fingerprint()}|{out.resolve() if out else ''}")
+
+
+LOCK_FILE = "train.lock"  # in the work-in-progress directory: one `digits train` at a time builds a run
+
+
+@contextlib.contextmanager
+def exclusive(partial: Path, run_dir: Path):
+    """Hold an OS lock on `partial` while training into it (released when the process ends, even killed);
+    a second `digits train` for the same run is refused at once with one line naming the first."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    stream = open(partial / LOCK_FILE, "a+")
+    try:
+        try:
+            fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            stream.seek(0)
+            holder = stream.read().strip() or "another process"
+            raise ValueError(f"another `digits train` ({holder}) is already training into {partial} for --out "
+                             f"{run_dir}; wait for it to finish, or stop it and run this command again to resume "
+                             "its work, or choose another --out") from None
+        stream.seek(0)
+        stream.truncate()
+        stream.write(f"pid {os.getpid()} on {socket.gethostname()}, started "
+                     f"{datetime.now().isoformat(timespec='seconds')}")
+        stream.flush()
+        yield
+    finally:
+        stream.close()
+
+
+def check_backup(backup: Path) -> None:
+    """Keep only a backup Keras can resume from: a kill while it wrote `training_metadata.json` leaves half a
+    JSON file (Keras would stop on it), so the previous state (`double_checkpoint`) is put back, else it is
+    dropped and training starts over. (A half-written weights file Keras itself replaces by the previous one.)"""
+    metadata, weights = backup / "training_metadata.json", backup / "latest.weights.h5"
+
+    def whole(path: Path) -> bool:
+        try:
+            return isinstance(json.loads(path.read_text()).get("epoch"), int)
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    if not metadata.exists() or whole(metadata):
+        return
+    previous = Path(f"{metadata}.bkp")
+    if whole(previous) and Path(f"{weights}.bkp").is_file():
+        shutil.copyfile(f"{weights}.bkp", weights)
+        shutil.copyfile(previous, metadata)
+    else:
+        shutil.rmtree(backup, ignore_errors=True)
 
 
 def seed_everything(seed: int) -> None:
@@ -188,67 +244,78 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
     if worker:
         partial = partial.with_name(f"{partial.name}-worker{worker}")  # each worker keeps its own backup
     partial.mkdir(parents=True, exist_ok=True)
-    files.write_json(partial / "config.json", config.to_dict())
+    with exclusive(partial, run_dir):
+        if run_dir.exists() and not worker:  # the run that held the lock a moment ago finished it
+            raise ValueError(f"run directory {run_dir} already exists; choose another --out or remove it first")
+        files.remove_temporaries(partial)  # a killed run's half-written files: never part of the run
+        files.write_json(partial / "config.json", config.to_dict())
 
-    dataset, x_train, y_train, x_val, y_val = data.training_arrays(config, data_dir, download_progress)
-    seed_everything(config.seed)
-    classes = len(dataset.class_names)
-    policy = distribute_module.set_precision(config.precision)
-    one_hot = classes if config.label_smoothing or config.outlier_exposure else None
-    outliers, outliers_val = non_digit_images(config)
-    try:
-        with strategy.scope() if strategy else contextlib.nullcontext():
-            model = models.create_model(config.model, input_shape=x_train.shape[1:], num_classes=classes,
-                                        **config.model_args)
-            compile_model(model, config, -(-len(x_train) // config.batch_size), one_hot=bool(one_hot))
-    finally:
-        keras.mixed_precision.set_global_policy("float32")  # layers keep the policy they were built with
+        dataset, x_train, y_train, x_val, y_val = data.training_arrays(config, data_dir, download_progress)
+        seed_everything(config.seed)
+        classes = len(dataset.class_names)
+        policy = distribute_module.set_precision(config.precision)
+        one_hot = classes if config.label_smoothing or config.outlier_exposure else None
+        outliers, outliers_val = non_digit_images(config)
+        try:
+            with strategy.scope() if strategy else contextlib.nullcontext():
+                model = models.create_model(config.model, input_shape=x_train.shape[1:], num_classes=classes,
+                                            **config.model_args)
+                compile_model(model, config, -(-len(x_train) // config.batch_size), one_hot=bool(one_hot))
+        finally:
+            keras.mixed_precision.set_global_policy("float32")  # layers keep the policy they were built with
 
-    history_csv = partial / "history.csv"
-    done_before = len(read_history_csv(history_csv).get("loss", []))
-    backup = keras.callbacks.BackupAndRestore(str(partial / "backup"), double_checkpoint=True)
-    keep_best = KeepBest(partial)
-    train_data = data.make_tf_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed,
-                                      augment=augmentation(config), num_classes=one_hot, outliers=outliers,
-                                      outlier_share=config.outlier_exposure)
-    val_data = data.make_tf_dataset(x_val, y_val, 1024, num_classes=one_hot)
-    if distribute == "multi-worker":
-        distribute_module.multi_worker_workarounds(model, strategy, train_data)
-    model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=verbose, shuffle=False,
-              callbacks=[_epoch_timer(), *([keep_best] if config.keep_best else []), backup,
-                         keras.callbacks.CSVLogger(str(history_csv), append=True),
-                         *([keras.callbacks.TensorBoard(str(partial / "tensorboard"), write_graph=False,
-                                                        profile_batch=0)] if tensorboard else []), *callbacks])
-    best_epoch = keep_best.restore() if config.keep_best else None
+        history_csv = partial / "history.csv"
+        # The backup is kept after fit (commit removes it with the partial directory): a run killed while saving
+        # its results resumes from its last epoch instead of training again from scratch.
+        check_backup(partial / "backup")
+        backup = keras.callbacks.BackupAndRestore(str(partial / "backup"), double_checkpoint=True,
+                                                  delete_checkpoint=False)
+        keep_best = KeepBest(partial)
+        train_data = data.make_tf_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed,
+                                          augment=augmentation(config), num_classes=one_hot, outliers=outliers,
+                                          outlier_share=config.outlier_exposure)
+        val_data = data.make_tf_dataset(x_val, y_val, 1024, num_classes=one_hot)
+        if distribute == "multi-worker":
+            distribute_module.multi_worker_workarounds(model, strategy, train_data)
+        fit = model.fit(train_data, validation_data=val_data, epochs=config.epochs, verbose=verbose, shuffle=False,
+                        callbacks=[_epoch_timer(), *([keep_best] if config.keep_best else []), backup,
+                                   keras.callbacks.CSVLogger(str(history_csv), append=True),
+                                   *([keras.callbacks.TensorBoard(str(partial / "tensorboard"), write_graph=False,
+                                                                  profile_batch=0)] if tensorboard else []),
+                                   *callbacks])
+        # The truth, whatever files a killed run left: the first epoch this fit trained (the backup it restored).
+        done_before = fit.epoch[0] if fit.epoch else config.epochs
+        best_epoch = keep_best.restore() if config.keep_best else None
 
-    history = read_history_csv(history_csv)
-    if policy != "float32":  # save (and so serve) a float32 copy: same weights, runs on any CPU
-        trained, model = model, models.create_model(config.model, input_shape=x_train.shape[1:],
-                                                    num_classes=classes, **config.model_args)
-        model.set_weights(trained.get_weights())
-    fitted = calibration.fit(models.predict_batches(model, x_val), y_val, config.reject_rate,
-                             None if outliers_val is None else models.predict_batches(model, outliers_val))
-    probabilities = models.predict_batches(model, to_model_input(dataset.x_test))
-    test = evaluate.evaluate(calibration.apply_temperature(probabilities, fitted["temperature"]), dataset.y_test,
-                             dataset.class_names)
-    metrics = {
-        "test_loss": test["loss"], "test_accuracy": test["accuracy"], "test_ece": test.get("ece"),
-        "calibration": fitted,
-        "best_val_accuracy": max(history.get("val_accuracy", [float("nan")])), "kept_epoch": best_epoch,
-        "epochs": len(history.get("loss", [])), "resumed_from_epoch": done_before,
-        "training_seconds": float(sum(history.get("epoch_seconds", []))),
-        "train_images": len(x_train), "validation_images": len(x_val), "test_images": len(dataset.x_test),
-        "input_shape": list(x_train.shape[1:]), "precision": policy, "distribute": distribute,
-        "replicas": strategy.num_replicas_in_sync if strategy else 1,
-        "dataset": {"name": dataset.name, "checksum": dataset.checksum, "files": dataset.sha256,
-                    "class_names": list(dataset.class_names)},
-        "versions": distribute_module.environment(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
-    }
-    metrics["model_files"] = sorted(export.save_model(model, partial))
-    if history:
-        plots.training_curves(history, partial / "training_curves.png")
-    result = runs.commit(partial, run_dir, history, metrics, done_before)
+        history = read_history_csv(history_csv)
+        if policy != "float32":  # save (and so serve) a float32 copy: same weights, runs on any CPU
+            trained, model = model, models.create_model(config.model, input_shape=x_train.shape[1:],
+                                                        num_classes=classes, **config.model_args)
+            model.set_weights(trained.get_weights())
+        fitted = calibration.fit(models.predict_batches(model, x_val), y_val, config.reject_rate,
+                                 None if outliers_val is None else models.predict_batches(model, outliers_val))
+        probabilities = models.predict_batches(model, to_model_input(dataset.x_test))
+        test = evaluate.evaluate(calibration.apply_temperature(probabilities, fitted["temperature"]), dataset.y_test,
+                                 dataset.class_names)
+        metrics = {
+            "test_loss": test["loss"], "test_accuracy": test["accuracy"], "test_ece": test.get("ece"),
+            "calibration": fitted,
+            "best_val_accuracy": max(history.get("val_accuracy", [float("nan")])), "kept_epoch": best_epoch,
+            "epochs": len(history.get("loss", [])), "resumed_from_epoch": done_before,
+            "training_seconds": float(sum(history.get("epoch_seconds", []))),
+            "train_images": len(x_train), "validation_images": len(x_val), "test_images": len(dataset.x_test),
+            "input_shape": list(x_train.shape[1:]), "precision": policy, "distribute": distribute,
+            "replicas": strategy.num_replicas_in_sync if strategy else 1,
+            "dataset": {"name": dataset.name, "checksum": dataset.checksum, "files": dataset.sha256,
+                        "class_names": list(dataset.class_names)},
+            "versions": distribute_module.environment(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv),
+        }
+        metrics["model_files"] = sorted(export.save_model(model, partial))
+        if history:
+            plots.training_curves(history, partial / "training_curves.png")
+        (partial / LOCK_FILE).unlink(missing_ok=True)  # held until the rename below; never part of the run
+        result = runs.commit(partial, run_dir, history, metrics, done_before)
     if worker:  # not the chief: its copy was only written because saving is collective
         shutil.rmtree(run_dir.parent, ignore_errors=True)
     return result

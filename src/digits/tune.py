@@ -8,8 +8,12 @@ accuracy: the test set is never used for selection.
 
 Storage is any SQLAlchemy URL: a SQLite file by default, PostgreSQL for many workers on
 many machines. Heartbeats mark a killed worker's trial FAILED once its grace period is over,
-and `RetryFailedTrialCallback` re-queues its parameters, so nothing is lost; `--trials N`
-counts finished (complete or pruned) trials across all workers, so counts add up.
+and `RetryHeartbeatStaleTrialCallback` re-queues its parameters, so nothing is lost; `--trials N`
+counts finished (complete or pruned) trials across all workers, so counts add up: a worker
+starts a trial only while finished plus running ones are fewer than N, and otherwise waits
+for the running ones to finish, or to go stale and be retried (by it). The sampler's random
+draws for trial k come from (seed, k): workers sharing a study never repeat each other, and
+one worker alone is reproducible. A dead trial's work-in-progress directory is removed.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ def open_study(storage: str, study_name: str, seed: int = 0, heartbeat: int = HE
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
                 engine_kwargs={"pool_pre_ping": True})
             return optuna.create_study(storage=backend, study_name=study_name, direction="maximize",
-                                       load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=seed),
+                                       load_if_exists=True, sampler=_sampler(seed),
                                        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
             # Workers that start together on a fresh database race to create Optuna's tables (or the
@@ -82,6 +86,23 @@ def open_study(storage: str, study_name: str, seed: int = 0, heartbeat: int = HE
             time.sleep(0.2 * (attempt + 1))
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
             raise _storage_error(storage, error) from None
+
+
+def _sampler(seed: int):
+    """TPE whose random draws for trial k are seeded with (seed, k): each trial number belongs to one worker, so
+    workers sharing a study draw different parameters, and a single worker draws the same ones every time."""
+    import numpy as np
+    import optuna
+
+    class PerTrialSeed(optuna.samplers.TPESampler):
+        def before_trial(self, study, trial):
+            state = int(np.random.SeedSequence([seed, trial.number]).generate_state(1)[0])
+            for rng in (getattr(self, "_rng", None), getattr(getattr(self, "_random_sampler", None), "_rng", None)):
+                if rng is not None:  # TPE's own draws and those of its random start-up trials
+                    rng.rng.seed(state)
+            super().before_trial(study, trial)
+
+    return PerTrialSeed(seed=seed)
 
 
 def _storage_error(storage: str, error: Exception) -> ValueError:
@@ -112,6 +133,7 @@ def objective_for(base: config_module.Config, trials_dir: Path, data_dir=None) -
         settings = config_for(params, base)
         out = trials_dir / f"trial-{trial.number:04d}"
         shutil.rmtree(out, ignore_errors=True)  # a retried trial number never reuses a half-written dir
+        trial.set_user_attr("partial", train.partial_dir_for(settings, trials_dir, out).name)  # removed if it dies
         try:
             result = train.train(settings, out=out, data_dir=data_dir, verbose=0, callbacks=(_pruning_callback(trial),))
         finally:  # a pruned trial leaves its work in progress behind; other workers' stay untouched
@@ -136,13 +158,31 @@ def tune(base: config_module.Config, trials: int, storage: str, study_name: str,
     if heartbeat < 1:
         raise ValueError(f"--heartbeat must be at least 1 second, got {heartbeat}")
     study = open_study(storage, study_name, seed=base.seed, heartbeat=heartbeat)
-    callbacks = [optuna.study.MaxTrialsCallback(trials, states=(TrialState.COMPLETE, TrialState.PRUNED))]
-    if on_trial:
-        callbacks.append(on_trial)
-    if finished(study) < trials:
-        study.optimize(objective_for(base, out_dir / "trials", data_dir), timeout=timeout, callbacks=callbacks,
-                       catch=(ValueError,))
-    return study
+    trials_dir = out_dir / "trials"
+    objective = objective_for(base, trials_dir, data_dir)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        optuna.storages.fail_stale_trials(study)  # a dead worker's trial: FAIL, and its parameters queued again
+        remove_dead_partials(study, trials_dir)
+        states = [trial.state for trial in study.get_trials(deepcopy=False)]
+        done, running = sum(state in (TrialState.COMPLETE, TrialState.PRUNED) for state in states), \
+            states.count(TrialState.RUNNING)
+        if done >= trials or (deadline is not None and time.monotonic() >= deadline):
+            return study
+        if done + running < trials:  # a queued retry is taken first
+            study.optimize(objective, n_trials=1, callbacks=[on_trial] if on_trial else None, catch=(ValueError,))
+        else:  # the rest are running elsewhere: wait for them to finish, or for their heartbeats to stop
+            time.sleep(heartbeat)
+
+
+def remove_dead_partials(study, trials_dir: Path) -> None:
+    """Delete the work-in-progress directories of failed trials (a killed worker cannot)."""
+    from optuna.trial import TrialState
+
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        name = trial.user_attrs.get("partial")
+        if isinstance(name, str) and name.startswith(".partial-") and "/" not in name:
+            shutil.rmtree(trials_dir / name, ignore_errors=True)
 
 
 def finished(study) -> int:
