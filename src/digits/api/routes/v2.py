@@ -10,9 +10,12 @@ FP32 [N, classes], as JSON or binary (`binary_data_output`, or per output `binar
 Triton's classification extension (`parameters.classification: k`) gives the top k as BYTES
 "probability:index:label"; a picture that is not a digit (top probability below the model's
 not-a-digit threshold) answers "probability:-1:not_a_digit" first. Probabilities are calibrated. Request bodies may be gzip or deflate encoded, as tritonclient
-sends them. Errors are `{"error": "..."}`. `tritonclient.http` works with its defaults.
+sends them. Each output is named at most once (a request that repeats one is refused: the answer
+is bounded by max_batch x classes values, however the request is written); a large body is parsed and
+a large answer serialised on a worker thread (deps.off_loop). Errors are `{"error": "..."}`.
+`tritonclient.http` works with its defaults.
 The same protocol over gRPC (grpc_service.py) shares the checks and answers defined here:
-`check_tensor`, `tensor_values`, `to_batch`, `check_output`, `classification`, `bytes_tensor`.
+`check_tensor`, `tensor_values`, `to_batch`, `check_output`, `check_outputs`, `classification`, `bytes_tensor`.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from fastapi.responses import Response
 
 from ... import __version__
 from .. import inputs, schemas
-from ..deps import ApiError, LeanRoute, parse_json, predict, require_media, served_model, service_of
+from ..deps import (LARGE_ANSWER_ROWS, LARGE_BODY_BYTES, ApiError, LeanRoute, off_loop, parse_json, predict,
+                    require_media, served_model, service_of)
 from ..service import Service
 
 TAGS = ["Open Inference Protocol (KServe V2)"]
@@ -207,6 +211,14 @@ def check_output(name, classification) -> int:
     return classification
 
 
+def check_outputs(names: list) -> None:
+    """Each requested output named once (HTTP and gRPC): every repeat would repeat the whole answer (100,000
+    repeats of one 6.7 MB request made a 3 GB answer), so the answer stays within one tensor per output."""
+    for name in set(names):
+        if names.count(name) > 1:
+            raise ValueError(f"output {name!r} is requested {names.count(name)} times; request each output once")
+
+
 def _requested_outputs(header: dict) -> list[tuple[bool, int]]:
     """[(binary, classification count)] for the one output; the default follows binary_data_output."""
     parameters = _object(header.get("parameters"), "request 'parameters'")
@@ -216,6 +228,9 @@ def _requested_outputs(header: dict) -> list[tuple[bool, int]]:
         return [(bool(binary_default), 0)]
     if not isinstance(outputs, list) or not all(isinstance(output, dict) for output in outputs):
         raise ValueError("'outputs' must be a list of {\"name\": ...} objects")
+    for output in outputs:
+        check_output(output.get("name"), 0)  # unknown names first: they say what this model has
+    check_outputs([output.get("name") for output in outputs])
     requested = []
     for output in outputs:
         name = output.get("name")
@@ -248,11 +263,10 @@ def bytes_tensor(values: list[str]) -> bytes:
     return b"".join(struct.pack("<I", len(encoded)) + encoded for encoded in (value.encode() for value in values))
 
 
-async def _infer(request: Request, service: Service) -> Response:
-    require_media(request, CONTENT_TYPES, CONTENT_HINT)
-    body = _decompress(await request.body(), request.headers.get("content-encoding", "").strip().lower(),
-                       service.settings.max_body_bytes)
-    header_length = request.headers.get("inference-header-content-length")
+def _decode(body: bytes, encoding: str, header_length: str | None, settings) -> tuple[dict, np.ndarray, list]:
+    """A request body -> (its JSON header, the model's (N, 28, 28) batch, the requested outputs), or an ApiError:
+    CPU work only, on a worker thread for a large or compressed body (`_infer`)."""
+    body = _decompress(body, encoding, settings.max_body_bytes)
     if header_length is not None:
         if not header_length.isdigit() or int(header_length) > len(body):
             raise ApiError(400, f"Inference-Header-Content-Length {header_length!r} is not a length within the "
@@ -265,9 +279,11 @@ async def _infer(request: Request, service: Service) -> Response:
     if not isinstance(header, dict):
         raise ApiError(400, "the inference request must be a JSON object with 'inputs'")
     with inputs.answered_as(400):
-        images = _input_tensor(header, binary, service.settings.max_batch)
-        outputs = _requested_outputs(header)
-    probabilities = await predict(service, images, "inference")
+        return header, _input_tensor(header, binary, settings.max_batch), _requested_outputs(header)
+
+
+def _answer(service: Service, header: dict, outputs: list, probabilities: np.ndarray) -> Response:
+    """The inference response: JSON, or JSON then raw tensors (Triton's binary extension)."""
     response = {"model_name": service.name, "model_version": service.version}
     if isinstance(header.get("id"), str):
         response["id"] = header["id"]
@@ -293,3 +309,14 @@ async def _infer(request: Request, service: Service) -> Response:
         return Response(json_part, media_type="application/json")
     return Response(json_part + b"".join(chunks), media_type="application/octet-stream",
                     headers={"Inference-Header-Content-Length": str(len(json_part))})
+
+
+async def _infer(request: Request, service: Service) -> Response:
+    require_media(request, CONTENT_TYPES, CONTENT_HINT)
+    body = await request.body()
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    header, images, outputs = await off_loop(len(body) > LARGE_BODY_BYTES or encoding not in ("", "identity"),
+                                             _decode, body, encoding,
+                                             request.headers.get("inference-header-content-length"), service.settings)
+    probabilities = await predict(service, images, "inference")
+    return await off_loop(len(probabilities) > LARGE_ANSWER_ROWS, _answer, service, header, outputs, probabilities)
