@@ -74,8 +74,12 @@ def main() -> None:
                                                     for index in range(info["max_batch"])]))))
             before = rss_mib(server.process.pid)
             started = time.perf_counter()
-            results = run(server.url, battery, timeout=120,
-                          forbidden=("Traceback", str(Path(source).resolve().parent), str(ROOT)))
+            results = []
+            for case in battery:  # one at a time, noting which case raised the server's peak memory
+                peak = rss_mib(server.process.pid)[1]
+                results += run(server.url, [case], timeout=120,
+                               forbidden=("Traceback", str(Path(source).resolve().parent), str(ROOT)))
+                results[-1]["peak_rise_mib"] = round(rss_mib(server.process.pid)[1] - peak, 1)
             seconds = time.perf_counter() - started
             after = rss_mib(server.process.pid)
             normal = httpx.post(f"{server.url}/predict", json={"pixels": [[0] * 28] * 28}, timeout=30)
@@ -85,7 +89,7 @@ def main() -> None:
             server.stop()
         log = server.log.read_text(errors="replace")
     counted = {status: sum(float(value) for value in re.findall(
-        rf'digits_http_requests_total{{[^}}]*status="{status}"}} (\S+)', metrics)) for status in (r"5\d\d", "499")}
+        rf'^digits_http_requests_total{{.*status="{status}"}} (\S+)$', metrics, re.M)) for status in (r"5\d\d", "499")}
     figures = summary(results)
     result = {
         **figures,
@@ -99,6 +103,8 @@ def main() -> None:
         "seconds": round(seconds, 1),
         "server": {"model": info["name"], "backend": info["backend"], "max_batch": info["max_batch"],
                    "max_body_bytes": info["max_body_bytes"]},
+        "peak_raised_by": sorted(({"case": f"{r['group']}: {r['name']}", "mib": r["peak_rise_mib"]} for r in results
+                                   if r["peak_rise_mib"] >= 10), key=lambda row: -row["mib"]),
         "slowest": sorted(({"case": f"{r['group']}: {r['name']}", "status": r["status"], "seconds": r["seconds"]}
                            for r in results), key=lambda row: -row["seconds"])[:5],
         "results": [{"group": r["group"], "case": r["name"], "status": r["status"], "answer_bytes": r["answer_bytes"],

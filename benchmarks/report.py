@@ -283,7 +283,10 @@ def battery(result: dict) -> list[str]:
              f"| largest answer | {result['max_answer_bytes']:,} bytes | bounded |",
              f"| server RSS before / after (peak) | {rss['before']:.0f} / {rss['after']:.0f} MiB "
              f"({rss['peak']:.0f}) | bounded |",
-             f"| answers by status | {statuses} | |"]
+             f"| answers by status (a client that hangs up gets none) | {statuses} | |"]
+    if result.get("peak_raised_by"):
+        lines += ["", "The peak comes from " + ", ".join(f"{row['case']} (+{row['mib']:.0f} MiB)"
+                                                   for row in result["peak_raised_by"][:2]) + "."]
     if result["problems"]:
         lines += ["", "Problems: " + "; ".join(result["problems"]) + "."]
     return lines + ["", f"Machine: {machine_line(result['machine'])}."]

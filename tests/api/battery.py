@@ -222,8 +222,9 @@ def cases(model: str, max_batch: int, max_body: int, full: bool = False) -> list
     if full:  # the 16 MB JSON bodies (parsed off the event loop now), just under and just over the limit
         zeros = b'{"pixels": [' + b"0," * ((max_body - 20) // 2) + b"0]}"
         add("/predict JSON", "16 MB of pixels (over max_batch)", http("POST", "/predict", zeros[:max_body - 16] + b"0]}"))
-        add("/predict JSON", "over the body limit", http("POST", "/predict", b" " * (max_body + 1)))
-        add("/v2 JSON", "16 MB V2 request", http("POST", v2, json.dumps(v2_body(one)).encode().ljust(max_body - 1)))
+        add("/v2 JSON", "16 MB V2 request (one image, then spaces)",
+            http("POST", v2, json.dumps(v2_body(one)).encode().ljust(max_body - 1)), expect="<500")
+    add("/predict JSON", "declares a body over the limit", http("POST", "/predict", b"", length=max_body + 1))
 
     # ---------------------------------------------------------------- /predict: content types, files, forms
     files = _pictures()

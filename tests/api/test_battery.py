@@ -30,8 +30,8 @@ def _requests(url: str, status: str) -> float:
     import httpx2 as httpx
 
     metrics = httpx.get(f"{url}/metrics", timeout=10).text
-    return sum(float(value) for value in re.findall(rf'digits_http_requests_total{{[^}}]*status="{status}"}} (\S+)',
-                                                     metrics))
+    return sum(float(value) for value in re.findall(rf'^digits_http_requests_total{{.*status="{status}"}} (\S+)$',
+                                                     metrics, re.M))
 
 
 def _hang_up_mid_body(url: str) -> None:
