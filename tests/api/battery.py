@@ -163,12 +163,12 @@ def cases(model: str, max_batch: int, max_body: int, full: bool = False) -> list
             add("wrong method", f"{verb} {path}", http(verb, path, b"{}" if verb != "GET" else b""))
 
     # ---------------------------------------------------------------- unknown models, versions, paths
-    for path, method in [(f"/v2/models/nope", "GET"), (f"/v2/models/nope/ready", "GET"),
+    for path, method in [("/v2/models/nope", "GET"), ("/v2/models/nope/ready", "GET"),
                          (f"/v2/models/{model}/versions/2", "GET"), (f"/v2/models/{model}/versions/2/ready", "GET"),
-                         (f"/v2/models/nope/config", "GET"), (f"/v2/models/nope/infer", "POST"),
-                         (f"/v2/models/{model}/versions/2/infer", "POST"), (f"/v1/models/nope", "GET"),
-                         (f"/v1/models/{model}/versions/7", "GET"), (f"/v1/models/nope/metadata", "GET"),
-                         (f"/v1/models/nope:predict", "POST"), (f"/v1/models/{model}/versions/7:predict", "POST"),
+                         ("/v2/models/nope/config", "GET"), ("/v2/models/nope/infer", "POST"),
+                         (f"/v2/models/{model}/versions/2/infer", "POST"), ("/v1/models/nope", "GET"),
+                         (f"/v1/models/{model}/versions/7", "GET"), ("/v1/models/nope/metadata", "GET"),
+                         ("/v1/models/nope:predict", "POST"), (f"/v1/models/{model}/versions/7:predict", "POST"),
                          (f"/v1/models/{model}:classify", "POST"), (f"/v1/models/{model}:regress", "POST"),
                          (f"/v1/models/{model}", "POST"), ("/v2/models/" + "x" * 10000, "GET"),
                          ("/v2/models/%E2%98%83/infer", "POST"), ("/v2/models/%00/infer", "POST"),
