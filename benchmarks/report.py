@@ -95,7 +95,21 @@ def serve(result: dict) -> list[str]:
     lines = serve_single(result) if "servers" in result else []
     if "batched" in result:
         lines += ([""] if lines else []) + serve_batched(result["batched"])
+    if "mixed" in result:
+        lines += ([""] if lines else []) + serve_mixed(result["mixed"])
     return lines
+
+
+def serve_mixed(mixed: dict) -> list[str]:
+    lines = [f"**Mixed load** (`python benchmarks/serve.py --mixed`: {mixed['connections']} connections, "
+             f"{mixed['duration_s']:.0f} s, one worker; each request drawn at random: 60% JSON `pixels`, 30% uploads of "
+             "one PNG digit, 10% PNG strips of five digits read as a number):", "",
+             "| requests | share | requests/s | answered 200 | 503 | 504 | p50 | p99 |", "|---|---|---|---|---|---|---|---|"]
+    for kind, row in mixed["kinds"].items():
+        lines.append(f"| {kind} | {mixed['mix'][kind]:.0%} | {row['requests_per_s']:,.1f} | {row['ok_share']:.1%} | "
+                     f"{row['statuses'].get('503', 0)} | {row['statuses'].get('504', 0)} | {row['p50_ms']:,.0f} ms | "
+                     f"{row['p99_ms']:,.0f} ms |")
+    return lines + ["", f"Machine: {machine_line(mixed['machine'])}."]
 
 
 def serve_batched(batched: dict) -> list[str]:

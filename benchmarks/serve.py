@@ -13,9 +13,14 @@ clients, each transport in turn for --duration seconds: HTTP JSON (`data` number
 tensors (Triton's binary extension) and gRPC (raw_input_contents); images per second, requests
 per second and latency per transport. The clients send prepared bodies and only read the answers,
 so the numbers are the server's (and the transport's), not a client library's.
+(e) `--mixed`: one `digits serve` (1 worker) under a mixed load from --mixed-connections (64) clients,
+each request drawn at random: 60% JSON `pixels`, 30% picture uploads (one 112x112 PNG digit), 10%
+number strips (a PNG of five digits, mode=number); per kind the answers by status (503s show
+whether uploads are locked out), requests per second and latency. It replaces only the "mixed"
+part of serve.json.
 Writes benchmarks/results/serve.json (the batched rows under "batched") and prints tables.
 Usage: python benchmarks/serve.py [--run RUN] [--duration 10] [--connections 32] [--workers 1 2]
-       [--batch-images 64] [--batched-connections 4] [--skip-batched | --batched-only]
+       [--batch-images 64] [--batched-connections 4] [--skip-batched | --batched-only | --mixed]
        (default run: trains configs/cnn-fast.json; needs wrk (not for --batched-only): apt-get install -y wrk;
        --batched-only measures (d) alone and replaces only the "batched" part of serve.json)
 """
@@ -319,6 +324,108 @@ def print_batched(batched: dict) -> None:
               f"{row['p99_ms']:7.1f} {row['request_bytes'] / 1024:8.0f} {row['errors']:7d}")
 
 
+MIX = {"pixels": 0.6, "upload": 0.3, "strip": 0.1}  # (e): shares of the requests
+
+
+def mixed_bodies() -> dict:
+    """(e): kind -> (path, body, headers): one MNIST digit as JSON pixels, as an uploaded PNG, five as a strip."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from digits import data
+
+    digits = data.load_dataset("mnist").x_test[:5]
+
+    def png(array, scale: int) -> bytes:
+        picture = Image.fromarray(255 - array).resize((array.shape[1] * scale, array.shape[0] * scale))
+        buffer = io.BytesIO()
+        picture.save(buffer, "PNG")
+        return buffer.getvalue()
+
+    strip = np.hstack([np.pad(digit, 6) for digit in digits])
+    image = {"Content-Type": "image/png"}
+    return {"pixels": ("/predict", json.dumps({"pixels": digits[0].tolist()}).encode(),
+                       {"Content-Type": "application/json"}),
+            "upload": ("/predict", png(digits[0], 4), image),
+            "strip": ("/predict?mode=number", png(strip, 2), image)}
+
+
+def measure_mixed(run: Path, single_body: bytes, args, env: dict, scratch: Path) -> dict:
+    """(e): one `digits serve` (1 worker), --mixed-connections clients drawing each request's kind from MIX."""
+    import random
+
+    bodies = mixed_bodies()
+    port = free_port()
+    log = scratch / f"server-mixed-{port}.log"
+    command = [sys.executable, "-m", "digits.api", str(run), "--port", str(port), "--log-level", "warning"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    kinds, weights = list(MIX), list(MIX.values())
+    answers = {kind: [] for kind in kinds}  # (status, seconds) per request
+    lock = threading.Lock()
+    try:
+        try:
+            wait_ready(port, single_body, process)
+        except RuntimeError as error:
+            raise RuntimeError(f"mixed: {error}; its log ends:\n{log.read_text()[-2000:]}") from None
+
+        def client(seed: int, seconds: float, record: bool) -> None:
+            draw, connection, mine = random.Random(seed), None, []
+            deadline = time.perf_counter() + seconds
+            while (started := time.perf_counter()) < deadline:
+                kind = draw.choices(kinds, weights)[0]
+                path, body, headers = bodies[kind]
+                try:
+                    connection = connection or HTTPConnection("127.0.0.1", port, timeout=60)
+                    connection.request("POST", path, body, headers)
+                    response = connection.getresponse()
+                    response.read()
+                    status = response.status
+                    if response.getheader("connection", "").lower() == "close":
+                        connection.close()
+                        connection = None
+                except OSError:
+                    status, connection = 0, None  # no answer (counted apart)
+                mine.append((kind, status, time.perf_counter() - started))
+            if record:
+                with lock:
+                    for kind, status, seconds_taken in mine:
+                        answers[kind].append((status, seconds_taken))
+
+        for seconds, record in ((min(2.0, args.duration), False), (args.duration, True)):  # warm-up, then measured
+            threads = [threading.Thread(target=client, args=(seed, seconds, record))
+                       for seed in range(args.mixed_connections)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        stop(process)
+    rows = {}
+    for kind, items in answers.items():
+        statuses: dict[str, int] = {}
+        for status, _ in items:
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+        ok = sorted(seconds for status, seconds in items if status == 200) or [0.0]
+        rows[kind] = {"requests": len(items), "requests_per_s": len(items) / args.duration, "statuses": statuses,
+                      "ok_share": statuses.get("200", 0) / max(len(items), 1),
+                      "p50_ms": 1000 * ok[len(ok) // 2], "p99_ms": 1000 * ok[int(len(ok) * 0.99)]}
+        print(f"  mixed, {kind}: {rows[kind]['requests_per_s']:.0f} requests/s, {rows[kind]['ok_share']:.1%} answered "
+              f"200 ({statuses}), p99 {rows[kind]['p99_ms']:.0f} ms", file=sys.stderr)
+    return {"connections": args.mixed_connections, "duration_s": args.duration, "mix": MIX, "workers": 1,
+            "kinds": rows, "machine": machine()}
+
+
+def print_mixed(mixed: dict) -> None:
+    print(f"mixed load ({mixed['connections']} connections, 1 worker, {mixed['duration_s']:g} s):")
+    print(f"{'kind':<8} {'share':>6} {'req/s':>7} {'200':>7} {'503':>6} {'504':>6} {'p50 ms':>7} {'p99 ms':>7}")
+    for kind, row in mixed["kinds"].items():
+        print(f"{kind:<8} {mixed['mix'][kind]:6.0%} {row['requests_per_s']:7.1f} {row['ok_share']:7.1%} "
+              f"{row['statuses'].get('503', 0):6d} {row['statuses'].get('504', 0):6d} {row['p50_ms']:7.1f} "
+              f"{row['p99_ms']:7.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", help="run directory to serve (default: train configs/cnn-fast.json)")
@@ -334,12 +441,16 @@ def main() -> None:
     batched_choice.add_argument("--skip-batched", action="store_true", help="leave out (d), the batched requests")
     batched_choice.add_argument("--batched-only", action="store_true",
                                 help="measure only (d) (no wrk needed); replaces the \"batched\" part of serve.json")
+    batched_choice.add_argument("--mixed", action="store_true",
+                                help="measure only (e), the mixed load (no wrk needed); replaces the \"mixed\" part "
+                                     "of serve.json")
+    parser.add_argument("--mixed-connections", type=int, default=64, help="concurrent clients in (e) (default: 64)")
     parser.add_argument("--serve", choices=("constant", "tutorial"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         return serve_baseline(args.serve, args.port, args.workers[0], args.run)
-    if shutil.which("wrk") is None and not args.batched_only:
+    if shutil.which("wrk") is None and not (args.batched_only or args.mixed):
         sys.exit("serve.py needs wrk: apt-get install -y wrk (or measure only the batched requests: --batched-only)")
 
     from digits import config, data, train
@@ -355,13 +466,14 @@ def main() -> None:
         script.write_text(LUA % {"body": scratch / "body.json"})
         env = {key: value for key, value in os.environ.items() if not key.startswith("DIGITS_")}
         env["PYTHONUNBUFFERED"] = "1"
-        if args.batched_only:
-            batched = measure_batched(run, body, args, env, scratch)
+        if args.batched_only or args.mixed:
+            part, measured = ("mixed", measure_mixed(run, body, args, env, scratch)) if args.mixed else (
+                "batched", measure_batched(run, body, args, env, scratch))
             previous = RESULTS / "serve.json"
             summary = json.loads(previous.read_text()) if previous.is_file() else {"benchmark": "serve"}
-            path = save("serve", {**summary, "batched": batched})
-            print_batched(batched)
-            print(f"wrote the batched rows into {path} (the rest of it is unchanged)")
+            path = save("serve", {**summary, part: measured})
+            (print_mixed if args.mixed else print_batched)(measured)
+            print(f"wrote the {part} rows into {path} (the rest of it is unchanged)")
             return
         this = [sys.executable, str(Path(__file__).resolve())]
         servers = {}
@@ -401,6 +513,9 @@ def main() -> None:
                "targets": TARGETS, "met": checks, "load_average_before": load_before, "machine": machine()}
     if batched is not None:
         summary["batched"] = batched
+    previous = RESULTS / "serve.json"  # (e), measured apart (--mixed), is kept
+    if previous.is_file() and "mixed" in (earlier := json.loads(previous.read_text())):
+        summary["mixed"] = earlier["mixed"]
     path = save("serve", summary)
     print(f"{'server':<36} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7} {'errors':>7}")
     for name, row in rows.items():

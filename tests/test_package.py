@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -217,3 +218,51 @@ def test_a_base_install_reads_without_tensorflow(tiny_run, tmp_path):
     gone = subprocess.run([digits, "predict", str(picture)], capture_output=True, text=True, timeout=300,
                           cwd=tmp_path)
     assert "build it with `python scripts/ship_model.py`" in assert_clean_error(gone, "no trained model found")
+
+    restored = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--force-reinstall", "--no-deps",
+                               f"{REPO}[api]"], capture_output=True, text=True, timeout=900)
+    assert restored.returncode == 0, restored.stderr[-3000:]
+    with_api = subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"{REPO}[api]"], capture_output=True,
+                              text=True, timeout=900)
+    assert with_api.returncode == 0, with_api.stderr[-3000:]
+    serve_with_the_shipped_model(environment, tmp_path)
+
+
+def serve_with_the_shipped_model(environment: Path, tmp_path: Path) -> None:
+    """`pip install '.[api]'` (no TensorFlow), then `digits serve` with no run: it serves the shipped model."""
+    import base64
+    import socket
+    import time
+    import urllib.request
+
+    packages = subprocess.run([str(environment / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
+                              capture_output=True, text=True, timeout=120).stdout.lower()
+    assert "\nfastapi" in "\n" + packages and "\ntensorflow" not in "\n" + packages
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "serve.log"
+    server = subprocess.Popen([str(environment / "bin" / "digits"), "serve", "--port", str(port)], cwd=tmp_path,
+                              stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                              env={key: value for key, value in os.environ.items() if not key.startswith("DIGITS_")})
+    try:
+        deadline = time.time() + 120
+        while True:
+            assert server.poll() is None and time.time() < deadline, log.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.2)
+        picture = base64.b64encode(seven(tmp_path / "served.png").read_bytes()).decode()
+        body = json.dumps({"image": picture}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            reading = json.loads(answer.read())["predictions"][0]
+        assert reading["label"] == "7", reading
+        assert "Model: the shipped model digits-reader" in log.read_text()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -52,6 +52,17 @@ def test_with_no_run_the_shipped_model_reads(tmp_path, monkeypatch):
     assert reading.read(np.zeros((50, 50), np.uint8)).kind == "no_ink"
 
 
+def test_a_non_image_is_one_clear_value_error(tmp_path, monkeypatch):
+    import digits
+
+    monkeypatch.chdir(tmp_path)
+    assert issubclass(digits.ImageError, ValueError)
+    for source in (b"this is not a picture", tmp_path):
+        with pytest.raises(digits.ImageError) as caught:
+            digits.read(source)
+        assert "\n" not in str(caught.value)
+
+
 def test_a_trained_run_comes_before_the_shipped_model(tiny_run, tmp_path):
     copy = tmp_path / "runs" / "mine"
     shutil.copytree(tiny_run, copy)

@@ -65,7 +65,18 @@ def _add_serve(commands, parents) -> None:
                                                               "(default: 0.5)")
     parser.add_argument("--reject-below", type=float, help="answer 'not a digit' below this calibrated confidence; "
                                                            "0 turns it off (default: the model's stored threshold)")
-    parser.add_argument("--timeout-seconds", type=float, help="per body read and per prediction (default: 30)")
+    parser.add_argument("--timeout-seconds", type=float, help="each request, from its header: the whole body (408) "
+                                                              "and the answer (504) (default: 30)")
+    parser.add_argument("--header-timeout-seconds", type=float, help="a connection's request header must be complete "
+                                                                     "this soon, else it is closed (default: 10)")
+    parser.add_argument("--max-connections", type=int, help="open connections per worker; the oldest idle one makes "
+                                                            "room (default: 1000)")
+    parser.add_argument("--shutdown-grace-seconds", type=float, help="on SIGTERM, time to answer accepted requests; "
+                                                                     "at least timeout + 1 (default: timeout + 5)")
+    parser.add_argument("--max-request-pixels", type=int, help="pixels of pictures in one request; more get 413 "
+                                                               "(default: 100000000)")
+    parser.add_argument("--max-pending-pixels", type=int, help="pixels of pictures read at once; later requests queue "
+                                                               "(default: 400000000)")
     parser.add_argument("--predict-threads", type=int, help="threads running batched model calls (default: 1)")
     parser.add_argument("--model-threads", type=int,
                         help="threads inside one ONNX Runtime / LiteRT call (default: 1, the other cores serve requests)")
@@ -452,7 +463,8 @@ def cmd_ensemble(args) -> int:
 
 SERVE_FLAGS = ("host", "port", "grpc_port", "workers", "backend", "runs_dir", "model_name", "max_body_bytes",
                "max_batch", "uncertain_below", "reject_below", "timeout_seconds", "predict_threads", "model_threads",
-               "image_threads", "log_level")
+               "image_threads", "log_level", "header_timeout_seconds", "max_connections", "shutdown_grace_seconds",
+               "max_request_pixels", "max_pending_pixels")
 
 
 def cmd_serve(args) -> int:

@@ -87,9 +87,10 @@ def free_port() -> int:
 
 class LiveServer:
     """`python -m digits.api RUN` (= `digits serve RUN`) as a subprocess on a free loopback port; with
-    `grpc=True` also gRPC (`--grpc-port`) on a second free port, at `grpc_url` (host:port)."""
+    `grpc=True` also gRPC (`--grpc-port`) on a second free port, at `grpc_url` (host:port). With `run=None`
+    no run is named and the runs directory is empty: the server reads with the shipped model."""
 
-    def __init__(self, run: Path, log_dir: Path, *flags: str, grpc: bool = False):
+    def __init__(self, run: Path | None, log_dir: Path, *flags: str, grpc: bool = False):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.grpc_url = None
@@ -98,7 +99,11 @@ class LiveServer:
             while grpc_port == self.port:  # both probes closed their sockets: the kernel may hand one out twice
                 grpc_port = free_port()
             self.grpc_url, flags = f"127.0.0.1:{grpc_port}", (*flags, "--grpc-port", str(grpc_port))
-        self.command = [sys.executable, "-m", "digits.api", str(run), "--port", str(self.port), "--max-batch", "16",
+        self.environment = clean_environment()
+        if run is None:
+            self.environment["DIGITS_RUNS_DIR"] = str(log_dir / "no-runs")
+        named = [] if run is None else [str(run)]
+        self.command = [sys.executable, "-m", "digits.api", *named, "--port", str(self.port), "--max-batch", "16",
                         "--timeout-seconds", "3", "--log-level", "warning", *flags]
         self.log = log_dir / f"digits-api-{self.port}.log"
 
@@ -106,7 +111,7 @@ class LiveServer:
         import httpx2 as httpx
 
         self.process = subprocess.Popen(self.command, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-                                        env=clean_environment())
+                                        env=self.environment)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.process.poll() is not None:

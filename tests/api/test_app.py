@@ -4,7 +4,10 @@ tritonclient, raw sockets and schemathesis."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bodies import MAX_BODY, clean_environment, detail, settings, v2_request
+from bodies import MAX_BODY, LiveServer, clean_environment, detail, settings, v2_request
 from helpers import assert_clean_error, run_cli
 
 pytest.importorskip("fastapi", reason="the API needs the api extra: pip install 'digits[api]'")
@@ -229,11 +232,11 @@ def test_live_server_survives_abuse_and_keeps_serving(live, mnist):
         huge = _raw(live, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                           b"Content-Length: 99999999999\r\n\r\n")
         assert huge.startswith(b"HTTP/1.1 413")
-        started = time.time()  # a body that never finishes: 408 once the 3 s read timeout passes, not a hung worker
+        started = time.time()  # a body that never finishes: 408 once the 3 s timeout passes, not a hung worker
         stalled = _raw(live, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                              b"Content-Length: 100\r\n\r\n{\"pix", wait=15)
         assert stalled.startswith(b"HTTP/1.1 408") and time.time() - started >= 2.5  # not before the timeout
-        assert b"no request body data arrived" in stalled
+        assert b"did not arrive within 3 s" in stalled
         bad = client.post("/predict", content=b"{\"pixels\": [[1e400]]}", headers={"Content-Type": "application/json"})
         assert bad.status_code in (400, 422)
         answers = [client.post("/predict", json=good) for _ in range(5)]
@@ -241,6 +244,142 @@ def test_live_server_survives_abuse_and_keeps_serving(live, mnist):
         assert client.get("/v2/health/ready").status_code == 200
         metrics = client.get("/metrics").text
         assert 'status="408"' in metrics and 'status="413"' in metrics
+
+
+def _half_open(url: str, count: int) -> list[socket.socket]:
+    """`count` connections that each send half a request header and go quiet (slowloris)."""
+    host, port = url.removeprefix("http://").split(":")
+    sockets = []
+    for _ in range(count):
+        connection = socket.create_connection((host, int(port)), timeout=30)
+        connection.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: appl")
+        sockets.append(connection)
+    return sockets
+
+
+def _closed_by_server(connection: socket.socket) -> bool:
+    """True once the server has closed `connection` (waits up to its timeout); False if it is still held."""
+    try:
+        while connection.recv(4096):  # an answer (the cap's 503) may come before the close
+            pass
+    except socket.timeout:
+        return False
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    return True
+
+
+def _sockets_of(pid: int) -> int:
+    """How many sockets process `pid` has open (Linux)."""
+    count = 0
+    for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            count += os.readlink(descriptor).startswith("socket:")
+        except OSError:  # closed meanwhile
+            pass
+    return count
+
+
+def _dribble(url: str, head: bytes, limit: int = 2000) -> tuple[int, bytes]:
+    """Send `head`, then a body one byte at a time (every 50 ms) until the server closes; (bytes sent, answer)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(head)
+        connection.settimeout(0.05)
+        sent, answer = 0, b""
+        try:
+            while sent < limit:
+                connection.sendall(b" ")
+                sent += 1
+                try:
+                    chunk = connection.recv(65536)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    break
+                answer += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        return sent, answer
+
+
+def test_slowloris_is_bounded_and_a_normal_client_gets_its_answer(cnn_fast_run, tmp_path, mnist):
+    """Idle half-open connections: a connection cap (the oldest idle one makes room), a header deadline,
+    and a whole-body deadline that does not restart with every byte."""
+    import httpx2 as httpx
+
+    server = LiveServer(cnn_fast_run, tmp_path, "--max-connections", "50", "--header-timeout-seconds", "2").start()
+    try:
+        good = {"pixels": mnist[0][0].tolist()}
+        idle = _half_open(server.url, 1000)  # twenty times the cap, and they never finish their headers
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            for _ in range(3):
+                answer = client.post("/predict", json=good)
+                assert answer.status_code == 200 and answer.json()["predictions"][0]["digit"] == 7
+        if Path(f"/proc/{server.process.pid}/fd").is_dir():  # the server holds at most the cap (and its listener)
+            assert _sockets_of(server.process.pid) <= 50 + 5
+        assert all(_closed_by_server(connection) for connection in idle)  # evicted, or closed at the deadline
+        for connection in idle:
+            connection.close()
+        few = _half_open(server.url, 5)  # below the cap: only the header deadline (2 s) closes these
+        assert all(_closed_by_server(connection) for connection in few)
+        for connection in few:
+            connection.close()
+        host, port = server.url.removeprefix("http://").split(":")
+        busy = []  # the cap's worth of requests in progress (their bodies still to come)
+        for _ in range(50):
+            busy.append(socket.create_connection((host, int(port)), timeout=30))
+            busy[-1].sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 10\r\n\r\n")
+        refused = b""
+        for _ in range(30):  # once the server has seen them all, a newcomer is refused: nothing idle to close
+            with socket.create_connection((host, int(port)), timeout=1) as newcomer:
+                try:
+                    refused = newcomer.recv(4096)
+                except socket.timeout:
+                    continue
+            if refused.startswith(b"HTTP/1.1 503"):
+                break
+        assert refused.startswith(b"HTTP/1.1 503") and b"every connection of this server is busy" in refused
+        for connection in busy:  # each of them gets its 408 at its deadline
+            assert connection.recv(4096).startswith(b"HTTP/1.1 408")
+            connection.close()
+        sent, answer = _dribble(server.url, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                                            b"\r\nContent-Length: 2000\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 3 s" in answer
+        assert sent < 2000  # cut at the whole-body deadline (3 s), although a byte arrived every 50 ms
+        sent, answer = _dribble(server.url, b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 404") and sent < 2000  # answered without reading: closed all the same
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            assert client.post("/predict", json=good).status_code == 200
+    finally:
+        server.stop()
+    assert server.process.returncode == 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_answers_the_request_in_flight_and_exits_0(cnn_fast_run, tmp_path, mnist, workers):
+    """A request accepted before SIGTERM (here: its body still arriving) is answered, then the server exits 0."""
+    server = LiveServer(cnn_fast_run, tmp_path, "--workers", str(workers)).start()
+    try:
+        body = json.dumps({"pixels": mnist[0][0].tolist()}).encode()
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as connection:
+            connection.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: %d\r\n\r\n" % len(body) + body[:100])
+            time.sleep(0.5)  # the request has been accepted
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(1.0)  # the server is stopping: it accepts nothing new, but this request goes on
+            connection.sendall(body[100:])
+            answer = b""
+            while chunk := connection.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["predictions"][0]["digit"] == 7
+        assert b"connection: close" in answer.lower()
+        assert server.process.wait(timeout=60) == 0, server.log.read_text()[-2000:]
+    finally:
+        server.stop()
 
 
 def test_schemathesis_finds_no_server_errors(live, tmp_path):

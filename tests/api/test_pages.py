@@ -188,3 +188,36 @@ def test_api_docs_render_offline(browser, live):
         assert "/predict" in text and "/v2/models/{name}/infer" in text and "/v1/models/{name}:predict" in text
     finally:
         page.close()
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """A live `digits serve` with no run named and no runs: the shipped model."""
+    from bodies import LiveServer
+
+    server = LiveServer(None, tmp_path_factory.mktemp("shipped-server")).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@needs_chromium
+def test_the_drawing_page_reads_with_the_shipped_model(browser, shipped):
+    from digits import runs
+
+    page = browser.new_page(viewport={"width": 900, "height": 800})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(shipped + "/", wait_until="networkidle")
+        model = runs.read_card()["config"]["model"]
+        page.wait_for_function(f"document.querySelector('#model').textContent.startsWith('model {model}')")
+        page.select_option("#ink", "dark")
+        draw(page, SEVEN)
+        assert shown_prediction(page) == "7", page.locator("#confidence").inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "drawing-page-shipped-model.png"), full_page=True)
+        assert not errors, errors
+    finally:
+        page.close()

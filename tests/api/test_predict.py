@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import numpy as np
 import pytest
@@ -288,16 +289,76 @@ def test_odd_pictures_never_cost_a_500(client):
     assert client.get("/health/ready").status_code == 200
 
 
-def test_a_saturated_image_pool_answers_503_and_pixels_still_work(client, mnist):
-    service = client.app.state.service
-    service.image_jobs += 1000  # as if a thousand slow pictures were being prepared
-    try:
-        response = client.post("/predict", content=png(mnist[0][0]), headers={"Content-Type": "image/png"})
-        assert response.status_code == 503 and response.headers["retry-after"] == "5"
-        assert "being prepared" in detail(response)
-        assert client.post("/predict", json={"pixels": mnist[0][0].tolist()}).status_code == 200
-    finally:
-        service.image_jobs -= 1000
+def _pictures_read(client) -> float:
+    """The service's count of pictures read (decoded, cleaned, classified), from /metrics."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("digits_pictures_read_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def _blank(side: int) -> bytes:
+    return png(np.full((side, side), 255, np.uint8), 1, False)  # a white page: a few KiB, side x side pixels
+
+
+def test_a_saturated_pixel_budget_answers_503_and_pixels_still_work(predictor, mnist):
+    from fastapi.testclient import TestClient
+
+    from digits.api.app import create_app
+
+    with TestClient(create_app(settings(timeout_seconds=1.0), predictor=predictor)) as client:
+        budget = client.app.state.service.budget
+        budget.used += budget.limit  # as if pictures of the whole budget were being read
+        try:
+            response = client.post("/predict", content=png(mnist[0][0]), headers={"Content-Type": "image/png"})
+            assert response.status_code == 503 and response.headers["retry-after"] == "5"
+            assert "DIGITS_MAX_PENDING_PIXELS" in detail(response)
+            assert client.post("/predict", json={"pixels": mnist[0][0].tolist()}).status_code == 200
+        finally:
+            budget.release(budget.limit)
+        assert client.post("/predict", content=png(mnist[0][0]), headers={"Content-Type": "image/png"}
+                           ).status_code == 200
+
+
+def test_pictures_over_the_pixel_budget_get_413_before_any_is_decoded(predictor):
+    from fastapi.testclient import TestClient
+
+    from digits.api.app import create_app
+
+    with TestClient(create_app(settings(max_request_pixels=10_000_000), predictor=predictor)) as client:
+        before = _pictures_read(client)
+        files = [("files", (f"{index}.png", _blank(1500), "image/png")) for index in range(MAX_BATCH)]  # 18 MP
+        response = client.post("/predict", files=files)
+        assert response.status_code == 413 and response.headers["content-type"] == "application/json"
+        assert "18,000,000 pixels" in detail(response) and "DIGITS_MAX_REQUEST_PIXELS" in detail(response)
+        assert _pictures_read(client) == before  # refused from the headers: nothing decoded
+        assert client.post("/predict", files=files[:4]).status_code == 200  # 9 MP fit
+        assert _pictures_read(client) == before + 4
+
+
+def test_a_timed_out_request_stops_reading_and_others_are_served(predictor, mnist):
+    from fastapi.testclient import TestClient
+
+    from digits.api.app import create_app
+
+    many = 96  # white 2000 x 2000 pages: seconds of work in all, far more than the 1 s timeout
+    with TestClient(create_app(settings(timeout_seconds=1.0, max_batch=many, max_request_pixels=10**9,
+                                        max_pending_pixels=10**9), predictor=predictor)) as client:
+        service, before = client.app.state.service, _pictures_read(client)
+        files = [("files", (f"{index}.png", _blank(2000), "image/png")) for index in range(many)]
+        response = client.post("/predict", files=files)
+        assert response.status_code == 504, response.text
+        for _ in range(600):  # the pictures it had started finish; no more are started
+            if not service.image_jobs:
+                break
+            time.sleep(0.05)
+        read = _pictures_read(client) - before
+        assert 0 < read < many / 2, read
+        assert service.budget.used == 0
+        for _ in range(3):  # everyone else is served at once: no 503 while the big request's work drains
+            answer = client.post("/predict", content=png(mnist[0][0]), headers={"Content-Type": "image/png"})
+            assert answer.status_code == 200 and answer.json()["predictions"][0]["digit"] == 7
+        assert _pictures_read(client) - before == read + 3  # nothing of the big request was read meanwhile
 
 
 def test_predict_content_and_form_errors(client, mnist):

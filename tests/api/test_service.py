@@ -1,10 +1,11 @@
-"""The served model (digits.api.service): dynamic batching, the model's name, loading the predictor,
-and the service before the model is loaded (not ready: 503)."""
+"""The served model (digits.api.service): dynamic batching, the pixel budget and fair sharing of the image
+threads, the model's name, loading the predictor, and the service before the model is loaded (not ready: 503)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ from bodies import settings
 pytest.importorskip("fastapi", reason="the API needs the api extra: pip install 'digits[api]'")
 
 from digits import runs  # noqa: E402
-from digits.api.service import SERVING_BATCH, Batcher, load_predictor, model_name  # noqa: E402
+from digits.api.service import (DEADLINE, SERVING_BATCH, Batcher, Busy, PixelBudget, Service, load_predictor,  # noqa: E402
+                                model_name)
 
 
 def test_batcher_merges_queued_requests_and_keeps_order():
@@ -139,3 +141,72 @@ def test_not_ready_until_the_model_is_loaded(predictor):
     response = test_client.post("/predict", json={"pixels": [[0] * 28] * 28})
     assert response.status_code == 503 and response.headers["retry-after"] == "2"
     assert test_client.get("/v2/health/live").status_code == 200
+
+
+def test_pixel_budget_admits_in_arrival_order_and_refuses_at_the_deadline():
+    async def scenario():
+        loop, budget, admitted = asyncio.get_running_loop(), PixelBudget(100), []
+        await budget.acquire(80, loop.time() + 5)
+
+        async def request(name, pixels, seconds=5.0):
+            try:
+                await budget.acquire(pixels, loop.time() + seconds)
+            except Busy as error:
+                admitted.append((name, str(error)))
+                return
+            admitted.append(name)
+
+        big = asyncio.ensure_future(request("big", 90))
+        await asyncio.sleep(0)
+        small = asyncio.ensure_future(request("small", 10))  # would fit now, but waits behind "big": no starving
+        late = asyncio.ensure_future(request("late", 10, seconds=0.05))
+        await asyncio.sleep(0.2)
+        assert admitted[0][0] == "late" and "DIGITS_MAX_PENDING_PIXELS" in admitted[0][1]  # its deadline passed
+        assert budget.used == 80
+        budget.release(80)
+        await asyncio.gather(big, small)
+        assert admitted[1:] == ["big", "small"] and budget.used == 100
+
+    asyncio.run(scenario())
+
+
+def test_requests_share_the_image_threads_fairly_and_stop_at_their_deadline(predictor):
+    service = Service(predictor, settings(image_threads=2), "cnn")
+    order, both_queued = [], threading.Event()
+
+    def read(request, index):  # stands in for reading one picture
+        order.append((request, index))
+        if request == "big" and index < 2:
+            assert both_queued.wait(30)  # the first two hold both threads until the small request has queued
+        return request, index
+
+    async def scenario():
+        async def release_when_queued():
+            while service.image_jobs < 3:
+                await asyncio.sleep(0.001)
+            both_queued.set()
+
+        big = service.read_all(read, [("big", index) for index in range(20)], 20)
+        small = service.read_all(read, [("small", 0)], 1)
+        return await asyncio.gather(big, small, release_when_queued())
+
+    big, small, _ = asyncio.run(scenario())
+    assert big == [("big", index) for index in range(20)] and small == [("small", 0)]
+    assert order.index(("small", 0)) <= 3  # behind one picture per thread of the big request, not all 20
+    assert service.budget.used == 0
+
+    started = []
+
+    async def expired():  # a request past its deadline starts no more pictures
+        DEADLINE.set(asyncio.get_running_loop().time() + 0.3)
+        with pytest.raises(TimeoutError):
+            await service.read_all(lambda index: started.append(index) or time.sleep(0.1),
+                                   [(index,) for index in range(50)], 50)
+        for _ in range(600):  # the pictures it had started finish, and give their pixels back
+            if not service.image_jobs:
+                break
+            await asyncio.sleep(0.05)
+
+    asyncio.run(expired())
+    assert 0 < len(started) < 50 and service.budget.used == 0
+    service.close()

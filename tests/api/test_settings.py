@@ -60,3 +60,23 @@ def test_serve_help_names_the_access_log_option():
 
     result = run_cli("serve", "--help")
     assert result.returncode == 0 and "--access-log" in result.stdout and "log every request" in result.stdout
+
+
+def test_connection_limits_grace_and_pixel_budgets(monkeypatch):
+    defaults = Settings()
+    assert (defaults.header_timeout_seconds, defaults.max_connections) == (10.0, 1000)
+    assert defaults.shutdown_grace_seconds == 35.0  # the request timeout and 5 s to spare: no request dropped
+    assert (defaults.max_request_pixels, defaults.max_pending_pixels) == (100_000_000, 400_000_000)
+    assert load_settings(timeout_seconds=60).shutdown_grace_seconds == 65  # follows the timeout when unset
+    with pytest.raises(ValueError, match=r"--shutdown-grace-seconds=10 is shorter than timeout_seconds \+ 1 s"):
+        load_settings(shutdown_grace_seconds=10)
+    monkeypatch.setenv("DIGITS_SHUTDOWN_GRACE_SECONDS", "20")
+    with pytest.raises(ValueError, match="^DIGITS_SHUTDOWN_GRACE_SECONDS=20 is shorter"):
+        load_settings()
+    assert load_settings(timeout_seconds=5).shutdown_grace_seconds == 20
+    monkeypatch.delenv("DIGITS_SHUTDOWN_GRACE_SECONDS")
+    with pytest.raises(ValueError, match="--max-request-pixels=500000000 is more than max_pending_pixels"):
+        load_settings(max_request_pixels=500_000_000)
+    for flag, value in (("max_connections", 0), ("header_timeout_seconds", 0), ("max_pending_pixels", -1)):
+        with pytest.raises(ValueError, match=f"--{flag.replace('_', '-')}={value} is invalid"):
+            load_settings(**{flag: value})

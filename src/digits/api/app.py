@@ -7,7 +7,10 @@ loaded once per worker at start-up (the lifespan; service.py), warmed through th
 batching path requests take, and only then reported ready (with `Settings.grpc_port`, the gRPC
 server starts then too, on the same event loop and Service: grpc_service.py). `serve(settings)` runs the
 factory under uvicorn with the settings handed to every worker through `DIGITS_*` variables
-(what `digits serve` does); tests pass a loaded `Predictor` to skip reloading.
+(what `digits serve` does), with the connection limits of connections.py and a shutdown grace
+(`Settings.shutdown_grace_seconds`) longer than any accepted request may take; a SIGTERM is a
+clean stop: every accepted request is answered and the process exits 0, with one worker or many.
+Tests pass a loaded `Predictor` to skip reloading.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import gc
 import os
 import shutil
+import signal
 import socket
 import tempfile
 from contextlib import asynccontextmanager
@@ -142,15 +146,33 @@ def serve(settings: Settings) -> None:
     """Run the app under uvicorn with `settings` until stopped (SIGINT / SIGTERM)."""
     import uvicorn
 
+    from .connections import protocol
+
     check_ports(settings)
     _export(settings)
     metrics_dir = None
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # /metrics merges all workers
         metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="digits-metrics-")
+    # uvicorn stops gracefully on SIGTERM and then raises it again, to die of it (status 143) with one worker;
+    # its supervisor of several workers returns (status 0). Here a stop that was asked for is a clean exit,
+    # either way: the raised-again SIGTERM ends the process with status 0.
+    previous = signal.signal(signal.SIGTERM, _stopped)
     try:
         uvicorn.run("digits.api.app:create_app", factory=True, host=settings.host, port=settings.port,
                     workers=settings.workers, log_level=settings.log_level, access_log=settings.access_log,
-                    timeout_graceful_shutdown=10, server_header=False)
+                    http=protocol(settings), timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+                    server_header=False)
+    except _Stopped:
+        pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+class _Stopped(Exception):
+    """SIGTERM outside uvicorn's own handling (before it starts, or raised again after its graceful stop)."""
+
+
+def _stopped(signum, frame) -> None:
+    raise _Stopped()

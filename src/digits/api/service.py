@@ -9,14 +9,24 @@ delays the small `pixels` requests queued behind it.
 
 Pictures are read on their own pool by `reading.read`, the path every interface shares; the
 model calls inside a reading (candidate cuts of a number, then the digits) run on that
-thread, unbatched. The model name in /v1 and /v2 URLs is `Settings.model_name` if set, else the run config's
+thread, unbatched. Work on pictures is bounded by pixels, not by count (`PixelBudget`): a
+request's declared pixels above `max_request_pixels` are refused before anything is decoded,
+and requests wait in arrival order until their pixels fit in `max_pending_pixels` (503 if
+their deadline passes first). Admitted requests share the image threads fairly: each keeps at
+most `image_threads` pictures on the pool and queues its next one behind everyone else's
+(`Service.read_all`), so an upload of one picture waits for one picture of a 256-picture
+request, not all of them; and a request stops reading once its deadline has passed or its
+client has gone. Every request has one deadline, `timeout_seconds` after its header
+(`DEADLINE`, set by telemetry.Guard; gRPC calls start theirs on submission). The model name in /v1 and /v2 URLs is `Settings.model_name` if set, else the run config's
 `model` (e.g. "cnn"), else the run directory's (or exported file's) name; the version is "1".
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -29,6 +39,8 @@ from ..predictor import Predictor
 from .settings import Settings
 
 VERSION = "1"
+# the current request's deadline on the event loop's clock (telemetry.Guard sets it from the header's arrival)
+DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("digits_deadline", default=None)
 
 
 class Batcher:
@@ -45,12 +57,12 @@ class Batcher:
         # a request fails with TimeoutError between `timeout` and `timeout + tick` seconds after submit
         self._tick, self._sweeper = min(0.5, timeout / 4), None
 
-    def submit(self, images: np.ndarray) -> asyncio.Future:
-        """A future of the (N, classes) probabilities, failing with TimeoutError after `timeout` seconds;
-        call from the event loop."""
+    def submit(self, images: np.ndarray, deadline: float | None = None) -> asyncio.Future:
+        """A future of the (N, classes) probabilities, failing with TimeoutError after `deadline` (the loop's
+        clock; default: `timeout` seconds from now); call from the event loop."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._pending.append((images, future, loop.time() + self._timeout))
+        self._pending.append((images, future, loop.time() + self._timeout if deadline is None else deadline))
         if self._busy < self._threads:
             self._flush(loop)
         if self._sweeper is None:
@@ -108,6 +120,59 @@ class Busy(Exception):
     """The image pool is saturated (answered with 503 and Retry-After)."""
 
 
+class TooManyPixels(ValueError):
+    """A request's pictures hold more pixels than `max_request_pixels` (answered with 413)."""
+
+
+class ClientGone(Exception):
+    """The client hung up while its pictures were being read (nothing to answer)."""
+
+
+class PixelBudget:
+    """At most `limit` pixels of pictures admitted at once; requests wait in arrival order (first come, first
+    served: a large request is not overtaken for ever by small ones) until theirs fit, or their deadline."""
+
+    def __init__(self, limit: int):
+        self.limit, self.used = limit, 0
+        self._waiting: deque[tuple[int, asyncio.Future]] = deque()
+
+    async def acquire(self, pixels: int, deadline: float) -> None:
+        """Admit `pixels` (at most `limit`); Busy if they do not fit before `deadline` (the loop's clock)."""
+        pixels = min(pixels, self.limit)
+        if not self._waiting and self.used + pixels <= self.limit:
+            self.used += pixels
+            return
+        loop = asyncio.get_running_loop()
+        admitted = loop.create_future()
+        self._waiting.append((pixels, admitted))
+        timer = loop.call_at(deadline, lambda: admitted.done() or admitted.set_exception(TimeoutError()))
+        try:
+            await admitted
+        except BaseException as error:  # the deadline, or the request cancelled
+            if admitted.done() and not admitted.cancelled() and admitted.exception() is None:
+                self.release(pixels)  # admitted in the same instant: hand the pixels on
+            else:
+                self._waiting = deque(item for item in self._waiting if item[1] is not admitted)
+                self._wake()
+            if isinstance(error, TimeoutError):
+                raise Busy(f"pictures of {self.used:,} pixels are being read (the limit is {self.limit:,}, "
+                           "DIGITS_MAX_PENDING_PIXELS); retry in a few seconds") from None
+            raise
+        finally:
+            timer.cancel()
+
+    def release(self, pixels: int) -> None:
+        self.used -= min(pixels, self.limit)
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiting and self.used + self._waiting[0][0] <= self.limit:
+            pixels, admitted = self._waiting.popleft()
+            if not admitted.done():
+                self.used += pixels
+                admitted.set_result(None)
+
+
 def _expire(future: asyncio.Future) -> None:
     if not future.done():
         future.set_exception(TimeoutError())
@@ -144,6 +209,7 @@ class Service:
     class_names: list[str] = field(init=False)  # one per model output; "0".."9" if the run names none
     reject_below: float | None = field(init=False)  # not-a-digit threshold: the setting, else the model's
     image_jobs: int = 0  # pictures queued or being prepared on the image pool
+    budget: PixelBudget = field(init=False)  # pixels of pictures admitted (max_pending_pixels)
 
     def __post_init__(self):
         self.class_names = list(self.predictor.class_names)
@@ -152,27 +218,79 @@ class Service:
         self.batcher = Batcher(self.predictor.predict_proba, self.settings.predict_threads,
                                max(self.settings.max_batch, 64), None, self.settings.timeout_seconds)
         self.image_pool = ThreadPoolExecutor(self.settings.image_threads, thread_name_prefix="digits-images")
+        self.budget = PixelBudget(self.settings.max_pending_pixels)
+
+    def deadline(self) -> float:
+        """The current request's deadline on the loop's clock (`DEADLINE`), else `timeout_seconds` from now."""
+        deadline = DEADLINE.get()
+        return asyncio.get_running_loop().time() + self.settings.timeout_seconds if deadline is None else deadline
 
     async def predict(self, images: np.ndarray) -> np.ndarray:
-        """(N, 28, 28) float32 0..1 -> (N, classes) float32, batched; TimeoutError after the timeout.
+        """(N, 28, 28) float32 0..1 -> (N, classes) float32, batched; TimeoutError past the request's deadline.
         The answers are counted in the metrics per model call (Metrics.observe_batch)."""
-        return await self.batcher.submit(images)
+        return await self.batcher.submit(images, DEADLINE.get())
 
-    def admit_pictures(self) -> None:
-        """Raise Busy when more than 8 pictures per image thread are queued or running (pictures that
-        take minutes to prepare must not pile up without bound)."""
-        if self.image_jobs >= 8 * self.settings.image_threads:
-            raise Busy(f"{self.image_jobs} pictures are being prepared; retry in a few seconds")
+    async def read_all(self, function, jobs: list[tuple], pixels: int, gone=None) -> list:
+        """`function(*job)` for every job on the image pool, in order; the request's `pixels` (already checked
+        against max_request_pixels) are admitted by the budget first (Busy if they do not fit in time). At most
+        `image_threads` of this request's jobs are on the pool at once, each next one queued behind other
+        requests' (fair sharing); no job starts after the deadline (TimeoutError) or once `await gone()` says
+        the client has hung up (ClientGone)."""
+        deadline = self.deadline()
+        await self.budget.acquire(pixels, deadline)
+        loop, results, started = asyncio.get_running_loop(), [None] * len(jobs), []
+        state = {"next": 0, "stop": False}
 
-    async def run_blocking(self, function, *args):
-        """`function(*args)` on the image pool (reading pictures: decoding, cleaning, cutting, classifying)."""
+        async def lane() -> None:
+            while state["next"] < len(jobs) and not state["stop"]:
+                index = state["next"]
+                state["next"] += 1
+                try:
+                    if loop.time() >= deadline:
+                        raise TimeoutError()
+                    if gone is not None and await gone():
+                        raise ClientGone()
+                    started.append(self._submit(function, *jobs[index]))
+                    results[index] = await asyncio.wait_for(asyncio.shield(started[-1]),
+                                                            max(deadline - loop.time(), 0.0))
+                except BaseException:
+                    state["stop"] = True  # the other lanes start nothing more
+                    raise
+
+        try:
+            await asyncio.gather(*(lane() for _ in range(min(len(jobs), self.settings.image_threads))))
+            return results
+        finally:  # the pixels stay counted until the last picture this request started is done
+            running = [future for future in started if not future.done()]
+            left = [len(running)]
+
+            def finished(_) -> None:
+                left[0] -= 1
+                if left[0] == 0:
+                    self.budget.release(pixels)
+
+            for future in running:
+                future.add_done_callback(finished)
+            if not running:
+                self.budget.release(pixels)
+
+    def _submit(self, function, *args) -> asyncio.Future:
+        """`function(*args)` on the image pool, counted in image_jobs until its thread is free."""
         self.image_jobs += 1
         running = asyncio.get_running_loop().run_in_executor(self.image_pool, function, *args)
-        running.add_done_callback(self._image_job_done)  # counts until the thread is free, even after a timeout
-        return await asyncio.wait_for(asyncio.shield(running), self.settings.timeout_seconds)
+        running.add_done_callback(self._image_job_done)
+        return running
+
+    async def run_blocking(self, function, *args):
+        """`function(*args)` on the image pool (reading pictures: decoding, cleaning, cutting, classifying);
+        TimeoutError past the request's deadline."""
+        remaining = self.deadline() - asyncio.get_running_loop().time()
+        return await asyncio.wait_for(asyncio.shield(self._submit(function, *args)), max(remaining, 0.0))
 
     def _image_job_done(self, _) -> None:
         self.image_jobs -= 1
+        if self.metrics is not None:
+            self.metrics.pictures.inc()
 
     def close(self) -> None:
         self.ready = False

@@ -7,7 +7,7 @@ through the same variables. A bad value is a `ValueError` naming the variable an
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,13 +26,31 @@ class Settings(BaseSettings):
     max_batch: int = Field(256, ge=1)  # most images in one request; more get 413
     uncertain_below: float = Field(0.5, ge=0.0, le=1.0)  # confidence below this marks an answer uncertain
     reject_below: float | None = Field(None, ge=0.0, le=1.0)  # not-a-digit threshold (None: the model's stored one)
-    timeout_seconds: float = Field(30.0, gt=0)  # per body read (408) and per prediction (504)
+    timeout_seconds: float = Field(30.0, gt=0)  # whole request after its header: body (408), answer (504)
+    header_timeout_seconds: float = Field(10.0, gt=0)  # a complete request header within this of connecting
+    max_connections: int = Field(1000, ge=1)  # open connections per worker (the oldest idle one makes room)
+    shutdown_grace_seconds: float | None = Field(None, gt=0)  # SIGTERM: answer accepted requests within this
+    max_request_pixels: int = Field(100_000_000, ge=1)  # decoded pixels of pictures in one request; more get 413
+    max_pending_pixels: int = Field(400_000_000, ge=1)  # pixels of pictures being read at once; later ones queue
     predict_threads: int = Field(1, ge=1, le=64)  # threads running model batches (requests are batched)
     model_threads: int = Field(1, ge=1, le=64)  # threads inside one model call (the other cores serve requests)
     image_threads: int = Field(2, ge=1, le=64)  # threads decoding and preparing uploaded images
     opentelemetry: bool = False  # FastAPI's OpenTelemetry hooks (spans, metrics) for a configured OTel SDK
     access_log: bool = False  # uvicorn's per-request log lines (Prometheus /metrics counts requests either way)
     log_level: str = "info"  # uvicorn log level
+
+    @model_validator(mode="after")
+    def _grace_and_budgets(self):
+        if self.shutdown_grace_seconds is None:  # default: the request timeout and 5 s to spare
+            self.shutdown_grace_seconds = self.timeout_seconds + 5
+        if self.shutdown_grace_seconds < self.timeout_seconds + 1:
+            raise ValueError(f"shutdown_grace_seconds={self.shutdown_grace_seconds:g} is shorter than "
+                             f"timeout_seconds + 1 s ({self.timeout_seconds + 1:g}): requests accepted before a "
+                             "SIGTERM would be dropped; raise it or leave it unset")
+        if self.max_request_pixels > self.max_pending_pixels:
+            raise ValueError(f"max_request_pixels={self.max_request_pixels} is more than max_pending_pixels="
+                             f"{self.max_pending_pixels}: such a request could never start; lower or raise one")
+        return self
 
 
 def load_settings(**overrides) -> Settings:
@@ -42,7 +60,14 @@ def load_settings(**overrides) -> Settings:
         return Settings(**given)
     except ValidationError as error:
         first = error.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "?"
-        source = "--" + field.replace("_", "-") if field in given else f"DIGITS_{field.upper()}"
-        raise ValueError(f"{source}={first.get('input')!r} is invalid ({first['msg'].lower()}); "
+        if not first["loc"]:  # a rule between two settings (_grace_and_budgets): "field=value is ...; fix"
+            field, _, rest = first["msg"].removeprefix("Value error, ").partition("=")
+            raise ValueError(f"{_source(field, given)}={rest}") from None
+        field = str(first["loc"][0])
+        raise ValueError(f"{_source(field, given)}={first.get('input')!r} is invalid ({first['msg'].lower()}); "
                          f"fix or unset it") from None
+
+
+def _source(field: str, given: dict) -> str:
+    """Where a setting came from, as the user wrote it: --flag-name or DIGITS_FIELD_NAME."""
+    return "--" + field.replace("_", "-") if field in given else f"DIGITS_{field.upper()}"

@@ -8,7 +8,9 @@ multiprocess mode).
 
 `Guard`, one pure-ASGI middleware (not `BaseHTTPMiddleware`: it sits on the hot path of every
 request): a declared `Content-Length` over the limit is refused (413) before any body is
-read, a chunked body is counted as it arrives, a body read that stalls is a 408, and every
+read, a chunked body is counted as it arrives, a body that has not arrived `timeout_seconds` after
+the header is a 408 (one deadline for the whole body, not per read: a body dribbled a byte at a
+time is cut too), the same deadline bounds the answer (service.DEADLINE: 504 past it), and every
 request is timed by its route template.
 """
 
@@ -22,6 +24,7 @@ import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from .deps import ApiError, error_body
+from .service import DEADLINE
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -38,6 +41,8 @@ class Metrics:
                                    registry=self.registry)
         self.batch_size = Histogram("digits_model_batch_size", "Images per model call (after dynamic batching)",
                                     buckets=BATCH_BUCKETS, registry=self.registry)
+        self.pictures = Counter("digits_pictures_read", "Pictures read (decoded, cleaned and classified) by "
+                                "the reading path", registry=self.registry)
         self.model_info = Gauge("digits_model_info", "The served model (value 1)", ["name", "version", "backend"],
                                 registry=self.registry, multiprocess_mode="livemax")
         self.grpc_requests = Counter("digits_grpc_requests", "gRPC calls by method and status code",
@@ -99,7 +104,8 @@ class BodyTooLarge(ApiError):
 
 class BodyTimeout(ApiError):
     def __init__(self, seconds: float):
-        super().__init__(408, f"no request body data arrived for {seconds:g} s; send the whole body promptly")
+        super().__init__(408, f"the request body did not arrive within {seconds:g} s of its header; send the whole "
+                              "body promptly (or raise DIGITS_TIMEOUT_SECONDS)")
 
 
 def _route(scope) -> str:
@@ -107,12 +113,13 @@ def _route(scope) -> str:
     return getattr(route, "path", None) or "unmatched"
 
 
-async def _read_with_timeout(receive, seconds: float):
+async def _read_by(receive, deadline: float, seconds: float):
+    """The next body message, or BodyTimeout once the loop's clock passes `deadline`."""
     try:
-        if hasattr(asyncio, "timeout"):  # Python 3.11+: no extra task per read
-            async with asyncio.timeout(seconds):
+        if hasattr(asyncio, "timeout_at"):  # Python 3.11+: no extra task per read
+            async with asyncio.timeout_at(deadline):
                 return await receive()
-        return await asyncio.wait_for(receive(), seconds)
+        return await asyncio.wait_for(receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
     except asyncio.TimeoutError:
         raise BodyTimeout(seconds) from None
 
@@ -138,11 +145,13 @@ class Guard:
                 status[0] = 413 if declared.isdigit() else 400
                 return
             received = [0, False]  # bytes so far, body complete
+            deadline = asyncio.get_running_loop().time() + self.timeout  # the body's, and the answer's
+            token = DEADLINE.set(deadline)
 
             async def guarded_receive():
                 if received[1]:
                     return await receive()
-                message = await _read_with_timeout(receive, self.timeout)
+                message = await _read_by(receive, deadline, self.timeout)
                 if message["type"] == "http.request":
                     received[0] += len(message.get("body", b""))
                     if received[0] > self.limit:
@@ -155,7 +164,10 @@ class Guard:
                     status[0] = message["status"]
                 await send(message)
 
-            await self.app(scope, guarded_receive, watched_send)
+            try:
+                await self.app(scope, guarded_receive, watched_send)
+            finally:
+                DEADLINE.reset(token)
         finally:
             self.metrics.observe_request(scope["method"], _route(scope), status[0], time.perf_counter() - started)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
@@ -21,7 +22,7 @@ from ... import reading
 from .. import inputs, schemas
 from ..deps import (LARGE_BODY_BYTES, ApiError, LeanRoute, is_json, json_answer, media_type, off_loop, parse_json,
                     predict, service_of)
-from ..service import Busy, Service
+from ..service import Busy, ClientGone, Service
 
 router = APIRouter(tags=["predict"], route_class=LeanRoute)
 JSON_KEYS = {"pixels", "image", "mode", "include_input"}
@@ -49,14 +50,19 @@ def _check_count(count: int, service: Service) -> None:
                             "split the request (or raise DIGITS_MAX_BATCH)")
 
 
-async def _pictures(service: Service, uploads: list[tuple[bytes, str]], mode: str, include_input: bool) -> list[dict]:
-    """Read each picture on the image pool with the one reading path."""
-    service.admit_pictures()
+async def _pictures(service: Service, uploads: list[tuple[bytes, str]], mode: str, include_input: bool,
+                    request: Request | None = None) -> list[dict]:
+    """Read each picture on the image pool with the one reading path, bounded by pixels (service.read_all)."""
+    pixels = sum(inputs.picture_pixels(data) for data, _ in uploads)
+    if pixels > service.settings.max_request_pixels:
+        raise ApiError(413, f"the pictures hold {pixels:,} pixels, more than the limit of "
+                            f"{service.settings.max_request_pixels:,} per request; send fewer or smaller pictures "
+                            "(or raise DIGITS_MAX_REQUEST_PIXELS)")
     threshold = service.settings.uncertain_below
+    jobs = [(data, name, mode, service.predictor, threshold, service.reject_below) for data, name in uploads]
     try:
-        found = await asyncio.gather(*(service.run_blocking(inputs.read_picture, data, name, mode, service.predictor,
-                                                             threshold, service.reject_below)
-                                       for data, name in uploads))
+        found = await service.read_all(inputs.read_picture, jobs, pixels,
+                                       gone=request.is_disconnected if request is not None else None)
     except ValueError as error:  # images.ImageError and friends: one line naming the file and the fix
         raise ApiError(422, str(error).splitlines()[0]) from None
     results = []
@@ -121,7 +127,7 @@ async def _from_json(request: Request, service: Service, mode: str, include_inpu
                                                          mode, include_input)
     if batch is not None:
         return await _pixels(service, batch, include_input)
-    return await _pictures(service, uploads, mode, include_input)
+    return await _pictures(service, uploads, mode, include_input, request)
 
 
 def _multipart_complete(body: bytes, content_type: str) -> bool:
@@ -158,7 +164,7 @@ async def _from_form(request: Request, service: Service, mode: str, include_inpu
         uploads = [(await file.read(), file.filename or f"file[{position}]") for position, file in enumerate(files)]
     finally:
         await form.close()
-    return await _pictures(service, uploads, mode, include_input)
+    return await _pictures(service, uploads, mode, include_input, request)
 
 
 PREDICT_OPENAPI = {
@@ -198,12 +204,14 @@ async def predict_route(request: Request):
             body = await request.body()
             if not body:
                 raise ApiError(400, "the request body is empty; send the image file's bytes")
-            results = await _pictures(service, [(body, "upload")], mode, include_input)
+            results = await _pictures(service, [(body, "upload")], mode, include_input, request)
         else:
             raise ApiError(415, f"Content-Type {media or '(none)'!r} is not supported; send application/json, "
                                 "multipart/form-data (image files) or an image/* body")
     except Busy as error:
         raise ApiError(503, f"{error}", {"Retry-After": "5"}) from None
+    except ClientGone:  # nobody to answer; /metrics counts it as 499 (nginx's "client closed request")
+        return Response(status_code=499)
     except (asyncio.TimeoutError, TimeoutError):
         raise ApiError(504, f"prediction took longer than {service.settings.timeout_seconds:g} s; retry, send "
                             "fewer images, or raise DIGITS_TIMEOUT_SECONDS") from None
