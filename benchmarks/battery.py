@@ -3,12 +3,12 @@
 Starts `python -m digits.api RUN` with its default limits (max_batch 256, 16 MiB bodies, 30 s timeout), sends
 every case of tests/api/battery.py with `full=True` (every route and protocol, broken framing, odd headers,
 hang-ups, and the issue's inputs at full size: 256 images with 100,000 repeated outputs, 16 MB JSON bodies,
-a 49-megapixel picture), one at a time over raw sockets, then checks that the server still answers a normal
-request. Targets: no answer >= 500, no traceback in the server's log, no answer showing a path of the server,
-the server alive after. Records answers by status, the largest answer, the server's RSS before and after
-(and its peak), and its log's size. `--pixel-flood` adds the issue's 256 blank 49-megapixel pictures in one
-upload (minutes of CPU without a per-request pixel bound). Writes benchmarks/results/battery.json.
-Usage: python benchmarks/battery.py [--run RUN] [--pixel-flood]
+a 49-megapixel picture and 256 of them in one upload), one at a time over raw sockets, then checks that the
+server still answers a normal request. Targets: no answer >= 500, no traceback in the server's log, no
+answer showing a path of the server, the server alive after. Records answers by status, the largest answer,
+the server's RSS before and after (and its peak, with the cases that raised it), and its log's size.
+Writes benchmarks/results/battery.json.
+Usage: python benchmarks/battery.py [--run RUN]
        (default run: the latest under runs/, else the shipped model, else a 20-second MLP trained for it)
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests" / "api"))  # the cases live beside the reduced battery's test
-from battery import Case, big_blank_png, cases, http, multipart, problem, run, summary  # noqa: E402
+from battery import cases, problem, run, summary  # noqa: E402
 from bodies import LiveServer  # noqa: E402
 from common import machine, save  # noqa: E402
 
@@ -52,8 +52,6 @@ def model(run_arg: str | None, scratch: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", help="run directory or model file (default: latest run, else the shipped model)")
-    parser.add_argument("--pixel-flood", action="store_true",
-                        help="also send 256 blank 49-megapixel pictures in one upload (issue 15, defect 5)")
     parser.add_argument("--out", help="results file (default: benchmarks/results/battery.json)")
     args = parser.parse_args()
     import httpx2 as httpx
@@ -67,11 +65,6 @@ def main() -> None:
         try:
             info = httpx.get(f"{server.url}/info", timeout=10).json()
             battery = cases(info["name"], info["max_batch"], info["max_body_bytes"], full=True)
-            if args.pixel_flood:
-                blank = big_blank_png()
-                battery.append(Case("/predict multipart", "256 blank 49-megapixel PNGs in one upload", http(
-                    "POST", "/predict", *multipart([("file", f"{index}.png", "image/png", blank)
-                                                    for index in range(info["max_batch"])]))))
             before = rss_mib(server.process.pid)
             started = time.perf_counter()
             results = []
@@ -109,7 +102,7 @@ def main() -> None:
                            for r in results), key=lambda row: -row["seconds"])[:5],
         "results": [{"group": r["group"], "case": r["name"], "status": r["status"], "answer_bytes": r["answer_bytes"],
                      **({"problem": problem(r)} if problem(r) else {})} for r in results],
-        "command": "python benchmarks/battery.py" + (" --pixel-flood" if args.pixel_flood else ""),
+        "command": "python benchmarks/battery.py",
         "machine": machine(),
     }
     path = save("battery", result, args.out)

@@ -5,7 +5,8 @@ bytes over loopback sockets so that broken framing, odd headers and hang-ups can
                                              big ones (the CI battery, tests/api/test_battery.py);
                                              `full=True` is benchmarks/battery.py's (with the issue's own
                                              inputs at full size: 100,000 repeated outputs on 256 images,
-                                             16 MB JSON bodies, 49-megapixel pictures)
+                                             16 MB JSON bodies, 49-megapixel pictures, 256 of them in one
+                                             upload)
     send(url, case)                          one case: its status (None: no answer), answer size, seconds
     run(url, cases)                          every case in turn -> result dicts
     summary(results)                         answers by status, the largest answer, what went wrong
@@ -441,9 +442,13 @@ def cases(model: str, max_batch: int, max_body: int, full: bool = False) -> list
         add("hang-ups", f"/predict JSON, 5 of 100 bytes, again ({index + 1})", hangups["/predict JSON, 5 of 100 bytes"],
             hangup=True)
 
-    if full:  # the issue's pictures: a 49-megapixel blank PNG alone, then a strip of 40 digits' width
-        add("/predict image body", "blank 49-megapixel PNG", http("POST", "/predict", big_blank_png(), "image/png"),
+    if full:  # the issue's pictures: a 49-megapixel blank PNG alone, max_batch of them in one upload (15 MB that
+        # held the picture pool for a minute), then a strip of 40 digits' width
+        blank = big_blank_png()
+        add("/predict image body", "blank 49-megapixel PNG", http("POST", "/predict", blank, "image/png"),
             expect="<500")
+        add("/predict multipart", f"{max_batch} blank 49-megapixel PNGs in one upload", http("POST", "/predict", *multipart(
+            [("file", f"{index}.png", "image/png", blank) for index in range(max_batch)])))
         add("/predict image body", "5000x60 strip", http("POST", "/predict", picture(
             np.full((60, 5000), 255, np.uint8)), "image/png"), expect="<500")
     return out
