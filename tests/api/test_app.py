@@ -129,6 +129,33 @@ def test_large_bodies_are_parsed_and_large_answers_serialised_off_the_event_loop
                 assert calls == [(decode, decoded_on), (answer, answered_on)], (path, images, len(body))
 
 
+def test_large_jobs_off_the_loop_run_a_few_at_a_time():
+    """Parsing holds the GIL and a large body takes many times its size while parsed: deps.off_loop runs at most
+    deps.LARGE_AT_ONCE large jobs at once (the thread pool's 40 threads would hold 40 parses in memory)."""
+    import asyncio
+    import threading
+
+    from digits.api import deps
+
+    running, most, lock = [0], [0], threading.Lock()
+
+    def job(index):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        threading.Event().wait(0.05)  # long enough for the others to start, were they allowed to
+        with lock:
+            running[0] -= 1
+        return index
+
+    async def many():
+        return await asyncio.gather(*(deps.off_loop(True, job, index) for index in range(8)))
+
+    assert asyncio.run(many()) == list(range(8))
+    assert 1 <= most[0] <= deps.LARGE_AT_ONCE
+    assert asyncio.run(many()) == list(range(8))  # a second event loop gets its own slots
+
+
 def test_serve_checks_the_run_without_importing_a_framework(tiny_run):
     """`digits serve --workers 2` checks the run in the supervisor, which serves nothing: a fresh interpreter
     that runs cmd_serve up to uvicorn imports no TensorFlow, Keras or model runtime."""

@@ -7,8 +7,8 @@
     media_type / require_media       the request's content type, and 415 for one a route does not take
     parse_json(body, ...)            an orjson parse with one 400 for empty or malformed bodies
     off_loop(large, function, ...)   parsing and checking a large body (LARGE_BODY_BYTES), or serialising a
-                                     large answer (LARGE_ANSWER_ROWS), on a worker thread: the event loop
-                                     keeps serving other clients meanwhile
+                                     large answer (LARGE_ANSWER_ROWS), on a worker thread, LARGE_AT_ONCE at
+                                     a time: the event loop keeps serving other clients meanwhile
     predict(service, images)         the batched model call, 504 after the request timeout
     ApiError, install_errors(app)    the error-to-status mapping: `{"error": ...}` under /v1 and /v2 (as
                                      TF Serving and the Open Inference Protocol answer), FastAPI's
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 
 import orjson
 from fastapi import FastAPI, Request
@@ -45,6 +46,9 @@ CLIENT_CLOSED = 499  # the status counted in /metrics for a request whose client
 LARGE_BODY_BYTES = 256 * 1024  # larger bodies are parsed and checked on a worker thread (6 x 16 MB parsed on the
                                # loop delayed every other client by half a second; a thread hop costs ~50 us)
 LARGE_ANSWER_ROWS = 64  # answers for more images than this are serialised on a worker thread
+LARGE_AT_ONCE = 2  # such jobs at once per worker process; the rest wait their turn: parsing holds the GIL (more
+                   # threads add no speed) and a 16 MB JSON body takes ~15x its size while parsed (memory)
+_large_slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> its semaphore
 
 
 class ApiError(Exception):
@@ -175,8 +179,16 @@ def parse_json(body: bytes, empty: str, invalid: str):
 
 async def off_loop(large: bool, function, *args):
     """`function(*args)`: on a worker thread when `large` (a big body to parse and check, a big answer to
-    serialise: CPU work that would stall every other client on the event loop), inline otherwise."""
-    return await run_in_threadpool(function, *args) if large else function(*args)
+    serialise: CPU work that would stall every other client on the event loop), at most LARGE_AT_ONCE at a
+    time; inline otherwise."""
+    if not large:
+        return function(*args)
+    loop = asyncio.get_running_loop()
+    slots = _large_slots.get(loop)
+    if slots is None:
+        slots = _large_slots[loop] = asyncio.Semaphore(LARGE_AT_ONCE)
+    async with slots:
+        return await run_in_threadpool(function, *args)
 
 
 def dump_json(value) -> bytes:
