@@ -152,7 +152,7 @@ def _input_tensor(request, max_batch: int) -> np.ndarray:
         raise ValueError(f"'inputs' holds {len(request.inputs)} tensors; send exactly one, '{v2.INPUT}'")
     tensor = request.inputs[0]
     shape = list(tensor.shape)
-    dtype = v2.check_tensor(tensor.name, tensor.datatype, shape)
+    dtype = v2.check_tensor(tensor.name, tensor.datatype, shape, max_batch)
     if request.raw_input_contents:
         if len(request.raw_input_contents) != 1:
             raise ValueError(f"raw_input_contents holds {len(request.raw_input_contents)} tensors; send one, "

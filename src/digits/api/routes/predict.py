@@ -78,7 +78,7 @@ def _pixel_batch(pixels, max_batch: int):
     with inputs.answered_as(422):
         array = inputs.uint8_image(pixels)
         if array is None:
-            array = inputs.as_array(pixels, "pixels")
+            array = inputs.as_array(pixels, "pixels", max_batch)
         return inputs.to_batch(array, "pixels", max_batch)
 
 

@@ -96,7 +96,7 @@ def _images(payload, max_batch: int):
             raise ValueError(f"'inputs' must name exactly one input, '{INPUT}'")
         value = value[INPUT]
     what = "'instances'" if rows else "'inputs'"
-    return inputs.to_batch(inputs.as_array(value, what), what, max_batch, single_ok=False), rows
+    return inputs.to_batch(inputs.as_array(value, what, max_batch), what, max_batch, single_ok=False), rows
 
 
 def _decode(body: bytes, max_batch: int):

@@ -137,9 +137,10 @@ def _object(value, what: str) -> dict:
     return value
 
 
-def check_tensor(name, datatype, shape) -> np.dtype:
+def check_tensor(name, datatype, shape, max_batch: int | None = None) -> np.dtype:
     """The checks every input tensor passes, over HTTP (JSON or binary) and gRPC (grpc_service.py): its
-    name, datatype and shape; the datatype's little-endian numpy dtype."""
+    name, datatype and shape (at most `max_batch` images: checked before any data is converted); the
+    datatype's little-endian numpy dtype."""
     if name != INPUT:
         raise ValueError(f"unknown input '{name}'; this model has one input, '{INPUT}'")
     if datatype not in DTYPES:
@@ -149,14 +150,19 @@ def check_tensor(name, datatype, shape) -> np.dtype:
         raise ValueError(f"input shape {shape!r} must be a list of non-negative integers, e.g. [1, 28, 28]")
     if len(shape) not in (3, 4):
         raise ValueError(f"input shape {shape} must be [N, 28, 28] or [N, 28, 28, 1]")
+    if max_batch is not None and shape[0] > max_batch:
+        raise inputs.BatchTooLarge(f"input '{INPUT}' holds {shape[0]:,} images, more than the limit of {max_batch}; "
+                                   "split the batch (or raise DIGITS_MAX_BATCH)")
     return np.dtype(DTYPES[datatype]).newbyteorder("<")
 
 
 def tensor_values(values, datatype: str, shape: list[int], what: str) -> np.ndarray:
     """An input tensor sent as numbers (JSON `data`, or gRPC's typed `contents`), checked against its
     datatype and shape: the right count, and whole numbers in 0..255 for UINT8."""
-    array = inputs.as_array(values, what)
     count = math.prod(shape)
+    if isinstance(values, list) and len(values) > count:  # before converting them all
+        raise ValueError(f"{what} holds {len(values)} values but shape {shape} needs {count}")
+    array = inputs.as_array(values, what)
     if array.size != count:
         raise ValueError(f"{what} holds {array.size} values but shape {shape} needs {count}")
     if array.dtype.kind == "f" and datatype == "UINT8":
@@ -180,7 +186,7 @@ def _input_tensor(header: dict, binary: bytes, max_batch: int) -> np.ndarray:
         raise ValueError(f"'inputs' must be a list of exactly one tensor, '{INPUT}'")
     tensor = declared[0]
     datatype, shape = tensor.get("datatype"), tensor.get("shape")
-    dtype = check_tensor(tensor.get("name"), datatype, shape)
+    dtype = check_tensor(tensor.get("name"), datatype, shape, max_batch)
     count = math.prod(shape)
     parameters = _object(tensor.get("parameters"), "input 'parameters'")
     size = parameters.get("binary_data_size")
