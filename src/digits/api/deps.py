@@ -46,7 +46,7 @@ CLIENT_CLOSED = 499  # the status counted in /metrics for a request whose client
 LARGE_BODY_BYTES = 256 * 1024  # larger bodies are parsed and checked on a worker thread (6 x 16 MB parsed on the
                                # loop delayed every other client by half a second; a thread hop costs ~50 us)
 LARGE_ANSWER_ROWS = 64  # answers for more images than this are serialised on a worker thread
-LARGE_AT_ONCE = 2  # such jobs at once per worker process; the rest wait their turn: parsing holds the GIL (more
+LARGE_AT_ONCE = 1  # such jobs at once per worker process; the rest wait their turn: parsing holds the GIL (more
                    # threads add no speed) and a 16 MB JSON body takes ~15x its size while parsed (memory)
 _large_slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> its semaphore
 
