@@ -282,9 +282,33 @@ def footprint(result: dict) -> list[str]:
                     f"Machine: {machine_line(result['machine'])}."]
 
 
+def battery(result: dict) -> list[str]:
+    statuses = ", ".join(f"{count} x {status}" for status, count in result["by_status"].items())
+    rss, log = result["rss_mib"], result["log"]
+    lines = [f"**Bad HTTP inputs** (`{result['command']}`: {result['cases']} cases over raw loopback sockets, every "
+             "route and protocol: wrong methods, unknown models and versions, malformed JSON, wrong shapes, dtypes, "
+             "NaN, non-images, decompression bombs, truncated multipart, broken framing, odd headers and query "
+             "parameters, clients hanging up mid-body, and issue 15's inputs at full size):", "",
+             "| measure | value | target |", "|---|---|---|",
+             f"| answers >= 500 | {result['server_errors']} | 0 |",
+             f"| tracebacks in the server log | {log['tracebacks']} ({log['lines']} lines in all; "
+             f"{log['hang_up_lines']} one-line hang-ups) | 0 |",
+             f"| server alive and answering after | {'yes' if result['alive_after'] else 'no'} | yes |",
+             f"| largest answer | {result['max_answer_bytes']:,} bytes | bounded |",
+             f"| server RSS before / after (peak) | {rss['before']:.0f} / {rss['after']:.0f} MiB "
+             f"({rss['peak']:.0f}) | bounded |",
+             f"| answers by status (a client that hangs up gets none) | {statuses} | |"]
+    if result.get("peak_raised_by"):
+        lines += ["", "The peak comes from " + ", ".join(f"{row['case']} (+{row['mib']:.0f} MiB)"
+                                                   for row in result["peak_raised_by"][:2]) + "."]
+    if result["problems"]:
+        lines += ["", "Problems: " + "; ".join(result["problems"]) + "."]
+    return lines + ["", f"Machine: {machine_line(result['machine'])}."]
+
+
 SECTIONS = {"original_mlp": original_mlp, "time_to_accuracy": time_to_accuracy, "best_model": best_model,
             "ensemble": ensemble, "inference": inference, "real_images": real_images, "rejection": rejection,
-            "serve": serve, "serve_costs": serve_costs, "footprint": footprint}
+            "serve": serve, "serve_costs": serve_costs, "footprint": footprint, "battery": battery}
 CARD = ROOT / "src" / "digits" / "shipped" / "card.json"
 CARD_START, CARD_END = "<!-- card:start -->", "<!-- card:end -->"
 

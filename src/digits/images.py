@@ -198,7 +198,8 @@ def to_model_input(images, what: str = "images") -> np.ndarray:
         return (array.astype(np.float32) / 255.0)[..., None]
     if array.dtype == bool or array.dtype.kind not in "iuf":
         raise ValueError(f"{what} has dtype {array.dtype}; pass uint8 (0..255) or numbers (0..1 or 0..255)")
-    scaled = array.astype(np.float32)
+    with np.errstate(over="ignore"):  # 1e308 becomes inf, refused below (not a warning in a server's log)
+        scaled = array.astype(np.float32)
     if not scaled.size:
         return scaled[..., None]
     # NaN propagates into both; ufunc.reduce skips ndarray.min's Python wrapper (this is a hot path)

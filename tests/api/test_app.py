@@ -80,6 +80,98 @@ def test_slow_predictions_time_out_with_504(predictor, mnist):
 # ------------------------------------------------------------------ digits serve
 
 
+def _recording_where(calls: list, name: str, function):
+    """`function`, noting in `calls` whether each call ran on the event loop or on a worker thread."""
+    import asyncio
+
+    def recorded(*args):
+        try:
+            asyncio.get_running_loop()
+            calls.append((name, "event loop"))
+        except RuntimeError:  # no loop runs in this thread
+            calls.append((name, "worker thread"))
+        return function(*args)
+
+    return recorded
+
+
+def test_large_bodies_are_parsed_and_large_answers_serialised_off_the_event_loop(predictor, monkeypatch):
+    """Six 16 MB JSON bodies parsed on the event loop held every other client for half a second (issue 15):
+    a body over deps.LARGE_BODY_BYTES is parsed and checked on a worker thread, an answer for more than
+    deps.LARGE_ANSWER_ROWS images serialised on one; small ones stay on the loop (a thread hop costs more)."""
+    import json
+
+    from digits.api import deps
+    from digits.api.routes import predict, tfserving, v2
+
+    calls = []
+    for module, name in ((predict, "_json_request"), (v2, "_decode"), (tfserving, "_decode"), (v2, "_answer"),
+                         (deps, "dump_json")):
+        monkeypatch.setattr(module, name, _recording_where(calls, f"{module.__name__.split('.')[-1]}.{name}",
+                                                           getattr(module, name)))
+    rows = deps.LARGE_ANSWER_ROWS + 1
+    image = np.zeros((28, 28), np.uint8)
+    requests = {"/predict": (lambda n: {"pixels": [image.tolist()] * n}, "predict._json_request", "deps.dump_json"),
+                "/v2/models/cnn/infer": (lambda n: v2_request(np.zeros((n, 28, 28), np.uint8), "UINT8"), "v2._decode",
+                                         "v2._answer"),
+                "/v1/models/cnn:predict": (lambda n: {"instances": [image.tolist()] * n}, "tfserving._decode",
+                                           "deps.dump_json")}
+    padding = b" " * deps.LARGE_BODY_BYTES  # JSON allows whitespace: the same request, over the threshold
+    with TestClient(create_app(settings(max_batch=rows), predictor=predictor)) as client:
+        for path, (payload, decode, answer) in requests.items():
+            for images, pad, decoded_on, answered_on in ((1, b"", "event loop", "event loop"),
+                                                         (1, padding, "worker thread", "event loop"),
+                                                         (rows, b"", "event loop", "worker thread")):
+                calls.clear()
+                body = json.dumps(payload(images)).encode() + pad
+                response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+                assert response.status_code == 200, response.text
+                assert calls == [(decode, decoded_on), (answer, answered_on)], (path, images, len(body))
+
+
+def test_large_jobs_off_the_loop_run_a_few_at_a_time():
+    """Parsing holds the GIL and a large body takes many times its size while parsed: deps.off_loop runs at most
+    deps.LARGE_AT_ONCE large jobs at once (the thread pool's 40 threads would hold 40 parses in memory)."""
+    import asyncio
+    import threading
+
+    from digits.api import deps
+
+    running, most, lock = [0], [0], threading.Lock()
+
+    def job(index):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        threading.Event().wait(0.05)  # long enough for the others to start, were they allowed to
+        with lock:
+            running[0] -= 1
+        return index
+
+    async def many():
+        return await asyncio.gather(*(deps.off_loop(True, job, index) for index in range(8)))
+
+    assert asyncio.run(many()) == list(range(8))
+    assert 1 <= most[0] <= deps.LARGE_AT_ONCE
+    assert asyncio.run(many()) == list(range(8))  # a second event loop gets its own slots
+
+
+def test_serve_checks_the_run_without_importing_a_framework(tiny_run):
+    """`digits serve --workers 2` checks the run in the supervisor, which serves nothing: a fresh interpreter
+    that runs cmd_serve up to uvicorn imports no TensorFlow, Keras or model runtime."""
+    script = ("import json, sys\n"
+              "from digits import cli\n"
+              "from digits.api import app\n"
+              "app.serve = lambda settings: print(json.dumps(sorted(name for name in sys.modules if name.split('.')[0]"
+              " in ('tensorflow', 'keras', 'onnxruntime', 'matplotlib', 'torch', 'jax'))))\n"
+              f"sys.exit(cli.main(['serve', {str(tiny_run)!r}, '--workers', '2']))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env=clean_environment())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", result.stdout
+    assert "with 2 worker(s)" in result.stderr
+
+
 def test_serve_parser_plugs_into_digits_and_refuses_bad_runs(tmp_path, no_shipped_model):
     parser = cli.build_parser()
     args = parser.parse_args(["serve", "runs/x", "--port", "9001", "--workers", "2", "--backend", "onnx"])

@@ -180,6 +180,8 @@ def test_grpc_bad_requests_get_status_codes_and_the_server_keeps_serving(server,
                           "INVALID_ARGUMENT", "unknown input 'pixels'"),
         "unknown output": (lambda: client.infer("cnn", good, outputs=[triton.InferRequestedOutput("logits")]),
                            "INVALID_ARGUMENT", "unknown output 'logits'"),
+        "repeated output": (lambda: client.infer("cnn", good, outputs=[triton.InferRequestedOutput("probabilities")] * 3),
+                            "INVALID_ARGUMENT", "requested 3 times"),  # each repeat repeated the whole answer
         "no images": (lambda: client.infer("cnn", [_input(np.zeros((0, 28, 28), np.float32), "FP32")]),
                       "INVALID_ARGUMENT", "no images"),
         "out of range": (lambda: client.infer("cnn", [_input(np.full((1, 28, 28), -3, np.float32), "FP32")]),

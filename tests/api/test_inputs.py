@@ -111,3 +111,17 @@ def test_read_picture_is_the_reading_path(predictor, mnist):
 
     with pytest.raises(images.ImageError, match=r"seven.png could not be read \(RuntimeError\)"):
         inputs.read_picture(picture, "seven.png", "number", broken, 0.5)
+
+
+def test_a_list_too_long_for_a_batch_is_refused_before_it_is_converted():
+    """A 16 MB body of 8 million numbers took half a second of converting (holding the GIL, so every other
+    client waited) before its shape was refused: a list longer than a batch (or one image's rows) is refused
+    first. The entries here could not even be converted: the length is what refuses them."""
+    unconvertible = [object()] * 100
+    with pytest.raises(inputs.BatchTooLarge, match="holds 100 entries, more than the limit of 8 images"):
+        inputs.as_array(unconvertible, "pixels", 8)
+    with pytest.raises(inputs.BatchTooLarge, match="limit of 8 images"):
+        inputs.as_array(unconvertible[:29], "'instances'", 8)
+    assert inputs.as_array([[0] * 28] * 28, "pixels", 8).shape == (28, 28)  # one image's 28 rows: not a batch
+    with pytest.raises(ValueError, match="only numbers"):
+        inputs.as_array(unconvertible[:8], "pixels", 8)

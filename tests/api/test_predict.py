@@ -370,7 +370,15 @@ def test_predict_content_and_form_errors(client, mnist):
     assert no_files.status_code == 422 and "no files" in detail(no_files)
     broken = client.post("/predict", content=b"--xyz\r\nnonsense",
                          headers={"Content-Type": "multipart/form-data; boundary=xyz"})
-    assert broken.status_code in (400, 422), broken.text
+    assert broken.status_code == 400 and "truncated or malformed" in detail(broken), broken.text
+    whole = client.build_request("POST", "/predict", files={"file": ("one.png", png(mnist[0][0]), "image/png")})
+    whole.read()
+    for cut in (0, len(whole.content) // 2, len(whole.content) - 10):  # a client's upload cut off: 400, not "no files"
+        truncated = client.post("/predict", content=whole.content[:cut], headers={"Content-Type":
+                                                                                   whole.headers["content-type"]})
+        assert truncated.status_code == 400 and "truncated" in detail(truncated), (cut, truncated.text)
+    assert client.post("/predict", content=whole.content,
+                       headers={"Content-Type": whole.headers["content-type"]}).status_code == 200
     too_many = [("files", (f"{index}.png", png(mnist[0][0]), "image/png")) for index in range(MAX_BATCH + 1)]
     response = client.post("/predict", files=too_many)
     assert response.status_code == 413 and "limit of 8" in detail(response)

@@ -4,8 +4,8 @@
 uvicorn's event loop once the model is warm (app.py's lifespan) and stops it on shutdown. It uses the
 HTTP app's own `Service`: the same model, batcher, limits (max_batch, max_body_bytes, timeout),
 not-a-digit threshold, class names, model name and version, and the same tensor checks as the HTTP
-/v2 routes (routes/v2.py: `check_tensor`, `tensor_values`, `to_batch`, `check_output`,
-`classification`). RPCs: ServerLive, ServerReady, ModelReady (false for a model not served),
+/v2 routes (routes/v2.py: `check_tensor`, `tensor_values`, `to_batch`, `check_output`, `check_outputs`
+(each output named once), `classification`). RPCs: ServerLive, ServerReady, ModelReady (false for a model not served),
 ServerMetadata, ModelMetadata and ModelInfer. ModelInfer takes one input, `images`, FP32, FP64, FP16
 or UINT8, [N, 28, 28] or [N, 28, 28, 1], as `raw_input_contents` (little-endian bytes: what
 tritonclient.grpc sends) or as typed `contents` (fp32_contents, fp64_contents, uint_contents; FP16
@@ -123,6 +123,7 @@ class Servicer(pb2_grpc.GRPCInferenceServiceServicer):
             images = _input_tensor(request, service.settings.max_batch)
             outputs = [v2.check_output(output.name, _parameter(output.parameters, "classification", 0))
                        for output in request.outputs] or [0]
+            v2.check_outputs([output.name for output in request.outputs])  # a repeat would repeat the answer
         probabilities = await predict(service, images, "inference")
         response = pb2.ModelInferResponse(model_name=service.name, model_version=service.version, id=request.id)
         for classes in outputs:
@@ -151,7 +152,7 @@ def _input_tensor(request, max_batch: int) -> np.ndarray:
         raise ValueError(f"'inputs' holds {len(request.inputs)} tensors; send exactly one, '{v2.INPUT}'")
     tensor = request.inputs[0]
     shape = list(tensor.shape)
-    dtype = v2.check_tensor(tensor.name, tensor.datatype, shape)
+    dtype = v2.check_tensor(tensor.name, tensor.datatype, shape, max_batch)
     if request.raw_input_contents:
         if len(request.raw_input_contents) != 1:
             raise ValueError(f"raw_input_contents holds {len(request.raw_input_contents)} tensors; send one, "

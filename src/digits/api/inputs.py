@@ -33,8 +33,13 @@ SIDE = 28
 PICTURE_FLOOR = 250_000
 
 
-def as_array(value, what: str) -> np.ndarray:
-    """A JSON value (nested lists of numbers) as a numeric array."""
+def as_array(value, what: str, max_batch: int | None = None) -> np.ndarray:
+    """A JSON value (nested lists of numbers) as a numeric array. With `max_batch`, a list too long to be a batch
+    or one image's rows is refused before it is converted (BatchTooLarge): converting 8 million numbers holds
+    the GIL for half a second, whichever thread does it."""
+    if max_batch is not None and isinstance(value, list) and len(value) > max(max_batch, SIDE):
+        raise BatchTooLarge(f"{what} holds {len(value):,} entries, more than the limit of {max_batch} images; "
+                            "split the batch (or raise DIGITS_MAX_BATCH)")
     try:
         array = np.asarray(value)
     except (ValueError, TypeError):  # ragged nesting

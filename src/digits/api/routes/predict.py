@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
@@ -21,11 +20,11 @@ from starlette.exceptions import HTTPException
 
 from ... import reading
 from .. import inputs, schemas
-from ..deps import ApiError, LeanRoute, is_json, media_type, parse_json, predict, service_of
+from ..deps import (LARGE_BODY_BYTES, ApiError, LeanRoute, is_json, json_answer, media_type, off_loop, parse_json,
+                    predict, service_of)
 from ..service import Busy, ClientGone, Service
 
 router = APIRouter(tags=["predict"], route_class=LeanRoute)
-DUMP = orjson.OPT_SERIALIZE_NUMPY
 JSON_KEYS = {"pixels", "image", "mode", "include_input"}
 TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
 DEFAULT_MODE = "auto"  # as `digits predict` and `digits.read`
@@ -75,20 +74,25 @@ async def _pictures(service: Service, uploads: list[tuple[bytes, str]], mode: st
     return results
 
 
-async def _pixels(service: Service, pixels, include_input: bool) -> list[dict]:
+def _pixel_batch(pixels, max_batch: int):
     with inputs.answered_as(422):
         array = inputs.uint8_image(pixels)
         if array is None:
-            array = inputs.as_array(pixels, "pixels")
-        batch = inputs.to_batch(array, "pixels", service.settings.max_batch)
+            array = inputs.as_array(pixels, "pixels", max_batch)
+        return inputs.to_batch(array, "pixels", max_batch)
+
+
+async def _pixels(service: Service, batch, include_input: bool) -> list[dict]:
     probabilities = await predict(service, batch)  # counted per model call by the batcher's metrics hook
     found = reading.from_pixels(probabilities, batch, service.class_names, service.settings.uncertain_below,
                                 service.reject_below)
     return [item.to_dict(include_input) for item in found]
 
 
-async def _from_json(request: Request, service: Service, mode: str, include_input: bool):
-    payload = parse_json(await request.body(),
+def _json_request(body: bytes, service: Service, mode: str, include_input: bool):
+    """A JSON body -> (mode, include_input, pixels as the model's batch or None, uploads or None), or an ApiError:
+    CPU work only (parse, check, convert, decode base64), on a worker thread for a large body (`_from_json`)."""
+    payload = parse_json(body,
                          "the request body is empty; send JSON with 'pixels' (28x28 numbers) or 'image' "
                          "(base64 of an image file)", "the body is not valid JSON ({error}); send a JSON object")
     if not isinstance(payload, dict):
@@ -107,18 +111,39 @@ async def _from_json(request: Request, service: Service, mode: str, include_inpu
     if pixels is not None:
         if mode == "number":
             raise ApiError(422, "mode=number needs a picture ('image' or a file): 'pixels' is one 28x28 digit")
-        return await _pixels(service, pixels, include_input)
+        return mode, include_input, _pixel_batch(pixels, service.settings.max_batch), None
     texts = image if isinstance(image, list) else [image]
     if not texts:
         raise ApiError(422, "'image' is an empty list; send at least one base64 image")
     _check_count(len(texts), service)
     uploads = [(inputs.decode_base64(text, position if isinstance(image, list) else -1),
                 f"image[{position}]" if isinstance(image, list) else "image") for position, text in enumerate(texts)]
+    return mode, include_input, None, uploads
+
+
+async def _from_json(request: Request, service: Service, mode: str, include_input: bool):
+    body = await request.body()
+    mode, include_input, batch, uploads = await off_loop(len(body) > LARGE_BODY_BYTES, _json_request, body, service,
+                                                         mode, include_input)
+    if batch is not None:
+        return await _pixels(service, batch, include_input)
     return await _pictures(service, uploads, mode, include_input, request)
+
+
+def _multipart_complete(body: bytes, content_type: str) -> bool:
+    """Does `body` hold its closing delimiter ("--BOUNDARY--")? The multipart parser takes a body cut off
+    mid-part for a form without that part (a 422 "no files" for a client's truncated upload)."""
+    from python_multipart.multipart import parse_options_header
+
+    boundary = parse_options_header(content_type)[1].get(b"boundary")
+    return not boundary or b"--" + boundary + b"--" in body  # no boundary at all: request.form() names that
 
 
 async def _from_form(request: Request, service: Service, mode: str, include_input: bool):
     settings = service.settings
+    if not _multipart_complete(await request.body(), request.headers.get("content-type", "")):  # form() reuses it
+        raise ApiError(400, "the multipart body is truncated or malformed (no closing boundary line); send the whole "
+                            "multipart/form-data body")
     try:
         form = await request.form(max_files=settings.max_batch + 1, max_fields=100,
                                   max_part_size=settings.max_body_bytes)
@@ -190,5 +215,4 @@ async def predict_route(request: Request):
     except (asyncio.TimeoutError, TimeoutError):
         raise ApiError(504, f"prediction took longer than {service.settings.timeout_seconds:g} s; retry, send "
                             "fewer images, or raise DIGITS_TIMEOUT_SECONDS") from None
-    return Response(orjson.dumps({"model": service.name, "version": service.version, "predictions": results},
-                                 option=DUMP), media_type="application/json")
+    return await json_answer({"model": service.name, "version": service.version, "predictions": results}, len(results))

@@ -9,12 +9,11 @@ the one convention of inputs.py. Errors are TF Serving's `{"error": "..."}`.
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from .. import inputs, schemas
-from ..deps import ApiError, LeanRoute, parse_json, require_media, served_model
+from ..deps import LARGE_BODY_BYTES, ApiError, LeanRoute, json_answer, off_loop, parse_json, require_media, served_model
 from ..deps import predict as predict_batch
 from ..service import Service
 
@@ -97,18 +96,23 @@ def _images(payload, max_batch: int):
             raise ValueError(f"'inputs' must name exactly one input, '{INPUT}'")
         value = value[INPUT]
     what = "'instances'" if rows else "'inputs'"
-    return inputs.to_batch(inputs.as_array(value, what), what, max_batch, single_ok=False), rows
+    return inputs.to_batch(inputs.as_array(value, what, max_batch), what, max_batch, single_ok=False), rows
+
+
+def _decode(body: bytes, max_batch: int):
+    """A :predict body -> (images, row format?), or an ApiError: on a worker thread for a large body."""
+    payload = parse_json(body, "the request body is empty; send JSON with 'instances' or 'inputs'",
+                         "JSON Parse error: {error}")
+    with inputs.answered_as(400):
+        return _images(payload, max_batch)
 
 
 async def _predict(request: Request, service: Service) -> Response:
     require_media(request, {"", "application/json"}, "application/json")
-    payload = parse_json(await request.body(), "the request body is empty; send JSON with 'instances' or 'inputs'",
-                         "JSON Parse error: {error}")
-    with inputs.answered_as(400):
-        images, rows = _images(payload, service.settings.max_batch)
+    body = await request.body()
+    images, rows = await off_loop(len(body) > LARGE_BODY_BYTES, _decode, body, service.settings.max_batch)
     probabilities = await predict_batch(service, images)
-    return Response(orjson.dumps({"predictions" if rows else "outputs": probabilities},
-                                 option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+    return await json_answer({"predictions" if rows else "outputs": probabilities}, len(probabilities))
 
 
 @router.post("/{target}", responses=ERRORS, include_in_schema=False)

@@ -10,9 +10,12 @@ FP32 [N, classes], as JSON or binary (`binary_data_output`, or per output `binar
 Triton's classification extension (`parameters.classification: k`) gives the top k as BYTES
 "probability:index:label"; a picture that is not a digit (top probability below the model's
 not-a-digit threshold) answers "probability:-1:not_a_digit" first. Probabilities are calibrated. Request bodies may be gzip or deflate encoded, as tritonclient
-sends them. Errors are `{"error": "..."}`. `tritonclient.http` works with its defaults.
+sends them. Each output is named at most once (a request that repeats one is refused: the answer
+is bounded by max_batch x classes values, however the request is written); a large body is parsed and
+a large answer serialised on a worker thread (deps.off_loop). Errors are `{"error": "..."}`.
+`tritonclient.http` works with its defaults.
 The same protocol over gRPC (grpc_service.py) shares the checks and answers defined here:
-`check_tensor`, `tensor_values`, `to_batch`, `check_output`, `classification`, `bytes_tensor`.
+`check_tensor`, `tensor_values`, `to_batch`, `check_output`, `check_outputs`, `classification`, `bytes_tensor`.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from fastapi.responses import Response
 
 from ... import __version__
 from .. import inputs, schemas
-from ..deps import ApiError, LeanRoute, parse_json, predict, require_media, served_model, service_of
+from ..deps import (LARGE_ANSWER_ROWS, LARGE_BODY_BYTES, ApiError, LeanRoute, off_loop, parse_json, predict,
+                    require_media, served_model, service_of)
 from ..service import Service
 
 TAGS = ["Open Inference Protocol (KServe V2)"]
@@ -133,9 +137,10 @@ def _object(value, what: str) -> dict:
     return value
 
 
-def check_tensor(name, datatype, shape) -> np.dtype:
+def check_tensor(name, datatype, shape, max_batch: int | None = None) -> np.dtype:
     """The checks every input tensor passes, over HTTP (JSON or binary) and gRPC (grpc_service.py): its
-    name, datatype and shape; the datatype's little-endian numpy dtype."""
+    name, datatype and shape (at most `max_batch` images: checked before any data is converted); the
+    datatype's little-endian numpy dtype."""
     if name != INPUT:
         raise ValueError(f"unknown input '{name}'; this model has one input, '{INPUT}'")
     if datatype not in DTYPES:
@@ -145,14 +150,19 @@ def check_tensor(name, datatype, shape) -> np.dtype:
         raise ValueError(f"input shape {shape!r} must be a list of non-negative integers, e.g. [1, 28, 28]")
     if len(shape) not in (3, 4):
         raise ValueError(f"input shape {shape} must be [N, 28, 28] or [N, 28, 28, 1]")
+    if max_batch is not None and shape[0] > max_batch:
+        raise inputs.BatchTooLarge(f"input '{INPUT}' holds {shape[0]:,} images, more than the limit of {max_batch}; "
+                                   "split the batch (or raise DIGITS_MAX_BATCH)")
     return np.dtype(DTYPES[datatype]).newbyteorder("<")
 
 
 def tensor_values(values, datatype: str, shape: list[int], what: str) -> np.ndarray:
     """An input tensor sent as numbers (JSON `data`, or gRPC's typed `contents`), checked against its
     datatype and shape: the right count, and whole numbers in 0..255 for UINT8."""
-    array = inputs.as_array(values, what)
     count = math.prod(shape)
+    if isinstance(values, list) and len(values) > count:  # before converting them all
+        raise ValueError(f"{what} holds {len(values)} values but shape {shape} needs {count}")
+    array = inputs.as_array(values, what)
     if array.size != count:
         raise ValueError(f"{what} holds {array.size} values but shape {shape} needs {count}")
     if array.dtype.kind == "f" and datatype == "UINT8":
@@ -176,7 +186,7 @@ def _input_tensor(header: dict, binary: bytes, max_batch: int) -> np.ndarray:
         raise ValueError(f"'inputs' must be a list of exactly one tensor, '{INPUT}'")
     tensor = declared[0]
     datatype, shape = tensor.get("datatype"), tensor.get("shape")
-    dtype = check_tensor(tensor.get("name"), datatype, shape)
+    dtype = check_tensor(tensor.get("name"), datatype, shape, max_batch)
     count = math.prod(shape)
     parameters = _object(tensor.get("parameters"), "input 'parameters'")
     size = parameters.get("binary_data_size")
@@ -207,6 +217,14 @@ def check_output(name, classification) -> int:
     return classification
 
 
+def check_outputs(names: list) -> None:
+    """Each requested output named once (HTTP and gRPC): every repeat would repeat the whole answer (100,000
+    repeats of one 6.7 MB request made a 3 GB answer), so the answer stays within one tensor per output."""
+    for name in set(names):
+        if names.count(name) > 1:
+            raise ValueError(f"output {name!r} is requested {names.count(name)} times; request each output once")
+
+
 def _requested_outputs(header: dict) -> list[tuple[bool, int]]:
     """[(binary, classification count)] for the one output; the default follows binary_data_output."""
     parameters = _object(header.get("parameters"), "request 'parameters'")
@@ -216,6 +234,9 @@ def _requested_outputs(header: dict) -> list[tuple[bool, int]]:
         return [(bool(binary_default), 0)]
     if not isinstance(outputs, list) or not all(isinstance(output, dict) for output in outputs):
         raise ValueError("'outputs' must be a list of {\"name\": ...} objects")
+    for output in outputs:
+        check_output(output.get("name"), 0)  # unknown names first: they say what this model has
+    check_outputs([output.get("name") for output in outputs])
     requested = []
     for output in outputs:
         name = output.get("name")
@@ -248,11 +269,10 @@ def bytes_tensor(values: list[str]) -> bytes:
     return b"".join(struct.pack("<I", len(encoded)) + encoded for encoded in (value.encode() for value in values))
 
 
-async def _infer(request: Request, service: Service) -> Response:
-    require_media(request, CONTENT_TYPES, CONTENT_HINT)
-    body = _decompress(await request.body(), request.headers.get("content-encoding", "").strip().lower(),
-                       service.settings.max_body_bytes)
-    header_length = request.headers.get("inference-header-content-length")
+def _decode(body: bytes, encoding: str, header_length: str | None, settings) -> tuple[dict, np.ndarray, list]:
+    """A request body -> (its JSON header, the model's (N, 28, 28) batch, the requested outputs), or an ApiError:
+    CPU work only, on a worker thread for a large or compressed body (`_infer`)."""
+    body = _decompress(body, encoding, settings.max_body_bytes)
     if header_length is not None:
         if not header_length.isdigit() or int(header_length) > len(body):
             raise ApiError(400, f"Inference-Header-Content-Length {header_length!r} is not a length within the "
@@ -265,9 +285,11 @@ async def _infer(request: Request, service: Service) -> Response:
     if not isinstance(header, dict):
         raise ApiError(400, "the inference request must be a JSON object with 'inputs'")
     with inputs.answered_as(400):
-        images = _input_tensor(header, binary, service.settings.max_batch)
-        outputs = _requested_outputs(header)
-    probabilities = await predict(service, images, "inference")
+        return header, _input_tensor(header, binary, settings.max_batch), _requested_outputs(header)
+
+
+def _answer(service: Service, header: dict, outputs: list, probabilities: np.ndarray) -> Response:
+    """The inference response: JSON, or JSON then raw tensors (Triton's binary extension)."""
     response = {"model_name": service.name, "model_version": service.version}
     if isinstance(header.get("id"), str):
         response["id"] = header["id"]
@@ -293,3 +315,14 @@ async def _infer(request: Request, service: Service) -> Response:
         return Response(json_part, media_type="application/json")
     return Response(json_part + b"".join(chunks), media_type="application/octet-stream",
                     headers={"Inference-Header-Content-Length": str(len(json_part))})
+
+
+async def _infer(request: Request, service: Service) -> Response:
+    require_media(request, CONTENT_TYPES, CONTENT_HINT)
+    body = await request.body()
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    header, images, outputs = await off_loop(len(body) > LARGE_BODY_BYTES or encoding not in ("", "identity"),
+                                             _decode, body, encoding,
+                                             request.headers.get("inference-header-content-length"), service.settings)
+    probabilities = await predict(service, images, "inference")
+    return await off_loop(len(probabilities) > LARGE_ANSWER_ROWS, _answer, service, header, outputs, probabilities)
