@@ -12,7 +12,8 @@ All with the shipped model (no run named, an empty runs directory), as whole pro
                worker's memory when ready and after --requests single-image requests (peak); targets: ready
                within 3 s, at most 250 MiB.
 
-Nothing is installed here: a missing `tesseract` or API extra is reported and that part left out.
+Peak memory comes from GNU time (`/usr/bin/time`, Debian's `time`). Nothing is installed here: a missing
+`tesseract` or API extra is reported and that part left out.
 Writes benchmarks/results/footprint.json.
 Usage: python benchmarks/footprint.py [--repeats 7] [--photos 1000] [--requests 2000]
 """
@@ -39,20 +40,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 TARGETS = {"one_shot_wall_ratio": 5.0, "one_shot_peak_mib": 200.0, "ready_seconds": 3.0, "worker_mib": 250.0}
 SEED = 30_000
 JPEG = bytes([0xFF, 0xD8])  # how a JPEG file starts
+GNU_TIME = "/usr/bin/time"  # Debian's time package: a process's peak memory
 
 
 def run_measured(argv: list[str], env: dict, cwd: Path) -> tuple[float, float, str]:
-    """(wall seconds, peak resident MiB, stdout) of one whole process (its own maximum resident set, via wait4)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """(wall seconds, peak resident MiB, stdout) of one whole process. The peak comes from GNU time (`%M`):
+    a child forked from this process would inherit this process's own high-water mark."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as peak:
         started = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
-        _, status, usage = os.wait4(process.pid, 0)
+        status = subprocess.run([GNU_TIME, "-f", "%M", "-o", peak.name, *argv], stdout=out, stderr=err, env=env,
+                                cwd=cwd).returncode
         wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
-        if process.returncode != 0:
-            raise RuntimeError(f"`{' '.join(argv[:3])} ...` failed ({process.returncode}): {err.read().decode()[-500:]}")
-        return wall, usage.ru_maxrss / 1024, out.read().decode()
+        if status != 0:
+            raise RuntimeError(f"`{' '.join(argv[:3])} ...` failed ({status}): {err.read().decode()[-500:]}")
+        return wall, int(peak.read().split()[-1]) / 1024, out.read().decode()
 
 
 def photos(count: int, folder: Path) -> tuple[list[Path], list[int]]:
@@ -180,6 +183,8 @@ def main() -> None:
     from digits import runs
 
     runs.shipped_model()  # a missing or damaged shipped model: say so now
+    if not Path(GNU_TIME).is_file():
+        sys.exit("footprint: needs GNU time for peak memory: apt-get install time")
     bin_dir = Path(sys.executable).parent
     digits = [str(bin_dir / "digits")] if (bin_dir / "digits").is_file() else [sys.executable, "-m", "digits"]
     tesseract = shutil.which("tesseract")
