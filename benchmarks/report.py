@@ -132,8 +132,10 @@ def serve_single(result: dict) -> list[str]:
         lines.append(f"| {name} | {row['requests_per_s']:,.0f} | {row['p99_ms']:.1f} ms | {row['errors']} |")
     met = ", ".join(f"{name} {'met' if ok else 'missed'}" for name, ok in result["met"].items())
     equal = ", ".join(f"{share:.0%} at {workers} worker(s)" for workers, share in result["share_at_same_workers"].items())
-    return lines + ["", f"Our service reaches {result['share_of_ceiling']:.0%} of the bare-FastAPI ceiling ({equal}) and "
-                        f"{result['speedup_vs_tutorial']:.0f}x the tutorial server. Targets: {met}.", "",
+    tutorial = (f" and {result['speedup_vs_tutorial']:.0f}x the tutorial server" if result.get("speedup_vs_tutorial")
+                else " (the tutorial server was left out: --skip-tutorial)")
+    return lines + ["", f"Our service reaches {result['share_of_ceiling']:.0%} of the bare-FastAPI ceiling ({equal})"
+                        f"{tutorial}. Targets: {met}.", "",
                     f"Machine: {machine_line(result['machine'])}."]
 
 
