@@ -125,6 +125,12 @@ class LiveServer:
         self.stop()
         raise RuntimeError(f"server not ready after {timeout} s: {self.log.read_text()[-2000:]}")
 
+    def __enter__(self) -> "LiveServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()

@@ -109,11 +109,8 @@ def refusing(cnn_fast_run, tmp_path_factory):
     """A live `digits serve RUN --reject-below 1.0`: every picture with ink is answered "not a digit"."""
     from bodies import LiveServer
 
-    server = LiveServer(cnn_fast_run, tmp_path_factory.mktemp("refusing-server"), "--reject-below", "1.0").start()
-    try:
+    with LiveServer(cnn_fast_run, tmp_path_factory.mktemp("refusing-server"), "--reject-below", "1.0") as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 @needs_chromium
@@ -195,11 +192,8 @@ def shipped(tmp_path_factory):
     """A live `digits serve` with no run named and no runs: the shipped model."""
     from bodies import LiveServer
 
-    server = LiveServer(None, tmp_path_factory.mktemp("shipped-server")).start()
-    try:
+    with LiveServer(None, tmp_path_factory.mktemp("shipped-server")) as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 @needs_chromium
