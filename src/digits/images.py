@@ -216,21 +216,19 @@ def to_model_input(images, what: str = "images") -> np.ndarray:
 # ---------------------------------------------------------------- cleaning
 
 
-def _shrink(gray: np.ndarray, side: int | None = None, factor: int | None = None) -> tuple[np.ndarray, int]:
-    """Average blocks down so the larger side is at most `side` (or by `factor`); returns the image and the factor."""
-    factor = factor or math.ceil(max(gray.shape) / side)
-    if factor <= 1:
-        return gray, 1
-    size = (max(1, gray.shape[1] // factor), max(1, gray.shape[0] // factor))
-    return np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.BOX)), factor
+def _shrink(gray: np.ndarray, rows: int, cols: int | None = None) -> np.ndarray:
+    """Average blocks of `rows` x `cols` pixels (`cols` defaults to `rows`) down to one each."""
+    cols = rows if cols is None else cols
+    if rows <= 1 and cols <= 1:
+        return gray
+    size = (max(1, gray.shape[1] // cols), max(1, gray.shape[0] // rows))
+    return np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.BOX))
 
 
 def _background(gray: np.ndarray) -> tuple[np.ndarray, float]:
     """A smooth quadratic lighting surface fitted to the paper only (ink is trimmed away), and its spread."""
     factor = math.ceil(max(gray.shape) / 64)
-    rows, cols = (min(factor, max(1, side // 16)) for side in gray.shape)  # a long strip keeps rows enough to fit
-    small = gray if rows == cols == 1 else np.asarray(Image.fromarray(gray).resize(
-        (max(1, gray.shape[1] // cols), max(1, gray.shape[0] // rows)), Image.Resampling.BOX))
+    small = _shrink(gray, *(min(factor, max(1, side // 16)) for side in gray.shape))  # a long strip keeps rows
 
     def surface(height, width, coefficients):
         rows, cols = np.linspace(-1, 1, height)[:, None], np.linspace(-1, 1, width)[None, :]
@@ -367,7 +365,8 @@ class Ink:
 
 def analyse(gray: np.ndarray) -> Ink:
     gray = np.asarray(gray, np.float32)
-    small, factor = _shrink(gray, factor=math.ceil(math.sqrt(gray.size / WORK_PIXELS)))
+    factor = max(1, math.ceil(math.sqrt(gray.size / WORK_PIXELS)))
+    small = _shrink(gray, factor)
     intensity, inverted, found = clean(small)
     ink = Ink(intensity, inverted, factor, gray.shape)
     core = intensity >= 0.5

@@ -35,6 +35,15 @@ def check_shape(backend, path: Path) -> None:
                          "this is not a digits model")
 
 
+def _warmed(name: str, path: Path, threads: int | None, probe: np.ndarray):
+    """Backend `name` loaded from `path`, checked to take 28x28 images, and warmed on `probe` (graphs built,
+    tensors allocated); a ValueError where the file is damaged or no digits model."""
+    loaded = backends.load(name, path, threads)
+    check_shape(loaded, path)
+    loaded(probe)
+    return loaded
+
+
 class Predictor:
     """A model loaded once and warmed; `predict_proba` is safe to call from many threads.
 
@@ -52,18 +61,14 @@ class Predictor:
         self.latencies, loaded, self.skipped = {}, {}, {}
         for name, path in candidates.items():
             try:
-                loaded[name] = backends.load(name, path, threads)
-                check_shape(loaded[name], path)
-                loaded[name](probe)  # warm: build graphs, allocate tensors
+                loaded[name] = _warmed(name, path, threads, probe)
             except ValueError as error:  # a damaged copy: another backend may still serve the run
-                loaded.pop(name, None)
                 self.skipped[name] = str(error)
                 continue
             if len(candidates) > 1:
                 self.latencies[name] = backends.latency(loaded[name], probe)
         if not loaded:
             loaded = self._fallback(backend, threads, probe)
-        self.latencies = {name: seconds for name, seconds in self.latencies.items() if name in loaded}
         for name, reason in self.skipped.items():
             logger.warning("warning: skipped the %s copy: %s; reading with %s", name, reason, next(iter(loaded)))
         self.backend = min(self.latencies, key=self.latencies.get) if self.latencies else next(iter(loaded))
@@ -82,10 +87,7 @@ class Predictor:
         keras_file = self.info.files.get("keras")
         if backend is None and keras_file is not None and "keras" not in self.skipped and backends.installed("keras"):
             try:
-                run = backends.load("keras", keras_file, threads)
-                check_shape(run, keras_file)
-                run(probe)
-                return {"keras": run}
+                return {"keras": _warmed("keras", keras_file, threads, probe)}
             except ValueError as error:
                 self.skipped["keras"] = str(error)
         raise ValueError(next(iter(self.skipped.values())))

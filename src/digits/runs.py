@@ -111,6 +111,11 @@ def read_card(directory: Path | None = None) -> dict:
 
 def shipped_model(directory: Path | None = None) -> Path:
     """The shipped model file, checked against its card's SHA-256; a one-line ValueError otherwise."""
+    return _checked_shipped(directory)[0]
+
+
+def _checked_shipped(directory: Path | None = None) -> tuple[Path, dict]:
+    """(the shipped model file, its card), the file checked against the card's SHA-256."""
     directory = Path(directory or SHIPPED_DIR)
     model = directory / SHIPPED_MODEL
     card = read_card(directory)
@@ -120,7 +125,7 @@ def shipped_model(directory: Path | None = None) -> Path:
     if sha256(model) != card["sha256"]:
         raise ValueError(f"the shipped model {model} fails its SHA-256 check (a damaged install); "
                          "reinstall digits (pip install --force-reinstall digits)")
-    return model
+    return model, card
 
 
 def is_shipped(path: str | Path) -> bool:
@@ -208,8 +213,7 @@ def load_info(source: str | Path) -> RunInfo:
     """A run directory's recipe, metrics and model files; or an exported file's, from its sidecar."""
     source = Path(source)
     if is_shipped(source):
-        card = read_card(source.parent)
-        shipped_model(source.parent)  # its checksum, before anything trusts it
+        _, card = _checked_shipped(source.parent)  # its checksum, before anything trusts it
         return RunInfo(source, card.get("config", {}), {"dataset": card.get("dataset", {"name": "mnist"}), **card},
                        {"onnx": source})
     if source.is_file() and source.name in (*PORTABLE.values(), "model.keras") and (source.parent / "metrics.json").is_file():

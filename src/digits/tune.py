@@ -164,9 +164,7 @@ def tune(base: config_module.Config, trials: int, storage: str, study_name: str,
     while True:
         optuna.storages.fail_stale_trials(study)  # a dead worker's trial: FAIL, and its parameters queued again
         remove_dead_partials(study, trials_dir)
-        states = [trial.state for trial in study.get_trials(deepcopy=False)]
-        done, running = sum(state in (TrialState.COMPLETE, TrialState.PRUNED) for state in states), \
-            states.count(TrialState.RUNNING)
+        done, running = finished(study), len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
         if done >= trials or (deadline is not None and time.monotonic() >= deadline):
             return study
         if done + running < trials:  # a queued retry is taken first

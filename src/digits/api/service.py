@@ -120,10 +120,6 @@ class Busy(Exception):
     """The image pool is saturated (answered with 503 and Retry-After)."""
 
 
-class TooManyPixels(ValueError):
-    """A request's pictures hold more pixels than `max_request_pixels` (answered with 413)."""
-
-
 class ClientGone(Exception):
     """The client hung up while its pictures were being read (nothing to answer)."""
 
@@ -280,12 +276,6 @@ class Service:
         running = asyncio.get_running_loop().run_in_executor(self.image_pool, function, *args)
         running.add_done_callback(self._image_job_done)
         return running
-
-    async def run_blocking(self, function, *args):
-        """`function(*args)` on the image pool (reading pictures: decoding, cleaning, cutting, classifying);
-        TimeoutError past the request's deadline."""
-        remaining = self.deadline() - asyncio.get_running_loop().time()
-        return await asyncio.wait_for(asyncio.shield(self._submit(function, *args)), max(remaining, 0.0))
 
     def _image_job_done(self, _) -> None:
         self.image_jobs -= 1
