@@ -1,9 +1,9 @@
 """Rebuild the shipped model end to end: train, measure, write its card, copy it into the package.
 
-    python scripts/ship_model.py [--config configs/shipped.json] [--seed 1] [--work build/shipped]
+    python scripts/ship_model.py [--config configs/reader.json] [--seed 1] [--work build/shipped]
                                  [--samples 2000] [--photos 10000] [--strips 1000]
 
-1. Trains the recipe with the exact command the card records (`digits train --config configs/shipped.json
+1. Trains the recipe with the exact command the card records (`digits train --config configs/reader.json
    --seed 1 --out build/shipped/run --no-tensorboard`); a killed build resumes where it stopped, a finished run
    is reused.
 2. Measures the run's ONNX copy through the reading half, as the package will read it: the MNIST test set,
@@ -114,7 +114,7 @@ def install(model: Path, card: dict, destination: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(ROOT / "configs" / "shipped.json"), help="(default: configs/shipped.json)")
+    parser.add_argument("--config", default=str(ROOT / "configs" / "reader.json"), help="(default: configs/reader.json)")
     parser.add_argument("--seed", type=int, default=1, help="(default: 1)")
     parser.add_argument("--work", default=str(ROOT / "build" / "shipped"), help="(default: build/shipped)")
     parser.add_argument("--samples", type=int, default=2000, help="rejection.py --samples (default: 2000)")

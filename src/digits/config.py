@@ -20,6 +20,8 @@ from typing import Any
 
 SCHEDULES = ("constant", "one_cycle", "cosine")
 PRECISIONS = ("float32", "mixed_bfloat16", "auto")
+AUGMENTATIONS = ("shift", "rotation", "zoom", "slant", "aspect", "elastic", "stroke", "broken", "lowres", "blur",
+                 "texture")  # Config.augment_<name> -> digits.augment.batch(<name>=...)
 DISTRIBUTIONS = ("mirrored", "multi-worker")  # digits train --distribute: tf.distribute strategies (distribute.py)
 
 
@@ -41,6 +43,14 @@ class Config:
     augment_shift: float = 0.0  # random translation, up to this many pixels each way
     augment_rotation: float = 0.0  # random rotation, up to this many degrees each way
     augment_zoom: float = 0.0  # random zoom, up to this fraction in or out
+    augment_slant: float = 0.0  # random slant (shear): the top moves sideways up to this times the height
+    augment_aspect: float = 0.0  # random width change, up to this fraction narrower or wider
+    augment_elastic: float = 0.0  # elastic distortion (Simard et al. 2003), RMS displacement up to this many pixels
+    augment_stroke: float = 0.0  # strokes up to this many pixels wider (or half of that thinner)
+    augment_broken: float = 0.0  # share of pictures whose strokes are cut by thin gaps
+    augment_lowres: float = 0.0  # share of pictures drawn at 8-16 px and enlarged
+    augment_blur: float = 0.0  # Gaussian blur up to this sigma, in pixels
+    augment_texture: float = 0.0  # uneven ink and paper noise, strength 0..1
     keep_best: bool = False  # end with the weights of the epoch with the best validation accuracy
     precision: str = "float32"  # float32, mixed_bfloat16, or auto (bfloat16 where the CPU computes it natively)
     outlier_exposure: float = 0.0  # share of each batch made of generated non-digits taught to be unsure (0: off)
@@ -67,11 +77,15 @@ class Config:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}; try 0.2")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}; try 0.1")
-        for name in ("weight_decay", "augment_shift", "augment_rotation", "augment_zoom"):
+        for name in ("weight_decay", *(f"augment_{name}" for name in AUGMENTATIONS)):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}; use 0 to turn it off")
-        if self.augment_zoom >= 1:
-            raise ValueError(f"augment_zoom must be below 1, got {self.augment_zoom}; try 0.1")
+        for name in ("augment_zoom", "augment_aspect"):
+            if getattr(self, name) >= 1:
+                raise ValueError(f"{name} must be below 1, got {getattr(self, name)}; try 0.1")
+        for name in ("augment_broken", "augment_lowres", "augment_texture"):
+            if getattr(self, name) > 1:
+                raise ValueError(f"{name} is a share (0..1), got {getattr(self, name)}; try 0.2")
         if not 0.0 <= self.outlier_exposure < 0.9:
             raise ValueError(f"outlier_exposure must be in [0, 0.9), got {self.outlier_exposure}; try 0.25 (0: off)")
         if self.outlier_images < 10:

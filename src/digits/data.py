@@ -301,49 +301,21 @@ def training_arrays(config, data_dir=None, progress=None):
     return dataset, to_model_input(x_train), y_train, to_model_input(x_val), y_val
 
 
-def augment_batch(images, seed, shift: float = 0.0, rotation: float = 0.0, zoom: float = 0.0):
-    """Random shift (pixels), rotation (degrees) and zoom (fraction) of a (B, H, W, C) float batch.
-
-    One affine transform per image, drawn from a stateless seed (so a run is reproducible)
-    and applied in a single bilinear resampling; empty space is filled with black (0).
-    """
-    import math
-
-    import tensorflow as tf
-
-    count = tf.shape(images)[0]
-    height, width = float(images.shape[1]), float(images.shape[2])
-    seeds = tf.random.experimental.stateless_split(seed, 4)
-    angle = tf.random.stateless_uniform([count], seeds[0], -rotation, rotation) * (math.pi / 180.0)
-    scale = tf.random.stateless_uniform([count], seeds[1], 1.0 - zoom, 1.0 + zoom)
-    shift_x = tf.random.stateless_uniform([count], seeds[2], -shift, shift)
-    shift_y = tf.random.stateless_uniform([count], seeds[3], -shift, shift)
-    # The transform maps each output pixel back to an input pixel: inverse rotation and scale
-    # about the centre, after undoing the shift.
-    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
-    center_x, center_y = (width - 1) / 2, (height - 1) / 2
-    source_x, source_y = center_x + shift_x, center_y + shift_y
-    transforms = tf.stack([cos, sin, center_x - cos * source_x - sin * source_y,
-                           -sin, cos, center_y + sin * source_x - cos * source_y,
-                           tf.zeros([count]), tf.zeros([count])], axis=1)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3], fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="CONSTANT")
-
-
 def make_tf_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = False, seed: int = 0,
                     augment: dict | None = None, num_classes: int | None = None,
                     outliers: np.ndarray | None = None, outlier_share: float = 0.0):
     """A tf.data pipeline over arrays held in memory, that never waits on I/O.
 
     Shuffling permutes indices (cheap) and each batch is gathered from the in-memory tensors.
-    `augment` ({"shift": px, "rotation": degrees, "zoom": fraction}) transforms each training
-    batch on the fly; `num_classes` turns labels into one-hot vectors (for label smoothing).
+    `augment` (keyword arguments of `digits.augment.batch`: {"shift": px, "elastic": px, ...})
+    transforms each training batch on the fly; `num_classes` turns labels into one-hot vectors (for label smoothing).
     `outliers` ((M, 28, 28, 1) non-digits, Outlier Exposure; needs `num_classes`) are mixed into
     every batch so that they make up `outlier_share` of it, with uniform targets (1/classes each:
     "none of these"), augmented like the digits; they cycle independently of the digits.
     """
     import tensorflow as tf
+
+    from . import augment as augment_module
 
     images, labels = tf.constant(x), tf.constant(y)
     indices = tf.data.Dataset.range(len(x))
@@ -372,7 +344,7 @@ def make_tf_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool
             batch = tf.concat([batch, tf.gather(extra, outlier_index)], 0)
             label = tf.concat([label, tf.fill([tf.shape(outlier_index)[0], num_classes], 1.0 / num_classes)], 0)
         if augmenting:
-            batch = augment_batch(batch, more[0], **augment)
+            batch = augment_module.batch(batch, more[0], **augment)
         return batch, label
 
     dataset = tf.data.Dataset.zip(tuple(parts)) if len(parts) > 1 else parts[0]

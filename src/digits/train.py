@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 
 from . import calibration, data, evaluate, export, files, models, plots, runs  # noqa: E402
 from . import distribute as distribute_module  # noqa: E402
-from .config import Config  # noqa: E402
+from .config import AUGMENTATIONS, Config  # noqa: E402
 from .images import to_model_input  # noqa: E402
 
 TrainResult = runs.Run  # the run path, history, test metrics and the epoch it resumed from
@@ -213,7 +213,8 @@ class KeepBest(keras.callbacks.Callback):
 
 
 def augmentation(config: Config) -> dict:
-    return {"shift": config.augment_shift, "rotation": config.augment_rotation, "zoom": config.augment_zoom}
+    """The recipe's augmentation settings, as keyword arguments of `digits.augment.batch`."""
+    return {name: getattr(config, f"augment_{name}") for name in AUGMENTATIONS}
 
 
 def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = "runs", data_dir=None,
