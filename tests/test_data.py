@@ -653,14 +653,6 @@ def test_augmentation_moves_pixels_and_is_reproducible():
     assert not np.array_equal(first, images)
 
 
-def test_zero_augmentation_is_the_identity():
-    import tensorflow as tf
-
-    images, _ = _labelled_blocks(4)
-    same = data.augment_batch(tf.constant(images), tf.constant([1, 2], tf.int64))
-    np.testing.assert_allclose(same.numpy(), images, atol=1e-6)
-
-
 def test_one_hot_labels_for_label_smoothing():
     images, labels = _labelled_blocks(10)
     _, one_hot = next(iter(data.make_tf_dataset(images, labels, 10, num_classes=10)))
