@@ -37,13 +37,20 @@ def _ink_columns(digit: np.ndarray) -> np.ndarray:
     return digit[:, columns[0]:columns[-1] + 1] if columns.size else digit
 
 
-def strip_ink(digits: list[np.ndarray], rng: np.random.Generator, stroke_change: float = 0.0) -> np.ndarray:
+def strip_ink(digits: list[np.ndarray], rng: np.random.Generator, stroke_change: float = 0.0,
+              touching: float | None = None) -> np.ndarray:
     """28x28 digits (float 0..1, ink bright) side by side with small random gaps and vertical jitter.
 
-    The gaps are what remains visible once the strokes are `stroke_change` wider.
+    The gaps are what remains visible once the strokes are `stroke_change` wider. Without `touching`, a
+    share TOUCHING of neighbours overlap by a pixel; with it (0..1), that share of neighbours is pushed
+    together until their ink overlaps by 1 to 3 columns (touching digits, written close).
     """
     parts = [_ink_columns(digit) for digit in digits]
-    gaps = np.where(rng.random(len(parts) - 1) < TOUCHING, -1, rng.integers(GAP[0], GAP[1] + 1, len(parts) - 1))
+    if touching is None:
+        gaps = np.where(rng.random(len(parts) - 1) < TOUCHING, -1, rng.integers(GAP[0], GAP[1] + 1, len(parts) - 1))
+    else:
+        gaps = np.where(rng.random(len(parts) - 1) < touching, -rng.integers(1, 4, len(parts) - 1),
+                        rng.integers(GAP[0], GAP[1] + 1, len(parts) - 1))
     gaps = gaps + int(math.ceil(max(stroke_change, 0.0)))
     width = sum(part.shape[1] for part in parts) + int(gaps.sum()) + 8
     out, column = np.zeros((32, width), np.float32), 4
@@ -99,11 +106,12 @@ def render_digit(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     return render(np.asarray(digit, np.float32) / (255.0 if digit.dtype == np.uint8 else 1.0), rng)
 
 
-def render_strip(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
-    """Several 28x28 MNIST digits -> an encoded photo of them written side by side (digits >= 16 px tall)."""
+def render_strip(digits: list[np.ndarray], rng: np.random.Generator, touching: float | None = None) -> bytes:
+    """Several 28x28 MNIST digits -> an encoded photo of them written side by side (digits >= 16 px tall);
+    `touching`: see `strip_ink`."""
     scaled = [np.asarray(digit, np.float32) / (255.0 if digit.dtype == np.uint8 else 1.0) for digit in digits]
     stroke_change = rng.uniform(*STROKE_CHANGE)
-    return render(strip_ink(scaled, rng, stroke_change), rng, min_height=16.0, stroke_change=stroke_change)
+    return render(strip_ink(scaled, rng, stroke_change, touching), rng, min_height=16.0, stroke_change=stroke_change)
 
 
 def measure(predict_proba, x_test, y_test, samples: int, strips: int, seed: int) -> dict:
