@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import drawn_text
 
 from digits import data, images, reading
 
@@ -384,3 +385,34 @@ def test_a_small_equals_sign_near_the_corner_is_read_not_raised(tiny_run):
                 found = reading.read(picture, mode=mode, model=model)
                 assert found.kind in reading.KINDS, (size, grey, corner, mode)
                 json.dumps(found.to_dict())
+
+
+def _stretched(text: str, factor: float):
+    picture = drawn_text(text)
+    return picture.resize((int(picture.width * factor), picture.height))
+
+
+def _flat_zero(width: int, height: int):
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("L", (width + 40, height + 40), 255)
+    ImageDraw.Draw(picture).ellipse((20, 20, 20 + width, 20 + height), outline=0, width=10)
+    return picture
+
+
+@pytest.mark.parametrize("picture, digit", [(lambda: _stretched("2", 2.4), 2), (lambda: _stretched("7", 2.2), 7),
+                                            (lambda: _flat_zero(180, 100), 0), (lambda: _flat_zero(220, 120), 0)],
+                         ids=["stretched 2", "stretched 7", "flat 0", "flatter 0"])
+def test_auto_mode_keeps_a_wide_single_digit_whole(picture, digit):
+    """A wide digit is one digit, not the number its pieces make ("2" -> "?2", a flat "0" -> "?7" before)."""
+    from digits import runs
+
+    answer = reading.read(picture(), model=runs.shipped_model())
+    assert (answer.kind, answer.digit) == ("digit", digit), answer.to_dict()["digits"]
+
+
+def test_auto_mode_still_reads_touching_digits_as_a_number():
+    from digits import runs
+
+    answer = reading.read(drawn_text("20", size=(240, 160)), model=runs.shipped_model())
+    assert (answer.kind, answer.number) == ("number", "20")

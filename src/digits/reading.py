@@ -11,7 +11,9 @@ classified; `mode` says what to expect:
     digit   the whole picture is one digit
     number  digits left to right, read as one number (a handwritten "2024", a meter)
     auto    a number when several digits are found, else one digit (the default everywhere); touching
-            pieces about as wide as tall are one shape, read whole (a letter is not cut into "14")
+            pieces about as wide as tall are one shape, read whole (a letter is not cut into "14"); and a
+            shape at most ONE_WIDE times as wide as tall is one digit when the whole reads at least as
+            surely as the number its pieces make (a wide 0 or a 2 with a long tail is not "67" or "26")
 
 A Reading carries its kind, the answer (`digit` and its `label`, or `number`), its
 confidence, the uncertain flag, and per piece its probabilities, top 3, box in the picture,
@@ -44,6 +46,7 @@ from . import images, multidigit
 
 MODES = ("auto", "digit", "number")
 ONE_GLYPH = 1.25  # auto mode: touching pieces no wider than this times their height are one shape, read whole
+ONE_WIDE = 2.2  # auto mode: a shape up to this times as wide as tall may be one wide digit (see read)
 UNCERTAIN_BELOW = 0.5  # default threshold for the uncertain flag (CLI --uncertain-below, DIGITS_UNCERTAIN_BELOW)
 
 
@@ -212,6 +215,28 @@ def _one_glyph(pieces: list) -> bool:
     return width <= ONE_GLYPH * height
 
 
+def _extent(pieces: list) -> float:
+    """Width over height of the pieces' joint box (0 if a piece has no box)."""
+    boxes = [piece.box for piece in pieces]
+    if any(box is None for box in boxes):
+        return 0.0
+    height = max(box[2] for box in boxes) - min(box[0] for box in boxes)
+    return (max(box[3] for box in boxes) - min(box[1] for box in boxes)) / max(1, height)
+
+
+def _one_wide_digit(pieces: list, probabilities: np.ndarray, whole: np.ndarray, threshold: float | None) -> bool:
+    """Auto mode: is a shape the segmenter cut into pieces rather one wide digit? Yes when it is at most ONE_WIDE
+    times as wide as tall, the whole reads as a digit (not refused) and at least as surely as the number: the
+    whole's top probability >= the product of the pieces'. Chosen on MNIST training digits and strips rendered as
+    photos (benchmarks/real_images.py, the shipped model of 2026-12-02): 52 of 1,500 single digits came back as
+    numbers before, 1 after; 6 more of 1,500 strips (half of them touching) were read as one digit. Any ONE_WIDE
+    from 1.8 to 2.2 gave the same figures there; 2.2 also keeps a flat drawn 0 whole."""
+    sure = float(whole.max())
+    if _extent(pieces) > ONE_WIDE or (threshold is not None and sure < threshold):
+        return False
+    return np.log(max(sure, 1e-12)) >= float(np.log(np.maximum(probabilities.max(1), 1e-12)).sum())
+
+
 def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERTAIN_BELOW,
          name: str | None = None, reject_below: float | None = None) -> Reading:
     """Read the digit or number in `source` (path, bytes, PIL image or array) with `model`; see the module doc.
@@ -228,17 +253,24 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
     predict, class_names, stored = _predict_function(model)
     threshold = stored if reject_below is None else reject_below
     gray = images.to_gray(source, name)
+    prepared = whole = None
     if mode != "digit":
         pieces, probabilities = multidigit.read(gray, predict)
-        if mode == "number" or (len(pieces) > 1 and not _one_glyph(pieces)):
+        several = len(pieces) > 1 and not _one_glyph(pieces)
+        if mode == "auto" and several and _extent(pieces) <= ONE_WIDE:
+            prepared = images.prepare(gray)
+            whole = np.asarray(predict(prepared.image[None]))
+            several = not (prepared.ink_found and _one_wide_digit(pieces, probabilities, whole[0], threshold))
+        if mode == "number" or several:
             inverted = pieces[0].inverted if pieces else False
             digits = _digits(pieces, probabilities, class_names, threshold)
             if not digits:
                 return Reading("no_ink", [], uncertain_below, inverted)
             refused = mode == "auto" and all(digit.not_a_digit for digit in digits)  # letters, a word, a drawing
             return Reading("not_a_digit" if refused else "number", digits, uncertain_below, inverted)
-    prepared = images.prepare(gray)
+    prepared = prepared or images.prepare(gray)
     if not prepared.ink_found:
         return Reading("no_ink", [], uncertain_below, prepared.inverted, image=prepared.image)
-    digits = _digits([prepared], np.asarray(predict(prepared.image[None])), class_names, threshold)
+    whole = whole if whole is not None else np.asarray(predict(prepared.image[None]))
+    digits = _digits([prepared], whole, class_names, threshold)
     return Reading("not_a_digit" if digits[0].not_a_digit else "digit", digits, uncertain_below, prepared.inverted)
