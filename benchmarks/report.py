@@ -154,6 +154,13 @@ def real_images(result: dict) -> list[str]:
             f"| strips of 2-6 digits read whole ({result['strips']:,}) | {strips:.2%} | >= "
             f"{targets['strip_read_rate']:.0%} ({'met' if strips >= targets['strip_read_rate'] else 'missed'}) |",
             f"| strips split into the right number of digits | {result['strip_count_rate']:.2%} | |",
+            *([f"| strips of touching digits read whole ({result['touching_strips']:,}) | "
+               f"{result['touching_read_rate']:.2%} | >= {targets['touching_read_rate']:.0%} "
+               f"({'met' if result['touching_read_rate'] >= targets['touching_read_rate'] else 'missed'}) |"]
+              if "touching_read_rate" in result else []),
+            *([f"| single-digit photos read as several digits in auto mode | {result['auto_split_rate']:.2%} | <= "
+               f"{targets['auto_split_rate']:.1%} ({'met' if result['auto_split_rate'] <= targets['auto_split_rate'] else 'missed'}) |"]
+              if result.get("auto_split_rate") is not None else []),
             *([f"| expected calibration error, clean / rendered (15 bins) | {result['clean_ece']:.4f} / "
                f"{result['rendered_ece']:.4f} | |"] if "rendered_ece" in result else []), "",
             f"Machine: {machine_line(result['machine'])}."]
@@ -225,6 +232,11 @@ def model_card(card: dict, level: int = 1) -> list[str]:
              f"{fig['photos_accuracy']:.2%}"),
             ("rendered photos: ECE", f"{fig['photos_ece']:.4f}"),
             (f"whole-number strips read whole ({fig['benchmark_samples']['strips']:,})", f"{fig['strips_read_whole']:.2%}"),
+            *([("strips of touching digits read whole", f"{fig['touching_strips_read_whole']:.2%}")]
+              if "touching_strips_read_whole" in fig else []),
+            *([("rendered photos of one digit read as several (auto mode)",
+                f"{fig['single_digits_split_in_auto_mode']:.2%}")]
+              if fig.get("single_digits_split_in_auto_mode") is not None else []),
             ("MNIST test digits refused as not a digit", f"{fig['mnist_refused']:.2%}"),
             ("rendered photos refused as not a digit", f"{fig['photos_refused']:.2%}")]
     rows += [(f"non-digits refused: {name} (AUROC)", f"{share:.1%} ({fig['non_digits_auroc'][name]:.4f})")

@@ -81,6 +81,8 @@ def figures(run: Path, accuracy: float, real: dict, rejection: dict) -> dict:
         "photos_ece": real["rendered_ece"],
         "photos_kept_fraction": real["kept_fraction"],
         "strips_read_whole": real["strip_read_rate"],
+        **({"touching_strips_read_whole": real["touching_read_rate"]} if "touching_read_rate" in real else {}),
+        "single_digits_split_in_auto_mode": real.get("auto_split_rate"),
         "mnist_refused": digits["mnist-test"]["refused"],
         "photos_refused": digits["photos"]["refused"],
         "accuracy_accepted": digits["mnist-test"]["accuracy_accepted"],
