@@ -63,8 +63,16 @@ def strip_ink(digits: list[np.ndarray], rng: np.random.Generator, stroke_change:
 
 
 def render(ink: np.ndarray, rng: np.random.Generator, min_height: float = 0.0,
-           stroke_change: float | None = None) -> bytes:
-    """Ink (h, w) at MNIST scale (float 0..1, bright) -> an encoded photo of it: dark on light paper."""
+           stroke_change: float | None = None, *, blur: float | None = None, surface=None,
+           low_resolution: tuple[float, int] | None = None) -> bytes:
+    """Ink (h, w) at MNIST scale (float 0..1, bright) -> an encoded photo of it: dark on light paper.
+
+    benchmarks/stress.py sets what its conditions change (the defaults draw everything as before):
+    `blur` the focus blur's sigma in MNIST pixels; `surface(pen, scale, rng)` -> (H, W, 3) picture 0..1
+    the paper and ink (pen: (H, W) ink coverage 0..1, scale: photo pixels per MNIST pixel);
+    `low_resolution` (digit height in pixels, PIL filter): the photo taken with the ink that many pixels
+    tall, then enlarged back to its size with the filter.
+    """
     rows, columns = np.flatnonzero(ink.max(1) > 0.1), np.flatnonzero(ink.max(0) > 0.1)
     ink = ink[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
     height, width = ink.shape
@@ -82,10 +90,19 @@ def render(ink: np.ndarray, rng: np.random.Generator, min_height: float = 0.0,
     signed = np.where(core, ndimage.distance_transform_edt(core) - 0.5, 0.5 - ndimage.distance_transform_edt(~core))
     stroke_change = rng.uniform(*STROKE_CHANGE) if stroke_change is None else stroke_change
     pen = np.clip(signed + stroke_change * scale / 2 + 0.5, 0, 1)
-    pen = ndimage.gaussian_filter(pen, rng.uniform(0, 0.3 + 0.05 * scale))  # focus blur
-    paper = rng.uniform(0.72, 1.0) * (1 - rng.uniform(0, 0.08, 3))  # slightly tinted
-    ink_colour = rng.choice([[0.05, 0.05, 0.08], [0.1, 0.15, 0.5], [0.3, 0.3, 0.3]]) * rng.uniform(0.5, 1.2)
-    picture = paper * (1 - pen[..., None]) + np.clip(ink_colour, 0, 1) * pen[..., None]
+    pen = ndimage.gaussian_filter(pen, rng.uniform(0, 0.3 + 0.05 * scale) if blur is None else blur * scale)  # focus
+    if surface is None:
+        paper = rng.uniform(0.72, 1.0) * (1 - rng.uniform(0, 0.08, 3))  # slightly tinted
+        ink_colour = rng.choice([[0.05, 0.05, 0.08], [0.1, 0.15, 0.5], [0.3, 0.3, 0.3]]) * rng.uniform(0.5, 1.2)
+        picture = paper * (1 - pen[..., None]) + np.clip(ink_colour, 0, 1) * pen[..., None]
+    else:
+        picture = surface(pen, scale, rng)
+    full_size = size
+    if low_resolution is not None:  # the camera's pixels average the scene: a box filter
+        factor = low_resolution[0] / (height * scale)
+        size = (max(2, round(size[0] * factor)), max(2, round(size[1] * factor)))
+        picture = np.stack([np.asarray(Image.fromarray(picture[..., channel].astype(np.float32)).resize(
+            size, Image.Resampling.BOX)) for channel in range(3)], -1)
     angle = rng.uniform(0, 2 * np.pi)
     grid_rows, grid_cols = np.mgrid[0:size[1], 0:size[0]] / max(size)
     ramp = np.cos(angle) * grid_cols + np.sin(angle) * grid_rows
@@ -93,6 +110,8 @@ def render(ink: np.ndarray, rng: np.random.Generator, min_height: float = 0.0,
     picture *= (1 - rng.uniform(0, 0.4) * ramp)[..., None]  # light falling off across the page
     picture += rng.normal(0, rng.uniform(0, 0.03), picture.shape)  # sensor noise
     image = Image.fromarray(np.round(np.clip(picture, 0, 1) * 255).astype(np.uint8), "RGB")
+    if low_resolution is not None:
+        image = image.resize(full_size, low_resolution[1])
     buffer = io.BytesIO()
     if rng.random() < 0.8:
         image.save(buffer, "JPEG", quality=int(rng.integers(35, 96)))

@@ -166,6 +166,42 @@ def real_images(result: dict) -> list[str]:
             f"Machine: {machine_line(result['machine'])}."]
 
 
+def _parameters(parameters: dict) -> str:
+    """A stress condition's parameters in a table cell: `shear 0.45, gaps 3-4, filters nearest/bicubic`."""
+    def shown(value) -> str:
+        if isinstance(value, list):
+            if value and isinstance(value[0], list):
+                return f"{len(value)} kinds"
+            return ("/" if any(isinstance(item, str) for item in value) else "-").join(map(shown, value))
+        return value if isinstance(value, str) else f"{value:g}"
+
+    return ", ".join(f"{key.replace('_', ' ')} {shown(value)}" for key, value in parameters.items()) or "as rendered"
+
+
+def stress(result: dict) -> list[str]:
+    labels, baseline, reader = list(result["models"]), result["baseline"], result["reader"]
+    recipes = ", ".join(f"`{label}` " + (f"`{model['recipe']}`" if model.get("recipe") else f"a `{model['model']}` run")
+                        for label, model in result["models"].items())
+    lines = [f"**Stress** (`python benchmarks/stress.py`; {recipes}): the first {result['samples']:,} test digits "
+             "rendered as photos under conditions outside what training samples, each seeded, read through "
+             "`digits.images`; loss: points of accuracy lost against `clean`; target: "
+             f"`{reader}` loses at most half of what `{baseline}` loses on each condition (at most 0.1 point where "
+             f"`{baseline}` loses nothing):", "",
+             "| condition | parameters | " + " | ".join(f"`{label}`: accuracy / loss" for label in labels)
+             + " | target |", "|---|---|" + "---|" * len(labels) + "---|"]
+    for name, row in result["conditions"].items():
+        cells = [f"{row['accuracy'][label]:.2%}" + ("" if name == "clean" else f" / {row['loss_points'][label]:.2f}")
+                 for label in labels]
+        target = row["target"]
+        verdict = "" if target is None else (f"{'met' if target['met'] else 'missed'} ({target['reader_loss']:.2f}, "
+                                             f"allowed {target['allowed_loss']:.2f})")
+        lines.append(f"| {name} | {_parameters(row['parameters'])} | " + " | ".join(cells) + f" | {verdict} |")
+    checked = [row["target"]["met"] for row in result["conditions"].values() if row["target"] is not None]
+    summary = (f"Target met on {sum(checked)} of {len(checked)} conditions." if checked else
+               f"No target checked: the results hold no `{reader}` or no `{baseline}`.")
+    return lines + ["", summary, "", f"Machine: {machine_line(result['machine'])}."]
+
+
 def serve_costs(result: dict) -> list[str]:
     apps, parts = result["in_process_us_per_request"], result["unavoidable_us"]
     lines = ["**Where the time goes** (`python benchmarks/serve_costs.py`: in one process without HTTP, 32 "
@@ -321,8 +357,8 @@ def battery(result: dict) -> list[str]:
 
 
 SECTIONS = {"original_mlp": original_mlp, "time_to_accuracy": time_to_accuracy, "best_model": best_model,
-            "ensemble": ensemble, "inference": inference, "real_images": real_images, "rejection": rejection,
-            "serve": serve, "serve_costs": serve_costs, "footprint": footprint, "battery": battery}
+            "ensemble": ensemble, "inference": inference, "real_images": real_images, "stress": stress,
+            "rejection": rejection, "serve": serve, "serve_costs": serve_costs, "footprint": footprint, "battery": battery}
 CARD = ROOT / "src" / "digits" / "shipped" / "card.json"
 CARD_START, CARD_END = "<!-- card:start -->", "<!-- card:end -->"
 
