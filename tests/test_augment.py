@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import REPO
 from scipy import ndimage
 
 from digits import augment, config, data, train
@@ -37,7 +38,7 @@ def _column(image: np.ndarray) -> float:
 
 def test_every_setting_is_a_config_field_and_reaches_the_pipeline():
     assert set(config.AUGMENTATIONS) == set(augment.SETTINGS)
-    recipe = config.load("configs/reader.json")
+    recipe = config.load(REPO / "configs" / "reader.json")
     assert train.augmentation(recipe) == {name: getattr(recipe, f"augment_{name}") for name in augment.SETTINGS}
     assert all(train.augmentation(recipe).values()), "the reader recipe uses every augmentation"
 
@@ -137,3 +138,15 @@ def test_lowres_blur_and_texture_soften_the_edges():
     inside = textured[:, 4:24, 4:6, 0]
     assert inside.std() > 0.02  # uneven ink
     assert (textured[:, :, 14:, 0] > 0).mean() > 0.3  # paper noise away from the bar
+
+
+def test_the_reader_recipe_builds_and_trains_a_few_steps(tmp_path):
+    import dataclasses
+    import json
+
+    recipe = dataclasses.replace(config.load(REPO / "configs" / "reader.json"), epochs=1, limit=640, outlier_images=64)
+    result = train.train(recipe, out=tmp_path / "run", verbose=0, tensorboard=False)
+    saved = json.loads((result.run_dir / "config.json").read_text())
+    assert {key: saved[key] for key in saved if key.startswith("augment_")} == \
+        {f"augment_{name}": value for name, value in train.augmentation(recipe).items()}
+    assert np.isfinite(result.history["loss"]).all() and 0.0 <= result.metrics["test_accuracy"] <= 1.0
