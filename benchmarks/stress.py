@@ -17,6 +17,7 @@ Usage: python benchmarks/stress.py --run cnn-fast=RUN --run best-full=RUN --run 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import math
 import sys
@@ -162,16 +163,35 @@ def render_condition(name: str, digit: np.ndarray, seed: int, index: int) -> byt
     raise NotImplementedError(f"CONDITIONS holds {name!r}, but render_condition does not draw it")
 
 
-def prepare_conditions(digits: np.ndarray, names: list[str], seed: int) -> dict:
-    """Each condition's pictures rendered and prepared once: name -> {stack (N, 28, 28), ink_not_found, times}."""
+def _cache_file(cache: str | Path, name: str, count: int, seed: int) -> Path:
+    """Where a condition's prepared stack is kept: named by the code that draws and prepares it."""
     from digits import images
+
+    code = hashlib.sha256(b"".join(Path(module.__file__).read_bytes() for module in (sys.modules[__name__], real_images,
+                                                                                     images))).hexdigest()[:16]
+    return Path(cache) / f"stress-{name}-n{count}-seed{seed}-{code}.npz"
+
+
+def prepare_conditions(digits: np.ndarray, names: list[str], seed: int, cache: str | Path | None = None) -> dict:
+    """Each condition's pictures rendered and prepared once: name -> {stack (N, 28, 28), ink_not_found, times}.
+    With `cache` (a directory), a condition prepared before by the same code is read back instead."""
+    from digits import files, images
+
+    prepared = {}
+    if cache:
+        for name in names:
+            path = _cache_file(cache, name, len(digits), seed)
+            if path.is_file():
+                with np.load(path) as kept:
+                    prepared[name] = {"stack": kept["stack"], "ink_not_found": int(kept["ink_not_found"]),
+                                      "render_ms": float(kept["render_ms"]), "prepare_ms": float(kept["prepare_ms"])}
+        names = [name for name in names if name not in prepared]
 
     try:
         from tqdm import tqdm
         bar = tqdm(total=len(names) * len(digits), file=sys.stderr, unit="picture", mininterval=2.0)
     except ImportError:
         bar = None
-    prepared = {}
     for name in names:
         stack, missing, rendering, preparing = [], 0, 0.0, 0.0
         for index, digit in enumerate(digits):
@@ -190,6 +210,10 @@ def prepare_conditions(digits: np.ndarray, names: list[str], seed: int) -> dict:
             print(f"{name}: {len(digits)} pictures prepared", file=sys.stderr)
         prepared[name] = {"stack": np.stack(stack), "ink_not_found": missing,
                           "render_ms": 1000 * rendering / len(digits), "prepare_ms": 1000 * preparing / len(digits)}
+        if cache:
+            buffer = io.BytesIO()
+            np.savez(buffer, **prepared[name])
+            files.write_bytes(_cache_file(cache, name, len(digits), seed), buffer.getvalue())
     if bar is not None:
         bar.close()
     return prepared
@@ -275,7 +299,7 @@ def table(summary: dict) -> list[str]:
 
 
 def measure(predictors: dict, samples: int, seed: int, names: list[str], baseline: str, reader: str,
-            sheet: str | None = None) -> dict:
+            sheet: str | None = None, cache: str | None = None) -> dict:
     """Every model (label -> Predictor) on the first `samples` test digits under `clean` and each condition."""
     from common import machine
 
@@ -284,7 +308,7 @@ def measure(predictors: dict, samples: int, seed: int, names: list[str], baselin
     started = time.perf_counter()
     dataset = data.load_dataset("mnist")
     names = ["clean", *[name for name in names if name != "clean"]]
-    prepared = prepare_conditions(dataset.x_test[:samples], names, seed)
+    prepared = prepare_conditions(dataset.x_test[:samples], names, seed, cache)
     if sheet:
         contact_sheet(prepared, sheet)
     truth = dataset.y_test[:samples]
@@ -317,6 +341,8 @@ def main() -> None:
                         help="a subset (clean is always added; default: all)")
     parser.add_argument("--sheet", help="also write a PNG of each condition's first prepared pictures here")
     parser.add_argument("--out", help="where to write the JSON (default: benchmarks/results/stress.json)")
+    parser.add_argument("--cache", help="keep each condition's prepared pictures in this directory and reuse them "
+                                        "(measure more models later without drawing again)")
     args = parser.parse_args()
     from common import save
 
@@ -336,7 +362,8 @@ def main() -> None:
     missing = [label for label in (args.baseline, args.reader) if label not in runs]
     if missing:
         print(f"no target checked: {' and '.join(missing)} not among the --run labels", file=sys.stderr)
-    summary = measure(predictors, args.samples, args.seed, args.conditions, args.baseline, args.reader, args.sheet)
+    summary = measure(predictors, args.samples, args.seed, args.conditions, args.baseline, args.reader, args.sheet,
+                      args.cache)
     path = save("stress", summary, args.out)
     print("\n".join(table(summary)))
     print(f"{args.samples} digits x {len(summary['conditions'])} conditions in {summary['seconds']:.0f} s "
