@@ -1,7 +1,7 @@
 """Rebuild the shipped model end to end: train, measure, write its card, copy it into the package.
 
     python scripts/ship_model.py [--config configs/reader.json] [--seed 1] [--work build/shipped]
-                                 [--samples 2000] [--photos 10000] [--strips 1000]
+                                 [--samples 2000] [--photos 10000] [--strips 1000] [--reuse]
 
 1. Trains the recipe with the exact command the card records (`digits train --config configs/reader.json
    --seed 1 --out build/shipped/run --no-tensorboard`); a killed build resumes where it stopped, a finished run
@@ -122,6 +122,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2000, help="rejection.py --samples (default: 2000)")
     parser.add_argument("--photos", type=int, default=10_000, help="real_images.py --samples (default: 10000)")
     parser.add_argument("--strips", type=int, default=1000, help="real_images.py --strips (default: 1000)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep benchmark results already in --work that were measured on this run")
     parser.add_argument("--destination", default=str(ROOT / "src" / "digits" / "shipped"),
                         help="where the package's copy goes (default: src/digits/shipped)")
     args = parser.parse_args()
@@ -137,10 +139,14 @@ def main() -> None:
         run_step(command(args, run))
     python = sys.executable
     real_json, rejection_json = work / "real_images.json", work / "rejection.json"
-    run_step([python, "benchmarks/real_images.py", "--run", relative(run), "--samples", str(args.photos),
-              "--strips", str(args.strips), "--out", relative(real_json)])
-    run_step([python, "benchmarks/rejection.py", "--run", relative(run), "--samples", str(args.samples),
-              "--out", relative(rejection_json)])
+    for result, step in ((real_json, ["benchmarks/real_images.py", "--run", relative(run), "--samples",
+                                      str(args.photos), "--strips", str(args.strips), "--out", relative(real_json)]),
+                         (rejection_json, ["benchmarks/rejection.py", "--run", relative(run), "--samples",
+                                           str(args.samples), "--out", relative(rejection_json)])):
+        if args.reuse and result.is_file() and result.stat().st_mtime > (run / "model.onnx").stat().st_mtime:
+            print(f"reusing {relative(result)} (measured on this run)", file=sys.stderr)
+            continue
+        run_step([python, *step])
     metrics = json.loads((run / "metrics.json").read_text())
     config = json.loads((run / "config.json").read_text())
     model = run / "model.onnx"
