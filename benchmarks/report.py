@@ -199,7 +199,9 @@ def stress(result: dict) -> list[str]:
     checked = [row["target"]["met"] for row in result["conditions"].values() if row["target"] is not None]
     summary = (f"Target met on {sum(checked)} of {len(checked)} conditions." if checked else
                f"No target checked: the results hold no `{reader}` or no `{baseline}`.")
-    return lines + ["", summary, "", f"Machine: {machine_line(result['machine'])}."]
+    sheet = (["", "What the models saw, the first 12 digits per condition (`--sheet`): "
+              "![stress conditions](benchmarks/results/stress.png)"] if (RESULTS / "stress.png").is_file() else [])
+    return lines + ["", summary, *sheet, "", f"Machine: {machine_line(result['machine'])}."]
 
 
 def serve_costs(result: dict) -> list[str]:
