@@ -133,49 +133,49 @@ def render_strip(digits: list[np.ndarray], rng: np.random.Generator, touching: f
     return render(strip_ink(scaled, rng, stroke_change, touching), rng, min_height=16.0, stroke_change=stroke_change)
 
 
-def auto_splits(model, digits, seed: int) -> list[dict]:
-    """The same rendered photos (one digit each) read in auto mode, as `digits predict` reads a file (`model`: a
-    Predictor, so with its stored not-a-digit threshold, or a predict_proba): the ones that came back as
-    several digits (index, what was read)."""
+def _auto_split(model, photo: bytes, index: int) -> dict | None:
+    """A photo of one digit read in auto mode, as `digits predict` reads a file (`model`: a Predictor, so with its
+    stored not-a-digit threshold, or a predict_proba): {index, what was read} if it came back as several digits."""
     from digits import reading
 
-    split = []
-    for index, digit in enumerate(digits):
-        answer = reading.read(render_digit(digit, np.random.default_rng([seed, index])), "auto", model)
-        if answer.kind == "number":
-            split.append({"index": index, "read": answer.number})
-    return split
+    answer = reading.read(photo, "auto", model)
+    return {"index": index, "read": answer.number} if answer.kind == "number" else None
+
+
+def _strips_read(predict_proba, x_test, y_test, count: int, seed: list[int], touching: float | None = None):
+    """`count` strips of 2-6 test digits, each seeded `seed + [index]`, read as numbers: (read whole, right count)."""
+    from digits import reading
+
+    whole, counted = [], []
+    for index in range(count):
+        rng = np.random.default_rng([*seed, index])
+        chosen = rng.choice(len(x_test), int(rng.integers(2, 7)), replace=False)
+        truth = "".join(str(int(label)) for label in y_test[chosen])
+        number = reading.read(render_strip(list(x_test[chosen]), rng, touching), "number", predict_proba).number
+        whole.append(number == truth)
+        counted.append(len(number) == len(truth))
+    return whole, counted
 
 
 def measure(predict_proba, x_test, y_test, samples: int, strips: int, seed: int, model=None,
             touching_strips: int = 0) -> dict:
     """Clean and rendered accuracy on the first `samples` test digits, and whole-strip read rate."""
-    from digits import calibration, images, reading
+    from digits import calibration, images
 
     started = time.perf_counter()
     clean_probabilities = predict_proba(x_test[:samples])
     clean = float((clean_probabilities.argmax(1) == y_test[:samples]).mean())
-    prepared = [images.prepare_file(render_digit(x_test[index], np.random.default_rng([seed, index])))
-                for index in range(samples)]
+    prepared, split = [], []
+    for index in range(samples):  # each photo rendered once: prepared as one digit, and read in auto mode
+        photo = render_digit(x_test[index], np.random.default_rng([seed, index]))
+        prepared.append(images.prepare_file(photo))
+        if (found := _auto_split(model or predict_proba, photo, index)) is not None:
+            split.append(found)
     rendered_probabilities = predict_proba(np.stack([item.image for item in prepared]))
     predicted = rendered_probabilities.argmax(1)
     rendered = float((predicted == y_test[:samples]).mean())
-    split = auto_splits(model or predict_proba, x_test[:samples], seed)
-    reads, counts = [], []
-    for index in range(strips):
-        rng = np.random.default_rng([seed, 1, index])
-        chosen = rng.choice(len(x_test), int(rng.integers(2, 7)), replace=False)
-        truth = "".join(str(int(label)) for label in y_test[chosen])
-        number = reading.read(render_strip(list(x_test[chosen]), rng), "number", predict_proba).number
-        reads.append(number == truth)
-        counts.append(len(number) == len(truth))
-    touching_reads = []
-    for index in range(touching_strips):  # every neighbour touches: the strokes overlap by 1-3 columns
-        rng = np.random.default_rng([seed, 3, index])
-        chosen = rng.choice(len(x_test), int(rng.integers(2, 7)), replace=False)
-        truth = "".join(str(int(label)) for label in y_test[chosen])
-        touching_reads.append(reading.read(render_strip(list(x_test[chosen]), rng, touching=1.0), "number",
-                                           predict_proba).number == truth)
+    reads, counts = _strips_read(predict_proba, x_test, y_test, strips, [seed, 1])
+    touching_reads, _ = _strips_read(predict_proba, x_test, y_test, touching_strips, [seed, 3], touching=1.0)  # all touch
     return {"samples": samples, "strips": strips, "seed": seed, "clean_accuracy": clean,
             "rendered_accuracy": rendered, "kept_fraction": rendered / clean if clean else 0.0,
             "clean_ece": calibration.expected_calibration_error(clean_probabilities, y_test[:samples]),
