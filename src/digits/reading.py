@@ -210,9 +210,7 @@ def _one_glyph(pieces: list) -> bool:
     boxes = [piece.box for piece in pieces]
     if any(box is None for box in boxes) or any(after[1] > before[3] for before, after in zip(boxes, boxes[1:])):
         return False  # a gap between two pieces: separate shapes
-    height = max(box[2] for box in boxes) - min(box[0] for box in boxes)
-    width = max(box[3] for box in boxes) - min(box[1] for box in boxes)
-    return width <= ONE_GLYPH * height
+    return _extent(pieces) <= ONE_GLYPH
 
 
 def _extent(pieces: list) -> float:
