@@ -355,6 +355,19 @@ def battery(result: dict) -> list[str]:
                                                    for row in result["peak_raised_by"][:2]) + "."]
     if result["problems"]:
         lines += ["", "Problems: " + "; ".join(result["problems"]) + "."]
+    heavy = result.get("heavy_json")
+    if heavy:
+        lines += ["", f"What a small request (one 28x28 image) waits while {heavy['clients']} clients each send a "
+                      "16 MB JSON body at once:", "", "| while | answers to the heavy bodies | p50 | p99 | max |",
+                  "|---|---|---|---|---|"]
+        for name, row in heavy.items():
+            if isinstance(row, dict):
+                answers = ", ".join(f"{count} x {status}" for status, count in sorted(
+                    {str(status): row["statuses"].count(status) for status in row["statuses"]}.items())) \
+                    if "statuses" in row else ""
+                lines.append(f"| {name} | {answers} | {row['p50_ms']} ms | {row['p99_ms']} ms | {row['max_ms']} ms |")
+        lines += ["", "A body with more values than a batch holds is refused before it is parsed; the bodies that are "
+                      "answered ask the model for a full batch each, and the small request queues behind that work."]
     return lines + ["", f"Machine: {machine_line(result['machine'])}."]
 
 

@@ -129,6 +129,39 @@ def test_large_bodies_are_parsed_and_large_answers_serialised_off_the_event_loop
                 assert calls == [(decode, decoded_on), (answer, answered_on)], (path, images, len(body))
 
 
+def test_a_json_body_with_more_values_than_a_batch_is_refused_before_it_is_parsed(predictor, monkeypatch):
+    """Parsing 8 million numbers held the GIL for 0.2 s, on whichever thread, and every other client waited
+    (issue 15): a body with more commas than max_batch images of raw pixels need is a 413 naming the limit,
+    and the parser never sees it; a full batch in the most verbose form allowed, (N, 28, 28, 1), still reads."""
+    from digits.api import deps
+
+    import orjson
+
+    parsed, loads = [], orjson.loads
+    monkeypatch.setattr(orjson, "loads", lambda body: (parsed.append(len(body)), loads(body))[1])
+    max_batch = 3
+    limit = max_batch * deps.VALUES_PER_IMAGE + deps.FEW_VALUES
+    too_many = b"[" + b"0," * (limit + 1) + b"0]"  # one comma over the limit
+    full = np.zeros((max_batch, 28, 28, 1), np.uint8).tolist()
+    routes = {"/predict": (b'{"pixels": ' + too_many + b"}", {"pixels": full}),
+              "/v1/models/cnn:predict": (b'{"instances": ' + too_many + b"}", {"instances": full}),
+              "/v2/models/cnn/infer": (b'{"inputs": [{"name": "images", "datatype": "FP32", "shape": [3, 28, 28], '
+                                       b'"data": ' + too_many + b"}]}",
+                                       v2_request(np.zeros((max_batch, 28, 28), np.uint8), "UINT8"))}
+    with TestClient(create_app(settings(max_batch=max_batch), predictor=predictor)) as client:
+        for path, (heavy, fine) in routes.items():
+            parsed.clear()
+            response = client.post(path, content=heavy, headers={"Content-Type": "application/json"})
+            assert response.status_code == 413, (path, response.text)
+            message = response.json().get("error") or response.json().get("detail")
+            assert f"more than {limit:,} values" in message and "split the batch" in message, message
+            assert parsed == [], path
+            response = client.post(path, content=json.dumps(fine).encode(), headers={"Content-Type": "application/json"})
+            assert response.status_code == 200, (path, response.text)
+            assert parsed, path
+            assert client.get("/health/ready").status_code == 200
+
+
 def test_large_jobs_off_the_loop_run_a_few_at_a_time():
     """Parsing holds the GIL and a large body takes many times its size while parsed: deps.off_loop runs at most
     deps.LARGE_AT_ONCE large jobs at once (the thread pool's 40 threads would hold 40 parses in memory)."""

@@ -5,7 +5,8 @@
                                      protocol's own 404 (Open Inference Protocol or TF Serving wording);
                                      check_model(service, name, ...) the same check for gRPC (grpc_service.py)
     media_type / require_media       the request's content type, and 415 for one a route does not take
-    parse_json(body, ...)            an orjson parse with one 400 for empty or malformed bodies
+    parse_json(body, ..., max_batch) an orjson parse with one 400 for empty or malformed bodies, and a 413,
+                                     before parsing, for a body with more values than a batch can hold
     off_loop(large, function, ...)   parsing and checking a large body (LARGE_BODY_BYTES), or serialising a
                                      large answer (LARGE_ANSWER_ROWS), on a worker thread, LARGE_AT_ONCE at
                                      a time: the event loop keeps serving other clients meanwhile
@@ -46,6 +47,8 @@ CLIENT_CLOSED = 499  # the status counted in /metrics for a request whose client
 LARGE_BODY_BYTES = 256 * 1024  # larger bodies are parsed and checked on a worker thread (6 x 16 MB parsed on the
                                # loop delayed every other client by half a second; a thread hop costs ~50 us)
 LARGE_ANSWER_ROWS = 64  # answers for more images than this are serialised on a worker thread
+VALUES_PER_IMAGE = 28 * 28  # numbers in one image; a JSON body may hold max_batch times this, plus FEW_VALUES
+FEW_VALUES = 4096  # room for the request's other fields (V2 parameters and outputs, base64 strings, ...)
 LARGE_AT_ONCE = 1  # such jobs at once per worker process; the rest wait their turn: parsing holds the GIL (more
                    # threads add no speed) and a 16 MB JSON body takes ~15x its size while parsed (memory)
 _large_slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> its semaphore
@@ -167,10 +170,21 @@ async def predict(service, images, what: str = "prediction"):
                             "fewer images") from None
 
 
-def parse_json(body: bytes, empty: str, invalid: str):
-    """`body` parsed by orjson; 400 with `empty` for no body, `invalid` (with an {error} slot) for bad JSON."""
+def parse_json(body: bytes, empty: str, invalid: str, max_batch: int):
+    """`body` parsed by orjson; 400 with `empty` for no body, `invalid` (with an {error} slot) for bad JSON.
+
+    A body holding more values than `max_batch` images of raw pixels need gets 413 before it is parsed: a
+    parse is one call that holds the GIL throughout (8 million numbers in 16 MB took 0.2 s, and every
+    other client of the worker waited), while counting its commas takes ~4 ms. Each value but the last of
+    a list or an object is followed by a comma, so commas bound the values (strings count too: a base64
+    image has none, a data URL one)."""
     if not body:
         raise ApiError(400, empty)
+    limit = max_batch * VALUES_PER_IMAGE + FEW_VALUES
+    if body.count(b",") > limit:
+        raise ApiError(413, f"the JSON body holds more than {limit:,} values, more than a batch of {max_batch} "
+                            "images needs; split the batch, send pictures as files or binary tensors, or raise "
+                            "DIGITS_MAX_BATCH")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:

@@ -94,7 +94,8 @@ def _json_request(body: bytes, service: Service, mode: str, include_input: bool)
     CPU work only (parse, check, convert, decode base64), on a worker thread for a large body (`_from_json`)."""
     payload = parse_json(body,
                          "the request body is empty; send JSON with 'pixels' (28x28 numbers) or 'image' "
-                         "(base64 of an image file)", "the body is not valid JSON ({error}); send a JSON object")
+                         "(base64 of an image file)", "the body is not valid JSON ({error}); send a JSON object",
+                         service.settings.max_batch)
     if not isinstance(payload, dict):
         raise ApiError(422, "the JSON body must be an object with 'pixels' or 'image'")
     unknown = set(payload) - JSON_KEYS

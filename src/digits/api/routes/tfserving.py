@@ -102,7 +102,7 @@ def _images(payload, max_batch: int):
 def _decode(body: bytes, max_batch: int):
     """A :predict body -> (images, row format?), or an ApiError: on a worker thread for a large body."""
     payload = parse_json(body, "the request body is empty; send JSON with 'instances' or 'inputs'",
-                         "JSON Parse error: {error}")
+                         "JSON Parse error: {error}", max_batch)
     with inputs.answered_as(400):
         return _images(payload, max_batch)
 

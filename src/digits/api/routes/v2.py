@@ -281,7 +281,7 @@ def _decode(body: bytes, encoding: str, header_length: str | None, settings) -> 
     else:
         binary = b""
     header = parse_json(body, "the request body is empty; send a JSON inference request",
-                        "the inference request is not valid JSON ({error})")
+                        "the inference request is not valid JSON ({error})", settings.max_batch)
     if not isinstance(header, dict):
         raise ApiError(400, "the inference request must be a JSON object with 'inputs'")
     with inputs.answered_as(400):
