@@ -91,3 +91,15 @@ def test_shipped_recipes_load_and_build(name):
     assert json.loads((REPO / "configs" / name).read_text())["model"] == loaded.model
     model = models.create_model(loaded.model, **loaded.model_args)  # the recipe's model arguments are real ones
     assert model.output_shape == (None, 10)
+
+
+def test_outlier_families_are_checked_and_round_trip():
+    assert config.Config().outlier_families == list(config.OUTLIER_FAMILIES[:5])
+    chosen = config.from_dict({"outlier_families": ["scripts", "pairs"]})
+    assert chosen.outlier_families == ["scripts", "pairs"]
+    assert config.from_dict(chosen.to_dict()) == chosen
+    for bad, message in ((["faces"], "outlier_families must list distinct families"), ([], "distinct families"),
+                         (["pairs", "pairs"], "distinct families"), ("pairs", "must be list"),
+                         ([1], "must be a list of strings")):
+        with pytest.raises(ValueError, match=message):
+            config.from_dict({"outlier_families": bad})

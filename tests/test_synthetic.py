@@ -54,6 +54,22 @@ def test_every_symbol_font_draws_real_glyphs():
     assert not set(table) & set("|/\\()[]!0123456789")
 
 
+def test_scripts_never_hold_greek_cyrillic_latin_or_digits():
+    """benchmarks/rejection.py measures Greek and Cyrillic as a script no training step drew: the "scripts"
+    family must never draw them (nor Latin letters, which "letters" handles, nor any kind of digit)."""
+    import unicodedata
+
+    chars = "".join(synthetic.SCRIPTS.values())
+    assert len(chars) == len(set(chars)) and len(synthetic.SCRIPTS) >= 5
+    for char in chars:
+        name = unicodedata.name(char)
+        assert not any(word in name for word in ("GREEK", "CYRILLIC", "LATIN", "DIGIT")), name
+        assert char.isalpha() and not char.isdigit(), name
+    table = [synthetic._glyphs(letters, tuple(map(str, synthetic.training_fonts())))
+             for letters in synthetic.SCRIPTS.values()]
+    assert all(table), "every script has letters the training fonts draw"
+
+
 # ---------------------------------------------------------------- raw pictures
 
 
@@ -177,3 +193,67 @@ def test_workers_do_not_change_the_result(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other"))
     assert np.array_equal(synthetic.non_digits(8, seed=6, workers=2), alone)
     assert pools == [2]
+
+
+# ---------------------------------------------------------------- pairs of digits
+
+
+def _mnist_digits(count: int) -> np.ndarray:
+    from digits import data
+
+    return data.load_dataset("mnist", allow_download=False).x_train[:count]
+
+
+def _ink_aspect(prepared: np.ndarray) -> float:
+    top, left, bottom, right = images.bounds(prepared >= 128)
+    return (right - left) / (bottom - top)
+
+
+def test_pairs_put_two_digits_side_by_side_as_one_picture():
+    """Two digits prepared as one picture are wide (MNIST's single digits are taller than wide); seeded."""
+    digits = _mnist_digits(200)
+    made = synthetic.pairs(digits, 24, seed=5)
+    assert made.shape == (24, 28, 28) and made.dtype == np.uint8
+    assert np.median([_ink_aspect(image) for image in made]) > 1.2
+    assert np.median([_ink_aspect(digit) for digit in digits[:24]]) < 0.9
+    assert np.array_equal(made, synthetic.pairs(digits, 24, seed=5))
+    assert not np.array_equal(made, synthetic.pairs(digits, 24, seed=6))
+    as_inputs = images.to_model_input(digits)  # (N, 28, 28, 1) float 0..1: the same pairs
+    assert np.array_equal(synthetic.pairs(as_inputs, 24, seed=5), made)
+    assert synthetic.pairs(digits, 0, seed=5).shape == (0, 28, 28)
+
+
+def test_pairs_refuse_what_is_not_digits():
+    with pytest.raises(ValueError, match="at least two"):
+        synthetic.pairs(np.zeros((1, 28, 28), np.uint8), 3, seed=0)
+    with pytest.raises(ValueError, match="at least two"):
+        synthetic.pairs(np.zeros((28, 28), np.uint8), 3, seed=0)
+    with pytest.raises(ValueError, match="seed"):
+        synthetic.pairs(np.zeros((4, 28, 28), np.uint8), 3, seed=-1)
+
+
+def test_outlier_exposure_shares_its_images_among_the_configured_families(monkeypatch):
+    """train.non_digit_images: config.outlier_families share the non-digits evenly; pairs come from the training
+    split for training and from the validation split for validation, never from the other."""
+    from digits import config, train
+
+    monkeypatch.setattr(train, "VALIDATION_NON_DIGITS", 10)
+    digits = _mnist_digits(40)
+    x_train, x_val = images.to_model_input(digits[:20]), images.to_model_input(digits[20:])
+    asked = []
+    pairs = synthetic.pairs
+    monkeypatch.setattr(synthetic, "pairs", lambda source, count, seed: (asked.append((source, count)),
+                                                                         pairs(source, count, seed))[1])
+    recipe = config.Config(outlier_exposure=0.3, outlier_images=30, outlier_families=["shapes", "pairs"])
+    training, validation = train.non_digit_images(recipe, x_train, x_val)
+    assert training.shape == (30, 28, 28, 1) and validation.shape == (10, 28, 28, 1)
+    assert [(source is x_train, source is x_val, count) for source, count in asked] == [(True, False, 15),
+                                                                                        (False, True, 5)]
+    assert np.median([_ink_aspect(image[..., 0] * 255) for image in training]) > 0.9  # half of them pairs
+    asked.clear()
+    default = config.Config(outlier_exposure=0.3, outlier_images=30)
+    assert default.outlier_families == ["letters", "symbols", "shapes", "scribbles", "silhouettes"]
+    training, validation = train.non_digit_images(default, x_train, x_val)
+    assert [count for _, count in asked] == [0, 0] and training.shape == (30, 28, 28, 1)
+    before = synthetic.non_digits(40, seed=42, families=tuple(default.outlier_families))  # what it drew before
+    assert np.array_equal(training, images.to_model_input(before[:30]))

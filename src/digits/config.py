@@ -22,6 +22,9 @@ SCHEDULES = ("constant", "one_cycle", "cosine")
 PRECISIONS = ("float32", "mixed_bfloat16", "auto")
 AUGMENTATIONS = ("shift", "rotation", "zoom", "slant", "aspect", "elastic", "stroke", "broken", "lowres", "blur",
                  "texture")  # Config.augment_<name> -> digits.augment.batch(<name>=...)
+OUTLIER_FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts", "pairs")  # the non-digits
+# Outlier Exposure can draw (digits.synthetic): the first five are the default; scripts: letters of other scripts
+# (never Greek or Cyrillic, kept unseen for benchmarks/rejection.py); pairs: two training digits side by side
 DISTRIBUTIONS = ("mirrored", "multi-worker")  # digits train --distribute: tf.distribute strategies (distribute.py)
 
 
@@ -55,6 +58,7 @@ class Config:
     precision: str = "float32"  # float32, mixed_bfloat16, or auto (bfloat16 where the CPU computes it natively)
     outlier_exposure: float = 0.0  # share of each batch made of generated non-digits taught to be unsure (0: off)
     outlier_images: int = 12000  # how many non-digits digits.synthetic generates for Outlier Exposure
+    outlier_families: list[str] = field(default_factory=lambda: list(OUTLIER_FAMILIES[:5]))  # which, evenly
     reject_rate: float = 0.005  # share of validation digits the stored not-a-digit threshold may refuse
 
     def validate(self) -> "Config":
@@ -90,6 +94,10 @@ class Config:
             raise ValueError(f"outlier_exposure must be in [0, 0.9), got {self.outlier_exposure}; try 0.25 (0: off)")
         if self.outlier_images < 10:
             raise ValueError(f"outlier_images must be at least 10, got {self.outlier_images}; try 12000")
+        unknown = [family for family in self.outlier_families if family not in OUTLIER_FAMILIES]
+        if unknown or not self.outlier_families or len(set(self.outlier_families)) < len(self.outlier_families):
+            raise ValueError(f"outlier_families must list distinct families from {', '.join(OUTLIER_FAMILIES)}, got "
+                             f"{self.outlier_families}; try {list(OUTLIER_FAMILIES[:5])}")
         if not 0.0 <= self.reject_rate < 0.5:
             raise ValueError(f"reject_rate must be in [0, 0.5), got {self.reject_rate}; try 0.005")
         if self.limit is not None and self.limit < 2:
@@ -124,6 +132,10 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
             return value
         if origin in (str, dict) and isinstance(value, origin):
             return value
+        if origin is list and isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return list(value)
+    if isinstance(value, list) and any(typing.get_origin(kind) is list for kind in allowed):
+        raise ValueError(f"config key '{key}' must be a list of strings, got {value!r}; fix the value in the config")
     names = " or ".join("null" if k is type(None) else getattr(typing.get_origin(k) or k, "__name__", str(k))
                         for k in allowed)
     raise ValueError(

@@ -145,14 +145,25 @@ def read_history_csv(path: Path) -> dict[str, list[float]]:
 VALIDATION_NON_DIGITS = 1000  # generated non-digits held out from Outlier Exposure to report rejection
 
 
-def non_digit_images(config: Config):
-    """(training, validation) generated non-digits as model inputs for Outlier Exposure; (None, None) when off."""
+def non_digit_images(config: Config, x_train, x_val):
+    """(training, validation) non-digits as model inputs for Outlier Exposure; (None, None) when off.
+
+    config.outlier_families share them evenly: digits.synthetic's generated families, and "pairs" of two
+    digits side by side, from the training split for training and the validation split for validation."""
     if not config.outlier_exposure:
         return None, None
     from . import synthetic
 
-    pictures = to_model_input(synthetic.non_digits(config.outlier_images + VALIDATION_NON_DIGITS, seed=config.seed))
-    return pictures[:config.outlier_images], pictures[config.outlier_images:]
+    drawn = [family for family in config.outlier_families if family != "pairs"]
+    counts = (config.outlier_images, VALIDATION_NON_DIGITS)
+    paired = [count // len(config.outlier_families) if "pairs" in config.outlier_families else 0 for count in counts]
+    pictures = synthetic.non_digits(sum(counts) - sum(paired), seed=config.seed, families=tuple(drawn)) if drawn \
+        else np.zeros((0, 28, 28), np.uint8)
+    training = np.concatenate([pictures[:counts[0] - paired[0]], synthetic.pairs(x_train, paired[0], config.seed)])
+    validation = np.concatenate([pictures[counts[0] - paired[0]:], synthetic.pairs(x_val, paired[1], config.seed + 1)])
+    if paired[0]:  # pairs mixed through (without pairs, the order is non_digits' own, as before)
+        training = training[np.random.default_rng([config.seed, 2]).permutation(len(training))]
+    return to_model_input(training), to_model_input(validation)
 
 
 @keras.saving.register_keras_serializable(package="digits")
@@ -256,7 +267,7 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
         classes = len(dataset.class_names)
         policy = distribute_module.set_precision(config.precision)
         one_hot = classes if config.label_smoothing or config.outlier_exposure else None
-        outliers, outliers_val = non_digit_images(config)
+        outliers, outliers_val = non_digit_images(config, x_train, x_val)
         try:
             with strategy.scope() if strategy else contextlib.nullcontext():
                 model = models.create_model(config.model, input_shape=x_train.shape[1:], num_classes=classes,
