@@ -148,7 +148,9 @@ def test_a_curved_cut_follows_the_gap_between_overlapping_shapes():
 def test_touching_digits_drawn_as_strokes_are_cut_into_the_right_two():
     """Digits written with a pen so that their strokes touch or overlap are cut where they meet, along the
     gap between them: "2024" whose 0 and 2 touch (a straight cut read it "2?24"), a 2 and a 3 (read as one
-    8), a 1 touching its neighbour (a 7's bar, a 4's bar: the 1 was lost), and a 1, 7, 2, 3 all touching."""
+    8), a 1 touching its neighbour (a 7's bar, a 4's bar: the 1 was lost), and a 1, 7, 2, 3 all touching.
+    Refusal is off: this is about where the cuts fall, and the shipped model of 2026-12-02 reads this pen's
+    flagged 1 at 0.54-0.56, under its not-a-digit threshold (0.72), cut here as the single-cut search cut it."""
     from digits import runs
     from digits.predictor import Predictor
 
@@ -156,10 +158,25 @@ def test_touching_digits_drawn_as_strokes_are_cut_into_the_right_two():
     for text, step in (("2024", 54), ("23", 48), ("71", 54), ("41", 48), ("1723", 48)):
         picture = pen_digits(text, step)
         assert ndimage.label(picture < 0.5, np.ones((3, 3)))[1] < len(text), text  # some touch: fewer shapes
-        found = reading.read(picture, mode="number", model=predictor)
+        found = reading.read(picture, mode="number", model=predictor, reject_below=0)
         assert found.number == text, (text, step, found.number)
         lefts = [digit.box[1] for digit in found.digits]
         assert lefts == sorted(lefts)
+
+
+def test_a_cut_through_a_loop_is_found():
+    """A cut down through the hole of a 0 passes through one hole (and pays for it: its two arcs read as a sure
+    "1" and "7"); one beside the 0, or through a pinhole too small to be a loop, passes through none."""
+    page = Image.new("L", (120, 100), 0)
+    ImageDraw.Draw(page).ellipse((10, 10, 60, 90), outline=255, width=8)
+    ImageDraw.Draw(page).rectangle((80, 10, 100, 90), fill=255)
+    core = np.asarray(page) > 127
+    core[50, 90] = False  # a pinhole in the bar
+    holes = multidigit._holes(core, line=80)
+    assert holes.max() == 1
+    column = lambda x: np.full(100, x)  # noqa: E731  a straight cut
+    assert multidigit._through(holes, column(35)) == 1
+    assert multidigit._through(holes, column(70)) == 0 and multidigit._through(holes, column(90)) == 0
 
 
 def by_width(batch: np.ndarray) -> np.ndarray:
