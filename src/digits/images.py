@@ -381,13 +381,9 @@ def analyse(gray: np.ndarray) -> Ink:
     return ink
 
 
-def ink_mask(ink: Ink, members, columns=None) -> np.ndarray:
-    """The pixels (cores and their faint edges) of components `members`, optionally only `columns`."""
-    mask = np.isin(ink.owner, list(members))
-    if columns is not None:
-        mask[:, :columns[0]] = False
-        mask[:, columns[1]:] = False
-    return mask
+def ink_mask(ink: Ink, members) -> np.ndarray:
+    """The pixels (cores and their faint edges) of components `members`."""
+    return np.isin(ink.owner, list(members))
 
 
 def cut_digit(ink: Ink, mask: np.ndarray) -> Prepared:
