@@ -161,7 +161,8 @@ def main() -> None:
             result["met"] = verdict(result)
             recipes[name] = result
     summary = {"benchmark": "rejection", "recipes": recipes, "samples": args.samples, "targets": TARGETS,
-               "missing": missing, "seconds": time.perf_counter() - started, "machine": machine()}
+               "missing": missing, "seconds": time.perf_counter() - started,
+               "command": " ".join(["python", "benchmarks/rejection.py", *sys.argv[1:]]), "machine": machine()}
     path = save("rejection", summary, args.out)
     for name, result in recipes.items():
         print(f"\n{name}: threshold {result['reject_below']:.3f}, temperature {result['temperature']:.2f}")

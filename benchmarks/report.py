@@ -226,8 +226,8 @@ def serve_costs(result: dict) -> list[str]:
 
 def rejection(result: dict) -> list[str]:
     targets = result["targets"]
-    lines = ["**Knowing what is not a digit** (`python benchmarks/rejection.py`: each recipe trained, then read at "
-             "its stored operating point, fitted on its validation split; a family's share refused counts pictures "
+    lines = [f"**Knowing what is not a digit** (`{result.get('command', 'python benchmarks/rejection.py')}`: each "
+             "recipe trained (or each run given), then read at its stored operating point, fitted on its validation split; a family's share refused counts pictures "
              "with no ink as refused; AUROC of the calibrated top probability, digits against the family):", ""]
     names = list(result["recipes"])
     lines += ["| | " + " | ".join(f"`{name}`" for name in names) + " | target |",
@@ -382,7 +382,7 @@ def render() -> str:
     lines = []
     for name, section in SECTIONS.items():
         paths = [RESULTS / f"{name}.json"]
-        if name in ("best_model", "ensemble"):  # other recipes' results: best_model_<recipe>.json
+        if name in ("best_model", "ensemble", "rejection"):  # other recipes' results: best_model_<recipe>.json
             paths += sorted(RESULTS.glob(f"{name}_*.json"))
         for path in paths:
             if path.is_file():

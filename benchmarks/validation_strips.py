@@ -1,0 +1,68 @@
+"""Runs (or reading code) compared on validation digits only, to choose between them without the test set.
+
+The validation split that every recipe with the same `validation_split` holds out (data.split_validation's
+seeded order; 5% for configs/reader.json) is rendered as benchmarks/real_images.py renders test digits:
+strips whose neighbours all touch, mixed strips (10% of neighbours touching), both read whole in number mode,
+and single digits read in auto mode (how many come back as several digits). The seeds differ from
+real_images.py's. Writes benchmarks/results/validation_strips.json (or --out).
+Usage: python benchmarks/validation_strips.py --run LABEL=RUN [--run LABEL=RUN ...] [--strips 300]
+       [--singles 600] [--validation-split 0.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import real_images  # noqa: E402
+from common import machine, save  # noqa: E402
+from stress import parse_runs  # noqa: E402
+
+SEEDS = {"touching": 900, "mixed": 901, "singles": 902}
+
+
+def measure(predictor, x_val, y_val, strips: int, singles: int) -> dict:
+    started = time.perf_counter()
+    touching, _ = real_images._strips_read(predictor, x_val, y_val, strips, [SEEDS["touching"]], touching=1.0)
+    mixed, _ = real_images._strips_read(predictor, x_val, y_val, strips, [SEEDS["mixed"]])
+    split = sum(real_images._auto_split(predictor, real_images.render_digit(x_val[index], np.random.default_rng(
+        [SEEDS["singles"], index])), index) is not None for index in range(singles))
+    return {"touching_read_whole": float(np.mean(touching)), "mixed_read_whole": float(np.mean(mixed)),
+            "singles_split": split / singles, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", action="append", required=True, help="LABEL=RUN (repeat to compare)")
+    parser.add_argument("--strips", type=int, default=300, help="touching and mixed strips each (default: 300)")
+    parser.add_argument("--singles", type=int, default=600, help="single digits read in auto mode (default: 600)")
+    parser.add_argument("--validation-split", type=float, default=0.05, help="(default: 0.05, configs/reader.json's)")
+    parser.add_argument("--out", help="results file (default: benchmarks/results/validation_strips.json)")
+    args = parser.parse_args()
+    from digits import data
+    from digits.predictor import Predictor
+
+    try:
+        runs = parse_runs(args.run)
+    except ValueError as error:
+        parser.error(str(error))
+    dataset = data.load_dataset("mnist", allow_download=False)
+    _, _, x_val, y_val = data.split_validation(dataset.x_train, dataset.y_train, args.validation_split)
+    results = {}
+    for label, path in runs.items():
+        results[label] = {"run": path, **measure(Predictor(path), x_val, y_val, args.strips, args.singles)}
+        print(label, results[label], flush=True)
+    saved = save("validation_strips", {"runs": results, "strips": args.strips, "singles": args.singles,
+                                       "validation_split": args.validation_split, "seeds": SEEDS,
+                                       "command": " ".join(["python", "benchmarks/validation_strips.py", *sys.argv[1:]]),
+                                       "machine": machine()}, args.out)
+    print(f"wrote {saved}")
+
+
+if __name__ == "__main__":
+    main()
