@@ -201,25 +201,32 @@ def _side(piece, keep: np.ndarray):
             mask[top:bottom, left:right])
 
 
-def _split(piece, ink: Ink, line: float) -> list[tuple]:
-    """The digits in one cropped group, without a classifier: a group wider than WIDE lines is cut in two,
-    straight down the column whose ink spans the fewest rows in the middle 60% of its ink, then each part again."""
+def _inked(piece, ink: Ink, line: float):
+    """(core, left, right) of a cropped group: its ink cores (in its window) and the columns its ink spans; None
+    without ink, or when it is far wider than any number (a long rule or a frame)."""
     window, mask = piece
     core = mask & (ink.intensity[window] >= 0.5)
     inked = np.flatnonzero(core.any(0))
-    if not inked.size:
+    if not inked.size or inked[-1] + 1 - inked[0] > MAX_DIGITS * line:
+        return None
+    return core, int(inked[0]), int(inked[-1]) + 1
+
+
+def _split(piece, ink: Ink, line: float) -> list[tuple]:
+    """The digits in one cropped group, without a classifier: a group wider than WIDE lines is cut in two,
+    straight down the column whose ink spans the fewest rows in the middle 60% of its ink, then each part again."""
+    found = _inked(piece, ink, line)
+    if found is None:
         return []
-    left, right = int(inked[0]), int(inked[-1]) + 1
+    core, left, right = found
     width = right - left
-    if width > MAX_DIGITS * line:  # no number at all: a long rule or a frame
-        return []
     if width <= WIDE * line:
         return [piece]
     middle = np.arange(left + int(0.2 * width), left + int(math.ceil(0.8 * width)))
     inked = core[:, middle]  # where two digits touch, the ink in a column spans the fewest rows
     extent = np.where(inked.any(0), len(core) - inked[::-1].argmax(0) - inked.argmax(0), 0)
     cut = int(middle[np.lexsort((np.abs(middle - left - width / 2), inked.sum(0), extent))[0]])
-    right_side = np.arange(mask.shape[1]) >= cut
+    right_side = np.arange(piece[1].shape[1]) >= cut
     return [part for side in (_side(piece, ~right_side), _side(piece, right_side)) if side is not None
             for part in _split(side, ink, line)]
 
@@ -239,14 +246,10 @@ def _slices(piece, ink: Ink, line: float) -> list[tuple[tuple, float]]:
     through (a cut through a 0 leaves two arcs that read as a sure "1" and "7"; touching digits rarely enclose
     one).
     """
-    window, mask = piece
-    core = mask & (ink.intensity[window] >= 0.5)
-    inked = np.flatnonzero(core.any(0))
-    if not inked.size:
+    found = _inked(piece, ink, line)
+    if found is None:
         return []
-    left, right = int(inked[0]), int(inked[-1]) + 1
-    if right - left > MAX_DIGITS * line:  # no number at all: a long rule or a frame
-        return []
+    (window, mask), (core, left, right) = piece, found
     if right - left <= OVERCUT * line:
         return [(piece, 0.0)]
     low, high = left + round(EDGE * line), right - round(EDGE * line)
