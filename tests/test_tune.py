@@ -175,6 +175,8 @@ def _key(params: dict) -> tuple:
     return tuple(sorted(params.items()))
 
 
+# digits tune runs its trials with Study.optimize; this test asks and tells by hand on purpose, so Optuna warns
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_the_sampler_draws_by_trial_number_so_workers_differ_and_one_worker_repeats_itself(tmp_path):
     """Two workers (two Study objects, each with its own sampler, same seed) asking in turn from one SQLite study
     never draw the same parameters; a second study with the same seed draws the same sequence again."""
