@@ -456,9 +456,10 @@ def pairs(digits: np.ndarray, count: int, seed: int) -> np.ndarray:
         first, second = (digit[:, digit.max(0) > 0.1] for digit in digits[rng.integers(len(digits), size=2)])
         overlap, lift = int(rng.integers(PAIR_OVERLAP[0], PAIR_OVERLAP[1] + 1)), int(rng.integers(-2, 3))
         left = 4 + first.shape[1] - overlap
-        if max(left + second.shape[1], 4 + first.shape[1]) - 4 < PAIR_WIDTH:
+        end = max(left + second.shape[1], 4 + first.shape[1])  # past the pair's last inked column
+        if end - 4 < PAIR_WIDTH:
             continue
-        ink = np.zeros((32, max(left + second.shape[1], 4 + first.shape[1]) + 4), np.float32)
+        ink = np.zeros((32, end + 4), np.float32)
         ink[2:30, 4:4 + first.shape[1]] = first
         window = ink[2 + lift:30 + lift, left:left + second.shape[1]]
         np.maximum(window, second, out=window)
@@ -492,21 +493,20 @@ def pictures(family: str, count: int, seed: int, fonts: list[Path] | None = None
     if letters is not None and family != "letters":
         raise ValueError(f"letters= applies to the 'letters' family, not {family!r}; leave it out")
     table = None
-    if family == "scripts":
-        paths = tuple(str(font) for font in (training_fonts() if fonts is None else fonts))
-        table = [found for found in (_glyphs(chars, paths) for chars in SCRIPTS.values()) if found]
-        if not table:
-            raise ValueError(f"none of the fonts {list(paths)} draws the letters of SCRIPTS; pass other fonts")
-    elif family in ("letters", "symbols"):
+    if family in ("letters", "symbols", "scripts"):
         paths = [Path(font) for font in (training_fonts() if fonts is None else fonts)]
         absent = [str(font) for font in paths if not font.is_file()]
         if absent or not paths:
             raise ValueError(f"fonts {absent or '[]'} not found; pass existing .ttf/.otf files or None")
         if family == "symbols":
             paths = [font for font in paths if _faithful(font)]
-        table = _glyphs(alphabet(letters) if family == "letters" else SYMBOLS, tuple(map(str, paths)))
+        having = tuple(map(str, paths))
+        if family == "scripts":  # one table per script, each script drawn as often
+            table = [found for found in (_glyphs(chars, having) for chars in SCRIPTS.values()) if found]
+        else:
+            table = _glyphs(alphabet(letters) if family == "letters" else SYMBOLS, having)
         if not table:
-            raise ValueError(f"none of the fonts {[str(font) for font in paths]} draws {family}; pass other fonts")
+            raise ValueError(f"none of the fonts {list(having)} draws {family}; pass other fonts")
     out = []
     for index in range(count):
         rng = np.random.default_rng([int(seed), zlib.crc32(family.encode()), index])
