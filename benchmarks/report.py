@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -227,8 +228,9 @@ def serve_costs(result: dict) -> list[str]:
 def rejection(result: dict) -> list[str]:
     targets = result["targets"]
     lines = [f"**Knowing what is not a digit** (`{result.get('command', 'python benchmarks/rejection.py')}`: each "
-             "recipe trained (or each run given), then read at its stored operating point, fitted on its validation split; a family's share refused counts pictures "
-             "with no ink as refused; AUROC of the calibrated top probability, digits against the family):", ""]
+             "recipe trained (or each run given), then read at its stored operating point, fitted on its validation "
+             "split; a family's share refused counts pictures with no ink as refused; AUROC of the calibrated top "
+             "probability, digits against the family):", ""]
     names = list(result["recipes"])
     lines += ["| | " + " | ".join(f"`{name}`" for name in names) + " | target |",
               "|---|" + "---|" * len(names) + "---|"]
@@ -361,11 +363,11 @@ def battery(result: dict) -> list[str]:
                       "16 MB JSON body at once:", "", "| while | answers to the heavy bodies | p50 | p99 | max |",
                   "|---|---|---|---|---|"]
         for name, row in heavy.items():
-            if isinstance(row, dict):
-                answers = ", ".join(f"{count} x {status}" for status, count in sorted(
-                    {str(status): row["statuses"].count(status) for status in row["statuses"]}.items())) \
-                    if "statuses" in row else ""
-                lines.append(f"| {name} | {answers} | {row['p50_ms']} ms | {row['p99_ms']} ms | {row['max_ms']} ms |")
+            if name == "clients":
+                continue
+            answers = ", ".join(f"{count} x {status}" for status, count in
+                                sorted(Counter(map(str, row.get("statuses", []))).items()))
+            lines.append(f"| {name} | {answers} | {row['p50_ms']} ms | {row['p99_ms']} ms | {row['max_ms']} ms |")
         lines += ["", "A body with more values than a batch holds is refused before it is parsed; the bodies that are "
                       "answered ask the model for a full batch each, and the small request queues behind that work."]
     return lines + ["", f"Machine: {machine_line(result['machine'])}."]
