@@ -63,6 +63,21 @@ def test_segment_finds_each_digit_left_to_right(mnist):
         assert piece.ink_found and piece.inverted
 
 
+def test_a_number_written_on_ruled_paper_is_cut_into_its_digits(mnist):
+    """Notebook lines run through every digit of a number; read as ink they join the digits into one group."""
+    x_test, y_test = mnist
+    chosen = [index for index in range(60) if y_test[index] != 1][:5]
+    page = strip([x_test[index] for index in chosen])
+    lines = np.zeros(page.shape[0], bool)
+    for top in (14, 50, 86):
+        lines[top:top + 2] = True
+    lined = np.minimum(page, np.where(lines[:, None], 0.45, 1.0)).astype(np.float32)
+    plain, pieces = multidigit.segment(page), multidigit.segment(lined)
+    assert len(pieces) == len(plain) == 5
+    for ruled_piece, piece in zip(pieces, plain):
+        assert np.abs(ruled_piece.image - piece.image).mean() < 0.05  # 0.12-0.18 with the lines left in
+
+
 def broken(digit: np.ndarray) -> np.ndarray:
     """The digit with a two-row band cut out of it: two pieces, one above the other."""
     rows = np.flatnonzero(digit.max(1) > 0)

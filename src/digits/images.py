@@ -45,6 +45,9 @@ DETAIL = 80  # crops smaller than this are enlarged first, so stroke arithmetic 
 OVERSHOOT = 1.05  # 16-bit and float pictures: the brightest pixel may pass white by this much (resampling)
 STROKE_RANGE = (2.0, 3.0)  # strokes are brought into this width, 28x28 pixels (MNIST: 10%..90% = 1.8..3.5)
 EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
+RULE_ACROSS, RULE_THIN = 0.9, 0.7  # ruled lines: faint ink across this share of the width, at most this many
+# stroke widths thick (notebook lines are thinner than the pen; the bar of a 7 is as thick as its stem)
+RULE_OVER = 0.25  # on a line, a pixel this much above the line's own level is the pen's ink drawn over it
 
 
 class ImageError(ValueError):
@@ -350,6 +353,49 @@ def to_mnist(intensity: np.ndarray) -> tuple[np.ndarray, float, float]:
     return np.clip(np.asarray(image), 0, 1).astype(np.float32), width, target - width
 
 
+def erase_rules(intensity: np.ndarray) -> np.ndarray:
+    """Ink intensity (ground 0) with ruled lines taken out: bands of rows where faint ink runs across at least
+    RULE_ACROSS of the picture's width (a row either side is allowed for a slight tilt) and which are at most
+    RULE_THIN times as thick as the strokes of the other ink. Each band's pixels take the fainter of the rows
+    just above and below it, so a stroke crossing the line stays whole and the line between strokes goes,
+    except where the ink stands RULE_OVER above the line's level (a stroke of the digit running along it).
+    A picture whose only ink is such lines is left as it is (a rule is not erased into blank paper)."""
+    height, width = intensity.shape
+    if height < 8 or width < 16:
+        return intensity
+    faint = intensity > 0.1
+    near = faint.copy()
+    near[1:] |= faint[:-1]
+    near[:-1] |= faint[1:]
+    across = near.mean(1) >= RULE_ACROSS
+    if not across.any():
+        return intensity
+    labels, count = ndimage.label(across)
+    bands = [np.flatnonzero(labels == label) for label in range(1, count + 1)]
+    bands = [rows for rows in bands if faint[rows].mean(1).max() >= RULE_ACROSS]  # one row really runs across
+    core = intensity >= 0.5
+    others = core.copy()
+    for rows in bands:
+        others[max(rows[0] - 1, 0):rows[-1] + 2] = False
+    if not others.any():
+        return intensity
+    stroke = stroke_width(others)
+    erased = intensity.copy()
+    for rows in bands:
+        top, bottom = max(rows[0] - 1, 0), min(rows[-1] + 2, height)  # the band and its faint edges
+        if (core[top:bottom].mean(1) >= 0.5).sum() > max(1.0, RULE_THIN * stroke):
+            continue  # as thick as a stroke: a bar of the digit, not a line of the paper
+        above = intensity[top - 1] if top > 0 else None
+        below = intensity[bottom] if bottom < height else None
+        fill = (np.minimum(above, below) if above is not None and below is not None
+                else np.zeros(width, np.float32) if above is None and below is None
+                else above if below is None else below)
+        band = intensity[top:bottom]
+        inked = band > np.median(band, axis=1, keepdims=True) + RULE_OVER  # the pen's ink drawn over the line
+        erased[top:bottom] = np.where(inked, band, fill)
+    return erased
+
+
 @dataclass
 class Ink:
     """The cleaned picture and its labelled ink, at working resolution (`factor` times smaller)."""
@@ -368,6 +414,8 @@ def analyse(gray: np.ndarray) -> Ink:
     factor = max(1, math.ceil(math.sqrt(gray.size / WORK_PIXELS)))
     small = _shrink(gray, factor)
     intensity, inverted, found = clean(small)
+    if found:
+        intensity = erase_rules(intensity)
     ink = Ink(intensity, inverted, factor, gray.shape)
     core = intensity >= 0.5
     if not found or not core.any():
