@@ -32,6 +32,19 @@ from digits import images, multidigit  # noqa: E402
 KINDS = {"touching": (3, 1.0), "mixed": (1, None)}
 
 
+def edge_ink(union: np.ndarray, core: np.ndarray, box: tuple[int, int, int, int], line: float) -> tuple:
+    """(left, right): the candidate's ink cores that touch ink cores outside it on its left and right halves, in
+    line heights (a digit cut from its touching neighbour touches it over a stroke's width; a stroke cut off a
+    0 or 6 along its length touches over much more)."""
+    top, left, bottom, right = box
+    rows, cols = slice(max(0, top - 1), bottom + 1), slice(max(0, left - 1), right + 1)
+    inside, ink = union[rows, cols] & core[rows, cols], core[rows, cols]
+    outside = ndimage.binary_dilation(ink & ~union[rows, cols], np.ones((3, 3), bool)) & inside
+    middle = (left + right) / 2 - cols.start
+    across = np.arange(inside.shape[1])
+    return (float(outside[:, across < middle].sum()) / line, float(outside[:, across >= middle].sum()) / line)
+
+
 def _layers(scaled, rng, stroke_change, touching):
     """strip_ink's placement replayed with the same draws: (D, 32, W) each digit's ink alone."""
     parts = [real_images._ink_columns(digit) for digit in scaled]
@@ -116,8 +129,9 @@ def cache(args):
             owner_map = np.full(core.shape, -1)
             owner_map[r, c] = who
             totals = np.bincount(who, minlength=len(text))
-            labels, shares, covers = [], [], []
-            for mask in lattice["masks"]:
+            labels, shares, covers, edges = [], [], [], {}
+            for key, mask in zip(lattice["keys"], lattice["masks"]):
+                edges[key] = edge_ink(mask, core, images.bounds(mask & core), lattice["line"] / factor)
                 counts = np.bincount(owner_map[mask & core], minlength=len(text))
                 top = int(counts.argmax())
                 share = counts[top] / max(1, counts.sum())
@@ -126,6 +140,7 @@ def cache(args):
                 covers.append(cover)
                 labels.append(top)
             entry.update(owner=np.array(labels), share=np.array(shares), cover=np.array(covers))
+            lattice["edges"] = edges
             del lattice["masks"]
             del lattice["candidates"], lattice["read"]
         records.append(entry)

@@ -1,6 +1,6 @@
 """Fit and compare segment scorers offline on lattices cached by scripts/seg_eval.py (strips of MNIST training
 digits): the hand-weighted score of `multidigit._recognise` against a logistic regression of "this candidate is
-one true digit" on the candidate's features (`multidigit._segment_features`).
+one true digit" on the candidate's features (`segment_features`).
 
     python scripts/seg_fit.py --fit 7100t 7100m 7101t 7101m --test 7000t 7000m 7001t 7001m --cache /tmp/seg
 """
@@ -19,14 +19,37 @@ from digits import multidigit
 SHARE, COVER = 0.85, 0.8  # a candidate is one true digit: this share of its ink from one digit, this much of it
 
 
+def segment_features(lattice: dict) -> np.ndarray:
+    """(K, F) what each candidate of a `_lattice` looks like, in its keys' order."""
+    cut, join_cost, line, rows = lattice["cut"], lattice["join_cost"], lattice["line"], []
+    for key, probability in zip(lattice["keys"], lattice["probabilities"]):
+        first, stop = key
+        box = lattice["boxes"][key]
+        ordered = np.sort(probability)[::-1]
+        sure = min(max(float(ordered[0]), 1e-9), 1 - 1e-9)
+        odds = min(multidigit.SURE, math.log(sure / (1 - sure)))
+        second = math.log(max(float(ordered[1]), 1e-6))
+        height, width = (box[2] - box[0]) / line, (box[3] - box[1]) / line
+        one = float(probability.argmax() == 1)
+        beside = float(cut[first] > 0 or cut[stop] > 0)
+        edge_left, edge_right = lattice["edges"][key]
+        rows.append([1.0, odds, max(odds, 0.0) ** 2 / multidigit.SURE, second, one, one * beside, one * odds,
+                     height, width, max(0.0, 0.5 - height), max(0.0, multidigit.SIZE_OK - max(height, width)),
+                     max(0.0, width - multidigit.WIDTH_OK), cut[first], cut[stop], float(cut[first] > 0), float(cut[stop] > 0),
+                     sum(join_cost[first + 1:stop]), stop - first, edge_left, edge_right,
+                     edge_left * float(cut[first] > 0), edge_right * float(cut[stop] > 0)]
+                    + [float(probability.argmax() == digit) for digit in (0, 2, 3, 4, 5, 6, 7, 8, 9)])
+    return np.asarray(rows, np.float64).reshape(-1, 31)
+
+
 def load(path):
     return list(np.load(path, allow_pickle=True))
 
 
 def features(lattice):
-    """The candidates' features (`multidigit._segment_features`) and, last, their hand-weighted score."""
+    """The candidates' features (`segment_features`) and, last, their hand-weighted score."""
     scores = multidigit._hand_scores(lattice)
-    return np.c_[multidigit._segment_features(lattice), [scores[key] for key in lattice["keys"]]]
+    return np.c_[segment_features(lattice), [scores[key] for key in lattice["keys"]]]
 
 
 def labels(entry):

@@ -352,7 +352,7 @@ def _recognise(ink: Ink, predict_proba) -> tuple[list[Prepared], np.ndarray]:
 
 def _lattice(ink: Ink, predict_proba, keep_masks: bool = False) -> dict | None:
     """The pieces of `_recognise` and every candidate digit (first, last) its programme weighs: the candidates
-    (Prepared), the classifier's answers, and what each candidate's score is made of (`_features`); None when
+    (Prepared), their boxes, the classifier's answers, and the cut and join prices their scores take; None when
     there is nothing to read. `keep_masks` also keeps each candidate's pixels (for scripts/seg_eval.py)."""
     groups, line = _pieces(ink)
     groups = _merge(groups, ink.boxes, lambda first, second: 0.8)
@@ -376,7 +376,7 @@ def _lattice(ink: Ink, predict_proba, keep_masks: bool = False) -> dict | None:
     short = [span[2] - span[0] < 0.6 * line for span in spans]
     join_cost = [0.0] + [0.0 if cut[k] or (_overlap(spans[k - 1], spans[k]) >= 0.3 and (short[k - 1] or short[k]))
                          else 0.3 + 3.0 * max(0, spans[k][1] - spans[k - 1][3]) / line for k in range(1, len(pieces))]
-    candidates, edges, masks = {}, {}, {}
+    candidates, masks = {}, {}
     for first in range(len(pieces)):
         union = np.zeros_like(core)
         for last in range(first, min(first + MAX_JOIN, len(pieces))):
@@ -385,7 +385,6 @@ def _lattice(ink: Ink, predict_proba, keep_masks: bool = False) -> dict | None:
             if right - left > 1.6 * line or len(set(owners[first:last + 1])) > 3:  # 3 shapes: a broken 5
                 break
             candidates[first, last + 1] = cut_digit(ink, union)
-            edges[first, last + 1] = _edge_ink(union, core, (top, left, bottom, right), line)
             if keep_masks:
                 masks[first, last + 1] = union.copy()
     keys = list(candidates)
@@ -396,24 +395,11 @@ def _lattice(ink: Ink, predict_proba, keep_masks: bool = False) -> dict | None:
     small = [_core(piece, core).sum() < 0.15 * largest and short[k] for k, piece in enumerate(pieces)]
     lattice = {"count": len(pieces), "cut": cut, "join_cost": join_cost, "small": small, "keys": keys,
                "candidates": candidates, "probabilities": probabilities, "read": dict(zip(keys, probabilities)),
-               "line": line * ink.factor, "edges": edges,
+               "line": line * ink.factor,
                "boxes": {key: candidates[key].box for key in keys}}
     if keep_masks:
         lattice["masks"] = [masks[key] for key in keys]
     return lattice
-
-
-def _edge_ink(union: np.ndarray, core: np.ndarray, box: tuple[int, int, int, int], line: float) -> tuple:
-    """(left, right): the candidate's ink cores that touch ink cores outside it on its left and right halves, in
-    line heights (a digit cut from its touching neighbour touches it over a stroke's width; a stroke cut off a
-    0 or 6 along its length touches over much more)."""
-    top, left, bottom, right = box
-    rows, cols = slice(max(0, top - 1), bottom + 1), slice(max(0, left - 1), right + 1)
-    inside, ink = union[rows, cols] & core[rows, cols], core[rows, cols]
-    outside = ndimage.binary_dilation(ink & ~union[rows, cols], np.ones((3, 3), bool)) & inside
-    middle = (left + right) / 2 - cols.start
-    across = np.arange(inside.shape[1])
-    return (float(outside[:, across < middle].sum()) / line, float(outside[:, across >= middle].sum()) / line)
 
 
 def _hand_scores(lattice: dict) -> dict:
@@ -427,29 +413,6 @@ def _hand_scores(lattice: dict) -> dict:
         if probability.argmax() == 1 and probability.max() >= ONE_SURE and (cut[first] or cut[stop]):
             scores[key] -= ONE_CUT  # a sure "1" beside a cut: a stroke cut off a 0, 4 or 6 reads as one
     return scores
-
-
-def _segment_features(lattice: dict) -> np.ndarray:
-    """(K, F) what each candidate of a `_lattice` looks like, in its keys' order (see SEGMENT_WEIGHTS)."""
-    cut, join_cost, line, rows = lattice["cut"], lattice["join_cost"], lattice["line"], []
-    for key, probability in zip(lattice["keys"], lattice["probabilities"]):
-        first, stop = key
-        box = lattice["boxes"][key]
-        ordered = np.sort(probability)[::-1]
-        sure = min(max(float(ordered[0]), 1e-9), 1 - 1e-9)
-        odds = min(SURE, math.log(sure / (1 - sure)))
-        second = math.log(max(float(ordered[1]), 1e-6))
-        height, width = (box[2] - box[0]) / line, (box[3] - box[1]) / line
-        one = float(probability.argmax() == 1)
-        beside = float(cut[first] > 0 or cut[stop] > 0)
-        edge_left, edge_right = lattice["edges"][key]
-        rows.append([1.0, odds, max(odds, 0.0) ** 2 / SURE, second, one, one * beside, one * odds,
-                     height, width, max(0.0, 0.5 - height), max(0.0, SIZE_OK - max(height, width)),
-                     max(0.0, width - WIDTH_OK), cut[first], cut[stop], float(cut[first] > 0), float(cut[stop] > 0),
-                     sum(join_cost[first + 1:stop]), stop - first, edge_left, edge_right,
-                     edge_left * float(cut[first] > 0), edge_right * float(cut[stop] > 0)]
-                    + [float(probability.argmax() == digit) for digit in (0, 2, 3, 4, 5, 6, 7, 8, 9)])
-    return np.asarray(rows, np.float64).reshape(-1, 31)
 
 
 def _choose(lattice: dict, scores: dict) -> list[tuple[int, int]]:
