@@ -3,7 +3,7 @@ benchmarks/real_images.py does, read them with `multidigit`'s candidate lattice,
 candidate (first, last) the dynamic programme weighs, its classifier answer, features and a label (does it
 match one true digit?), so that scorers can be compared and fitted offline without reading again.
 
-    python scripts/seg_eval.py cache --seed 7000 --kind touching --count 300 --out /tmp/c7000t.npz
+    python scripts/seg_eval.py cache --seed 7000 --kind touching --count 300 --out CACHE/7000t.npy
     python scripts/seg_eval.py read --seed 7000 --kind touching --count 300   # read end to end (reading.read)
     python scripts/seg_eval.py singles --seed 7200 --count 600   # wide single digits read as several
 
