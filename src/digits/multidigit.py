@@ -341,6 +341,19 @@ def _recognise(ink: Ink, predict_proba) -> tuple[list[Prepared], np.ndarray]:
     the best touching rate with mixed strips read at least as well as before. A cut's
     fixed price CUT_BASE is what keeps a wide 0 or 6 whole once every cut through it is a candidate.
     """
+    lattice = _lattice(ink, predict_proba)
+    if lattice is None:
+        return [], np.zeros((0, 0), np.float32)
+    chosen = _choose(lattice, _hand_scores(lattice))
+    return ([lattice["candidates"][key] for key in chosen],
+            np.stack([lattice["read"][key] for key in chosen]) if chosen
+            else np.zeros((0, lattice["probabilities"].shape[1]), np.float32))
+
+
+def _lattice(ink: Ink, predict_proba, keep_masks: bool = False) -> dict | None:
+    """The pieces of `_recognise` and every candidate digit (first, last) its programme weighs: the candidates
+    (Prepared), their boxes, the classifier's answers, and the cut and join prices their scores take; None when
+    there is nothing to read. `keep_masks` also keeps each candidate's pixels (for scripts/seg_eval.py)."""
     groups, line = _pieces(ink)
     groups = _merge(groups, ink.boxes, lambda first, second: 0.8)
     core = ink.intensity >= 0.5
@@ -352,18 +365,18 @@ def _recognise(ink: Ink, predict_proba) -> tuple[list[Prepared], np.ndarray]:
             owners.append(index)
             crossed.append(strokes)
     if not pieces:
-        return [], np.zeros((0, 0), np.float32)
+        return None
     spans = [_span(piece, core) for piece in pieces]
     order = np.argsort([(span[1] + span[3]) / 2 for span in spans])
     pieces, owners, spans, crossed = ([items[i] for i in order] for items in (pieces, owners, spans, crossed))
 
     # boundary k lies before piece k: the price of cutting there (the strokes its cut crossed), and of joining
     cut = [0.0] + [CUT_BASE + CUT_COST * max(1.0, crossed[k]) if owners[k - 1] == owners[k] else 0.0
-                   for k in range(1, len(pieces))]
+                   for k in range(1, len(pieces))] + [0.0]
     short = [span[2] - span[0] < 0.6 * line for span in spans]
     join_cost = [0.0] + [0.0 if cut[k] or (_overlap(spans[k - 1], spans[k]) >= 0.3 and (short[k - 1] or short[k]))
                          else 0.3 + 3.0 * max(0, spans[k][1] - spans[k - 1][3]) / line for k in range(1, len(pieces))]
-    candidates, scores = {}, {}
+    candidates, masks = {}, {}
     for first in range(len(pieces)):
         union = np.zeros_like(core)
         for last in range(first, min(first + MAX_JOIN, len(pieces))):
@@ -372,39 +385,56 @@ def _recognise(ink: Ink, predict_proba) -> tuple[list[Prepared], np.ndarray]:
             if right - left > 1.6 * line or len(set(owners[first:last + 1])) > 3:  # 3 shapes: a broken 5
                 break
             candidates[first, last + 1] = cut_digit(ink, union)
-            scores[first, last + 1] = -sum(join_cost[first + 1:last + 1]) - cut[first]
+            if keep_masks:
+                masks[first, last + 1] = union.copy()
     keys = list(candidates)
     if not keys:  # every piece is far wider than a digit: a rule or a frame, no number
-        return [], np.zeros((0, 0), np.float32)
+        return None
     probabilities = np.asarray(predict_proba(np.stack([candidates[key].image for key in keys])))
-    read = dict(zip(keys, probabilities))
-    for key, probability in zip(keys, probabilities):
-        box = candidates[key].box
-        scores[key] += (_reading(probability.max(), box, line * ink.factor)
-                        - WIDTH_COST * max(0.0, (box[3] - box[1]) / (line * ink.factor) - WIDTH_OK))
-        if probability.argmax() == 1 and probability.max() >= ONE_SURE and (
-                cut[key[0]] or (key[1] < len(pieces) and cut[key[1]])):
-            scores[key] -= ONE_CUT  # a sure "1" beside a cut: a stroke cut off a 0, 4 or 6 reads as one
     largest = ink.areas[1:].max()
-    best, back = [0.0] + [-math.inf] * len(pieces), [None] * (len(pieces) + 1)
-    for stop in range(1, len(pieces) + 1):
+    small = [_core(piece, core).sum() < 0.15 * largest and short[k] for k, piece in enumerate(pieces)]
+    lattice = {"count": len(pieces), "cut": cut, "join_cost": join_cost, "small": small, "keys": keys,
+               "candidates": candidates, "probabilities": probabilities, "read": dict(zip(keys, probabilities)),
+               "line": line * ink.factor,
+               "boxes": {key: candidates[key].box for key in keys}}
+    if keep_masks:
+        lattice["masks"] = [masks[key] for key in keys]
+    return lattice
+
+
+def _hand_scores(lattice: dict) -> dict:
+    """Each candidate's score, hand-weighted (see `_recognise`)."""
+    cut, join_cost, line, scores = lattice["cut"], lattice["join_cost"], lattice["line"], {}
+    for key, probability in zip(lattice["keys"], lattice["probabilities"]):
+        first, stop = key
+        box = lattice["boxes"][key]
+        scores[key] = (-sum(join_cost[first + 1:stop]) - cut[first] + _reading(probability.max(), box, line)
+                       - WIDTH_COST * max(0.0, (box[3] - box[1]) / line - WIDTH_OK))
+        if probability.argmax() == 1 and probability.max() >= ONE_SURE and (cut[first] or cut[stop]):
+            scores[key] -= ONE_CUT  # a sure "1" beside a cut: a stroke cut off a 0, 4 or 6 reads as one
+    return scores
+
+
+def _choose(lattice: dict, scores: dict) -> list[tuple[int, int]]:
+    """The candidates (first, last) that read best together: dynamic programming over the pieces, left to
+    right; a speck may be left out at a price, and a piece no candidate holds is left out."""
+    count, small = lattice["count"], lattice["small"]
+    best, back = [0.0] + [-math.inf] * count, [None] * (count + 1)
+    for stop in range(1, count + 1):
         for start in range(max(0, stop - MAX_JOIN), stop):
             if (start, stop) in scores and best[start] + scores[start, stop] > best[stop]:
                 best[stop], back[stop] = best[start] + scores[start, stop], (start, True)
-        small = _core(pieces[stop - 1], core).sum() < 0.15 * largest and short[stop - 1]
-        if small and best[stop - 1] - 0.5 > best[stop]:  # a speck may be left out, at a price
+        if small[stop - 1] and best[stop - 1] - 0.5 > best[stop]:  # a speck may be left out, at a price
             best[stop], back[stop] = best[stop - 1] - 0.5, (stop - 1, False)
         if back[stop] is None:  # a piece no reading can hold (far wider than a digit) is left out
             best[stop], back[stop] = best[stop - 1] - 5.0, (stop - 1, False)
-    chosen, stop = [], len(pieces)
+    chosen, stop = [], count
     while stop > 0:
         start, kept = back[stop]
         if kept:
             chosen.append((start, stop))
         stop = start
-    chosen = chosen[::-1]
-    return ([candidates[key] for key in chosen],
-            np.stack([read[key] for key in chosen]) if chosen else np.zeros((0, probabilities.shape[1]), np.float32))
+    return chosen[::-1]
 
 
 def read(gray: np.ndarray, predict_proba: Callable[[np.ndarray], np.ndarray]) -> tuple[list[Prepared], np.ndarray]:

@@ -1,0 +1,199 @@
+"""Touching-digit segmentation on strips of MNIST *training* digits: render strips exactly as
+benchmarks/real_images.py does, read them with `multidigit`'s candidate lattice, and keep, for every
+candidate (first, last) the dynamic programme weighs, its classifier answer, features and a label (does it
+match one true digit?), so that scorers can be compared and fitted offline without reading again.
+
+    python scripts/seg_eval.py cache --seed 7000 --kind touching --count 300 --out CACHE/7000t.npy
+    python scripts/seg_eval.py read --seed 7000 --kind touching --count 300   # read end to end (reading.read)
+    python scripts/seg_eval.py singles --seed 7200 --count 600   # wide single digits read as several
+
+Strips: seeds [seed, 3, index] (touching=1.0) or [seed, 1, index] (mixed), digits drawn from the whole MNIST
+training split (never the test set), as real_images._strips_read draws them from whatever array it is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import real_images  # noqa: E402
+
+from digits import images, multidigit  # noqa: E402
+
+KINDS = {"touching": (3, 1.0), "mixed": (1, None)}
+
+
+def edge_ink(union: np.ndarray, core: np.ndarray, box: tuple[int, int, int, int], line: float) -> tuple:
+    """(left, right): the candidate's ink cores that touch ink cores outside it on its left and right halves, in
+    line heights (a digit cut from its touching neighbour touches it over a stroke's width; a stroke cut off a
+    0 or 6 along its length touches over much more)."""
+    top, left, bottom, right = box
+    rows, cols = slice(max(0, top - 1), bottom + 1), slice(max(0, left - 1), right + 1)
+    inside, ink = union[rows, cols] & core[rows, cols], core[rows, cols]
+    outside = ndimage.binary_dilation(ink & ~union[rows, cols], np.ones((3, 3), bool)) & inside
+    middle = (left + right) / 2 - cols.start
+    across = np.arange(inside.shape[1])
+    return (float(outside[:, across < middle].sum()) / line, float(outside[:, across >= middle].sum()) / line)
+
+
+def _layers(scaled, rng, stroke_change, touching):
+    """strip_ink's placement replayed with the same draws: (D, 32, W) each digit's ink alone."""
+    parts = [real_images._ink_columns(digit) for digit in scaled]
+    if touching is None:
+        gaps = np.where(rng.random(len(parts) - 1) < real_images.TOUCHING, -1,
+                        rng.integers(real_images.GAP[0], real_images.GAP[1] + 1, len(parts) - 1))
+    else:
+        gaps = np.where(rng.random(len(parts) - 1) < touching, -rng.integers(1, 4, len(parts) - 1),
+                        rng.integers(real_images.GAP[0], real_images.GAP[1] + 1, len(parts) - 1))
+    gaps = gaps + int(math.ceil(max(stroke_change, 0.0)))
+    width = sum(part.shape[1] for part in parts) + int(gaps.sum()) + 8
+    out, column = np.zeros((len(parts), 32, width), np.float32), 4
+    for index, part in enumerate(parts):
+        row = 2 + int(rng.integers(-1, 2))
+        out[index, row:row + 28, column:column + part.shape[1]] = part
+        column += part.shape[1] + (int(gaps[index]) if index < len(gaps) else 0)
+    return out
+
+
+def render_strip(digits, rng, touching):
+    """real_images.render_strip, byte for byte, also giving a function (rows, cols) of the photo -> the true
+    digit (0..D-1) nearest that point of the strip's ink."""
+    scaled = [np.asarray(digit, np.float32) / (255.0 if digit.dtype == np.uint8 else 1.0) for digit in digits]
+    stroke_change = rng.uniform(*real_images.STROKE_CHANGE)
+    replay = copy.deepcopy(rng)
+    ink = real_images.strip_ink(scaled, rng, stroke_change, touching)
+    layers = _layers(scaled, replay, stroke_change, touching)
+    assert np.array_equal(layers.max(0), ink)
+    geometry = copy.deepcopy(rng)
+    photo = real_images.render(ink, rng, min_height=16.0, stroke_change=stroke_change)
+    rows, columns = np.flatnonzero(ink.max(1) > 0.1), np.flatnonzero(ink.max(0) > 0.1)
+    height, width = rows[-1] + 1 - rows[0], columns[-1] + 1 - columns[0]
+    margins = geometry.uniform(0.05, 0.6, 4) * height
+    canvas = (height + margins[0] + margins[1], width + margins[2] + margins[3])
+    side = geometry.uniform(40, 600)
+    scale = max(side / max(canvas), 16.0 / height)
+    size = (max(8, round(canvas[1] * scale)), max(8, round(canvas[0] * scale)))
+    inked = ink > 0.1
+    _, (near_r, near_c) = ndimage.distance_transform_edt(~inked, return_indices=True)
+    owner = layers.argmax(0)[near_r, near_c]
+
+    def truth(photo_rows, photo_cols):
+        y = np.asarray(photo_rows, float) * canvas[0] / size[1] - round(margins[0]) + rows[0]
+        x = np.asarray(photo_cols, float) * canvas[1] / size[0] - round(margins[2]) + columns[0]
+        y = np.clip(np.floor(y).astype(int), 0, ink.shape[0] - 1)
+        x = np.clip(np.floor(x).astype(int), 0, ink.shape[1] - 1)
+        return owner[y, x]
+    return photo, truth
+
+
+def strips(x, y, seed, kind, count):
+    """(index, photo, truth string, truth function) for `count` strips, as real_images._strips_read draws them."""
+    tag, touching = KINDS[kind]
+    for index in range(count):
+        rng = np.random.default_rng([seed, tag, index])
+        chosen = rng.choice(len(x), int(rng.integers(2, 7)), replace=False)
+        text = "".join(str(int(label)) for label in y[chosen])
+        photo, truth = render_strip(list(x[chosen]), rng, touching)
+        yield index, photo, text, truth
+
+
+def load_train():
+    from digits import data
+    dataset = data.load_dataset("mnist", allow_download=False)
+    return dataset.x_train, dataset.y_train
+
+
+def cache(args):
+    from digits.predictor import Predictor
+    predictor = Predictor(str(ROOT / "src/digits/shipped/model.onnx"))
+    x, y = load_train()
+    records, started = [], time.process_time()
+    for index, photo, text, truth in strips(x, y, args.seed, args.kind, args.count):
+        ink = images.analyse(images.to_gray(photo))
+        lattice = multidigit._lattice(ink, predictor.predict_proba, keep_masks=True) if ink.labels is not None else None
+        entry = {"index": index, "truth": text, "lattice": lattice}
+        if lattice is not None:
+            factor = ink.factor
+            core = ink.intensity >= 0.5
+            r, c = np.nonzero(core)
+            who = truth((r + 0.5) * factor, (c + 0.5) * factor)
+            owner_map = np.full(core.shape, -1)
+            owner_map[r, c] = who
+            totals = np.bincount(who, minlength=len(text))
+            labels, shares, covers, edges = [], [], [], {}
+            for key, mask in zip(lattice["keys"], lattice["masks"]):
+                edges[key] = edge_ink(mask, core, images.bounds(mask & core), lattice["line"] / factor)
+                counts = np.bincount(owner_map[mask & core], minlength=len(text))
+                top = int(counts.argmax())
+                share = counts[top] / max(1, counts.sum())
+                cover = counts[top] / max(1, totals[top])
+                shares.append(share)
+                covers.append(cover)
+                labels.append(top)
+            entry.update(owner=np.array(labels), share=np.array(shares), cover=np.array(covers))
+            lattice["edges"] = edges
+            del lattice["masks"]
+            del lattice["candidates"], lattice["read"]
+        records.append(entry)
+    seconds = time.process_time() - started
+    np.save(args.out, np.array(records, dtype=object), allow_pickle=True)
+    print(f"{len(records)} strips cached in {seconds:.0f} s CPU -> {args.out}")
+
+
+def singles(args):
+    """Wide single training digits rendered as photos (real_images.render_digit) and read in auto mode with the
+    shipped model, as real_images measures splits: how many come back as several digits."""
+    from digits import reading
+    from digits.predictor import Predictor
+    predictor = Predictor(str(ROOT / "src/digits/shipped/model.onnx"))
+    x, _ = load_train()
+    widths = np.array([np.ptp(np.flatnonzero(digit.max(0) > 25)) + 1 if digit.max() > 25 else 0 for digit in x])
+    wide = np.flatnonzero(widths >= args.min_width)
+    chosen = np.random.default_rng(args.seed).choice(wide, args.count, replace=False)
+    started, split = time.process_time(), []
+    for index in chosen:
+        photo = real_images.render_digit(x[index], np.random.default_rng([args.seed, int(index)]))
+        answer = reading.read(photo, "auto", predictor)
+        if answer.kind == "number":
+            split.append((int(index), answer.number))
+    print(f"{len(split)} of {args.count} wide single digits (ink >= {args.min_width} px wide, of {len(wide)}) "
+          f"read as several: {split} ({time.process_time() - started:.0f} s CPU)")
+
+
+def strips_read(args):
+    """The strips read end to end (reading.read in number mode, the shipped model's predict_proba), as
+    real_images._strips_read reads them: the share read whole."""
+    from digits import reading
+    from digits.predictor import Predictor
+    predictor = Predictor(str(ROOT / "src/digits/shipped/model.onnx"))
+    x, y = load_train()
+    started, right = time.process_time(), []
+    for index, photo, text, _ in strips(x, y, args.seed, args.kind, args.count):
+        right.append(reading.read(photo, "number", predictor.predict_proba).number == text)
+    print(f"{args.kind} seed {args.seed}: {np.mean(right):.4f} of {args.count} read whole "
+          f"({(time.process_time() - started) / args.count:.3f} s CPU a strip)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["cache", "singles", "read"])
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--kind", choices=list(KINDS), default="touching")
+    parser.add_argument("--min-width", type=int, default=18, help="singles: ink columns at least (default: 18)")
+    parser.add_argument("--count", type=int, default=300)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    {"cache": cache, "singles": singles, "read": strips_read}[args.action](args)
+
+
+if __name__ == "__main__":
+    main()
