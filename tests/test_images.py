@@ -353,6 +353,11 @@ def test_erase_rules_keeps_strokes_that_cross_a_line_and_bars_as_thick_as_stroke
     bar[10:16, :] = 1.0  # the bar of a 7 cropped tight: as thick as its stem
     bar[16:55, 40:46] = 1.0
     assert np.array_equal(images.erase_rules(bar), bar)
+    rows, cols = np.mgrid[0:60, 0:80]
+    for flat, level in ((6, 1.0), (8, 0.7)):  # a marker's broad bottom stroke in a tight crop, full rows across:
+        broad = ((((rows - 46) / flat) ** 2 + ((cols - 40) / 41) ** 2) <= 1) * np.float32(level)
+        broad[5:46, 25:55] = level  # as dark as the ink (a line is fainter), or with nearly full rows beside it
+        assert np.array_equal(images.erase_rules(broad), broad), (flat, level)
     rule = np.zeros((40, 300), np.float32)
     rule[20, 10:295] = 1.0  # only a rule: left for the reader to refuse, not erased into blank paper
     assert np.array_equal(images.erase_rules(rule), rule)

@@ -47,6 +47,8 @@ STROKE_RANGE = (2.0, 3.0)  # strokes are brought into this width, 28x28 pixels (
 EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
 RULE_ACROSS, RULE_THIN = 0.9, 0.7  # ruled lines: faint ink across this share of the width, at most this many
 # stroke widths thick (notebook lines are thinner than the pen; the bar of a 7 is as thick as its stem)
+RULE_BESIDE = 0.6  # a line stands out: the rows just beside it hold faint ink across less than this share
+RULE_FAINT = 0.75  # and is fainter than the ink (its level across the row at most this; the ink's is about 1)
 RULE_OVER = 0.25  # on a line, a pixel this much above the line's own level is the pen's ink drawn over it
 
 
@@ -356,7 +358,9 @@ def to_mnist(intensity: np.ndarray) -> tuple[np.ndarray, float, float]:
 def erase_rules(intensity: np.ndarray) -> np.ndarray:
     """Ink intensity (ground 0) with ruled lines taken out: bands of rows where faint ink runs across at least
     RULE_ACROSS of the picture's width (a row either side is allowed for a slight tilt) and which are at most
-    RULE_THIN times as thick as the strokes of the other ink. Each band's pixels take the fainter of the rows
+    RULE_THIN times as thick as the strokes of the other ink, with rows beside them far emptier (RULE_BESIDE;
+    the full-width bottom of a 2 in a tight crop has full rows beside it) and fainter than the ink (RULE_FAINT:
+    a bar as dark as the pen is the digit's, whatever its width). Each band's pixels take the fainter of the rows
     just above and below it, so a stroke crossing the line stays whole and the line between strokes goes,
     except where the ink stands RULE_OVER above the line's level (a stroke of the digit running along it).
     A picture whose only ink is such lines is left as it is (a rule is not erased into blank paper)."""
@@ -385,6 +389,11 @@ def erase_rules(intensity: np.ndarray) -> np.ndarray:
         top, bottom = max(rows[0] - 1, 0), min(rows[-1] + 2, height)  # the band and its faint edges
         if (core[top:bottom].mean(1) >= 0.5).sum() > max(1.0, RULE_THIN * stroke):
             continue  # as thick as a stroke: a bar of the digit, not a line of the paper
+        if np.median(intensity[rows], axis=1).max() > RULE_FAINT:
+            continue  # as dark as the ink: a notebook's lines are fainter than what is written on them
+        beside = [faint[row].mean() for row in (top - 1, bottom) if 0 <= row < height]
+        if beside and max(beside) >= RULE_BESIDE:
+            continue  # the rows beside it are nearly as full: the widest part of a broad stroke, not a line
         above = intensity[top - 1] if top > 0 else None
         below = intensity[bottom] if bottom < height else None
         fill = (np.minimum(above, below) if above is not None and below is not None
