@@ -47,6 +47,8 @@ STROKE_RANGE = (2.0, 3.0)  # strokes are brought into this width, 28x28 pixels (
 EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
 RULE_ACROSS, RULE_THIN = 0.9, 0.7  # ruled lines: faint ink across this share of the width, at most this many
 # stroke widths thick (notebook lines are thinner than the pen; the bar of a 7 is as thick as its stem)
+RULE_PICTURE = 32  # pixels wide at least: a narrower picture is a digit's crop (MNIST's 28x28, a Fashion-MNIST
+# item spanning its frame), where a line cannot be told from a bar, and no notebook line crosses it
 RULE_BESIDE = 0.6  # a line stands out: the rows just beside it hold faint ink across less than this share
 RULE_FAINT = 0.75  # and is fainter than the ink (its level across the row at most this; the ink's is about 1)
 RULE_OVER = 0.25  # on a line, a pixel this much above the line's own level is the pen's ink drawn over it
@@ -365,7 +367,7 @@ def erase_rules(intensity: np.ndarray) -> np.ndarray:
     except where the ink stands RULE_OVER above the line's level (a stroke of the digit running along it).
     A picture whose only ink is such lines is left as it is (a rule is not erased into blank paper)."""
     height, width = intensity.shape
-    if height < 8 or width < 16:
+    if height < 8 or width < RULE_PICTURE:
         return intensity
     faint = intensity > 0.1
     near = faint.copy()
