@@ -9,7 +9,8 @@ or scan is made to match:
     load_gray(source) -> (H, W) float32, 0 black .. 1 white: PNG, JPEG, BMP, GIF, WebP or
         TIFF, from a path or bytes; EXIF rotation applied, transparency laid on white.
     prepare(gray) -> Prepared: polarity found (dark-on-light is inverted), lighting removed
-        (a robust quadratic surface), ink kept with its grey edges, specks dropped, stroke
+        (a robust quadratic surface), notebook lines taken out (`erase_rules`), ink kept with
+        its grey edges, specks dropped, stroke
         width brought into MNIST's range, then MNIST's crop / 20x20 / centre-of-mass recipe.
     to_gray(source): the same decoding for a path, bytes, a PIL image or an array (a canvas).
     prepare_file(source), prepare_array(array): prepare() from a file or any 2-D, RGB or RGBA
