@@ -142,7 +142,7 @@ def cache(args):
             entry.update(owner=np.array(labels), share=np.array(shares), cover=np.array(covers))
             lattice["edges"] = edges
             del lattice["masks"]
-            del lattice["candidates"], lattice["read"]
+            del lattice["candidates"]
         records.append(entry)
     seconds = time.process_time() - started
     np.save(args.out, np.array(records, dtype=object), allow_pickle=True)

@@ -377,8 +377,7 @@ def erase_rules(intensity: np.ndarray) -> np.ndarray:
     across = near.mean(1) >= RULE_ACROSS
     if not across.any():
         return intensity
-    labels, count = ndimage.label(across)
-    bands = [np.flatnonzero(labels == label) for label in range(1, count + 1)]
+    bands = [np.arange(rows.start, rows.stop) for rows, in ndimage.find_objects(ndimage.label(across)[0])]
     bands = [rows for rows in bands if faint[rows].mean(1).max() >= RULE_ACROSS]  # one row really runs across
     core = intensity >= 0.5
     others = core.copy()
@@ -394,14 +393,10 @@ def erase_rules(intensity: np.ndarray) -> np.ndarray:
             continue  # as thick as a stroke: a bar of the digit, not a line of the paper
         if np.median(intensity[rows], axis=1).max() > RULE_FAINT:
             continue  # as dark as the ink: a notebook's lines are fainter than what is written on them
-        beside = [faint[row].mean() for row in (top - 1, bottom) if 0 <= row < height]
-        if beside and max(beside) >= RULE_BESIDE:
+        beside = [row for row in (top - 1, bottom) if 0 <= row < height]  # the rows just above and below
+        if beside and faint[beside].mean(1).max() >= RULE_BESIDE:
             continue  # the rows beside it are nearly as full: the widest part of a broad stroke, not a line
-        above = intensity[top - 1] if top > 0 else None
-        below = intensity[bottom] if bottom < height else None
-        fill = (np.minimum(above, below) if above is not None and below is not None
-                else np.zeros(width, np.float32) if above is None and below is None
-                else above if below is None else below)
+        fill = intensity[beside].min(0) if beside else np.zeros(width, np.float32)
         band = intensity[top:bottom]
         inked = band > np.median(band, axis=1, keepdims=True) + RULE_OVER  # the pen's ink drawn over the line
         erased[top:bottom] = np.where(inked, band, fill)

@@ -345,9 +345,9 @@ def _recognise(ink: Ink, predict_proba) -> tuple[list[Prepared], np.ndarray]:
     if lattice is None:
         return [], np.zeros((0, 0), np.float32)
     chosen = _choose(lattice, _hand_scores(lattice))
+    row = {key: index for index, key in enumerate(lattice["keys"])}
     return ([lattice["candidates"][key] for key in chosen],
-            np.stack([lattice["read"][key] for key in chosen]) if chosen
-            else np.zeros((0, lattice["probabilities"].shape[1]), np.float32))
+            lattice["probabilities"][[row[key] for key in chosen]])
 
 
 def _lattice(ink: Ink, predict_proba, keep_masks: bool = False) -> dict | None:
@@ -394,9 +394,8 @@ def _lattice(ink: Ink, predict_proba, keep_masks: bool = False) -> dict | None:
     largest = ink.areas[1:].max()
     small = [_core(piece, core).sum() < 0.15 * largest and short[k] for k, piece in enumerate(pieces)]
     lattice = {"count": len(pieces), "cut": cut, "join_cost": join_cost, "small": small, "keys": keys,
-               "candidates": candidates, "probabilities": probabilities, "read": dict(zip(keys, probabilities)),
-               "line": line * ink.factor,
-               "boxes": {key: candidates[key].box for key in keys}}
+               "candidates": candidates, "probabilities": probabilities,
+               "line": line * ink.factor, "boxes": {key: candidates[key].box for key in keys}}
     if keep_masks:
         lattice["masks"] = [masks[key] for key in keys]
     return lattice
