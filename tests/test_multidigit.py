@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from test_images import blank_pages
+from test_images import blank_pages, ruled
 
 from digits import data, images, multidigit, reading
 
@@ -68,11 +68,7 @@ def test_a_number_written_on_ruled_paper_is_cut_into_its_digits(mnist):
     x_test, y_test = mnist
     chosen = [index for index in range(60) if y_test[index] != 1][:5]
     page = strip([x_test[index] for index in chosen])
-    lines = np.zeros(page.shape[0], bool)
-    for top in (14, 50, 86):
-        lines[top:top + 2] = True
-    lined = np.minimum(page, np.where(lines[:, None], 0.45, 1.0)).astype(np.float32)
-    plain, pieces = multidigit.segment(page), multidigit.segment(lined)
+    plain, pieces = multidigit.segment(page), multidigit.segment(ruled(page))
     assert len(pieces) == len(plain) == 5
     for ruled_piece, piece in zip(pieces, plain):
         assert np.abs(ruled_piece.image - piece.image).mean() < 0.05  # 0.12-0.18 with the lines left in
