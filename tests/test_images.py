@@ -363,6 +363,64 @@ def test_erase_rules_keeps_strokes_that_cross_a_line_and_bars_as_thick_as_stroke
     assert np.array_equal(images.erase_rules(rule), rule)
 
 
+def small_photo(digit: np.ndarray, digit_height: int, rng: np.random.Generator) -> np.ndarray:
+    """A photo taken at low resolution: the digit `digit_height` px tall on a page about 1.6 times as tall, the
+    camera's pixels averaging the scene, a little sensor noise; (h, w) gray 0..1, dark ink on light paper."""
+    page = picture(digit, size=(160, 128), digit_height=100)
+    height = round(160 * digit_height / 100)
+    small = np.asarray(Image.fromarray(page).resize((round(height * 0.8), height), Image.Resampling.BOX))
+    return np.clip(small + rng.normal(0, 0.01, small.shape), 0, 1).astype(np.float32)
+
+
+def enlarged(small: np.ndarray, size: tuple[int, int], filter_) -> np.ndarray:
+    """(h, w) gray enlarged to (height, width) with a PIL filter."""
+    return np.asarray(Image.fromarray(small).resize(size[::-1], filter_), np.float32)
+
+
+@pytest.mark.parametrize("size", [(300, 240), (97, 77), (512, 389)])  # whole and fractional block sizes
+def test_a_blocky_enlargement_is_redrawn_smoothly_from_its_own_pixels(mnist, size):
+    small = small_photo(mnist[0][0], 8, np.random.default_rng(0))
+    blocky = enlarged(small, size, Image.Resampling.NEAREST)
+    smoothed = images.smooth_blocks(blocky)
+    assert smoothed.shape == blocky.shape  # boxes found on it are boxes on the picture given
+    smooth = enlarged(small, size, Image.Resampling.BICUBIC).clip(0, 1)
+    assert np.abs(smoothed - smooth).max() < 1e-3  # each block's own value, enlarged smoothly
+    if size[0] >= 20 * small.shape[0]:  # blocks of 20 px or more: JPEG's own 8x8 blocks and ringing on top
+        jpeg = images.load_gray(encode(blocky, "JPEG", quality=40))  # (smaller ones it leaves too uneven)
+        assert np.abs(images.smooth_blocks(jpeg) - smooth).mean() < 0.01
+
+
+def test_pictures_that_are_not_blocky_enlargements_are_left_as_they_are(mnist):
+    small = small_photo(mnist[0][1], 8, np.random.default_rng(1))
+    rng = np.random.default_rng(2)
+    pictures = {
+        "smooth enlargement": enlarged(small, (300, 240), Image.Resampling.BICUBIC),
+        "photo": np.clip(picture(mnist[0][2]) + rng.normal(0, 0.02, (200, 160)), 0, 1).astype(np.float32),
+        "photo as JPEG": images.load_gray(encode(picture(mnist[0][3]), "JPEG", quality=35)),
+        "pen drawing": gray_of(seven()),
+        "MNIST digit": mnist[0][4].astype(np.float32) / 255,
+        "one bar": np.pad(np.zeros((40, 12), np.float32), ((80, 80), (90, 90)), constant_values=1.0),
+        "blocks twice as wide as tall": enlarged(small, (150, 240), Image.Resampling.NEAREST),
+        "blocks of 3 px": enlarged(small, (39, 30), Image.Resampling.NEAREST),
+    }
+    for name, gray in pictures.items():
+        assert images.smooth_blocks(gray) is gray, name
+
+
+def test_a_small_digit_enlarged_blocky_prepares_like_its_smooth_enlargement(mnist, monkeypatch):
+    """Taken at 8 px tall and enlarged by repeating pixels, a digit's staircase edges became its outline when
+    its ink was cut at half intensity; redrawn from its own pixels it prepares as the smooth enlargement does."""
+    x_test, _ = mnist
+    rng = np.random.default_rng(3)
+    smallest = [small_photo(x_test[index], 8, rng) for index in range(8)]
+    smooth = [images.prepare(enlarged(small, (320, 256), Image.Resampling.BICUBIC)).image for small in smallest]
+    blocky = [enlarged(small, (320, 256), Image.Resampling.NEAREST) for small in smallest]
+    after = np.mean([np.abs(images.prepare(gray).image - twin).mean() for gray, twin in zip(blocky, smooth)])
+    monkeypatch.setattr(images, "smooth_blocks", lambda gray: gray)
+    before = np.mean([np.abs(images.prepare(gray).image - twin).mean() for gray, twin in zip(blocky, smooth)])
+    assert after < 0.01 < before, (after, before)
+
+
 def blank_pages() -> dict[str, np.ndarray]:
     """Pictures without a digit: blank paper of every shade, noise, a gradient, one pixel (also used by
     tests/test_multidigit.py)."""
