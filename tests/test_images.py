@@ -377,7 +377,8 @@ def enlarged(small: np.ndarray, size: tuple[int, int], filter_) -> np.ndarray:
     return np.asarray(Image.fromarray(small).resize(size[::-1], filter_), np.float32)
 
 
-@pytest.mark.parametrize("size", [(300, 240), (97, 77), (512, 389)])  # whole and fractional block sizes
+@pytest.mark.parametrize("size", [(300, 240), (97, 77), (512, 389), (2600, 2080)])  # whole and fractional block
+# sizes; the largest is checked on every other line
 def test_a_blocky_enlargement_is_redrawn_smoothly_from_its_own_pixels(mnist, size):
     small = small_photo(mnist[0][0], 8, np.random.default_rng(0))
     blocky = enlarged(small, size, Image.Resampling.NEAREST)
