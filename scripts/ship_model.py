@@ -114,6 +114,19 @@ def install(model: Path, card: dict, destination: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def check_recipe(args, run: Path) -> None:
+    """A finished run in --work is shipped only if it was trained with the recipe and seed given: otherwise
+    the card would name one recipe for a model trained with another."""
+    import dataclasses
+
+    from digits import config
+
+    expected = dataclasses.replace(config.load(args.config), seed=args.seed).to_dict()
+    if json.loads((run / "config.json").read_text()) != expected:
+        sys.exit(f"ship_model: error: {relative(run)} was trained with another recipe or seed than {relative(args.config)} "
+                 f"--seed {args.seed}; move it away, or pass the --config and --seed it was trained with")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "configs" / "reader.json"), help="(default: configs/reader.json)")
@@ -135,7 +148,9 @@ def main() -> None:
 
     work, started = Path(args.work), time.perf_counter()
     run = work / "run"
-    if not (run / "metrics.json").is_file():
+    if (run / "metrics.json").is_file():
+        check_recipe(args, run)
+    else:
         run_step(command(args, run))
     python = sys.executable
     real_json, rejection_json = work / "real_images.json", work / "rejection.json"

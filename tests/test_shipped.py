@@ -105,3 +105,32 @@ def test_a_missing_shipped_model_says_how_to_build_it(no_shipped_model, tmp_path
 def test_commands_that_need_a_run_do_not_take_the_shipped_model(tmp_path):
     assert_clean_error(run_cli("export", "--format", "onnx", "--out", "x.onnx", cwd=tmp_path),
                        "no trained model found in runs/")
+
+
+def test_ship_model_refuses_a_finished_run_of_another_recipe(tmp_path):
+    """A finished run left in the work directory is shipped only if the recipe and seed given trained it: the card
+    names the recipe, so a run of another one (an experiment trained there) is refused before anything is measured."""
+    import subprocess
+    import sys
+
+    from digits import config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text("{}")
+    trained = config.load(REPO / "configs" / "cnn-fast.json").to_dict() | {"seed": 1}
+    (run / "config.json").write_text(json.dumps(trained))
+    argv = [sys.executable, str(REPO / "scripts" / "ship_model.py"), "--work", str(tmp_path), "--destination",
+            str(tmp_path / "shipped")]
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=REPO)
+    assert_clean_error(result, "was trained with another recipe or seed than configs/reader.json --seed 1")
+    assert not (tmp_path / "real_images.json").exists() and not (tmp_path / "shipped").exists()
+    same_recipe_other_seed = subprocess.run(argv[:2] + ["--config", "configs/cnn-fast.json", "--seed", "2"] + argv[2:],
+                                            capture_output=True, text=True, cwd=REPO)
+    assert_clean_error(same_recipe_other_seed, "configs/cnn-fast.json --seed 2")
+    sys.path.insert(0, str(REPO / "scripts"))
+    import argparse
+
+    import ship_model
+
+    ship_model.check_recipe(argparse.Namespace(config=REPO / "configs" / "cnn-fast.json", seed=1), run)  # its own
