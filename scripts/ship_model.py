@@ -117,11 +117,9 @@ def install(model: Path, card: dict, destination: Path) -> None:
 def check_recipe(args, run: Path) -> None:
     """A finished run in --work is shipped only if it was trained with the recipe and seed given: otherwise
     the card would name one recipe for a model trained with another."""
-    import dataclasses
-
     from digits import config
 
-    expected = dataclasses.replace(config.load(args.config), seed=args.seed).to_dict()
+    expected = config.from_dict({"seed": args.seed}, config.load(args.config)).to_dict()  # as `digits train --seed`
     if json.loads((run / "config.json").read_text()) != expected:
         sys.exit(f"ship_model: error: {relative(run)} was trained with another recipe or seed than {relative(args.config)} "
                  f"--seed {args.seed}; move it away, or pass the --config and --seed it was trained with")

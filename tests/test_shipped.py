@@ -3,15 +3,18 @@ damaged or missing one says. (tests/test_package.py reads with it from a base in
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from helpers import REPO, assert_clean_error, drawn_text, run_cli
 
-from digits import data, reading, runs
+from digits import config, data, reading, runs
 from digits.predictor import Predictor
 
 
@@ -107,14 +110,9 @@ def test_commands_that_need_a_run_do_not_take_the_shipped_model(tmp_path):
                        "no trained model found in runs/")
 
 
-def test_ship_model_refuses_a_finished_run_of_another_recipe(tmp_path):
+def test_ship_model_refuses_a_finished_run_of_another_recipe(tmp_path, monkeypatch):
     """A finished run left in the work directory is shipped only if the recipe and seed given trained it: the card
     names the recipe, so a run of another one (an experiment trained there) is refused before anything is measured."""
-    import subprocess
-    import sys
-
-    from digits import config
-
     run = tmp_path / "run"
     run.mkdir()
     (run / "metrics.json").write_text("{}")
@@ -128,9 +126,7 @@ def test_ship_model_refuses_a_finished_run_of_another_recipe(tmp_path):
     same_recipe_other_seed = subprocess.run(argv[:2] + ["--config", "configs/cnn-fast.json", "--seed", "2"] + argv[2:],
                                             capture_output=True, text=True, cwd=REPO)
     assert_clean_error(same_recipe_other_seed, "configs/cnn-fast.json --seed 2")
-    sys.path.insert(0, str(REPO / "scripts"))
-    import argparse
-
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
     import ship_model
 
     ship_model.check_recipe(argparse.Namespace(config=REPO / "configs" / "cnn-fast.json", seed=1), run)  # its own
