@@ -74,18 +74,28 @@ def open_study(storage: str, study_name: str, seed: int = 0, heartbeat: int = HE
             backend = optuna.storages.RDBStorage(
                 storage, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
-                engine_kwargs={"pool_pre_ping": True})
+                engine_kwargs={"pool_pre_ping": True, **_connect_args(storage)})
             return optuna.create_study(storage=backend, study_name=study_name, direction="maximize",
                                        load_if_exists=True, sampler=_sampler(seed),
                                        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError) as error:
             # Workers that start together on a fresh database race to create Optuna's tables (or the
-            # study): the loser sees "duplicate key" / "already exists". The winner's work stands: retry.
-            if attempt == 5 or not any(text in str(error) for text in ("duplicate key", "already exists", "UNIQUE")):
+            # study): the loser sees "duplicate key" / "already exists" (SQLite says so with an
+            # OperationalError, or finds the file locked by the winner). The winner's work stands: retry.
+            if attempt == 5 or not any(text in str(error) for text in RACE_MESSAGES):
                 raise _storage_error(storage, error) from None
             time.sleep(0.2 * (attempt + 1))
         except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as error:
             raise _storage_error(storage, error) from None
+
+
+RACE_MESSAGES = ("duplicate key", "already exists", "UNIQUE", "database is locked")
+
+
+def _connect_args(storage: str) -> dict:
+    """SQLite makes a writer wait at most 5 s for another's lock by default; workers that start together (or a
+    busy machine) can hold it longer, so they wait up to a minute before calling the database locked."""
+    return {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {}
 
 
 def _sampler(seed: int):
