@@ -166,9 +166,10 @@ def test_postgresql_tests_skip_with_the_reason_where_postgresql_is_absent(tmp_pa
         "import glob\n_glob = glob.glob\n"
         "glob.glob = lambda pattern, *args, **kwargs: [] if 'postgresql' in pattern else _glob(pattern, *args, **kwargs)\n")
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no_postgres", "-p", "no:cacheprovider", "-rs", "-q",
-                             str(Path(__file__)), "-k", "postgres and not absent"], capture_output=True, text=True,
-                            env=env, timeout=600, cwd=Path(__file__).resolve().parents[1])
+    command = [sys.executable, "-m", "pytest", "-p", "no_postgres", "-p", "no:cacheprovider", "-n", "0", "-rs", "-q",
+               str(Path(__file__)), "-k", "postgres and not absent"]  # -n 0: in this process, where glob is patched
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600,
+                            cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stdout[-3000:]
     assert "skipped" in result.stdout and "PostgreSQL is not installed" in result.stdout, result.stdout[-3000:]
     assert "error" not in result.stdout.lower().split("short test summary")[-1], result.stdout[-3000:]
