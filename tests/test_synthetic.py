@@ -1,6 +1,7 @@
 """synthetic: the non-digits we draw for Outlier Exposure, in the order of src/digits/synthetic.py: fonts and
 alphabets (no lookalikes), every family's raw pictures (seeded, inked after images.prepare), non_digits
-(shape, dtype, mixing, progress), its cache (written, reused, damaged files drawn again) and workers."""
+(shape, dtype, mixing, progress), its cache (written, reused, damaged files drawn again) and workers; pairs;
+digits cut out of touching numbers (labels kept, seeded, cached) and how training takes them."""
 
 from __future__ import annotations
 
@@ -257,3 +258,105 @@ def test_outlier_exposure_shares_its_images_among_the_configured_families(monkey
     assert [count for _, count in asked] == [0, 0] and training.shape == (30, 28, 28, 1)
     before = synthetic.non_digits(40, seed=42, families=tuple(default.outlier_families))  # what it drew before
     assert np.array_equal(training, images.to_model_input(before[:30]))
+
+
+# ---------------------------------------------------------------- digits cut out of touching numbers
+
+
+def _rings_and_crosses(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(count, 28, 28) uint8 stand-ins for digits whose class shows after any fair cut: label 0 is a ring (its
+    middle empty), label 1 a cross (its middle inked); sizes and strokes vary."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(3)
+    out, labels = np.zeros((count, 28, 28), np.uint8), np.arange(count) % 2
+    for index, label in enumerate(labels):
+        picture = Image.new("L", (28, 28), 0)
+        draw, pen, half = ImageDraw.Draw(picture), int(rng.integers(2, 4)), int(rng.integers(7, 10))
+        if label:
+            draw.line((14 - half, 5, 14 + half, 23), fill=255, width=pen)
+            draw.line((14 + half, 5, 14 - half, 23), fill=255, width=pen)
+        else:
+            draw.ellipse((14 - half, 5, 14 + half, 23), outline=255, width=pen)
+        out[index] = np.asarray(picture)
+    return out, labels
+
+
+def _middle_inked(image: np.ndarray) -> bool:
+    return float(image[11:17, 11:17].mean()) > 0.25 * 255
+
+
+def test_touching_pieces_keep_their_labels_and_are_seeded(monkeypatch, tmp_path):
+    """Rings and crosses written touching, cut apart: the pieces labelled 1 (crosses) have their middle inked,
+    those labelled 0 (rings) not, so each label is the digit its cut holds; the same seed draws the same pieces,
+    from the cache or not, with one worker or two; another seed draws others."""
+    digits, labels = _rings_and_crosses(40)
+    monkeypatch.setattr(synthetic, "PIECE_CHUNK", 15)  # three tasks, so that two workers share them
+    made, made_labels = synthetic.touching_pieces(digits, labels, 40, seed=4, workers=1)
+    assert made.shape == (40, 28, 28) and made.dtype == np.uint8 and made_labels.shape == (40,)
+    assert 10 <= made_labels.sum() <= 30  # both kinds are cut out
+    crosses = [_middle_inked(image) for image in made]
+    assert crosses == [bool(label) for label in made_labels], (crosses, made_labels.tolist())
+    boxes = [images.bounds(image >= 128) for image in made]  # prepared: the larger side fills MNIST's 20 px box
+    assert all(16 <= max(bottom - top, right - left) <= 22 for top, left, bottom, right in boxes), boxes
+    again = synthetic.touching_pieces(digits, labels, 40, seed=4)  # from the cache
+    assert all(np.array_equal(first, second) for first, second in zip((made, made_labels), again))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other"))
+    drawn = synthetic.touching_pieces(images.to_model_input(digits), labels, 40, seed=4, workers=2)  # model inputs
+    assert all(np.array_equal(first, second) for first, second in zip((made, made_labels), drawn))
+    other, _ = synthetic.touching_pieces(digits, labels, 40, seed=5, workers=1)
+    assert not np.array_equal(other, made)
+
+
+def test_touching_pieces_of_mnist_digits_carry_the_label_of_the_digit_they_hold(tmp_path):
+    """MNIST digits cut out of touching numbers: each piece's nearest source digit (both prepared, compared by
+    correlation) nearly always has the piece's label (a piece keeps a stroke of its neighbour, or loses one of
+    its own, so not always); a damaged cache file is drawn again, the same."""
+    from digits import data
+
+    dataset = data.load_dataset("mnist", allow_download=False)
+    digits, labels = dataset.x_train[:150], dataset.y_train[:150]
+    made, made_labels = synthetic.touching_pieces(digits, labels, 60, seed=1, workers=1)
+    sources = np.stack([images.prepare(1.0 - digit / 255.0).image for digit in digits]).reshape(len(digits), -1)
+    pieces = made.reshape(len(made), -1) / 255.0
+    centred = [rows - rows.mean(1, keepdims=True) for rows in (sources, pieces)]
+    unit = [rows / np.linalg.norm(rows, axis=1, keepdims=True) for rows in centred]
+    nearest = labels[(unit[1] @ unit[0].T).argmax(1)]
+    assert (nearest == made_labels).mean() >= 0.9, (nearest == made_labels).mean()
+    [cached] = (tmp_path / "cache" / "digits" / "synthetic").glob("pieces-*.npz")
+    cached.write_bytes(b"not a zip file")
+    again = synthetic.touching_pieces(digits, labels, 60, seed=1, workers=1)
+    assert all(np.array_equal(first, second) for first, second in zip((made, made_labels), again))
+
+
+def test_touching_pieces_refuse_bad_arguments():
+    digits, labels = _rings_and_crosses(4)
+    with pytest.raises(ValueError, match="N labels"):
+        synthetic.touching_pieces(digits, labels[:3], 5, seed=0)
+    with pytest.raises(ValueError, match="N >= 2"):
+        synthetic.touching_pieces(digits[:1], labels[:1], 5, seed=0)
+    with pytest.raises(ValueError, match="count"):
+        synthetic.touching_pieces(digits, labels, -1, seed=0)
+
+
+def test_touching_pieces_join_the_training_split_only():
+    """train.with_touching_pieces: config.touching_pieces digits cut from the training split's own digits are
+    appended to it with their labels; 0 leaves it as it is; a negative count is refused by the config."""
+    from digits import config, data, train
+
+    mnist = data.load_dataset("mnist", allow_download=False)
+    digits, labels = mnist.x_train[:100], mnist.y_train[:100]
+    x_train = images.to_model_input(digits)
+    same = train.with_touching_pieces(config.Config(), x_train, labels)
+    assert same[0] is x_train and same[1] is labels
+    seen = []
+    grown, grown_labels = train.with_touching_pieces(config.Config(touching_pieces=12, seed=3), x_train, labels,
+                                                     lambda done, total: seen.append((done, total)))
+    assert grown.shape == (112, 28, 28, 1) and grown.dtype == np.float32 and grown_labels.dtype == labels.dtype
+    assert np.array_equal(grown[:100], x_train) and np.array_equal(grown_labels[:100], labels)
+    pieces, piece_labels = synthetic.touching_pieces(x_train, labels, 12, seed=3)
+    assert np.array_equal(grown[100:], images.to_model_input(pieces))
+    assert np.array_equal(grown_labels[100:], piece_labels)
+    assert seen[-1] == (12, 12)
+    with pytest.raises(ValueError, match="touching_pieces must be 0 or more"):
+        config.Config(touching_pieces=-1).validate()

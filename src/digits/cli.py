@@ -177,8 +177,10 @@ def _download_bar():
     bars: dict = {}
 
     def progress(name: str, done: int, total: int) -> None:
+        drawing = name.startswith("drawing ")  # generated training pictures, counted one by one
         bar = bars.get(name) or bars.setdefault(
-            name, tqdm(total=total or None, unit="B", unit_scale=True, desc=f"downloading {name}", file=sys.stderr))
+            name, tqdm(total=total or None, unit="picture" if drawing else "B", unit_scale=not drawing,
+                       desc=name if drawing else f"downloading {name}", file=sys.stderr))
         bar.update(done - bar.n)
         if total and done >= total:
             bar.close()

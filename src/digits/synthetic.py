@@ -663,3 +663,146 @@ def non_digits(count: int, seed: int, families=FAMILIES, fonts: list[Path] | Non
     np.savez_compressed(buffer, images=pixels)
     files.write_bytes(path, buffer.getvalue())
     return pixels
+
+
+# ---------------------------------------------------------------- digits cut out of touching numbers
+
+PIECE_DIGITS = (2, 4)  # a touching number is 2 to 4 digits
+PIECE_OVERLAP = (1, 3)  # columns of ink two neighbours share (they touch, as real_images' touching strips do)
+PIECE_SCALE = (1.5, 4.0)  # the number's picture is this many times MNIST's size
+PIECE_SHARE, PIECE_COVER = 0.85, 0.8  # a candidate is one digit: this share of its ink is that digit's, and it
+# holds this share of that digit's ink (scripts/seg_eval.py labels candidates the same way)
+PIECE_CHUNK = 500  # pieces per task of touching_pieces; part of the seeding
+PIECE_POOL = 3000  # digits each task draws its numbers from (a random subset, so tasks stay small to send)
+
+
+def _uniform(batch: np.ndarray) -> np.ndarray:
+    """A classifier with no opinion: candidates are cut by shape alone (their scores are not used here)."""
+    return np.full((len(batch), 10), 0.1, np.float32)
+
+
+def _number(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """2-4 of `digits` (float 0..1) written touching: (ink, owner: each pixel's digit 0..D-1, chosen indices)."""
+    chosen = [int(index) for index in rng.integers(len(digits), size=int(rng.integers(PIECE_DIGITS[0],
+                                                                                        PIECE_DIGITS[1] + 1)))]
+    parts = [digits[index][:, digits[index].max(0) > 0.1] for index in chosen]
+    overlaps = rng.integers(PIECE_OVERLAP[0], PIECE_OVERLAP[1] + 1, len(parts))
+    width = 8 + sum(part.shape[1] for part in parts) - int(overlaps[:-1].sum())
+    layers, column = np.zeros((len(parts), 32, width), np.float32), 4
+    for index, part in enumerate(parts):
+        row = 2 + int(rng.integers(-2, 3))
+        layers[index, row:row + 28, column:column + part.shape[1]] = part
+        column += part.shape[1] - int(overlaps[index])
+    ink = layers.max(0)
+    _, (near_rows, near_cols) = ndimage.distance_transform_edt(ink <= 0.1, return_indices=True)
+    return ink, layers.argmax(0)[near_rows, near_cols], chosen
+
+
+def _pieces(digits: np.ndarray, labels: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(count, 28, 28) uint8 and (count,) labels: one task of touching_pieces."""
+    from . import multidigit
+
+    rng = np.random.default_rng([int(seed), zlib.crc32(b"pieces")])
+    digits = np.asarray(digits, np.float32) / 255.0
+    out, out_labels, made = np.zeros((count, images.CANVAS, images.CANVAS), np.uint8), np.zeros(count, np.int64), 0
+    for _ in range(count * 20):  # a number gives a piece for most of its digits; this bound is never reached
+        if made == count:
+            return out, out_labels
+        ink, owner, chosen = _number(digits, rng)
+        scale = rng.uniform(*PIECE_SCALE)
+        size = (round(ink.shape[1] * scale), round(ink.shape[0] * scale))
+        picture = _photograph(np.clip(np.asarray(Image.fromarray(ink).resize(size, Image.Resampling.BILINEAR)), 0, 1),
+                              rng)
+        found = images.analyse(picture)
+        if found.labels is None:
+            continue
+        lattice = multidigit._lattice(found, _uniform, keep_masks=True)
+        if lattice is None:
+            continue
+        core = found.intensity >= 0.5
+        rows, cols = np.nonzero(core)
+        whose = np.full(core.shape, -1)  # each core pixel's digit, through the picture back to the number
+        whose[rows, cols] = owner[np.clip(((rows + 0.5) * found.factor / scale).astype(int), 0, owner.shape[0] - 1),
+                                  np.clip(((cols + 0.5) * found.factor / scale).astype(int), 0, owner.shape[1] - 1)]
+        totals = np.bincount(whose[core], minlength=len(chosen))
+        matches: dict[int, list] = {}
+        for key, mask in zip(lattice["keys"], lattice["masks"]):
+            counts = np.bincount(whose[mask & core], minlength=len(chosen))
+            top = int(counts.argmax())
+            if counts[top] >= PIECE_SHARE * max(1, counts.sum()) and counts[top] >= PIECE_COVER * max(1, totals[top]):
+                matches.setdefault(top, []).append(key)
+        for digit in sorted(matches):  # one cut of each digit, drawn among the right ones
+            if made < count:
+                key = matches[digit][int(rng.integers(len(matches[digit])))]
+                out[made] = np.round(lattice["candidates"][key].image * 255).astype(np.uint8)
+                out_labels[made] = int(labels[chosen[digit]])
+                made += 1
+    raise RuntimeError("no digit could be cut out of the touching numbers; the generator is broken")
+
+
+def touching_pieces(digits: np.ndarray, labels: np.ndarray, count: int, seed: int,
+                    progress: Callable[[int, int], None] | None = None,
+                    workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(count, 28, 28) uint8 digits and (count,) their labels, cut out of numbers written touching: 2-4 of
+    `digits` ((N, 28, 28) MNIST-style, ink bright, with `labels`) overlapping by 1-3 columns, photographed,
+    cut into candidates by `multidigit`'s lattice (by shape: the classifier is not asked) and each digit taken
+    as one candidate that holds it (PIECE_SHARE, PIECE_COVER), prepared as the reader sees it in a number:
+    a stroke of its neighbour left on, a stroke of its own cut off. Seeded; cached like non_digits (the key
+    includes the digits); progress(done, count); workers as non_digits (the result does not depend on it)."""
+    _whole("count", count)
+    _whole("seed", seed)
+    digits, labels = np.asarray(digits), np.asarray(labels).reshape(-1)
+    if digits.ndim == 4 and digits.shape[-1] == 1:  # model inputs (N, 28, 28, 1)
+        digits = digits[..., 0]
+    if digits.ndim != 3 or len(digits) < 2 or len(labels) != len(digits):
+        raise ValueError(f"digits has shape {digits.shape} and labels {labels.shape}; pass (N, 28, 28) digits, "
+                         "N >= 2, and N labels")
+    pixels = np.round(digits * 255).astype(np.uint8) if digits.dtype != np.uint8 and digits.max() <= 1 \
+        else np.asarray(digits, np.uint8)
+    source = _fingerprint() + hashlib.sha256(Path(images.__file__).with_name("multidigit.py").read_bytes()).hexdigest()
+    key = {"generator": "pieces-1", "count": int(count), "seed": int(seed), "pillow": PIL.__version__,
+           "chunk": PIECE_CHUNK, "pool": PIECE_POOL,
+           "digits": hashlib.sha256(pixels.tobytes() + labels.astype(np.int64).tobytes()).hexdigest(),
+           "source": source}
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    path = Path(root) / "digits" / "synthetic" / f"pieces-{digest}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            cached, cached_labels = stored["images"], stored["labels"]
+        if cached.shape == (count, images.CANVAS, images.CANVAS) and cached_labels.shape == (count,):
+            if progress:
+                progress(count, count)
+            return cached, cached_labels
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
+        pass
+    tasks = []  # (digits, labels, pieces, seed): each task draws from its own seeded subset of the digits
+    for chunk, start in enumerate(range(0, count, PIECE_CHUNK)):
+        chosen = np.random.default_rng([int(seed), chunk]).choice(len(pixels), min(PIECE_POOL, len(pixels)),
+                                                                  replace=False)
+        tasks.append((pixels[chosen], labels[chosen], min(PIECE_CHUNK, count - start), _derived(seed, chunk)))
+    processes = _workers(workers, count, len(tasks))
+    results, done = [None] * len(tasks), 0
+    if processes > 1:
+        try:
+            with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(_pieces, *task): number for number, task in enumerate(tasks)}
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    done += tasks[futures[future]][2]
+                    if progress:
+                        progress(done, count)
+        except BrokenProcessPool:  # workers cannot start (a script read from stdin): finish in this process
+            pass
+    for number, task in enumerate(tasks):
+        if results[number] is None:
+            results[number] = _pieces(*task)
+            done += task[2]
+            if progress:
+                progress(done, count)
+    empty = (np.zeros((0, images.CANVAS, images.CANVAS), np.uint8), np.zeros(0, np.int64))
+    made, made_labels = (np.concatenate(parts) for parts in zip(*results)) if results else empty
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=made, labels=made_labels)
+    files.write_bytes(path, buffer.getvalue())
+    return made, made_labels

@@ -166,6 +166,20 @@ def non_digit_images(config: Config, x_train, x_val):
     return to_model_input(training), to_model_input(validation)
 
 
+def with_touching_pieces(config: Config, x_train, y_train, progress=None):
+    """The training split with config.touching_pieces digits cut out of touching numbers of its own digits
+    (digits.synthetic.touching_pieces, seeded by the run's seed) appended; as given when 0. The validation split
+    stays MNIST's own digits, so validation accuracy means what it always did."""
+    if not config.touching_pieces:
+        return x_train, y_train
+    from . import synthetic
+
+    pieces, labels = synthetic.touching_pieces(x_train, y_train, config.touching_pieces, seed=config.seed,
+                                               progress=progress)
+    return (np.concatenate([x_train, to_model_input(pieces)]),
+            np.concatenate([y_train, labels.astype(y_train.dtype)]))
+
+
 @keras.saving.register_keras_serializable(package="digits")
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up from peak/25 to `peak` over `warmup_steps`, then cosine decay to 0."""
@@ -238,6 +252,8 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
     the global batch; in a multi-worker cluster only the chief writes the run directory (the
     other workers write theirs aside and delete it, as every worker must save). `tensorboard`
     writes TensorBoard logs into RUN/tensorboard/ (per-epoch scalars, the learning rate included).
+    `download_progress(name, done, total)` follows the downloads, and the drawing of generated training
+    pictures (a name starting with "drawing ", counted in pictures).
     """
     config.validate()
     data.get_spec(config.dataset)  # unknown names fail before any work
@@ -263,6 +279,9 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
         files.write_json(partial / "config.json", config.to_dict())
 
         dataset, x_train, y_train, x_val, y_val = data.training_arrays(config, data_dir, download_progress)
+        drawn = None if download_progress is None else (
+            lambda done, total: download_progress("drawing touching pieces", done, total))
+        x_train, y_train = with_touching_pieces(config, x_train, y_train, drawn)
         seed_everything(config.seed)
         classes = len(dataset.class_names)
         policy = distribute_module.set_precision(config.precision)
