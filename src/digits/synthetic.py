@@ -578,8 +578,12 @@ def cache_path(count: int, seed: int, families=FAMILIES, fonts: list[Path] | Non
            "fonts": None if fonts is None else [str(Path(font).resolve()) for font in fonts],
            "pillow": PIL.__version__, "source": _fingerprint()}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "digits" / "synthetic" / f"{digest}.npz"
+    return _cache_dir() / f"{digest}.npz"
+
+
+def _cache_dir() -> Path:
+    """The user cache (XDG_CACHE_HOME or ~/.cache)/digits/synthetic."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "digits" / "synthetic"
 
 
 def _cached(path: Path, count: int) -> np.ndarray | None:
@@ -609,6 +613,31 @@ def _workers(requested: int | None, count: int, tasks: int) -> int:
     return max(1, min(int(requested), tasks))
 
 
+def _run(function: Callable, tasks: list[tuple], sizes: list[int], processes: int,
+         progress: Callable[[int, int], None] | None) -> list:
+    """[function(*task) for task in tasks], in `processes` spawned workers when more than one (in this process
+    when they cannot start: a script read from stdin); progress(done, total) counts each task's `sizes`."""
+    results, done, total = [None] * len(tasks), 0, sum(sizes)
+    if processes > 1:
+        try:
+            with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(function, *task): number for number, task in enumerate(tasks)}
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    done += sizes[futures[future]]
+                    if progress:
+                        progress(done, total)
+        except BrokenProcessPool:  # workers cannot start: finish in this process
+            pass
+    for number, task in enumerate(tasks):
+        if results[number] is None:
+            results[number] = function(*task)
+            done += sizes[number]
+            if progress:
+                progress(done, total)
+    return results
+
+
 def non_digits(count: int, seed: int, families=FAMILIES, fonts: list[Path] | None = None,
                progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> np.ndarray:
     """(count, 28, 28) uint8 non-digits, `families` mixed evenly and shuffled, each picture through
@@ -633,30 +662,7 @@ def non_digits(count: int, seed: int, families=FAMILIES, fonts: list[Path] | Non
         share = count // len(families) + (number < count % len(families))
         for chunk, start in enumerate(range(0, share, CHUNK)):
             tasks.append((family, min(CHUNK, share - start), _derived(seed, zlib.crc32(family.encode()), chunk), fonts))
-    processes = _workers(workers, count, len(tasks))
-    results, done = [None] * len(tasks), 0
-    if processes == 1:
-        for number, task in enumerate(tasks):
-            results[number] = _prepared(*task)
-            done += task[1]
-            if progress:
-                progress(done, count)
-    else:
-        try:
-            with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(_prepared, *task): number for number, task in enumerate(tasks)}
-                for future in as_completed(futures):
-                    results[futures[future]] = future.result()
-                    done += tasks[futures[future]][1]
-                    if progress:
-                        progress(done, count)
-        except BrokenProcessPool:  # workers cannot start (a script read from stdin): finish in this process
-            for number, task in enumerate(tasks):
-                if results[number] is None:
-                    results[number] = _prepared(*task)
-                    done += task[1]
-                    if progress:
-                        progress(done, count)
+    results = _run(_prepared, tasks, [task[1] for task in tasks], _workers(workers, count, len(tasks)), progress)
     pixels = np.concatenate(results) if results else np.zeros((0, images.CANVAS, images.CANVAS), np.uint8)
     pixels = pixels[np.random.default_rng([int(seed), 1]).permutation(count)]  # families mixed through
     buffer = io.BytesIO()
@@ -764,9 +770,7 @@ def touching_pieces(digits: np.ndarray, labels: np.ndarray, count: int, seed: in
            "chunk": PIECE_CHUNK, "pool": PIECE_POOL,
            "digits": hashlib.sha256(pixels.tobytes() + labels.astype(np.int64).tobytes()).hexdigest(),
            "source": source}
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-    path = Path(root) / "digits" / "synthetic" / f"pieces-{digest}.npz"
+    path = _cache_dir() / f"pieces-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()}.npz"
     try:
         with np.load(path, allow_pickle=False) as stored:
             cached, cached_labels = stored["images"], stored["labels"]
@@ -781,25 +785,7 @@ def touching_pieces(digits: np.ndarray, labels: np.ndarray, count: int, seed: in
         chosen = np.random.default_rng([int(seed), chunk]).choice(len(pixels), min(PIECE_POOL, len(pixels)),
                                                                   replace=False)
         tasks.append((pixels[chosen], labels[chosen], min(PIECE_CHUNK, count - start), _derived(seed, chunk)))
-    processes = _workers(workers, count, len(tasks))
-    results, done = [None] * len(tasks), 0
-    if processes > 1:
-        try:
-            with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(_pieces, *task): number for number, task in enumerate(tasks)}
-                for future in as_completed(futures):
-                    results[futures[future]] = future.result()
-                    done += tasks[futures[future]][2]
-                    if progress:
-                        progress(done, count)
-        except BrokenProcessPool:  # workers cannot start (a script read from stdin): finish in this process
-            pass
-    for number, task in enumerate(tasks):
-        if results[number] is None:
-            results[number] = _pieces(*task)
-            done += task[2]
-            if progress:
-                progress(done, count)
+    results = _run(_pieces, tasks, [task[2] for task in tasks], _workers(workers, count, len(tasks)), progress)
     empty = (np.zeros((0, images.CANVAS, images.CANVAS), np.uint8), np.zeros(0, np.int64))
     made, made_labels = (np.concatenate(parts) for parts in zip(*results)) if results else empty
     buffer = io.BytesIO()
