@@ -131,11 +131,12 @@ def test_a_worker_killed_mid_trial_is_retried_and_the_study_completes(postgres, 
     victim, survivor = _worker(postgres, "killed", 8, tmp_path), None
     try:
         deadline, running = time.time() + 300, None
-        while time.time() < deadline and running is None:  # wait until the victim is inside a trial
-            time.sleep(0.3)
+        while time.time() < deadline and running is None:  # wait until the victim is training inside a trial:
+            time.sleep(0.3)  # its parameters drawn ("partial" is set after them), so the retry must keep them
             try:
                 running = next((trial for trial in _trials(postgres, "killed") if trial.state.name == "RUNNING"
-                                and trial.user_attrs.get("worker", "").endswith(f":{victim.pid}")), None)
+                                and trial.user_attrs.get("worker", "").endswith(f":{victim.pid}")
+                                and "partial" in trial.user_attrs), None)
             except KeyError:  # the study is not created yet
                 pass
         assert running is not None, "the first worker never started a trial"
