@@ -59,3 +59,27 @@ def scribble(seed: int, size: int = 160, strokes: int = 6, width: int = 8):
         start, middle, end = (tuple(rng.uniform(*span, 2) * size) for span in ((0.1, 0.9), (0.4, 0.6), (0.1, 0.9)))
         pen.line([start, middle, end], fill=0, width=width, joint="curve")
     return picture
+
+
+# ---------------------------------------------------------------- digits tune workers (test_tune*.py)
+
+TUNE_TRIAL = ["--model", "mlp", "--epochs", "2", "--limit", "1500"]  # a trial takes a few seconds
+
+
+def tune_worker(storage, study, trials, cwd, trial=TUNE_TRIAL, heartbeat=1):
+    command = [sys.executable, "-m", "digits.cli", "tune", *trial, "--trials", str(trials), "--storage", storage,
+               "--study", study, "--heartbeat", str(heartbeat)]
+    return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def worker_failures(workers, outputs) -> str:
+    """Each worker's exit status and the end of its stderr, whole (a list would be cut to 240 characters)."""
+    return "\n".join(f"worker {i} exited {worker.returncode}:\n{errors[-1500:]}"
+                     for i, (worker, (_, errors)) in enumerate(zip(workers, outputs)))
+
+
+def study_trials(storage, study):
+    import optuna
+
+    return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)

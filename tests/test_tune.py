@@ -1,23 +1,17 @@
-"""Tuning on real storage: a SQLite study end to end, SQLite and PostgreSQL shared by workers (one of them killed)."""
+"""Tuning on real storage: a SQLite study end to end and shared by workers (one of them killed and restarted).
+PostgreSQL's workers are in test_tune_postgres.py."""
 
-import glob
 import json
-import os
-import shutil
 import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
-from helpers import assert_clean_error, run_cli
+from helpers import TUNE_TRIAL as TRIAL
+from helpers import assert_clean_error, run_cli, study_trials, tune_worker, worker_failures
 
 pytestmark = pytest.mark.slow
-TRIAL = ["--model", "mlp", "--epochs", "2", "--limit", "1500"]  # a trial takes a few seconds
 
 
 def test_sqlite_study_resumes_and_its_best_config_trains(tmp_path):
@@ -65,115 +59,6 @@ def test_unreachable_storage_is_one_line(tmp_path):
                      cwd=tmp_path)
     assert_clean_error(result, "cannot open the study storage", "Connection refused")
     assert_clean_error(run_cli("tune", *TRIAL, "--trials", "0", cwd=tmp_path), "--trials must be at least 1")
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    """A real PostgreSQL server on loopback (Debian's postgresql package), torn down afterwards."""
-    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not binaries:
-        pytest.skip("PostgreSQL is not installed: apt-get install postgresql (.ci/run does this)")
-    bin_dir = Path(binaries[-1]).parent
-    root = Path(tempfile.mkdtemp(prefix="digits-postgres-"))  # outside pytest's root-only tmp tree
-    data, sockets = root / "data", root / "sockets"
-    sockets.mkdir()
-    as_user = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(root, "postgres")
-        shutil.chown(sockets, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "digits", "--auth=trust"],
-                   check=True, capture_output=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "start",
-                    "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1"], check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg://digits@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _worker(storage, study, trials, cwd, trial=TRIAL, heartbeat=1):
-    command = [sys.executable, "-m", "digits.cli", "tune", *trial, "--trials", str(trials), "--storage", storage,
-               "--study", study, "--heartbeat", str(heartbeat)]
-    return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
-def _failures(workers, outputs) -> str:
-    """Each worker's exit status and the end of its stderr, whole (a list would be cut to 240 characters)."""
-    return "\n".join(f"worker {i} exited {worker.returncode}:\n{errors[-1500:]}"
-                     for i, (worker, (_, errors)) in enumerate(zip(workers, outputs)))
-
-
-def _trials(storage, study):
-    import optuna
-
-    return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
-
-
-def test_two_workers_share_a_postgres_study(postgres, tmp_path):
-    workers = [_worker(postgres, "shared", 6, tmp_path) for _ in range(2)]
-    outputs = [worker.communicate(timeout=600) for worker in workers]
-    assert all(worker.returncode == 0 for worker in workers), _failures(workers, outputs)
-    trials = _trials(postgres, "shared")
-    finished = [trial for trial in trials if trial.state.name in ("COMPLETE", "PRUNED")]
-    assert 6 <= len(finished) <= 7  # two workers may both start the last trial: at most one extra
-    assert len({trial.user_attrs["worker"] for trial in trials}) == 2  # both workers did real work
-    assert len({trial.number for trial in trials}) == len(trials)
-
-
-def test_a_worker_killed_mid_trial_is_retried_and_the_study_completes(postgres, tmp_path):
-    victim, survivor = _worker(postgres, "killed", 8, tmp_path), None
-    try:
-        deadline, running = time.time() + 300, None
-        while time.time() < deadline and running is None:  # wait until the victim is training inside a trial:
-            time.sleep(0.3)  # its parameters drawn ("partial" is set after them), so the retry must keep them
-            try:
-                running = next((trial for trial in _trials(postgres, "killed") if trial.state.name == "RUNNING"
-                                and trial.user_attrs.get("worker", "").endswith(f":{victim.pid}")
-                                and "partial" in trial.user_attrs), None)
-            except KeyError:  # the study is not created yet
-                pass
-        assert running is not None, "the first worker never started a trial"
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
-        survivor = _worker(postgres, "killed", 8, tmp_path)
-        _, errors = survivor.communicate(timeout=600)
-        assert survivor.returncode == 0, errors[-2000:]
-    finally:
-        for process in (victim, survivor):
-            if process and process.poll() is None:
-                process.kill()
-    trials = {trial.number: trial for trial in _trials(postgres, "killed")}
-    failed = trials[running.number]
-    assert failed.state.name == "FAIL"  # the heartbeat stopped: marked failed...
-    retries = [trial for trial in trials.values() if trial.system_attrs.get("failed_trial") == running.number]
-    assert len(retries) == 1  # ...and retried once, with the parameters it had drawn (it may draw the rest)
-    assert failed.params and retries[0].params.items() >= failed.params.items()
-    assert retries[0].state.name in ("COMPLETE", "PRUNED")
-    finished = [trial for trial in trials.values() if trial.state.name in ("COMPLETE", "PRUNED")]
-    assert len(finished) == 8  # no trial lost, none counted twice
-    assert not [trial for trial in trials.values() if trial.state.name in ("RUNNING", "WAITING")]
-
-
-def test_postgresql_tests_skip_with_the_reason_where_postgresql_is_absent(tmp_path):
-    """The README's test command alone (no Debian packages) must not error: hide PostgreSQL's binaries."""
-    (tmp_path / "no_postgres.py").write_text(
-        "import glob\n_glob = glob.glob\n"
-        "glob.glob = lambda pattern, *args, **kwargs: [] if 'postgresql' in pattern else _glob(pattern, *args, **kwargs)\n")
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    command = [sys.executable, "-m", "pytest", "-p", "no_postgres", "-p", "no:cacheprovider", "-n", "0", "-rs", "-q",
-               str(Path(__file__)), "-k", "postgres and not absent"]  # -n 0: in this process, where glob is patched
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600,
-                            cwd=Path(__file__).resolve().parents[1])
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert "skipped" in result.stdout and "PostgreSQL is not installed" in result.stdout, result.stdout[-3000:]
-    assert "error" not in result.stdout.lower().split("short test summary")[-1], result.stdout[-3000:]
 
 
 FAST = ["--model", "mlp", "--epochs", "1", "--limit", "1000"]  # the smallest real trial
@@ -231,10 +116,10 @@ def test_workers_opening_a_fresh_sqlite_study_together_all_open_it(tmp_path):
 
 def test_two_workers_on_a_sqlite_study_never_repeat_a_trial(tmp_path):
     storage = f"sqlite:///{tmp_path / 'tune.db'}"
-    workers = [_worker(storage, "pair", 4, tmp_path, FAST) for _ in range(2)]
+    workers = [tune_worker(storage, "pair", 4, tmp_path, FAST) for _ in range(2)]
     outputs = [worker.communicate(timeout=600) for worker in workers]
-    assert all(worker.returncode == 0 for worker in workers), _failures(workers, outputs)
-    finished = [trial for trial in _trials(storage, "pair") if trial.state.name in ("COMPLETE", "PRUNED")]
+    assert all(worker.returncode == 0 for worker in workers), worker_failures(workers, outputs)
+    finished = [trial for trial in study_trials(storage, "pair") if trial.state.name in ("COMPLETE", "PRUNED")]
     assert 4 <= len(finished) <= 5  # both may start the last trial together: at most one extra
     assert len({_key(trial.params) for trial in finished}) == len(finished)  # no parameter set twice
 
@@ -243,13 +128,13 @@ def test_a_worker_killed_and_restarted_within_the_grace_period_loses_no_trial(tm
     """The restarted worker finds the dead trial still RUNNING (its heartbeat is not stale yet): it runs what is
     missing, then waits for the grace period to end, retries the dead trial and removes its partial directory."""
     storage, trials_dir = f"sqlite:///{tmp_path / 'tune.db'}", tmp_path / "runs" / "tune-restart" / "trials"
-    victim, survivor = _worker(storage, "restart", 4, tmp_path, FAST, heartbeat=10), None
+    victim, survivor = tune_worker(storage, "restart", 4, tmp_path, FAST, heartbeat=10), None
     try:
         deadline, running = time.time() + 300, None
         while time.time() < deadline and running is None:  # wait until the victim is inside a trial
             time.sleep(0.3)
             try:
-                running = next((trial for trial in _trials(storage, "restart") if trial.state.name == "RUNNING"
+                running = next((trial for trial in study_trials(storage, "restart") if trial.state.name == "RUNNING"
                                 and trial.user_attrs.get("worker", "").endswith(f":{victim.pid}")
                                 and list(trials_dir.glob(".partial-*"))), None)
             except KeyError:  # the study is not created yet
@@ -257,14 +142,14 @@ def test_a_worker_killed_and_restarted_within_the_grace_period_loses_no_trial(tm
         assert running is not None, "the first worker never started a trial"
         victim.send_signal(signal.SIGKILL)
         victim.wait()
-        survivor = _worker(storage, "restart", 4, tmp_path, FAST, heartbeat=10)  # well within 3 heartbeats
+        survivor = tune_worker(storage, "restart", 4, tmp_path, FAST, heartbeat=10)  # well within 3 heartbeats
         _, errors = survivor.communicate(timeout=600)
         assert survivor.returncode == 0, errors[-2000:]
     finally:
         for process in (victim, survivor):
             if process and process.poll() is None:
                 process.kill()
-    trials = {trial.number: trial for trial in _trials(storage, "restart")}
+    trials = {trial.number: trial for trial in study_trials(storage, "restart")}
     assert trials[running.number].state.name == "FAIL"
     retries = [trial for trial in trials.values() if trial.system_attrs.get("failed_trial") == running.number]
     assert len(retries) == 1 and retries[0].state.name in ("COMPLETE", "PRUNED")
