@@ -83,3 +83,33 @@ def study_trials(storage, study):
     import optuna
 
     return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+
+
+def kill_a_worker_mid_trial(storage, study, trials, cwd, ready, **options) -> tuple:
+    """A tune worker killed (SIGKILL) inside a trial, once `ready(trial)` holds for its RUNNING trial, and a second
+    worker started with the same `options` to finish the study: (the killed trial, {number: trial} at the end)."""
+    import signal
+    import time
+
+    victim, survivor = tune_worker(storage, study, trials, cwd, **options), None
+    try:
+        deadline, running = time.time() + 300, None
+        while time.time() < deadline and running is None:  # wait until the victim is inside a trial
+            time.sleep(0.3)
+            try:
+                running = next((trial for trial in study_trials(storage, study) if trial.state.name == "RUNNING"
+                                and trial.user_attrs.get("worker", "").endswith(f":{victim.pid}")
+                                and ready(trial)), None)
+            except KeyError:  # the study is not created yet
+                pass
+        assert running is not None, "the first worker never started a trial"
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        survivor = tune_worker(storage, study, trials, cwd, **options)
+        _, errors = survivor.communicate(timeout=600)
+        assert survivor.returncode == 0, errors[-2000:]
+    finally:
+        for process in (victim, survivor):
+            if process and process.poll() is None:
+                process.kill()
+    return running, {trial.number: trial for trial in study_trials(storage, study)}

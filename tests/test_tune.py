@@ -2,14 +2,12 @@
 PostgreSQL's workers are in test_tune_postgres.py."""
 
 import json
-import signal
 import socket
-import time
 
 import pytest
 
 from helpers import TUNE_TRIAL as TRIAL
-from helpers import assert_clean_error, run_cli, study_trials, tune_worker, worker_failures
+from helpers import assert_clean_error, kill_a_worker_mid_trial, run_cli, study_trials, tune_worker, worker_failures
 
 pytestmark = pytest.mark.slow
 
@@ -128,28 +126,9 @@ def test_a_worker_killed_and_restarted_within_the_grace_period_loses_no_trial(tm
     """The restarted worker finds the dead trial still RUNNING (its heartbeat is not stale yet): it runs what is
     missing, then waits for the grace period to end, retries the dead trial and removes its partial directory."""
     storage, trials_dir = f"sqlite:///{tmp_path / 'tune.db'}", tmp_path / "runs" / "tune-restart" / "trials"
-    victim, survivor = tune_worker(storage, "restart", 4, tmp_path, FAST, heartbeat=10), None
-    try:
-        deadline, running = time.time() + 300, None
-        while time.time() < deadline and running is None:  # wait until the victim is inside a trial
-            time.sleep(0.3)
-            try:
-                running = next((trial for trial in study_trials(storage, "restart") if trial.state.name == "RUNNING"
-                                and trial.user_attrs.get("worker", "").endswith(f":{victim.pid}")
-                                and list(trials_dir.glob(".partial-*"))), None)
-            except KeyError:  # the study is not created yet
-                pass
-        assert running is not None, "the first worker never started a trial"
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
-        survivor = tune_worker(storage, "restart", 4, tmp_path, FAST, heartbeat=10)  # well within 3 heartbeats
-        _, errors = survivor.communicate(timeout=600)
-        assert survivor.returncode == 0, errors[-2000:]
-    finally:
-        for process in (victim, survivor):
-            if process and process.poll() is None:
-                process.kill()
-    trials = {trial.number: trial for trial in study_trials(storage, "restart")}
+    # the second worker starts well within 3 heartbeats of the kill
+    started = lambda _: list(trials_dir.glob(".partial-*"))  # noqa: E731 - its work in progress is on disk
+    running, trials = kill_a_worker_mid_trial(storage, "restart", 4, tmp_path, started, trial=FAST, heartbeat=10)
     assert trials[running.number].state.name == "FAIL"
     retries = [trial for trial in trials.values() if trial.system_attrs.get("failed_trial") == running.number]
     assert len(retries) == 1 and retries[0].state.name in ("COMPLETE", "PRUNED")

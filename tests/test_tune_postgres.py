@@ -4,17 +4,15 @@ skip where PostgreSQL is absent. Its own file, so the suite's second process run
 import glob
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from helpers import study_trials, tune_worker, worker_failures
+from helpers import kill_a_worker_mid_trial, study_trials, tune_worker, worker_failures
 
 pytestmark = pytest.mark.slow
 
@@ -61,28 +59,9 @@ def test_two_workers_share_a_postgres_study(postgres, tmp_path):
 
 
 def test_a_worker_killed_mid_trial_is_retried_and_the_study_completes(postgres, tmp_path):
-    victim, survivor = tune_worker(postgres, "killed", 8, tmp_path), None
-    try:
-        deadline, running = time.time() + 300, None
-        while time.time() < deadline and running is None:  # wait until the victim is training inside a trial:
-            time.sleep(0.3)  # its parameters drawn ("partial" is set after them), so the retry must keep them
-            try:
-                running = next((trial for trial in study_trials(postgres, "killed") if trial.state.name == "RUNNING"
-                                and trial.user_attrs.get("worker", "").endswith(f":{victim.pid}")
-                                and "partial" in trial.user_attrs), None)
-            except KeyError:  # the study is not created yet
-                pass
-        assert running is not None, "the first worker never started a trial"
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
-        survivor = tune_worker(postgres, "killed", 8, tmp_path)
-        _, errors = survivor.communicate(timeout=600)
-        assert survivor.returncode == 0, errors[-2000:]
-    finally:
-        for process in (victim, survivor):
-            if process and process.poll() is None:
-                process.kill()
-    trials = {trial.number: trial for trial in study_trials(postgres, "killed")}
+    # killed once training: its parameters are drawn ("partial" is set after them), so the retry must keep them
+    running, trials = kill_a_worker_mid_trial(postgres, "killed", 8, tmp_path,
+                                              lambda trial: "partial" in trial.user_attrs)
     failed = trials[running.number]
     assert failed.state.name == "FAIL"  # the heartbeat stopped: marked failed...
     retries = [trial for trial in trials.values() if trial.system_attrs.get("failed_trial") == running.number]
