@@ -37,9 +37,10 @@ def _ink_columns(digit: np.ndarray) -> np.ndarray:
     return digit[:, columns[0]:columns[-1] + 1] if columns.size else digit
 
 
-def strip_ink(digits: list[np.ndarray], rng: np.random.Generator, stroke_change: float = 0.0,
-              touching: float | None = None) -> np.ndarray:
-    """28x28 digits (float 0..1, ink bright) side by side with small random gaps and vertical jitter.
+def strip_layers(digits: list[np.ndarray], rng: np.random.Generator, stroke_change: float = 0.0,
+                 touching: float | None = None) -> np.ndarray:
+    """(D, 32, W): 28x28 digits (float 0..1, ink bright) placed side by side with small random gaps and
+    vertical jitter, each digit's ink on its own layer (`strip_ink` is their maximum, the strip itself).
 
     The gaps are what remains visible once the strokes are `stroke_change` wider. Without `touching`, a
     share TOUCHING of neighbours overlap by a pixel; with it (0..1), that share of neighbours is pushed
@@ -53,25 +54,32 @@ def strip_ink(digits: list[np.ndarray], rng: np.random.Generator, stroke_change:
                         rng.integers(GAP[0], GAP[1] + 1, len(parts) - 1))
     gaps = gaps + int(math.ceil(max(stroke_change, 0.0)))
     width = sum(part.shape[1] for part in parts) + int(gaps.sum()) + 8
-    out, column = np.zeros((32, width), np.float32), 4
+    out, column = np.zeros((len(parts), 32, width), np.float32), 4
     for index, part in enumerate(parts):
         row = 2 + int(rng.integers(-1, 2))
-        window = out[row:row + 28, column:column + part.shape[1]]
-        np.maximum(window, part, out=window)
+        out[index, row:row + 28, column:column + part.shape[1]] = part
         column += part.shape[1] + (int(gaps[index]) if index < len(gaps) else 0)
     return out
 
 
+def strip_ink(digits: list[np.ndarray], rng: np.random.Generator, stroke_change: float = 0.0,
+              touching: float | None = None) -> np.ndarray:
+    """(32, W): the digits' ink written as one strip (see `strip_layers`, which draws the same)."""
+    return strip_layers(digits, rng, stroke_change, touching).max(0, initial=0.0)
+
+
 def render(ink: np.ndarray, rng: np.random.Generator, min_height: float = 0.0,
            stroke_change: float | None = None, *, blur: float | None = None, surface=None,
-           low_resolution: tuple[float, int] | None = None) -> bytes:
+           low_resolution: tuple[float, int] | None = None, placement: dict | None = None) -> bytes:
     """Ink (h, w) at MNIST scale (float 0..1, bright) -> an encoded photo of it: dark on light paper.
 
     benchmarks/stress.py sets what its conditions change (the defaults draw everything as before):
     `blur` the focus blur's sigma in MNIST pixels; `surface(pen, scale, rng)` -> (H, W, 3) picture 0..1
     the paper and ink (pen: (H, W) ink coverage 0..1, scale: photo pixels per MNIST pixel);
     `low_resolution` (digit height in pixels, PIL filter): the photo taken with the ink that many pixels
-    tall, then enlarged back to its size with the filter.
+    tall, then enlarged back to its size with the filter. `placement`, a dict, is filled with where the ink
+    went: photo pixel (row, col) shows ink pixel (row * canvas[0] / size[1] - top + first_row,
+    col * canvas[1] / size[0] - left + first_col) (the inked box's first row and column, margins in ink pixels).
     """
     rows, columns = np.flatnonzero(ink.max(1) > 0.1), np.flatnonzero(ink.max(0) > 0.1)
     ink = ink[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
@@ -84,6 +92,9 @@ def render(ink: np.ndarray, rng: np.random.Generator, min_height: float = 0.0,
     padded = np.zeros((round(canvas[0]) + 2, round(canvas[1]) + 2), np.float32)
     top, left = round(margins[0]), round(margins[2])
     padded[top:top + height, left:left + width] = ink
+    if placement is not None:
+        placement.update(first_row=int(rows[0]), first_col=int(columns[0]), top=top, left=left, canvas=canvas,
+                         size=size)
     smooth = np.asarray(Image.fromarray(padded).resize(size, Image.Resampling.BICUBIC, box=(0, 0, *canvas[::-1])))
     # a pen draws hard-edged strokes: redraw the smooth shape from its signed distance, wider or thinner
     core = smooth >= 0.5

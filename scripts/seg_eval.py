@@ -14,8 +14,6 @@ training split (never the test set), as real_images._strips_read draws them from
 from __future__ import annotations
 
 import argparse
-import copy
-import math
 import sys
 import time
 from pathlib import Path
@@ -45,50 +43,23 @@ def edge_ink(union: np.ndarray, core: np.ndarray, box: tuple[int, int, int, int]
     return (float(outside[:, across < middle].sum()) / line, float(outside[:, across >= middle].sum()) / line)
 
 
-def _layers(scaled, rng, stroke_change, touching):
-    """strip_ink's placement replayed with the same draws: (D, 32, W) each digit's ink alone."""
-    parts = [real_images._ink_columns(digit) for digit in scaled]
-    if touching is None:
-        gaps = np.where(rng.random(len(parts) - 1) < real_images.TOUCHING, -1,
-                        rng.integers(real_images.GAP[0], real_images.GAP[1] + 1, len(parts) - 1))
-    else:
-        gaps = np.where(rng.random(len(parts) - 1) < touching, -rng.integers(1, 4, len(parts) - 1),
-                        rng.integers(real_images.GAP[0], real_images.GAP[1] + 1, len(parts) - 1))
-    gaps = gaps + int(math.ceil(max(stroke_change, 0.0)))
-    width = sum(part.shape[1] for part in parts) + int(gaps.sum()) + 8
-    out, column = np.zeros((len(parts), 32, width), np.float32), 4
-    for index, part in enumerate(parts):
-        row = 2 + int(rng.integers(-1, 2))
-        out[index, row:row + 28, column:column + part.shape[1]] = part
-        column += part.shape[1] + (int(gaps[index]) if index < len(gaps) else 0)
-    return out
-
-
 def render_strip(digits, rng, touching):
     """real_images.render_strip, byte for byte, also giving a function (rows, cols) of the photo -> the true
     digit (0..D-1) nearest that point of the strip's ink."""
     scaled = [np.asarray(digit, np.float32) / (255.0 if digit.dtype == np.uint8 else 1.0) for digit in digits]
     stroke_change = rng.uniform(*real_images.STROKE_CHANGE)
-    replay = copy.deepcopy(rng)
-    ink = real_images.strip_ink(scaled, rng, stroke_change, touching)
-    layers = _layers(scaled, replay, stroke_change, touching)
-    assert np.array_equal(layers.max(0), ink)
-    geometry = copy.deepcopy(rng)
-    photo = real_images.render(ink, rng, min_height=16.0, stroke_change=stroke_change)
-    rows, columns = np.flatnonzero(ink.max(1) > 0.1), np.flatnonzero(ink.max(0) > 0.1)
-    height, width = rows[-1] + 1 - rows[0], columns[-1] + 1 - columns[0]
-    margins = geometry.uniform(0.05, 0.6, 4) * height
-    canvas = (height + margins[0] + margins[1], width + margins[2] + margins[3])
-    side = geometry.uniform(40, 600)
-    scale = max(side / max(canvas), 16.0 / height)
-    size = (max(8, round(canvas[1] * scale)), max(8, round(canvas[0] * scale)))
+    layers = real_images.strip_layers(scaled, rng, stroke_change, touching)
+    ink = layers.max(0)
+    placement = {}
+    photo = real_images.render(ink, rng, min_height=16.0, stroke_change=stroke_change, placement=placement)
+    canvas, size = placement["canvas"], placement["size"]
     inked = ink > 0.1
     _, (near_r, near_c) = ndimage.distance_transform_edt(~inked, return_indices=True)
     owner = layers.argmax(0)[near_r, near_c]
 
     def truth(photo_rows, photo_cols):
-        y = np.asarray(photo_rows, float) * canvas[0] / size[1] - round(margins[0]) + rows[0]
-        x = np.asarray(photo_cols, float) * canvas[1] / size[0] - round(margins[2]) + columns[0]
+        y = np.asarray(photo_rows, float) * canvas[0] / size[1] - placement["top"] + placement["first_row"]
+        x = np.asarray(photo_cols, float) * canvas[1] / size[0] - placement["left"] + placement["first_col"]
         y = np.clip(np.floor(y).astype(int), 0, ink.shape[0] - 1)
         x = np.clip(np.floor(x).astype(int), 0, ink.shape[1] - 1)
         return owner[y, x]
