@@ -59,10 +59,29 @@ def recipe(result: dict) -> tuple[str, str]:
     return path, "" if path == "configs/best.json" else f" --config {path}"
 
 
+def changed_since(result: dict) -> str:
+    """How the recipe file differs from the recipe the result measured ("" if it does not): a figure of a recipe
+    that has changed since is labelled as the old recipe's, not passed off as the file's."""
+    path = ROOT / recipe(result)[0]
+    then = result.get("config")
+    now = json.loads(path.read_text()) if path.is_file() else None
+    if then is None or now == then:
+        return ""
+    if now is None:
+        return f" (measured with a recipe file that is gone: {recipe(result)[0]})"
+    keys = sorted(set(then) | set(now), key=lambda key: (key not in then, key))
+    def shown(config: dict, key: str) -> str:
+        return json.dumps(config[key]) if key in config else "not set"
+    differences = "; ".join(f"`{key}` then {shown(then, key)}, now {shown(now, key)}" for key in keys
+                            if then.get(key, ...) != now.get(key, ...))
+    return f" (measured before the recipe file changed: {differences}; rerun the command to measure it as it is)"
+
+
 def best_model(result: dict) -> list[str]:
     seeds = ", ".join(f"{run['test_accuracy']:.2%} (seed {run['seed']})" for run in result["runs"])
     path, flag = recipe(result)
-    return [f"**Best single model** (`{result['config']['model']}`, `{path}`, {result['device']}; "
+    return [f"**Best single model** (`{result['config']['model']}`, `{path}`{changed_since(result)}, "
+            f"{result['device']}; "
             f"`python benchmarks/best_model.py{flag}`): mean test accuracy "
             f"**{result['mean_test_accuracy']:.2%}** over {len(result['runs'])} seeds: {seeds}; "
             f"{sum(run['training_seconds'] for run in result['runs']) / len(result['runs']) / 60:.0f} min of "
@@ -73,7 +92,8 @@ def best_model(result: dict) -> list[str]:
 def ensemble(result: dict) -> list[str]:
     plain, tta = result["ensembles"]["plain"], result["ensembles"]["tta"]
     path, flag = recipe(result)
-    return [f"**Ensemble** of the {len(result['members'])} `{path}` runs (`python benchmarks/ensemble.py{flag}`): "
+    return [f"**Ensemble** of the {len(result['members'])} `{path}` runs{changed_since(result)} "
+            f"(`python benchmarks/ensemble.py{flag}`): "
             f"**{plain['test_accuracy']:.2%}**; with test-time augmentation (four one-pixel shifts) "
             f"**{tta['test_accuracy']:.2%}**; best member {result['best_member_accuracy']:.2%}."]
 

@@ -1,0 +1,33 @@
+"""benchmarks/report.py: a figure measured on a recipe file that has changed since is labelled as the old one's."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import report  # noqa: E402
+
+RESULT = {"config_file": "configs/r.json", "config": {"model": "cnn", "epochs": 5},
+          "runs": [{"seed": 1, "test_accuracy": 0.99, "training_seconds": 60.0}], "mean_test_accuracy": 0.99,
+          "device": "CPU", "machine": {"cpu": "a CPU", "cores": 2, "memory_gib": 1.0, "tensorflow": "2", "keras": "3",
+                                          "python": "3.11", "measured": "2026-12-03"}}
+
+
+def test_a_result_of_the_recipe_as_it_is_is_not_labelled(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "ROOT", tmp_path)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "r.json").write_text(json.dumps({"epochs": 5, "model": "cnn"}))
+    assert report.changed_since(RESULT) == ""
+    assert "changed" not in report.best_model(RESULT)[0]
+
+
+def test_a_result_of_an_older_recipe_says_what_changed(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "ROOT", tmp_path)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "r.json").write_text(json.dumps({"model": "cnn", "epochs": 6, "pieces": 12}))
+    line = report.best_model(RESULT)[0]
+    assert "measured before the recipe file changed: `epochs` then 5, now 6; `pieces` then not set, now 12" in line
+    (tmp_path / "configs" / "r.json").unlink()
+    assert "a recipe file that is gone: configs/r.json" in report.changed_since(RESULT)
