@@ -283,6 +283,18 @@ def rejection(result: dict) -> list[str]:
                     f"Machine: {machine_line(result['machine'])}."]
 
 
+def generated(config: dict) -> str:
+    """What a recipe adds to MNIST's training digits, for the card's data line ("" for nothing)."""
+    added = []
+    if config.get("outlier_exposure"):
+        families = ", ".join(config.get("outlier_families") or ["its default families"])
+        added.append(f"{config.get('outlier_images', 0):,} generated non-digits (Outlier Exposure: {families})")
+    if config.get("touching_pieces"):
+        added.append(f"{config['touching_pieces']:,} digits cut out of touching numbers written with its own training "
+                     "digits")
+    return "".join(f", plus {item}" if index == 0 else f" and {item}" for index, item in enumerate(added))
+
+
 def model_card(card: dict, level: int = 1) -> list[str]:
     """The shipped model's card in Markdown, from its card.json: MODEL_CARD.md beside the model, and the README."""
     fig = card["figures"]
@@ -310,7 +322,7 @@ def model_card(card: dict, level: int = 1) -> list[str]:
              f"- **Trained with**: `{card['command']}` ({card['training_seconds'] / 60:.0f} min)",
              f"- **Rebuilt with**: `{card['rebuild']}`",
              f"- **Data**: MNIST training set, {card['dataset']['checksum'][:16]}... (SHA-256 over the IDX files' "
-             "SHA-256s), plus generated non-digits (Outlier Exposure); no other real data",
+             f"SHA-256s){generated(card['config'])}; no other real data",
              f"- **Calibration**: temperature {card['calibration']['temperature']:.3f}; not-a-digit below a calibrated "
              f"top probability of {card['calibration']['reject_below']:.3f} (fitted on the validation split)",
              f"- **Built**: {card['created']} on {card['machine']['cpu']}, {card['machine']['cores']} cores, "

@@ -31,3 +31,11 @@ def test_a_result_of_an_older_recipe_says_what_changed(tmp_path, monkeypatch):
     assert "measured before the recipe file changed: `epochs` then 5, now 6; `pieces` then not set, now 12" in line
     (tmp_path / "configs" / "r.json").unlink()
     assert "a recipe file that is gone: configs/r.json" in report.changed_since(RESULT)
+
+
+def test_the_cards_data_line_names_what_the_recipe_adds_to_mnist():
+    assert report.generated({"outlier_exposure": 0.0, "touching_pieces": 0}) == ""
+    assert report.generated({"outlier_exposure": 0.3, "outlier_images": 20000, "outlier_families": ["letters", "pairs"],
+                             "touching_pieces": 12000}) == (
+        ", plus 20,000 generated non-digits (Outlier Exposure: letters, pairs) and 12,000 digits cut out of touching "
+        "numbers written with its own training digits")
