@@ -144,7 +144,8 @@ def test_the_reader_recipe_builds_and_trains_a_few_steps(tmp_path):
     import dataclasses
     import json
 
-    recipe = dataclasses.replace(config.load(REPO / "configs" / "reader.json"), epochs=1, limit=640, outlier_images=64)
+    recipe = dataclasses.replace(config.load(REPO / "configs" / "reader.json"), epochs=1, limit=640, outlier_images=64,
+                                 touching_pieces=32)
     result = train.train(recipe, out=tmp_path / "run", verbose=0, tensorboard=False)
     saved = json.loads((result.run_dir / "config.json").read_text())
     assert {key: saved[key] for key in saved if key.startswith("augment_")} == \
