@@ -188,6 +188,8 @@ def test_touching_digits_drawn_as_strokes_are_cut_into_the_right_two(monkeypatch
         assert ndimage.label(picture < 0.5, np.ones((3, 3)))[1] < len(text), text  # some touch: fewer shapes
         found = reading.read(picture, mode="number", model=predictor, reject_below=0)
         assert len(found.digits) == len(text), (text, flag, found.number)
+        lefts = [digit.box[1] for digit in found.digits]
+        assert lefts == sorted(lefts)
         for digit, (first, last), drawn in zip(found.digits, _glyph_spans(text, step), text):
             left, right = digit.box[1], digit.box[3]
             assert abs((left + right) / 2 - (first + last) / 2) < 0.15 * (last - first + 10), (text, flag)
