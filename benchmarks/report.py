@@ -62,13 +62,13 @@ def recipe(result: dict) -> tuple[str, str]:
 def changed_since(result: dict) -> str:
     """How the recipe file differs from the recipe the result measured ("" if it does not): a figure of a recipe
     that has changed since is labelled as the old recipe's, not passed off as the file's."""
-    path = ROOT / recipe(result)[0]
+    name = recipe(result)[0]
     then = result.get("config")
-    now = json.loads(path.read_text()) if path.is_file() else None
+    now = json.loads((ROOT / name).read_text()) if (ROOT / name).is_file() else None
     if then is None or now == then:
         return ""
     if now is None:
-        return f" (measured with a recipe file that is gone: {recipe(result)[0]})"
+        return f" (measured with a recipe file that is gone: {name})"
     keys = sorted(set(then) | set(now), key=lambda key: (key not in then, key))
     def shown(config: dict, key: str) -> str:
         return json.dumps(config[key]) if key in config else "not set"
