@@ -156,6 +156,75 @@ def test_outlier_exposure_teaches_a_not_a_digit_answer(oe_run):
     assert sum(right) >= 97
 
 
+def test_calibrate_stores_what_training_with_that_reject_rate_stores(tiny_run, tmp_path):
+    """`digits calibrate RUN --reject-rate R` moves a trained run's operating point without training again: the
+    run then holds the calibration (and config) that training the same recipe with reject_rate R writes."""
+    import shutil
+
+    from digits.predictor import Predictor
+
+    copy = tmp_path / "tiny"
+    shutil.copytree(tiny_run, copy)
+    before = json.loads((copy / "metrics.json").read_text())["calibration"]
+    result = run_cli("calibrate", str(copy), "--reject-rate", "0.05")
+    assert result.returncode == 0, result.stderr
+    assert "not a digit below" in result.stdout and f"was {before['reject_below']:.4f}" in result.stdout
+    assert "Traceback" not in result.stderr
+
+    recipe = config.from_dict({"reject_rate": 0.05}, config.Config(epochs=1, limit=2000))
+    trained = train.train(recipe, out=tmp_path / "trained", verbose=0).run_dir  # same seed: the same model
+    moved, expected = (json.loads((run / "metrics.json").read_text()) for run in (copy, trained))
+    assert json.loads((copy / "config.json").read_text()) == json.loads((trained / "config.json").read_text())
+    assert moved["calibration"].keys() == expected["calibration"].keys()
+    for key, value in expected["calibration"].items():
+        assert moved["calibration"][key] == (pytest.approx(value, rel=1e-5) if isinstance(value, float) else value), key
+    assert moved["test_ece"] == pytest.approx(expected["test_ece"], rel=1e-5)
+    assert moved["recalibrated"]["from_reject_rate"] == before["reject_rate"] == 0.005
+    # a higher rate refuses more of the validation digits: a higher threshold, which every reader now uses
+    after = moved["calibration"]
+    assert after["reject_below"] > before["reject_below"]
+    assert before["validation_digits_refused"] < after["validation_digits_refused"] <= 0.05
+    assert Predictor(copy).reject_below == after["reject_below"]
+
+
+@pytest.mark.slow
+def test_calibrate_draws_the_same_held_out_non_digits_as_training(oe_run, tmp_path):
+    """Recalibrating a run trained with Outlier Exposure at its own rate changes nothing: the generated non-digits
+    held out for validation are drawn again exactly as training drew them (without the training ones)."""
+    import shutil
+
+    copy = tmp_path / "oe"
+    shutil.copytree(oe_run, copy)
+    before = json.loads((copy / "metrics.json").read_text())
+    result = train.recalibrate(copy, before["calibration"]["reject_rate"])
+    assert result["before"] == before["calibration"]
+    after = result["after"]
+    assert after["validation_non_digits"]["images"] == train.VALIDATION_NON_DIGITS
+    for key, value in before["calibration"].items():
+        if key == "validation_non_digits":
+            assert after[key]["refused"] == pytest.approx(value["refused"], abs=1e-9)
+            assert after[key]["auroc"] == pytest.approx(value["auroc"], rel=1e-5)
+        else:
+            assert after[key] == (pytest.approx(value, rel=1e-5) if isinstance(value, float) else value), key
+    assert json.loads((copy / "config.json").read_text()) == json.loads((oe_run / "config.json").read_text())
+
+
+def test_calibrate_bad_input_is_one_line_and_leaves_the_run_as_it_was(tiny_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "tiny"
+    shutil.copytree(tiny_run, copy)
+    stored = {name: (copy / name).read_bytes() for name in ("metrics.json", "config.json")}
+    assert_clean_error(run_cli("calibrate", str(copy), "--reject-rate", "0.7"), "reject_rate must be in [0, 0.5)")
+    assert_clean_error(run_cli("calibrate", str(tmp_path / "missing"), "--reject-rate", "0.01"), "missing")
+    ensemble = tmp_path / "ensemble"
+    shutil.copytree(tiny_run, ensemble)
+    (ensemble / "config.json").write_text(json.dumps({"model": "ensemble", "dataset": "mnist", "members": []}))
+    assert_clean_error(run_cli("calibrate", str(ensemble), "--reject-rate", "0.01"), "ensemble",
+                       "digits ensemble")
+    assert {name: (copy / name).read_bytes() for name in stored} == stored
+
+
 # ---------------------------------------------------------------- recipes: schedule, keep-best
 
 

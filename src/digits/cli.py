@@ -1,4 +1,5 @@
-"""The `digits` command: train, evaluate, predict, export, ensemble, tune, serve. The only module that prints.
+"""The `digits` command: train, evaluate, predict, export, calibrate, ensemble, tune, serve. The only module that
+prints.
 
 Every user error (a bad flag value, an unknown model, a damaged file, an incomplete run)
 arrives here as a `ValueError` or `OSError` and leaves as one line on stderr with a non-zero
@@ -109,6 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
                                    help="test-set metrics, confusion matrix, worst mistakes")
     evaluate.add_argument("run", nargs="?", help="run directory or exported model file (default: the latest run)")
     evaluate.add_argument("--out", help="report directory (default: RUN/evaluation)")
+
+    calibrate = commands.add_parser(
+        "calibrate", parents=[parents["runs_dir"], parents["data_dir"]],
+        help="move a trained run's not-a-digit threshold: refit it on its validation split",
+        description="Fit RUN's temperature and not-a-digit threshold again on its own validation split, refusing "
+                    "at most --reject-rate of those digits, and store them in the run (metrics.json, config.json): "
+                    "what training with that reject_rate would have stored, without training again.")
+    calibrate.add_argument("run", nargs="?", help="run directory (default: the latest run)")
+    calibrate.add_argument("--reject-rate", type=float, required=True, metavar="R",
+                           help="share of validation digits the threshold may refuse, e.g. 0.01")
 
     ensemble = commands.add_parser("ensemble", parents=[parents["data_dir"]],
                                    help="average several runs into one model (a run directory)")
@@ -456,6 +467,23 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from . import runs, train
+
+    run = runs.resolve_run(args.run, args.runs_dir)
+    result = train.recalibrate(run, args.reject_rate, data_dir=args.data_dir)
+    before, after = result["before"] or {}, result["after"]
+    print(f"Calibrated {run} on {after['validation_images']} validation digits: temperature "
+          f"{after['temperature']:.4f}, not a digit below {after['reject_below']:.4f} (was "
+          f"{before.get('reject_below', float('nan')):.4f} at reject_rate {before.get('reject_rate')})")
+    line = f"Validation digits refused: {after['validation_digits_refused']:.2%}"
+    if "validation_non_digits" in after:
+        line += f"; generated non-digits refused: {after['validation_non_digits']['refused']:.2%}"
+    print(line)
+    print(f"Wrote {run / 'metrics.json'} and {run / 'config.json'}")
+    return 0
+
+
 def cmd_ensemble(args) -> int:
     from . import ensemble
 
@@ -496,7 +524,7 @@ def cmd_serve(args) -> int:
 
 
 COMMANDS = {"serve": cmd_serve, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "ensemble": cmd_ensemble,
-            "export": cmd_export, "tune": cmd_tune}
+            "export": cmd_export, "tune": cmd_tune, "calibrate": cmd_calibrate}
 
 
 def missing_extra(error: ModuleNotFoundError) -> str | None:

@@ -146,7 +146,8 @@ VALIDATION_NON_DIGITS = 1000  # generated non-digits held out from Outlier Expos
 
 
 def non_digit_images(config: Config, x_train, x_val):
-    """(training, validation) non-digits as model inputs for Outlier Exposure; (None, None) when off.
+    """(training, validation) non-digits as model inputs for Outlier Exposure; (None, None) when off, and no
+    training ones when `x_train` is None.
 
     config.outlier_families share them evenly: digits.synthetic's generated families, and "pairs" of two
     digits side by side, from the training split for training and the validation split for validation."""
@@ -159,8 +160,10 @@ def non_digit_images(config: Config, x_train, x_val):
     paired = [count // len(config.outlier_families) if "pairs" in config.outlier_families else 0 for count in counts]
     pictures = synthetic.non_digits(sum(counts) - sum(paired), seed=config.seed, families=tuple(drawn)) if drawn \
         else np.zeros((0, 28, 28), np.uint8)
-    training = np.concatenate([pictures[:counts[0] - paired[0]], synthetic.pairs(x_train, paired[0], config.seed)])
     validation = np.concatenate([pictures[counts[0] - paired[0]:], synthetic.pairs(x_val, paired[1], config.seed + 1)])
+    if x_train is None:  # only the validation ones (recalibrating a trained run)
+        return None, to_model_input(validation)
+    training = np.concatenate([pictures[:counts[0] - paired[0]], synthetic.pairs(x_train, paired[0], config.seed)])
     if paired[0]:  # pairs mixed through (without pairs, the order is non_digits' own, as before)
         training = training[np.random.default_rng([config.seed, 2]).permutation(len(training))]
     return to_model_input(training), to_model_input(validation)
@@ -235,6 +238,48 @@ class KeepBest(keras.callbacks.Callback):
             return None
         self.model.load_weights(self.weights)
         return json.loads(self.record.read_text())["epoch"]
+
+
+def fit_calibration(model, reject_rate: float, dataset, x_val, y_val, outliers_val=None) -> tuple[dict, dict]:
+    """(calibration, test metrics) of a trained float32 `model`: the temperature and the not-a-digit threshold
+    fitted on the validation split (`calibration.fit`), then the test set read with that temperature."""
+    fitted = calibration.fit(models.predict_batches(model, x_val), y_val, reject_rate,
+                             None if outliers_val is None else models.predict_batches(model, outliers_val))
+    probabilities = models.predict_batches(model, to_model_input(dataset.x_test))
+    test = evaluate.evaluate(calibration.apply_temperature(probabilities, fitted["temperature"]), dataset.y_test,
+                             dataset.class_names)
+    return fitted, test
+
+
+def recalibrate(run: str | Path, reject_rate: float, data_dir=None) -> dict:
+    """Move a trained run's operating point without training again: fit its temperature and not-a-digit threshold
+    again on its own validation split, refusing at most `reject_rate` of those digits, and store them (metrics.json,
+    then config.json's reject_rate), each file replaced whole. The run then holds exactly what training its recipe
+    with this reject_rate writes: training uses reject_rate for nothing else. Returns {"before", "after"}: the
+    calibration it had and the one it has now."""
+    from . import backends, config as config_module
+
+    info = runs.load_info(runs.check_run(run))
+    if info.config.get("model") == "ensemble":
+        raise ValueError(f"{info.run_dir} is an ensemble; set reject_rate in its members' recipe and run "
+                         "`digits ensemble` again")
+    known = {key: value for key, value in info.config.items() if key in Config.__dataclass_fields__}
+    recipe = config_module.from_dict({**known, "reject_rate": reject_rate})
+    dataset, _, _, x_val, y_val = data.training_arrays(recipe, data_dir)
+    trained_on = (info.metrics.get("dataset") or {}).get("checksum")
+    if trained_on and dataset.checksum != trained_on:
+        raise ValueError(f"the {dataset.name} files found ({dataset.source}) differ from those {info.run_dir} was "
+                         "trained on; point --data-dir at the original files")
+    model = backends.load("keras", info.run_dir / "model.keras").model
+    _, outliers_val = non_digit_images(recipe, None, x_val)
+    fitted, test = fit_calibration(model, recipe.reject_rate, dataset, x_val, y_val, outliers_val)
+    before = info.metrics.get("calibration")
+    metrics = {**info.metrics, "test_loss": test["loss"], "test_ece": test.get("ece"), "calibration": fitted,
+               "recalibrated": {"from_reject_rate": (before or {}).get("reject_rate"),
+                                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
+    files.write_json(info.run_dir / "metrics.json", metrics)
+    files.write_json(info.run_dir / "config.json", {**info.config, "reject_rate": recipe.reject_rate})
+    return {"before": before, "after": fitted}
 
 
 def augmentation(config: Config) -> dict:
@@ -323,11 +368,7 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
             trained, model = model, models.create_model(config.model, input_shape=x_train.shape[1:],
                                                         num_classes=classes, **config.model_args)
             model.set_weights(trained.get_weights())
-        fitted = calibration.fit(models.predict_batches(model, x_val), y_val, config.reject_rate,
-                                 None if outliers_val is None else models.predict_batches(model, outliers_val))
-        probabilities = models.predict_batches(model, to_model_input(dataset.x_test))
-        test = evaluate.evaluate(calibration.apply_temperature(probabilities, fitted["temperature"]), dataset.y_test,
-                                 dataset.class_names)
+        fitted, test = fit_calibration(model, config.reject_rate, dataset, x_val, y_val, outliers_val)
         metrics = {
             "test_loss": test["loss"], "test_accuracy": test["accuracy"], "test_ece": test.get("ece"),
             "calibration": fitted,
