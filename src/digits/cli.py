@@ -468,9 +468,12 @@ def cmd_export(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from . import runs, train
+    from . import config, runs
 
     run = runs.resolve_run(args.run, args.runs_dir)
+    config.from_dict({"reject_rate": args.reject_rate})  # a bad rate is named before TensorFlow loads
+    from . import train
+
     result = train.recalibrate(run, args.reject_rate, data_dir=args.data_dir)
     before, after = result["before"] or {}, result["after"]
     print(f"Calibrated {run} on {after['validation_images']} validation digits: temperature "
