@@ -160,13 +160,14 @@ def non_digit_images(config: Config, x_train, x_val):
     paired = [count // len(config.outlier_families) if "pairs" in config.outlier_families else 0 for count in counts]
     pictures = synthetic.non_digits(sum(counts) - sum(paired), seed=config.seed, families=tuple(drawn)) if drawn \
         else np.zeros((0, 28, 28), np.uint8)
+    training = None  # none when only the validation ones are asked for (recalibrating a trained run)
+    if x_train is not None:
+        training = np.concatenate([pictures[:counts[0] - paired[0]], synthetic.pairs(x_train, paired[0], config.seed)])
+        if paired[0]:  # pairs mixed through (without pairs, the order is non_digits' own, as before)
+            training = training[np.random.default_rng([config.seed, 2]).permutation(len(training))]
+        training = to_model_input(training)
     validation = np.concatenate([pictures[counts[0] - paired[0]:], synthetic.pairs(x_val, paired[1], config.seed + 1)])
-    if x_train is None:  # only the validation ones (recalibrating a trained run)
-        return None, to_model_input(validation)
-    training = np.concatenate([pictures[:counts[0] - paired[0]], synthetic.pairs(x_train, paired[0], config.seed)])
-    if paired[0]:  # pairs mixed through (without pairs, the order is non_digits' own, as before)
-        training = training[np.random.default_rng([config.seed, 2]).permutation(len(training))]
-    return to_model_input(training), to_model_input(validation)
+    return training, to_model_input(validation)
 
 
 def with_touching_pieces(config: Config, x_train, y_train, progress=None):
