@@ -201,7 +201,9 @@ def _parameters(parameters: dict) -> str:
 
 def stress(result: dict) -> list[str]:
     labels, baseline, reader = list(result["models"]), result["baseline"], result["reader"]
-    recipes = ", ".join(f"`{label}` " + (f"`{model['recipe']}`" if model.get("recipe") else f"a `{model['model']}` run")
+    recipes = ", ".join(f"`{label}` " + (f"`{model['recipe']}`" + changed_since({"config_file": model["recipe"],
+                                                                                 "config": model.get("config")})
+                                         if model.get("recipe") else f"a `{model['model']}` run")
                         for label, model in result["models"].items())
     lines = [f"**Stress** (`python benchmarks/stress.py`; {recipes}): the first {result['samples']:,} test digits "
              "rendered as photos under conditions outside what training samples, each seeded, read through "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
 import math
 import sys
 import time
@@ -319,8 +320,11 @@ def measure(predictors: dict, samples: int, seed: int, names: list[str], baselin
         row.update(parameters=CONDITIONS[name], ink_not_found=prepared[name]["ink_not_found"],
                    render_ms=prepared[name]["render_ms"], prepare_ms=prepared[name]["prepare_ms"])
     targets = [row["target"]["met"] for row in conditions.values() if row["target"] is not None]
-    models = {label: {"model": predictor.info.config.get("model"), "recipe": recipe_of(predictor.info.config),
-                      "backend": predictor.backend} for label, predictor in predictors.items()}
+    models = {}
+    for label, predictor in predictors.items():
+        recipe = recipe_of(predictor.info.config)  # and the file as it reads now, so a later change can be named
+        models[label] = {"model": predictor.info.config.get("model"), "recipe": recipe, "backend": predictor.backend,
+                         "config": json.loads((ROOT / recipe).read_text()) if recipe else None}
     return {"benchmark": "stress", "samples": samples, "seed": seed, "baseline": baseline, "reader": reader,
             "target_rule": (f"reader's loss <= half of the baseline's, per condition; <= {ZERO_LOSS_ALLOWANCE} point "
                             "where the baseline loses nothing (loss: clean accuracy - condition accuracy, in points)"),

@@ -39,3 +39,20 @@ def test_the_cards_data_line_names_what_the_recipe_adds_to_mnist():
                              "touching_pieces": 12000}) == (
         ", plus 20,000 generated non-digits (Outlier Exposure: letters, pairs) and 12,000 digits cut out of touching "
         "numbers written with its own training digits")
+
+
+def test_a_stress_model_of_an_older_recipe_says_what_changed(tmp_path, monkeypatch):
+    """benchmarks/stress.py keeps each model's recipe file as it read then; the section names what changed since."""
+    stress = json.loads((report.RESULTS / "stress.json").read_text())
+    monkeypatch.setattr(report, "ROOT", tmp_path)
+    (tmp_path / "configs").mkdir()
+    for model in stress["models"].values():
+        model["config"] = {"model": model["model"], "epochs": 5}
+        (tmp_path / model["recipe"]).write_text(json.dumps(model["config"]))
+    assert "changed" not in report.stress(stress)[0]
+    reader = stress["models"][stress["reader"]]
+    (tmp_path / reader["recipe"]).write_text(json.dumps({**reader["config"], "epochs": 6}))
+    assert (f"`{reader['recipe']}` (measured before the recipe file changed: `epochs` then 5, now 6;"
+            in report.stress(stress)[0])
+    del reader["config"]  # results from before stress.py kept the file: not labelled, as before
+    assert "changed" not in report.stress(stress)[0]
