@@ -4,9 +4,13 @@ The validation split that every recipe with the same `validation_split` holds ou
 seeded order; 5% for configs/reader.json) is rendered as benchmarks/real_images.py renders test digits:
 strips whose neighbours all touch, mixed strips (10% of neighbours touching), both read whole in number mode,
 and single digits read in auto mode (how many come back as several digits). The seeds differ from
-real_images.py's. Writes benchmarks/results/validation_strips.json (or --out).
+real_images.py's. With --non-digits N, also "not a digit" at each run's stored threshold: the share of the
+validation digits refused, and of N non-digits generated fresh (their own seed, never a training picture) from
+the five default Outlier Exposure families, refused, with their AUROC against the validation digits; the
+rejection benchmark's families stay held out for the test. Writes benchmarks/results/validation_strips.json
+(or --out).
 Usage: python benchmarks/validation_strips.py --run LABEL=RUN [--run LABEL=RUN ...] [--strips 300]
-       [--singles 600] [--validation-split 0.05]
+       [--singles 600] [--non-digits 0] [--validation-split 0.05]
 """
 
 from __future__ import annotations
@@ -23,17 +27,32 @@ import real_images  # noqa: E402
 from common import machine, save  # noqa: E402
 from stress import parse_runs  # noqa: E402
 
-SEEDS = {"touching": 900, "mixed": 901, "singles": 902}
+SEEDS = {"touching": 900, "mixed": 901, "singles": 902, "non_digits": 903}
+
+
+def rejection(predictor, x_val, non_digits) -> dict:
+    """The validation digits and generated non-digits refused at the run's stored threshold, and the AUROC."""
+    from digits import calibration
+
+    digits, others = (predictor.predict_proba(images).max(1) for images in (x_val, non_digits))
+    threshold = predictor.reject_below if predictor.reject_below is not None else 0.0
+    return {"reject_below": predictor.reject_below, "validation_refused": float((digits < threshold).mean()),
+            "non_digits_refused": float((others < threshold).mean()),
+            "non_digits_auroc": calibration.auroc(digits, others)}
 
 
 def measure(predictor, x_val, y_val, strips: int, singles: int) -> dict:
-    started = time.perf_counter()
-    touching, _ = real_images._strips_read(predictor, x_val, y_val, strips, [SEEDS["touching"]], touching=1.0)
-    mixed, _ = real_images._strips_read(predictor, x_val, y_val, strips, [SEEDS["mixed"]])
-    split = sum(real_images._auto_split(predictor, real_images.render_digit(x_val[index], np.random.default_rng(
-        [SEEDS["singles"], index])), index) is not None for index in range(singles))
-    return {"touching_read_whole": float(np.mean(touching)), "mixed_read_whole": float(np.mean(mixed)),
-            "singles_split": split / singles, "seconds": round(time.perf_counter() - started, 1)}
+    """Strips read whole and singles split (none measured when their count is 0)."""
+    started, result = time.perf_counter(), {}
+    if strips:
+        touching, _ = real_images._strips_read(predictor, x_val, y_val, strips, [SEEDS["touching"]], touching=1.0)
+        mixed, _ = real_images._strips_read(predictor, x_val, y_val, strips, [SEEDS["mixed"]])
+        result.update(touching_read_whole=float(np.mean(touching)), mixed_read_whole=float(np.mean(mixed)))
+    if singles:
+        split = sum(real_images._auto_split(predictor, real_images.render_digit(x_val[index], np.random.default_rng(
+            [SEEDS["singles"], index])), index) is not None for index in range(singles))
+        result["singles_split"] = split / singles
+    return {**result, "seconds": round(time.perf_counter() - started, 1)}
 
 
 def main() -> None:
@@ -41,6 +60,7 @@ def main() -> None:
     parser.add_argument("--run", action="append", required=True, help="LABEL=RUN (repeat to compare)")
     parser.add_argument("--strips", type=int, default=300, help="touching and mixed strips each (default: 300)")
     parser.add_argument("--singles", type=int, default=600, help="single digits read in auto mode (default: 600)")
+    parser.add_argument("--non-digits", type=int, default=0, help="generated non-digits to refuse (default: 0)")
     parser.add_argument("--validation-split", type=float, default=0.05, help="(default: 0.05, configs/reader.json's)")
     parser.add_argument("--out", help="results file (default: benchmarks/results/validation_strips.json)")
     args = parser.parse_args()
@@ -53,11 +73,21 @@ def main() -> None:
         parser.error(str(error))
     dataset = data.load_dataset("mnist", allow_download=False)
     _, _, x_val, y_val = data.split_validation(dataset.x_train, dataset.y_train, args.validation_split)
+    non_digits = None
+    if args.non_digits:
+        from digits import synthetic
+        from digits.config import OUTLIER_FAMILIES
+
+        non_digits = synthetic.non_digits(args.non_digits, SEEDS["non_digits"], families=OUTLIER_FAMILIES[:5])
     results = {}
     for label, path in runs.items():
-        results[label] = {"run": path, **measure(Predictor(path), x_val, y_val, args.strips, args.singles)}
+        predictor = Predictor(path)
+        results[label] = {"run": path, **measure(predictor, x_val, y_val, args.strips, args.singles)}
+        if non_digits is not None:
+            results[label].update(rejection(predictor, x_val, non_digits))
         print(label, results[label], flush=True)
     saved = save("validation_strips", {"runs": results, "strips": args.strips, "singles": args.singles,
+                                       "non_digits": args.non_digits,
                                        "validation_split": args.validation_split, "seeds": SEEDS,
                                        "command": " ".join(["python", "benchmarks/validation_strips.py", *sys.argv[1:]]),
                                        "machine": machine()}, args.out)
