@@ -38,6 +38,13 @@ def test_latest_run_and_incomplete_runs(tiny_run, tmp_path):
         runs.check_run(tmp_path / "nowhere")
 
 
+def test_the_shipped_models_directory_is_named_as_such_not_as_an_unfinished_run():
+    """`digits evaluate src/digits/shipped` (or export, calibrate...): not "its training did not finish"."""
+    with pytest.raises(ValueError, match="holds the shipped model, not a run directory; pass its model.onnx") as error:
+        runs.check_run(runs.SHIPPED_DIR)
+    assert "did not finish" not in str(error.value) and "scripts/ship_model.py" in str(error.value)
+
+
 def test_latest_is_the_most_recently_finished(tiny_run, tmp_path, monkeypatch):
     older, newer = tmp_path / "older", tmp_path / "newer"
     shutil.copytree(tiny_run, older)

@@ -142,6 +142,10 @@ def check_run(run_dir: str | Path) -> Path:
     if not run_dir.is_dir():
         raise ValueError(f"{run_dir} is a file, not a run directory; pass the directory that holds model.keras")
     missing = [name for name in RUN_FILES if not (run_dir / name).is_file()]
+    if missing and (run_dir / SHIPPED_CARD).is_file():
+        raise ValueError(f"{run_dir} holds the shipped model, not a run directory; pass its {SHIPPED_MODEL} to "
+                         "read with it, or a run that `digits train` wrote (the shipped model is rebuilt by "
+                         f"`{BUILD_SHIPPED}`)")
     if missing:
         raise ValueError(f"run directory {run_dir} is incomplete (missing {', '.join(missing)}); "
                          "its training did not finish: run the same `digits train` command again to resume it")
