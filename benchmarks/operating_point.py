@@ -67,8 +67,7 @@ def main() -> None:
     from digits.predictor import Predictor
 
     started = time.perf_counter()
-    recipe = config.from_dict({key: value for key, value in runs.load_info(args.run).config.items()
-                               if key in config.Config.__dataclass_fields__})
+    recipe = config.from_run(runs.load_info(args.run).config)
     _, _, _, x_val, y_val = data.training_arrays(recipe)  # the run's own validation split, as a model input
     count = min(args.photos, len(x_val))
     digits = np.round(x_val[..., 0] * 255).astype(np.uint8)

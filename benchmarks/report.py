@@ -63,8 +63,9 @@ def changed_since(result: dict) -> str:
     """How the recipe file differs from the recipe the result measured ("" if it does not): a figure of a recipe
     that has changed since is labelled as the old recipe's, not passed off as the file's."""
     name = recipe(result)[0]
+    path = ROOT / name
     then = result.get("config")
-    now = json.loads((ROOT / name).read_text()) if (ROOT / name).is_file() else None
+    now = json.loads(path.read_text()) if path.is_file() else None
     if then is None or now == then:
         return ""
     if now is None:

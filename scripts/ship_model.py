@@ -152,11 +152,11 @@ def main() -> None:
         run_step(command(args, run))
     python = sys.executable
     real_json, rejection_json = work / "real_images.json", work / "rejection.json"
+    measured = max((run / name).stat().st_mtime for name in ("model.onnx", "metrics.json"))  # model, threshold
     for result, step in ((real_json, ["benchmarks/real_images.py", "--run", relative(run), "--samples",
                                       str(args.photos), "--strips", str(args.strips), "--out", relative(real_json)]),
                          (rejection_json, ["benchmarks/rejection.py", "--run", relative(run), "--samples",
                                            str(args.samples), "--out", relative(rejection_json)])):
-        measured = max((run / name).stat().st_mtime for name in ("model.onnx", "metrics.json"))  # model, threshold
         if args.reuse and result.is_file() and result.stat().st_mtime > measured:
             print(f"reusing {relative(result)} (measured on this run)", file=sys.stderr)
             continue

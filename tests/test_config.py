@@ -103,3 +103,9 @@ def test_outlier_families_are_checked_and_round_trip():
                          ([1], "must be a list of strings")):
         with pytest.raises(ValueError, match=message):
             config.from_dict({"outlier_families": bad})
+
+
+def test_a_runs_recipe_is_read_from_its_config_json_without_what_is_not_a_setting():
+    written = config.Config(epochs=3, reject_rate=0.01).to_dict()
+    assert config.from_run(written) == config.Config(epochs=3, reject_rate=0.01)
+    assert config.from_run({**written, "members": ["a", "b"], "tta": True}) == config.from_run(written)

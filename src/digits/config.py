@@ -161,6 +161,12 @@ def from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
     return dataclasses.replace(base or Config(), **checked).validate()
 
 
+def from_run(values: dict[str, Any]) -> Config:
+    """The recipe a run was trained with, from its config.json: what `digits train` wrote there, with anything
+    that is not a setting (what a run of another kind, e.g. an ensemble, records beside it) left out."""
+    return from_dict({key: value for key, value in values.items() if key in _field_types()})
+
+
 def load(path: str | Path, base: Config | None = None) -> Config:
     """Read a JSON config file; every error is a one-line ValueError naming the file."""
     path = Path(path)

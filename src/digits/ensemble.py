@@ -88,8 +88,7 @@ def make_ensemble(members: list[str | Path], out: str | Path, tta: bool = False,
     member_accuracy = [float((models.predict_batches(model, x_test).argmax(1) == dataset.y_test).mean())
                        for model in loaded]
     model = build(loaded, tta=tta)
-    recipe = config_module.from_dict({key: value for key, value in infos[0].config.items()
-                                      if key in config_module.Config.__dataclass_fields__})
+    recipe = config_module.from_run(infos[0].config)
     _, _, _, x_val, y_val = data.training_arrays(recipe, data_dir)  # the first member's validation split
     fitted = calibration.fit(models.predict_batches(model, x_val, batch_size=512), y_val, recipe.reject_rate)
     test = evaluate.evaluate(calibration.apply_temperature(models.predict_batches(model, x_test, batch_size=512),

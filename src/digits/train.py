@@ -264,8 +264,7 @@ def recalibrate(run: str | Path, reject_rate: float, data_dir=None) -> dict:
     if info.config.get("model") == "ensemble":
         raise ValueError(f"{info.run_dir} is an ensemble; set reject_rate in its members' recipe and run "
                          "`digits ensemble` again")
-    known = {key: value for key, value in info.config.items() if key in Config.__dataclass_fields__}
-    recipe = config_module.from_dict({**known, "reject_rate": reject_rate})
+    recipe = config_module.from_dict({"reject_rate": reject_rate}, config_module.from_run(info.config))
     dataset, _, _, x_val, y_val = data.training_arrays(recipe, data_dir)
     trained_on = (info.metrics.get("dataset") or {}).get("checksum")
     if trained_on and dataset.checksum != trained_on:
