@@ -6,6 +6,7 @@ match one true digit?), so that scorers can be compared and fitted offline witho
     python scripts/seg_eval.py cache --seed 7000 --kind touching --count 300 --out CACHE/7000t.npy
     python scripts/seg_eval.py read --seed 7000 --kind touching --count 300   # read end to end (reading.read)
     python scripts/seg_eval.py singles --seed 7200 --count 600   # wide single digits read as several
+    python scripts/seg_eval.py diagnose --cache CACHE/7000t.npy  # why each misread strip was misread
 
 Strips: seeds [seed, 3, index] (touching=1.0) or [seed, 1, index] (mixed), digits drawn from the whole MNIST
 training split (never the test set), as real_images._strips_read draws them from whatever array it is given.
@@ -154,16 +155,68 @@ def strips_read(args):
           f"({(time.process_time() - started) / args.count:.3f} s CPU a strip)")
 
 
+def right_path(entry: dict, share: float = 0.75) -> list | None:
+    """The candidates (first, last) of a cached strip that cut it right, left to right: each holds at least `share`
+    of its ink from one true digit and at least `share` of that digit's ink, in the digits' order (specks may be
+    left out, as `multidigit._choose` may); None if no such path is in the lattice."""
+    lattice, text = entry["lattice"], entry["truth"]
+    good = {key: int(entry["owner"][row]) for row, key in enumerate(lattice["keys"])
+            if entry["share"][row] >= share and entry["cover"][row] >= share}
+    reach = {(0, 0): []}  # (pieces read, digits found) -> the candidates that got there
+    for stop in range(1, lattice["count"] + 1):
+        for start in range(max(0, stop - multidigit.MAX_JOIN), stop):
+            for found in range(len(text)):
+                if (start, found) in reach and good.get((start, stop)) == found:
+                    reach[stop, found + 1] = reach[start, found] + [(start, stop)]
+        for found in range(len(text) + 1):
+            if lattice["small"][stop - 1] and (stop - 1, found) in reach and (stop, found) not in reach:
+                reach[stop, found] = reach[stop - 1, found]
+    return reach.get((lattice["count"], len(text)))
+
+
+def diagnose(args):
+    """Each cached strip the lattice misreads, put in one of three bins: the right cut is not among the candidates
+    (`multidigit._slices` must cut elsewhere), it is but the classifier misreads one of its digits, or it is and
+    reads right but another reading scores higher (`multidigit._hand_scores` must weigh differently)."""
+    bins = {"read right": [], "right cut absent": [], "right cut misread": [], "right cut scored lower": []}
+    for entry in np.load(args.cache, allow_pickle=True):
+        lattice, text = entry["lattice"], entry["truth"]
+        if lattice is None:
+            bins["right cut absent"].append((entry["index"], text, ""))
+            continue
+        scores = multidigit._hand_scores(lattice)
+        row = {key: index for index, key in enumerate(lattice["keys"])}
+        read = lambda path: "".join(str(lattice["probabilities"][row[key]].argmax()) for key in path)  # noqa: E731
+        chosen = multidigit._choose(lattice, scores)
+        path = right_path(entry)
+        found = (entry["index"], text, read(chosen))
+        if read(chosen) == text:
+            bins["read right"].append(found)
+        elif path is None:
+            bins["right cut absent"].append(found)
+        elif read(path) != text:
+            bins["right cut misread"].append((*found, read(path)))
+        else:
+            total = lambda keys: round(float(sum(scores[key] for key in keys)), 2)  # noqa: E731
+            bins["right cut scored lower"].append((*found, total(path), total(chosen)))
+    total = sum(len(items) for items in bins.values())
+    for name, items in bins.items():
+        print(f"{name}: {len(items)} of {total}" + ("" if name == "read right" else f": {items}"))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["cache", "singles", "read"])
-    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("action", choices=["cache", "singles", "read", "diagnose"])
+    parser.add_argument("--seed", type=int, help="strips' seed (not for diagnose)")
+    parser.add_argument("--cache", help="diagnose: a file written by cache")
     parser.add_argument("--kind", choices=list(KINDS), default="touching")
     parser.add_argument("--min-width", type=int, default=18, help="singles: ink columns at least (default: 18)")
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--out")
     args = parser.parse_args()
-    {"cache": cache, "singles": singles, "read": strips_read}[args.action](args)
+    if args.action != "diagnose" and args.seed is None:
+        parser.error("--seed is required")
+    {"cache": cache, "singles": singles, "read": strips_read, "diagnose": diagnose}[args.action](args)
 
 
 if __name__ == "__main__":
