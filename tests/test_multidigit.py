@@ -356,3 +356,29 @@ def test_a_strip_of_many_pieces_is_read_in_bounded_memory():
         tracemalloc.stop()
     assert len(pieces) >= 300 and probabilities.shape == (len(pieces), 10)  # every bar read, not the largest 60
     assert peak < 128 * 2**20, f"{peak / 2**20:.0f} MiB"
+
+
+def test_seg_eval_finds_the_right_cut_in_a_lattice():
+    """scripts/seg_eval.py diagnose's test for a right cut: a path of candidates, each mostly one true digit's ink
+    and most of that digit, in the digits' order; a speck may be left out; none when no candidate covers a digit."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import seg_eval
+
+    keys = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 2), (1, 3), (2, 4)]
+    owner = {(0, 1): 0, (1, 2): 0, (2, 3): 1, (3, 4): 1, (0, 2): 0, (1, 3): 1, (2, 4): 1}
+    cover = {(0, 1): 0.4, (1, 2): 0.6, (2, 3): 0.97, (3, 4): 0.03, (0, 2): 1.0, (1, 3): 0.9, (2, 4): 1.0}
+    share = {(0, 1): 1.0, (1, 2): 1.0, (2, 3): 1.0, (3, 4): 1.0, (0, 2): 1.0, (1, 3): 0.5, (2, 4): 1.0}
+
+    def entry(small=(False, False, False, False), drop=()):
+        kept = [key for key in keys if key not in drop]
+        return {"truth": "17", "lattice": {"count": 4, "keys": kept, "small": list(small)},
+                "owner": np.array([owner[key] for key in kept]), "share": np.array([share[key] for key in kept]),
+                "cover": np.array([cover[key] for key in kept])}
+
+    assert seg_eval.right_path(entry()) == [(0, 2), (2, 4)]
+    assert seg_eval.right_path(entry(drop=[(2, 4)])) is None  # the 7's last piece is not a speck: no path
+    assert seg_eval.right_path(entry(small=(False, False, False, True), drop=[(2, 4)])) == [(0, 2), (2, 3)]
+    assert seg_eval.right_path(entry(drop=[(0, 2)])) is None  # the 1 is only ever half a candidate
