@@ -1,0 +1,101 @@
+"""benchmarks/rejection_scores.py: each not-a-digit score is what its name says, the logits read from a run's ONNX
+copy are the ones under its softmax, each threshold refuses the stored rate of validation digits, and the command
+end to end on a tiny run writes its JSON (its top-probability threshold is the one training stored)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import REPO, assert_clean_error, run_cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import rejection_scores  # noqa: E402
+
+
+def test_each_score_is_what_its_name_says():
+    logits = np.array([[4.0, 1.0, 0.0], [1.0, 1.0, 1.0], [9.0, 8.0, -2.0]])
+    found = rejection_scores.scores(logits, temperature=0.5)
+    probabilities = np.exp(logits / 0.5) / np.exp(logits / 0.5).sum(1, keepdims=True)
+    assert found["top probability"] == pytest.approx(probabilities.max(1))
+    assert found["energy"] == pytest.approx(0.5 * np.log(np.exp(logits / 0.5).sum(1)))
+    assert found["top logit"] == pytest.approx([4.0, 1.0, 9.0])
+    assert found["negative entropy"] == pytest.approx((probabilities * np.log(probabilities)).sum(1))
+    assert found["negative entropy"][1] == pytest.approx(-np.log(3))  # even odds: the most uncertain
+    ordered = np.sort(probabilities, 1)
+    assert found["margin"] == pytest.approx(ordered[:, -1] - ordered[:, -2])
+    assert found["margin"][1] == 0.0
+    # large logits do not overflow: the same answer as the logits less their maximum, plus that maximum
+    shifted = rejection_scores.scores(logits + 1000.0, temperature=0.5)
+    assert shifted["energy"] == pytest.approx(found["energy"] + 1000.0)
+    assert shifted["top probability"] == pytest.approx(found["top probability"])
+
+
+def test_each_threshold_refuses_the_rate_of_validation_digits():
+    validation = {"energy": np.arange(1, 201, dtype=float), "margin": np.linspace(0, 1, 200)}
+    others = {"energy": np.r_[np.zeros(50), np.full(50, 500.0)], "margin": np.r_[np.zeros(90), np.ones(10)]}
+    result = rejection_scores.compare({"validation": validation, "letters": others}, rate=0.01)
+    for name in validation:
+        assert result[name]["validation"]["refused"] == pytest.approx(0.01)  # the two lowest of 200
+        assert "auroc" not in result[name]["validation"]
+    assert result["energy"]["threshold"] == 3.0
+    assert result["energy"]["letters"] == {"refused": 0.5, "auroc": pytest.approx(0.5)}
+    assert result["margin"]["letters"]["refused"] == 0.9
+
+
+def test_logits_are_the_input_of_the_final_softmax(tiny_run):
+    import onnxruntime
+
+    from digits import images
+
+    pictures = np.random.default_rng(0).integers(0, 256, (5, 28, 28)).astype(np.uint8)
+    probabilities, logits = rejection_scores.read(tiny_run / "model.onnx", pictures)
+    plain = onnxruntime.InferenceSession(str(tiny_run / "model.onnx"), providers=["CPUExecutionProvider"])
+    signature = plain.get_inputs()[0]
+    inputs = images.to_model_input(pictures).reshape(5, *signature.shape[1:])
+    assert probabilities == pytest.approx(plain.run(None, {signature.name: inputs})[0], abs=1e-6)
+    softmax = np.exp(logits - logits.max(1, keepdims=True))
+    assert probabilities == pytest.approx(softmax / softmax.sum(1, keepdims=True), abs=1e-5)
+    assert np.ptp(logits, 1).min() > 0 and not np.allclose(logits.sum(1), 1.0)  # logits, not probabilities again
+
+
+def test_a_model_without_a_softmax_output_is_one_line(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "no-softmax",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 10])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 10])])
+    path = tmp_path / "relu.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(ValueError, match="not a softmax"):
+        rejection_scores.logits_model(path)
+
+
+def test_the_command_writes_its_json(tiny_run, tmp_path):
+    out = tmp_path / "scores.json"
+    result = run_cli("--run", str(tiny_run), "--photos", "30", "--non-digits", "30", "--out", str(out),
+                     script="benchmarks/rejection_scores.py")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(out.read_text())
+    stored = json.loads((tiny_run / "metrics.json").read_text())["calibration"]
+    assert saved["temperature"] == stored["temperature"] and saved["reject_rate"] == stored["reject_rate"]
+    assert set(saved["scores"]) == {"top probability", "energy", "top logit", "negative entropy", "margin"}
+    # the top probability's threshold, fitted here from the run's ONNX logits, is the one training stored
+    assert saved["scores"]["top probability"]["threshold"] == pytest.approx(stored["reject_below"], abs=1e-5)
+    for row in saved["scores"].values():
+        assert row["validation"]["refused"] <= stored["reject_rate"]
+        assert {"validation_photos", "letters", "scripts"} <= set(row)
+        assert 0.0 <= row["scripts"]["auroc"] <= 1.0
+    assert saved["families_trained"]["letters"] is False  # the tiny run trains no Outlier Exposure
+    assert saved["photos"] == 30 and saved["non_digits_per_family"] == 30 and saved["machine"]["cpu"]
+    assert str(REPO) not in out.read_text()
+
+
+def test_a_missing_run_is_one_line(tmp_path):
+    result = run_cli("--run", str(tmp_path / "nowhere"), script="benchmarks/rejection_scores.py")
+    assert_clean_error(result, "does not exist")
