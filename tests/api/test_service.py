@@ -164,7 +164,7 @@ def test_pixel_budget_admits_in_arrival_order_and_refuses_at_the_deadline():
         assert admitted[0][0] == "late" and "DIGITS_MAX_PENDING_PIXELS" in admitted[0][1]  # its deadline passed
         assert budget.used == 80
         budget.release(80)
-        await asyncio.gather(big, small)
+        await asyncio.gather(big, small, late)
         assert admitted[1:] == ["big", "small"] and budget.used == 100
 
     asyncio.run(scenario())
