@@ -15,7 +15,12 @@ non-digits generated fresh by `digits.synthetic` (seed 903, as benchmarks/valida
 set per family, each marked whether the run's Outlier Exposure trained on that family: a family it never saw
 (`scripts` for configs/reader.json) shows how a score carries to non-digits no training step imitated.
 
-Usage: python benchmarks/rejection_scores.py --run RUN [--photos 3000] [--non-digits 2000] [--out FILE]
+With --strips N, also what each score costs whole numbers: N strips of validation digits whose neighbours all
+touch and N mixed ones, rendered and read as benchmarks/validation_strips.py renders and reads them (same seeds),
+read whole only if every digit is right and no piece falls under that score's threshold (a refused piece reads
+"?"); the top probability's figures are the ones validation_strips.py reports for the run.
+
+Usage: python benchmarks/rejection_scores.py --run RUN [--photos 3000] [--non-digits 2000] [--strips 0] [--out FILE]
 Writes benchmarks/results/rejection_scores.json (or --out), with the machine.
 """
 
@@ -32,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, repo_relative, save  # noqa: E402
 
 NON_DIGIT_SEED = 903  # benchmarks/validation_strips.py's SEEDS["non_digits"]: never a training picture
+STRIP_SEEDS = {"touching": 900, "mixed": 901}  # benchmarks/validation_strips.py's SEEDS for its strips
 
 
 def logits_model(path: Path) -> bytes:
@@ -93,11 +99,37 @@ def compare(by_set: dict[str, dict[str, np.ndarray]], rate: float) -> dict[str, 
     return result
 
 
+def strips_whole(predictor, model: Path, digits: np.ndarray, labels: np.ndarray, count: int, temperature: float,
+                 thresholds: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Per score, the share of `count` touching and of `count` mixed strips of `digits` read whole, a piece under
+    the score's threshold refused (see the module doc); pieces cut and read by `multidigit` with `predictor`."""
+    from real_images import render_strip
+    from tqdm import tqdm
+
+    from digits import images, multidigit
+
+    whole = {name: dict.fromkeys(STRIP_SEEDS, 0) for name in thresholds}
+    for kind, seed in STRIP_SEEDS.items():
+        for index in tqdm(range(count), desc=f"{kind} strips", file=sys.stderr):
+            rng = np.random.default_rng([seed, index])  # as real_images._strips_read draws and renders a strip
+            chosen = rng.choice(len(digits), int(rng.integers(2, 7)), replace=False)
+            truth = "".join(str(int(label)) for label in labels[chosen])
+            photo = render_strip(list(digits[chosen]), rng, 1.0 if kind == "touching" else None)
+            pieces, probabilities = multidigit.read(images.to_gray(photo), predictor.predict_proba)
+            if "".join(str(int(row.argmax())) for row in probabilities) != truth:
+                continue  # misread or no digits: not whole, whatever the score
+            found = scores(read(model, np.stack([piece.image for piece in pieces]))[1], temperature)
+            for name, threshold in thresholds.items():
+                whole[name][kind] += bool((found[name] >= threshold).all())
+    return {name: {kind: value / count for kind, value in counts.items()} for name, counts in whole.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="a trained run directory (its model.onnx is read)")
     parser.add_argument("--photos", type=int, default=3000, help="validation digits rendered as photos (3000)")
     parser.add_argument("--non-digits", type=int, default=2000, help="generated non-digits per family (2000)")
+    parser.add_argument("--strips", type=int, default=0, help="touching and mixed strips each (default: 0)")
     parser.add_argument("--out", help="results file (default: benchmarks/results/rejection_scores.json)")
     args = parser.parse_args()
 
@@ -121,7 +153,7 @@ def main() -> None:
     recipe = config.from_run(info.config)
     fitted = info.metrics.get("calibration") or {}
     temperature, rate = float(fitted.get("temperature", 1.0)), float(recipe.reject_rate)
-    _, _, _, x_val, _ = data.training_arrays(recipe)  # the run's own validation split
+    _, _, _, x_val, y_val = data.training_arrays(recipe)  # the run's own validation split
     digits = np.round(x_val[..., 0] * 255).astype(np.uint8)
     count = min(args.photos, len(digits))
     photos = [render_digit(digits[index], np.random.default_rng([PHOTO_SEED, index]))
@@ -138,13 +170,23 @@ def main() -> None:
             found = {name: np.where(photo_ink, values, -np.inf) for name, values in found.items()}
         by_set[label] = found
     result = compare(by_set, rate)
+    if args.strips:
+        from digits.predictor import Predictor
+
+        read_whole = strips_whole(Predictor(args.run), model, digits, np.asarray(y_val), args.strips, temperature,
+                                  {name: row["threshold"] for name, row in result.items()})
+        for name, row in result.items():
+            row["strips_read_whole"] = read_whole[name]
     for name, row in result.items():
-        print(f"{name:>16}: " + ", ".join(f"{label} {row[label]['refused']:.2%}" for label in sets))
+        strips = row.get("strips_read_whole", {})
+        print(f"{name:>16}: " + ", ".join(f"{label} {row[label]['refused']:.2%}" for label in sets)
+              + "".join(f", {kind} strips whole {share:.1%}" for kind, share in strips.items()))
     saved = save("rejection_scores", {
         "benchmark": "rejection_scores", "run": repo_relative(str(Path(args.run).resolve())),
         "temperature": temperature, "reject_rate": rate, "stored_threshold": fitted.get("reject_below"),
         "validation_images": len(digits), "photos": count,
         "photo_seed": PHOTO_SEED, "non_digits_per_family": args.non_digits, "non_digit_seed": NON_DIGIT_SEED,
+        "strips": args.strips, "strip_seeds": STRIP_SEEDS,
         "families_trained": {family: family in trained for family in synthetic.FAMILIES}, "scores": result,
         "command": " ".join(["python", "benchmarks/rejection_scores.py", *sys.argv[1:]]),
         "seconds": round(time.perf_counter() - started, 1), "machine": machine()}, args.out)

@@ -99,3 +99,30 @@ def test_the_command_writes_its_json(tiny_run, tmp_path):
 def test_a_missing_run_is_one_line(tmp_path):
     result = run_cli("--run", str(tmp_path / "nowhere"), script="benchmarks/rejection_scores.py")
     assert_clean_error(result, "does not exist")
+
+
+def test_strips_refused_by_the_top_probability_read_as_the_reading_path_reads_them(cnn_fast_run, tmp_path):
+    """--strips: with the top probability's threshold (the stored one), the strips read whole are the ones
+    reading.read reads whole with the run's Predictor, for the same strips (benchmarks/validation_strips.py's
+    seeds); every score reads at most the strips whose digits are all right."""
+    import real_images
+
+    from digits import config, data, runs
+    from digits.predictor import Predictor
+
+    out = tmp_path / "scores.json"
+    result = run_cli("--run", str(cnn_fast_run), "--photos", "10", "--non-digits", "10", "--strips", "12",
+                     "--out", str(out), script="benchmarks/rejection_scores.py")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(out.read_text())
+    _, _, _, x_val, y_val = data.training_arrays(config.from_run(runs.load_info(cnn_fast_run).config))
+    digits = np.round(x_val[..., 0] * 255).astype(np.uint8)
+    predictor = Predictor(cnn_fast_run)
+    expected = {kind: float(np.mean(real_images._strips_read(predictor, digits, np.asarray(y_val), 12, [seed],
+                                                             touching=1.0 if kind == "touching" else None)[0]))
+                for kind, seed in rejection_scores.STRIP_SEEDS.items()}
+    assert saved["scores"]["top probability"]["strips_read_whole"] == expected
+    assert expected["mixed"] >= 0.5  # a 99% model reads most mixed strips: the comparison is not of zeros
+    assert saved["strips"] == 12
+    for row in saved["scores"].values():
+        assert set(row["strips_read_whole"]) == {"touching", "mixed"}
