@@ -132,6 +132,10 @@ def main() -> None:
     parser.add_argument("--strips", type=int, default=0, help="touching and mixed strips each (default: 0)")
     parser.add_argument("--out", help="results file (default: benchmarks/results/rejection_scores.json)")
     args = parser.parse_args()
+    for flag, value, least in (("--photos", args.photos, 1), ("--non-digits", args.non_digits, 1),
+                               ("--strips", args.strips, 0)):
+        if value < least:
+            parser.error(f"{flag} must be at least {least}, got {value}")
 
     from operating_point import PHOTO_SEED
     from real_images import render_digit

@@ -126,3 +126,9 @@ def test_strips_refused_by_the_top_probability_read_as_the_reading_path_reads_th
     assert saved["strips"] == 12
     for row in saved["scores"].values():
         assert set(row["strips_read_whole"]) == {"touching", "mixed"}
+
+
+@pytest.mark.parametrize("flag, value", [("--photos", "0"), ("--non-digits", "-3"), ("--strips", "-1")])
+def test_a_count_out_of_range_is_one_line(tmp_path, flag, value):
+    result = run_cli("--run", str(tmp_path), flag, value, script="benchmarks/rejection_scores.py")
+    assert_clean_error(result, flag, "must be at least")
