@@ -153,16 +153,22 @@ def _auto_split(model, photo: bytes, index: int) -> dict | None:
     return {"index": index, "read": answer.number} if answer.kind == "number" else None
 
 
-def _strips_read(predict_proba, x_test, y_test, count: int, seed: list[int], touching: float | None = None):
-    """`count` strips of 2-6 test digits, each seeded `seed + [index]`, read as numbers: (read whole, right count)."""
-    from digits import reading
-
-    whole, counted = [], []
+def strip_photos(x_test, y_test, count: int, seed: list[int], touching: float | None = None):
+    """`count` strips of 2-6 of the digits, each seeded `seed + [index]`: (true number, encoded photo) each."""
     for index in range(count):
         rng = np.random.default_rng([*seed, index])
         chosen = rng.choice(len(x_test), int(rng.integers(2, 7)), replace=False)
         truth = "".join(str(int(label)) for label in y_test[chosen])
-        number = reading.read(render_strip(list(x_test[chosen]), rng, touching), "number", predict_proba).number
+        yield truth, render_strip(list(x_test[chosen]), rng, touching)
+
+
+def _strips_read(predict_proba, x_test, y_test, count: int, seed: list[int], touching: float | None = None):
+    """`count` strips of 2-6 test digits (`strip_photos`), read as numbers: (read whole, right count)."""
+    from digits import reading
+
+    whole, counted = [], []
+    for truth, photo in strip_photos(x_test, y_test, count, seed, touching):
+        number = reading.read(photo, "number", predict_proba).number
         whole.append(number == truth)
         counted.append(len(number) == len(truth))
     return whole, counted

@@ -35,9 +35,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, repo_relative, save  # noqa: E402
+from validation_strips import SEEDS  # noqa: E402
 
-NON_DIGIT_SEED = 903  # benchmarks/validation_strips.py's SEEDS["non_digits"]: never a training picture
-STRIP_SEEDS = {"touching": 900, "mixed": 901}  # benchmarks/validation_strips.py's SEEDS for its strips
+NON_DIGIT_SEED = SEEDS["non_digits"]  # never a training picture
+STRIP_SEEDS = {kind: SEEDS[kind] for kind in ("touching", "mixed")}
 
 
 def logits_model(path: Path) -> bytes:
@@ -55,13 +56,17 @@ def logits_model(path: Path) -> bytes:
     return model.SerializeToString()
 
 
-def read(path: Path, images: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, logits) of the ONNX model at `path` for (N, 28, 28) images, uncalibrated."""
+def logits_session(path: Path):
+    """An ONNX Runtime session on `logits_model(path)`, made once per run and passed to `read`."""
     import onnxruntime
 
+    return onnxruntime.InferenceSession(logits_model(path), providers=["CPUExecutionProvider"])
+
+
+def read(session, images: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, logits) of a `logits_session` for (N, 28, 28) images, uncalibrated."""
     from digits.images import to_model_input
 
-    session = onnxruntime.InferenceSession(logits_model(path), providers=["CPUExecutionProvider"])
     signature = session.get_inputs()[0]
     inputs = to_model_input(images)
     inputs = inputs.reshape((len(inputs), *[side if isinstance(side, int) else -1 for side in signature.shape[1:]]))
@@ -99,26 +104,24 @@ def compare(by_set: dict[str, dict[str, np.ndarray]], rate: float) -> dict[str, 
     return result
 
 
-def strips_whole(predictor, model: Path, digits: np.ndarray, labels: np.ndarray, count: int, temperature: float,
+def strips_whole(predictor, session, digits: np.ndarray, labels: np.ndarray, count: int, temperature: float,
                  thresholds: dict[str, float]) -> dict[str, dict[str, float]]:
     """Per score, the share of `count` touching and of `count` mixed strips of `digits` read whole, a piece under
-    the score's threshold refused (see the module doc); pieces cut and read by `multidigit` with `predictor`."""
-    from real_images import render_strip
+    the score's threshold refused (see the module doc); pieces cut and read by `multidigit` with `predictor`,
+    scored from the logits of `session` (`logits_session`)."""
+    from real_images import strip_photos
     from tqdm import tqdm
 
     from digits import images, multidigit
 
     whole = {name: dict.fromkeys(STRIP_SEEDS, 0) for name in thresholds}
     for kind, seed in STRIP_SEEDS.items():
-        for index in tqdm(range(count), desc=f"{kind} strips", file=sys.stderr):
-            rng = np.random.default_rng([seed, index])  # as real_images._strips_read draws and renders a strip
-            chosen = rng.choice(len(digits), int(rng.integers(2, 7)), replace=False)
-            truth = "".join(str(int(label)) for label in labels[chosen])
-            photo = render_strip(list(digits[chosen]), rng, 1.0 if kind == "touching" else None)
+        drawn = strip_photos(digits, labels, count, [seed], 1.0 if kind == "touching" else None)
+        for truth, photo in tqdm(drawn, total=count, desc=f"{kind} strips", file=sys.stderr):
             pieces, probabilities = multidigit.read(images.to_gray(photo), predictor.predict_proba)
             if "".join(str(int(row.argmax())) for row in probabilities) != truth:
                 continue  # misread or no digits: not whole, whatever the score
-            found = scores(read(model, np.stack([piece.image for piece in pieces]))[1], temperature)
+            found = scores(read(session, np.stack([piece.image for piece in pieces]))[1], temperature)
             for name, threshold in thresholds.items():
                 whole[name][kind] += bool((found[name] >= threshold).all())
     return {name: {kind: value / count for kind, value in counts.items()} for name, counts in whole.items()}
@@ -151,7 +154,7 @@ def main() -> None:
         model = Path(args.run) / "model.onnx"
         if not model.is_file():
             raise ValueError(f"{args.run} has no model.onnx; pass a run that finished training")
-        logits_model(model)
+        session = logits_session(model)
     except ValueError as error:
         sys.exit(f"rejection_scores: error: {error}")
     recipe = config.from_run(info.config)
@@ -169,7 +172,7 @@ def main() -> None:
         sets[family] = synthetic.non_digits(args.non_digits, NON_DIGIT_SEED, families=(family,))
     by_set = {}
     for label, images in sets.items():
-        found = scores(read(model, images)[1], temperature)
+        found = scores(read(session, images)[1], temperature)
         if label == "validation_photos":  # a photo without ink is refused whatever the score
             found = {name: np.where(photo_ink, values, -np.inf) for name, values in found.items()}
         by_set[label] = found
@@ -177,7 +180,7 @@ def main() -> None:
     if args.strips:
         from digits.predictor import Predictor
 
-        read_whole = strips_whole(Predictor(args.run), model, digits, np.asarray(y_val), args.strips, temperature,
+        read_whole = strips_whole(Predictor(args.run), session, digits, np.asarray(y_val), args.strips, temperature,
                                   {name: row["threshold"] for name, row in result.items()})
         for name, row in result.items():
             row["strips_read_whole"] = read_whole[name]

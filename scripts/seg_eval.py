@@ -190,15 +190,15 @@ def diagnose(args):
         chosen = multidigit._choose(lattice, scores)
         path = right_path(entry)
         found = (entry["index"], text, read(chosen))
-        if read(chosen) == text:
+        if found[2] == text:
             bins["read right"].append(found)
         elif path is None:
             bins["right cut absent"].append(found)
         elif read(path) != text:
             bins["right cut misread"].append((*found, read(path)))
         else:
-            total = lambda keys: round(float(sum(scores[key] for key in keys)), 2)  # noqa: E731
-            bins["right cut scored lower"].append((*found, total(path), total(chosen)))
+            summed = lambda keys: round(float(sum(scores[key] for key in keys)), 2)  # noqa: E731
+            bins["right cut scored lower"].append((*found, summed(path), summed(chosen)))
     total = sum(len(items) for items in bins.values())
     for name, items in bins.items():
         print(f"{name}: {len(items)} of {total}" + ("" if name == "read right" else f": {items}"))
