@@ -11,9 +11,10 @@ renderer) read through `digits.images`. Non-digits, each family through the same
     scribbles, shapes, symbols, silhouettes   generated training families (digits.synthetic), unseen seeds
     look-alikes       O o I l S s Z z B G b g q D T t J j in the unseen fonts: reported, not counted against targets
 
-Per family: AUROC of the calibrated top probability (digits should score higher), the share refused at the
-model's stored threshold (a picture with no ink counts as refused), and the share of real digits refused;
-accuracy on all digits and on accepted digits; ECE (15 bins) on the MNIST test set and the rendered photos.
+Per family: AUROC of the model's digit score (`Predictor.predict_scores`: the calibrated chance of a digit
+from the energy, or the top probability for a model fitted before it; digits should score higher), the share
+refused at the model's stored threshold (a picture with no ink counts as refused), and the share of real digits
+refused; accuracy on all digits and on accepted digits; ECE (15 bins) on the MNIST test set and the rendered photos.
 Every recipe given is measured side by side (default: configs/cnn-995.json, the max-softmax baseline, and
 configs/cnn-995-oe.json, the same with Outlier Exposure). Writes benchmarks/results/rejection.json.
 Usage: python benchmarks/rejection.py [--config configs/cnn-995-oe.json ...] [--run RUN ...] [--samples 2000]
@@ -87,12 +88,12 @@ def measure(predictor, digits_in: dict, non_digits: dict, lookalikes: dict) -> d
     from digits import calibration
 
     threshold = predictor.reject_below
-    result = {"temperature": predictor.temperature, "reject_below": threshold, "digits": {}, "non_digits": {},
-              "lookalikes": {}}
+    result = {"temperature": predictor.temperature, "score": predictor.score, "reject_below": threshold,
+              "energy_below": predictor.energy_below, "digits": {}, "non_digits": {}, "lookalikes": {}}
     scores = {}
     for name, (inputs, labels, ink) in digits_in.items():
-        probabilities = predictor.predict_proba(inputs)
-        score = np.where(ink, probabilities.max(1), 0.0)
+        probabilities, score = predictor.predict_scores(inputs)
+        score = np.where(ink, score, 0.0)
         accepted = score >= threshold
         right = probabilities.argmax(1) == labels
         scores[name] = score
@@ -102,7 +103,7 @@ def measure(predictor, digits_in: dict, non_digits: dict, lookalikes: dict) -> d
                                   "ece": calibration.expected_calibration_error(probabilities, labels)}
     for group, key in ((non_digits, "non_digits"), (lookalikes, "lookalikes")):
         for name, (inputs, ink) in group.items():
-            score = np.where(ink, predictor.predict_proba(inputs).max(1), 0.0)
+            score = np.where(ink, predictor.predict_scores(inputs)[1], 0.0)
             result[key][name] = {"images": len(score), "refused": float((score < threshold).mean()),
                                  "auroc_vs_mnist": calibration.auroc(scores["mnist-test"], score),
                                  "auroc_vs_photos": calibration.auroc(scores["photos"], score)}

@@ -190,7 +190,9 @@ def main() -> None:
               + "".join(f", {kind} strips whole {share:.1%}" for kind, share in strips.items()))
     saved = save("rejection_scores", {
         "benchmark": "rejection_scores", "run": repo_relative(str(Path(args.run).resolve())),
-        "temperature": temperature, "reject_rate": rate, "stored_threshold": fitted.get("reject_below"),
+        "temperature": temperature, "reject_rate": rate, "stored_score": fitted.get("score", "max_probability"),
+        "stored_threshold": fitted.get("max_probability_below", fitted.get("reject_below")),
+        "stored_energy_threshold": fitted.get("energy_below"),
         "validation_images": len(digits), "photos": count,
         "photo_seed": PHOTO_SEED, "non_digits_per_family": args.non_digits, "non_digit_seed": NON_DIGIT_SEED,
         "strips": args.strips, "strip_seeds": STRIP_SEEDS,

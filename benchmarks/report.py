@@ -248,12 +248,19 @@ def serve_costs(result: dict) -> list[str]:
                     f"Machine: {machine_line(result['machine'])}."]
 
 
+def scores_read(result: dict) -> str:
+    """What the recipes of a rejection.json refuse by, in words (results from before the energy score: none said)."""
+    names = {"energy": "the energy of the logits", "max_probability": "the calibrated top probability"}
+    used = {recipe.get("score", "max_probability") for recipe in result["recipes"].values()}
+    return " or ".join(names[score] for score in sorted(used))
+
+
 def rejection(result: dict) -> list[str]:
     targets = result["targets"]
     lines = [f"**Knowing what is not a digit** (`{result.get('command', 'python benchmarks/rejection.py')}`: each "
              "recipe trained (or each run given), then read at its stored operating point, fitted on its validation "
-             "split; a family's share refused counts pictures with no ink as refused; AUROC of the calibrated top "
-             "probability, digits against the family):", ""]
+             "split; a family's share refused counts pictures with no ink as refused; AUROC of the score each reads "
+             f"by ({scores_read(result)}), digits against the family):", ""]
     names = list(result["recipes"])
     lines += ["| | " + " | ".join(f"`{name}`" for name in names) + " | target |",
               "|---|" + "---|" * len(names) + "---|"]
@@ -326,14 +333,25 @@ def model_card(card: dict, level: int = 1) -> list[str]:
              f"- **Rebuilt with**: `{card['rebuild']}`",
              f"- **Data**: MNIST training set, {card['dataset']['checksum'][:16]}... (SHA-256 over the IDX files' "
              f"SHA-256s){generated(card['config'])}; no other real data",
-             f"- **Calibration**: temperature {card['calibration']['temperature']:.3f}; not-a-digit below a calibrated "
-             f"top probability of {card['calibration']['reject_below']:.3f} (fitted on the validation split)",
+             f"- **Calibration**: temperature {card['calibration']['temperature']:.3f}; {operating_point(card)} "
+             "(fitted on the validation split)",
              f"- **Built**: {card['created']} on {card['machine']['cpu']}, {card['machine']['cores']} cores, "
              f"TensorFlow {card['machine']['tensorflow']}, Keras {card['machine']['keras']}", "",
              "| measure | value |", "|---|---|", *[f"| {name} | {value} |" for name, value in rows], "",
              "Figures from `benchmarks/real_images.py` and `benchmarks/rejection.py` run on this file; "
              "`python scripts/ship_model.py` reruns them all.", ""]
     return lines
+
+
+def operating_point(card: dict) -> str:
+    """The card's not-a-digit rule in words."""
+    fitted = card["calibration"]
+    if fitted.get("score") == "energy":
+        return (f"not a digit below an energy T log sum exp(z / T) of {fitted['energy_below']:.3f} (a calibrated "
+                f"chance of a digit of {fitted['reject_below']:.2f}; a copy without logits: below a top probability "
+                f"of {fitted['max_probability_below']:.3f})" + (
+                    f"; refit {card['refit']['created'][:10]}: {card['refit']['what']}" if "refit" in card else ""))
+    return f"not-a-digit below a calibrated top probability of {fitted['reject_below']:.3f}"
 
 
 def footprint(result: dict) -> list[str]:

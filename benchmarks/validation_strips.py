@@ -34,7 +34,7 @@ def rejection(predictor, x_val, non_digits) -> dict:
     """The validation digits and generated non-digits refused at the run's stored threshold, and the AUROC."""
     from digits import calibration
 
-    digits, others = (predictor.predict_proba(images).max(1) for images in (x_val, non_digits))
+    digits, others = (predictor.predict_scores(images)[1] for images in (x_val, non_digits))
     threshold = predictor.reject_below if predictor.reject_below is not None else 0.0
     return {"reject_below": predictor.reject_below, "validation_refused": float((digits < threshold).mean()),
             "non_digits_refused": float((others < threshold).mean()),

@@ -39,7 +39,7 @@ def main() -> None:
         for letter, _ in synthetic._glyphs(letters, fonts):
             prepared = [images.prepare(picture)
                         for picture in synthetic.pictures("letters", args.renders, 77, letters=letter)]
-            sure = predictor.predict_proba(np.stack([item.image for item in prepared])).max(1)
+            sure = predictor.predict_scores(np.stack([item.image for item in prepared]))[1]
             accepted = float(np.mean((sure >= predictor.reject_below) & [item.ink_found for item in prepared]))
             (left_out if accepted >= LOOKALIKE else kept).append((letter, accepted))
         if kept:

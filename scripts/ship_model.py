@@ -1,7 +1,7 @@
 """Rebuild the shipped model end to end: train, measure, write its card, copy it into the package.
 
     python scripts/ship_model.py [--config configs/reader.json] [--seed 1] [--work build/shipped]
-                                 [--samples 2000] [--photos 10000] [--strips 1000] [--reuse]
+                                 [--samples 2000] [--photos 10000] [--strips 1000] [--reuse] [--refit]
 
 1. Trains the recipe with the exact command the card records (`digits train --config configs/reader.json
    --seed 1 --out build/shipped/run --no-tensorboard`); a killed build resumes where it stopped, a finished run
@@ -13,6 +13,12 @@
    figures, size, SHA-256, date, machine), and `MODEL_CARD.md` beside it, generated from the card.
 4. Puts `model.onnx` and the card into `src/digits/shipped/` together: both are written into a new
    directory that then takes the old one's place, so a build that stops halfway leaves the old model whole.
+
+With --refit there is no training: the shipped model.onnx is taken as it is, given its logits as a second
+output (`digits.export.add_logits_output`; weights and probabilities unchanged, checked on the test set) and
+calibrated again on its recipe's validation split, rebuilt from the card's config (`calibration.fit`: the energy
+score). The split is proved the same by reproducing the card's stored temperature and top-probability threshold;
+steps 2-4 then run on that file, in --work/refit, and the card keeps its training record and says what was refit.
 
 Then `python benchmarks/report.py` regenerates the README's model card section from the card.
 """
@@ -52,12 +58,13 @@ def run_step(argv: list[str]) -> None:
         sys.exit(f"ship_model: `{' '.join(argv)}` failed with exit status {completed.returncode}")
 
 
-def test_accuracy(run: Path) -> float:
-    """MNIST test accuracy of the run's ONNX copy, read through the reading half (Predictor)."""
+def test_accuracy(model: Path) -> float:
+    """MNIST test accuracy of an ONNX file (a run's copy, or a staged shipped model), read through the reading half
+    (Predictor)."""
     from digits import data
     from digits.predictor import Predictor
 
-    predictor = Predictor(run / "model.onnx")
+    predictor = Predictor(model)
     dataset = data.load_dataset("mnist")
     return float((predictor.predict_proba(dataset.x_test).argmax(1) == dataset.y_test).mean())
 
@@ -70,7 +77,7 @@ def parameters(model: Path) -> int:
     return int(sum(np.prod(tensor.dims, dtype=np.int64) for tensor in onnx.load(str(model)).graph.initializer))
 
 
-def figures(run: Path, accuracy: float, real: dict, rejection: dict) -> dict:
+def figures(accuracy: float, real: dict, rejection: dict) -> dict:
     """The card's figures, from the benchmarks' JSON (the shipped run is the only recipe measured)."""
     (measured,) = rejection["recipes"].values()
     digits, non_digits = measured["digits"], measured["non_digits"]
@@ -114,6 +121,48 @@ def install(model: Path, card: dict, destination: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def refit(args, work: Path) -> tuple[Path, dict]:
+    """--refit: (the staged model file, its card so far), in work/refit; see the module doc."""
+    import numpy as np
+
+    from digits import backends, calibration, config, data, export, files, runs, train
+    from digits.images import to_model_input
+
+    source = runs.shipped_model(Path(args.destination))
+    card = runs.read_card(Path(args.destination))
+    staged = work / "refit"
+    staged.mkdir(parents=True, exist_ok=True)
+    model = staged / "model.onnx"
+    shutil.copyfile(source, model)
+    export.add_logits_output(model)
+    recipe = config.from_run(card["config"])
+    dataset, _, _, x_val, y_val = data.training_arrays(recipe)
+    if dataset.checksum != card["dataset"]["checksum"]:
+        sys.exit(f"ship_model: error: the {dataset.name} files found differ from those the shipped model was "
+                 "trained on")
+    before, after = (backends.load("onnx", path) for path in (source, model))
+    x_test = to_model_input(dataset.x_test)
+    if not np.array_equal(backends.in_batches(before, x_test), backends.in_batches(after, x_test)):
+        sys.exit("ship_model: error: the model with its logits output answers differently; report this as a bug")
+    _, outliers = train.non_digit_images(recipe, None, x_val)
+    raw = [backends.in_batches(after, images) for images in (x_val, outliers)]
+    logits = [backends.in_batches(after.logits, images) for images in (x_val, outliers)]
+    fitted = calibration.fit(raw[0], y_val, recipe.reject_rate, raw[1], logits[0], logits[1])
+    stored = card["calibration"]
+    if abs(fitted["temperature"] - stored["temperature"]) > 1e-3 or abs(
+            fitted["max_probability_below"] - stored["reject_below"]) > 1e-4:
+        sys.exit(f"ship_model: error: the validation split rebuilt from the card gives temperature "
+                 f"{fitted['temperature']:.5f} and top-probability threshold {fitted['max_probability_below']:.5f}, "
+                 f"not the stored {stored['temperature']:.5f} and {stored['reject_below']:.5f}: not the same split")
+    refitted = {"from": card["name"], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "what": "logits added as a second output (weights unchanged); calibration fitted again (energy)",
+                "command": "python scripts/ship_model.py --refit"}
+    card = {**card, "sha256": runs.sha256(model), "size_bytes": model.stat().st_size,
+            "calibration": fitted, "refit": refitted}
+    files.write_json(staged / "card.json", card)  # the staged file reads as a shipped model (its card beside it)
+    return model, card
+
+
 def check_recipe(args, run: Path) -> None:
     """A finished run in --work is shipped only if it was trained with the recipe and seed given: otherwise
     the card would name one recipe for a model trained with another."""
@@ -135,6 +184,8 @@ def main() -> None:
     parser.add_argument("--strips", type=int, default=1000, help="real_images.py --strips (default: 1000)")
     parser.add_argument("--reuse", action="store_true",
                         help="keep benchmark results already in --work that were measured on this run")
+    parser.add_argument("--refit", action="store_true",
+                        help="no training: give the shipped model its logits and calibrate it again (module doc)")
     parser.add_argument("--destination", default=str(ROOT / "src" / "digits" / "shipped"),
                         help="where the package's copy goes (default: src/digits/shipped)")
     args = parser.parse_args()
@@ -146,26 +197,42 @@ def main() -> None:
 
     work, started = Path(args.work), time.perf_counter()
     run = work / "run"
-    if (run / "metrics.json").is_file():
+    if args.refit:
+        model, refit_card = refit(args, work)
+        run = model.parent
+    elif (run / "metrics.json").is_file():
         check_recipe(args, run)
     else:
         run_step(command(args, run))
     python = sys.executable
-    real_json, rejection_json = work / "real_images.json", work / "rejection.json"
-    measured = max((run / name).stat().st_mtime for name in ("model.onnx", "metrics.json"))  # model, threshold
-    for result, step in ((real_json, ["benchmarks/real_images.py", "--run", relative(run), "--samples",
+    measured_on = model if args.refit else run
+    results = run if args.refit else work  # a refit's measurements stay beside the staged file
+    real_json, rejection_json = results / "real_images.json", results / "rejection.json"
+    threshold_file = "card.json" if args.refit else "metrics.json"
+    measured = max((run / name).stat().st_mtime for name in ("model.onnx", threshold_file))
+    for result, step in ((real_json, ["benchmarks/real_images.py", "--run", relative(measured_on), "--samples",
                                       str(args.photos), "--strips", str(args.strips), "--out", relative(real_json)]),
-                         (rejection_json, ["benchmarks/rejection.py", "--run", relative(run), "--samples",
+                         (rejection_json, ["benchmarks/rejection.py", "--run", relative(measured_on), "--samples",
                                            str(args.samples), "--out", relative(rejection_json)])):
         if args.reuse and result.is_file() and result.stat().st_mtime > measured:
             print(f"reusing {relative(result)} (measured on this run)", file=sys.stderr)
             continue
         run_step([python, *step])
+    built = machine()
+    if args.refit:
+        accuracy = test_accuracy(model)
+        card = {**refit_card, "name": f"{NAME}-{built['measured'][:10]}", "test_accuracy": accuracy,
+                "figures": figures(accuracy, json.loads(real_json.read_text()), json.loads(rejection_json.read_text())),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": built}
+        install(model, card, Path(args.destination))
+        print("\n".join(model_card(card)))
+        print(f"installed {args.destination}/model.onnx, refit, and its card in {time.perf_counter() - started:.0f} s; "
+              "now run `python benchmarks/report.py`", file=sys.stderr)
+        return
     metrics = json.loads((run / "metrics.json").read_text())
     config = json.loads((run / "config.json").read_text())
     model = run / "model.onnx"
-    accuracy = test_accuracy(run)
-    built = machine()
+    accuracy = test_accuracy(model)
     card = {
         "name": f"{NAME}-{built['measured'][:10]}",
         "file": "model.onnx",
@@ -185,7 +252,7 @@ def main() -> None:
         "training_seconds": metrics.get("training_seconds"),
         "training": {key: metrics.get(key) for key in ("epochs", "train_images", "validation_images", "precision",
                                                         "test_ece", "versions")},
-        "figures": figures(run, accuracy, json.loads(real_json.read_text()), json.loads(rejection_json.read_text())),
+        "figures": figures(accuracy, json.loads(real_json.read_text()), json.loads(rejection_json.read_text())),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": built,
     }

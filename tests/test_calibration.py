@@ -118,6 +118,61 @@ def test_fit_temperature_stays_within_its_range():
     assert 19 < fit_temperature(confidently_wrong, labels) <= 20
 
 
+# the energy score and the digit probability
+
+
+def test_energy_by_hand():
+    logits = np.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    assert calibration.energy(logits) == pytest.approx([np.log(np.e ** 2 + 2), np.log(3)])
+    # at T: T log sum exp(z / T); a shift of every logit by c shifts the energy by c (the softmax ignores it)
+    assert calibration.energy(logits, 0.5) == pytest.approx(0.5 * np.log(np.exp(logits / 0.5).sum(1)))
+    assert calibration.energy(logits + 7.0, 0.5) == pytest.approx(calibration.energy(logits, 0.5) + 7.0)
+    assert np.allclose(calibration.softmax(logits + 7.0, 0.5), calibration.softmax(logits, 0.5))
+
+
+def test_energy_is_stable_for_large_logits():
+    huge = np.array([[1000.0, 999.0, -1000.0]])
+    assert calibration.energy(huge)[0] == pytest.approx(1000.0 + np.log(1 + np.exp(-1.0)))
+    assert np.isfinite(calibration.softmax(huge, 0.05)).all()
+
+
+def test_digit_probability_is_the_chance_of_the_digit_classes_beside_a_not_a_digit_class():
+    """softmax over the logits and one more, fixed logit b: its digit classes add up to sigmoid((E - b) / T)."""
+    rng = np.random.default_rng(4)
+    logits, temperature, below = rng.normal(scale=3.0, size=(50, 10)), 0.7, 2.5
+    extended = np.column_stack([logits, np.full(50, below)]) / temperature
+    by_hand = _softmax(extended)[:, :10].sum(1)
+    assert calibration.digit_probability(logits, temperature, below) == pytest.approx(by_hand, rel=1e-9)
+    at = np.log(np.full((1, 10), np.exp(below / temperature) / 10)) * temperature  # energy exactly b
+    assert calibration.energy(at, temperature)[0] == pytest.approx(below)
+    assert calibration.digit_probability(at, temperature, below)[0] == pytest.approx(0.5)
+
+
+def test_fit_with_logits_stores_the_energy_operating_point():
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(2000, 10))
+    logits[np.arange(2000), rng.integers(0, 10, 2000)] += 10.0  # digits: strong logits ...
+    logits[:200, 0] += 10.0  # ... a tenth of them torn between two classes (a top probability near 0.5)
+    labels = _sample_labels(_softmax(logits), rng)  # calibrated at T = 1
+    others = rng.normal(scale=0.3, size=(500, 10))  # non-digits: weak logits, half with a clear winner
+    others[:250, 0] += 4.0
+    fitted = calibration.fit(_softmax(logits), labels, 0.01, _softmax(others), logits, others)
+    assert fitted["score"] == "energy" and fitted["reject_below"] == 0.5
+    energies = calibration.energy(logits, fitted["temperature"])
+    assert fitted["energy_below"] == calibration.threshold_for(energies, 0.01)
+    assert fitted["validation_digits_refused"] == pytest.approx(0.01, abs=1 / 2000)
+    digit = calibration.digit_probability(logits, fitted["temperature"], fitted["energy_below"])
+    assert float((digit < 0.5).mean()) == fitted["validation_digits_refused"]  # the same refusals, as probabilities
+    top = apply_temperature(_softmax(logits), fitted["temperature"]).max(1)
+    assert fitted["max_probability_below"] == calibration.threshold_for(top, 0.01)
+    assert fitted["validation_non_digits"]["refused"] > 0.99 and fitted["validation_non_digits"]["auroc"] > 0.99
+    plain = calibration.fit(_softmax(logits), labels, 0.01, _softmax(others))  # no logits (an ensemble)
+    assert plain["score"] == "max_probability" and plain["reject_below"] == fitted["max_probability_below"]
+    assert "energy_below" not in plain
+    # the weak logits with a clear winner look sure to a softmax; their energy gives them away
+    assert plain["validation_non_digits"]["refused"] < 0.75 < fitted["validation_non_digits"]["refused"]
+
+
 # expected_calibration_error and reliability
 
 def test_ece_by_hand():

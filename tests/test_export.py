@@ -35,12 +35,12 @@ def test_backends_agree_with_keras_on_the_whole_test_set(cnn_fast_run, test_set,
     np.testing.assert_allclose(probabilities, keras_probabilities, atol=1e-4)
 
 
-def test_default_backend_is_the_fastest_portable_copy_the_run_holds(cnn_fast_run):
+def test_default_backend_is_the_fastest_portable_copy_giving_logits(cnn_fast_run):
     assert (cnn_fast_run / "model.onnx").is_file() and (cnn_fast_run / "model.tflite").is_file()  # from training
     before = sorted(path.name for path in cnn_fast_run.iterdir())
     predictor = Predictor(cnn_fast_run)
     assert set(predictor.latencies) == {"onnx", "litert"}  # the portable copies; Keras only when asked for
-    assert predictor.backend == min(predictor.latencies, key=predictor.latencies.get)
+    assert predictor.backend == "onnx" and predictor.score == "energy"  # the only copy that gives the logits
     assert not (cnn_fast_run / "exports").exists()  # nothing converted or cached at load time
     assert sorted(path.name for path in cnn_fast_run.iterdir()) == before
 
@@ -58,10 +58,37 @@ def test_export_round_trips_and_reports(cnn_fast_run, test_set, keras_probabilit
     np.testing.assert_allclose(loaded.predict_proba(test_set[0][:500]), keras_probabilities[:500], atol=1e-4)
     # ...and calibrated, with the not-a-digit threshold the run stored: the sidecar carries them
     fitted = runs.load_info(cnn_fast_run).metrics["calibration"]
-    assert sidecar["calibration"] == fitted and 0 < fitted["reject_below"] < 1 and fitted["temperature"] > 0
-    assert (loaded.temperature, loaded.reject_below) == (fitted["temperature"], fitted["reject_below"])
+    assert sidecar["calibration"] == fitted and fitted["score"] == "energy" and fitted["temperature"] > 0
+    # an ONNX file gives the logits (a second output), so it refuses by the energy; a LiteRT file gives none, so it
+    # refuses by the top probability's threshold, fitted at the same rate
+    expected = (("energy", 0.5, fitted["energy_below"]) if format_ == "onnx"
+                else ("max_probability", fitted["max_probability_below"], None))
+    assert loaded.temperature == fitted["temperature"]
+    assert (loaded.score, loaded.reject_below, loaded.energy_below) == expected
     own = Predictor(cnn_fast_run / name)  # the run's own portable copy of the same format
-    assert own.reject_below == loaded.reject_below == Predictor(cnn_fast_run).reject_below
+    assert (own.score, own.reject_below) == (loaded.score, loaded.reject_below)
+
+
+def test_the_onnx_copy_gives_the_logits_under_its_softmax(cnn_fast_run, test_set, tmp_path):
+    """Training and export add the input of the final softmax as a second ONNX output, "logits": the Keras model's
+    own logits, whose softmax is the first output. Adding it twice, or to a model without a softmax, changes
+    nothing."""
+    import keras
+
+    copy = backends.load("onnx", cnn_fast_run / "model.onnx")
+    keras_model = backends.load("keras", cnn_fast_run / "model.keras").model
+    batch = test_set[0][:256]
+    logits = copy.logits(batch)
+    np.testing.assert_allclose(logits, backends.keras_logits(keras_model)(batch), atol=1e-3)
+    np.testing.assert_allclose(calibration.softmax(logits), copy(batch), atol=1e-5)
+    assert not export.add_logits_output(cnn_fast_run / "model.onnx")  # it has one already
+    plain = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    plain(np.zeros((1, 28, 28, 1), np.float32))
+    assert backends.keras_logits(plain) is None  # no softmax: no logits to find
+    export.convert(plain, "onnx", tmp_path / "plain.onnx")
+    before = (tmp_path / "plain.onnx").read_bytes()
+    assert not export.add_logits_output(tmp_path / "plain.onnx") and (tmp_path / "plain.onnx").read_bytes() == before
+    assert not backends.load("onnx", tmp_path / "plain.onnx").gives_logits
 
 
 def test_savedmodel_round_trips(cnn_fast_run, test_set, keras_probabilities, tmp_path):

@@ -123,12 +123,13 @@ def test_keras_reads_a_run_whose_portable_copies_are_all_damaged(tiny_run, tmp_p
 
 def test_the_fastest_portable_copy_is_measured_at_the_callers_batch_size(tiny_run, predictor):
     """With no backend named, every portable copy whose runtime is installed is timed (at `batch` images
-    per call) and the fastest kept; never Keras. Every backend, Keras included, gives the same answers."""
+    per call) and the fastest of those giving the logits the stored energy score needs is kept (the LiteRT
+    copy gives none): never Keras. Every backend, Keras included, gives the same answers."""
     portable = [name for name in ("onnx", "litert") if backends.installed(name)]
     batched = Predictor(tiny_run, batch=16)
     assert set(batched.latencies) == set(portable) and len(portable) > 1
     assert "keras" not in batched.latencies and batched.model is None
-    assert batched.backend == min(batched.latencies, key=batched.latencies.get)
+    assert batched.backend == "onnx" and batched.score == "energy"
     images_ = data.load_dataset("mnist").x_test[:64]
     np.testing.assert_allclose(batched.predict_proba(images_), predictor.predict_proba(images_), atol=1e-5)
     for name in [*portable, "keras"]:
@@ -189,19 +190,45 @@ def test_a_backend_the_run_has_no_copy_for_names_the_export_command(tiny_run, tm
 
 def test_calibration_comes_with_the_run_and_its_own_copies(tiny_run, tmp_path, predictor):
     """A run's temperature and not-a-digit threshold reach every Predictor on it (the run, RUN/model.onnx,
-    RUN/model.tflite); a bare model file, moved away from its run without a sidecar, reads uncalibrated."""
+    RUN/model.tflite: a copy without logits refuses by the top probability's threshold, fitted at the same rate);
+    a bare model file, moved away from its run without a sidecar, reads uncalibrated."""
     fitted = json.loads((tiny_run / "metrics.json").read_text())["calibration"]
     images_ = data.load_dataset("mnist").x_test[:64]
-    for source in (tiny_run, tiny_run / "model.onnx", tiny_run / "model.tflite"):
+    energy = ("energy", fitted["reject_below"], fitted["energy_below"])
+    top = ("max_probability", fitted["max_probability_below"], None)
+    for source, expected in ((tiny_run, energy), (tiny_run / "model.onnx", energy), (tiny_run / "model.tflite", top)):
         loaded = Predictor(source)
-        assert (loaded.temperature, loaded.reject_below) == (fitted["temperature"], fitted["reject_below"]), source
+        assert loaded.temperature == fitted["temperature"], source
+        assert (loaded.score, loaded.reject_below, loaded.energy_below) == expected, source
         np.testing.assert_allclose(loaded.predict_proba(images_), predictor.predict_proba(images_), atol=1e-5)
+        probabilities, scores = loaded.predict_scores(images_)
+        np.testing.assert_allclose(probabilities, predictor.predict_proba(images_), atol=1e-5)
+        if expected == top:
+            np.testing.assert_allclose(scores, probabilities.max(1), atol=1e-7)
     bare = tmp_path / "model.onnx"
     shutil.copy(tiny_run / "model.onnx", bare)
     uncalibrated = Predictor(bare)
     assert (uncalibrated.temperature, uncalibrated.reject_below) == (1.0, None)
     np.testing.assert_allclose(calibration.apply_temperature(uncalibrated.predict_proba(images_), fitted["temperature"]),
                                predictor.predict_proba(images_), atol=1e-5)
+
+
+def test_digit_scores_are_the_chance_of_a_digit_from_the_energy(tiny_run, predictor):
+    """predict_scores: the calibrated probabilities and, per image, sigmoid((E - b) / T) of the energy E of the
+    logits (the same from ONNX and Keras); a picture of nothing scores lower than real digits."""
+    fitted = json.loads((tiny_run / "metrics.json").read_text())["calibration"]
+    digits_ = data.load_dataset("mnist").x_test[:200]
+    probabilities, scores = predictor.predict_scores(digits_)
+    logits = backends.load("onnx", tiny_run / "model.onnx").logits(images.to_model_input(digits_))
+    energies = calibration.energy(logits, fitted["temperature"])
+    by_hand = 1 / (1 + np.exp((fitted["energy_below"] - energies) / fitted["temperature"]))
+    np.testing.assert_allclose(scores, by_hand, rtol=1e-6)
+    np.testing.assert_allclose(probabilities, calibration.softmax(logits, fitted["temperature"]), atol=1e-6)
+    keras_scores = Predictor(tiny_run, backend="keras").predict_scores(digits_)[1]
+    np.testing.assert_allclose(keras_scores, scores, atol=1e-5)
+    assert scores.shape == (200,) and np.median(scores) > 0.5
+    blank = np.zeros((1, 28, 28), np.uint8)  # no ink: the logits answer weakly, whichever class wins
+    assert predictor.predict_scores(blank)[1][0] < np.median(scores)
 
 
 def test_an_exported_file_runs_only_on_its_own_backend(tiny_run, tmp_path):

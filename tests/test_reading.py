@@ -93,6 +93,45 @@ def test_not_a_digit_below_the_threshold_distinct_from_uncertain(mnist):
         reading.read(picture, model=sure_of(0.3), reject_below=1.5)
 
 
+class EnergyReader:
+    """A stand-in Predictor refusing by the energy score: `sure_of(top)`'s probabilities, and a digit score (the
+    chance of a digit at all) of `digit`, or, with `narrow` given, `narrow` for narrow pieces (fewer than 9 ink
+    columns: the 1 of a strip) and 0.9 for the others."""
+
+    score, reject_below, class_names = "energy", 0.5, [str(index) for index in range(10)]
+
+    def __init__(self, top: float, digit: float = 0.9, narrow: float | None = None):
+        self.top, self.digit, self.narrow, self.calls = top, digit, narrow, 0
+
+    def predict_proba(self, batch):
+        return self.predict_scores(batch)[0]
+
+    def predict_scores(self, batch):
+        self.calls += 1
+        batch = np.asarray(batch).reshape(-1, 28, 28)
+        if self.narrow is None:
+            return sure_of(self.top)(batch), np.full(len(batch), self.digit)
+        return sure_of(self.top)(batch), np.where((batch > 0.5).any(1).sum(1) < 9, self.narrow, 0.9)
+
+
+def test_refusal_follows_the_models_digit_score_not_its_top_probability(mnist):
+    """A model refusing by the energy: a piece is not a digit when its digit score (not its top probability) is
+    under the threshold, in digit and number mode; `reject_below` overrides the stored 0.5 on the same score."""
+    x_test, _ = mnist
+    picture = 1.0 - x_test[0] / 255.0
+    sure_but_no_digit = reading.read(picture, mode="digit", model=EnergyReader(0.99, digit=0.1))
+    assert sure_but_no_digit.kind == "not_a_digit" and sure_but_no_digit.digits[0].confidence == pytest.approx(0.99)
+    unsure_digit = reading.read(picture, mode="digit", model=EnergyReader(0.3, digit=0.9))
+    assert unsure_digit.kind == "digit" and unsure_digit.uncertain  # a digit, but which one is unclear
+    model = EnergyReader(0.95, digit=0.9)
+    assert reading.read(picture, mode="digit", model=model).kind == "digit"
+    assert reading.read(picture, mode="digit", model=model, reject_below=0.95).kind == "not_a_digit"  # 0.9 < 0.95
+    assert model.calls == 2  # one pass of the model per reading: probabilities and scores together
+    number = reading.read(strip([x_test[i] for i in (3, 2, 1)]), mode="number", model=EnergyReader(0.95, narrow=0.2))
+    assert number.kind == "number" and number.number[1] == "?" and len(number.number) == 3
+    assert [digit.not_a_digit for digit in number.digits] == [False, True, False]
+
+
 def test_a_piece_that_is_not_a_digit_is_marked_in_a_number(mnist):
     x_test, _ = mnist
     picture = strip([x_test[i] for i in (3, 2, 1)])

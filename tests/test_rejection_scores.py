@@ -85,8 +85,10 @@ def test_the_command_writes_its_json(tiny_run, tmp_path):
     stored = json.loads((tiny_run / "metrics.json").read_text())["calibration"]
     assert saved["temperature"] == stored["temperature"] and saved["reject_rate"] == stored["reject_rate"]
     assert set(saved["scores"]) == {"top probability", "energy", "top logit", "negative entropy", "margin"}
-    # the top probability's threshold, fitted here from the run's ONNX logits, is the one training stored
-    assert saved["scores"]["top probability"]["threshold"] == pytest.approx(stored["reject_below"], abs=1e-5)
+    # the thresholds fitted here from the run's ONNX logits are the ones training stored
+    assert saved["scores"]["top probability"]["threshold"] == pytest.approx(stored["max_probability_below"], abs=1e-5)
+    assert saved["scores"]["energy"]["threshold"] == pytest.approx(stored["energy_below"], abs=1e-4)
+    assert saved["stored_score"] == "energy" and saved["stored_threshold"] == stored["max_probability_below"]
     for row in saved["scores"].values():
         assert row["validation"]["refused"] <= stored["reject_rate"]
         assert {"validation_photos", "letters", "scripts"} <= set(row)

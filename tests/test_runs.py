@@ -260,6 +260,10 @@ def test_runs_imports_no_framework():
     ({"calibration": {"temperature": 0}}, "positive temperature"),
     ({"calibration": {"temperature": 1.5, "reject_below": "high"}}, "numeric reject_below"),
     ({"calibration": []}, "calibration should hold"),
+    ({"calibration": {"temperature": 1.5, "reject_below": 0.5, "score": "entropy"}}, "neither 'energy' nor"),
+    ({"calibration": {"temperature": 1.5, "reject_below": 0.5, "score": "energy"}}, "numeric energy_below"),
+    ({"calibration": {"temperature": 1.5, "reject_below": 0.5, "score": "energy", "energy_below": 2.0,
+                      "max_probability_below": None}}, "max_probability_below"),
 ])
 def test_load_info_refuses_metrics_that_reading_would_trip_on(tiny_run, tmp_path, change, fragment):
     copy = tmp_path / "copy"

@@ -90,7 +90,8 @@ def test_train_returns_a_run(tiny_run):
 @pytest.mark.parametrize("run_name", ["tiny_run", "cnn_fast_run"])
 def test_a_run_stores_its_calibration_fitted_on_its_validation_split(request, run_name):
     """Every run fits a temperature and a not-a-digit threshold on its validation split (never the test set)
-    and stores them in metrics["calibration"], with the test set's calibration error."""
+    and stores them in metrics["calibration"], with the test set's calibration error: the energy of the logits,
+    read off the run's ONNX copy exactly as from Keras, with the top probability's threshold beside it."""
     from digits import backends, calibration, data
     from digits.images import to_model_input
     from digits.predictor import Predictor
@@ -98,8 +99,8 @@ def test_a_run_stores_its_calibration_fitted_on_its_validation_split(request, ru
     run = request.getfixturevalue(run_name)
     metrics = json.loads((run / "metrics.json").read_text())
     fitted = metrics["calibration"]
-    assert fitted["score"] == "max_probability" and fitted["fitted_on"] == "validation split"
-    assert fitted["temperature"] > 0 and 0 < fitted["reject_below"] < 1
+    assert fitted["score"] == "energy" and fitted["fitted_on"] == "validation split"
+    assert fitted["temperature"] > 0 and fitted["reject_below"] == 0.5 and 0 < fitted["max_probability_below"] < 1
     assert fitted["reject_rate"] == config.Config().reject_rate == 0.005
     assert fitted["validation_images"] == metrics["validation_images"]
     assert fitted["validation_digits_refused"] <= fitted["reject_rate"] + 1 / fitted["validation_images"]
@@ -108,10 +109,15 @@ def test_a_run_stores_its_calibration_fitted_on_its_validation_split(request, ru
     # the same numbers again from the run's own copy on the same validation split
     recipe = config.load(run / "config.json")
     _, _, _, x_val, y_val = data.training_arrays(recipe)
-    raw = backends.in_batches(backends.load("onnx", run / "model.onnx"), to_model_input(x_val))
-    again = calibration.fit(raw, y_val, recipe.reject_rate)
+    copy = backends.load("onnx", run / "model.onnx")
+    assert copy.gives_logits
+    raw, logits = (backends.in_batches(function, to_model_input(x_val)) for function in (copy, copy.logits))
+    again = calibration.fit(raw, y_val, recipe.reject_rate, logits=logits)
     assert again["temperature"] == pytest.approx(fitted["temperature"], rel=1e-3)
-    assert again["reject_below"] == pytest.approx(fitted["reject_below"], abs=1e-3)
+    assert again["energy_below"] == pytest.approx(fitted["energy_below"], abs=1e-3)
+    assert again["max_probability_below"] == pytest.approx(fitted["max_probability_below"], abs=1e-3)
+    scores = Predictor(run).predict_scores(x_val)[1]  # the reader refuses what the fit refused
+    assert float((scores < 0.5).mean()) == pytest.approx(fitted["validation_digits_refused"], abs=2 / len(y_val))
     # test_ece: the calibrated test-set predictions' expected calibration error
     dataset = data.load_dataset("mnist")
     test_ece = calibration.expected_calibration_error(Predictor(run).predict_proba(dataset.x_test), dataset.y_test)
@@ -138,7 +144,8 @@ def test_outlier_exposure_teaches_a_not_a_digit_answer(oe_run):
     assert fitted["validation_digits_refused"] <= fitted["reject_rate"] + 1 / fitted["validation_images"]
 
     predictor = Predictor(oe_run)
-    assert predictor.reject_below == fitted["reject_below"]
+    assert (predictor.score, predictor.reject_below, predictor.energy_below) == (
+        "energy", fitted["reject_below"], fitted["energy_below"])
     for letter in "AKMW":  # mode digit: the whole picture is one piece (auto mode may cut a wide letter in two)
         found = reading.read(drawn_text(letter), mode="digit", model=predictor)
         assert found.kind == "not_a_digit", (letter, found.digits[0].label, found.digits[0].confidence)
@@ -158,17 +165,23 @@ def test_outlier_exposure_teaches_a_not_a_digit_answer(oe_run):
 
 def test_calibrate_stores_what_training_with_that_reject_rate_stores(tiny_run, tmp_path):
     """`digits calibrate RUN --reject-rate R` moves a trained run's operating point without training again: the
-    run then holds the calibration (and config) that training the same recipe with reject_rate R writes."""
+    run then holds the calibration (and config) that training the same recipe with reject_rate R writes. A run
+    whose ONNX copy predates the logits output (and the energy score) gets one."""
     import shutil
 
+    from digits import backends
     from digits.predictor import Predictor
 
     copy = tmp_path / "tiny"
     shutil.copytree(tiny_run, copy)
     before = json.loads((copy / "metrics.json").read_text())["calibration"]
+    _without_logits(copy / "model.onnx")
+    assert not backends.load("onnx", copy / "model.onnx").gives_logits
     result = run_cli("calibrate", str(copy), "--reject-rate", "0.05")
     assert result.returncode == 0, result.stderr
-    assert "not a digit below" in result.stdout and f"was {before['reject_below']:.4f}" in result.stdout
+    assert f"not a digit below energy {0:.4f}"[:25] in result.stdout
+    assert f"was energy {before['energy_below']:.4f}" in result.stdout
+    assert backends.load("onnx", copy / "model.onnx").gives_logits
     assert "Traceback" not in result.stderr
 
     recipe = config.from_dict({"reject_rate": 0.05}, config.Config(epochs=1, limit=2000))
@@ -182,9 +195,23 @@ def test_calibrate_stores_what_training_with_that_reject_rate_stores(tiny_run, t
     assert moved["recalibrated"]["from_reject_rate"] == before["reject_rate"] == 0.005
     # a higher rate refuses more of the validation digits: a higher threshold, which every reader now uses
     after = moved["calibration"]
-    assert after["reject_below"] > before["reject_below"]
+    assert after["energy_below"] > before["energy_below"]
+    assert after["max_probability_below"] > before["max_probability_below"]
     assert before["validation_digits_refused"] < after["validation_digits_refused"] <= 0.05
-    assert Predictor(copy).reject_below == after["reject_below"]
+    predictor = Predictor(copy)
+    assert (predictor.score, predictor.energy_below) == ("energy", after["energy_below"])
+
+
+def _without_logits(path):
+    """Rewrite an ONNX file as runs wrote it before the energy score: its probabilities as the only output."""
+    import onnx
+
+    model = onnx.load(str(path))
+    kept = [output for output in model.graph.output if output.name != "logits"]
+    del model.graph.output[:]
+    model.graph.output.extend(kept)
+    model.graph.node.remove(next(node for node in model.graph.node if "logits" in node.output))
+    onnx.save(model, str(path))
 
 
 @pytest.mark.slow

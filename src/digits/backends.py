@@ -5,7 +5,10 @@
     keras   Keras on `model.keras`; the only backend that imports TensorFlow, and only when asked
 
 A backend is called with (N, 28, 28, 1) float32 in 0..1 and returns (N, classes) float32;
-`input_shape` and `num_classes` describe the file. Runtimes are imported when a backend is
+`input_shape` and `num_classes` describe the file. Where the file gives the logits under its
+final softmax (`gives_logits`: an ONNX file with a "logits" output, as every run writes since
+the energy score, and any Keras model ending in a softmax Dense), `logits(batch)` returns them:
+the not-a-digit energy score needs them (`digits.calibration`). Runtimes are imported when a backend is
 loaded, never before, so importing this module costs nothing. A missing runtime, a damaged
 or foreign file is a `ValueError` naming the file and the fix. `in_batches` is the one loop
 that feeds a long array to any model in slices.
@@ -62,6 +65,26 @@ def _first_line(error: Exception) -> str:
     return (str(error).splitlines() or [type(error).__name__])[0][:200]
 
 
+LOGITS = "logits"  # the ONNX output that holds the logits (digits.export.add_logits_output names it)
+
+
+def keras_logits(model):
+    """A function batch -> (N, classes) float32 logits of a Keras model whose last layer is a Dense with a softmax
+    (every model of digits.models): its input times the layer's weights; None for any other model."""
+    import keras
+
+    last = model.layers[-1] if getattr(model, "layers", None) else None
+    if not isinstance(last, keras.layers.Dense) or last.activation is not keras.activations.softmax:
+        return None
+    features = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, last.input)
+    kernel, bias = (np.asarray(weight, np.float32) for weight in last.get_weights())
+
+    def logits(batch: np.ndarray) -> np.ndarray:
+        return np.asarray(features(batch, training=False), np.float32) @ kernel + bias
+
+    return logits
+
+
 class KerasBackend:
     def __init__(self, path: Path, threads: int | None = None):  # TensorFlow's pools are process-wide
         from . import runtime
@@ -76,10 +99,16 @@ class KerasBackend:
                              f"{_first_line(error)}); re-train the run") from None
         self.input_shape, self.num_classes = tuple(self.model.input_shape[1:]), int(self.model.output_shape[-1])
         self._lock = threading.Lock()
+        self._logits = keras_logits(self.model)
+        self.gives_logits = self._logits is not None
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         with self._lock:
             return np.asarray(self.model(batch, training=False), dtype=np.float32)
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return self._logits(batch)
 
 
 class OnnxBackend:
@@ -97,14 +126,22 @@ class OnnxBackend:
         signature = self.session.get_inputs()[0]
         self.input_name = signature.name
         self.input_shape = tuple(signature.shape[1:])
-        self.num_classes = int(self.session.get_outputs()[0].shape[-1])
+        outputs = self.session.get_outputs()
+        self.num_classes = int(outputs[0].shape[-1])
+        self._output = outputs[0].name
+        self.gives_logits = any(output.name == LOGITS for output in outputs[1:])
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:  # InferenceSession.run is thread-safe
-        return self.session.run(None, {self.input_name: batch})[0]
+        return self.session.run([self._output], {self.input_name: batch})[0]
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run([LOGITS], {self.input_name: batch})[0]
 
 
 class LiteRTBackend:
     """One interpreter per thread (an Interpreter is not thread-safe); int8 models quantize I/O."""
+
+    gives_logits = False  # a LiteRT file holds the softmax's output only
 
     def __init__(self, path: Path, threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter

@@ -249,22 +249,64 @@ def threshold_for(scores: Any, rate: float) -> float:
     return float(ordered[min(below, count - 1)])
 
 
-def fit(probabilities, labels, reject_rate: float, non_digits=None) -> dict:
-    """Everything a model stores to read honestly, fitted on its validation split: the temperature, and
-    the not-a-digit threshold on the calibrated top probability that refuses at most `reject_rate` of
-    the validation digits. `probabilities` are the raw (N, classes) outputs on the validation digits;
-    `non_digits`, raw outputs on held-out non-digits, are only reported (refused share, AUROC)."""
+def softmax(logits: Any, temperature: float = 1.0) -> np.ndarray:
+    """softmax(z / T) row by row: the calibrated probabilities of (N, C) logits, float32."""
+    scaled = np.asarray(logits, np.float64) / _check_temperature(temperature)
+    scaled = scaled - scaled.max(axis=1, keepdims=True)
+    weights = np.exp(scaled)
+    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def energy(logits: Any, temperature: float = 1.0) -> np.ndarray:
+    """The energy score T log sum exp(z / T) of (N, C) logits (Liu et al. 2020), float64 (N,): higher is more
+    like the training digits. Unlike the top probability it keeps how strongly the logits answer at all, which a
+    softmax divides away: a picture that excites no class has a low energy even where one class wins."""
+    temperature = _check_temperature(temperature)
+    scaled = np.asarray(logits, np.float64) / temperature
+    top = scaled.max(axis=1)
+    return temperature * (top + np.log(np.exp(scaled - top[:, None]).sum(axis=1)))
+
+
+def digit_probability(logits: Any, temperature: float, energy_below: float) -> np.ndarray:
+    """The calibrated chance that each row is a digit at all, float64 (N,): the softmax of z / T with one more
+    class, "not a digit", whose logit is the fitted `energy_below` (b). It adds up the digit classes, which is
+    sigmoid((E - b) / T) for the energy E: 0.5 exactly at the threshold, so refusing below 0.5 is refusing an
+    energy below b, and any other threshold in 0..1 is a threshold on the same score."""
+    return 1.0 / (1.0 + np.exp((energy_below - energy(logits, temperature)) / _check_temperature(temperature)))
+
+
+SCORES = ("energy", "max_probability")  # what `fit` can refuse by; runs fitted before the energy store the latter
+
+
+def fit(probabilities, labels, reject_rate: float, non_digits=None, logits=None, non_digit_logits=None) -> dict:
+    """Everything a model stores to read honestly, fitted on its validation split: the temperature and the
+    not-a-digit operating point, which refuses at most `reject_rate` of the validation digits.
+
+    `probabilities` are the raw (N, classes) outputs on the validation digits. With their `logits` (the input of
+    the final softmax) the score is the energy (`digit_probability`, chosen by benchmarks/rejection_scores.py on
+    validation data): `energy_below` is the energy threshold and `reject_below` 0.5 on the digit probability;
+    `max_probability_below` is the top probability's threshold at the same rate, for a copy of the model that
+    gives no logits (an int8 LiteRT file). Without logits the score is the calibrated top probability (an
+    ensemble's averaged probabilities have none). `non_digits` (raw outputs, and `non_digit_logits`) on held-out
+    non-digits are only reported: share refused and AUROC."""
     temperature = fit_temperature(probabilities, labels)
     calibrated = apply_temperature(probabilities, temperature)
-    scores = calibrated.max(1)
-    reject_below = threshold_for(scores, reject_rate)
-    fitted = {"score": "max_probability", "temperature": float(temperature), "reject_below": float(reject_below),
-              "reject_rate": float(reject_rate), "fitted_on": "validation split", "validation_images": int(len(scores)),
+    top = calibrated.max(1)
+    top_below = threshold_for(top, reject_rate)
+    fitted = {"score": "max_probability", "temperature": float(temperature), "reject_below": float(top_below),
+              "reject_rate": float(reject_rate), "fitted_on": "validation split", "validation_images": int(len(top)),
               "validation_ece_before": expected_calibration_error(probabilities, labels),
-              "validation_ece_after": expected_calibration_error(calibrated, labels),
-              "validation_digits_refused": float((scores < reject_below).mean())}
+              "validation_ece_after": expected_calibration_error(calibrated, labels)}
+    scores, threshold = top, top_below
+    if logits is not None:
+        energies = energy(logits, temperature)
+        fitted.update(score="energy", energy_below=float(threshold_for(energies, reject_rate)), reject_below=0.5,
+                      max_probability_below=float(top_below))
+        scores, threshold = energies, fitted["energy_below"]
+    fitted["validation_digits_refused"] = float((scores < threshold).mean())
     if non_digits is not None and len(non_digits):
-        other = apply_temperature(non_digits, temperature).max(1)
-        fitted["validation_non_digits"] = {"images": int(len(other)), "refused": float((other < reject_below).mean()),
+        other = (energy(non_digit_logits, temperature) if logits is not None
+                 else apply_temperature(non_digits, temperature).max(1))
+        fitted["validation_non_digits"] = {"images": int(len(other)), "refused": float((other < threshold).mean()),
                                            "auroc": auroc(scores, other)}
     return fitted

@@ -64,8 +64,9 @@ def _add_serve(commands, parents) -> None:
     parser.add_argument("--max-batch", type=int, help="most images per request (default: 256)")
     parser.add_argument("--uncertain-below", type=float, help="confidence below this is flagged uncertain "
                                                               "(default: 0.5)")
-    parser.add_argument("--reject-below", type=float, help="answer 'not a digit' below this calibrated confidence; "
-                                                           "0 turns it off (default: the model's stored threshold)")
+    parser.add_argument("--reject-below", type=float, help="answer 'not a digit' below this digit score (the "
+                        "calibrated chance of a digit; the top probability for older models); 0 turns it off "
+                        "(default: the model's stored threshold)")
     parser.add_argument("--timeout-seconds", type=float, help="each request, from its header: the whole body (408) "
                                                               "and the answer (504) (default: 30)")
     parser.add_argument("--header-timeout-seconds", type=float, help="a connection's request header must be complete "
@@ -162,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="mark readings whose confidence is below P as uncertain; a number's confidence is "
                               "the product of its digits' (default: 0.5)")
     predict.add_argument("--reject-below", type=float, metavar="P",
-                         help="answer 'not a digit' when the calibrated confidence is below P; 0 turns it off "
+                         help="answer 'not a digit' when the digit score (the calibrated chance that the picture "
+                              "is a digit; the top probability for older models) is below P; 0 turns it off "
                               "(default: the threshold stored with the model, fitted on validation data)")
     predict.add_argument("--samples", type=int, default=24, help="test images, without files (default: 24)")
     predict.add_argument("--seed", type=int, default=0, help="which random test images (default: 0)")
@@ -477,14 +479,21 @@ def cmd_calibrate(args) -> int:
     result = train.recalibrate(run, args.reject_rate, data_dir=args.data_dir)
     before, after = result["before"] or {}, result["after"]
     print(f"Calibrated {run} on {after['validation_images']} validation digits: temperature "
-          f"{after['temperature']:.4f}, not a digit below {after['reject_below']:.4f} (was "
-          f"{before.get('reject_below', float('nan')):.4f} at reject_rate {before.get('reject_rate')})")
+          f"{after['temperature']:.4f}, not a digit below {_operating_point(after)} (was "
+          f"{_operating_point(before)} at reject_rate {before.get('reject_rate')})")
     line = f"Validation digits refused: {after['validation_digits_refused']:.2%}"
     if "validation_non_digits" in after:
         line += f"; generated non-digits refused: {after['validation_non_digits']['refused']:.2%}"
     print(line)
     print(f"Wrote {run / 'metrics.json'} and {run / 'config.json'}")
     return 0
+
+
+def _operating_point(fitted: dict) -> str:
+    """A stored not-a-digit threshold in words: "energy 4.1234" or "top probability 0.7357"."""
+    if fitted.get("score") == "energy":
+        return f"energy {fitted['energy_below']:.4f}"
+    return f"top probability {fitted.get('reject_below', float('nan')):.4f}"
 
 
 def cmd_ensemble(args) -> int:

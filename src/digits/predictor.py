@@ -11,8 +11,18 @@ and otherwise says how to write one.
 `predict_proba(images)` takes (N, 28, 28) or (N, 28, 28, 1), uint8 0..255 or numbers in
 0..1 (`images.to_model_input`, the one scaling rule) and returns (N, classes) float32,
 calibrated: the temperature fitted on validation data when the run was trained (stored in
-its metrics, and in an exported file's sidecar) is applied. `reject_below` is the stored
-not-a-digit threshold on the calibrated top probability (None for a model without one).
+its metrics, and in an exported file's sidecar) is applied.
+
+`predict_scores(images)` also returns each image's digit score, the number `reject_below` (the
+stored not-a-digit threshold; None for a model without one) is compared with, as `score` says:
+
+    energy           the calibrated chance that the picture is a digit at all
+                     (`calibration.digit_probability`, from the logits; threshold 0.5 as fitted)
+    max_probability  the calibrated top probability (runs fitted before the energy score, ensembles,
+                     and a copy that gives no logits, e.g. LiteRT: its stored `max_probability_below`)
+
+With several copies, one that gives the logits the stored score needs is preferred to a faster
+one that does not.
 """
 
 from __future__ import annotations
@@ -71,15 +81,22 @@ class Predictor:
             loaded = self._fallback(backend, threads, probe)
         for name, reason in self.skipped.items():
             logger.warning("warning: skipped the %s copy: %s; reading with %s", name, reason, next(iter(loaded)))
-        self.backend = min(self.latencies, key=self.latencies.get) if self.latencies else next(iter(loaded))
+        fitted = self.info.metrics.get("calibration") or {}  # fitted on validation data when the run was trained
+        timed = self.latencies
+        if fitted.get("score") == "energy" and any(getattr(loaded[name], "gives_logits", False) for name in timed):
+            timed = {name: seconds for name, seconds in timed.items() if getattr(loaded[name], "gives_logits", False)}
+        self.backend = min(timed, key=timed.get) if timed else next(iter(loaded))
         self._run = loaded[self.backend]
         self.input_shape, self.num_classes = self._run.input_shape, self._run.num_classes
         self.model = getattr(self._run, "model", None)  # the keras.Model, on the keras backend
         names = self.info.class_names  # one per output; "0".."9"... if the run names none or too few
         self.class_names = names if len(names) == self.num_classes else [str(i) for i in range(self.num_classes)]
-        fitted = self.info.metrics.get("calibration") or {}  # fitted on validation data when the run was trained
         self.temperature = float(fitted.get("temperature", 1.0))
-        self.reject_below = fitted.get("reject_below")  # calibrated top probability under which: not a digit
+        self.score, self.reject_below, self.energy_below = "max_probability", fitted.get("reject_below"), None
+        if fitted.get("score") == "energy" and getattr(self._run, "gives_logits", False):
+            self.score, self.energy_below = "energy", float(fitted["energy_below"])
+        elif fitted.get("score") == "energy":  # this copy gives no logits: the top probability at the same rate
+            self.reject_below = fitted.get("max_probability_below")
 
     def _fallback(self, backend: str | None, threads, probe) -> dict:
         """No candidate loaded: the Keras model where every portable copy is damaged and Keras is installed,
@@ -115,8 +132,19 @@ class Predictor:
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """(N, num_classes) float32 probabilities, calibrated with the run's temperature."""
-        raw = backends.in_batches(self._run, to_model_input(images), batch_size, self.num_classes)
-        return raw if self.temperature == 1.0 else calibration.apply_temperature(raw, self.temperature)
+        return self.predict_scores(images, batch_size)[0]
+
+    def predict_scores(self, images: np.ndarray, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """((N, num_classes) calibrated probabilities, (N,) digit scores) in one pass of the model: a digit score
+        under `reject_below` means "not a digit" (see the module doc for what the score is)."""
+        inputs = to_model_input(images)
+        if self.score == "energy":
+            logits = backends.in_batches(self._run.logits, inputs, batch_size, self.num_classes)
+            return (calibration.softmax(logits, self.temperature),
+                    calibration.digit_probability(logits, self.temperature, self.energy_below))
+        raw = backends.in_batches(self._run, inputs, batch_size, self.num_classes)
+        probabilities = raw if self.temperature == 1.0 else calibration.apply_temperature(raw, self.temperature)
+        return probabilities, probabilities.max(1).astype(np.float64)
 
 
 def check(source: str | Path, backend: str | None = None) -> None:

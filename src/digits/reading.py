@@ -21,8 +21,10 @@ the 28x28 the model saw and whether it is a digit at all. Kinds:
 
     digit        one digit read
     number       several digits read left to right; a piece that is not a digit shows as "?"
-    not_a_digit  ink, but not a digit: its calibrated confidence is below the model's stored
-                 threshold (fitted on validation data when it was trained; `reject_below` overrides)
+    not_a_digit  ink, but not a digit: its digit score is below the model's stored threshold (fitted
+                 on validation data when it was trained; `reject_below` overrides): the calibrated
+                 chance that it is a digit at all, from the energy of the logits, for models fitted
+                 so; the calibrated top probability for older ones (`Predictor.score`)
     no_ink       a blank or noise-only picture: nothing to read
 
 Confidences are calibrated (the model's temperature). The rule for `uncertain` is the same for
@@ -158,23 +160,29 @@ def as_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def _digits(prepared: list, probabilities: np.ndarray, class_names: list[str],
-            reject_below: float | None = None) -> list[Digit]:
+            reject_below: float | None = None, scores: np.ndarray | None = None) -> list[Digit]:
+    """One Digit per piece; refused (not a digit) where its digit score (default: the top probability) is under
+    `reject_below`."""
     probabilities = np.asarray(probabilities, np.float32)
+    if scores is None:
+        scores = probabilities.max(-1) if probabilities.size else np.zeros(len(probabilities))
     names = class_names if len(class_names) == probabilities.shape[-1] else [str(i) for i in range(probabilities.shape[-1])]
     found = []
-    for piece, row in zip(prepared, probabilities):
+    for piece, row, score in zip(prepared, probabilities, scores):
         index = int(row.argmax())
-        refused = reject_below is not None and float(row[index]) < reject_below
+        refused = reject_below is not None and float(score) < reject_below
         found.append(Digit(index, names[index], float(row[index]), row, piece.box, piece.image, names, refused))
     return found
 
 
 def from_pixels(probabilities: np.ndarray, pixels: np.ndarray, class_names: list[str],
-                uncertain_below: float = UNCERTAIN_BELOW, reject_below: float | None = None) -> list[Reading]:
-    """Readings for 28x28 model inputs that were classified directly (raw pixels, not pictures)."""
+                uncertain_below: float = UNCERTAIN_BELOW, reject_below: float | None = None,
+                scores: np.ndarray | None = None) -> list[Reading]:
+    """Readings for 28x28 model inputs that were classified directly (raw pixels, not pictures), with their
+    digit scores (`Predictor.predict_scores`; default: the top probabilities)."""
     pieces = [images.Prepared(image.reshape(28, 28), True, False, None) for image in np.asarray(pixels)]
     return [Reading("not_a_digit" if digit.not_a_digit else "digit", [digit], uncertain_below)
-            for digit in _digits(pieces, probabilities, class_names, reject_below)]
+            for digit in _digits(pieces, probabilities, class_names, reject_below, scores)]
 
 
 _loaded: dict = {}
@@ -194,13 +202,38 @@ def load(model=None, backend: str | None = None, runs_dir=None):
         return _loaded[key]
 
 
-def _predict_function(model) -> tuple[Callable[[np.ndarray], np.ndarray], list[str], float | None]:
-    """(predict_proba, class names, stored not-a-digit threshold) of a Predictor, a callable or a model name."""
+@dataclass
+class _Model:
+    """What reading needs of a model: probabilities, digit scores, class names, the stored threshold."""
+
+    predict: Callable[[np.ndarray], np.ndarray]  # images -> (N, classes) calibrated probabilities
+    both: Callable[[np.ndarray], tuple]  # images -> (probabilities, digit scores), one pass
+    class_names: list[str]
+    stored: float | None  # the stored not-a-digit threshold on the digit score
+    by_logits: bool  # the digit score is not the top probability: it takes a pass of the model
+
+    def scores(self, pictures: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+        """Digit scores of `pictures`, whose probabilities are known."""
+        return self.both(pictures)[1] if self.by_logits else np.asarray(probabilities).max(-1)
+
+
+def _top_probability(predict: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], tuple]:
+    def both(pictures: np.ndarray) -> tuple:
+        probabilities = np.asarray(predict(pictures))
+        return probabilities, probabilities.max(-1) if probabilities.size else np.zeros(len(probabilities))
+
+    return both
+
+
+def _model(model) -> _Model:
+    """A Predictor (or anything with predict_proba, and maybe predict_scores), a callable or a model name."""
     if hasattr(model, "predict_proba"):
-        return model.predict_proba, list(getattr(model, "class_names", [])), getattr(model, "reject_below", None)
+        both = getattr(model, "predict_scores", None) or _top_probability(model.predict_proba)
+        return _Model(model.predict_proba, both, list(getattr(model, "class_names", [])),
+                      getattr(model, "reject_below", None), getattr(model, "score", None) == "energy")
     if callable(model):
-        return model, [], None
-    return _predict_function(load(model))
+        return _Model(model, _top_probability(model), [], None, False)
+    return _model(load(model))
 
 
 def _one_glyph(pieces: list) -> bool:
@@ -222,15 +255,16 @@ def _extent(pieces: list) -> float:
     return (max(box[3] for box in boxes) - min(box[1] for box in boxes)) / max(1, height)
 
 
-def _one_wide_digit(pieces: list, probabilities: np.ndarray, whole: np.ndarray, threshold: float | None) -> bool:
+def _one_wide_digit(pieces: list, probabilities: np.ndarray, whole: np.ndarray, threshold: float | None,
+                    whole_score: float) -> bool:
     """Auto mode: is a shape the segmenter cut into pieces rather one wide digit? Yes when it is at most ONE_WIDE
-    times as wide as tall, the whole reads as a digit (not refused) and at least as surely as the number: the
-    whole's top probability >= the product of the pieces'. Chosen on MNIST training digits and strips rendered as
-    photos (benchmarks/real_images.py, the shipped model of 2026-12-02): 52 of 1,500 single digits came back as
+    times as wide as tall, the whole reads as a digit (its digit score `whole_score` is not refused) and at least
+    as surely as the number: the whole's top probability >= the product of the pieces'. Chosen on MNIST training
+    digits and strips rendered as photos (benchmarks/real_images.py, the shipped model of 2026-12-02): 52 of 1,500 single digits came back as
     numbers before, 1 after; 6 more of 1,500 strips (half of them touching) were read as one digit. Any ONE_WIDE
     from 1.8 to 2.2 gave the same figures there; 2.2 also keeps a flat drawn 0 whole."""
     sure = float(whole.max())
-    if _extent(pieces) > ONE_WIDE or (threshold is not None and sure < threshold):
+    if _extent(pieces) > ONE_WIDE or (threshold is not None and whole_score < threshold):
         return False
     return np.log(max(sure, 1e-12)) >= float(np.log(np.maximum(probabilities.max(1), 1e-12)).sum())
 
@@ -248,20 +282,22 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
     for flag, value in (("uncertain_below", uncertain_below), ("reject_below", reject_below)):
         if value is not None and not 0.0 <= value <= 1.0:
             raise ValueError(f"{flag} must be between 0 and 1, got {value}")
-    predict, class_names, stored = _predict_function(model)
-    threshold = stored if reject_below is None else reject_below
+    reader = _model(model)
+    threshold = reader.stored if reject_below is None else reject_below
     gray = images.to_gray(source, name)
     prepared = whole = None
     if mode != "digit":
-        pieces, probabilities = multidigit.read(gray, predict)
+        pieces, probabilities = multidigit.read(gray, reader.predict)
         several = len(pieces) > 1 and not _one_glyph(pieces)
         if mode == "auto" and several and _extent(pieces) <= ONE_WIDE:
             prepared = images.prepare(gray)
-            whole = np.asarray(predict(prepared.image[None]))
-            several = not (prepared.ink_found and _one_wide_digit(pieces, probabilities, whole[0], threshold))
+            whole, whole_scores = (np.asarray(value) for value in reader.both(prepared.image[None]))
+            several = not (prepared.ink_found and _one_wide_digit(pieces, probabilities, whole[0], threshold,
+                                                                  float(whole_scores[0])))
         if mode == "number" or several:
             inverted = pieces[0].inverted if pieces else False
-            digits = _digits(pieces, probabilities, class_names, threshold)
+            scores = reader.scores(np.stack([piece.image for piece in pieces]), probabilities) if pieces else None
+            digits = _digits(pieces, probabilities, reader.class_names, threshold, scores)
             if not digits:
                 return Reading("no_ink", [], uncertain_below, inverted)
             refused = mode == "auto" and all(digit.not_a_digit for digit in digits)  # letters, a word, a drawing
@@ -269,6 +305,7 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
     prepared = prepared or images.prepare(gray)
     if not prepared.ink_found:
         return Reading("no_ink", [], uncertain_below, prepared.inverted, image=prepared.image)
-    whole = whole if whole is not None else np.asarray(predict(prepared.image[None]))
-    digits = _digits([prepared], whole, class_names, threshold)
+    if whole is None:
+        whole, whole_scores = (np.asarray(value) for value in reader.both(prepared.image[None]))
+    digits = _digits([prepared], whole, reader.class_names, threshold, whole_scores)
     return Reading("not_a_digit" if digits[0].not_a_digit else "digit", digits, uncertain_below, prepared.inverted)

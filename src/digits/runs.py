@@ -248,6 +248,13 @@ def check_metrics(path: Path) -> dict:
                                    and (fitted.get("reject_below") is None or _number(fitted["reject_below"]))):
         raise ValueError(f"{damaged}: calibration should hold a positive temperature and a numeric reject_below; "
                          "re-train the run")
+    if fitted is not None and fitted.get("score", "max_probability") not in ("energy", "max_probability"):
+        raise ValueError(f"{damaged}: calibration.score is {fitted.get('score')!r}, neither 'energy' nor "
+                         "'max_probability'; re-train the run, or upgrade digits")
+    if fitted is not None and fitted.get("score") == "energy" and not all(
+            _number(fitted.get(key)) for key in ("energy_below", "max_probability_below")):
+        raise ValueError(f"{damaged}: an energy calibration should hold a numeric energy_below and "
+                         "max_probability_below; recalibrate it with `digits calibrate RUN --reject-rate R`")
     return metrics
 
 

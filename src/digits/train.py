@@ -243,9 +243,15 @@ class KeepBest(keras.callbacks.Callback):
 
 def fit_calibration(model, reject_rate: float, dataset, x_val, y_val, outliers_val=None) -> tuple[dict, dict]:
     """(calibration, test metrics) of a trained float32 `model`: the temperature and the not-a-digit threshold
-    fitted on the validation split (`calibration.fit`), then the test set read with that temperature."""
+    fitted on the validation split (`calibration.fit`; by the energy of the logits, which every model of
+    digits.models gives), then the test set read with that temperature."""
+    from .backends import in_batches, keras_logits
+
+    logits = keras_logits(model)
     fitted = calibration.fit(models.predict_batches(model, x_val), y_val, reject_rate,
-                             None if outliers_val is None else models.predict_batches(model, outliers_val))
+                             None if outliers_val is None else models.predict_batches(model, outliers_val),
+                             None if logits is None else in_batches(logits, x_val),
+                             None if logits is None or outliers_val is None else in_batches(logits, outliers_val))
     probabilities = models.predict_batches(model, to_model_input(dataset.x_test))
     test = evaluate.evaluate(calibration.apply_temperature(probabilities, fitted["temperature"]), dataset.y_test,
                              dataset.class_names)
@@ -273,6 +279,8 @@ def recalibrate(run: str | Path, reject_rate: float, data_dir=None) -> dict:
     model = backends.load("keras", info.run_dir / "model.keras").model
     _, outliers_val = non_digit_images(recipe, None, x_val)
     fitted, test = fit_calibration(model, recipe.reject_rate, dataset, x_val, y_val, outliers_val)
+    if fitted["score"] == "energy" and "onnx" in info.files:  # a run written before ONNX copies gave logits
+        export.add_logits_output(info.files["onnx"])
     before = info.metrics.get("calibration")
     metrics = {**info.metrics, "test_loss": test["loss"], "test_ece": test.get("ece"), "calibration": fitted,
                "recalibrated": {"from_reject_rate": (before or {}).get("reject_rate"),

@@ -50,12 +50,12 @@ class SlowPredictor:
     def __getattr__(self, name):
         return getattr(self._real, name)
 
-    def predict_proba(self, batch):
+    def predict_scores(self, batch):  # what the service's batcher calls
         self.calls += 1
         try:
             if self.calls > 1:
                 time.sleep(self._seconds)
-            return self._real.predict_proba(batch)
+            return self._real.predict_scores(batch)
         finally:
             self.finished += 1
 

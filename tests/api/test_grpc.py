@@ -221,11 +221,11 @@ class Slow:  # the real predictor, but every call after the warm-up takes a seco
         self.real, self.calls = real, 0
     def __getattr__(self, name):
         return getattr(self.real, name)
-    def predict_proba(self, batch):
+    def predict_scores(self, batch):
         self.calls += 1
         if self.calls > 1:
             time.sleep(1.0)
-        return self.real.predict_proba(batch)
+        return self.real.predict_scores(batch)
 
 run, port = sys.argv[1], int(sys.argv[2])
 request = pb2.ModelInferRequest(model_name="cnn", raw_input_contents=[bytes(784)], inputs=[

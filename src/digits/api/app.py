@@ -61,7 +61,8 @@ def create_app(settings: Settings | None = None, predictor=None) -> FastAPI:
         service = service_module.Service(loaded, settings, service_module.model_name(loaded.info, settings.model_name))
         await service.predict(np.zeros((1, 28, 28), np.float32))  # warm the prediction thread (and its interpreter)
         metrics.class_names = service.class_names
-        service.batcher.on_batch, service.metrics = metrics.observe_batch, metrics
+        service.batcher.on_batch = lambda rows: metrics.observe_batch(rows[:, :-1])  # less the digit scores
+        service.metrics = metrics
         metrics.model_info.labels(service.name, service.version, loaded.backend).set(1)
         gc.collect()
         gc.freeze()  # TensorFlow's millions of start-up objects leave the collector's view: no 100 ms pauses

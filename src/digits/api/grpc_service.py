@@ -124,11 +124,11 @@ class Servicer(pb2_grpc.GRPCInferenceServiceServicer):
             outputs = [v2.check_output(output.name, _parameter(output.parameters, "classification", 0))
                        for output in request.outputs] or [0]
             v2.check_outputs([output.name for output in request.outputs])  # a repeat would repeat the answer
-        probabilities = await predict(service, images, "inference")
+        probabilities, scores = await predict(service, images, "inference")
         response = pb2.ModelInferResponse(model_name=service.name, model_version=service.version, id=request.id)
         for classes in outputs:
             if classes:
-                values = v2.classification(probabilities, classes, service.class_names, service.reject_below)
+                values = v2.classification(probabilities, classes, service.class_names, service.reject_below, scores)
                 response.outputs.add(name=v2.OUTPUT, datatype="BYTES",
                                      shape=[len(probabilities), min(classes, probabilities.shape[1])])
                 response.raw_output_contents.append(v2.bytes_tensor(values))

@@ -174,6 +174,13 @@ def _expire(future: asyncio.Future) -> None:
         future.set_exception(TimeoutError())
 
 
+def scored(predictor, images: np.ndarray) -> np.ndarray:
+    """One batched model call: (N, classes + 1) float64, the calibrated probabilities then the digit score (one
+    array, so the batcher slices every request's rows out of it alike)."""
+    probabilities, scores = predictor.predict_scores(images)
+    return np.column_stack([np.asarray(probabilities, np.float64), scores])
+
+
 def model_name(info: runs.RunInfo, override: str | None = None) -> str:
     """URL-safe model name: the override, else the config's model name, else the file or directory name."""
     source = Path(info.run_dir)
@@ -211,7 +218,7 @@ class Service:
         self.class_names = list(self.predictor.class_names)
         stored = getattr(self.predictor, "reject_below", None)
         self.reject_below = self.settings.reject_below if self.settings.reject_below is not None else stored
-        self.batcher = Batcher(self.predictor.predict_proba, self.settings.predict_threads,
+        self.batcher = Batcher(partial(scored, self.predictor), self.settings.predict_threads,
                                max(self.settings.max_batch, 64), None, self.settings.timeout_seconds)
         self.image_pool = ThreadPoolExecutor(self.settings.image_threads, thread_name_prefix="digits-images")
         self.budget = PixelBudget(self.settings.max_pending_pixels)
@@ -221,10 +228,12 @@ class Service:
         deadline = DEADLINE.get()
         return asyncio.get_running_loop().time() + self.settings.timeout_seconds if deadline is None else deadline
 
-    async def predict(self, images: np.ndarray) -> np.ndarray:
-        """(N, 28, 28) float32 0..1 -> (N, classes) float32, batched; TimeoutError past the request's deadline.
-        The answers are counted in the metrics per model call (Metrics.observe_batch)."""
-        return await self.batcher.submit(images, DEADLINE.get())
+    async def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 28, 28) float32 0..1 -> ((N, classes) float32 probabilities, (N,) digit scores), batched;
+        TimeoutError past the request's deadline. The answers are counted in the metrics per model call
+        (Metrics.observe_batch)."""
+        rows = await self.batcher.submit(images, DEADLINE.get())
+        return rows[:, :-1].astype(np.float32), rows[:, -1]
 
     async def read_all(self, function, jobs: list[tuple], pixels: int, gone=None) -> list:
         """`function(*job)` for every job on the image pool, in order; the request's `pixels` (already checked

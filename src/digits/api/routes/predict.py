@@ -83,9 +83,9 @@ def _pixel_batch(pixels, max_batch: int):
 
 
 async def _pixels(service: Service, batch, include_input: bool) -> list[dict]:
-    probabilities = await predict(service, batch)  # counted per model call by the batcher's metrics hook
+    probabilities, scores = await predict(service, batch)  # counted per model call by the batcher's metrics hook
     found = reading.from_pixels(probabilities, batch, service.class_names, service.settings.uncertain_below,
-                                service.reject_below)
+                                service.reject_below, scores)
     return [item.to_dict(include_input) for item in found]
 
 

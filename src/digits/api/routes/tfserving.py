@@ -111,7 +111,7 @@ async def _predict(request: Request, service: Service) -> Response:
     require_media(request, {"", "application/json"}, "application/json")
     body = await request.body()
     images, rows = await off_loop(len(body) > LARGE_BODY_BYTES, _decode, body, service.settings.max_batch)
-    probabilities = await predict_batch(service, images)
+    probabilities, _ = await predict_batch(service, images)
     return await json_answer({"predictions" if rows else "outputs": probabilities}, len(probabilities))
 
 

@@ -249,15 +249,17 @@ def _requested_outputs(header: dict) -> list[tuple[bool, int]]:
 NOT_A_DIGIT = "not_a_digit"  # the label of a refused row's first classification entry
 
 
-def classification(probabilities: np.ndarray, count: int, names: list[str], reject_below: float | None) -> list[str]:
-    """Triton's "probability:index:label" strings, top `count` per row; a row whose top probability is
-    below the not-a-digit threshold answers "probability:-1:not_a_digit" first, then its top count-1."""
+def classification(probabilities: np.ndarray, count: int, names: list[str], reject_below: float | None,
+                   scores: np.ndarray) -> list[str]:
+    """Triton's "probability:index:label" strings, top `count` per row; a row whose digit score (`scores`,
+    Predictor.predict_scores) is below the not-a-digit threshold answers "probability:-1:not_a_digit" first (the
+    top probability), then its top count-1."""
     count = min(count, probabilities.shape[1])
     order = np.argsort(-probabilities, axis=1)[:, :count]
     values = []
     for row in range(len(order)):
         entries = [f"{probabilities[row, index]:f}:{index}:{names[index]}" for index in order[row]]
-        if reject_below is not None and probabilities[row, order[row, 0]] < reject_below:
+        if reject_below is not None and scores[row] < reject_below:
             entries = [f"{probabilities[row, order[row, 0]]:f}:-1:{NOT_A_DIGIT}", *entries[:count - 1]]
         values += entries
     return values
@@ -288,7 +290,7 @@ def _decode(body: bytes, encoding: str, header_length: str | None, settings) -> 
         return header, _input_tensor(header, binary, settings.max_batch), _requested_outputs(header)
 
 
-def _answer(service: Service, header: dict, outputs: list, probabilities: np.ndarray) -> Response:
+def _answer(service: Service, header: dict, outputs: list, probabilities: np.ndarray, scores: np.ndarray) -> Response:
     """The inference response: JSON, or JSON then raw tensors (Triton's binary extension)."""
     response = {"model_name": service.name, "model_version": service.version}
     if isinstance(header.get("id"), str):
@@ -296,7 +298,7 @@ def _answer(service: Service, header: dict, outputs: list, probabilities: np.nda
     described, chunks = [], []
     for binary_output, classes in outputs:
         if classes:
-            values = classification(probabilities, classes, service.class_names, service.reject_below)
+            values = classification(probabilities, classes, service.class_names, service.reject_below, scores)
             shape, datatype = [len(probabilities), min(classes, probabilities.shape[1])], "BYTES"
             raw = bytes_tensor(values) if binary_output else None
         else:
@@ -324,5 +326,6 @@ async def _infer(request: Request, service: Service) -> Response:
     header, images, outputs = await off_loop(len(body) > LARGE_BODY_BYTES or encoding not in ("", "identity"),
                                              _decode, body, encoding,
                                              request.headers.get("inference-header-content-length"), service.settings)
-    probabilities = await predict(service, images, "inference")
-    return await off_loop(len(probabilities) > LARGE_ANSWER_ROWS, _answer, service, header, outputs, probabilities)
+    probabilities, scores = await predict(service, images, "inference")
+    return await off_loop(len(probabilities) > LARGE_ANSWER_ROWS, _answer, service, header, outputs, probabilities,
+                          scores)
