@@ -440,8 +440,9 @@ def render() -> str:
         if name in ("best_model", "ensemble", "rejection"):  # other recipes' results: best_model_<recipe>.json
             paths += sorted(RESULTS.glob(f"{name}_*.json"))
         for path in paths:
-            if path.is_file():
-                lines += section(json.loads(path.read_text())) + [""]
+            result = json.loads(path.read_text()) if path.is_file() else None
+            if result is not None and result.get("benchmark", name) == name:  # not rejection_scores.json, say
+                lines += section(result) + [""]
     return "\n".join(lines).strip() or "No results yet: run the scripts in benchmarks/."
 
 

@@ -56,3 +56,25 @@ def test_a_stress_model_of_an_older_recipe_says_what_changed(tmp_path, monkeypat
             in report.stress(stress)[0])
     del reader["config"]  # results from before stress.py kept the file: not labelled, as before
     assert "changed" not in report.stress(stress)[0]
+
+
+def test_the_readme_renders_from_the_results_in_the_repo():
+    """Every committed result renders (a result of another benchmark whose name starts like a section's, e.g.
+    rejection_scores.json beside rejection_*.json, is left out rather than read as one), and the README holds
+    what report.py renders: its figures are the committed JSON's."""
+    rendered = report.render()
+    assert "**Knowing what is not a digit**" in rendered
+    readme = (report.ROOT / "README.md").read_text()
+    assert report.replace_block(readme, report.START, report.END, rendered) == readme
+    assert report.replace_block(readme, report.CARD_START, report.CARD_END, report.render_card()) == readme
+
+
+def test_the_card_says_which_score_refuses():
+    card = {"calibration": {"score": "energy", "energy_below": 1.736, "reject_below": 0.5,
+                            "max_probability_below": 0.7357},
+            "refit": {"created": "2026-12-03T22:00:00+00:00", "what": "logits added"}}
+    line = report.operating_point(card)
+    assert "energy T log sum exp(z / T) of 1.736" in line and "top probability of 0.736" in line
+    assert "refit 2026-12-03: logits added" in line
+    assert report.operating_point({"calibration": {"score": "max_probability", "reject_below": 0.7357}}) == (
+        "not-a-digit below a calibrated top probability of 0.736")
