@@ -80,6 +80,31 @@ def test_v2_infer_binary_tensors_and_classification(client, predictor, mnist):
     assert [entry.split(":")[1] for entry in output["data"][::2]] == [str(label) for label in y[:4]]
 
 
+def test_v2_refuses_by_the_models_digit_score(client, predictor, mnist):
+    """At the stored threshold, the rows answered "not_a_digit" are exactly those whose digit score (the energy's
+    chance of a digit, Predictor.predict_scores) is under it: digits and generated letters and scribbles sent
+    together in one request, through the batcher."""
+    from digits import synthetic
+    from digits.images import prepare
+
+    x, _ = mnist
+    others = [prepare(picture).image for family in ("letters", "scribbles")
+              for picture in synthetic.pictures(family, 2, 11)]
+    batch = np.concatenate([x[:4] / 255.0, np.stack(others)]).astype(np.float32)  # the test server's max batch: 8
+    probabilities, scores = predictor.predict_scores(batch)
+    assert predictor.score == "energy" and predictor.reject_below == 0.5
+    refused = scores < predictor.reject_below
+    assert not refused[:4].any() and refused[4:].any()  # the digits read, some of the others refused
+    request = v2_request(batch, "FP32", outputs=[{"name": "probabilities", "parameters": {"classification": 1}}])
+    response = client.post("/v2/models/cnn/infer", json=request)
+    assert response.status_code == 200, response.text
+    output = response.json()["outputs"][0]
+    answered = [entry.split(":")[1] == "-1" for entry in output["data"]]
+    assert answered == refused.tolist()
+    top = [float(entry.split(":")[0]) for entry in output["data"]]
+    assert top == pytest.approx(probabilities.max(1).tolist(), abs=1e-6)  # the top probability is still shown
+
+
 def test_v2_classification_answers_not_a_digit_first_for_a_refused_row(predictor, mnist):
     """With reject_below 1.0 (digits serve --reject-below 1) every row is refused: its first classification
     entry is "probability:-1:not_a_digit" (the top probability), then its top k-1 classes; the probabilities

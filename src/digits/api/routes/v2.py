@@ -8,8 +8,8 @@ tensor data extension (a JSON header of `Inference-Header-Content-Length` bytes 
 raw little-endian tensors, `parameters.binary_data_size` per input). Output: `probabilities`,
 FP32 [N, classes], as JSON or binary (`binary_data_output`, or per output `binary_data`);
 Triton's classification extension (`parameters.classification: k`) gives the top k as BYTES
-"probability:index:label"; a picture that is not a digit (top probability below the model's
-not-a-digit threshold) answers "probability:-1:not_a_digit" first. Probabilities are calibrated. Request bodies may be gzip or deflate encoded, as tritonclient
+"probability:index:label"; a picture that is not a digit (its digit score below the model's
+not-a-digit threshold, `Predictor.predict_scores`) answers "probability:-1:not_a_digit" first. Probabilities are calibrated. Request bodies may be gzip or deflate encoded, as tritonclient
 sends them. Each output is named at most once (a request that repeats one is refused: the answer
 is bounded by max_batch x classes values, however the request is written); a large body is parsed and
 a large answer serialised on a worker thread (deps.off_loop). Errors are `{"error": "..."}`.
