@@ -144,9 +144,9 @@ def refit(args, work: Path) -> tuple[Path, dict]:
     x_test = to_model_input(dataset.x_test)
     if not np.array_equal(backends.in_batches(before, x_test), backends.in_batches(after, x_test)):
         sys.exit("ship_model: error: the model with its logits output answers differently; report this as a bug")
-    _, outliers = train.non_digit_images(recipe, None, x_val)
-    raw = [backends.in_batches(after, images) for images in (x_val, outliers)]
-    logits = [backends.in_batches(after.logits, images) for images in (x_val, outliers)]
+    _, outliers = train.non_digit_images(recipe, None, x_val)  # None without Outlier Exposure
+    raw, logits = ([None if images is None else backends.in_batches(function, images) for images in (x_val, outliers)]
+                   for function in (after, after.logits))
     fitted = calibration.fit(raw[0], y_val, recipe.reject_rate, raw[1], logits[0], logits[1])
     stored = card["calibration"]
     if abs(fitted["temperature"] - stored["temperature"]) > 1e-3 or abs(

@@ -113,3 +113,15 @@ def kill_a_worker_mid_trial(storage, study, trials, cwd, ready, **options) -> tu
             if process and process.poll() is None:
                 process.kill()
     return running, {trial.number: trial for trial in study_trials(storage, study)}
+
+
+def without_logits(path):
+    """Rewrite an ONNX file as runs wrote it before the energy score: its probabilities as the only output."""
+    import onnx
+
+    model = onnx.load(str(path))
+    kept = [output for output in model.graph.output if output.name != "logits"]
+    del model.graph.output[:]
+    model.graph.output.extend(kept)
+    model.graph.node.remove(next(node for node in model.graph.node if "logits" in node.output))
+    onnx.save(model, str(path))

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import REPO, assert_clean_error, drawn_text, run_cli
+from helpers import REPO, assert_clean_error, drawn_text, run_cli, without_logits
 
 from digits import config, data, reading, runs
 from digits.predictor import Predictor
@@ -130,3 +130,56 @@ def test_ship_model_refuses_a_finished_run_of_another_recipe(tmp_path, monkeypat
     import ship_model
 
     ship_model.check_recipe(argparse.Namespace(config=REPO / "configs" / "cnn-fast.json", seed=1), run)  # its own
+
+
+def test_the_shipped_model_refuses_by_the_score_its_card_stores():
+    """A card fitted with the energy score gives the file's logits output to the reader: refusal by the energy,
+    and the file's probabilities are the softmax of its logits (the refit changed no weight)."""
+    from digits import backends, calibration
+
+    card = runs.read_card()
+    fitted = card["calibration"]
+    predictor = Predictor(runs.shipped_model())
+    assert predictor.score == fitted.get("score", "max_probability")
+    if predictor.score == "energy":
+        assert predictor.energy_below == fitted["energy_below"] and predictor.reject_below == 0.5
+        copy = backends.load("onnx", runs.shipped_model())
+        batch = data.load_dataset("mnist").x_test[:500, :, :, None].astype(np.float32) / 255
+        np.testing.assert_allclose(calibration.softmax(copy.logits(batch)), copy(batch), atol=1e-5)
+
+
+def test_refit_gives_a_shipped_model_its_logits_and_the_energy_calibration(tiny_run, tmp_path, monkeypatch):
+    """scripts/ship_model.py --refit, its first step: the shipped file given its logits output (probabilities
+    unchanged) and calibrated again on the validation split rebuilt from the card's config, proved the same split
+    by reproducing the stored temperature and top-probability threshold; a card they do not match is refused."""
+    from digits import backends
+
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    import ship_model
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    shutil.copy(tiny_run / "model.onnx", shipped / "model.onnx")
+    without_logits(shipped / "model.onnx")  # as the package's file was before the energy score
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    trained = metrics["calibration"]
+    card = {"name": "digits-reader-tiny", "file": "model.onnx", "sha256": runs.sha256(shipped / "model.onnx"),
+            "config": json.loads((tiny_run / "config.json").read_text()), "dataset": metrics["dataset"],
+            "calibration": {"score": "max_probability", "temperature": trained["temperature"],
+                            "reject_below": trained["max_probability_below"], "reject_rate": trained["reject_rate"]}}
+    (shipped / "card.json").write_text(json.dumps(card))
+    assert Predictor(shipped / "model.onnx").score == "max_probability"
+    model, refit = ship_model.refit(argparse.Namespace(destination=str(shipped)), tmp_path / "work")
+    assert model == tmp_path / "work" / "refit" / "model.onnx" and backends.load("onnx", model).gives_logits
+    assert refit["sha256"] == runs.sha256(model) and refit["refit"]["from"] == "digits-reader-tiny"
+    assert refit["calibration"]["score"] == "energy"
+    assert refit["calibration"]["energy_below"] == pytest.approx(trained["energy_below"], abs=1e-3)
+    staged = Predictor(model)  # its card beside it: it reads as a shipped model, by the energy
+    assert (staged.score, staged.energy_below) == ("energy", refit["calibration"]["energy_below"])
+    mnist = data.load_dataset("mnist").x_test[:300]
+    np.testing.assert_allclose(staged.predict_proba(mnist), Predictor(shipped / "model.onnx").predict_proba(mnist),
+                               atol=1e-5)
+    card["calibration"]["temperature"] *= 1.1  # another model's or another split's: refused, nothing measured
+    (shipped / "card.json").write_text(json.dumps(card))
+    with pytest.raises(SystemExit, match="not the same split"):
+        ship_model.refit(argparse.Namespace(destination=str(shipped)), tmp_path / "other")

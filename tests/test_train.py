@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers import assert_clean_error, drawn_text, run_cli, scribble
+from helpers import assert_clean_error, drawn_text, run_cli, scribble, without_logits
 from digits import config, runs, train
 
 
@@ -175,7 +175,7 @@ def test_calibrate_stores_what_training_with_that_reject_rate_stores(tiny_run, t
     copy = tmp_path / "tiny"
     shutil.copytree(tiny_run, copy)
     before = json.loads((copy / "metrics.json").read_text())["calibration"]
-    _without_logits(copy / "model.onnx")
+    without_logits(copy / "model.onnx")
     assert not backends.load("onnx", copy / "model.onnx").gives_logits
     result = run_cli("calibrate", str(copy), "--reject-rate", "0.05")
     assert result.returncode == 0, result.stderr
@@ -201,17 +201,6 @@ def test_calibrate_stores_what_training_with_that_reject_rate_stores(tiny_run, t
     predictor = Predictor(copy)
     assert (predictor.score, predictor.energy_below) == ("energy", after["energy_below"])
 
-
-def _without_logits(path):
-    """Rewrite an ONNX file as runs wrote it before the energy score: its probabilities as the only output."""
-    import onnx
-
-    model = onnx.load(str(path))
-    kept = [output for output in model.graph.output if output.name != "logits"]
-    del model.graph.output[:]
-    model.graph.output.extend(kept)
-    model.graph.node.remove(next(node for node in model.graph.node if "logits" in node.output))
-    onnx.save(model, str(path))
 
 
 @pytest.mark.slow
