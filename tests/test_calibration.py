@@ -148,6 +148,14 @@ def test_digit_probability_is_the_chance_of_the_digit_classes_beside_a_not_a_dig
     assert calibration.digit_probability(at, temperature, below)[0] == pytest.approx(0.5)
 
 
+def test_refused_below_the_threshold_and_everything_at_one():
+    sure = float(calibration.digit_probability(np.array([[60.0] + [0.0] * 9]), 0.5, 1.0)[0])
+    assert sure == 1.0  # a chance is never 1, but this one rounds to it
+    assert calibration.refused(sure, 1.0) and calibration.refused(0.2, 1.0)  # 1 refuses everything
+    assert calibration.refused(0.49, 0.5) and not calibration.refused(0.5, 0.5)  # strictly below
+    assert not calibration.refused(0.0, 0.0) and not calibration.refused(0.0, None)  # 0 and None: refusal off
+
+
 def test_fit_with_logits_stores_the_energy_operating_point():
     rng = np.random.default_rng(5)
     logits = rng.normal(size=(2000, 10))

@@ -275,6 +275,12 @@ def digit_probability(logits: Any, temperature: float, energy_below: float) -> n
     return 1.0 / (1.0 + np.exp((energy_below - energy(logits, temperature)) / _check_temperature(temperature)))
 
 
+def refused(score: float, threshold: float | None) -> bool:
+    """Is a digit score under the not-a-digit threshold (None: refusal off)? A threshold of 1 refuses everything:
+    a chance is never 1, though a very sure one rounds to 1.0 in floating point."""
+    return threshold is not None and (float(score) < threshold or threshold >= 1.0)
+
+
 SCORES = ("energy", "max_probability")  # what `fit` can refuse by; runs fitted before the energy store the latter
 
 

@@ -44,7 +44,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import images, multidigit
+from . import calibration, images, multidigit
 
 MODES = ("auto", "digit", "number")
 ONE_GLYPH = 1.25  # auto mode: touching pieces no wider than this times their height are one shape, read whole
@@ -170,7 +170,7 @@ def _digits(prepared: list, probabilities: np.ndarray, class_names: list[str],
     found = []
     for piece, row, score in zip(prepared, probabilities, scores):
         index = int(row.argmax())
-        refused = reject_below is not None and float(score) < reject_below
+        refused = calibration.refused(score, reject_below)
         found.append(Digit(index, names[index], float(row[index]), row, piece.box, piece.image, names, refused))
     return found
 
@@ -264,7 +264,7 @@ def _one_wide_digit(pieces: list, probabilities: np.ndarray, whole: np.ndarray, 
     numbers before, 1 after; 6 more of 1,500 strips (half of them touching) were read as one digit. Any ONE_WIDE
     from 1.8 to 2.2 gave the same figures there; 2.2 also keeps a flat drawn 0 whole."""
     sure = float(whole.max())
-    if _extent(pieces) > ONE_WIDE or (threshold is not None and whole_score < threshold):
+    if _extent(pieces) > ONE_WIDE or calibration.refused(whole_score, threshold):
         return False
     return np.log(max(sure, 1e-12)) >= float(np.log(np.maximum(probabilities.max(1), 1e-12)).sum())
 

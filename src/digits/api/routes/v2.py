@@ -29,7 +29,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ... import __version__
+from ... import __version__, calibration
 from .. import inputs, schemas
 from ..deps import (LARGE_ANSWER_ROWS, LARGE_BODY_BYTES, ApiError, LeanRoute, off_loop, parse_json, predict,
                     require_media, served_model, service_of)
@@ -259,7 +259,7 @@ def classification(probabilities: np.ndarray, count: int, names: list[str], reje
     values = []
     for row in range(len(order)):
         entries = [f"{probabilities[row, index]:f}:{index}:{names[index]}" for index in order[row]]
-        if reject_below is not None and scores[row] < reject_below:
+        if calibration.refused(scores[row], reject_below):
             entries = [f"{probabilities[row, order[row, 0]]:f}:-1:{NOT_A_DIGIT}", *entries[:count - 1]]
         values += entries
     return values
