@@ -91,7 +91,8 @@ def cache(args):
     records, started = [], time.process_time()
     for index, photo, text, truth in strips(x, y, args.seed, args.kind, args.count):
         ink = images.analyse(images.to_gray(photo))
-        lattice = multidigit._lattice(ink, predictor.predict_proba, keep_masks=True) if ink.labels is not None else None
+        lattice = (multidigit._lattice(ink, None, keep_masks=True, predict_scores=predictor.predict_scores)
+                   if ink.labels is not None else None)
         entry = {"index": index, "truth": text, "lattice": lattice}
         if lattice is not None:
             factor = ink.factor

@@ -382,3 +382,37 @@ def test_seg_eval_finds_the_right_cut_in_a_lattice():
     assert seg_eval.right_path(entry(drop=[(2, 4)])) is None  # the 7's last piece is not a speck: no path
     assert seg_eval.right_path(entry(small=(False, False, False, True), drop=[(2, 4)])) == [(0, 2), (2, 3)]
     assert seg_eval.right_path(entry(drop=[(0, 2)])) is None  # the 1 is only ever half a candidate
+
+
+def test_digit_scores_help_choose_the_cuts(mnist):
+    """With digit scores (`read_scored`), a candidate earns DIGIT_WEIGHT times the log-odds that it is a digit at
+    all, up to DIGIT_CAP: two halves of a wide 0 that each read as a sure "1" but are surely not digits lose to
+    the whole 0; without scores, or with sure ones, the halves win. read_scored gives back the chosen digits'
+    probabilities and digit scores as the model gave them."""
+    ones, whole = np.eye(10)[[1, 1]] * 0.998 + 0.0002, np.eye(10)[0] * 0.9 + 0.01
+    lattice = {"count": 2, "cut": [0.0, 0.9, 0.0], "join_cost": [0.0, 0.0], "small": [False, False],
+               "keys": [(0, 1), (1, 2), (0, 2)], "probabilities": np.stack([*ones, whole]), "line": 100.0,
+               "boxes": {(0, 1): (0, 0, 100, 40), (1, 2): (0, 40, 100, 85), (0, 2): (0, 0, 100, 85)}}
+    assert multidigit._choose(lattice, multidigit._hand_scores(lattice)) == [(0, 1), (1, 2)]
+    sure = {**lattice, "digit_scores": np.array([0.999, 0.999, 0.999])}
+    assert multidigit._choose(sure, multidigit._hand_scores(sure)) == [(0, 1), (1, 2)]
+    halves = {**lattice, "digit_scores": np.array([0.001, 0.001, 0.999])}
+    assert multidigit._choose(halves, multidigit._hand_scores(halves)) == [(0, 2)]
+    capped = multidigit._hand_scores({**lattice, "digit_scores": np.array([1 - 1e-12, 0.999, 0.999])})
+    assert capped[0, 1] == pytest.approx(multidigit._hand_scores(lattice)[0, 1]
+                                         + multidigit.DIGIT_WEIGHT * multidigit.DIGIT_CAP)
+
+    x_test, y_test = mnist
+    one, zero = x_test[int(np.flatnonzero(y_test == 1)[0])], x_test[int(np.flatnonzero(y_test == 0)[0])]
+
+    def both(batch):  # a "1" (narrow) is never a digit here
+        return by_width(batch), np.where((batch.max(1) >= 0.5).sum(1) < 9, 0.2, 0.9)
+
+    pieces, probabilities, scores = multidigit.read_scored(strip([one, zero, one]), both)
+    assert len(pieces) == 3 and probabilities.argmax(1).tolist() == [1, 0, 1]
+    given = both(np.stack([piece.image for piece in pieces]))
+    np.testing.assert_allclose(probabilities, given[0])
+    np.testing.assert_allclose(scores, given[1])
+    assert scores.tolist() == pytest.approx([0.2, 0.9, 0.2])
+    blank = multidigit.read_scored(np.ones((50, 80), np.float32), both)
+    assert blank[0] == [] and blank[1].size == 0 and blank[2].size == 0

@@ -212,10 +212,6 @@ class _Model:
     stored: float | None  # the stored not-a-digit threshold on the digit score
     by_logits: bool  # the digit score is not the top probability: it takes a pass of the model
 
-    def scores(self, pictures: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-        """Digit scores of `pictures`, whose probabilities are known."""
-        return self.both(pictures)[1] if self.by_logits else np.asarray(probabilities).max(-1)
-
 
 def _top_probability(predict: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], tuple]:
     def both(pictures: np.ndarray) -> tuple:
@@ -287,7 +283,10 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
     gray = images.to_gray(source, name)
     prepared = whole = None
     if mode != "digit":
-        pieces, probabilities = multidigit.read(gray, reader.predict)
+        if reader.by_logits:  # the digit scores help choose the cuts, and come back with the digits
+            pieces, probabilities, scores = multidigit.read_scored(gray, reader.both)
+        else:
+            (pieces, probabilities), scores = multidigit.read(gray, reader.predict), None
         several = len(pieces) > 1 and not _one_glyph(pieces)
         if mode == "auto" and several and _extent(pieces) <= ONE_WIDE:
             prepared = images.prepare(gray)
@@ -296,7 +295,8 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
                                                                   float(whole_scores[0])))
         if mode == "number" or several:
             inverted = pieces[0].inverted if pieces else False
-            scores = reader.scores(np.stack([piece.image for piece in pieces]), probabilities) if pieces else None
+            if scores is None and pieces:
+                scores = np.asarray(probabilities).max(-1)
             digits = _digits(pieces, probabilities, reader.class_names, threshold, scores)
             if not digits:
                 return Reading("no_ink", [], uncertain_below, inverted)
