@@ -162,13 +162,15 @@ def strip_photos(x_test, y_test, count: int, seed: list[int], touching: float | 
         yield truth, render_strip(list(x_test[chosen]), rng, touching)
 
 
-def _strips_read(predict_proba, x_test, y_test, count: int, seed: list[int], touching: float | None = None):
-    """`count` strips of 2-6 test digits (`strip_photos`), read as numbers: (read whole, right count)."""
+def _strips_read(model, x_test, y_test, count: int, seed: list[int], touching: float | None = None):
+    """`count` strips of 2-6 test digits (`strip_photos`), read as numbers by `model` (a Predictor, read as the
+    package reads: its digit scores help choose the cuts and a piece under its not-a-digit threshold reads "?",
+    so the strip is not read whole; or a predict_proba function): (read whole, right count)."""
     from digits import reading
 
     whole, counted = [], []
     for truth, photo in strip_photos(x_test, y_test, count, seed, touching):
-        number = reading.read(photo, "number", predict_proba).number
+        number = reading.read(photo, "number", model).number
         whole.append(number == truth)
         counted.append(len(number) == len(truth))
     return whole, counted
@@ -191,8 +193,9 @@ def measure(predict_proba, x_test, y_test, samples: int, strips: int, seed: int,
     rendered_probabilities = predict_proba(np.stack([item.image for item in prepared]))
     predicted = rendered_probabilities.argmax(1)
     rendered = float((predicted == y_test[:samples]).mean())
-    reads, counts = _strips_read(predict_proba, x_test, y_test, strips, [seed, 1])
-    touching_reads, _ = _strips_read(predict_proba, x_test, y_test, touching_strips, [seed, 3], touching=1.0)  # all touch
+    reads, counts = _strips_read(model or predict_proba, x_test, y_test, strips, [seed, 1])
+    touching_reads, _ = _strips_read(model or predict_proba, x_test, y_test, touching_strips, [seed, 3],
+                                     touching=1.0)  # all touch
     return {"samples": samples, "strips": strips, "seed": seed, "clean_accuracy": clean,
             "rendered_accuracy": rendered, "kept_fraction": rendered / clean if clean else 0.0,
             "clean_ece": calibration.expected_calibration_error(clean_probabilities, y_test[:samples]),

@@ -18,7 +18,8 @@ set per family, each marked whether the run's Outlier Exposure trained on that f
 With --strips N, also what each score costs whole numbers: N strips of validation digits whose neighbours all
 touch and N mixed ones, rendered and read as benchmarks/validation_strips.py renders and reads them (same seeds),
 read whole only if every digit is right and no piece falls under that score's threshold (a refused piece reads
-"?"); the top probability's figures are the ones validation_strips.py reports for the run.
+"?"). Strips are cut as the reading path cuts them with the run (with its digit scores when it refuses by the
+energy, since 2026-12-04), so the figures of the run's stored score are the ones validation_strips.py reports.
 
 Usage: python benchmarks/rejection_scores.py --run RUN [--photos 3000] [--non-digits 2000] [--strips 0] [--out FILE]
 Writes benchmarks/results/rejection_scores.json (or --out), with the machine.
@@ -107,7 +108,8 @@ def compare(by_set: dict[str, dict[str, np.ndarray]], rate: float) -> dict[str, 
 def strips_whole(predictor, session, digits: np.ndarray, labels: np.ndarray, count: int, temperature: float,
                  thresholds: dict[str, float]) -> dict[str, dict[str, float]]:
     """Per score, the share of `count` touching and of `count` mixed strips of `digits` read whole, a piece under
-    the score's threshold refused (see the module doc); pieces cut and read by `multidigit` with `predictor`,
+    the score's threshold refused (see the module doc); pieces cut and read by `multidigit` as the reading path
+    cuts them with `predictor` (with its digit scores if it refuses by the energy: `multidigit.read_scored`),
     scored from the logits of `session` (`logits_session`)."""
     from real_images import strip_photos
     from tqdm import tqdm
@@ -118,7 +120,9 @@ def strips_whole(predictor, session, digits: np.ndarray, labels: np.ndarray, cou
     for kind, seed in STRIP_SEEDS.items():
         drawn = strip_photos(digits, labels, count, [seed], 1.0 if kind == "touching" else None)
         for truth, photo in tqdm(drawn, total=count, desc=f"{kind} strips", file=sys.stderr):
-            pieces, probabilities = multidigit.read(images.to_gray(photo), predictor.predict_proba)
+            gray = images.to_gray(photo)
+            pieces, probabilities = (multidigit.read_scored(gray, predictor.predict_scores)[:2]
+                                     if predictor.score == "energy" else multidigit.read(gray, predictor.predict_proba))
             if "".join(str(int(row.argmax())) for row in probabilities) != truth:
                 continue  # misread or no digits: not whole, whatever the score
             found = scores(read(session, np.stack([piece.image for piece in pieces]))[1], temperature)

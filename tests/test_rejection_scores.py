@@ -103,10 +103,11 @@ def test_a_missing_run_is_one_line(tmp_path):
     assert_clean_error(result, "does not exist")
 
 
-def test_strips_refused_by_the_top_probability_read_as_the_reading_path_reads_them(cnn_fast_run, tmp_path):
-    """--strips: with the top probability's threshold (the stored one), the strips read whole are the ones
+def test_strips_refused_by_the_stored_score_read_as_the_reading_path_reads_them(cnn_fast_run, tmp_path):
+    """--strips: with the stored score's threshold (the energy's), the strips read whole are the ones
     reading.read reads whole with the run's Predictor, for the same strips (benchmarks/validation_strips.py's
-    seeds); every score reads at most the strips whose digits are all right."""
+    seeds), cut the same way (with the digit scores); every score reads at most the strips whose digits are all
+    right."""
     import real_images
 
     from digits import config, data, runs
@@ -123,7 +124,8 @@ def test_strips_refused_by_the_top_probability_read_as_the_reading_path_reads_th
     expected = {kind: float(np.mean(real_images._strips_read(predictor, digits, np.asarray(y_val), 12, [seed],
                                                              touching=1.0 if kind == "touching" else None)[0]))
                 for kind, seed in rejection_scores.STRIP_SEEDS.items()}
-    assert saved["scores"]["top probability"]["strips_read_whole"] == expected
+    assert saved["stored_score"] == "energy" and predictor.score == "energy"
+    assert saved["scores"]["energy"]["strips_read_whole"] == expected
     assert expected["mixed"] >= 0.5  # a 99% model reads most mixed strips: the comparison is not of zeros
     assert saved["strips"] == 12
     for row in saved["scores"].values():
