@@ -134,7 +134,7 @@ def refit(args, work: Path) -> tuple[Path, dict]:
     staged.mkdir(parents=True, exist_ok=True)
     model = staged / "model.onnx"
     shutil.copyfile(source, model)
-    export.add_logits_output(model)
+    added = export.add_logits_output(model)  # False: the shipped file has it already (refit before)
     recipe = config.from_run(card["config"])
     dataset, _, _, x_val, y_val = data.training_arrays(recipe)
     if dataset.checksum != card["dataset"]["checksum"]:
@@ -148,14 +148,16 @@ def refit(args, work: Path) -> tuple[Path, dict]:
     raw, logits = ([None if images is None else backends.in_batches(function, images) for images in (x_val, outliers)]
                    for function in (after, after.logits))
     fitted = calibration.fit(raw[0], y_val, recipe.reject_rate, raw[1], logits[0], logits[1])
-    stored = card["calibration"]
-    if abs(fitted["temperature"] - stored["temperature"]) > 1e-3 or abs(
-            fitted["max_probability_below"] - stored["reject_below"]) > 1e-4:
+    stored = card["calibration"]  # a card refit before holds the top probability's threshold beside the energy's
+    top = stored.get("max_probability_below", stored["reject_below"])
+    if abs(fitted["temperature"] - stored["temperature"]) > 1e-3 or abs(fitted["max_probability_below"] - top) > 1e-4:
         sys.exit(f"ship_model: error: the validation split rebuilt from the card gives temperature "
                  f"{fitted['temperature']:.5f} and top-probability threshold {fitted['max_probability_below']:.5f}, "
-                 f"not the stored {stored['temperature']:.5f} and {stored['reject_below']:.5f}: not the same split")
+                 f"not the stored {stored['temperature']:.5f} and {top:.5f}: not the same split")
     refitted = {"from": card["name"], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "what": "logits added as a second output (weights unchanged); calibration fitted again (energy)",
+                "what": ("logits added as a second output (weights unchanged); calibration fitted again (energy)"
+                         if added else "the same file, calibration fitted again (energy), measured again by the "
+                         "reading half of this version"),
                 "command": "python scripts/ship_model.py --refit"}
     card = {**card, "sha256": runs.sha256(model), "size_bytes": model.stat().st_size,
             "calibration": fitted, "refit": refitted}

@@ -14,7 +14,7 @@ import pytest
 
 from helpers import REPO, assert_clean_error, drawn_text, run_cli, without_logits
 
-from digits import config, data, reading, runs
+from digits import config, data, files, reading, runs
 from digits.predictor import Predictor
 
 
@@ -179,6 +179,16 @@ def test_refit_gives_a_shipped_model_its_logits_and_the_energy_calibration(tiny_
     mnist = data.load_dataset("mnist").x_test[:300]
     np.testing.assert_allclose(staged.predict_proba(mnist), Predictor(shipped / "model.onnx").predict_proba(mnist),
                                atol=1e-5)
+    assert refit["refit"]["what"].startswith("logits added")
+    again_dir = tmp_path / "again"  # refit once more (to measure it again): the same file, the same calibration
+    again_dir.mkdir()
+    shutil.copy(model, again_dir / "model.onnx")
+    files.write_json(again_dir / "card.json", refit)
+    again_model, again = ship_model.refit(argparse.Namespace(destination=str(again_dir)), tmp_path / "work-again")
+    assert runs.sha256(again_model) == refit["sha256"] and again["refit"]["what"].startswith("the same file")
+    numbers = lambda fitted: {key: value for key, value in fitted.items() if isinstance(value, float)}  # noqa: E731
+    assert again["calibration"]["score"] == "energy" and numbers(refit["calibration"])
+    assert numbers(again["calibration"]) == pytest.approx(numbers(refit["calibration"]))
     card["calibration"]["temperature"] *= 1.1  # another model's or another split's: refused, nothing measured
     (shipped / "card.json").write_text(json.dumps(card))
     with pytest.raises(SystemExit, match="not the same split"):
