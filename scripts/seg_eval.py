@@ -143,15 +143,16 @@ def singles(args):
 
 
 def strips_read(args):
-    """The strips read end to end (reading.read in number mode, the shipped model's predict_proba), as
-    real_images._strips_read reads them: the share read whole."""
+    """The strips read end to end (reading.read in number mode, the shipped model's Predictor: its digit scores
+    help choose the cuts, a refused piece reads "?"), as real_images._strips_read reads them: the share read
+    whole."""
     from digits import reading
     from digits.predictor import Predictor
     predictor = Predictor(str(ROOT / "src/digits/shipped/model.onnx"))
     x, y = load_train()
     started, right = time.process_time(), []
     for index, photo, text, _ in strips(x, y, args.seed, args.kind, args.count):
-        right.append(reading.read(photo, "number", predictor.predict_proba).number == text)
+        right.append(reading.read(photo, "number", predictor).number == text)
     print(f"{args.kind} seed {args.seed}: {np.mean(right):.4f} of {args.count} read whole "
           f"({(time.process_time() - started) / args.count:.3f} s CPU a strip)")
 
