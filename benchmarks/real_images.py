@@ -165,15 +165,17 @@ def strip_photos(x_test, y_test, count: int, seed: list[int], touching: float | 
 def _strips_read(model, x_test, y_test, count: int, seed: list[int], touching: float | None = None):
     """`count` strips of 2-6 test digits (`strip_photos`), read as numbers by `model` (a Predictor, read as the
     package reads: its digit scores help choose the cuts and a piece under its not-a-digit threshold reads "?",
-    so the strip is not read whole; or a predict_proba function): (read whole, right count)."""
+    so the strip is not read whole; or a predict_proba function): (read whole, right count, every digit's class
+    right whatever was refused: what the strips read with refusal off)."""
     from digits import reading
 
-    whole, counted = [], []
+    whole, counted, right = [], [], []
     for truth, photo in strip_photos(x_test, y_test, count, seed, touching):
-        number = reading.read(photo, "number", model).number
-        whole.append(number == truth)
-        counted.append(len(number) == len(truth))
-    return whole, counted
+        found = reading.read(photo, "number", model)
+        whole.append(found.number == truth)
+        counted.append(len(found.digits) == len(truth))
+        right.append("".join(digit.label for digit in found.digits) == truth)
+    return whole, counted, right
 
 
 def measure(predict_proba, x_test, y_test, samples: int, strips: int, seed: int, model=None,
@@ -193,9 +195,9 @@ def measure(predict_proba, x_test, y_test, samples: int, strips: int, seed: int,
     rendered_probabilities = predict_proba(np.stack([item.image for item in prepared]))
     predicted = rendered_probabilities.argmax(1)
     rendered = float((predicted == y_test[:samples]).mean())
-    reads, counts = _strips_read(model or predict_proba, x_test, y_test, strips, [seed, 1])
-    touching_reads, _ = _strips_read(model or predict_proba, x_test, y_test, touching_strips, [seed, 3],
-                                     touching=1.0)  # all touch
+    reads, counts, rights = _strips_read(model or predict_proba, x_test, y_test, strips, [seed, 1])
+    touching_reads, _, touching_rights = _strips_read(model or predict_proba, x_test, y_test, touching_strips,
+                                                      [seed, 3], touching=1.0)  # all touch
     return {"samples": samples, "strips": strips, "seed": seed, "clean_accuracy": clean,
             "rendered_accuracy": rendered, "kept_fraction": rendered / clean if clean else 0.0,
             "clean_ece": calibration.expected_calibration_error(clean_probabilities, y_test[:samples]),
@@ -204,8 +206,10 @@ def measure(predict_proba, x_test, y_test, samples: int, strips: int, seed: int,
             "auto_split_rate": len(split) / samples if samples else None, "auto_splits": split[:50],
             "strip_read_rate": float(np.mean(reads)) if reads else None,
             "strip_count_rate": float(np.mean(counts)) if counts else None,
+            "strip_digits_right_rate": float(np.mean(rights)) if rights else None,
             "touching_strips": touching_strips,
             "touching_read_rate": float(np.mean(touching_reads)) if touching_reads else None,
+            "touching_digits_right_rate": float(np.mean(touching_rights)) if touching_rights else None,
             "seconds": time.perf_counter() - started}
 
 
@@ -249,7 +253,9 @@ def main() -> None:
             ("kept fraction (rendered / clean)", f"{result['kept_fraction']:.4f}", ">= 0.99"),
             ("strips read whole", f"{result['strip_read_rate'] or 0:.4f}", ">= 0.95"),
             ("strips with the right digit count", f"{result['strip_count_rate'] or 0:.4f}", ""),
+            ("strips' digits right, refusal aside", f"{result['strip_digits_right_rate'] or 0:.4f}", ""),
             ("touching strips read whole", f"{result['touching_read_rate'] or 0:.4f}", ">= 0.90"),
+            ("  their digits right, refusal aside", f"{result['touching_digits_right_rate'] or 0:.4f}", ""),
             ("single digits split in auto mode", f"{result['auto_split_rate'] or 0:.4f}", "<= 0.003")]
     print(f"{'measure':36} {'value':>8}  target")
     for name, value, target in rows:

@@ -313,9 +313,14 @@ def model_card(card: dict, level: int = 1) -> list[str]:
             (f"rendered photos of test digits ({fig['benchmark_samples']['photos']:,}): accuracy",
              f"{fig['photos_accuracy']:.2%}"),
             ("rendered photos: ECE", f"{fig['photos_ece']:.4f}"),
-            (f"whole-number strips read whole ({fig['benchmark_samples']['strips']:,})", f"{fig['strips_read_whole']:.2%}"),
+            (f"whole-number strips read whole ({fig['benchmark_samples']['strips']:,}"
+             + ("; a piece refused as not a digit counts against" if "strips_digits_right" in fig else "") + ")",
+             f"{fig['strips_read_whole']:.2%}"),
             *([("strips of touching digits read whole", f"{fig['touching_strips_read_whole']:.2%}")]
               if "touching_strips_read_whole" in fig else []),
+            *([("strips (touching strips) whose digits all read right, refusal aside",
+                f"{fig['strips_digits_right']:.2%} ({fig['touching_strips_digits_right']:.2%})")]
+              if "strips_digits_right" in fig else []),
             *([("rendered photos of one digit read as several (auto mode)",
                 f"{fig['single_digits_split_in_auto_mode']:.2%}")]
               if fig.get("single_digits_split_in_auto_mode") is not None else []),

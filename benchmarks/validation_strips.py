@@ -45,8 +45,8 @@ def measure(predictor, x_val, y_val, strips: int, singles: int) -> dict:
     """Strips read whole and singles split (none measured when their count is 0)."""
     started, result = time.perf_counter(), {}
     if strips:
-        touching, _ = real_images._strips_read(predictor, x_val, y_val, strips, [SEEDS["touching"]], touching=1.0)
-        mixed, _ = real_images._strips_read(predictor, x_val, y_val, strips, [SEEDS["mixed"]])
+        touching = real_images._strips_read(predictor, x_val, y_val, strips, [SEEDS["touching"]], touching=1.0)[0]
+        mixed = real_images._strips_read(predictor, x_val, y_val, strips, [SEEDS["mixed"]])[0]
         result.update(touching_read_whole=float(np.mean(touching)), mixed_read_whole=float(np.mean(mixed)))
     if singles:
         split = sum(real_images._auto_split(predictor, real_images.render_digit(x_val[index], np.random.default_rng(

@@ -89,6 +89,9 @@ def figures(accuracy: float, real: dict, rejection: dict) -> dict:
         "photos_kept_fraction": real["kept_fraction"],
         "strips_read_whole": real["strip_read_rate"],
         **({"touching_strips_read_whole": real["touching_read_rate"]} if "touching_read_rate" in real else {}),
+        **{figure: real[key] for figure, key in (("strips_digits_right", "strip_digits_right_rate"),
+                                                 ("touching_strips_digits_right", "touching_digits_right_rate"))
+           if real.get(key) is not None},  # refusal aside: comparable with cards measured before it counted
         "single_digits_split_in_auto_mode": real.get("auto_split_rate"),
         "mnist_refused": digits["mnist-test"]["refused"],
         "photos_refused": digits["photos"]["refused"],

@@ -660,6 +660,8 @@ def test_rendered_photos_and_strips_read_like_mnist(predictor, mnist):
     assert result["rendered_accuracy"] >= 0.98
     assert result["kept_fraction"] >= 0.98
     assert result["strip_read_rate"] >= 0.85
+    # read by predict_proba alone nothing is refused: whole strips are those whose digits all read right
+    assert result["strip_digits_right_rate"] == result["strip_read_rate"]
     assert result["ink_not_found"] == 0
 
 
@@ -672,3 +674,17 @@ def test_generator_is_seeded_and_realistic(mnist):
     assert all(8 <= min(size) and max(size) <= 620 for size in sizes) and max(max(size) for size in sizes) > 300
     gray = images.load_gray(real_images.render_strip(list(x_test[:4]), np.random.default_rng(1)))
     assert gray.shape[1] > gray.shape[0] and np.median(gray) > 0.5  # wide, light paper
+
+
+def test_strips_read_whole_count_refused_pieces_against_them(predictor, mnist):
+    """real_images reads strips as the package does, with the Predictor: a piece refused as not a digit reads "?",
+    so the strip is not read whole, but its digits may still all be right (refusal aside)."""
+    import copy
+
+    x_test, y_test = mnist
+    refusing = copy.copy(predictor)
+    refusing.reject_below = 1.0  # refuses every piece
+    whole, counted, right = real_images._strips_read(predictor, x_test, y_test, 12, [0, 1])
+    never, _, still_right = real_images._strips_read(refusing, x_test, y_test, 12, [0, 1])
+    assert np.mean(whole) >= 0.75 and np.mean(counted) >= np.mean(whole)
+    assert not any(never) and still_right == right and sum(right) >= sum(whole)
