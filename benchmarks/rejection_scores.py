@@ -109,20 +109,19 @@ def strips_whole(predictor, session, digits: np.ndarray, labels: np.ndarray, cou
                  thresholds: dict[str, float]) -> dict[str, dict[str, float]]:
     """Per score, the share of `count` touching and of `count` mixed strips of `digits` read whole, a piece under
     the score's threshold refused (see the module doc); pieces cut and read by `multidigit` as the reading path
-    cuts them with `predictor` (with its digit scores if it refuses by the energy: `multidigit.read_scored`),
+    cuts them with `predictor` (`reading`'s cut: with its digit scores if it refuses by the energy),
     scored from the logits of `session` (`logits_session`)."""
     from real_images import strip_photos
     from tqdm import tqdm
 
-    from digits import images, multidigit
+    from digits import images, reading
 
+    reader = reading._model(predictor)
     whole = {name: dict.fromkeys(STRIP_SEEDS, 0) for name in thresholds}
     for kind, seed in STRIP_SEEDS.items():
         drawn = strip_photos(digits, labels, count, [seed], 1.0 if kind == "touching" else None)
         for truth, photo in tqdm(drawn, total=count, desc=f"{kind} strips", file=sys.stderr):
-            gray = images.to_gray(photo)
-            pieces, probabilities = (multidigit.read_scored(gray, predictor.predict_scores)[:2]
-                                     if predictor.score == "energy" else multidigit.read(gray, predictor.predict_proba))
+            pieces, probabilities, _ = reader.cut(images.to_gray(photo))
             if "".join(str(int(row.argmax())) for row in probabilities) != truth:
                 continue  # misread or no digits: not whole, whatever the score
             found = scores(read(session, np.stack([piece.image for piece in pieces]))[1], temperature)

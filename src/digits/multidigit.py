@@ -280,12 +280,17 @@ def _slices(piece, ink: Ink, line: float) -> list[tuple[tuple, float]]:
     return slices
 
 
+def _log_odds(chance: float) -> float:
+    """log(p / (1 - p)), p kept within 1e-9 of 0 and 1."""
+    chance = min(max(float(chance), 1e-9), 1 - 1e-9)
+    return math.log(chance / (1 - chance))
+
+
 def _reading(confidence: float, box: tuple[int, int, int, int], line: float) -> float:
     """How well a piece in `box` reads as a digit: READ_WEIGHT times the classifier's log-odds for its answer (up
     to SURE: calibrated probabilities stop near 0.9994), less a price if much shorter than the line (a piece of
     a digit, the loop of a 9 say, may still read confidently) and if its larger side is well under it."""
-    confidence = min(max(float(confidence), 1e-9), 1 - 1e-9)
-    odds = READ_WEIGHT * min(SURE, math.log(confidence / (1 - confidence)))
+    odds = READ_WEIGHT * min(SURE, _log_odds(confidence))
     height, width = (box[2] - box[0]) / line, (box[3] - box[1]) / line
     short = 1.0 + 6.0 * (0.5 - height) if height < 0.5 else 0.0
     return odds - short - SIZE_COST * max(0.0, SIZE_OK - max(height, width))
@@ -435,8 +440,7 @@ def _hand_scores(lattice: dict) -> dict:
         if probability.argmax() == 1 and probability.max() >= ONE_SURE and (cut[first] or cut[stop]):
             scores[key] -= ONE_CUT  # a sure "1" beside a cut: a stroke cut off a 0, 4 or 6 reads as one
         if digit_scores is not None:  # how surely it is a digit at all
-            chance = min(max(float(digit_scores[row]), 1e-9), 1 - 1e-9)
-            scores[key] += DIGIT_WEIGHT * min(DIGIT_CAP, math.log(chance / (1 - chance)))
+            scores[key] += DIGIT_WEIGHT * min(DIGIT_CAP, _log_odds(digit_scores[row]))
     return scores
 
 

@@ -212,6 +212,13 @@ class _Model:
     stored: float | None  # the stored not-a-digit threshold on the digit score
     by_logits: bool  # the digit score is not the top probability: it takes a pass of the model
 
+    def cut(self, gray: np.ndarray) -> tuple[list, np.ndarray, np.ndarray | None]:
+        """The digits `multidigit` finds in `gray`, their probabilities and, by the logits, their digit scores,
+        which then help choose the cuts (None otherwise: the top probabilities are the scores)."""
+        if self.by_logits:
+            return multidigit.read_scored(gray, self.both)
+        return (*multidigit.read(gray, self.predict), None)
+
 
 def _top_probability(predict: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], tuple]:
     def both(pictures: np.ndarray) -> tuple:
@@ -283,10 +290,7 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
     gray = images.to_gray(source, name)
     prepared = whole = None
     if mode != "digit":
-        if reader.by_logits:  # the digit scores help choose the cuts, and come back with the digits
-            pieces, probabilities, scores = multidigit.read_scored(gray, reader.both)
-        else:
-            (pieces, probabilities), scores = multidigit.read(gray, reader.predict), None
+        pieces, probabilities, scores = reader.cut(gray)
         several = len(pieces) > 1 and not _one_glyph(pieces)
         if mode == "auto" and several and _extent(pieces) <= ONE_WIDE:
             prepared = images.prepare(gray)
@@ -295,8 +299,6 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
                                                                   float(whole_scores[0])))
         if mode == "number" or several:
             inverted = pieces[0].inverted if pieces else False
-            if scores is None and pieces:
-                scores = np.asarray(probabilities).max(-1)
             digits = _digits(pieces, probabilities, reader.class_names, threshold, scores)
             if not digits:
                 return Reading("no_ink", [], uncertain_below, inverted)
