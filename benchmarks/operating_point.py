@@ -60,7 +60,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from real_images import render_digit
-    from rejection import TARGETS, prepared
+    from rejection import TARGETS
+    from rejection import prepared_inputs as prepared
     from tqdm import tqdm
 
     from digits import config, data, runs

@@ -15,9 +15,13 @@ Per family: AUROC of the model's digit score (`Predictor.predict_scores`: the ca
 from the energy, or the top probability for a model fitted before it; digits should score higher), the share
 refused at the model's stored threshold (a picture with no ink counts as refused), and the share of real digits
 refused; accuracy on all digits and on accepted digits; ECE (15 bins) on the MNIST test set and the rendered photos.
+The first --auto pictures of each family and of the photos are also read as `digits predict` reads a file
+(`reading.read`, auto mode, where one shape may be cut into a number): the share answered "not a digit" (or no
+ink), and the share read as a number with no piece refused. The scores above see each picture as one digit.
 Every recipe given is measured side by side (default: configs/cnn-995.json, the max-softmax baseline, and
 configs/cnn-995-oe.json, the same with Outlier Exposure). Writes benchmarks/results/rejection.json.
 Usage: python benchmarks/rejection.py [--config configs/cnn-995-oe.json ...] [--run RUN ...] [--samples 2000]
+       [--auto 500]
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ def unseen_fonts() -> list[Path]:
     return fonts
 
 
-def prepared(pictures) -> tuple[np.ndarray, np.ndarray]:
+def prepared_inputs(pictures) -> tuple[np.ndarray, np.ndarray]:
     """Pictures through the reading path's preparation: (N, 28, 28) inputs and whether each has ink."""
     from digits import images
 
@@ -55,9 +59,13 @@ def prepared(pictures) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([item.image for item in found]), np.array([item.ink_found for item in found])
 
 
-def families(samples: int) -> tuple[dict, dict, list[str]]:
-    """name -> (inputs, ink) for each non-digit family, the look-alikes, and what is missing."""
+def families(samples: int, keep: int = 0) -> tuple[dict, dict, list[str]]:
+    """name -> (inputs, ink, the first `keep` pictures themselves) for each non-digit family, the look-alikes, and
+    what is missing."""
     from digits import data, synthetic
+
+    def prepared(pictures):
+        return (*prepared_inputs(pictures), pictures[:keep])
 
     found, missing = {}, []
     try:
@@ -84,6 +92,18 @@ def families(samples: int) -> tuple[dict, dict, list[str]]:
     return found, lookalikes, missing
 
 
+def refused_in_auto_mode(predictor, pictures) -> dict:
+    """Pictures read as `digits predict` reads a file (auto mode: a shape may be cut into a number): the share
+    answered "not a digit" (or no ink), and the share read as a number of several digits with none refused."""
+    from digits import reading
+
+    found = [reading.read(picture, "auto", predictor) for picture in pictures]
+    return {"auto_read": len(found),
+            "refused_auto": float(np.mean([item.kind in ("not_a_digit", "no_ink") for item in found])),
+            "numbers_auto": float(np.mean([item.kind == "number" and not any(digit.not_a_digit for digit in item.digits)
+                                           for item in found]))}
+
+
 def measure(predictor, digits_in: dict, non_digits: dict, lookalikes: dict) -> dict:
     from digits import calibration
 
@@ -91,7 +111,7 @@ def measure(predictor, digits_in: dict, non_digits: dict, lookalikes: dict) -> d
     result = {"temperature": predictor.temperature, "score": predictor.score, "reject_below": threshold,
               "energy_below": predictor.energy_below, "digits": {}, "non_digits": {}, "lookalikes": {}}
     scores = {}
-    for name, (inputs, labels, ink) in digits_in.items():
+    for name, (inputs, labels, ink, pictures) in digits_in.items():
         probabilities, score = predictor.predict_scores(inputs)
         score = np.where(ink, score, 0.0)
         accepted = score >= threshold
@@ -100,13 +120,15 @@ def measure(predictor, digits_in: dict, non_digits: dict, lookalikes: dict) -> d
         result["digits"][name] = {"images": len(labels), "refused": float(1 - accepted.mean()),
                                   "accuracy": float(right.mean()),
                                   "accuracy_accepted": float(right[accepted].mean()) if accepted.any() else None,
-                                  "ece": calibration.expected_calibration_error(probabilities, labels)}
+                                  "ece": calibration.expected_calibration_error(probabilities, labels),
+                                  **(refused_in_auto_mode(predictor, pictures) if len(pictures) else {})}
     for group, key in ((non_digits, "non_digits"), (lookalikes, "lookalikes")):
-        for name, (inputs, ink) in group.items():
+        for name, (inputs, ink, pictures) in group.items():
             score = np.where(ink, predictor.predict_scores(inputs)[1], 0.0)
             result[key][name] = {"images": len(score), "refused": float((score < threshold).mean()),
                                  "auroc_vs_mnist": calibration.auroc(scores["mnist-test"], score),
-                                 "auroc_vs_photos": calibration.auroc(scores["photos"], score)}
+                                 "auroc_vs_photos": calibration.auroc(scores["photos"], score),
+                                 **(refused_in_auto_mode(predictor, pictures) if len(pictures) else {})}
     return result
 
 
@@ -128,6 +150,8 @@ def main() -> None:
                                                           "configs/cnn-995.json and configs/cnn-995-oe.json)")
     parser.add_argument("--run", action="append", help="an already trained run to measure (repeatable)")
     parser.add_argument("--samples", type=int, default=2000, help="images per family and rendered photos (2000)")
+    parser.add_argument("--auto", type=int, default=500, help="pictures per family also read whole in auto mode, "
+                                                               "as `digits predict` reads a file (default: 500)")
     parser.add_argument("--out", help="where to write the JSON (default: benchmarks/results/rejection.json)")
     args = parser.parse_args()
 
@@ -143,10 +167,10 @@ def main() -> None:
     mnist = data.load_dataset("mnist")
     photos = [render_digit(mnist.x_test[index], np.random.default_rng([SEED, index]))
               for index in tqdm(range(args.samples), desc="photos", file=sys.stderr)]
-    photo_inputs, photo_ink = prepared(photos)
-    digits_in = {"mnist-test": (mnist.x_test, mnist.y_test, np.ones(len(mnist.y_test), bool)),
-                 "photos": (photo_inputs, mnist.y_test[:args.samples], photo_ink)}
-    non_digits, lookalikes, missing = families(args.samples)
+    photo_inputs, photo_ink = prepared_inputs(photos)
+    digits_in = {"mnist-test": (mnist.x_test, mnist.y_test, np.ones(len(mnist.y_test), bool), []),
+                 "photos": (photo_inputs, mnist.y_test[:args.samples], photo_ink, photos[:args.auto])}
+    non_digits, lookalikes, missing = families(args.samples, keep=args.auto)
     configs = args.config or ([] if args.run else ["configs/cnn-995.json", "configs/cnn-995-oe.json"])
     recipes = {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -161,8 +185,8 @@ def main() -> None:
             result["test_accuracy"] = predictor.info.metrics.get("test_accuracy")
             result["met"] = verdict(result)
             recipes[name] = result
-    summary = {"benchmark": "rejection", "recipes": recipes, "samples": args.samples, "targets": TARGETS,
-               "missing": missing, "seconds": time.perf_counter() - started,
+    summary = {"benchmark": "rejection", "recipes": recipes, "samples": args.samples, "auto": args.auto,
+               "targets": TARGETS, "missing": missing, "seconds": time.perf_counter() - started,
                "command": " ".join(["python", "benchmarks/rejection.py", *sys.argv[1:]]), "machine": machine()}
     path = save("rejection", summary, args.out)
     for name, result in recipes.items():
@@ -171,8 +195,9 @@ def main() -> None:
             print(f"  {family:16} refused {row['refused']:7.2%}  accuracy {row['accuracy']:.4f}  ECE {row['ece']:.4f}")
         for group in ("non_digits", "lookalikes"):
             for family, row in result[group].items():
+                auto = f"  auto mode refused {row['refused_auto']:7.2%}" if "refused_auto" in row else ""
                 print(f"  {family:16} refused {row['refused']:7.2%}  AUROC {row['auroc_vs_mnist']:.4f} "
-                      f"(photos {row['auroc_vs_photos']:.4f})")
+                      f"(photos {row['auroc_vs_photos']:.4f}){auto}")
         print(f"  targets met: {result['met']}")
     for line in missing:
         print(f"missing: {line}", file=sys.stderr)

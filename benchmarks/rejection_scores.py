@@ -145,7 +145,7 @@ def main() -> None:
 
     from operating_point import PHOTO_SEED
     from real_images import render_digit
-    from rejection import prepared
+    from rejection import prepared_inputs as prepared
     from tqdm import tqdm
 
     from digits import config, data, runs, synthetic

@@ -274,7 +274,10 @@ def rejection(result: dict) -> list[str]:
                                                  for r in result["recipes"].values()])
     for family, label, target in (("mnist-test", "MNIST test digits refused", f"<= {targets['mnist_refused']:.0%}"),
                                   ("photos", "rendered photo digits refused", f"<= {targets['photos_refused']:.0%}")):
-        row(label, [f"{r['digits'][family]['refused']:.2%}" for r in result["recipes"].values()], target)
+        auto = "refused_auto" in first["digits"][family]
+        row(label + ("; read in auto mode" if auto else ""),
+            [f"{r['digits'][family]['refused']:.2%}" + (f"; {r['digits'][family]['refused_auto']:.2%}" if auto else "")
+             for r in result["recipes"].values()], target)
     row("ECE, MNIST test / photos (15 bins)", [f"{r['digits']['mnist-test']['ece']:.4f} / {r['digits']['photos']['ece']:.4f}"
                                                for r in result["recipes"].values()], f"<= {targets['ece']}")
     for group in ("non_digits", "lookalikes"):
@@ -282,14 +285,20 @@ def rejection(result: dict) -> list[str]:
             target = ("not counted" if group == "lookalikes" else
                       f">= {targets['refused_fashion_mnist' if family == 'fashion-mnist' else 'refused_per_family']:.0%}, "
                       f"AUROC >= {targets['auroc']}")
-            row(f"{family}: refused, AUROC", [f"{r[group][family]['refused']:.1%}, {r[group][family]['auroc_vs_mnist']:.4f}"
-                                              for r in result["recipes"].values()], target)
+            row(f"{family}: refused, AUROC" + ("; refused read in auto mode" if "refused_auto" in first[group][family]
+                                               else ""),
+                [f"{r[group][family]['refused']:.1%}, {r[group][family]['auroc_vs_mnist']:.4f}"
+                 + (f"; {r[group][family]['refused_auto']:.1%}" if "refused_auto" in r[group][family] else "")
+                 for r in result["recipes"].values()], target)
     row("targets met", [", ".join(name for name, ok in r["met"].items() if ok) or "none"
                         for r in result["recipes"].values()])
     unseen = ("fashion-mnist, letters-unseen and script-unseen were never seen by any training or fitting step; "
               "scribbles, shapes, symbols and silhouettes are the training families drawn with unseen seeds")
     missing = f"; missing: {'; '.join(result['missing'])}" if result.get("missing") else ""
-    return lines + ["", f"{result['samples']:,} images per family; {unseen}{missing}.", "",
+    auto = (f" The first {result['auto']:,} pictures of each family (and of the photos) were also read as `digits "
+            "predict` reads a file, in auto mode, where a shape may be cut into a number: the share answered \"not a "
+            "digit\" (or no ink)." if result.get("auto") else "")
+    return lines + ["", f"{result['samples']:,} images per family; {unseen}{missing}.{auto}", "",
                     f"Machine: {machine_line(result['machine'])}."]
 
 
@@ -326,7 +335,12 @@ def model_card(card: dict, level: int = 1) -> list[str]:
               if fig.get("single_digits_split_in_auto_mode") is not None else []),
             ("MNIST test digits refused as not a digit", f"{fig['mnist_refused']:.2%}"),
             ("rendered photos refused as not a digit", f"{fig['photos_refused']:.2%}")]
-    rows += [(f"non-digits refused: {name} (AUROC)", f"{share:.1%} ({fig['non_digits_auroc'][name]:.4f})")
+    auto = fig.get("non_digits_refused_auto", {})
+    if auto:
+        rows.append((f"rendered photos refused, read in auto mode ({fig['benchmark_samples']['rejection_auto']:,})",
+                     f"{fig['photos_refused_auto']:.2%}"))
+    rows += [(f"non-digits refused: {name} (AUROC)" + ("; read in auto mode" if auto else ""),
+              f"{share:.1%} ({fig['non_digits_auroc'][name]:.4f})" + (f"; {auto[name]:.1%}" if name in auto else ""))
              for name, share in fig["non_digits_refused"].items()]
     lines = [f"{'#' * level} Model card: {card['name']}", "",
              "The pretrained reader `pip install digits` carries: what `digits predict`, `digits.read` and "

@@ -98,9 +98,13 @@ def figures(accuracy: float, real: dict, rejection: dict) -> dict:
         "accuracy_accepted": digits["mnist-test"]["accuracy_accepted"],
         "non_digits_refused": {name: row["refused"] for name, row in non_digits.items()},
         "non_digits_auroc": {name: min(row["auroc_vs_mnist"], row["auroc_vs_photos"]) for name, row in non_digits.items()},
+        **({"non_digits_refused_auto": {name: row["refused_auto"] for name, row in non_digits.items()},
+            "photos_refused_auto": digits["photos"]["refused_auto"]}
+           if "refused_auto" in digits["photos"] else {}),  # read as `digits predict` reads a file (since 2026-12-04)
         "lookalikes_refused": {name: row["refused"] for name, row in measured["lookalikes"].items()},
         "rejection_targets_met": measured["met"],
-        "benchmark_samples": {"photos": real["samples"], "strips": real["strips"], "rejection": rejection["samples"]},
+        "benchmark_samples": {"photos": real["samples"], "strips": real["strips"], "rejection": rejection["samples"],
+                              **({"rejection_auto": rejection["auto"]} if "auto" in rejection else {})},
     }
 
 

@@ -234,6 +234,18 @@ def test_read_with_a_stand_in_classifier(mnist):
     assert blank_pieces == [] and blank_probabilities.size == 0
 
 
+def test_each_digit_says_which_shape_of_ink_it_was_cut_from(mnist):
+    """Digits standing apart come from shapes 0, 1, 2 ... left to right; two digits cut out of one touching shape
+    share it (reading's auto mode reads a shape cut into crowded strokes whole); one digit prepared alone has none."""
+    x_test, y_test = mnist
+    one, zero = x_test[int(np.flatnonzero(y_test == 1)[0])], x_test[int(np.flatnonzero(y_test == 0)[0])]
+    apart, _ = multidigit.read(strip([one, zero, zero, one]), by_width)
+    assert [piece.shape for piece in apart] == [0, 1, 2, 3]
+    touching, _ = multidigit.read(rings(overlap=8), by_width)
+    assert [piece.shape for piece in touching] == [0, 0]
+    assert images.prepare_array(one).shape is None
+
+
 def test_read_number_with_a_stand_in_classifier(mnist):
     """reading.read(mode="number"): the number, per-digit confidences and their product."""
     x_test, y_test = mnist

@@ -309,6 +309,38 @@ def test_auto_mode_reads_one_touching_shape_whole(mnist):
     assert apart.kind == "number" and len(apart.digits) == 3
 
 
+def _pieces(spans: list[tuple[int, int]], shapes: list[int | None], height: int = 100) -> list:
+    return [images.Prepared(np.zeros((28, 28), np.float32), True, False, (0, left, height, right), shape=shape)
+            for (left, right), shape in zip(spans, shapes)]
+
+
+def test_a_shape_cut_into_crowded_strokes_is_one_glyph():
+    """Auto mode reads one shape whole when it is about as wide as tall, or when it was cut into at least
+    CROWDED pieces per line height, more than a third of them "1"s (a "W" cut into "1111"); not two touching
+    digits, nor an "m" cut into "177" (a third is not more than a third), nor strokes that are separate shapes."""
+    w = [(0, 40), (30, 75), (65, 110), (100, 140)]  # 1.4 lines wide, four pieces touching
+    assert reading._one_glyph(_pieces(w, [0] * 4), ones=3)
+    assert not reading._one_glyph(_pieces(w, [0] * 4), ones=1)
+    assert not reading._one_glyph(_pieces([(0, 30), (40, 70), (80, 110), (120, 140)], [0, 1, 2, 3]), ones=4)
+    assert not reading._one_glyph(_pieces([(0, 80), (70, 150)], [0, 0]), ones=2)  # 2 in 1.5 lines: two digits
+    assert reading._one_glyph(_pieces([(0, 40), (70, 110)], [0, 0]))  # a "U" whose bottom was left out
+    assert not reading._one_glyph(_pieces([(0, 40), (70, 110)], [0, 1]))  # two shapes with a gap: apart
+    assert reading._one_glyph(_pieces([(0, 60), (55, 120)], [None, None]))  # no shapes known: boxes touch
+    assert reading._ones(np.eye(10)[[1, 1, 7]], [str(digit) for digit in range(10)]) == 2
+    assert reading._ones(np.eye(3)[[1, 1]], ["cat", "dog", "cow"]) == 0  # no class "1": the rule is off
+
+
+@pytest.mark.parametrize("letter", ["W", "w"])
+def test_auto_mode_does_not_read_a_letter_cut_into_strokes_as_ones(letter):
+    """Each stroke of a "W" reads as a sure "1": it was read as the number 1111 before. It is one shape cut into
+    crowded strokes, so auto mode reads it whole, and refuses it."""
+    from digits import runs
+
+    answer = reading.read(drawn_text(letter), model=runs.shipped_model())
+    assert answer.kind == "not_a_digit", answer.text
+    assert reading.read(drawn_text(letter), mode="number", model=runs.shipped_model()).kind == "number"  # cut
+
+
 # ---------------------------------------------------------------- odd pictures (issue 15; the fuzzing test is
 # in test_odd_pictures.py, its own file, so that the suite's second process can run it beside this one)
 

@@ -78,3 +78,28 @@ def test_the_card_says_which_score_refuses():
     assert "refit 2026-12-03: logits added" in line
     assert report.operating_point({"calibration": {"score": "max_probability", "reject_below": 0.7357}}) == (
         "not-a-digit below a calibrated top probability of 0.736")
+
+
+def test_the_card_shows_what_auto_mode_refuses_when_measured():
+    """rejection.py's auto-mode reading reaches the card's figures and its table; a card measured before has none."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import ship_model
+
+    real = {"rendered_accuracy": 0.98, "rendered_ece": 0.01, "kept_fraction": 1.0, "strip_read_rate": 0.95,
+            "auto_split_rate": 0.001, "samples": 100, "strips": 10}
+    families = {"letters-unseen": {"refused": 0.98, "auroc_vs_mnist": 0.995, "auroc_vs_photos": 0.993,
+                                   "refused_auto": 0.917}}
+    measured = {"digits": {"mnist-test": {"ece": 0.004, "refused": 0.005, "accuracy_accepted": 0.997},
+                           "photos": {"refused": 0.01, "refused_auto": 0.012}},
+                "non_digits": families, "lookalikes": {}, "met": {}}
+    rejection = {"recipes": {"shipped": measured}, "samples": 40, "auto": 20}
+    figures = ship_model.figures(0.996, real, rejection)
+    assert figures["non_digits_refused_auto"] == {"letters-unseen": 0.917} and figures["photos_refused_auto"] == 0.012
+    assert figures["benchmark_samples"]["rejection_auto"] == 20
+    card = json.loads((Path(__file__).resolve().parents[1] / "src" / "digits" / "shipped" / "card.json").read_text())
+    text = "\n".join(report.model_card({**card, "figures": figures}))
+    assert "| non-digits refused: letters-unseen (AUROC); read in auto mode | 98.0% (0.9930); 91.7% |" in text
+    assert "| rendered photos refused, read in auto mode (20) | 1.20% |" in text
+    del measured["non_digits"]["letters-unseen"]["refused_auto"], measured["digits"]["photos"]["refused_auto"]
+    before = "\n".join(report.model_card({**card, "figures": ship_model.figures(0.996, real, rejection)}))
+    assert "auto mode (" not in before and "| non-digits refused: letters-unseen (AUROC) | 98.0% (0.9930) |" in before

@@ -79,6 +79,7 @@ class Prepared:
     box: tuple[int, int, int, int] | None  # (top, left, bottom, right) of the ink in the input; bottom/right exclusive
     stroke_width: float = 0.0  # measured stroke width, in 28x28 pixels, before normalising
     stroke_change: float = 0.0  # width added (+) or removed (-) to reach MNIST's range, 28x28 pixels
+    shape: int | None = None  # multidigit: the shape of connected ink it was cut from (0, 1, ... left to right)
 
 
 # ---------------------------------------------------------------- decoding

@@ -19,6 +19,7 @@ Pictures with nothing as tall as a digit (a rule, specks, a dot grid) hold no nu
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable
 
@@ -366,9 +367,10 @@ def _recognise(ink: Ink, predict_proba, predict_scores=None
         return [], np.zeros((0, 0), np.float32), None if predict_scores is None else np.zeros(0, np.float32)
     chosen = _choose(lattice, _hand_scores(lattice))
     row = [{key: index for index, key in enumerate(lattice["keys"])}[key] for key in chosen]
-    scores = lattice.get("digit_scores")
-    return ([lattice["candidates"][key] for key in chosen], lattice["probabilities"][row],
-            None if scores is None else scores[row])
+    scores, owners = lattice.get("digit_scores"), lattice["owners"]
+    shapes = {owner: index for index, owner in enumerate(dict.fromkeys(owners[first] for first, _ in chosen))}
+    digits = [dataclasses.replace(lattice["candidates"][key], shape=shapes[owners[key[0]]]) for key in chosen]
+    return digits, lattice["probabilities"][row], None if scores is None else scores[row]
 
 
 def _lattice(ink: Ink, predict_proba, keep_masks: bool = False, predict_scores=None) -> dict | None:
@@ -419,7 +421,7 @@ def _lattice(ink: Ink, predict_proba, keep_masks: bool = False, predict_scores=N
         probabilities, digit_scores = (np.asarray(values) for values in predict_scores(pictures))
     largest = ink.areas[1:].max()
     small = [_core(piece, core).sum() < 0.15 * largest and short[k] for k, piece in enumerate(pieces)]
-    lattice = {"count": len(pieces), "cut": cut, "join_cost": join_cost, "small": small, "keys": keys,
+    lattice = {"count": len(pieces), "owners": owners, "cut": cut, "join_cost": join_cost, "small": small, "keys": keys,
                "candidates": candidates, "probabilities": probabilities,
                "line": line * ink.factor, "boxes": {key: candidates[key].box for key in keys},
                "digit_scores": digit_scores}
