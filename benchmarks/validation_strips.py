@@ -7,10 +7,12 @@ and single digits read in auto mode (how many come back as several digits). The 
 real_images.py's. With --non-digits N, also "not a digit" at each run's stored threshold: the share of the
 validation digits refused, and of N non-digits generated fresh (their own seed, never a training picture) from
 the five default Outlier Exposure families, refused, with their AUROC against the validation digits; the
-rejection benchmark's families stay held out for the test. Writes benchmarks/results/validation_strips.json
+rejection benchmark's families stay held out for the test. With --auto N, auto mode as `digits predict` reads a
+file: N generated non-digits of each of six families refused, and N numbers of 2-3 validation digits (all
+touching, and mixed) read right (`auto_mode`; how reading._one_glyph's crowded-shape rule was chosen). Writes benchmarks/results/validation_strips.json
 (or --out).
 Usage: python benchmarks/validation_strips.py --run LABEL=RUN [--run LABEL=RUN ...] [--strips 300]
-       [--singles 600] [--non-digits 0] [--validation-split 0.05]
+       [--singles 600] [--non-digits 0] [--auto 0] [--validation-split 0.05]
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import real_images  # noqa: E402
 from common import machine, save  # noqa: E402
 from stress import parse_runs  # noqa: E402
 
-SEEDS = {"touching": 900, "mixed": 901, "singles": 902, "non_digits": 903}
+SEEDS = {"touching": 900, "mixed": 901, "singles": 902, "non_digits": 903, "auto_numbers": 905}
+AUTO_FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts")  # generated, seed 903
 
 
 def rejection(predictor, x_val, non_digits) -> dict:
@@ -39,6 +42,28 @@ def rejection(predictor, x_val, non_digits) -> dict:
     return {"reject_below": predictor.reject_below, "validation_refused": float((digits < threshold).mean()),
             "non_digits_refused": float((others < threshold).mean()),
             "non_digits_auroc": calibration.auroc(digits, others)}
+
+
+def auto_mode(predictor, x_val, y_val, count: int) -> dict:
+    """Read as `digits predict` reads a file (auto mode, where one shape may be cut into a number): `count`
+    pictures of each generated non-digit family (AUTO_FAMILIES, seed 903), the share answered "not a digit" (or no
+    ink); and `count` numbers of 2-3 validation digits, all touching and mixed (seed 905), the share read right."""
+    from digits import reading, synthetic
+
+    result = {}
+    for family in AUTO_FAMILIES:
+        found = [reading.read(picture, "auto", predictor).kind
+                 for picture in synthetic.pictures(family, count, SEEDS["non_digits"])]
+        result[f"auto_refused_{family}"] = float(np.mean([kind in ("not_a_digit", "no_ink") for kind in found]))
+    for kind, touching in (("touching", 1.0), ("mixed", None)):
+        right = 0
+        for index in range(count):
+            rng = np.random.default_rng([SEEDS["auto_numbers"], int(touching is None), index])
+            chosen = rng.choice(len(x_val), int(rng.integers(2, 4)), replace=False)
+            photo = real_images.render_strip(list(x_val[chosen]), rng, touching)
+            right += reading.read(photo, "auto", predictor).text == "".join(str(int(label)) for label in y_val[chosen])
+        result[f"auto_{kind}_numbers_right"] = right / count
+    return result
 
 
 def measure(predictor, x_val, y_val, strips: int, singles: int) -> dict:
@@ -61,6 +86,8 @@ def main() -> None:
     parser.add_argument("--strips", type=int, default=300, help="touching and mixed strips each (default: 300)")
     parser.add_argument("--singles", type=int, default=600, help="single digits read in auto mode (default: 600)")
     parser.add_argument("--non-digits", type=int, default=0, help="generated non-digits to refuse (default: 0)")
+    parser.add_argument("--auto", type=int, default=0, help="non-digits per family and numbers of 2-3 digits read "
+                                                             "in auto mode (default: 0)")
     parser.add_argument("--validation-split", type=float, default=0.05, help="(default: 0.05, configs/reader.json's)")
     parser.add_argument("--out", help="results file (default: benchmarks/results/validation_strips.json)")
     args = parser.parse_args()
@@ -85,9 +112,11 @@ def main() -> None:
         results[label] = {"run": path, **measure(predictor, x_val, y_val, args.strips, args.singles)}
         if non_digits is not None:
             results[label].update(rejection(predictor, x_val, non_digits))
+        if args.auto:
+            results[label].update(auto_mode(predictor, x_val, y_val, args.auto))
         print(label, results[label], flush=True)
     saved = save("validation_strips", {"runs": results, "strips": args.strips, "singles": args.singles,
-                                       "non_digits": args.non_digits,
+                                       "non_digits": args.non_digits, "auto": args.auto,
                                        "validation_split": args.validation_split, "seeds": SEEDS,
                                        "command": " ".join(["python", "benchmarks/validation_strips.py", *sys.argv[1:]]),
                                        "machine": machine()}, args.out)

@@ -31,3 +31,16 @@ def test_strips_and_singles_can_be_left_out(tiny_run, tmp_path):
     assert result.returncode == 0, result.stderr
     row = json.loads(out.read_text())["runs"]["tiny"]
     assert "touching_read_whole" not in row and "singles_split" not in row and 0 <= row["non_digits_refused"] <= 1
+
+
+def test_auto_mode_reading_of_non_digits_and_numbers(tiny_run, tmp_path):
+    out = tmp_path / "auto.json"
+    result = run_cli("--run", f"tiny={tiny_run}", "--strips", "0", "--singles", "0", "--auto", "3",
+                     "--validation-split", "0.1", "--out", str(out), script="benchmarks/validation_strips.py")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(out.read_text())
+    row = saved["runs"]["tiny"]
+    keys = [f"auto_refused_{family}" for family in ("letters", "symbols", "shapes", "scribbles", "silhouettes",
+                                                     "scripts")] + ["auto_touching_numbers_right", "auto_mixed_numbers_right"]
+    assert all(row[key] in (0.0, 1 / 3, 2 / 3, 1.0) for key in keys), row
+    assert saved["auto"] == 3
