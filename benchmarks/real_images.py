@@ -153,11 +153,13 @@ def _auto_split(model, photo: bytes, index: int) -> dict | None:
     return {"index": index, "read": answer.number} if answer.kind == "number" else None
 
 
-def strip_photos(x_test, y_test, count: int, seed: list[int], touching: float | None = None):
-    """`count` strips of 2-6 of the digits, each seeded `seed + [index]`: (true number, encoded photo) each."""
+def strip_photos(x_test, y_test, count: int, seed: list[int], touching: float | None = None,
+                 longest: int = 6):
+    """`count` strips of 2 to `longest` of the digits, each seeded `seed + [index]`: (true number, encoded photo)
+    each."""
     for index in range(count):
         rng = np.random.default_rng([*seed, index])
-        chosen = rng.choice(len(x_test), int(rng.integers(2, 7)), replace=False)
+        chosen = rng.choice(len(x_test), int(rng.integers(2, longest + 1)), replace=False)
         truth = "".join(str(int(label)) for label in y_test[chosen])
         yield truth, render_strip(list(x_test[chosen]), rng, touching)
 

@@ -9,8 +9,8 @@ validation digits refused, and of N non-digits generated fresh (their own seed, 
 the five default Outlier Exposure families, refused, with their AUROC against the validation digits; the
 rejection benchmark's families stay held out for the test. With --auto N, auto mode as `digits predict` reads a
 file: N generated non-digits of each of six families refused, and N numbers of 2-3 validation digits (all
-touching, and mixed) read right (`auto_mode`; how reading._one_glyph's crowded-shape rule was chosen). Writes benchmarks/results/validation_strips.json
-(or --out).
+touching, and mixed) read right (`auto_mode`; how reading._one_glyph's crowded-shape rule was chosen).
+Writes benchmarks/results/validation_strips.json (or --out).
 Usage: python benchmarks/validation_strips.py --run LABEL=RUN [--run LABEL=RUN ...] [--strips 300]
        [--singles 600] [--non-digits 0] [--auto 0] [--validation-split 0.05]
 """
@@ -48,21 +48,17 @@ def auto_mode(predictor, x_val, y_val, count: int) -> dict:
     """Read as `digits predict` reads a file (auto mode, where one shape may be cut into a number): `count`
     pictures of each generated non-digit family (AUTO_FAMILIES, seed 903), the share answered "not a digit" (or no
     ink); and `count` numbers of 2-3 validation digits, all touching and mixed (seed 905), the share read right."""
+    from rejection import refused_in_auto_mode
+
     from digits import reading, synthetic
 
-    result = {}
-    for family in AUTO_FAMILIES:
-        found = [reading.read(picture, "auto", predictor).kind
-                 for picture in synthetic.pictures(family, count, SEEDS["non_digits"])]
-        result[f"auto_refused_{family}"] = float(np.mean([kind in ("not_a_digit", "no_ink") for kind in found]))
+    result = {f"auto_refused_{family}": refused_in_auto_mode(
+        predictor, synthetic.pictures(family, count, SEEDS["non_digits"]))["refused_auto"] for family in AUTO_FAMILIES}
     for kind, touching in (("touching", 1.0), ("mixed", None)):
-        right = 0
-        for index in range(count):
-            rng = np.random.default_rng([SEEDS["auto_numbers"], int(touching is None), index])
-            chosen = rng.choice(len(x_val), int(rng.integers(2, 4)), replace=False)
-            photo = real_images.render_strip(list(x_val[chosen]), rng, touching)
-            right += reading.read(photo, "auto", predictor).text == "".join(str(int(label)) for label in y_val[chosen])
-        result[f"auto_{kind}_numbers_right"] = right / count
+        numbers = real_images.strip_photos(x_val, y_val, count, [SEEDS["auto_numbers"], int(touching is None)],
+                                           touching, longest=3)
+        result[f"auto_{kind}_numbers_right"] = float(np.mean([reading.read(photo, "auto", predictor).text == truth
+                                                              for truth, photo in numbers]))
     return result
 
 

@@ -246,8 +246,9 @@ def _one_glyph(pieces: list, ones: int = 0) -> bool:
     """Do these pieces come from cutting one glyph: a shape about as wide as tall (each piece touching the next, or
     all cut from one shape of connected ink), or one shape cut into crowded pieces, at least CROWDED per line
     height of its width, more than ONES_SHARE of them read as "1" (`ones` of them)? In auto mode such a shape is
-    read whole: a letter cut into "1" and "4", an "m" into "177", a "W" into "1111", or one wide digit cut in two,
-    is one thing; touching digits that make a number are wider than they are tall, and seldom cut into strokes.
+    read whole: a letter cut into "1" and "4", a "W" into "1111", or one wide digit cut in two, is one thing;
+    touching digits that make a number are wider than they are tall, and seldom cut into strokes. (An "m" cut
+    into "177" is not caught: one "1" of three is not more than a third.)
 
     The crowded-shape rule was chosen on validation data (the shipped model, card digits-reader-2026-12-04): 500
     pictures each of the six generated non-digit families (seed 903, as benchmarks/validation_strips.py draws
