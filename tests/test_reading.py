@@ -341,6 +341,51 @@ def test_auto_mode_does_not_read_a_letter_cut_into_strokes_as_ones(letter):
     assert reading.read(drawn_text(letter), mode="number", model=runs.shipped_model()).kind == "number"  # cut
 
 
+def test_one_shape_with_a_piece_that_is_not_a_digit_is_read_whole_in_auto_mode(mnist):
+    """A shape of connected ink cut into a number with a piece that is not a digit ("0?") is read whole in auto
+    mode: refused if the whole is not a digit either (a shoe is not "1?"), else still the number with its piece
+    marked; pieces of separate shapes, and number mode, keep the number."""
+    from scipy import ndimage
+
+    x_test, _ = mnist
+    apart = strip([x_test[3], x_test[2]])  # a 0 and a 1, a gap between them
+    joined = apart.copy()
+    joined[50:62, 60:210] = 0.0  # a bar joins them: one shape
+
+    def loops_only(refuse_wide: bool):  # a stand-in: sure of a picture with a loop (the 0), unless it is wide
+        def predict(batch):
+            batch = np.asarray(batch).reshape(-1, 28, 28)
+            out = sure_of(0.95)(batch)
+            ink = batch > 0.5
+            loop = np.array([(ndimage.binary_fill_holes(image) & ~image).sum() > 1 for image in ink])
+            out[~loop | (refuse_wide & (ink.any(1).sum(1) >= 19))] = 0.1
+            return out
+        return predict
+
+    refused = reading.read(joined, model=loops_only(True), reject_below=0.5)
+    assert refused.kind == "not_a_digit" and len(refused.digits) == 1 and refused.box == (16, 28, 96, 224)
+    cut = reading.read(joined, mode="number", model=loops_only(True), reject_below=0.5)
+    assert cut.kind == "number" and len(cut.number) == 2 and cut.number[1] == "?"  # what auto mode read before
+    kept = reading.read(joined, model=loops_only(False), reject_below=0.5)  # the whole reads as a digit
+    assert kept.kind == "number" and kept.number[1] == "?"
+    assert kept.number == reading.read(joined, mode="number", model=loops_only(False), reject_below=0.5).number
+    for mode in ("auto", "number"):
+        shapes = reading.read(apart, mode=mode, model=loops_only(True), reject_below=0.5)
+        assert shapes.kind == "number" and len(shapes.number) == 2 and shapes.number[1] == "?"
+    assert [digit.shape for digit in reading.multidigit.read(joined, loops_only(True))[0]] == [0, 0]
+
+
+def test_a_scribble_cut_into_a_digit_and_a_stray_piece_is_refused():
+    """With the shipped model, this tangle of strokes was read in auto mode as the number "3?" (a 3 and a piece
+    that is not a digit). It is one shape whose whole is not a digit, so it is refused; number mode still cuts it."""
+    from helpers import scribble
+
+    from digits import runs
+
+    assert reading.read(scribble(3), mode="number", model=runs.shipped_model()).text == "3?"
+    assert reading.read(scribble(3), model=runs.shipped_model()).kind == "not_a_digit"
+
+
 # ---------------------------------------------------------------- odd pictures (issue 15; the fuzzing test is
 # in test_odd_pictures.py, its own file, so that the suite's second process can run it beside this one)
 
