@@ -217,6 +217,11 @@ class _Model:
     stored: float | None  # the stored not-a-digit threshold on the digit score
     by_logits: bool  # the digit score is not the top probability: it takes a pass of the model
 
+    def whole(self, prepared) -> tuple[np.ndarray, np.ndarray]:
+        """The probabilities (1, classes) and digit score (1,) of a picture prepared as one digit."""
+        probabilities, scores = self.both(prepared.image[None])
+        return np.asarray(probabilities), np.asarray(scores)
+
     def cut(self, gray: np.ndarray) -> tuple[list, np.ndarray, np.ndarray | None]:
         """The digits `multidigit` finds in `gray`, their probabilities and, by the logits, their digit scores,
         which then help choose the cuts (None otherwise: the top probabilities are the scores)."""
@@ -323,7 +328,7 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
         several = len(pieces) > 1 and not _one_glyph(pieces, _ones(probabilities, reader.class_names))
         if mode == "auto" and several and _extent(pieces) <= ONE_WIDE:
             prepared = images.prepare(gray)
-            whole, whole_scores = (np.asarray(value) for value in reader.both(prepared.image[None]))
+            whole, whole_scores = reader.whole(prepared)
             several = not (prepared.ink_found and _one_wide_digit(pieces, probabilities, whole[0], threshold,
                                                                   float(whole_scores[0])))
         if mode == "number" or several:
@@ -341,13 +346,13 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
             # kind "not a digit" instead: non-digits refused 2,683 -> 2,871 of 3,000, no number changed
             prepared = prepared or images.prepare(gray)
             if whole is None and prepared.ink_found:
-                whole, whole_scores = (np.asarray(value) for value in reader.both(prepared.image[None]))
+                whole, whole_scores = reader.whole(prepared)
             if not prepared.ink_found or not calibration.refused(float(whole_scores[0]), threshold):
                 return Reading("number", digits, uncertain_below, inverted)
     prepared = prepared or images.prepare(gray)
     if not prepared.ink_found:
         return Reading("no_ink", [], uncertain_below, prepared.inverted, image=prepared.image)
     if whole is None:
-        whole, whole_scores = (np.asarray(value) for value in reader.both(prepared.image[None]))
+        whole, whole_scores = reader.whole(prepared)
     digits = _digits([prepared], whole, reader.class_names, threshold, whole_scores)
     return Reading("not_a_digit" if digits[0].not_a_digit else "digit", digits, uncertain_below, prepared.inverted)
