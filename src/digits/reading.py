@@ -325,30 +325,26 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
     prepared = whole = None
     if mode != "digit":
         pieces, probabilities, scores = reader.cut(gray)
+        digits = _digits(pieces, probabilities, reader.class_names, threshold, scores)
         several = len(pieces) > 1 and not _one_glyph(pieces, _ones(probabilities, reader.class_names))
-        if mode == "auto" and several and _extent(pieces) <= ONE_WIDE:
+        # one shape, part refused: a number only if its whole is not refused too (a shoe is not "1?"). Chosen on
+        # validation data (shipped model; 500 each of six generated non-digit families, seed 903, and of numbers
+        # of 2-3 validation digits, seed 905): of one shape or any shapes, any piece or half of them refused, the
+        # rule refusing the most non-digits while answering at most 5 of 500 numbers of each kind "not a digit"
+        # instead: non-digits refused 2,683 -> 2,871 of 3,000, no number changed
+        partly = 0 < sum(digit.not_a_digit for digit in digits) < len(digits) and _one_shape(pieces)
+        if mode == "auto" and several and (_extent(pieces) <= ONE_WIDE or partly):
             prepared = images.prepare(gray)
             whole, whole_scores = reader.whole(prepared)
-            several = not (prepared.ink_found and _one_wide_digit(pieces, probabilities, whole[0], threshold,
-                                                                  float(whole_scores[0])))
+            several = not (prepared.ink_found and (
+                _one_wide_digit(pieces, probabilities, whole[0], threshold, float(whole_scores[0]))
+                or (partly and calibration.refused(float(whole_scores[0]), threshold))))
         if mode == "number" or several:
             inverted = pieces[0].inverted if pieces else False
-            digits = _digits(pieces, probabilities, reader.class_names, threshold, scores)
             if not digits:
                 return Reading("no_ink", [], uncertain_below, inverted)
             refused = mode == "auto" and all(digit.not_a_digit for digit in digits)  # letters, a word, a drawing
-            if mode == "number" or refused or not any(digit.not_a_digit for digit in digits) or not _one_shape(pieces):
-                return Reading("not_a_digit" if refused else "number", digits, uncertain_below, inverted)
-            # one shape, part refused: a number only if its whole is not refused too (a shoe is not "1?"). Chosen
-            # on validation data (shipped model; 500 each of six generated non-digit families, seed 903, and of
-            # numbers of 2-3 validation digits, seed 905): of one shape or any shapes, any piece or half of them
-            # refused, the rule refusing the most non-digits while answering at most 5 of 500 numbers of each
-            # kind "not a digit" instead: non-digits refused 2,683 -> 2,871 of 3,000, no number changed
-            prepared = prepared or images.prepare(gray)
-            if whole is None and prepared.ink_found:
-                whole, whole_scores = reader.whole(prepared)
-            if not prepared.ink_found or not calibration.refused(float(whole_scores[0]), threshold):
-                return Reading("number", digits, uncertain_below, inverted)
+            return Reading("not_a_digit" if refused else "number", digits, uncertain_below, inverted)
     prepared = prepared or images.prepare(gray)
     if not prepared.ink_found:
         return Reading("no_ink", [], uncertain_below, prepared.inverted, image=prepared.image)
