@@ -8,6 +8,12 @@ Every score is read off the run's ONNX copy: its calibrated probabilities and th
   top logit         max z
   negative entropy  sum p log p of the calibrated probabilities
   margin            the top probability less the second
+  mahalanobis       minus the smallest Mahalanobis distance from the features under the final dense layer to a
+                    class mean, one covariance shared by the classes, fitted on the run's training split (Lee et
+                    al. 2018)
+  energy + mahalanobis  the two added, each first standardised by its mean and spread on the training split
+  nearest mean      minus the smallest squared Euclidean distance from the features to a class mean (the
+                    Mahalanobis distance with the identity for covariance: no direction weighed more)
 Each score's threshold refuses the run's stored `reject_rate` of its validation digits (as training fits the
 stored one, `calibration.threshold_for`); then, for each set, the share refused and the AUROC against the
 validation digits: the same digits rendered as photos (benchmarks/operating_point.py's renderer and seeds), and
@@ -20,6 +26,8 @@ touch and N mixed ones, rendered and read as benchmarks/validation_strips.py ren
 read whole only if every digit is right and no piece falls under that score's threshold (a refused piece reads
 "?"). Strips are cut as the reading path cuts them with the run (with its digit scores when it refuses by the
 energy, since 2026-12-04), so the figures of the run's stored score are the ones validation_strips.py reports.
+
+--run takes a run directory or the shipped model (src/digits/shipped/model.onnx: the card's recipe rebuilds its split).
 
 Usage: python benchmarks/rejection_scores.py --run RUN [--photos 3000] [--non-digits 2000] [--strips 0] [--out FILE]
 Writes benchmarks/results/rejection_scores.json (or --out), with the machine.
@@ -42,30 +50,46 @@ NON_DIGIT_SEED = SEEDS["non_digits"]  # never a training picture
 STRIP_SEEDS = {kind: SEEDS[kind] for kind in ("touching", "mixed")}
 
 
-def logits_model(path: Path) -> bytes:
-    """The ONNX model at `path` with the input of its final Softmax as a second output (the logits)."""
+def _skip_casts(node, produced: dict):
+    while node is not None and node.op_type in ("Identity", "Cast"):
+        node = produced.get(node.input[0])
+    return node
+
+
+def logits_model(path: Path, features: bool = False) -> bytes:
+    """The ONNX model at `path` with the input of its final Softmax as a second output (the logits) and, with
+    `features`, the input of the dense layer that makes them (MatMul and Add, or Gemm) as a third."""
     import onnx
 
     model = onnx.load(str(path))
     produced = {output: node for node in model.graph.node for output in node.output}
-    node = produced.get(model.graph.output[0].name)
-    while node is not None and node.op_type in ("Identity", "Cast"):
-        node = produced.get(node.input[0])
+    node = _skip_casts(produced.get(model.graph.output[0].name), produced)
     if node is None or node.op_type != "Softmax":
         raise ValueError(f"{path}: its output is not a softmax, so it has no logits to read; pass a trained run")
-    model.graph.output.append(onnx.helper.make_tensor_value_info(node.input[0], onnx.TensorProto.FLOAT, None))
+    outputs = [node.input[0]]
+    if features:
+        dense = _skip_casts(produced.get(node.input[0]), produced)
+        if dense is not None and dense.op_type == "Add":  # the bias of a MatMul
+            dense = next((_skip_casts(produced.get(name), produced) for name in dense.input
+                          if getattr(_skip_casts(produced.get(name), produced), "op_type", "") == "MatMul"), None)
+        if dense is None or dense.op_type not in ("MatMul", "Gemm"):
+            raise ValueError(f"{path}: its logits do not come from a dense layer, so it has no features to read")
+        outputs.append(dense.input[0])
+    del model.graph.output[1:]  # a "logits" output the file may carry already is the first of these
+    model.graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+                              for name in outputs)
     return model.SerializeToString()
 
 
-def logits_session(path: Path):
-    """An ONNX Runtime session on `logits_model(path)`, made once per run and passed to `read`."""
+def logits_session(path: Path, features: bool = False):
+    """An ONNX Runtime session on `logits_model(path, features)`, made once per run and passed to `read`."""
     import onnxruntime
 
-    return onnxruntime.InferenceSession(logits_model(path), providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(logits_model(path, features), providers=["CPUExecutionProvider"])
 
 
-def read(session, images: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, logits) of a `logits_session` for (N, 28, 28) images, uncalibrated."""
+def read(session, images: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, ...]:
+    """(probabilities, logits[, features]) of a `logits_session` for (N, 28, 28) images, uncalibrated."""
     from digits.images import to_model_input
 
     signature = session.get_inputs()[0]
@@ -73,12 +97,38 @@ def read(session, images: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np
     inputs = inputs.reshape((len(inputs), *[side if isinstance(side, int) else -1 for side in signature.shape[1:]]))
     outputs = [session.run(None, {signature.name: inputs[start:start + batch]})
                for start in range(0, len(inputs), batch)]
-    return (np.concatenate([output[0] for output in outputs]).astype(np.float64),
-            np.concatenate([output[1] for output in outputs]).astype(np.float64))
+    return tuple(np.concatenate([output[index] for output in outputs]).reshape(len(inputs), -1).astype(np.float64)
+                 for index in range(len(outputs[0]))) if outputs else ()
 
 
-def scores(logits: np.ndarray, temperature: float) -> dict[str, np.ndarray]:
-    """Each score of (N, C) logits at `temperature`, higher meaning more like a digit."""
+def fit_gaussian(features: np.ndarray, labels: np.ndarray, logits: np.ndarray, temperature: float) -> dict:
+    """Class means and the whitening of their shared covariance, fitted on (N, F) training features, and the mean
+    and spread of the energy and of `mahalanobis` on them (to add the two in `scores`)."""
+    labels = np.asarray(labels)
+    means = np.stack([features[labels == label].mean(0) for label in range(logits.shape[1])])
+    centred = features - means[labels]
+    values, vectors = np.linalg.eigh(centred.T @ centred / len(features))
+    whiten = vectors / np.sqrt(np.maximum(values, values.max() * 1e-9))  # (f - m) @ whiten: unit covariance
+    gaussian = {"means": means @ whiten, "whiten": whiten, "plain_means": means}
+    found = scores(logits, temperature)["energy"], mahalanobis(features, gaussian)
+    return {**gaussian, "spread": [(float(values.mean()), float(values.std())) for values in found]}
+
+
+def mahalanobis(features: np.ndarray, gaussian: dict) -> np.ndarray:
+    """Minus the smallest squared Mahalanobis distance from each feature row to a class mean."""
+    return _nearest(features @ gaussian["whiten"], gaussian["means"])
+
+
+def _nearest(points: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """Minus the smallest squared Euclidean distance from each row of `points` to a row of `means`."""
+    squared = (points ** 2).sum(1, keepdims=True) - 2 * points @ means.T + (means ** 2).sum(1)
+    return -np.maximum(squared, 0.0).min(1)
+
+
+def scores(logits: np.ndarray, temperature: float, features: np.ndarray | None = None,
+           gaussian: dict | None = None) -> dict[str, np.ndarray]:
+    """Each score of (N, C) logits at `temperature` (and of their features, with a `fit_gaussian`), higher
+    meaning more like a digit."""
     scaled = logits / temperature
     top = scaled.max(1, keepdims=True)
     total = np.exp(scaled - top).sum(1, keepdims=True)
@@ -88,7 +138,17 @@ def scores(logits: np.ndarray, temperature: float) -> dict[str, np.ndarray]:
             "energy": temperature * (top[:, 0] + np.log(total[:, 0])),
             "top logit": logits.max(1),
             "negative entropy": (probabilities * np.log(np.maximum(probabilities, 1e-30))).sum(1),
-            "margin": ordered[:, -1] - ordered[:, -2]}
+            "margin": ordered[:, -1] - ordered[:, -2],
+            **(_feature_scores(logits, temperature, features, gaussian) if gaussian is not None else {})}
+
+
+def _feature_scores(logits, temperature, features, gaussian) -> dict[str, np.ndarray]:
+    distance = mahalanobis(features, gaussian)
+    (energy_mean, energy_spread), (distance_mean, distance_spread) = gaussian["spread"]
+    energy = scores(logits, temperature)["energy"]
+    return {"mahalanobis": distance, "energy + mahalanobis": (energy - energy_mean) / energy_spread
+            + (distance - distance_mean) / distance_spread,
+            "nearest mean": _nearest(features, gaussian["plain_means"])}
 
 
 def compare(by_set: dict[str, dict[str, np.ndarray]], rate: float) -> dict[str, dict]:
@@ -106,7 +166,7 @@ def compare(by_set: dict[str, dict[str, np.ndarray]], rate: float) -> dict[str, 
 
 
 def strips_whole(predictor, session, digits: np.ndarray, labels: np.ndarray, count: int, temperature: float,
-                 thresholds: dict[str, float]) -> dict[str, dict[str, float]]:
+                 thresholds: dict[str, float], gaussian: dict | None = None) -> dict[str, dict[str, float]]:
     """Per score, the share of `count` touching and of `count` mixed strips of `digits` read whole, a piece under
     the score's threshold refused (see the module doc); pieces cut and read by `multidigit` as the reading path
     cuts them with `predictor` (`reading`'s cut: with its digit scores if it refuses by the energy),
@@ -124,7 +184,8 @@ def strips_whole(predictor, session, digits: np.ndarray, labels: np.ndarray, cou
             pieces, probabilities, _ = reader.cut(images.to_gray(photo))
             if "".join(str(int(row.argmax())) for row in probabilities) != truth:
                 continue  # misread or no digits: not whole, whatever the score
-            found = scores(read(session, np.stack([piece.image for piece in pieces]))[1], temperature)
+            _, logits, features = read(session, np.stack([piece.image for piece in pieces]))
+            found = scores(logits, temperature, features, gaussian)
             for name, threshold in thresholds.items():
                 whole[name][kind] += bool((found[name] >= threshold).all())
     return {name: {kind: value / count for kind, value in counts.items()} for name, counts in whole.items()}
@@ -132,7 +193,8 @@ def strips_whole(predictor, session, digits: np.ndarray, labels: np.ndarray, cou
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, help="a trained run directory (its model.onnx is read)")
+    parser.add_argument("--run", required=True,
+                        help="a trained run directory (its model.onnx is read) or the shipped model file")
     parser.add_argument("--photos", type=int, default=3000, help="validation digits rendered as photos (3000)")
     parser.add_argument("--non-digits", type=int, default=2000, help="generated non-digits per family (2000)")
     parser.add_argument("--strips", type=int, default=0, help="touching and mixed strips each (default: 0)")
@@ -153,17 +215,22 @@ def main() -> None:
     started = time.perf_counter()
     try:  # a run that is missing, damaged or not a run: one line
         info = runs.load_info(args.run)
-        runs.check_run(args.run)  # a run directory: its own validation split is known
-        model = Path(args.run) / "model.onnx"
+        if runs.is_shipped(args.run):  # its card holds the recipe, so its validation split is known
+            model = Path(args.run)
+        else:
+            runs.check_run(args.run)  # a run directory: its own validation split is known
+            model = Path(args.run) / "model.onnx"
         if not model.is_file():
             raise ValueError(f"{args.run} has no model.onnx; pass a run that finished training")
-        session = logits_session(model)
+        session = logits_session(model, features=True)
     except ValueError as error:
         sys.exit(f"rejection_scores: error: {error}")
     recipe = config.from_run(info.config)
     fitted = info.metrics.get("calibration") or {}
     temperature, rate = float(fitted.get("temperature", 1.0)), float(recipe.reject_rate)
-    _, _, _, x_val, y_val = data.training_arrays(recipe)  # the run's own validation split
+    _, x_train, y_train, x_val, y_val = data.training_arrays(recipe)  # the run's own split
+    _, train_logits, train_features = read(session, x_train[..., 0])
+    gaussian = fit_gaussian(train_features, y_train, train_logits, temperature)
     digits = np.round(x_val[..., 0] * 255).astype(np.uint8)
     count = min(args.photos, len(digits))
     photos = [render_digit(digits[index], np.random.default_rng([PHOTO_SEED, index]))
@@ -175,7 +242,8 @@ def main() -> None:
         sets[family] = synthetic.non_digits(args.non_digits, NON_DIGIT_SEED, families=(family,))
     by_set = {}
     for label, images in sets.items():
-        found = scores(read(session, images)[1], temperature)
+        _, logits, features = read(session, images)
+        found = scores(logits, temperature, features, gaussian)
         if label == "validation_photos":  # a photo without ink is refused whatever the score
             found = {name: np.where(photo_ink, values, -np.inf) for name, values in found.items()}
         by_set[label] = found
@@ -184,12 +252,12 @@ def main() -> None:
         from digits.predictor import Predictor
 
         read_whole = strips_whole(Predictor(args.run), session, digits, np.asarray(y_val), args.strips, temperature,
-                                  {name: row["threshold"] for name, row in result.items()})
+                                  {name: row["threshold"] for name, row in result.items()}, gaussian)
         for name, row in result.items():
             row["strips_read_whole"] = read_whole[name]
     for name, row in result.items():
         strips = row.get("strips_read_whole", {})
-        print(f"{name:>16}: " + ", ".join(f"{label} {row[label]['refused']:.2%}" for label in sets)
+        print(f"{name:>20}: " + ", ".join(f"{label} {row[label]['refused']:.2%}" for label in sets)
               + "".join(f", {kind} strips whole {share:.1%}" for kind, share in strips.items()))
     saved = save("rejection_scores", {
         "benchmark": "rejection_scores", "run": repo_relative(str(Path(args.run).resolve())),

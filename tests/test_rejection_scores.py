@@ -63,6 +63,62 @@ def test_logits_are_the_input_of_the_final_softmax(tiny_run):
     assert np.ptp(logits, 1).min() > 0 and not np.allclose(logits.sum(1), 1.0)  # logits, not probabilities again
 
 
+def test_mahalanobis_is_minus_the_distance_to_the_nearest_class_mean():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 400)
+    centres = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 9.0]])
+    mixing = np.array([[2.0, 0.0], [1.0, 0.5]])  # one covariance shared by the classes, not the identity
+    features = centres[labels] + rng.normal(size=(len(labels), 2)) @ mixing
+    logits = rng.normal(size=(len(labels), 3))
+    gaussian = rejection_scores.fit_gaussian(features, labels, logits, temperature=1.0)
+    means = np.stack([features[labels == label].mean(0) for label in range(3)])
+    centred = features - means[labels]
+    precision = np.linalg.inv(centred.T @ centred / len(features))
+    probes = np.array([[0.0, 0.0], [6.0, 0.5], [3.0, 4.0], [30.0, -20.0]])
+    expected = [-min((probe - mean) @ precision @ (probe - mean) for mean in means) for probe in probes]
+    found = rejection_scores.scores(np.zeros((4, 3)), 1.0, probes, gaussian)
+    assert found["mahalanobis"] == pytest.approx(expected, rel=1e-6)
+    assert found["mahalanobis"][3] < found["mahalanobis"][2] < found["mahalanobis"][0]  # farther, lower
+    plain = [-min(((probe - mean) ** 2).sum() for mean in means) for probe in probes]
+    assert found["nearest mean"] == pytest.approx(plain, rel=1e-9)
+    assert found["nearest mean"][1] == pytest.approx(-0.25, abs=0.2)  # 0.5 from the class mean (6, 0)
+    # the sum is the energy and the distance, each standardised by its mean and spread on the fitted features
+    fitted = rejection_scores.scores(logits, 1.0, features, gaussian)
+    for name in ("energy", "mahalanobis"):
+        assert fitted[name].std() > 0
+    standard = sum((fitted[name] - fitted[name].mean()) / fitted[name].std() for name in ("energy", "mahalanobis"))
+    assert fitted["energy + mahalanobis"] == pytest.approx(standard)
+
+
+def test_features_are_the_input_of_the_dense_layer_that_makes_the_logits(tiny_run):
+    pictures = np.random.default_rng(1).integers(0, 256, (40, 28, 28)).astype(np.uint8)
+    probabilities, logits, features = rejection_scores.read(
+        rejection_scores.logits_session(tiny_run / "model.onnx", features=True), pictures)
+    assert features.shape[0] == 40 and features.shape[1] > logits.shape[1]
+    # the logits are an affine map of the features: exactly, by least squares on the pictures themselves
+    design = np.c_[features, np.ones(len(features))]
+    weights = np.linalg.lstsq(design, logits, rcond=None)[0]
+    assert np.abs(design @ weights - logits).max() < 1e-3 * np.abs(logits).max()
+    assert np.ptp(features, 0).max() > 0  # features that vary, not a constant
+
+
+def test_the_shipped_model_is_measured_from_its_card(tmp_path):
+    from digits import runs
+
+    out = tmp_path / "shipped.json"
+    shipped = runs.shipped_model()
+    result = run_cli("--run", str(shipped), "--photos", "20", "--non-digits", "20", "--out", str(out),
+                     script="benchmarks/rejection_scores.py")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(out.read_text())
+    card = runs.read_card()
+    assert saved["temperature"] == card["calibration"]["temperature"]
+    # the card's split rebuilt: its stored energy threshold is the one fitted again here
+    assert saved["scores"]["energy"]["threshold"] == pytest.approx(card["calibration"]["energy_below"], abs=1e-4)
+    assert saved["families_trained"]["letters"] is True and saved["families_trained"]["scripts"] is False
+    assert saved["scores"]["mahalanobis"]["letters"]["auroc"] > 0.5
+
+
 def test_a_model_without_a_softmax_output_is_one_line(tmp_path):
     import onnx
     from onnx import TensorProto, helper
@@ -84,7 +140,8 @@ def test_the_command_writes_its_json(tiny_run, tmp_path):
     saved = json.loads(out.read_text())
     stored = json.loads((tiny_run / "metrics.json").read_text())["calibration"]
     assert saved["temperature"] == stored["temperature"] and saved["reject_rate"] == stored["reject_rate"]
-    assert set(saved["scores"]) == {"top probability", "energy", "top logit", "negative entropy", "margin"}
+    assert set(saved["scores"]) == {"top probability", "energy", "top logit", "negative entropy", "margin",
+                                    "mahalanobis", "energy + mahalanobis", "nearest mean"}
     # the thresholds fitted here from the run's ONNX logits are the ones training stored
     assert saved["scores"]["top probability"]["threshold"] == pytest.approx(stored["max_probability_below"], abs=1e-5)
     assert saved["scores"]["energy"]["threshold"] == pytest.approx(stored["energy_below"], abs=1e-4)
