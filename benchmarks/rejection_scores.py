@@ -8,9 +8,9 @@ Every score is read off the run's ONNX copy: its calibrated probabilities and th
   top logit         max z
   negative entropy  sum p log p of the calibrated probabilities
   margin            the top probability less the second
-  mahalanobis       minus the smallest Mahalanobis distance from the features under the final dense layer to a
-                    class mean, one covariance shared by the classes, fitted on the run's training split (Lee et
-                    al. 2018)
+  mahalanobis       minus the smallest squared Mahalanobis distance from the features under the final dense layer
+                    to a class mean, one covariance shared by the classes, fitted on the run's training split
+                    (Lee et al. 2018)
   energy + mahalanobis  the two added, each first standardised by its mean and spread on the training split
   nearest mean      minus the smallest squared Euclidean distance from the features to a class mean (the
                     Mahalanobis distance with the identity for covariance: no direction weighed more)
@@ -69,9 +69,9 @@ def logits_model(path: Path, features: bool = False) -> bytes:
     outputs = [node.input[0]]
     if features:
         dense = _skip_casts(produced.get(node.input[0]), produced)
-        if dense is not None and dense.op_type == "Add":  # the bias of a MatMul
-            dense = next((_skip_casts(produced.get(name), produced) for name in dense.input
-                          if getattr(_skip_casts(produced.get(name), produced), "op_type", "") == "MatMul"), None)
+        if dense is not None and dense.op_type == "Add":  # a MatMul and its bias
+            inputs = [_skip_casts(produced.get(name), produced) for name in dense.input]
+            dense = next((node for node in inputs if node is not None and node.op_type == "MatMul"), None)
         if dense is None or dense.op_type not in ("MatMul", "Gemm"):
             raise ValueError(f"{path}: its logits do not come from a dense layer, so it has no features to read")
         outputs.append(dense.input[0])
