@@ -175,11 +175,15 @@ def real_images(result: dict) -> list[str]:
             f"({'met' if kept >= targets['kept_fraction'] else 'missed'}) |",
             f"| strips of 2-6 digits read whole ({result['strips']:,}) | {strips:.2%} | >= "
             f"{targets['strip_read_rate']:.0%} ({'met' if strips >= targets['strip_read_rate'] else 'missed'}) |",
+            *([f"| their digits all right, a piece refused as not a digit aside | "
+               f"{result['strip_digits_right_rate']:.2%} | |"] if "strip_digits_right_rate" in result else []),
             f"| strips split into the right number of digits | {result['strip_count_rate']:.2%} | |",
             *([f"| strips of touching digits read whole ({result['touching_strips']:,}) | "
                f"{result['touching_read_rate']:.2%} | >= {targets['touching_read_rate']:.0%} "
                f"({'met' if result['touching_read_rate'] >= targets['touching_read_rate'] else 'missed'}) |"]
               if "touching_read_rate" in result else []),
+            *([f"| their digits all right, a piece refused as not a digit aside | "
+               f"{result['touching_digits_right_rate']:.2%} | |"] if "touching_digits_right_rate" in result else []),
             *([f"| single-digit photos read as several digits in auto mode | {result['auto_split_rate']:.2%} | <= "
                f"{targets['auto_split_rate']:.1%} ({'met' if result['auto_split_rate'] <= targets['auto_split_rate'] else 'missed'}) |"]
               if result.get("auto_split_rate") is not None else []),
