@@ -134,18 +134,17 @@ def scores(logits: np.ndarray, temperature: float, features: np.ndarray | None =
     total = np.exp(scaled - top).sum(1, keepdims=True)
     probabilities = np.exp(scaled - top) / total
     ordered = np.sort(probabilities, 1)
-    return {"top probability": ordered[:, -1],
-            "energy": temperature * (top[:, 0] + np.log(total[:, 0])),
-            "top logit": logits.max(1),
-            "negative entropy": (probabilities * np.log(np.maximum(probabilities, 1e-30))).sum(1),
-            "margin": ordered[:, -1] - ordered[:, -2],
-            **(_feature_scores(logits, temperature, features, gaussian) if gaussian is not None else {})}
+    found = {"top probability": ordered[:, -1],
+             "energy": temperature * (top[:, 0] + np.log(total[:, 0])),
+             "top logit": logits.max(1),
+             "negative entropy": (probabilities * np.log(np.maximum(probabilities, 1e-30))).sum(1),
+             "margin": ordered[:, -1] - ordered[:, -2]}
+    return found if gaussian is None else {**found, **_feature_scores(found["energy"], features, gaussian)}
 
 
-def _feature_scores(logits, temperature, features, gaussian) -> dict[str, np.ndarray]:
+def _feature_scores(energy: np.ndarray, features: np.ndarray, gaussian: dict) -> dict[str, np.ndarray]:
     distance = mahalanobis(features, gaussian)
     (energy_mean, energy_spread), (distance_mean, distance_spread) = gaussian["spread"]
-    energy = scores(logits, temperature)["energy"]
     return {"mahalanobis": distance, "energy + mahalanobis": (energy - energy_mean) / energy_spread
             + (distance - distance_mean) / distance_spread,
             "nearest mean": _nearest(features, gaussian["plain_means"])}
