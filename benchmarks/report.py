@@ -165,6 +165,11 @@ def real_images(result: dict) -> list[str]:
     kept, strips = result["kept_fraction"], result["strip_read_rate"]
     targets = result["targets"]
     recipe = f"`{result['recipe']}`" if result.get("recipe") else f"a `{result['model']}` run"
+
+    def refusal_aside(key: str) -> list[str]:  # the row under a strip row: the same strips, refusal not counted
+        return [f"| their digits all right, a piece refused as not a digit aside | {result[key]:.2%} | |"
+                ] if key in result else []
+
     return [f"**Real images** (`python benchmarks/real_images.py`, {recipe}): the {result['samples']:,} test digits "
             "rendered as photos (dark ink on tinted paper, 40-600 px, random margins, stroke width, blur, noise, "
             "lighting gradient, JPEG) and read through `digits.images` / `digits.multidigit`:", "",
@@ -175,15 +180,13 @@ def real_images(result: dict) -> list[str]:
             f"({'met' if kept >= targets['kept_fraction'] else 'missed'}) |",
             f"| strips of 2-6 digits read whole ({result['strips']:,}) | {strips:.2%} | >= "
             f"{targets['strip_read_rate']:.0%} ({'met' if strips >= targets['strip_read_rate'] else 'missed'}) |",
-            *([f"| their digits all right, a piece refused as not a digit aside | "
-               f"{result['strip_digits_right_rate']:.2%} | |"] if "strip_digits_right_rate" in result else []),
+            *refusal_aside("strip_digits_right_rate"),
             f"| strips split into the right number of digits | {result['strip_count_rate']:.2%} | |",
             *([f"| strips of touching digits read whole ({result['touching_strips']:,}) | "
                f"{result['touching_read_rate']:.2%} | >= {targets['touching_read_rate']:.0%} "
                f"({'met' if result['touching_read_rate'] >= targets['touching_read_rate'] else 'missed'}) |"]
               if "touching_read_rate" in result else []),
-            *([f"| their digits all right, a piece refused as not a digit aside | "
-               f"{result['touching_digits_right_rate']:.2%} | |"] if "touching_digits_right_rate" in result else []),
+            *refusal_aside("touching_digits_right_rate"),
             *([f"| single-digit photos read as several digits in auto mode | {result['auto_split_rate']:.2%} | <= "
                f"{targets['auto_split_rate']:.1%} ({'met' if result['auto_split_rate'] <= targets['auto_split_rate'] else 'missed'}) |"]
               if result.get("auto_split_rate") is not None else []),

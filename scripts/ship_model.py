@@ -108,6 +108,19 @@ def figures(accuracy: float, real: dict, rejection: dict) -> dict:
     }
 
 
+def version_name(day: str, destination: Path, sha256: str) -> str:
+    """The card's name: `digits-reader-<build date>`; where the model installed in `destination` is another file
+    built the same day, the next number after its name (`-<date>.2`, `.3`...), so that two models never share one."""
+    name, card = f"{NAME}-{day}", destination / "card.json"
+    taken = json.loads(card.read_text()) if card.is_file() else {}
+    taken_name, number = taken.get("name", ""), taken.get("name", "").removeprefix(name + ".")
+    if taken_name == name or taken_name.startswith(name + ".") and number.isdigit():
+        if taken.get("sha256") == sha256:
+            return taken_name  # the same file installed again keeps its name
+        return f"{name}.{int(number) + 1 if number.isdigit() else 2}"
+    return name
+
+
 def install(model: Path, card: dict, destination: Path) -> None:
     """Put the model, card.json and MODEL_CARD.md into `destination` together (new directory, then swap)."""
     from report import model_card
@@ -230,7 +243,8 @@ def main() -> None:
     built = machine()
     if args.refit:
         accuracy = test_accuracy(model)
-        card = {**refit_card, "name": f"{NAME}-{built['measured'][:10]}", "test_accuracy": accuracy,
+        name = version_name(built["measured"][:10], Path(args.destination), runs.sha256(model))
+        card = {**refit_card, "name": name, "test_accuracy": accuracy,
                 "figures": figures(accuracy, json.loads(real_json.read_text()), json.loads(rejection_json.read_text())),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": built}
         install(model, card, Path(args.destination))
@@ -243,7 +257,7 @@ def main() -> None:
     model = run / "model.onnx"
     accuracy = test_accuracy(model)
     card = {
-        "name": f"{NAME}-{built['measured'][:10]}",
+        "name": version_name(built["measured"][:10], Path(args.destination), runs.sha256(model)),
         "file": "model.onnx",
         "format": "onnx",
         "sha256": runs.sha256(model),

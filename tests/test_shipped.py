@@ -193,3 +193,21 @@ def test_refit_gives_a_shipped_model_its_logits_and_the_energy_calibration(tiny_
     (shipped / "card.json").write_text(json.dumps(card))
     with pytest.raises(SystemExit, match="not the same split"):
         ship_model.refit(argparse.Namespace(destination=str(shipped)), tmp_path / "other")
+
+
+def test_two_models_built_the_same_day_never_share_a_name(tmp_path, monkeypatch):
+    """The card's name is the build date; another file installed that day gets the next number, the same file keeps
+    its name."""
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    import ship_model
+
+    assert ship_model.version_name("2026-12-04", tmp_path, "aa") == "digits-reader-2026-12-04"  # nothing installed
+    card = tmp_path / "card.json"
+    for installed, sha, expected in [("digits-reader-2026-12-04", "aa", "digits-reader-2026-12-04"),
+                                     ("digits-reader-2026-12-04", "bb", "digits-reader-2026-12-04.2"),
+                                     ("digits-reader-2026-12-04.2", "bb", "digits-reader-2026-12-04.3"),
+                                     ("digits-reader-2026-12-04.2", "aa", "digits-reader-2026-12-04.2"),
+                                     ("digits-reader-2026-12-03", "bb", "digits-reader-2026-12-04"),
+                                     ("digits-reader-2026-12-04.x", "bb", "digits-reader-2026-12-04")]:
+        card.write_text(json.dumps({"name": installed, "sha256": "aa"}))
+        assert ship_model.version_name("2026-12-04", tmp_path, sha) == expected, (installed, sha)
