@@ -8,7 +8,7 @@
    is reused.
 2. Measures the run's ONNX copy through the reading half, as the package will read it: the MNIST test set,
    `benchmarks/real_images.py` (photos and whole-number strips) and `benchmarks/rejection.py` (non-digits),
-   each with `--run` and `--out` into the work directory.
+   side by side, each with `--run` and `--out` into the work directory.
 3. Writes the card, `src/digits/shipped/card.json` (name, recipe, commands, data checksum, calibration,
    figures, size, SHA-256, date, machine), and `MODEL_CARD.md` beside it, generated from the card.
 4. Puts `model.onnx` and the card into `src/digits/shipped/` together: both are written into a new
@@ -52,10 +52,27 @@ def relative(path) -> str:
 
 
 def run_step(argv: list[str]) -> None:
-    print("$ " + " ".join(argv), file=sys.stderr, flush=True)
-    completed = subprocess.run(argv, cwd=ROOT)
-    if completed.returncode != 0:
-        sys.exit(f"ship_model: `{' '.join(argv)}` failed with exit status {completed.returncode}")
+    run_steps([argv])
+
+
+def run_steps(steps: list[list[str]]) -> None:
+    """Run the commands side by side (each benchmark is one process that renders its pictures on one core) and
+    wait for all; the first that failed stops the build (the others are stopped too)."""
+    running = []
+    for argv in steps:
+        print("$ " + " ".join(argv), file=sys.stderr, flush=True)
+        running.append((argv, subprocess.Popen(argv, cwd=ROOT)))
+    while running:
+        for argv, process in list(running):
+            if process.poll() is None:
+                continue
+            running.remove((argv, process))
+            if process.returncode != 0:
+                for _, other in running:
+                    other.kill()
+                    other.wait()
+                sys.exit(f"ship_model: `{' '.join(argv)}` failed with exit status {process.returncode}")
+        time.sleep(0.2)
 
 
 def test_accuracy(model: Path) -> float:
@@ -232,6 +249,7 @@ def main() -> None:
     real_json, rejection_json = results / "real_images.json", results / "rejection.json"
     threshold_file = "card.json" if args.refit else "metrics.json"
     measured = max((run / name).stat().st_mtime for name in ("model.onnx", threshold_file))
+    steps = []
     for result, step in ((real_json, ["benchmarks/real_images.py", "--run", relative(measured_on), "--samples",
                                       str(args.photos), "--strips", str(args.strips), "--out", relative(real_json)]),
                          (rejection_json, ["benchmarks/rejection.py", "--run", relative(measured_on), "--samples",
@@ -239,7 +257,8 @@ def main() -> None:
         if args.reuse and result.is_file() and result.stat().st_mtime > measured:
             print(f"reusing {relative(result)} (measured on this run)", file=sys.stderr)
             continue
-        run_step([python, *step])
+        steps.append([python, *step])
+    run_steps(steps)
     built = machine()
     if args.refit:
         accuracy = test_accuracy(model)

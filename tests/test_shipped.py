@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -211,3 +212,20 @@ def test_two_models_built_the_same_day_never_share_a_name(tmp_path, monkeypatch)
                                      ("digits-reader-2026-12-04.x", "bb", "digits-reader-2026-12-04")]:
         card.write_text(json.dumps({"name": installed, "sha256": "aa"}))
         assert ship_model.version_name("2026-12-04", tmp_path, sha) == expected, (installed, sha)
+
+
+def test_ship_model_runs_its_measurements_side_by_side_and_stops_at_the_first_failure(tmp_path, monkeypatch):
+    """Both benchmarks run at once; one that fails stops the build with its command named, and the other is
+    stopped rather than left running."""
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    import ship_model
+
+    ship_model.run_steps([[sys.executable, "-c", "pass"], [sys.executable, "-c", "pass"]])
+    pid_file = tmp_path / "pid"
+    slow = [sys.executable, "-c", f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+                                  "time.sleep(600)"]
+    failing = [sys.executable, "-c", "import time; time.sleep(1); raise SystemExit(3)"]
+    with pytest.raises(SystemExit, match=r"`.* raise SystemExit\(3\)` failed with exit status 3"):
+        ship_model.run_steps([slow, failing])
+    status = Path(f"/proc/{pid_file.read_text()}/status")
+    assert not status.exists(), "the other measurement was left running"
