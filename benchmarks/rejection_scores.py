@@ -129,13 +129,15 @@ def scores(logits: np.ndarray, temperature: float, features: np.ndarray | None =
            gaussian: dict | None = None) -> dict[str, np.ndarray]:
     """Each score of (N, C) logits at `temperature` (and of their features, with a `fit_gaussian`), higher
     meaning more like a digit."""
+    from digits import calibration
+
     scaled = logits / temperature
     top = scaled.max(1, keepdims=True)
     total = np.exp(scaled - top).sum(1, keepdims=True)
     probabilities = np.exp(scaled - top) / total
     ordered = np.sort(probabilities, 1)
     found = {"top probability": ordered[:, -1],
-             "energy": temperature * (top[:, 0] + np.log(total[:, 0])),
+             "energy": calibration.energy(logits, temperature),
              "top logit": logits.max(1),
              "negative entropy": (probabilities * np.log(np.maximum(probabilities, 1e-30))).sum(1),
              "margin": ordered[:, -1] - ordered[:, -2]}
