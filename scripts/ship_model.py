@@ -130,12 +130,13 @@ def version_name(day: str, destination: Path, sha256: str) -> str:
     built the same day, the next number after its name (`-<date>.2`, `.3`...), so that two models never share one."""
     name, card = f"{NAME}-{day}", destination / "card.json"
     taken = json.loads(card.read_text()) if card.is_file() else {}
-    taken_name, number = taken.get("name", ""), taken.get("name", "").removeprefix(name + ".")
-    if taken_name == name or taken_name.startswith(name + ".") and number.isdigit():
-        if taken.get("sha256") == sha256:
-            return taken_name  # the same file installed again keeps its name
-        return f"{name}.{int(number) + 1 if number.isdigit() else 2}"
-    return name
+    taken_name = taken.get("name", "")
+    number = taken_name.removeprefix(name + ".")
+    if taken_name != name and not (taken_name.startswith(name + ".") and number.isdigit()):
+        return name  # nothing installed today
+    if taken.get("sha256") == sha256:
+        return taken_name  # the same file installed again keeps its name
+    return f"{name}.{2 if taken_name == name else int(number) + 1}"
 
 
 def install(model: Path, card: dict, destination: Path) -> None:
@@ -262,7 +263,7 @@ def main() -> None:
     built = machine()
     if args.refit:
         accuracy = test_accuracy(model)
-        name = version_name(built["measured"][:10], Path(args.destination), runs.sha256(model))
+        name = version_name(built["measured"][:10], Path(args.destination), refit_card["sha256"])
         card = {**refit_card, "name": name, "test_accuracy": accuracy,
                 "figures": figures(accuracy, json.loads(real_json.read_text()), json.loads(rejection_json.read_text())),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": built}
@@ -274,12 +275,12 @@ def main() -> None:
     metrics = json.loads((run / "metrics.json").read_text())
     config = json.loads((run / "config.json").read_text())
     model = run / "model.onnx"
-    accuracy = test_accuracy(model)
+    accuracy, digest = test_accuracy(model), runs.sha256(model)
     card = {
-        "name": version_name(built["measured"][:10], Path(args.destination), runs.sha256(model)),
+        "name": version_name(built["measured"][:10], Path(args.destination), digest),
         "file": "model.onnx",
         "format": "onnx",
-        "sha256": runs.sha256(model),
+        "sha256": digest,
         "size_bytes": model.stat().st_size,
         "parameters": parameters(model),
         "recipe": relative(args.config),
