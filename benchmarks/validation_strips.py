@@ -10,6 +10,10 @@ the five default Outlier Exposure families, refused, with their AUROC against th
 rejection benchmark's families stay held out for the test. With --auto N, auto mode as `digits predict` reads a
 file: N generated non-digits of each of six families refused, and N numbers of 2-3 validation digits (all
 touching, and mixed) read right (`auto_mode`; how reading._one_glyph's crowded-shape rule was chosen).
+Every run reads the same strips, so each run after the first is also compared with the first strip by strip
+(`paired`): the difference in strips read whole, with a 95% interval from the strips only one of the two read
+whole (at 1,000 strips one run's rate alone is uncertain by about 1 point; the paired difference much less
+when the two mostly agree). Each run's strips are kept as a string of 1s (read whole) and 0s.
 Writes benchmarks/results/validation_strips.json (or --out).
 Usage: python benchmarks/validation_strips.py --run LABEL=RUN [--run LABEL=RUN ...] [--strips 300]
        [--singles 600] [--non-digits 0] [--auto 0] [--validation-split 0.05]
@@ -62,13 +66,29 @@ def auto_mode(predictor, x_val, y_val, count: int) -> dict:
     return result
 
 
+def paired(first: list[bool], second: list[bool]) -> dict:
+    """`second`'s share read whole less `first`'s, over the same strips, with a 95% interval (Wald, for paired
+    proportions: only the strips one of the two read whole tell them apart)."""
+    if len(first) != len(second) or not first:
+        raise ValueError(f"paired needs the same strips read by both runs, got {len(first)} and {len(second)}")
+    count = len(first)
+    better = sum(b and not a for a, b in zip(first, second))
+    worse = sum(a and not b for a, b in zip(first, second))
+    difference = (better - worse) / count
+    error = 1.96 * float(np.sqrt(max(0.0, better + worse - (better - worse) ** 2 / count))) / count
+    return {"difference": difference, "ci95": [difference - error, difference + error], "better": better,
+            "worse": worse, "strips": count}
+
+
 def measure(predictor, x_val, y_val, strips: int, singles: int) -> dict:
-    """Strips read whole and singles split (none measured when their count is 0)."""
+    """Strips read whole (their share, and each strip as "1" or "0") and singles split (none measured when
+    their count is 0)."""
     started, result = time.perf_counter(), {}
     if strips:
-        touching = real_images._strips_read(predictor, x_val, y_val, strips, [SEEDS["touching"]], touching=1.0)[0]
-        mixed = real_images._strips_read(predictor, x_val, y_val, strips, [SEEDS["mixed"]])[0]
-        result.update(touching_read_whole=float(np.mean(touching)), mixed_read_whole=float(np.mean(mixed)))
+        for kind, touching, seed in (("touching", 1.0, SEEDS["touching"]), ("mixed", None, SEEDS["mixed"])):
+            whole = real_images._strips_read(predictor, x_val, y_val, strips, [seed], touching=touching)[0]
+            result[f"{kind}_read_whole"] = float(np.mean(whole))
+            result[f"{kind}_strips"] = "".join("1" if read else "0" for read in whole)
     if singles:
         split = sum(real_images._auto_split(predictor, real_images.render_digit(x_val[index], np.random.default_rng(
             [SEEDS["singles"], index])), index) is not None for index in range(singles))
@@ -110,8 +130,19 @@ def main() -> None:
             results[label].update(rejection(predictor, x_val, non_digits))
         if args.auto:
             results[label].update(auto_mode(predictor, x_val, y_val, args.auto))
-        print(label, results[label], flush=True)
-    saved = save("validation_strips", {"runs": results, "strips": args.strips, "singles": args.singles,
+        shown = {key: value for key, value in results[label].items() if not key.endswith("_strips")}
+        print(label, shown, flush=True)
+    comparisons = {}
+    if args.strips:
+        (baseline, first), *others = results.items()
+        for label, row in others:
+            comparisons[label] = {kind: paired(*([read == "1" for read in run[f"{kind}_strips"]]
+                                                 for run in (first, row))) for kind in ("touching", "mixed")}
+            print(f"{label} against {baseline}, read whole:", ", ".join(
+                f"{kind} {100 * found['difference']:+.1f} points (95%: {100 * found['ci95'][0]:+.1f} to "
+                f"{100 * found['ci95'][1]:+.1f})" for kind, found in comparisons[label].items()), flush=True)
+    saved = save("validation_strips", {"runs": results, "paired": {"against": next(iter(results)), "runs": comparisons},
+                                       "strips": args.strips, "singles": args.singles,
                                        "non_digits": args.non_digits, "auto": args.auto,
                                        "validation_split": args.validation_split, "seeds": SEEDS,
                                        "command": " ".join(["python", "benchmarks/validation_strips.py", *sys.argv[1:]]),

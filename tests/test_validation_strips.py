@@ -4,6 +4,9 @@ at the run's stored threshold, all on validation digits and freshly generated no
 from __future__ import annotations
 
 import json
+import sys
+
+import pytest
 
 from helpers import REPO, run_cli
 
@@ -44,3 +47,38 @@ def test_auto_mode_reading_of_non_digits_and_numbers(tiny_run, tmp_path):
                                                      "scripts")] + ["auto_touching_numbers_right", "auto_mixed_numbers_right"]
     assert all(row[key] in (0.0, 1 / 3, 2 / 3, 1.0) for key in keys), row
     assert saved["auto"] == 3
+
+
+def test_two_runs_are_compared_strip_by_strip(tiny_run, tmp_path):
+    """The same run under two labels reads the same strips the same way: every strip kept as 1 or 0, and the paired
+    difference 0 with an interval of 0 (no strip read whole by only one of them)."""
+    out = tmp_path / "paired.json"
+    result = run_cli("--run", f"a={tiny_run}", "--run", f"b={tiny_run}", "--strips", "4", "--singles", "0",
+                     "--validation-split", "0.1", "--out", str(out), script="benchmarks/validation_strips.py")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(out.read_text())
+    first, second = saved["runs"]["a"], saved["runs"]["b"]
+    for kind in ("touching", "mixed"):
+        assert len(first[f"{kind}_strips"]) == 4 and set(first[f"{kind}_strips"]) <= {"0", "1"}
+        assert first[f"{kind}_strips"].count("1") / 4 == first[f"{kind}_read_whole"]
+        assert first[f"{kind}_strips"] == second[f"{kind}_strips"]
+        assert saved["paired"]["runs"]["b"][kind] == {"difference": 0.0, "ci95": [0.0, 0.0], "better": 0, "worse": 0,
+                                                      "strips": 4}
+    assert saved["paired"]["against"] == "a" and "b against a, read whole: touching +0.0 points" in result.stdout
+
+
+def test_the_paired_difference_and_its_interval():
+    """Of 100 strips, 10 read whole by the second run only and 4 by the first only: +6 points, and the interval
+    1.96 * sqrt(14 - 36 / 100) / 100 either side; different strip counts are refused."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import validation_strips
+
+    first = [True] * 50 + [False] * 10 + [True] * 4 + [False] * 36
+    second = [True] * 50 + [True] * 10 + [False] * 4 + [False] * 36
+    found = validation_strips.paired(first, second)
+    error = 1.96 * (14 - 36 / 100) ** 0.5 / 100
+    assert (found["better"], found["worse"], found["strips"]) == (10, 4, 100)
+    assert found["difference"] == pytest.approx(0.06)
+    assert found["ci95"] == pytest.approx([0.06 - error, 0.06 + error])
+    with pytest.raises(ValueError, match="same strips"):
+        validation_strips.paired(first, second[:-1])
