@@ -178,10 +178,10 @@ def test_touching_digits_drawn_as_strokes_are_cut_into_the_right_two(monkeypatch
 
     Each box's centre must lie in the middle half of its own digit's drawn columns. Where a 3 follows a 2, the
     tips of the 3's arcs reach 17 px under the 2's tail and stay with the 2 whichever cut is kept: the two
-    candidate cuts (x=83 and x=90 in "23") read alike (the shipped model of 2026-12-03 scores them 1.86 and 1.86,
-    reader-v5 1.56 and 1.71), so the 3's box starts 19 or 26 px right of its ink, its centre 10 or 13.5 px off.
-    A tighter bound (0.15 of the width and 1.5 px) held only by that tie; giving the 3 its tips takes a cut
-    through the strokes where they cross, which no candidate is yet (issue 14)."""
+    candidate cuts (x=83 and x=90 in "23") read alike (the shipped model, card digits-reader-2026-12-04, scores
+    them 1.86 and 1.86, reader-v5 1.56 and 1.71), so the 3's box starts 19 or 26 px right of its ink, its
+    centre 10 or 13.5 px off. A tighter bound (0.15 of the width and 1.5 px) held only by that tie; giving the
+    3 its tips takes a cut through the strokes where they cross, which no candidate is yet (issue 14)."""
     from digits import runs
     from digits.predictor import Predictor
 
