@@ -4,7 +4,6 @@ at the run's stored threshold, all on validation digits and freshly generated no
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
@@ -67,10 +66,10 @@ def test_two_runs_are_compared_strip_by_strip(tiny_run, tmp_path):
     assert saved["paired"]["against"] == "a" and "b against a, read whole: touching +0.0 points" in result.stdout
 
 
-def test_the_paired_difference_and_its_interval():
+def test_the_paired_difference_and_its_interval(monkeypatch):
     """Of 100 strips, 10 read whole by the second run only and 4 by the first only: +6 points, and the interval
     1.96 * sqrt(14 - 36 / 100) / 100 either side; different strip counts are refused."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     import validation_strips
 
     first = [True] * 50 + [False] * 10 + [True] * 4 + [False] * 36
