@@ -10,6 +10,8 @@ the five default Outlier Exposure families, refused, with their AUROC against th
 rejection benchmark's families stay held out for the test. With --auto N, auto mode as `digits predict` reads a
 file: N generated non-digits of each of six families refused, and N numbers of 2-3 validation digits (all
 touching, and mixed) read right (`auto_mode`; how reading._one_glyph's crowded-shape rule was chosen).
+Each run's accuracy on the validation split itself (its top class of every validation digit, read as the
+28x28 array it is) is reported too, as `validation_accuracy`.
 Every run reads the same strips, so each run after the first is also compared with the first strip by strip
 (`paired`): the difference in strips read whole, with a 95% interval from the strips only one of the two read
 whole (at 1,000 strips one run's rate alone is uncertain by about 1 point; the paired difference much less
@@ -80,6 +82,11 @@ def paired(first: list[bool], second: list[bool]) -> dict:
             "worse": worse, "strips": count}
 
 
+def validation_accuracy(predictor, x_val, y_val) -> float:
+    """The share of the validation digits whose top class is their label."""
+    return float((predictor.predict_proba(x_val).argmax(1) == np.asarray(y_val)).mean())
+
+
 def measure(predictor, x_val, y_val, strips: int, singles: int) -> dict:
     """Strips read whole (their share, and each strip as "1" or "0") and singles split (none measured when
     their count is 0)."""
@@ -125,7 +132,8 @@ def main() -> None:
     results = {}
     for label, path in runs.items():
         predictor = Predictor(path)
-        results[label] = {"run": path, **measure(predictor, x_val, y_val, args.strips, args.singles)}
+        results[label] = {"run": path, "validation_accuracy": validation_accuracy(predictor, x_val, y_val),
+                          **measure(predictor, x_val, y_val, args.strips, args.singles)}
         if non_digits is not None:
             results[label].update(rejection(predictor, x_val, non_digits))
         if args.auto:

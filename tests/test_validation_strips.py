@@ -22,6 +22,13 @@ def test_the_command_compares_runs_on_validation_data(tiny_run, tmp_path):
         assert 0.0 <= row[key] <= 1.0, (key, row[key])
     stored = json.loads((tiny_run / "metrics.json").read_text())["calibration"]
     assert row["reject_below"] == stored["reject_below"]
+    from digits import data
+    from digits.predictor import Predictor
+
+    dataset = data.load_dataset("mnist", allow_download=False)
+    _, _, x_val, y_val = data.split_validation(dataset.x_train, dataset.y_train, 0.1)
+    right = int((Predictor(str(tiny_run)).predict_proba(x_val).argmax(1) == y_val).sum())
+    assert row["validation_accuracy"] == right / len(y_val) and len(y_val) == 6000
     assert saved["non_digits"] == 40 and saved["machine"]["cpu"]
     assert str(REPO) not in out.read_text()
 
