@@ -403,6 +403,30 @@ def test_seg_eval_finds_the_right_cut_in_a_lattice():
     assert seg_eval.right_path(entry(drop=[(0, 2)])) is None  # the 1 is only ever half a candidate
 
 
+def test_seg_eval_reads_cached_lattices_under_other_weights():
+    """scripts/seg_eval.py tune's reading: a cached lattice read whole under given weights (the halves of a wide
+    0 win once digit scores weigh nothing), the module's own weights put back afterwards, even on an error."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import seg_eval
+
+    ones, whole = np.eye(10)[[1, 1]] * 0.998 + 0.0002, np.eye(10)[0] * 0.9 + 0.01
+    lattice = {"count": 2, "cut": [0.0, 0.9, 0.0], "join_cost": [0.0, 0.0], "small": [False, False],
+               "keys": [(0, 1), (1, 2), (0, 2)], "probabilities": np.stack([*ones, whole]), "line": 100.0,
+               "boxes": {(0, 1): (0, 0, 100, 40), (1, 2): (0, 40, 100, 85), (0, 2): (0, 0, 100, 85)},
+               "digit_scores": np.array([0.001, 0.001, 0.999])}
+    entries = [{"truth": "0", "lattice": lattice}, {"truth": "11", "lattice": lattice}, {"truth": "7", "lattice": None}]
+    shipped = multidigit.DIGIT_WEIGHT
+    assert seg_eval.read_whole(entries, {}).tolist() == [True, False, False]
+    assert seg_eval.read_whole(entries, {"DIGIT_WEIGHT": 0.0}).tolist() == [False, True, False]
+    assert multidigit.DIGIT_WEIGHT == shipped
+    with pytest.raises(TypeError):
+        seg_eval.read_whole([{"truth": "0", "lattice": {**lattice, "digit_scores": [None] * 3}}], {"DIGIT_WEIGHT": 0.3})
+    assert multidigit.DIGIT_WEIGHT == shipped
+
+
 def test_digit_scores_help_choose_the_cuts(mnist):
     """With digit scores (`read_scored`), a candidate earns DIGIT_WEIGHT times the log-odds that it is a digit at
     all, up to DIGIT_CAP: two halves of a wide 0 that each read as a sure "1" but are surely not digits lose to
