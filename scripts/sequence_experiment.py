@@ -1,0 +1,282 @@
+"""Experiment (issue 14): read a whole number without cutting it, with a small convolutional sequence model
+trained by CTC (Graves et al. 2006; the CRNN family of Shi et al. 2016, convolutions only) on numbers written
+with MNIST training digits, here against the lattice of `multidigit` on the same validation strips.
+
+    python scripts/sequence_experiment.py data --count 60000 --seed 1 --out build/seq/train.npz
+    python scripts/sequence_experiment.py train --data build/seq/train.npz --epochs 6 --out build/seq/run
+    python scripts/sequence_experiment.py eval --model build/seq/run --strips 1000 --out build/seq/eval.json
+
+Training numbers: 1-6 digits of the training split less the validation split that configs/reader.json holds
+out (data.split_validation, 5%), written by this script's own generator (`number`: each digit scaled, nudged
+up or down, strokes thickened or not, neighbours apart or overlapping by 1-4 columns), photographed by
+`synthetic._photograph` (the generator of the Outlier Exposure families), then prepared as `strip_input`
+prepares any picture. Evaluation: the validation digits in the strips `benchmarks/validation_strips.py` reads
+(same renderer and seeds, benchmarks/real_images.py's), so its figures sit beside the lattice's in
+benchmarks/results/validation_strips_reader-v6.json, strip by strip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+ROOT = Path(__file__).resolve().parents[1]
+HEIGHT, WIDTH, BLANK = 32, 192, 10  # model input (rows, columns); class 10 is CTC's blank
+
+
+def strip_input(gray: np.ndarray) -> np.ndarray | None:
+    """(HEIGHT, WIDTH) float32 0..1, ink bright: the picture's (any array `images.to_gray` takes) ink (`images.analyse`), cropped, its level
+    stretched so most ink reaches 1, scaled to 28 rows (at most WIDTH columns), 2 rows above and below,
+    left-aligned; None when there is no ink."""
+    from digits import images
+
+    ink = images.analyse(images.to_gray(gray))
+    if ink.labels is None:
+        return None
+    intensity = np.where(ink.owner > 0, ink.intensity, 0.0).astype(np.float32)
+    top, left, bottom, right = images.bounds(intensity >= 0.2)
+    crop = intensity[top:bottom, left:right]
+    crop = np.clip(crop / max(0.3, float(np.percentile(crop[crop >= 0.2], 90))), 0, 1)  # the ink's own level -> 1
+    scale = 28.0 / crop.shape[0]
+    width = int(np.clip(round(crop.shape[1] * scale), 1, WIDTH - 4))
+    resized = np.asarray(Image.fromarray(crop).resize((width, 28), Image.Resampling.BILINEAR), np.float32)
+    out = np.zeros((HEIGHT, WIDTH), np.float32)
+    out[2:30, 2:2 + width] = np.clip(resized, 0, 1)
+    return out
+
+
+def number(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """One number of 1-6 of `digits` (float 0..1, ink bright) as ink (rows, columns) and its text."""
+    count = int(rng.integers(1, 7))
+    chosen = rng.integers(len(digits), size=count)
+    touching = rng.random() < 0.6
+    parts = []
+    for index in chosen:
+        digit = digits[index][:, digits[index].max(0) > 0.1]
+        scale = rng.uniform(0.85, 1.1)
+        size = (max(1, round(digit.shape[1] * scale * rng.uniform(0.85, 1.15))), max(1, round(28 * scale)))
+        parts.append(np.asarray(Image.fromarray(digit).resize(size, Image.Resampling.BILINEAR), np.float32))
+    if touching:
+        gaps = np.where(rng.random(count) < 0.85, -rng.integers(1, 5, count), rng.integers(0, 5, count))
+    else:
+        gaps = np.where(rng.random(count) < 0.1, -1, rng.integers(1, 9, count))
+    width = sum(part.shape[1] for part in parts) + int(gaps[:-1].sum()) + 12
+    ink, column = np.zeros((40, max(width, 16)), np.float32), 6
+    for index, part in enumerate(parts):
+        row = 6 + int(rng.integers(-3, 4)) + (28 - part.shape[0]) // 2
+        row = int(np.clip(row, 0, 40 - part.shape[0]))
+        end = min(column + part.shape[1], ink.shape[1])
+        ink[row:row + part.shape[0], column:end] = np.maximum(ink[row:row + part.shape[0], column:end],
+                                                              part[:, :end - column])
+        column += part.shape[1] + int(gaps[index])
+    if rng.random() < 0.35:  # a broader pen
+        ink = ndimage.grey_dilation(ink, size=(2, 2) if rng.random() < 0.7 else (3, 3))
+    elif rng.random() < 0.2:  # a finer one
+        ink = np.clip((ink - 0.45) * 2.5, 0, 1)
+    shear = rng.uniform(-0.25, 0.25)
+    if abs(shear) > 0.05:
+        ink = ndimage.affine_transform(ink, [[1, 0], [shear, 1]], offset=[0, -shear * ink.shape[0] / 2], order=1)
+    return np.clip(ink, 0, 1), "".join(str(int(labels[index])) for index in chosen)
+
+
+def _make(task):
+    from digits import synthetic
+
+    digits, labels, seed, start, stop = task
+    pictures, texts = np.zeros((stop - start, HEIGHT, WIDTH), np.uint8), []
+    for row, index in enumerate(range(start, stop)):
+        rng = np.random.default_rng([seed, index])
+        while True:
+            ink, text = number(digits, labels, rng)
+            scale = rng.uniform(1.2, 4.0)
+            size = (max(8, round(ink.shape[1] * scale)), max(8, round(ink.shape[0] * scale)))
+            photo = synthetic._photograph(np.clip(np.asarray(Image.fromarray(ink).resize(
+                size, Image.Resampling.BILINEAR), np.float32), 0, 1), rng)
+            found = strip_input(photo)
+            if found is not None:
+                break
+        pictures[row] = np.round(found * 255).astype(np.uint8)
+        texts.append(text)
+    return pictures, texts
+
+
+def training_digits():
+    from digits import data
+
+    dataset = data.load_dataset("mnist", allow_download=False)
+    x_train, y_train, x_val, y_val = data.split_validation(dataset.x_train, dataset.y_train, 0.05)
+    return x_train, y_train, x_val, y_val
+
+
+def make_data(args):
+    from tqdm import tqdm
+
+    x_train, y_train, _, _ = training_digits()
+    digits = np.asarray(x_train, np.float32) / 255.0
+    chunk = 500
+    tasks = [(digits, y_train, args.seed, start, min(start + chunk, args.count))
+             for start in range(0, args.count, chunk)]
+    pictures, texts = [], []
+    with Pool(args.workers) as pool:
+        for made, said in tqdm(pool.imap(_make, tasks), total=len(tasks), desc="numbers", unit="chunk"):
+            pictures.append(made)
+            texts.extend(said)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(str(args.out) + ".part.npz")
+    np.savez_compressed(temporary, pictures=np.concatenate(pictures), texts=np.array(texts))
+    os.replace(temporary, args.out)
+    print(f"{args.count} numbers -> {args.out}")
+
+
+def build_model():
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((HEIGHT, WIDTH, 1))
+    x = inputs
+    for filters, pool in ((16, (2, 2)), (32, (2, 2)), (64, (2, 1)), (128, (4, 1))):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        x = layers.MaxPooling2D(pool)(x)
+    x = layers.Reshape((WIDTH // 4, 128))(x)  # (columns, features): 48 steps
+    for _ in range(2):
+        x = layers.Conv1D(128, 5, padding="same", activation="relu")(x)
+        x = layers.Dropout(0.2)(x)
+    outputs = layers.Dense(BLANK + 1)(x)  # logits per step
+    return keras.Model(inputs, outputs)
+
+
+def encode(texts):
+    lengths = np.array([len(text) for text in texts], np.int32)
+    targets = np.zeros((len(texts), 6), np.int32)
+    for row, text in enumerate(texts):
+        targets[row, :len(text)] = [int(char) for char in text]
+    return targets, lengths
+
+
+def train(args):
+    import keras
+    import tensorflow as tf
+
+    loaded = np.load(args.data)
+    pictures, texts = loaded["pictures"], loaded["texts"]
+    targets, lengths = encode(texts)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = build_model()
+    steps = WIDTH // 4
+
+    def ctc(y_true, y_pred):
+        target, length = y_true[:, :6], y_true[:, 6]
+        batch = tf.shape(y_pred)[0]
+        return keras.ops.ctc_loss(tf.cast(target, tf.int32), y_pred, tf.cast(length, tf.int32),
+                                  tf.fill([batch], steps), mask_index=BLANK)
+
+    per_epoch = int(np.ceil(len(pictures) / args.batch))
+    schedule = keras.optimizers.schedules.CosineDecay(args.lr, per_epoch * args.epochs, warmup_target=None)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=ctc)
+    first = 0
+    checkpoint = out / "checkpoint.weights.h5"
+    state = out / "state.json"
+    if state.exists():
+        first = json.loads(state.read_text())["epoch"]
+        model.load_weights(checkpoint)
+        model.optimizer.iterations.assign(first * per_epoch)
+        print(f"resumed after epoch {first}")
+
+    class Save(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            temporary = out / "checkpoint.part.weights.h5"
+            self.model.save_weights(temporary)
+            os.replace(temporary, checkpoint)
+            state.write_text(json.dumps({"epoch": epoch + 1, "loss": logs.get("loss")}))
+
+    labels = np.concatenate([targets, lengths[:, None]], 1).astype(np.float32)
+    model.fit(pictures[..., None].astype(np.float32) / 255.0, labels, batch_size=args.batch, epochs=args.epochs,
+              initial_epoch=first, callbacks=[Save()], verbose=2, shuffle=True)
+    model.save(out / "model.keras")
+    print(f"saved {out / 'model.keras'}")
+
+
+def decode(logits: np.ndarray) -> list[tuple[str, float]]:
+    """Greedy CTC decoding: (text, the product of the kept steps' top probabilities) per row."""
+    shifted = logits - logits.max(-1, keepdims=True)
+    probabilities = np.exp(shifted) / np.exp(shifted).sum(-1, keepdims=True)
+    best = probabilities.argmax(-1)
+    found = []
+    for row, path in enumerate(best):
+        text, sure, previous = "", 1.0, BLANK
+        for step, label in enumerate(path):
+            if label != BLANK and label != previous:
+                text += str(int(label))
+                sure *= float(probabilities[row, step, label])
+            previous = label
+        found.append((text, sure))
+    return found
+
+
+def evaluate(args):
+    import keras
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import real_images
+    from common import machine
+
+    from digits import images
+
+    model = keras.models.load_model(Path(args.model) / "model.keras", compile=False)
+    _, _, x_val, y_val = training_digits()
+    baseline = json.loads((ROOT / "benchmarks/results/validation_strips_reader-v6.json").read_text())
+    lattice = baseline["runs"]["reader-v6"]
+    result = {"model": args.model, "strips": args.strips, "machine": machine()}
+    for kind, touching, seed in (("touching", 1.0, 900), ("mixed", None, 901)):
+        truths, inputs = [], []
+        for truth, photo in real_images.strip_photos(x_val, y_val, args.strips, [seed], touching):
+            found = strip_input(images.to_gray(photo))
+            truths.append(truth)
+            inputs.append(found if found is not None else np.zeros((HEIGHT, WIDTH), np.float32))
+        started = time.perf_counter()
+        read = decode(np.asarray(model.predict(np.stack(inputs)[..., None], verbose=0)))
+        seconds = time.perf_counter() - started
+        right = [text == truth for (text, _), truth in zip(read, truths)]
+        theirs = [char == "1" for char in lattice[f"{kind}_strips"][:args.strips]]
+        result[kind] = {"read_whole": float(np.mean(right)), "lattice_read_whole": float(np.mean(theirs)),
+                        "both": int(sum(a and b for a, b in zip(right, theirs))),
+                        "sequence_only": int(sum(a and not b for a, b in zip(right, theirs))),
+                        "lattice_only": int(sum(b and not a for a, b in zip(right, theirs))),
+                        "model_seconds": seconds,
+                        "misread": [(truth, text) for (text, _), truth, ok in zip(read, truths, right) if not ok][:40]}
+        print(kind, {key: value for key, value in result[kind].items() if key != "misread"}, flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["data", "train", "eval"])
+    parser.add_argument("--count", type=int, default=60000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--data")
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--model")
+    parser.add_argument("--strips", type=int, default=1000)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    {"data": make_data, "train": train, "eval": evaluate}[args.action](args)
+
+
+if __name__ == "__main__":
+    main()

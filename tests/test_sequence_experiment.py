@@ -1,0 +1,64 @@
+"""scripts/sequence_experiment.py: the sequence model's input, its training numbers and CTC decoding."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import sequence_experiment as se  # noqa: E402
+
+from digits import data  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    dataset = data.load_dataset("mnist")
+    return dataset.x_test, dataset.y_test
+
+
+def test_decode_merges_repeats_and_drops_blanks():
+    steps = [3, 3, se.BLANK, 3, 1, 1, se.BLANK, se.BLANK, 0]  # 3 3 _ 3 1 1 _ _ 0 -> "3310"
+    logits = np.full((1, len(steps), se.BLANK + 1), -5.0, np.float32)
+    logits[0, np.arange(len(steps)), steps] = 5.0
+    logits[0, 4, 1] = 0.0  # a doubtful step: the first of a repeat sets the confidence
+    (text, sure), = se.decode(logits)
+    assert text == "3310"
+    expected = np.exp(0.0) / (np.exp(0.0) + 10 * np.exp(-5.0))
+    single = np.exp(5.0) / (np.exp(5.0) + 10 * np.exp(-5.0))
+    assert sure == pytest.approx(expected * single ** 3)
+    assert se.decode(np.zeros((2, 4, se.BLANK + 1), np.float32) + np.eye(se.BLANK + 1)[se.BLANK] * 3) == [("", 1.0)] * 2
+
+
+def test_encode_pads_targets_and_keeps_lengths():
+    targets, lengths = se.encode(["7", "123456", "90"])
+    assert lengths.tolist() == [1, 6, 2]
+    assert targets.tolist() == [[7, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6], [9, 0, 0, 0, 0, 0]]
+
+
+def test_strip_input_scales_the_ink_to_the_model_height(mnist):
+    x_test, _ = mnist
+    ink = np.concatenate([x_test[0], x_test[1]], 1).astype(np.float32) / 255.0
+    big = np.kron(1.0 - 0.7 * ink, np.ones((4, 4), np.float32))  # dark ink on light paper, 4x larger
+    found = se.strip_input((big * 255).astype(np.uint8))
+    assert found.shape == (se.HEIGHT, se.WIDTH) and found.dtype == np.float32
+    rows, cols = np.nonzero(found > 0.2)
+    assert rows.min() >= 2 and rows.max() <= 29 and rows.max() - rows.min() >= 24  # 28 rows of ink, margins kept
+    assert cols.min() >= 2 and 30 <= cols.max() <= 60  # two digits side by side, left-aligned
+    assert np.percentile(found[found >= 0.2], 90) > 0.95  # faint ink stretched to full strength
+    assert se.strip_input(np.full((40, 80), 200, np.uint8)) is None  # a blank page has no ink
+
+
+def test_training_numbers_are_seeded_and_labelled(mnist):
+    x_test, y_test = mnist
+    digits = x_test[:50].astype(np.float32) / 255.0
+    first = se.number(digits, y_test[:50], np.random.default_rng([4, 2]))
+    again = se.number(digits, y_test[:50], np.random.default_rng([4, 2]))
+    np.testing.assert_array_equal(first[0], again[0])
+    assert first[1] == again[1] and 1 <= len(first[1]) <= 6 and first[1].isdigit()
+    texts = {se.number(digits, y_test[:50], np.random.default_rng([4, index]))[1] for index in range(40)}
+    assert {len(text) for text in texts} == set(range(1, 7))
+    one = se.number(digits[:1], y_test[:1], np.random.default_rng(0))  # only one digit to draw from
+    assert set(one[1]) == {str(int(y_test[0]))}
+    assert one[0].max() > 0.5 and one[0].shape[0] == 40
