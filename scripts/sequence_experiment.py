@@ -4,7 +4,8 @@ with MNIST training digits, here against the lattice of `multidigit` on the same
 
     python scripts/sequence_experiment.py data --count 60000 --seed 1 --out build/seq/train.npz
     python scripts/sequence_experiment.py train --data build/seq/train.npz --epochs 6 --out build/seq/run
-    python scripts/sequence_experiment.py eval --model build/seq/run --strips 1000 --out build/seq/eval.json
+    python scripts/sequence_experiment.py eval --model build/seq/run --strips 1000 --lattice --out build/seq/eval.json
+    python scripts/sequence_experiment.py combine --results build/seq/eval.json
 
 Training numbers: 1-6 digits of the training split less the validation split that configs/reader.json holds
 out (data.split_validation, 5%), written by this script's own generator (`number`: each digit scaled, nudged
@@ -234,7 +235,11 @@ def evaluate(args):
 
     from digits import images
 
-    model = keras.models.load_model(Path(args.model) / "model.keras", compile=False)
+    if (Path(args.model) / "model.keras").exists():
+        model = keras.models.load_model(Path(args.model) / "model.keras", compile=False)
+    else:  # a run still training: its last epoch's weights
+        model = build_model()
+        model.load_weights(Path(args.model) / "checkpoint.weights.h5")
     _, _, x_val, y_val = training_digits()
     baseline = json.loads((ROOT / "benchmarks/results/validation_strips_reader-v6.json").read_text())
     lattice = baseline["runs"]["reader-v6"]
@@ -250,6 +255,16 @@ def evaluate(args):
         seconds = time.perf_counter() - started
         right = [text == truth for (text, _), truth in zip(read, truths)]
         theirs = [char == "1" for char in lattice[f"{kind}_strips"][:args.strips]]
+        if args.lattice:  # each strip's reading by the package (the shipped model's lattice), to combine with
+            from digits import reading
+            from digits.predictor import Predictor
+
+            predictor = Predictor(str(ROOT / "src/digits/shipped/model.onnx"))
+            photos = real_images.strip_photos(x_val, y_val, args.strips, [seed], touching)
+            result[f"{kind}_strips"] = [
+                {"truth": truth, "sequence": text, "sequence_sure": sure,
+                 "lattice": reading.read(photo, "number", predictor).number}
+                for (truth, photo), (text, sure) in zip(photos, read)]
         result[kind] = {"read_whole": float(np.mean(right)), "lattice_read_whole": float(np.mean(theirs)),
                         "both": int(sum(a and b for a, b in zip(right, theirs))),
                         "sequence_only": int(sum(a and not b for a, b in zip(right, theirs))),
@@ -261,9 +276,35 @@ def evaluate(args):
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 
 
+def combine(args):
+    """From an `eval --lattice` JSON: the lattice's reading, replaced by the sequence model's where the two differ
+    and the sequence model is at least SURE sure. SURE is chosen on the even-numbered strips (the most strips of
+    both kinds read whole, ties to the higher SURE) and reported on the odd-numbered ones, which played no part."""
+    found = json.loads(Path(args.results).read_text())
+    kinds = ("touching", "mixed")
+    grid = [0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.01]
+
+    def whole(strips, sure):
+        return [(row["sequence"] if row["sequence"] != row["lattice"] and row["sequence_sure"] >= sure
+                 else row["lattice"]) == row["truth"] for row in strips]
+
+    halves = {kind: (found[f"{kind}_strips"][0::2], found[f"{kind}_strips"][1::2]) for kind in kinds}
+    chosen = max(grid, key=lambda sure: (sum(sum(whole(halves[kind][0], sure)) for kind in kinds), sure))
+    result = {"sure": chosen, "grid": grid}
+    for kind in kinds:
+        for name, strips in zip(("choose", "check"), halves[kind]):
+            result[f"{kind}_{name}"] = {"lattice": float(np.mean(whole(strips, 1.01))),
+                                        "sequence": float(np.mean([row["sequence"] == row["truth"] for row in strips])),
+                                        "combined": float(np.mean(whole(strips, chosen))), "strips": len(strips)}
+    print(json.dumps(result, indent=1))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["data", "train", "eval"])
+    parser.add_argument("action", choices=["data", "train", "eval", "combine"])
+    parser.add_argument("--results", help="combine: a JSON written by eval --lattice")
     parser.add_argument("--count", type=int, default=60000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
@@ -273,9 +314,11 @@ def main():
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--model")
     parser.add_argument("--strips", type=int, default=1000)
+    parser.add_argument("--lattice", action="store_true", help="eval: also keep each strip's reading by the "
+                        "shipped model through the package (slow: the lattice reads every strip again)")
     parser.add_argument("--out")
     args = parser.parse_args()
-    {"data": make_data, "train": train, "eval": evaluate}[args.action](args)
+    {"data": make_data, "train": train, "eval": evaluate, "combine": combine}[args.action](args)
 
 
 if __name__ == "__main__":

@@ -62,3 +62,24 @@ def test_training_numbers_are_seeded_and_labelled(mnist):
     one = se.number(digits[:1], y_test[:1], np.random.default_rng(0))  # only one digit to draw from
     assert set(one[1]) == {str(int(y_test[0]))}
     assert one[0].max() > 0.5 and one[0].shape[0] == 40
+
+
+def test_combine_replaces_the_lattice_only_where_the_sequence_model_is_sure(tmp_path):
+    def strip(truth, lattice, sequence, sure):
+        return {"truth": truth, "lattice": lattice, "sequence": sequence, "sequence_sure": sure}
+
+    # even strips choose SURE: a sure sequence reading fixes two, a doubtful one (0.6) would break one
+    touching = [strip("12", "1", "12", 0.99), strip("90", "9", "90", 0.999), strip("34", "3", "34", 0.97),
+                strip("4", "4", "44", 0.5), strip("77", "77", "71", 0.6), strip("8", "8", "8", 1.0),
+                strip("5", "5", "5", 0.9), strip("0", "0", "0", 1.0)]
+    mixed = [strip("1", "1", "1", 1.0)] * 8
+    results = tmp_path / "eval.json"
+    results.write_text(se.json.dumps({"touching_strips": touching, "mixed_strips": mixed}))
+    out = tmp_path / "combined.json"
+    se.combine(se.argparse.Namespace(results=str(results), out=str(out)))
+    found = se.json.loads(out.read_text())
+    assert found["sure"] == 0.95  # the highest of the grid that still takes both sure fixes (0.99, 0.97)
+    assert found["touching_choose"] == {"lattice": 0.5, "sequence": 0.75, "combined": 1.0, "strips": 4}
+    # odd strips: the 0.999 fix is taken, the 0.5 misreading is not
+    assert found["touching_check"] == {"lattice": 0.75, "sequence": 0.75, "combined": 1.0, "strips": 4}
+    assert found["mixed_check"]["combined"] == 1.0
