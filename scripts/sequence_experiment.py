@@ -279,14 +279,17 @@ def evaluate(args):
 def combine(args):
     """From an `eval --lattice` JSON: the lattice's reading, replaced by the sequence model's where the two differ
     and the sequence model is at least SURE sure. SURE is chosen on the even-numbered strips (the most strips of
-    both kinds read whole, ties to the higher SURE) and reported on the odd-numbered ones, which played no part."""
+    both kinds read whole, ties to the higher SURE) and reported on the odd-numbered ones, which played no part;
+    also kept apart: the same, but never replacing a reading with a piece refused as not a digit ("12?4": the
+    sequence model has never seen a non-digit, so it would read a letter in a number as some digit)."""
     found = json.loads(Path(args.results).read_text())
     kinds = ("touching", "mixed")
     grid = [0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.01]
 
-    def whole(strips, sure):
+    def whole(strips, sure, keep_refusals=False):
         return [(row["sequence"] if row["sequence"] != row["lattice"] and row["sequence_sure"] >= sure
-                 else row["lattice"]) == row["truth"] for row in strips]
+                 and not (keep_refusals and "?" in row["lattice"]) else row["lattice"]) == row["truth"]
+                for row in strips]
 
     halves = {kind: (found[f"{kind}_strips"][0::2], found[f"{kind}_strips"][1::2]) for kind in kinds}
     chosen = max(grid, key=lambda sure: (sum(sum(whole(halves[kind][0], sure)) for kind in kinds), sure))
@@ -295,7 +298,9 @@ def combine(args):
         for name, strips in zip(("choose", "check"), halves[kind]):
             result[f"{kind}_{name}"] = {"lattice": float(np.mean(whole(strips, 1.01))),
                                         "sequence": float(np.mean([row["sequence"] == row["truth"] for row in strips])),
-                                        "combined": float(np.mean(whole(strips, chosen))), "strips": len(strips)}
+                                        "combined": float(np.mean(whole(strips, chosen))),
+                                        "combined_keeping_refusals": float(np.mean(whole(strips, chosen, True))),
+                                        "strips": len(strips)}
     print(json.dumps(result, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")

@@ -68,9 +68,9 @@ def test_combine_replaces_the_lattice_only_where_the_sequence_model_is_sure(tmp_
     def strip(truth, lattice, sequence, sure):
         return {"truth": truth, "lattice": lattice, "sequence": sequence, "sequence_sure": sure}
 
-    # even strips choose SURE: a sure sequence reading fixes two, a doubtful one (0.6) would break one
+    # even strips choose SURE: sure sequence readings fix two misreadings (0.99, 0.97) and a refused piece
     touching = [strip("12", "1", "12", 0.99), strip("90", "9", "90", 0.999), strip("34", "3", "34", 0.97),
-                strip("4", "4", "44", 0.5), strip("77", "77", "71", 0.6), strip("8", "8", "8", 1.0),
+                strip("4", "4", "44", 0.5), strip("77", "7?", "77", 0.99), strip("8", "8", "8", 1.0),
                 strip("5", "5", "5", 0.9), strip("0", "0", "0", 1.0)]
     mixed = [strip("1", "1", "1", 1.0)] * 8
     results = tmp_path / "eval.json"
@@ -79,7 +79,9 @@ def test_combine_replaces_the_lattice_only_where_the_sequence_model_is_sure(tmp_
     se.combine(se.argparse.Namespace(results=str(results), out=str(out)))
     found = se.json.loads(out.read_text())
     assert found["sure"] == 0.95  # the highest of the grid that still takes both sure fixes (0.99, 0.97)
-    assert found["touching_choose"] == {"lattice": 0.5, "sequence": 0.75, "combined": 1.0, "strips": 4}
+    assert found["touching_choose"] == {"lattice": 0.25, "sequence": 1.0, "combined": 1.0,
+                                        "combined_keeping_refusals": 0.75, "strips": 4}  # "7?" stays refused
     # odd strips: the 0.999 fix is taken, the 0.5 misreading is not
-    assert found["touching_check"] == {"lattice": 0.75, "sequence": 0.75, "combined": 1.0, "strips": 4}
+    assert found["touching_check"] == {"lattice": 0.75, "sequence": 0.75, "combined": 1.0,
+                                       "combined_keeping_refusals": 1.0, "strips": 4}
     assert found["mixed_check"]["combined"] == 1.0
