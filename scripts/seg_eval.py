@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 import time
 from pathlib import Path
@@ -270,13 +269,14 @@ def tune(args):
         print(f"{name}: {row['weights']} fit touching {row['fit']['touching']:.4f} mixed {row['fit']['mixed']:.4f}; "
               f"check touching {row['check']['touching']:.4f} mixed {row['check']['mixed']:.4f}")
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        from digits import files
+        files.write_json(args.out, result)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["cache", "singles", "read", "diagnose", "tune"])
-    parser.add_argument("--seed", type=int, help="strips' seed (not for diagnose)")
+    parser.add_argument("--seed", type=int, help="strips' seed (not for diagnose or tune)")
     parser.add_argument("--cache", help="diagnose: a file written by cache; tune: the folder of such files")
     parser.add_argument("--fit", nargs="+", default=[], help="tune: cache names (NAME.npy) to choose on; "
                         "names ending in t are touching strips, in m mixed ones")
@@ -288,6 +288,10 @@ def main():
     args = parser.parse_args()
     if args.action not in ("diagnose", "tune") and args.seed is None:
         parser.error("--seed is required")
+    if args.action == "tune" and (not args.cache or not all(
+            {name[-1] for name in names} == {"t", "m"} for names in (args.fit, args.check))):
+        parser.error("tune needs --cache FOLDER and --fit and --check names, each with touching (NAMEt) and mixed "
+                     "(NAMEm) caches, e.g. --fit 7000t 7000m --check 7001t 7001m")
     {"cache": cache, "singles": singles, "read": strips_read, "diagnose": diagnose, "tune": tune}[args.action](args)
 
 

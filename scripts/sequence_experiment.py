@@ -169,6 +169,8 @@ def train(args):
     import keras
     import tensorflow as tf
 
+    from digits import files
+
     loaded = np.load(args.data)
     pictures, texts = loaded["pictures"], loaded["texts"]
     targets, lengths = encode(texts)
@@ -200,7 +202,7 @@ def train(args):
             temporary = out / "checkpoint.part.weights.h5"
             self.model.save_weights(temporary)
             os.replace(temporary, checkpoint)
-            state.write_text(json.dumps({"epoch": epoch + 1, "loss": logs.get("loss")}))
+            files.write_json(state, {"epoch": epoch + 1, "loss": logs.get("loss")})
 
     labels = np.concatenate([targets, lengths[:, None]], 1).astype(np.float32)
     model.fit(pictures[..., None].astype(np.float32) / 255.0, labels, batch_size=args.batch, epochs=args.epochs,
@@ -273,7 +275,8 @@ def evaluate(args):
                         "misread": [(truth, text) for (text, _), truth, ok in zip(read, truths, right) if not ok][:40]}
         print(kind, {key: value for key, value in result[kind].items() if key != "misread"}, flush=True)
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        from digits import files
+        files.write_json(args.out, result)
 
 
 def combine(args):
@@ -303,7 +306,8 @@ def combine(args):
                                         "strips": len(strips)}
     print(json.dumps(result, indent=1))
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        from digits import files
+        files.write_json(args.out, result)
 
 
 def main():
