@@ -261,7 +261,8 @@ def tune(args):
         return len(moved), sum(abs(row["weights"][name] - shipped[name]) / max(GRID[name]) for name in moved)
     allowed = [row for row in table if row["fit"]["mixed"] >= base["fit"]["mixed"]]
     chosen = min(allowed, key=lambda row: (-row["fit"]["touching"], *change(row)))
-    result = {"grid": GRID, "fit": args.fit, "check": args.check, "shipped": {**base, "check": rates(args.check, shipped)},
+    result = {"grid": GRID, "fit": args.fit, "check": args.check,
+              "shipped": {**base, "check": rates(args.check, shipped)},
               "chosen": {**chosen, "check": rates(args.check, chosen["weights"])}, "table": table,
               "seconds_cpu": time.process_time() - started}
     for name in ("shipped", "chosen"):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from multiprocessing import Pool
@@ -30,14 +29,16 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from digits import files
+
 ROOT = Path(__file__).resolve().parents[1]
 HEIGHT, WIDTH, BLANK = 32, 192, 10  # model input (rows, columns); class 10 is CTC's blank
 
 
 def strip_input(gray: np.ndarray) -> np.ndarray | None:
-    """(HEIGHT, WIDTH) float32 0..1, ink bright: the picture's (any array `images.to_gray` takes) ink (`images.analyse`), cropped, its level
-    stretched so most ink reaches 1, scaled to 28 rows (at most WIDTH columns), 2 rows above and below,
-    left-aligned; None when there is no ink."""
+    """(HEIGHT, WIDTH) float32 0..1, ink bright: the ink (`images.analyse`) of a picture (any array
+    `images.to_gray` takes), cropped, its level stretched so most ink reaches 1, scaled to 28 rows (at most
+    WIDTH columns), 2 rows above and below, left-aligned; None when there is no ink."""
     from digits import images
 
     ink = images.analyse(images.to_gray(gray))
@@ -89,10 +90,18 @@ def number(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> 
     return np.clip(ink, 0, 1), "".join(str(int(labels[index])) for index in chosen)
 
 
+_SHARED: dict = {}  # each worker's copy of the training digits, sent once (`_share`), not with every task
+
+
+def _share(pixels: np.ndarray, labels: np.ndarray) -> None:
+    _SHARED.update(digits=np.asarray(pixels, np.float32) / 255.0, labels=labels)
+
+
 def _make(task):
     from digits import synthetic
 
-    digits, labels, seed, start, stop = task
+    seed, start, stop = task
+    digits, labels = _SHARED["digits"], _SHARED["labels"]
     pictures, texts = np.zeros((stop - start, HEIGHT, WIDTH), np.uint8), []
     for row, index in enumerate(range(start, stop)):
         rng = np.random.default_rng([seed, index])
@@ -122,19 +131,15 @@ def make_data(args):
     from tqdm import tqdm
 
     x_train, y_train, _, _ = training_digits()
-    digits = np.asarray(x_train, np.float32) / 255.0
     chunk = 500
-    tasks = [(digits, y_train, args.seed, start, min(start + chunk, args.count))
-             for start in range(0, args.count, chunk)]
+    tasks = [(args.seed, start, min(start + chunk, args.count)) for start in range(0, args.count, chunk)]
     pictures, texts = [], []
-    with Pool(args.workers) as pool:
+    with Pool(args.workers, initializer=_share, initargs=(x_train, y_train)) as pool:
         for made, said in tqdm(pool.imap(_make, tasks), total=len(tasks), desc="numbers", unit="chunk"):
             pictures.append(made)
             texts.extend(said)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(str(args.out) + ".part.npz")
-    np.savez_compressed(temporary, pictures=np.concatenate(pictures), texts=np.array(texts))
-    os.replace(temporary, args.out)
+    with files.atomic_path(args.out) as temporary:
+        np.savez_compressed(temporary, pictures=np.concatenate(pictures), texts=np.array(texts))
     print(f"{args.count} numbers -> {args.out}")
 
 
@@ -169,8 +174,6 @@ def train(args):
     import keras
     import tensorflow as tf
 
-    from digits import files
-
     loaded = np.load(args.data)
     pictures, texts = loaded["pictures"], loaded["texts"]
     targets, lengths = encode(texts)
@@ -199,9 +202,8 @@ def train(args):
 
     class Save(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            temporary = out / "checkpoint.part.weights.h5"
-            self.model.save_weights(temporary)
-            os.replace(temporary, checkpoint)
+            with files.atomic_path(checkpoint) as temporary:
+                self.model.save_weights(temporary)
             files.write_json(state, {"epoch": epoch + 1, "loss": logs.get("loss")})
 
     labels = np.concatenate([targets, lengths[:, None]], 1).astype(np.float32)
@@ -245,28 +247,30 @@ def evaluate(args):
     _, _, x_val, y_val = training_digits()
     baseline = json.loads((ROOT / "benchmarks/results/validation_strips_reader-v6.json").read_text())
     lattice = baseline["runs"]["reader-v6"]
+    if args.lattice:  # each strip's reading by the package (the shipped model's lattice), to combine with
+        from digits import reading
+        from digits.predictor import Predictor
+
+        predictor = Predictor(str(ROOT / "src/digits/shipped/model.onnx"))
     result = {"model": args.model, "strips": args.strips, "machine": machine()}
     for kind, touching, seed in (("touching", 1.0, 900), ("mixed", None, 901)):
-        truths, inputs = [], []
+        truths, inputs, photos = [], [], []
         for truth, photo in real_images.strip_photos(x_val, y_val, args.strips, [seed], touching):
             found = strip_input(images.to_gray(photo))
             truths.append(truth)
             inputs.append(found if found is not None else np.zeros((HEIGHT, WIDTH), np.float32))
+            if args.lattice:
+                photos.append(photo)
         started = time.perf_counter()
         read = decode(np.asarray(model.predict(np.stack(inputs)[..., None], verbose=0)))
         seconds = time.perf_counter() - started
         right = [text == truth for (text, _), truth in zip(read, truths)]
         theirs = [char == "1" for char in lattice[f"{kind}_strips"][:args.strips]]
-        if args.lattice:  # each strip's reading by the package (the shipped model's lattice), to combine with
-            from digits import reading
-            from digits.predictor import Predictor
-
-            predictor = Predictor(str(ROOT / "src/digits/shipped/model.onnx"))
-            photos = real_images.strip_photos(x_val, y_val, args.strips, [seed], touching)
+        if args.lattice:
             result[f"{kind}_strips"] = [
                 {"truth": truth, "sequence": text, "sequence_sure": sure,
                  "lattice": reading.read(photo, "number", predictor).number}
-                for (truth, photo), (text, sure) in zip(photos, read)]
+                for truth, photo, (text, sure) in zip(truths, photos, read)]
         result[kind] = {"read_whole": float(np.mean(right)), "lattice_read_whole": float(np.mean(theirs)),
                         "both": int(sum(a and b for a, b in zip(right, theirs))),
                         "sequence_only": int(sum(a and not b for a, b in zip(right, theirs))),
@@ -275,7 +279,6 @@ def evaluate(args):
                         "misread": [(truth, text) for (text, _), truth, ok in zip(read, truths, right) if not ok][:40]}
         print(kind, {key: value for key, value in result[kind].items() if key != "misread"}, flush=True)
     if args.out:
-        from digits import files
         files.write_json(args.out, result)
 
 
@@ -306,7 +309,6 @@ def combine(args):
                                         "strips": len(strips)}
     print(json.dumps(result, indent=1))
     if args.out:
-        from digits import files
         files.write_json(args.out, result)
 
 
