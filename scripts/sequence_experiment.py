@@ -29,31 +29,18 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from digits import files
+from digits import files, sequence
+from digits.sequence import BLANK, HEIGHT, WIDTH  # model input (rows, columns); class 10 is CTC's blank
 
 ROOT = Path(__file__).resolve().parents[1]
-HEIGHT, WIDTH, BLANK = 32, 192, 10  # model input (rows, columns); class 10 is CTC's blank
 
 
 def strip_input(gray: np.ndarray) -> np.ndarray | None:
-    """(HEIGHT, WIDTH) float32 0..1, ink bright: the ink (`images.analyse`) of a picture (any array
-    `images.to_gray` takes), cropped, its level stretched so most ink reaches 1, scaled to 28 rows (at most
-    WIDTH columns), 2 rows above and below, left-aligned; None when there is no ink."""
+    """The model's input for a picture (any array `images.to_gray` takes): `digits.sequence.strip_input` of its
+    ink, the one function training data and reading share; None when there is no ink."""
     from digits import images
 
-    ink = images.analyse(images.to_gray(gray))
-    if ink.labels is None:
-        return None
-    intensity = np.where(ink.owner > 0, ink.intensity, 0.0).astype(np.float32)
-    top, left, bottom, right = images.bounds(intensity >= 0.2)
-    crop = intensity[top:bottom, left:right]
-    crop = np.clip(crop / max(0.3, float(np.percentile(crop[crop >= 0.2], 90))), 0, 1)  # the ink's own level -> 1
-    scale = 28.0 / crop.shape[0]
-    width = int(np.clip(round(crop.shape[1] * scale), 1, WIDTH - 4))
-    resized = np.asarray(Image.fromarray(crop).resize((width, 28), Image.Resampling.BILINEAR), np.float32)
-    out = np.zeros((HEIGHT, WIDTH), np.float32)
-    out[2:30, 2:2 + width] = np.clip(resized, 0, 1)
-    return out
+    return sequence.strip_input(images.analyse(images.to_gray(gray)))
 
 
 def number(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
@@ -213,21 +200,7 @@ def train(args):
     print(f"saved {out / 'model.keras'}")
 
 
-def decode(logits: np.ndarray) -> list[tuple[str, float]]:
-    """Greedy CTC decoding: (text, the product of the kept steps' top probabilities) per row."""
-    shifted = logits - logits.max(-1, keepdims=True)
-    probabilities = np.exp(shifted) / np.exp(shifted).sum(-1, keepdims=True)
-    best = probabilities.argmax(-1)
-    found = []
-    for row, path in enumerate(best):
-        text, sure, previous = "", 1.0, BLANK
-        for step, label in enumerate(path):
-            if label != BLANK and label != previous:
-                text += str(int(label))
-                sure *= float(probabilities[row, step, label])
-            previous = label
-        found.append((text, sure))
-    return found
+decode = sequence.decode  # greedy CTC decoding: (text, sure) per row
 
 
 def evaluate(args):

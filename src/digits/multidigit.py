@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
+from . import calibration, sequence as sequences
 from .images import Ink, Prepared, analyse, bounds, cut_digit, ink_mask, span_of
 
 READ_WEIGHT, SURE, CUT_BASE, CUT_COST, OVERCUT = 0.25, 7.5, 0.6, 0.7, 0.75  # whole numbers: see _recognise
@@ -325,7 +326,7 @@ def _span(piece, core: np.ndarray) -> tuple[int, int, int, int]:
     return top + rows.start, left + cols.start, bottom + rows.start, right + cols.start
 
 
-def _recognise(ink: Ink, predict_proba, predict_scores=None
+def _recognise(ink: Ink, predict_proba, predict_scores=None, sequence=None, threshold: float | None = None
                ) -> tuple[list[Prepared], np.ndarray, np.ndarray | None]:
     """Cut the ink into more pieces than digits, then choose how consecutive pieces join into digits so
     that the reading scores best (dynamic programming over the pieces, left to right). Groups wider than
@@ -363,11 +364,18 @@ def _recognise(ink: Ink, predict_proba, predict_scores=None
     (`scripts/seg_eval.py tune`, these four weights over a grid, seeds 7000/7100 to choose, 7001/7101 to
     check): the best setting read touching strips 0.5 point better on both, under the 1 point asked, so the
     weights stayed. Digit scores (N,) come back for the chosen digits (None without `predict_scores`).
+
+    With `sequence` (a `digits.sequence.SequenceReader`: ink -> (text, sure)), a reading of two digits or more
+    may be redone under the number the sequence model reads (`_settled`); `threshold` is the not-a-digit
+    threshold on the digit scores (or on the top probabilities without them).
     """
     lattice = _lattice(ink, predict_proba, predict_scores=predict_scores)
     if lattice is None:
         return [], np.zeros((0, 0), np.float32), None if predict_scores is None else np.zeros(0, np.float32)
-    chosen = _choose(lattice, _hand_scores(lattice))
+    scores = _hand_scores(lattice)
+    chosen = _choose(lattice, scores)
+    if sequence is not None and len(chosen) >= 2:
+        chosen = _settled(lattice, scores, chosen, ink, sequence, threshold)
     row = [{key: index for index, key in enumerate(lattice["keys"])}[key] for key in chosen]
     scores, owners = lattice.get("digit_scores"), lattice["owners"]
     shapes = {owner: index for index, owner in enumerate(dict.fromkeys(owners[first] for first, _ in chosen))}
@@ -470,24 +478,87 @@ def _choose(lattice: dict, scores: dict) -> list[tuple[int, int]]:
     return chosen[::-1]
 
 
-def read(gray: np.ndarray, predict_proba: Callable[[np.ndarray], np.ndarray]) -> tuple[list[Prepared], np.ndarray]:
+def _choose_text(lattice: dict, scores: dict, text: str) -> list[tuple[int, int]] | None:
+    """The best-scoring candidates (as `_choose`) whose classifier answers spell `text`, left to right; None when
+    no cuts of the lattice read so. A speck may be left out at the same price, and a piece that no candidate holds
+    at all; no other piece is left out (a digit cannot be dropped to fit a shorter text)."""
+    count, small, length = lattice["count"], lattice["small"], len(text)
+    answers = {key: str(int(row.argmax())) for key, row in zip(lattice["keys"], lattice["probabilities"])}
+    held = {stop for _, stop in scores}
+    best = np.full((count + 1, length + 1), -math.inf)
+    best[0, 0] = 0.0
+    back: dict = {}
+    for stop in range(1, count + 1):
+        for start in range(max(0, stop - MAX_JOIN), stop):
+            if (start, stop) not in scores:
+                continue
+            for read in range(length):
+                total = best[start, read] + scores[start, stop]
+                if answers[start, stop] == text[read] and total > best[stop, read + 1]:
+                    best[stop, read + 1], back[stop, read + 1] = total, (start, read, True)
+        for read in range(length + 1):
+            skip = -0.5 if small[stop - 1] else -5.0 if stop not in held else None
+            if skip is not None and best[stop - 1, read] + skip > best[stop, read]:
+                best[stop, read], back[stop, read] = best[stop - 1, read] + skip, (stop - 1, read, False)
+    if best[count, length] == -math.inf:
+        return None
+    chosen, state = [], (count, length)
+    while state[0] > 0:
+        start, read, kept = back[state]
+        if kept:
+            chosen.append((start, state[0]))
+        state = (start, read)
+    return chosen[::-1]
+
+
+def _settled(lattice: dict, scores: dict, chosen: list[tuple[int, int]], ink: Ink, sequence,
+             threshold: float | None) -> list[tuple[int, int]]:
+    """The lattice's reading `chosen`, or the one `_choose_text` finds under the sequence model's text where that
+    text differs, is at least sequence.SURE sure, and neither reading holds a digit refused as not a digit (the
+    sequence model has never seen a letter: it would read one in a number as some digit). See digits.sequence."""
+    if lattice["probabilities"].shape[-1] != 10:  # the sequence model reads the ten digits
+        return chosen
+    rows = {key: row for row, key in enumerate(lattice["keys"])}
+    digit_scores = lattice.get("digit_scores")
+
+    def refused(keys) -> bool:
+        return any(calibration.refused(float(digit_scores[rows[key]] if digit_scores is not None
+                                             else lattice["probabilities"][rows[key]].max()), threshold)
+                   for key in keys)
+
+    found = sequence(ink)
+    if found is None or refused(chosen):
+        return chosen
+    text, sure = found
+    if not text or sure < sequences.SURE or text == "".join(str(int(lattice["probabilities"][rows[key]].argmax()))
+                                                   for key in chosen):
+        return chosen
+    settled = _choose_text(lattice, scores, text)
+    return chosen if settled is None or refused(settled) else settled
+
+
+def read(gray: np.ndarray, predict_proba: Callable[[np.ndarray], np.ndarray], sequence=None,
+         threshold: float | None = None) -> tuple[list[Prepared], np.ndarray]:
     """The digits in (H, W) gray 0..1, left to right, and the classifier's (D, classes) probabilities for
-    them: segmentation and classification in one pass (the chosen digits are not classified again)."""
+    them: segmentation and classification in one pass (the chosen digits are not classified again). With
+    `sequence` (a `digits.sequence.SequenceReader`) the sequence model may settle the cuts (`_settled`), with
+    `threshold` the not-a-digit threshold on the top probabilities."""
     ink = analyse(gray)
     if ink.labels is None:
         return [], np.zeros((0, 0), np.float32)
-    return _recognise(ink, predict_proba)[:2]
+    return _recognise(ink, predict_proba, sequence=sequence, threshold=threshold)[:2]
 
 
-def read_scored(gray: np.ndarray, predict_scores: Callable[[np.ndarray], tuple]
-                ) -> tuple[list[Prepared], np.ndarray, np.ndarray]:
+def read_scored(gray: np.ndarray, predict_scores: Callable[[np.ndarray], tuple], sequence=None,
+                threshold: float | None = None) -> tuple[list[Prepared], np.ndarray, np.ndarray]:
     """`read` with a model that also gives digit scores (`predict_scores`: (N, 28, 28) -> ((N, classes)
     probabilities, (N,) chances of being a digit at all), e.g. `Predictor(run).predict_scores`), which help
-    choose the cuts (`_recognise`): the chosen digits, their probabilities and their digit scores."""
+    choose the cuts (`_recognise`): the chosen digits, their probabilities and their digit scores. `sequence`
+    and `threshold` (on the digit scores) as for `read`."""
     ink = analyse(gray)
     if ink.labels is None:
         return [], np.zeros((0, 0), np.float32), np.zeros(0, np.float32)
-    return _recognise(ink, None, predict_scores)
+    return _recognise(ink, None, predict_scores, sequence, threshold)
 
 
 def segment(gray: np.ndarray, predict_proba: Callable[[np.ndarray], np.ndarray] | None = None) -> list[Prepared]:

@@ -13,6 +13,9 @@ and otherwise says how to write one.
 calibrated: the temperature fitted on validation data when the run was trained (stored in
 its metrics, and in an exported file's sidecar) is applied.
 
+The shipped model also carries a sequence model (`digits.sequence`), loaded as `sequence`, which settles
+where a number is cut (`digits.multidigit`); `sequence=False` leaves it out, to compare.
+
 `predict_scores(images)` also returns each image's digit score, the number `reject_below` (the
 stored not-a-digit threshold; None for a model without one) is compared with, as `score` says:
 
@@ -34,6 +37,7 @@ import numpy as np
 
 from . import backends, calibration, runs
 from .images import to_model_input
+from .sequence import SequenceReader
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +66,13 @@ class Predictor:
     batching requests: the fastest on one image is not always the fastest on 16).
     """
 
-    def __init__(self, source: str | Path, backend: str | None = None, batch: int = 1, threads: int | None = None):
+    def __init__(self, source: str | Path, backend: str | None = None, batch: int = 1, threads: int | None = None,
+                 sequence: bool = True):
         if backend is not None:
             backends.require(backend)
         self.info = runs.load_info(source)
+        # the shipped model's sequence reader settles a number's cuts (digits.sequence); sequence=False: without it
+        self.sequence = SequenceReader(self.info.sequence, threads) if sequence and self.info.sequence else None
         candidates = self._candidates(backend)
         probe = np.zeros((max(1, batch), 28, 28, 1), np.float32)
         self.latencies, loaded, self.skipped = {}, {}, {}

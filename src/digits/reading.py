@@ -216,18 +216,20 @@ class _Model:
     class_names: list[str]
     stored: float | None  # the stored not-a-digit threshold on the digit score
     by_logits: bool  # the digit score is not the top probability: it takes a pass of the model
+    sequence: Callable | None = None  # a whole-number reader that settles the cuts (digits.sequence), if any
 
     def whole(self, prepared) -> tuple[np.ndarray, np.ndarray]:
         """The probabilities (1, classes) and digit score (1,) of a picture prepared as one digit."""
         probabilities, scores = self.both(prepared.image[None])
         return np.asarray(probabilities), np.asarray(scores)
 
-    def cut(self, gray: np.ndarray) -> tuple[list, np.ndarray, np.ndarray | None]:
+    def cut(self, gray: np.ndarray, threshold: float | None) -> tuple[list, np.ndarray, np.ndarray | None]:
         """The digits `multidigit` finds in `gray`, their probabilities and, by the logits, their digit scores,
-        which then help choose the cuts (None otherwise: the top probabilities are the scores)."""
+        which then help choose the cuts (None otherwise: the top probabilities are the scores); the model's
+        sequence reader, if it has one, may settle the cuts (`threshold`: the not-a-digit threshold in force)."""
         if self.by_logits:
-            return multidigit.read_scored(gray, self.both)
-        return (*multidigit.read(gray, self.predict), None)
+            return multidigit.read_scored(gray, self.both, self.sequence, threshold)
+        return (*multidigit.read(gray, self.predict, self.sequence, threshold), None)
 
 
 def _top_probability(predict: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], tuple]:
@@ -243,7 +245,8 @@ def _model(model) -> _Model:
     if hasattr(model, "predict_proba"):
         both = getattr(model, "predict_scores", None) or _top_probability(model.predict_proba)
         return _Model(model.predict_proba, both, list(getattr(model, "class_names", [])),
-                      getattr(model, "reject_below", None), getattr(model, "score", None) == "energy")
+                      getattr(model, "reject_below", None), getattr(model, "score", None) == "energy",
+                      getattr(model, "sequence", None))
     if callable(model):
         return _Model(model, _top_probability(model), [], None, False)
     return _model(load(model))
@@ -324,7 +327,7 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
     gray = images.to_gray(source, name)
     prepared = whole = None
     if mode != "digit":
-        pieces, probabilities, scores = reader.cut(gray)
+        pieces, probabilities, scores = reader.cut(gray, threshold)
         digits = _digits(pieces, probabilities, reader.class_names, threshold, scores)
         several = len(pieces) > 1 and not _one_glyph(pieces, _ones(probabilities, reader.class_names))
         # one shape, part refused: a number only if its whole is not refused too (a shoe is not "1?"). Chosen on

@@ -58,6 +58,7 @@ class RunInfo:
     config: dict
     metrics: dict
     files: dict[str, Path] = field(default_factory=dict)  # backend -> model file
+    sequence: Path | None = None  # the sequence model that settles a number's cuts (digits.sequence), if any
 
     @property
     def class_names(self) -> list[str]:
@@ -126,6 +127,24 @@ def _checked_shipped(directory: Path | None = None) -> tuple[Path, dict]:
         raise ValueError(f"the shipped model {model} fails its SHA-256 check (a damaged install); "
                          "reinstall digits (pip install --force-reinstall digits)")
     return model, card
+
+
+def shipped_sequence(directory: Path | None = None, card: dict | None = None) -> Path | None:
+    """The shipped sequence model (`digits.sequence`) where the card lists one, checked against its SHA-256; None
+    where it lists none; a one-line ValueError where the file is missing or damaged."""
+    directory = Path(directory or SHIPPED_DIR)
+    entry = (card if card is not None else read_card(directory)).get("sequence")
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) or not isinstance(entry.get("sha256"), str):
+        raise ValueError(f"the shipped model card {directory / SHIPPED_CARD} lists a sequence model without its file "
+                         "and SHA-256: the install is damaged; reinstall digits (pip install --force-reinstall digits)")
+    path = directory / entry["file"]
+    if not path.is_file() or sha256(path) != entry["sha256"]:
+        state = "is missing" if not path.is_file() else "fails its SHA-256 check"
+        raise ValueError(f"the shipped sequence model {path} {state} (a damaged install); "
+                         "reinstall digits (pip install --force-reinstall digits)")
+    return path
 
 
 def is_shipped(path: str | Path) -> bool:
@@ -219,7 +238,7 @@ def load_info(source: str | Path) -> RunInfo:
     if is_shipped(source):
         _, card = _checked_shipped(source.parent)  # its checksum, before anything trusts it
         return RunInfo(source, card.get("config", {}), {"dataset": card.get("dataset", {"name": "mnist"}), **card},
-                       {"onnx": source})
+                       {"onnx": source}, shipped_sequence(source.parent, card))
     if source.is_file() and source.name in (*PORTABLE.values(), "model.keras") and (source.parent / "metrics.json").is_file():
         run = load_info(source.parent)  # a run's own model file: it carries the run's recipe and calibration
         return RunInfo(source, run.config, run.metrics, {MODEL_SUFFIXES[source.suffix]: source})

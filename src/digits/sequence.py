@@ -1,0 +1,95 @@
+"""A whole-number reader that does not cut: a small convolutional sequence model, trained by CTC (Graves et
+al. 2006; the CRNN family of Shi et al. 2016, convolutions only), reads the strip of ink as one picture and
+says which digits it holds, left to right. It settles the cuts of `multidigit`, it does not replace them:
+
+    reader = SequenceReader(path)      # an ONNX file: (N, 32, 192, 1) strips -> (N, 48, 11) logits
+    text, sure = reader(ink)           # e.g. ("2024", 0.993): greedy CTC decoding, and the product of the
+                                       # kept steps' top probabilities
+
+`multidigit` reads a number as before (its lattice of candidate cuts, the classifier on every candidate);
+where the sequence model reads a different number and is at least SURE sure, and no digit of either reading
+is refused as "not a digit", the lattice reading is redone under that text: the best-scoring cuts whose
+digits the classifier reads as those digits (`multidigit._choose_text`). Where no such cuts exist the lattice
+reading stands. Every digit of the answer is still read by the classifier, with its box, its probabilities
+and its digit score: the sequence model only says how many digits there are and where they fall. Its own
+errors (it reads a digit twice) cost nothing where the classifier disagrees; its strength, two touching
+digits that the lattice reads confidently as one, is where the lattice is weakest.
+
+SURE was chosen on validation strips (scripts/sequence_experiment.py combine: the even-numbered half of
+benchmarks/validation_strips.py's strips, the odd half to check). The model's input is `strip_input`,
+the same function its training data went through (scripts/sequence_experiment.py writes both). This module
+needs NumPy, Pillow and ONNX Runtime: the reading half.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+HEIGHT, WIDTH, BLANK = 32, 192, 10  # model input (rows, columns); class 10 is CTC's blank
+SURE = 0.98  # the sequence reading settles the cuts when at least this sure (see the module doc)
+
+
+def strip_input(ink) -> np.ndarray | None:
+    """(HEIGHT, WIDTH) float32 0..1, ink bright: the ink of a picture (`images.analyse`), cropped, its level
+    stretched so most ink reaches 1, scaled to 28 rows (at most WIDTH - 4 columns), 2 rows above and below,
+    left-aligned; None when there is no ink."""
+    from . import images
+
+    if ink.labels is None:
+        return None
+    intensity = np.where(ink.owner > 0, ink.intensity, 0.0).astype(np.float32)
+    top, left, bottom, right = images.bounds(intensity >= 0.2)
+    crop = intensity[top:bottom, left:right]
+    if not crop.size:
+        return None
+    crop = np.clip(crop / max(0.3, float(np.percentile(crop[crop >= 0.2], 90))), 0, 1)  # the ink's own level -> 1
+    scale = 28.0 / crop.shape[0]
+    width = int(np.clip(round(crop.shape[1] * scale), 1, WIDTH - 4))
+    resized = np.asarray(Image.fromarray(crop).resize((width, 28), Image.Resampling.BILINEAR), np.float32)
+    out = np.zeros((HEIGHT, WIDTH), np.float32)
+    out[2:30, 2:2 + width] = np.clip(resized, 0, 1)
+    return out
+
+
+def decode(logits: np.ndarray) -> list[tuple[str, float]]:
+    """Greedy CTC decoding of (N, steps, 11) logits: (text, the product of the kept steps' top probabilities)
+    per row; a step repeating the one before it, or the blank, adds nothing."""
+    logits = np.asarray(logits, np.float64)
+    shifted = logits - logits.max(-1, keepdims=True)
+    probabilities = np.exp(shifted) / np.exp(shifted).sum(-1, keepdims=True)
+    best = probabilities.argmax(-1)
+    found = []
+    for row, path in enumerate(best):
+        text, sure, previous = "", 1.0, BLANK
+        for step, label in enumerate(path):
+            if label != BLANK and label != previous:
+                text += str(int(label))
+                sure *= float(probabilities[row, step, label])
+            previous = label
+        found.append((text, sure))
+    return found
+
+
+class SequenceReader:
+    """The sequence model in an ONNX file, loaded once; `reader(ink)` -> (text, sure) or None without ink."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        from .backends import OnnxBackend
+
+        self.path = Path(path)
+        self._run = OnnxBackend(self.path, threads)
+        if tuple(self._run.input_shape) != (HEIGHT, WIDTH, 1) or self._run.num_classes != BLANK + 1:
+            raise ValueError(f"{self.path} takes {tuple(self._run.input_shape)} and gives {self._run.num_classes} "
+                             f"classes, not ({HEIGHT}, {WIDTH}, 1) strips and {BLANK + 1}: not a digits sequence model")
+
+    def read(self, strips: np.ndarray) -> list[tuple[str, float]]:
+        """(N, HEIGHT, WIDTH) strips (`strip_input`) -> (text, sure) each."""
+        strips = np.asarray(strips, np.float32).reshape(-1, HEIGHT, WIDTH, 1)
+        return decode(self._run(strips)) if len(strips) else []
+
+    def __call__(self, ink) -> tuple[str, float] | None:
+        strip = strip_input(ink)
+        return None if strip is None else self.read(strip[None])[0]

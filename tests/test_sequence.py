@@ -1,0 +1,137 @@
+"""The sequence model that settles a number's cuts (digits.sequence, multidigit._choose_text and _settled)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from digits import images, multidigit, reading, runs, sequence
+from digits.predictor import Predictor
+
+
+def one_hot(*classes: int, sure: float = 0.9) -> np.ndarray:
+    rows = np.full((len(classes), 10), (1 - sure) / 9, np.float32)
+    rows[np.arange(len(classes)), classes] = sure
+    return rows
+
+
+def test_decode_drops_blanks_and_repeats_and_multiplies_the_kept_steps():
+    """Greedy CTC: a run of one class is one digit, a blank between two runs of it makes two."""
+    path = [sequence.BLANK, 2, 2, sequence.BLANK, 0, sequence.BLANK, 2, 2, 4, sequence.BLANK]
+    logits = np.full((1, len(path), sequence.BLANK + 1), -5.0)
+    logits[0, np.arange(len(path)), path] = 5.0
+    logits[0, 4, 0] = 1.0  # a doubtful 0
+    ((text, sure),) = sequence.decode(logits)
+    assert text == "2024"
+    step = lambda row: float(np.exp(logits[0, row]).max() / np.exp(logits[0, row]).sum())  # noqa: E731
+    assert sure == pytest.approx(step(1) * step(4) * step(6) * step(8))
+    assert sequence.decode(np.tile(np.eye(11)[sequence.BLANK] * 3, (2, 5, 1))) == [("", 1.0), ("", 1.0)]
+
+
+def test_strip_input_crops_the_ink_to_28_rows_left_aligned():
+    page = np.full((120, 400), 0.9, np.float32)
+    page[30:90, 50:70] = 0.1  # a bar 60 tall and 20 wide
+    page[30:90, 100:160] = 0.1  # a block 60 x 60
+    found = sequence.strip_input(images.analyse(page))
+    assert found.shape == (sequence.HEIGHT, sequence.WIDTH) and found.dtype == np.float32
+    assert found.min() >= 0 and found.max() == pytest.approx(1.0)
+    rows, columns = np.nonzero(found > 0.5)
+    assert rows.min() == 2 and rows.max() == 29  # 28 rows of ink, 2 blank above and below
+    assert columns.min() == 2 and 50 <= columns.max() <= 54  # 110 columns scaled by 28/60: about 51
+    assert sequence.strip_input(images.analyse(np.full((50, 80), 0.9, np.float32))) is None
+
+
+def lattice_of(probabilities: dict, count: int, small=None) -> tuple[dict, dict]:
+    """A lattice as multidigit._lattice leaves it (the parts _choose and _choose_text read), scores per candidate."""
+    keys = list(probabilities)
+    lattice = {"count": count, "keys": keys, "probabilities": np.concatenate([probabilities[key] for key in keys]),
+               "small": list(small or [False] * count), "digit_scores": None}
+    return lattice, {}
+
+
+def test_choose_text_finds_the_best_cuts_that_read_as_the_text():
+    """Three pieces: the whole reads as a sure 8 (the lattice's choice), cut after the first as "1" and "3"; under
+    "13" the cut is kept; a text no cuts read as gives None; no piece is dropped to fit a shorter text."""
+    candidates = {(0, 1): one_hot(1), (1, 3): one_hot(3), (0, 3): one_hot(8, sure=0.99), (1, 2): one_hot(7),
+                  (2, 3): one_hot(1), (0, 2): one_hot(4)}
+    lattice, _ = lattice_of(candidates, 3)
+    scores = {(0, 1): 1.0, (1, 3): 1.0, (0, 3): 3.0, (1, 2): 0.5, (2, 3): 0.5, (0, 2): 0.2}
+    assert multidigit._choose(lattice, scores) == [(0, 3)]
+    assert multidigit._choose_text(lattice, scores, "13") == [(0, 1), (1, 3)]
+    assert multidigit._choose_text(lattice, scores, "171") == [(0, 1), (1, 2), (2, 3)]
+    assert multidigit._choose_text(lattice, scores, "41") == [(0, 2), (2, 3)]
+    assert multidigit._choose_text(lattice, scores, "8") == [(0, 3)]
+    assert multidigit._choose_text(lattice, scores, "31") is None  # no candidate 3 starts the strip
+    assert multidigit._choose_text(lattice, scores, "1") is None  # the 1 is there, but the rest cannot be dropped
+    speck, _ = lattice_of(candidates, 3, small=[False, False, True])
+    assert multidigit._choose_text(speck, scores, "17") == [(0, 1), (1, 2)]  # a speck may be left out
+
+
+class Says:
+    """A stand-in for the sequence model: always reads `text` at `sure`, and counts its calls."""
+
+    def __init__(self, text: str, sure: float):
+        self.text, self.sure, self.calls = text, sure, 0
+
+    def __call__(self, ink):
+        self.calls += 1
+        return self.text, self.sure
+
+
+def test_the_sequence_reading_settles_the_cuts_only_when_sure_and_nothing_is_refused():
+    candidates = {(0, 1): one_hot(1), (1, 2): one_hot(2), (2, 3): one_hot(6), (1, 3): one_hot(2, sure=0.99)}
+    lattice, _ = lattice_of(candidates, 3)
+    scores = {(0, 1): 1.0, (1, 2): 0.5, (2, 3): 0.5, (1, 3): 2.5}
+    chosen = multidigit._choose(lattice, scores)
+    assert chosen == [(0, 1), (1, 3)]  # "12": the 2 and the 6 merged into one sure 2
+    settled = multidigit._settled(lattice, scores, chosen, None, Says("126", 0.99), None)
+    assert settled == [(0, 1), (1, 2), (2, 3)]
+    assert multidigit._settled(lattice, scores, chosen, None, Says("126", sequence.SURE - 0.01), None) == chosen
+    assert multidigit._settled(lattice, scores, chosen, None, Says("129", 0.99), None) == chosen  # no cuts read so
+    lattice["digit_scores"] = np.array([0.9, 0.9, 0.1, 0.9])  # the 6 alone is not a digit: keep the lattice's
+    assert multidigit._settled(lattice, scores, chosen, None, Says("126", 0.99), 0.5) == chosen
+    lattice["digit_scores"] = np.array([0.1, 0.9, 0.9, 0.9])  # the lattice's own 1 is refused: left as it is
+    assert multidigit._settled(lattice, scores, chosen, None, Says("126", 0.99), 0.5) == chosen
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return Predictor(runs.shipped_model())
+
+
+def test_the_shipped_model_carries_its_sequence_reader(shipped, tmp_path):
+    assert isinstance(shipped.sequence, sequence.SequenceReader)
+    assert Predictor(runs.shipped_model(), sequence=False).sequence is None
+    copy = tmp_path / "shipped"
+    shutil.copytree(runs.SHIPPED_DIR, copy)
+    with open(copy / "sequence.onnx", "r+b") as damaged:
+        damaged.seek(200)
+        damaged.write(b"\0" * 16)
+    with pytest.raises(ValueError, match="sequence model .* fails its SHA-256 check") as error:
+        Predictor(copy / "model.onnx")
+    assert "\n" not in str(error.value)
+    (copy / "sequence.onnx").unlink()
+    with pytest.raises(ValueError, match="sequence model .* is missing"):
+        Predictor(copy / "model.onnx")
+    card = json.loads((copy / "card.json").read_text())
+    del card["sequence"]
+    (copy / "card.json").write_text(json.dumps(card))
+    assert Predictor(copy / "model.onnx").sequence is None  # a card without one: the lattice alone
+    with pytest.raises(ValueError, match="not a digits sequence model"):
+        sequence.SequenceReader(copy / "model.onnx")
+
+
+def test_the_shipped_sequence_reader_reads_a_written_number(shipped):
+    """The real sequence model on MNIST test digits written apart: it reads the number, surely."""
+    from test_multidigit import strip
+
+    from digits import data
+
+    dataset = data.load_dataset("mnist")
+    first = {digit: dataset.x_test[int(np.flatnonzero(dataset.y_test == digit)[0])] for digit in range(10)}
+    text, sure = shipped.sequence(images.analyse(strip([first[digit] for digit in (2, 0, 2, 4)])))
+    assert text == "2024" and sure > 0.5
+    assert reading.read(strip([first[digit] for digit in (3, 1, 5)]), "number", shipped).number == "315"
