@@ -361,12 +361,25 @@ def model_card(card: dict, level: int = 1) -> list[str]:
              f"SHA-256s){generated(card['config'])}; no other real data",
              f"- **Calibration**: temperature {card['calibration']['temperature']:.3f}; {operating_point(card)} "
              "(fitted on the validation split)",
+             *sequence_line(card),
              f"- **Built**: {card['created']} on {card['machine']['cpu']}, {card['machine']['cores']} cores, "
              f"TensorFlow {card['machine']['tensorflow']}, Keras {card['machine']['keras']}", "",
              "| measure | value |", "|---|---|", *[f"| {name} | {value} |" for name, value in rows], "",
              "Figures from `benchmarks/real_images.py` and `benchmarks/rejection.py` run on this file; "
              "`python scripts/ship_model.py` reruns them all.", ""]
     return lines
+
+
+def sequence_line(card: dict) -> list[str]:
+    """The card's sequence model (digits.sequence), in one line; none without one."""
+    entry = card.get("sequence")
+    if not entry:
+        return []
+    made = "; made with " + " && ".join(f"`{command}`" for command in entry["commands"]) if entry.get("commands") else ""
+    kept = (f"; {card['remeasured']['created'][:10]}: {card['remeasured']['what']}" if "remeasured" in card else "")
+    return [f"- **Sequence model**: `{entry['file']}`, {entry['parameters']:,} parameters "
+            f"({entry['size_bytes'] / 2**20:.1f} MiB), SHA-256 `{entry['sha256']}`: reads a number whole and settles "
+            f"its cuts where it is at least {entry['sure']} sure (`digits.sequence`){made}{kept}"]
 
 
 def operating_point(card: dict) -> str:

@@ -6,6 +6,7 @@ with MNIST training digits, here against the lattice of `multidigit` on the same
     python scripts/sequence_experiment.py train --data build/seq/train.npz --epochs 6 --out build/seq/run
     python scripts/sequence_experiment.py eval --model build/seq/run --strips 1000 --lattice --out build/seq/eval.json
     python scripts/sequence_experiment.py combine --results build/seq/eval.json
+    python scripts/sequence_experiment.py export --model build/seq/run --out build/seq/sequence.onnx
 
 Training numbers: 1-6 digits of the training split less the validation split that configs/reader.json holds
 out (data.split_validation, 5%), written by this script's own generator (`number`: each digit scaled, nudged
@@ -181,17 +182,24 @@ def train(args):
     first = 0
     checkpoint = out / "checkpoint.weights.h5"
     state = out / "state.json"
+    spent = 0.0  # seconds of training so far, over every resume
     if state.exists():
-        first = json.loads(state.read_text())["epoch"]
+        saved = json.loads(state.read_text())
+        first, spent = saved["epoch"], saved.get("seconds", 0.0)
         model.load_weights(checkpoint)
         model.optimizer.iterations.assign(first * per_epoch)
         print(f"resumed after epoch {first}")
 
     class Save(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
         def on_epoch_end(self, epoch, logs=None):
+            nonlocal spent
+            spent += time.perf_counter() - self.started
             with files.atomic_path(checkpoint) as temporary:
                 self.model.save_weights(temporary)
-            files.write_json(state, {"epoch": epoch + 1, "loss": logs.get("loss")})
+            files.write_json(state, {"epoch": epoch + 1, "loss": logs.get("loss"), "seconds": round(spent, 1)})
 
     labels = np.concatenate([targets, lengths[:, None]], 1).astype(np.float32)
     model.fit(pictures[..., None].astype(np.float32) / 255.0, labels, batch_size=args.batch, epochs=args.epochs,
@@ -255,6 +263,30 @@ def evaluate(args):
         files.write_json(args.out, result)
 
 
+def export(args):
+    """The trained model as ONNX (`digits.export.convert`, as runs are exported), for the reading half
+    (`digits.sequence.SequenceReader`); checked against Keras on generated numbers: the same logits (within
+    1e-3) and the same readings. `ship_model.py --sequence` installs it beside the shipped model."""
+    import keras
+
+    from digits.export import convert
+
+    model = keras.models.load_model(Path(args.model) / "model.keras", compile=False)
+    strips = np.zeros((64, HEIGHT, WIDTH, 1), np.float32)
+    x_train, y_train, _, _ = training_digits()
+    _share(x_train, y_train)
+    strips[..., 0] = _make((12345, 0, 64))[0] / 255.0  # numbers no training set holds (their own seed)
+    expected = np.asarray(model(strips, training=False))
+    convert(model, "onnx", Path(args.out))  # written beside, then renamed into place
+    got = sequence.SequenceReader(args.out)._run(strips)
+    texts = [[text for text, _ in sequence.decode(logits)] for logits in (got, expected)]
+    if np.abs(got - expected).max() > 1e-3 or texts[0] != texts[1]:
+        Path(args.out).unlink()
+        sys.exit(f"sequence_experiment: error: the ONNX copy answers differently from the Keras model "
+                 f"(largest difference {np.abs(got - expected).max():.2g}); report this as a bug")
+    print(f"{args.out}: {Path(args.out).stat().st_size} bytes, the same readings as {args.model}/model.keras")
+
+
 def combine(args):
     """From an `eval --lattice` JSON: the lattice's reading, replaced by the sequence model's where the two differ
     and the sequence model is at least SURE sure. SURE is chosen on the even-numbered strips (the most strips of
@@ -287,7 +319,7 @@ def combine(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["data", "train", "eval", "combine"])
+    parser.add_argument("action", choices=["data", "train", "eval", "combine", "export"])
     parser.add_argument("--results", help="combine: a JSON written by eval --lattice")
     parser.add_argument("--count", type=int, default=60000)
     parser.add_argument("--seed", type=int, default=1)
@@ -302,7 +334,7 @@ def main():
                         "shipped model through the package (slow: the lattice reads every strip again)")
     parser.add_argument("--out")
     args = parser.parse_args()
-    {"data": make_data, "train": train, "eval": evaluate, "combine": combine}[args.action](args)
+    {"data": make_data, "train": train, "eval": evaluate, "combine": combine, "export": export}[args.action](args)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,12 @@ calibrated again on its recipe's validation split, rebuilt from the card's confi
 score). The split is proved the same by reproducing the card's stored temperature and top-probability threshold;
 steps 2-4 then run on that file, in --work/refit, and the card keeps its training record and says what was refit.
 
+With --sequence FILE (an ONNX sequence model, `scripts/sequence_experiment.py export`) the model is shipped with
+the sequence model that settles a number's cuts (`digits.sequence`): the file goes beside model.onnx as
+sequence.onnx, listed in the card with its SHA-256, and everything is measured with it in place. With --keep
+there is no training and no refit: the shipped model.onnx and its calibration are taken as they are (to add a
+sequence model to it and measure the pair again); the card keeps its training record and says what changed.
+
 Then `python benchmarks/report.py` regenerates the README's model card section from the card.
 """
 
@@ -125,22 +131,56 @@ def figures(accuracy: float, real: dict, rejection: dict) -> dict:
     }
 
 
-def version_name(day: str, destination: Path, sha256: str) -> str:
-    """The card's name: `digits-reader-<build date>`; where the model installed in `destination` is another file
-    built the same day, the next number after its name (`-<date>.2`, `.3`...), so that two models never share one."""
+def identity(card: dict) -> str:
+    """What tells two shipped models apart: the model file's SHA-256, and its sequence model's where it has one."""
+    return card.get("sha256", "") + ("+" + card["sequence"]["sha256"] if card.get("sequence") else "")
+
+
+def version_name(day: str, destination: Path, same: str) -> str:
+    """The card's name: `digits-reader-<build date>`; where the model installed in `destination` is another one
+    built the same day (another `identity`, `same` here), the next number after its name (`-<date>.2`, `.3`...),
+    so that two models never share one."""
     name, card = f"{NAME}-{day}", destination / "card.json"
     taken = json.loads(card.read_text()) if card.is_file() else {}
     taken_name = taken.get("name", "")
     number = taken_name.removeprefix(name + ".")
     if taken_name != name and not (taken_name.startswith(name + ".") and number.isdigit()):
         return name  # nothing installed today
-    if taken.get("sha256") == sha256:
-        return taken_name  # the same file installed again keeps its name
+    if identity(taken) == same:
+        return taken_name  # the same files installed again keep their name
     return f"{name}.{2 if taken_name == name else int(number) + 1}"
 
 
+def sequence_entry(path: Path, args) -> dict:
+    """The card's record of the sequence model at `path`: file, SHA-256, size, parameters, the threshold reading
+    uses and how it was made (scripts/sequence_experiment.py's commands, with the figures its run recorded)."""
+    from digits import runs, sequence
+
+    return {"file": "sequence.onnx", "sha256": runs.sha256(path), "size_bytes": path.stat().st_size,
+            "parameters": parameters(path), "input": [sequence.HEIGHT, sequence.WIDTH, 1], "sure": sequence.SURE,
+            "commands": args.sequence_commands or [], "source": relative(path)}
+
+
+def stage(args, work: Path, model: Path, card: dict) -> tuple[Path, dict]:
+    """(the staged model file, its card): `model` copied into work/staged with `card` beside it (and
+    --sequence's file as sequence.onnx, listed in the card), so that it reads as the shipped model will."""
+    from digits import files
+
+    staged = work / "staged"
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir(parents=True)
+    shutil.copyfile(model, staged / "model.onnx")
+    card = {key: value for key, value in card.items() if key != "sequence"}
+    if args.sequence:
+        shutil.copyfile(args.sequence, staged / "sequence.onnx")
+        card["sequence"] = sequence_entry(staged / "sequence.onnx", args)
+    files.write_json(staged / "card.json", card)
+    return staged / "model.onnx", card
+
+
 def install(model: Path, card: dict, destination: Path) -> None:
-    """Put the model, card.json and MODEL_CARD.md into `destination` together (new directory, then swap)."""
+    """Put the model (and its sequence model, where the card lists one), card.json and MODEL_CARD.md into
+    `destination` together (new directory, then swap)."""
     from report import model_card
 
     from digits import files
@@ -149,6 +189,8 @@ def install(model: Path, card: dict, destination: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     shutil.copyfile(model, staging / "model.onnx")
+    if card.get("sequence"):
+        shutil.copyfile(model.parent / card["sequence"]["file"], staging / "sequence.onnx")
     files.write_json(staging / "card.json", card)
     (staging / "MODEL_CARD.md").write_text("\n".join(model_card(card)) + "\n")
     old = destination.with_name(destination.name + ".old")
@@ -226,6 +268,11 @@ def main() -> None:
                         help="keep benchmark results already in --work that were measured on this run")
     parser.add_argument("--refit", action="store_true",
                         help="no training: give the shipped model its logits and calibrate it again (module doc)")
+    parser.add_argument("--keep", action="store_true",
+                        help="no training, no refit: the shipped model as it is, measured again (module doc)")
+    parser.add_argument("--sequence", help="an ONNX sequence model to ship beside the model (module doc)")
+    parser.add_argument("--sequence-command", action="append", dest="sequence_commands",
+                        help="a command that made the sequence model, recorded in the card (repeat, in order)")
     parser.add_argument("--destination", default=str(ROOT / "src" / "digits" / "shipped"),
                         help="where the package's copy goes (default: src/digits/shipped)")
     args = parser.parse_args()
@@ -237,18 +284,37 @@ def main() -> None:
 
     work, started = Path(args.work), time.perf_counter()
     run = work / "run"
-    if args.refit:
-        model, refit_card = refit(args, work)
+    if args.refit and args.keep:
+        sys.exit("ship_model: error: --refit and --keep exclude each other; pass one")
+    if args.sequence and not Path(args.sequence).is_file():
+        sys.exit(f"ship_model: error: --sequence {args.sequence} is no file; write one with "
+                 "`python scripts/sequence_experiment.py export`")
+    if args.refit or args.keep:
+        if args.refit:
+            model, refit_card = refit(args, work)
+        else:
+            card = runs.read_card(Path(args.destination))
+            changed = {"from": card["name"], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       "what": "the same model and calibration, measured again" +
+                               (", with a sequence model settling a number's cuts" if args.sequence else ""),
+                       "command": " ".join(["python scripts/ship_model.py --keep"] +
+                                           ([f"--sequence {relative(args.sequence)}"] if args.sequence else []))}
+            model, refit_card = runs.shipped_model(Path(args.destination)), {**card, "remeasured": changed}
+        model, refit_card = stage(args, work, model, refit_card)
         run = model.parent
+    elif args.sequence:
+        sys.exit("ship_model: error: --sequence goes with --keep or --refit: train and ship the model first, then "
+                 "add the sequence model to it")
     elif (run / "metrics.json").is_file():
         check_recipe(args, run)
     else:
         run_step(command(args, run))
     python = sys.executable
-    measured_on = model if args.refit else run
-    results = run if args.refit else work  # a refit's measurements stay beside the staged file
+    staged = args.refit or args.keep
+    measured_on = model if staged else run
+    results = run if staged else work  # a staged model's measurements stay beside it
     real_json, rejection_json = results / "real_images.json", results / "rejection.json"
-    threshold_file = "card.json" if args.refit else "metrics.json"
+    threshold_file = "card.json" if staged else "metrics.json"
     measured = max((run / name).stat().st_mtime for name in ("model.onnx", threshold_file))
     steps = []
     for result, step in ((real_json, ["benchmarks/real_images.py", "--run", relative(measured_on), "--samples",
@@ -261,15 +327,16 @@ def main() -> None:
         steps.append([python, *step])
     run_steps(steps)
     built = machine()
-    if args.refit:
+    if staged:
         accuracy = test_accuracy(model)
-        name = version_name(built["measured"][:10], Path(args.destination), refit_card["sha256"])
+        name = version_name(built["measured"][:10], Path(args.destination), identity(refit_card))
         card = {**refit_card, "name": name, "test_accuracy": accuracy,
                 "figures": figures(accuracy, json.loads(real_json.read_text()), json.loads(rejection_json.read_text())),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": built}
         install(model, card, Path(args.destination))
         print("\n".join(model_card(card)))
-        print(f"installed {args.destination}/model.onnx, refit, and its card in {time.perf_counter() - started:.0f} s; "
+        print(f"installed {args.destination}/model.onnx, {'refit' if args.refit else 'kept'}, and its card in "
+              f"{time.perf_counter() - started:.0f} s; "
               "now run `python benchmarks/report.py`", file=sys.stderr)
         return
     metrics = json.loads((run / "metrics.json").read_text())

@@ -21,7 +21,7 @@ TRAINING = {"digits.train", "digits.models", "digits.data", "digits.idx", "digit
             "digits.tune", "digits.ensemble", "digits.evaluate", "digits.plots"}
 FRAMEWORKS = {"tensorflow", "keras", "matplotlib"}
 # The reading half, which never imports the training half (not even lazily) nor a framework at module level.
-READING = ["runs", "files", "backends", "predictor", "images", "multidigit", "reading", "api", "calibration"]
+READING = ["runs", "files", "backends", "predictor", "images", "multidigit", "reading", "api", "calibration", "sequence"]
 
 
 def seven(path: Path, size: int = 120) -> Path:

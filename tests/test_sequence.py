@@ -18,17 +18,17 @@ def one_hot(*classes: int, sure: float = 0.9) -> np.ndarray:
     return rows
 
 
-def test_decode_drops_blanks_and_repeats_and_multiplies_the_kept_steps():
-    """Greedy CTC: a run of one class is one digit, a blank between two runs of it makes two."""
-    path = [sequence.BLANK, 2, 2, sequence.BLANK, 0, sequence.BLANK, 2, 2, 4, sequence.BLANK]
-    logits = np.full((1, len(path), sequence.BLANK + 1), -5.0)
-    logits[0, np.arange(len(path)), path] = 5.0
-    logits[0, 4, 0] = 1.0  # a doubtful 0
-    ((text, sure),) = sequence.decode(logits)
-    assert text == "2024"
-    step = lambda row: float(np.exp(logits[0, row]).max() / np.exp(logits[0, row]).sum())  # noqa: E731
-    assert sure == pytest.approx(step(1) * step(4) * step(6) * step(8))
-    assert sequence.decode(np.tile(np.eye(11)[sequence.BLANK] * 3, (2, 5, 1))) == [("", 1.0), ("", 1.0)]
+def test_decode_merges_repeats_and_drops_blanks():
+    steps = [3, 3, sequence.BLANK, 3, 1, 1, sequence.BLANK, sequence.BLANK, 0]  # 3 3 _ 3 1 1 _ _ 0 -> "3310"
+    logits = np.full((1, len(steps), sequence.BLANK + 1), -5.0, np.float32)
+    logits[0, np.arange(len(steps)), steps] = 5.0
+    logits[0, 4, 1] = 0.0  # a doubtful step: the first of a repeat sets the confidence
+    (text, sure), = sequence.decode(logits)
+    assert text == "3310"
+    expected = np.exp(0.0) / (np.exp(0.0) + 10 * np.exp(-5.0))
+    single = np.exp(5.0) / (np.exp(5.0) + 10 * np.exp(-5.0))
+    assert sure == pytest.approx(expected * single ** 3)
+    assert sequence.decode(np.zeros((2, 4, sequence.BLANK + 1), np.float32) + np.eye(sequence.BLANK + 1)[sequence.BLANK] * 3) == [("", 1.0)] * 2
 
 
 def test_strip_input_crops_the_ink_to_28_rows_left_aligned():

@@ -1,4 +1,4 @@
-"""scripts/sequence_experiment.py: the sequence model's input, its training numbers and CTC decoding."""
+"""scripts/sequence_experiment.py: the sequence model's input and its training numbers (decoding: test_sequence.py)."""
 
 import sys
 from pathlib import Path
@@ -16,19 +16,6 @@ from digits import data  # noqa: E402
 def mnist():
     dataset = data.load_dataset("mnist")
     return dataset.x_test, dataset.y_test
-
-
-def test_decode_merges_repeats_and_drops_blanks():
-    steps = [3, 3, se.BLANK, 3, 1, 1, se.BLANK, se.BLANK, 0]  # 3 3 _ 3 1 1 _ _ 0 -> "3310"
-    logits = np.full((1, len(steps), se.BLANK + 1), -5.0, np.float32)
-    logits[0, np.arange(len(steps)), steps] = 5.0
-    logits[0, 4, 1] = 0.0  # a doubtful step: the first of a repeat sets the confidence
-    (text, sure), = se.decode(logits)
-    assert text == "3310"
-    expected = np.exp(0.0) / (np.exp(0.0) + 10 * np.exp(-5.0))
-    single = np.exp(5.0) / (np.exp(5.0) + 10 * np.exp(-5.0))
-    assert sure == pytest.approx(expected * single ** 3)
-    assert se.decode(np.zeros((2, 4, se.BLANK + 1), np.float32) + np.eye(se.BLANK + 1)[se.BLANK] * 3) == [("", 1.0)] * 2
 
 
 def test_encode_pads_targets_and_keeps_lengths():

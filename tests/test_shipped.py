@@ -214,6 +214,37 @@ def test_two_models_built_the_same_day_never_share_a_name(tmp_path, monkeypatch)
         assert ship_model.version_name("2026-12-04", tmp_path, sha) == expected, (installed, sha)
 
 
+def test_ship_model_stages_and_installs_a_sequence_model_beside_the_model(tmp_path, monkeypatch):
+    """--keep --sequence: the shipped model and its card staged with the sequence model listed by its SHA-256, read
+    as the shipped model will be (its Predictor carries the reader), installed together; adding a sequence model to
+    the same model.onnx makes another model, with another name; without --sequence the card lists none."""
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    import ship_model
+
+    from digits import sequence
+
+    card = runs.read_card()
+    source = runs.shipped_sequence() or pytest.fail("the package ships no sequence model")
+    args = argparse.Namespace(sequence=str(source), sequence_commands=["python scripts/sequence_experiment.py x"])
+    model, staged = ship_model.stage(args, tmp_path / "work", runs.shipped_model(), card)
+    assert model == tmp_path / "work" / "staged" / "model.onnx"
+    assert staged["sequence"]["sha256"] == runs.sha256(model.parent / "sequence.onnx") == runs.sha256(source)
+    assert staged["sequence"]["commands"] == args.sequence_commands and staged["sequence"]["sure"] == sequence.SURE
+    assert isinstance(Predictor(model).sequence, sequence.SequenceReader)
+    destination = tmp_path / "installed"
+    ship_model.install(model, {**staged, "figures": card["figures"]}, destination)
+    assert sorted(path.name for path in destination.iterdir()) == ["MODEL_CARD.md", "card.json", "model.onnx",
+                                                                   "sequence.onnx"]
+    assert "Sequence model" in (destination / "MODEL_CARD.md").read_text()
+    assert Predictor(destination / "model.onnx").sequence is not None
+    without = {key: value for key, value in staged.items() if key != "sequence"}
+    assert ship_model.identity(staged) != ship_model.identity(without) == staged["sha256"]
+    model, bare = ship_model.stage(argparse.Namespace(sequence=None, sequence_commands=None), tmp_path / "bare",
+                                   runs.shipped_model(), staged)
+    assert "sequence" not in bare and not (model.parent / "sequence.onnx").exists()
+    assert Predictor(model).sequence is None
+
+
 def test_ship_model_runs_its_measurements_side_by_side_and_stops_at_the_first_failure(tmp_path, monkeypatch):
     """Both benchmarks run at once; one that fails stops the build with its command named, and the other is
     stopped rather than left running."""
