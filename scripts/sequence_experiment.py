@@ -278,7 +278,7 @@ def export(args):
     strips[..., 0] = _make((12345, 0, 64))[0] / 255.0  # numbers no training set holds (their own seed)
     expected = np.asarray(model(strips, training=False))
     convert(model, "onnx", Path(args.out))  # written beside, then renamed into place
-    got = sequence.SequenceReader(args.out)._run(strips)
+    got = sequence.SequenceReader(args.out).logits(strips)
     texts = [[text for text, _ in sequence.decode(logits)] for logits in (got, expected)]
     if np.abs(got - expected).max() > 1e-3 or texts[0] != texts[1]:
         Path(args.out).unlink()

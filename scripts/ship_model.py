@@ -158,7 +158,7 @@ def sequence_entry(path: Path, args) -> dict:
 
     return {"file": "sequence.onnx", "sha256": runs.sha256(path), "size_bytes": path.stat().st_size,
             "parameters": parameters(path), "input": [sequence.HEIGHT, sequence.WIDTH, 1], "sure": sequence.SURE,
-            "commands": args.sequence_commands or [], "source": relative(path)}
+            "commands": args.sequence_commands or [], "source": relative(args.sequence)}
 
 
 def stage(args, work: Path, model: Path, card: dict) -> tuple[Path, dict]:

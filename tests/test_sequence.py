@@ -121,7 +121,7 @@ def test_the_shipped_model_carries_its_sequence_reader(shipped, tmp_path):
     (copy / "card.json").write_text(json.dumps(card))
     assert Predictor(copy / "model.onnx").sequence is None  # a card without one: the lattice alone
     with pytest.raises(ValueError, match="not a digits sequence model"):
-        sequence.SequenceReader(copy / "model.onnx")
+        sequence.SequenceReader(copy / "model.onnx").load()
 
 
 def test_the_shipped_sequence_reader_reads_a_written_number(shipped):

@@ -5,8 +5,9 @@
 `source` is a path, bytes, a PIL image or an array (a photo, a scan, a canvas, an MNIST
 image); `model` a loaded `Predictor`, a run directory or model file (loaded once and kept),
 any `predict_proba`-like callable ((N, 28, 28) -> (N, classes)), or None for the latest run.
-The picture is decoded and cleaned once (`images`), cut into digits once (`multidigit`) and
-classified; `mode` says what to expect:
+The picture is decoded and cleaned once (`images`), cut into digits once (`multidigit`; where the model carries a
+sequence model, as the shipped one does, it settles the cuts of a number: `digits.sequence`) and classified;
+`mode` says what to expect:
 
     digit   the whole picture is one digit
     number  digits left to right, read as one number (a handwritten "2024", a meter)

@@ -23,6 +23,7 @@ needs NumPy, Pillow and ONNX Runtime: the reading half.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -74,21 +75,33 @@ def decode(logits: np.ndarray) -> list[tuple[str, float]]:
 
 
 class SequenceReader:
-    """The sequence model in an ONNX file, loaded once; `reader(ink)` -> (text, sure) or None without ink."""
+    """The sequence model in an ONNX file; `reader(ink)` -> (text, sure), or None without ink. The file is loaded on
+    first use (a picture of one digit never needs it: `digits predict` on one photo does not pay for it), once,
+    from any thread; `load()` loads it now (a server, before it answers)."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
+        self.path, self._threads, self._run, self._loading = Path(path), threads, None, threading.Lock()
+
+    def load(self):
+        """The loaded model; a ValueError where the file is no digits sequence model."""
         from .backends import OnnxBackend
 
-        self.path = Path(path)
-        self._run = OnnxBackend(self.path, threads)
-        if tuple(self._run.input_shape) != (HEIGHT, WIDTH, 1) or self._run.num_classes != BLANK + 1:
-            raise ValueError(f"{self.path} takes {tuple(self._run.input_shape)} and gives {self._run.num_classes} "
-                             f"classes, not ({HEIGHT}, {WIDTH}, 1) strips and {BLANK + 1}: not a digits sequence model")
+        with self._loading:
+            if self._run is None:
+                run = OnnxBackend(self.path, self._threads)
+                if tuple(run.input_shape) != (HEIGHT, WIDTH, 1) or run.num_classes != BLANK + 1:
+                    raise ValueError(f"{self.path} takes {tuple(run.input_shape)} and gives {run.num_classes} classes, "
+                                     f"not ({HEIGHT}, {WIDTH}, 1) strips and {BLANK + 1}: not a digits sequence model")
+                self._run = run
+        return self._run
+
+    def logits(self, strips: np.ndarray) -> np.ndarray:
+        """(N, HEIGHT, WIDTH) strips (`strip_input`) -> (N, steps, BLANK + 1) logits."""
+        return (self._run or self.load())(np.asarray(strips, np.float32).reshape(-1, HEIGHT, WIDTH, 1))
 
     def read(self, strips: np.ndarray) -> list[tuple[str, float]]:
         """(N, HEIGHT, WIDTH) strips (`strip_input`) -> (text, sure) each."""
-        strips = np.asarray(strips, np.float32).reshape(-1, HEIGHT, WIDTH, 1)
-        return decode(self._run(strips)) if len(strips) else []
+        return decode(self.logits(strips)) if len(strips) else []
 
     def __call__(self, ink) -> tuple[str, float] | None:
         strip = strip_input(ink)

@@ -192,9 +192,13 @@ SERVING_BATCH = 16  # images per model call under load (dynamic batching): the b
 
 
 def load_predictor(settings: Settings) -> Predictor:
-    """The settings' run or model file (or the latest run) loaded and warmed; ValueError if there is none."""
-    return Predictor(runs.resolve(settings.run, settings.runs_dir), backend=settings.backend, batch=SERVING_BATCH,
-                     threads=settings.model_threads)
+    """The settings' run or model file (or the latest run) loaded and warmed, with its sequence model (if it has
+    one) loaded too, before the first request; ValueError if there is none."""
+    predictor = Predictor(runs.resolve(settings.run, settings.runs_dir), backend=settings.backend,
+                          batch=SERVING_BATCH, threads=settings.model_threads)
+    if predictor.sequence is not None:
+        predictor.sequence.load()
+    return predictor
 
 
 @dataclass
