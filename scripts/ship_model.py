@@ -162,17 +162,20 @@ def sequence_entry(path: Path, args) -> dict:
 
 
 def stage(args, work: Path, model: Path, card: dict) -> tuple[Path, dict]:
-    """(the staged model file, its card): `model` copied into work/staged with `card` beside it (and
-    --sequence's file as sequence.onnx, listed in the card), so that it reads as the shipped model will."""
-    from digits import files
+    """(the staged model file, its card): `model` copied into work/staged with `card` beside it, so that it reads as
+    the shipped model will, with --sequence's file as sequence.onnx, listed in the card; without --sequence, the
+    sequence model `card` lists stays (a refit never drops it unasked)."""
+    from digits import files, runs
 
     staged = work / "staged"
     shutil.rmtree(staged, ignore_errors=True)
     staged.mkdir(parents=True)
+    keep = None if args.sequence else runs.shipped_sequence(Path(args.destination), card)
+    card = {key: value for key, value in card.items() if key != "sequence" or keep is not None}
     shutil.copyfile(model, staged / "model.onnx")
-    card = {key: value for key, value in card.items() if key != "sequence"}
+    if args.sequence or keep:
+        shutil.copyfile(args.sequence or keep, staged / "sequence.onnx")
     if args.sequence:
-        shutil.copyfile(args.sequence, staged / "sequence.onnx")
         card["sequence"] = sequence_entry(staged / "sequence.onnx", args)
     files.write_json(staged / "card.json", card)
     return staged / "model.onnx", card

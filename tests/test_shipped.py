@@ -217,7 +217,8 @@ def test_two_models_built_the_same_day_never_share_a_name(tmp_path, monkeypatch)
 def test_ship_model_stages_and_installs_a_sequence_model_beside_the_model(tmp_path, monkeypatch):
     """--keep --sequence: the shipped model and its card staged with the sequence model listed by its SHA-256, read
     as the shipped model will be (its Predictor carries the reader), installed together; adding a sequence model to
-    the same model.onnx makes another model, with another name; without --sequence the card lists none."""
+    the same model.onnx makes another model, with another name; without --sequence (a refit) the one the card lists
+    stays, and a card without one gets none."""
     monkeypatch.syspath_prepend(str(REPO / "scripts"))
     import ship_model
 
@@ -225,7 +226,8 @@ def test_ship_model_stages_and_installs_a_sequence_model_beside_the_model(tmp_pa
 
     card = runs.read_card()
     source = runs.shipped_sequence() or pytest.fail("the package ships no sequence model")
-    args = argparse.Namespace(sequence=str(source), sequence_commands=["python scripts/sequence_experiment.py x"])
+    args = argparse.Namespace(sequence=str(source), sequence_commands=["python scripts/sequence_experiment.py x"],
+                              destination=str(runs.SHIPPED_DIR))
     model, staged = ship_model.stage(args, tmp_path / "work", runs.shipped_model(), card)
     assert model == tmp_path / "work" / "staged" / "model.onnx"
     assert staged["sequence"]["sha256"] == runs.sha256(model.parent / "sequence.onnx") == runs.sha256(source)
@@ -239,8 +241,10 @@ def test_ship_model_stages_and_installs_a_sequence_model_beside_the_model(tmp_pa
     assert Predictor(destination / "model.onnx").sequence is not None
     without = {key: value for key, value in staged.items() if key != "sequence"}
     assert ship_model.identity(staged) != ship_model.identity(without) == staged["sha256"]
-    model, bare = ship_model.stage(argparse.Namespace(sequence=None, sequence_commands=None), tmp_path / "bare",
-                                   runs.shipped_model(), staged)
+    kept_args = argparse.Namespace(sequence=None, sequence_commands=None, destination=str(destination))
+    model, kept = ship_model.stage(kept_args, tmp_path / "kept", runs.shipped_model(), staged)  # as --refit does
+    assert kept["sequence"] == staged["sequence"] and runs.sha256(model.parent / "sequence.onnx") == runs.sha256(source)
+    model, bare = ship_model.stage(kept_args, tmp_path / "bare", runs.shipped_model(), without)
     assert "sequence" not in bare and not (model.parent / "sequence.onnx").exists()
     assert Predictor(model).sequence is None
 
