@@ -376,7 +376,8 @@ def sequence_line(card: dict) -> list[str]:
     if not entry:
         return []
     made = "; made with " + " && ".join(f"`{command}`" for command in entry["commands"]) if entry.get("commands") else ""
-    kept = (f"; {card['remeasured']['created'][:10]}: {card['remeasured']['what']}" if "remeasured" in card else "")
+    kept = (f"; {card['remeasured']['created'][:10]}: {card['remeasured']['what']} (`{card['remeasured']['command']}`)"
+            if "remeasured" in card else "")
     return [f"- **Sequence model**: `{entry['file']}`, {entry['parameters']:,} parameters "
             f"({entry['size_bytes'] / 2**20:.1f} MiB), SHA-256 `{entry['sha256']}`: reads a number whole and settles "
             f"its cuts where it is at least {entry['sure']} sure (`digits.sequence`){made}{kept}"]
