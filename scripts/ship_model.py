@@ -152,8 +152,8 @@ def version_name(day: str, destination: Path, same: str) -> str:
 
 
 def sequence_entry(path: Path, args) -> dict:
-    """The card's record of the sequence model at `path`: file, SHA-256, size, parameters, the threshold reading
-    uses and how it was made (scripts/sequence_experiment.py's commands, with the figures its run recorded)."""
+    """The card's record of the sequence model at `path`: file, SHA-256, size, parameters, input shape, the
+    threshold reading uses, the commands that made it (--sequence-command, in order) and the file it came from."""
     from digits import runs, sequence
 
     return {"file": "sequence.onnx", "sha256": runs.sha256(path), "size_bytes": path.stat().st_size,
@@ -294,7 +294,7 @@ def main() -> None:
                  "`python scripts/sequence_experiment.py export`")
     if args.refit or args.keep:
         if args.refit:
-            model, refit_card = refit(args, work)
+            model, staged_card = refit(args, work)
         else:
             card = runs.read_card(Path(args.destination))
             changed = {"from": card["name"], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -302,8 +302,8 @@ def main() -> None:
                                (", with a sequence model settling a number's cuts" if args.sequence else ""),
                        "command": " ".join(["python scripts/ship_model.py --keep"] +
                                            ([f"--sequence {relative(args.sequence)}"] if args.sequence else []))}
-            model, refit_card = runs.shipped_model(Path(args.destination)), {**card, "remeasured": changed}
-        model, refit_card = stage(args, work, model, refit_card)
+            model, staged_card = runs.shipped_model(Path(args.destination)), {**card, "remeasured": changed}
+        model, staged_card = stage(args, work, model, staged_card)
         run = model.parent
     elif args.sequence:
         sys.exit("ship_model: error: --sequence goes with --keep or --refit: train and ship the model first, then "
@@ -332,8 +332,8 @@ def main() -> None:
     built = machine()
     if staged:
         accuracy = test_accuracy(model)
-        name = version_name(built["measured"][:10], Path(args.destination), identity(refit_card))
-        card = {**refit_card, "name": name, "test_accuracy": accuracy,
+        name = version_name(built["measured"][:10], Path(args.destination), identity(staged_card))
+        card = {**staged_card, "name": name, "test_accuracy": accuracy,
                 "figures": figures(accuracy, json.loads(real_json.read_text()), json.loads(rejection_json.read_text())),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": built}
         install(model, card, Path(args.destination))

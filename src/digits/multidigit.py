@@ -481,12 +481,17 @@ def _choose(lattice: dict, scores: dict) -> list[tuple[int, int]]:
     return chosen[::-1]
 
 
+def _answers(lattice: dict) -> dict[tuple[int, int], str]:
+    """Each candidate's digit as the classifier reads it (its top class), as text."""
+    return {key: str(int(row.argmax())) for key, row in zip(lattice["keys"], lattice["probabilities"])}
+
+
 def _choose_text(lattice: dict, scores: dict, text: str) -> list[tuple[int, int]] | None:
     """The best-scoring candidates (as `_choose`) whose classifier answers spell `text`, left to right; None when
     no cuts of the lattice read so. A speck may be left out at the same price, and a piece that no candidate holds
     at all; no other piece is left out (a digit cannot be dropped to fit a shorter text)."""
     count, small, length = lattice["count"], lattice["small"], len(text)
-    answers = {key: str(int(row.argmax())) for key, row in zip(lattice["keys"], lattice["probabilities"])}
+    answers = _answers(lattice)
     held = {stop for _, stop in scores}
     best = np.full((count + 1, length + 1), -math.inf)
     best[0, 0] = 0.0
@@ -529,12 +534,14 @@ def _settled(lattice: dict, scores: dict, chosen: list[tuple[int, int]], ink: In
                                              else lattice["probabilities"][rows[key]].max()), threshold)
                    for key in keys)
 
+    if refused(chosen):  # before the sequence model's pass: a reading with a refused digit is never settled
+        return chosen
     found = sequence(ink)
-    if found is None or refused(chosen):
+    if found is None:
         return chosen
     text, sure = found
-    if not text or sure < sequences.SURE or text == "".join(str(int(lattice["probabilities"][rows[key]].argmax()))
-                                                   for key in chosen):
+    answers = _answers(lattice)
+    if not text or sure < sequences.SURE or text == "".join(answers[key] for key in chosen):
         return chosen
     settled = _choose_text(lattice, scores, text)
     return chosen if settled is None or refused(settled) else settled
