@@ -13,7 +13,7 @@ touching, and mixed) read right (`auto_mode`; how reading._one_glyph's crowded-s
 Each run's accuracy on the validation split itself (its top class of every validation digit, read as the
 28x28 array it is) is reported too, as `validation_accuracy`.
 Every run reads the same strips, so each run after the first is also compared with the first strip by strip
-(`paired`): the difference in strips read whole, with a 95% interval from the strips only one of the two read
+(`paired`; with --against, each run is compared with a run of an earlier results file instead): the difference in strips read whole, with a 95% interval from the strips only one of the two read
 whole (at 1,000 strips one run's rate alone is uncertain by about 1 point; the paired difference much less
 when the two mostly agree). Each run's strips are kept as a string of 1s (read whole) and 0s.
 Writes benchmarks/results/validation_strips.json (or --out).
@@ -103,6 +103,23 @@ def measure(predictor, x_val, y_val, strips: int, singles: int) -> dict:
     return {**result, "seconds": round(time.perf_counter() - started, 1)}
 
 
+def stored_run(against: str, strips: int, split: float) -> tuple[str, dict] | str:
+    """("LABEL from FILE", the run's results) for --against FILE:LABEL, or what is wrong with it."""
+    import json
+
+    path, _, label = against.rpartition(":")
+    try:
+        earlier = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        return f"--against {against}: cannot read {path} ({error}); give RESULTS:LABEL"
+    if label not in earlier.get("runs", {}):
+        return f"--against {against}: {path} has no run {label!r} (it has {', '.join(earlier.get('runs', {}))})"
+    if (earlier.get("strips"), earlier.get("validation_split"), earlier.get("seeds")) != (strips, split, SEEDS):
+        return (f"--against {against}: {path} read {earlier.get('strips')} strips of split "
+                f"{earlier.get('validation_split')} with seeds {earlier.get('seeds')}; run it with the same --strips")
+    return f"{label} ({path})", earlier["runs"][label]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="append", required=True, help="LABEL=RUN (repeat to compare)")
@@ -112,6 +129,9 @@ def main() -> None:
     parser.add_argument("--auto", type=int, default=0, help="non-digits per family and numbers of 2-3 digits read "
                                                              "in auto mode (default: 0)")
     parser.add_argument("--validation-split", type=float, default=0.05, help="(default: 0.05, configs/reader.json's)")
+    parser.add_argument("--against", metavar="RESULTS:LABEL", help="compare strip by strip with run LABEL of an "
+                        "earlier results file instead of the first run (the same strips, seeds and split; e.g. to "
+                        "weigh a change of reading code, which a run label cannot hold)")
     parser.add_argument("--out", help="results file (default: benchmarks/results/validation_strips.json)")
     args = parser.parse_args()
     from digits import data
@@ -129,6 +149,11 @@ def main() -> None:
         from digits.config import OUTLIER_FAMILIES
 
         non_digits = synthetic.non_digits(args.non_digits, SEEDS["non_digits"], families=OUTLIER_FAMILIES[:5])
+    earlier = None
+    if args.against:
+        earlier = stored_run(args.against, args.strips, args.validation_split)
+        if isinstance(earlier, str):
+            parser.error(earlier)
     results = {}
     for label, path in runs.items():
         predictor = Predictor(path)
@@ -142,14 +167,15 @@ def main() -> None:
         print(label, shown, flush=True)
     comparisons = {}
     if args.strips:
-        (baseline, first), *others = results.items()
+        (baseline, first), *others = ([earlier] if earlier else []) + list(results.items())
         for label, row in others:
             comparisons[label] = {kind: paired(*([read == "1" for read in run[f"{kind}_strips"]]
                                                  for run in (first, row))) for kind in ("touching", "mixed")}
             print(f"{label} against {baseline}, read whole:", ", ".join(
                 f"{kind} {100 * found['difference']:+.1f} points (95%: {100 * found['ci95'][0]:+.1f} to "
                 f"{100 * found['ci95'][1]:+.1f})" for kind, found in comparisons[label].items()), flush=True)
-    saved = save("validation_strips", {"runs": results, "paired": {"against": next(iter(results)), "runs": comparisons},
+    saved = save("validation_strips", {"runs": results, "paired": {"against": earlier[0] if earlier else next(iter(results)),
+                                                                  "runs": comparisons},
                                        "strips": args.strips, "singles": args.singles,
                                        "non_digits": args.non_digits, "auto": args.auto,
                                        "validation_split": args.validation_split, "seeds": SEEDS,

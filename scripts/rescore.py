@@ -61,7 +61,7 @@ def collect(args):
     from common import machine
     from tqdm import tqdm
 
-    from digits import calibration, data, multidigit, reading, synthetic
+    from digits import data, multidigit, reading, synthetic
     from digits.config import OUTLIER_FAMILIES
     from digits.predictor import Predictor
 
@@ -69,21 +69,19 @@ def collect(args):
     dataset = data.load_dataset("mnist", allow_download=False)
     _, _, x_val, y_val = data.split_validation(dataset.x_train, dataset.y_train, 0.05)
     seen = {}
-    rivals = multidigit._rivals
+    settled = multidigit._settled
 
-    def record(lattice, scores, chosen, found, threshold):  # what _settled weighs, kept for the replay
-        found_rivals = rivals(lattice, scores, chosen, found, threshold)
-        answers, rows = multidigit._answers(lattice), {key: row for row, key in enumerate(lattice["keys"])}
-        digit_scores = lattice.get("digit_scores")
-        marks = [calibration.refused(float(digit_scores[rows[key]] if digit_scores is not None
-                                           else lattice["probabilities"][rows[key]].max()), threshold) for key in chosen]
-        seen.update(sure=found.sure, sequence=found.text, own="".join(
-            "?" if mark else answers[key] for key, mark in zip(chosen, marks)),
-            rivals=[{"text": rival.text, "score": rival.score, "likelihood": rival.likelihood,
-                     "refused": rival.refused, "source": rival.source} for rival in found_rivals])
-        return found_rivals
+    def record(lattice, scores, chosen, ink, sequence, threshold):  # what _settled weighs, kept for the replay
+        found = sequence(ink)  # the rivals even where the lattice's reading holds a refused digit (strict or not)
+        if found is not None and lattice["probabilities"].shape[-1] == 10:
+            answers = multidigit._answers(lattice)
+            own = "".join("?" if multidigit._refused(lattice, [key], threshold) else answers[key] for key in chosen)
+            seen.update(sure=found.sure, sequence=found.text, own=own, rivals=[
+                {"text": rival.text, "score": rival.score, "likelihood": rival.likelihood, "refused": rival.refused,
+                 "source": rival.source} for rival in multidigit._rivals(lattice, scores, chosen, found, threshold)])
+        return settled(lattice, scores, chosen, ink, sequence, threshold)
 
-    multidigit._rivals = record
+    multidigit._settled = record
     non_digits = synthetic.non_digits(args.strips, SEEDS["non_digits"], families=OUTLIER_FAMILIES[:5])
     kinds = {"touching": real_images.strip_photos(x_val, y_val, args.strips, [SEEDS["touching"]], 1.0),
              "mixed": real_images.strip_photos(x_val, y_val, args.strips, [SEEDS["mixed"]], None),

@@ -153,11 +153,12 @@ def version_name(day: str, destination: Path, same: str) -> str:
 
 def sequence_entry(path: Path, args) -> dict:
     """The card's record of the sequence model at `path`: file, SHA-256, size, parameters, input shape, the
-    threshold reading uses, the commands that made it (--sequence-command, in order) and the file it came from."""
+    weights reading uses (sequence.WEIGHT, MARGIN), the commands that made it (--sequence-command, in order) and the file it came from."""
     from digits import runs, sequence
 
     return {"file": "sequence.onnx", "sha256": runs.sha256(path), "size_bytes": path.stat().st_size,
-            "parameters": parameters(path), "input": [sequence.HEIGHT, sequence.WIDTH, 1], "sure": sequence.SURE,
+            "parameters": parameters(path), "input": [sequence.HEIGHT, sequence.WIDTH, 1],
+            "weight": sequence.WEIGHT, "margin": sequence.MARGIN,
             "commands": args.sequence_commands or [], "source": relative(args.sequence)}
 
 

@@ -31,6 +31,24 @@ def test_decode_merges_repeats_and_drops_blanks():
     assert sequence.decode(np.zeros((2, 4, sequence.BLANK + 1), np.float32) + np.eye(sequence.BLANK + 1)[sequence.BLANK] * 3) == [("", 1.0)] * 2
 
 
+def test_log_likelihood_sums_every_path_that_spells_the_text():
+    """Against brute force: every path of 5 steps over the 11 classes, collapsed as CTC collapses it (repeats
+    merged, blanks dropped), its chance added to its text's; the chances of all texts sum to 1."""
+    import itertools
+
+    logits = np.random.default_rng(0).normal(size=(5, sequence.BLANK + 1)) * 2
+    logs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    totals: dict[str, float] = {}
+    for path in itertools.product(range(sequence.BLANK + 1), repeat=5):
+        text = "".join(str(label) for index, label in enumerate(path)
+                       if label != sequence.BLANK and (index == 0 or path[index - 1] != label))
+        totals[text] = np.logaddexp(totals.get(text, -np.inf), sum(logs[step, label] for step, label in enumerate(path)))
+    for text in ("", "3", "33", "123", "1212", "121", "90210"):
+        assert sequence.log_likelihood(logits, text) == pytest.approx(totals[text], abs=1e-9)
+    assert sequence.log_likelihood(logits, "111111") == -np.inf  # six digits in five steps: no path spells it
+    assert np.logaddexp.reduce(list(totals.values())) == pytest.approx(0.0, abs=1e-9)
+
+
 def test_strip_input_crops_the_ink_to_28_rows_left_aligned():
     page = np.full((120, 400), 0.9, np.float32)
     page[30:90, 50:70] = 0.1  # a bar 60 tall and 20 wide
@@ -68,6 +86,10 @@ def test_choose_text_finds_the_best_cuts_that_read_as_the_text():
     assert multidigit._choose_text(lattice, scores, "1") is None  # the 1 is there, but the rest cannot be dropped
     speck, _ = lattice_of(candidates, 3, small=[False, False, True])
     assert multidigit._choose_text(speck, scores, "17") == [(0, 1), (1, 2)]  # a speck may be left out
+    assert multidigit._best_cuts(lattice, scores, length=3) == (2.0, [(0, 1), (1, 2), (2, 3)])
+    assert multidigit._best_cuts(lattice, scores, length=2) == (2.0, [(0, 1), (1, 3)])  # "13" beats "41" (1.2)
+    assert multidigit._best_cuts(lattice, scores, length=1) == (3.0, [(0, 3)])
+    assert multidigit._best_cuts(lattice, scores, length=4) is None
 
 
 class Says:
@@ -132,6 +154,7 @@ def test_the_shipped_sequence_reader_reads_a_written_number(shipped):
 
     dataset = data.load_dataset("mnist")
     first = {digit: dataset.x_test[int(np.flatnonzero(dataset.y_test == digit)[0])] for digit in range(10)}
-    text, sure = shipped.sequence(images.analyse(strip([first[digit] for digit in (2, 0, 2, 4)])))
-    assert text == "2024" and sure > 0.5
+    found = shipped.sequence(images.analyse(strip([first[digit] for digit in (2, 0, 2, 4)])))
+    assert found.text == "2024" and found.sure > 0.5
+    assert found.likelihood("2024") > max(found.likelihood(text) for text in ("224", "20224", "2074", "204"))
     assert reading.read(strip([first[digit] for digit in (3, 1, 5)]), "number", shipped).number == "315"

@@ -231,7 +231,7 @@ def test_ship_model_stages_and_installs_a_sequence_model_beside_the_model(tmp_pa
     model, staged = ship_model.stage(args, tmp_path / "work", runs.shipped_model(), card)
     assert model == tmp_path / "work" / "staged" / "model.onnx"
     assert staged["sequence"]["sha256"] == runs.sha256(model.parent / "sequence.onnx") == runs.sha256(source)
-    assert staged["sequence"]["commands"] == args.sequence_commands and staged["sequence"]["sure"] == sequence.SURE
+    assert staged["sequence"]["commands"] == args.sequence_commands and staged["sequence"]["weight"] == sequence.WEIGHT
     assert isinstance(Predictor(model).sequence, sequence.SequenceReader)
     destination = tmp_path / "installed"
     ship_model.install(model, {**staged, "figures": card["figures"]}, destination)

@@ -71,6 +71,17 @@ def test_two_runs_are_compared_strip_by_strip(tiny_run, tmp_path):
         assert saved["paired"]["runs"]["b"][kind] == {"difference": 0.0, "ci95": [0.0, 0.0], "better": 0, "worse": 0,
                                                       "strips": 4}
     assert saved["paired"]["against"] == "a" and "b against a, read whole: touching +0.0 points" in result.stdout
+    again = run_cli("--run", f"c={tiny_run}", "--strips", "4", "--singles", "0", "--validation-split", "0.1",
+                    "--against", f"{out}:a", "--out", str(tmp_path / "again.json"),
+                    script="benchmarks/validation_strips.py")  # the same run, compared with the stored one
+    assert again.returncode == 0, again.stderr
+    compared = json.loads((tmp_path / "again.json").read_text())["paired"]
+    assert compared["against"] == f"a ({out})" and compared["runs"]["c"]["touching"]["difference"] == 0.0
+    for wrong, says in (([f"{out}:z"], "has no run 'z'"), ([f"{tmp_path}/none.json:a"], "cannot read"),
+                        ([f"{out}:a", "--strips", "5"], "read 4 strips")):
+        refused = run_cli("--run", f"c={tiny_run}", "--singles", "0", "--validation-split", "0.1", "--strips", "4",
+                          "--against", *wrong, script="benchmarks/validation_strips.py")
+        assert refused.returncode == 2 and says in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_the_paired_difference_and_its_interval(monkeypatch):

@@ -368,8 +368,8 @@ def _recognise(ink: Ink, predict_proba, predict_scores=None, sequence=None, thre
     check): the best setting read touching strips 0.5 point better on both, under the 1 point asked, so the
     weights stayed. Digit scores (N,) come back for the chosen digits (None without `predict_scores`).
 
-    With `sequence` (a `digits.sequence.SequenceReader`: ink -> (text, sure)), a reading of two digits or more
-    may be redone under the number the sequence model reads (`_settled`); `threshold` is the not-a-digit
+    With `sequence` (a `digits.sequence.SequenceReader`: ink -> a sequences.Reading), a reading of two digits or
+    more may give way to another the sequence model finds likelier (`_settled`); `threshold` is the not-a-digit
     threshold on the digit scores (or on the top probabilities without them).
     """
     lattice = _lattice(ink, predict_proba, predict_scores=predict_scores)
@@ -486,11 +486,14 @@ def _answers(lattice: dict) -> dict[tuple[int, int], str]:
     return {key: str(int(row.argmax())) for key, row in zip(lattice["keys"], lattice["probabilities"])}
 
 
-def _choose_text(lattice: dict, scores: dict, text: str) -> list[tuple[int, int]] | None:
-    """The best-scoring candidates (as `_choose`) whose classifier answers spell `text`, left to right; None when
-    no cuts of the lattice read so. A speck may be left out at the same price, and a piece that no candidate holds
-    at all; no other piece is left out (a digit cannot be dropped to fit a shorter text)."""
-    count, small, length = lattice["count"], lattice["small"], len(text)
+def _best_cuts(lattice: dict, scores: dict, text: str | None = None,
+               length: int | None = None) -> tuple[float, list[tuple[int, int]]] | None:
+    """(total score, candidates) of the best-scoring cuts (as `_choose`) whose classifier answers spell `text`, left
+    to right, or (without `text`) that hold `length` digits; None when no cuts of the lattice do. A speck may be left
+    out at the same price, and a piece that no candidate holds at all; no other piece is left out (a digit cannot be
+    dropped to fit a shorter text)."""
+    count, small = lattice["count"], lattice["small"]
+    length = len(text) if text is not None else length
     answers = _answers(lattice)
     held = {stop for _, stop in scores}
     best = np.full((count + 1, length + 1), -math.inf)
@@ -502,7 +505,7 @@ def _choose_text(lattice: dict, scores: dict, text: str) -> list[tuple[int, int]
                 continue
             for read in range(length):
                 total = best[start, read] + scores[start, stop]
-                if answers[start, stop] == text[read] and total > best[stop, read + 1]:
+                if (text is None or answers[start, stop] == text[read]) and total > best[stop, read + 1]:
                     best[stop, read + 1], back[stop, read + 1] = total, (start, read, True)
         for read in range(length + 1):
             skip = -0.5 if small[stop - 1] else -5.0 if stop not in held else None
@@ -516,35 +519,82 @@ def _choose_text(lattice: dict, scores: dict, text: str) -> list[tuple[int, int]
         if kept:
             chosen.append((start, state[0]))
         state = (start, read)
-    return chosen[::-1]
+    return float(best[count, length]), chosen[::-1]
+
+
+def _choose_text(lattice: dict, scores: dict, text: str) -> list[tuple[int, int]] | None:
+    """The best-scoring candidates whose classifier answers spell `text` (`_best_cuts`); None when none do."""
+    found = _best_cuts(lattice, scores, text)
+    return None if found is None else found[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rival:
+    """One reading `_settled` weighs: its text (the classifier's answers), cuts, lattice score (`_best_cuts`), the
+    log of the sequence model's chance for the text, whether a digit of it is refused as not a digit, and where it
+    came from ("lattice": the lattice's own reading; "sequence": the sequence model's text; "fewer"/"more": the
+    lattice's best cuts with one digit fewer or more)."""
+
+    text: str
+    cuts: list
+    score: float
+    likelihood: float
+    refused: bool
+    source: str
+
+    def weighed(self) -> float:
+        """The lattice score plus sequences.WEIGHT times the log-likelihood, and MARGIN for the lattice's own."""
+        return (self.score + sequences.WEIGHT * self.likelihood
+                + (sequences.MARGIN if self.source == "lattice" else 0.0))
+
+
+def _refused(lattice: dict, keys: list[tuple[int, int]], threshold: float | None) -> bool:
+    """Whether a digit of the candidates `keys` is refused as not a digit: its digit score (the top probability
+    without digit scores) under `threshold`."""
+    rows, digit_scores = {key: row for row, key in enumerate(lattice["keys"])}, lattice.get("digit_scores")
+    return any(calibration.refused(float(digit_scores[rows[key]] if digit_scores is not None
+                                         else lattice["probabilities"][rows[key]].max()), threshold) for key in keys)
+
+
+def _rivals(lattice: dict, scores: dict, chosen: list[tuple[int, int]], found, threshold: float | None) -> list[Rival]:
+    """The readings `_settled` weighs (`Rival`), the lattice's own first, each text once, none of fewer than two
+    digits: the lattice's; the sequence model's text (`found`, a sequences.Reading), read with the best cuts that
+    spell it; the lattice's best cuts of one digit fewer and one more (a touching pair read as one, or one digit
+    cut in two, that the sequence model's likelihood may tell)."""
+    answers = _answers(lattice)
+    own = "".join(answers[key] for key in chosen)
+    options = [("lattice", _best_cuts(lattice, scores, own))]
+    if len(found.text) >= 2:
+        options.append(("sequence", _best_cuts(lattice, scores, found.text)))
+    options += [(source, _best_cuts(lattice, scores, length=len(chosen) + change))
+                for source, change in (("fewer", -1), ("more", 1)) if len(chosen) + change >= 2]
+    rivals: dict[str, Rival] = {}
+    for source, cuts in options:
+        if cuts is None:
+            continue
+        text = own if source == "lattice" else "".join(answers[key] for key in cuts[1])
+        if text not in rivals:
+            keys = chosen if source == "lattice" else cuts[1]  # the lattice's own cuts, as _choose found them
+            rivals[text] = Rival(text, keys, cuts[0], found.likelihood(text), _refused(lattice, keys, threshold),
+                                 source)
+    return list(rivals.values())
 
 
 def _settled(lattice: dict, scores: dict, chosen: list[tuple[int, int]], ink: Ink, sequence,
              threshold: float | None) -> list[tuple[int, int]]:
-    """The lattice's reading `chosen`, or the one `_choose_text` finds under the sequence model's text where that
-    text differs, is at least sequence.SURE sure, and neither reading holds a digit refused as not a digit (the
-    sequence model has never seen a letter: it would read one in a number as some digit). See digits.sequence."""
+    """The lattice's reading `chosen`, or a rival reading (`_rivals`) that weighs more (`Rival.weighed`: lattice
+    score, the sequence model's log-likelihood, the lattice's own reading favoured by MARGIN); neither may hold a
+    digit refused as not a digit (the sequence model has never seen a letter: it would read one in a number as some
+    digit, and a reading that drops or merges the refused piece would hide it). See digits.sequence."""
     if lattice["probabilities"].shape[-1] != 10:  # the sequence model reads the ten digits
         return chosen
-    rows = {key: row for row, key in enumerate(lattice["keys"])}
-    digit_scores = lattice.get("digit_scores")
-
-    def refused(keys) -> bool:
-        return any(calibration.refused(float(digit_scores[rows[key]] if digit_scores is not None
-                                             else lattice["probabilities"][rows[key]].max()), threshold)
-                   for key in keys)
-
-    if refused(chosen):  # before the sequence model's pass: a reading with a refused digit is never settled
+    if _refused(lattice, chosen, threshold):  # before the sequence model runs: a reading with a refused digit stands
         return chosen
     found = sequence(ink)
     if found is None:
         return chosen
-    text, sure = found
-    answers = _answers(lattice)
-    if not text or sure < sequences.SURE or text == "".join(answers[key] for key in chosen):
-        return chosen
-    settled = _choose_text(lattice, scores, text)
-    return chosen if settled is None or refused(settled) else settled
+    rivals = [rival for rival in _rivals(lattice, scores, chosen, found, threshold) if not rival.refused]
+    return max(rivals, key=Rival.weighed).cuts
 
 
 def read(gray: np.ndarray, predict_proba: Callable[[np.ndarray], np.ndarray], sequence=None,

@@ -27,13 +27,14 @@ needs NumPy, Pillow and ONNX Runtime: the reading half.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 HEIGHT, WIDTH, BLANK = 32, 192, 10  # model input (rows, columns); class 10 is CTC's blank
-SURE = 0.98  # the sequence reading settles the cuts when at least this sure (see the module doc)
+WEIGHT, MARGIN = 1.5, 5.0  # how a number's readings are weighed (multidigit._settled; see the module doc)
 
 
 def strip_input(ink) -> np.ndarray | None:
@@ -77,8 +78,45 @@ def decode(logits: np.ndarray) -> list[tuple[str, float]]:
     return found
 
 
+def log_likelihood(logits: np.ndarray, text: str) -> float:
+    """The natural log of the chance that (steps, BLANK + 1) logits spell `text` (digits), summed over every
+    path of steps that reads as it (blanks anywhere, repeats merged): the CTC forward pass (Graves et al. 2006),
+    in logs. A text no path can spell (longer than the steps allow) is -inf."""
+    logits = np.asarray(logits, np.float64)
+    shifted = logits - logits.max(-1, keepdims=True)
+    logs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    labels = [BLANK]
+    for char in text:
+        labels += [int(char), BLANK]
+    labels = np.asarray(labels)
+    # a state may come from itself, the one before, or (a digit unlike the digit before it) two before
+    skip = np.zeros(len(labels), bool)
+    skip[2:] = (labels[2:] != BLANK) & (labels[2:] != labels[:-2])
+    alpha = np.full(len(labels), -np.inf)
+    alpha[:2] = logs[0, labels[:2]]
+    for step in logs[1:]:
+        before = np.concatenate([[-np.inf], alpha[:-1]])
+        two = np.where(skip, np.concatenate([[-np.inf, -np.inf], alpha[:-2]])[:len(alpha)], -np.inf)
+        alpha = np.logaddexp(np.logaddexp(alpha, before), two) + step[labels]
+    return float(np.logaddexp(alpha[-1], alpha[-2]) if len(labels) > 1 else alpha[-1])
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the sequence model reads in a strip: its greedy `text`, how `sure` (as `decode`), and its `logits`
+    ((steps, BLANK + 1)), to weigh any other text (`likelihood`)."""
+
+    text: str
+    sure: float
+    logits: np.ndarray = field(repr=False)
+
+    def likelihood(self, text: str) -> float:
+        """The log of the chance the model gives `text` (`log_likelihood`)."""
+        return log_likelihood(self.logits, text)
+
+
 class SequenceReader:
-    """The sequence model in an ONNX file; `reader(ink)` -> (text, sure), or None without ink. The file is loaded on
+    """The sequence model in an ONNX file; `reader(ink)` -> a `Reading`, or None without ink. The file is loaded on
     first use (a picture of one digit never needs it: `digits predict` on one photo does not pay for it), once,
     from any thread; `load()` loads it now (a server, before it answers)."""
 
@@ -106,6 +144,9 @@ class SequenceReader:
         """(N, HEIGHT, WIDTH) strips (`strip_input`) -> (text, sure) each."""
         return decode(self.logits(strips)) if len(strips) else []
 
-    def __call__(self, ink) -> tuple[str, float] | None:
+    def __call__(self, ink) -> Reading | None:
         strip = strip_input(ink)
-        return None if strip is None else self.read(strip[None])[0]
+        if strip is None:
+            return None
+        logits = self.logits(strip[None])[0]
+        return Reading(*decode(logits[None])[0], logits)
