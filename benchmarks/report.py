@@ -380,7 +380,15 @@ def sequence_line(card: dict) -> list[str]:
             if "remeasured" in card else "")
     return [f"- **Sequence model**: `{entry['file']}`, {entry['parameters']:,} parameters "
             f"({entry['size_bytes'] / 2**20:.1f} MiB), SHA-256 `{entry['sha256']}`: reads a number whole and settles "
-            f"its cuts where it is at least {entry['sure']} sure (`digits.sequence`){made}{kept}"]
+            f"its cuts{how(entry)} (`digits.sequence`){made}{kept}"]
+
+
+def how(entry: dict) -> str:
+    """How reading weighs the card's sequence model: the rule it was measured with."""
+    if "sure" in entry:  # cards of 2026-12-05: its text where at least this sure
+        return f" where it is at least {entry['sure']} sure"
+    return (f": each rival reading weighs its lattice score plus {entry['weight']} times the model's "
+            f"log-likelihood, the lattice's own {entry['margin']} more")
 
 
 def operating_point(card: dict) -> str:

@@ -152,20 +152,26 @@ def version_name(day: str, destination: Path, same: str) -> str:
 
 
 def sequence_entry(path: Path, args) -> dict:
-    """The card's record of the sequence model at `path`: file, SHA-256, size, parameters, input shape, the
-    weights reading uses (sequence.WEIGHT, MARGIN), the commands that made it (--sequence-command, in order) and the file it came from."""
+    """The card's record of the sequence model at `path`: file, SHA-256, size, parameters, input shape, how reading
+    weighs it (`weighing`), the commands that made it (--sequence-command, in order) and the file it came from."""
     from digits import runs, sequence
 
     return {"file": "sequence.onnx", "sha256": runs.sha256(path), "size_bytes": path.stat().st_size,
-            "parameters": parameters(path), "input": [sequence.HEIGHT, sequence.WIDTH, 1],
-            "weight": sequence.WEIGHT, "margin": sequence.MARGIN,
+            "parameters": parameters(path), "input": [sequence.HEIGHT, sequence.WIDTH, 1], **weighing(),
             "commands": args.sequence_commands or [], "source": relative(args.sequence)}
+
+
+def weighing() -> dict:
+    """How reading weighs the sequence model against the lattice (digits.sequence), as the card records it."""
+    from digits import sequence
+
+    return {"weight": sequence.WEIGHT, "margin": sequence.MARGIN}
 
 
 def stage(args, work: Path, model: Path, card: dict) -> tuple[Path, dict]:
     """(the staged model file, its card): `model` copied into work/staged with `card` beside it, so that it reads as
     the shipped model will, with --sequence's file as sequence.onnx, listed in the card; without --sequence, the
-    sequence model `card` lists stays (a refit never drops it unasked)."""
+    sequence model `card` lists stays (a refit never drops it unasked), its entry saying how reading weighs it now."""
     from digits import files, runs
 
     staged = work / "staged"
@@ -178,6 +184,10 @@ def stage(args, work: Path, model: Path, card: dict) -> tuple[Path, dict]:
         shutil.copyfile(args.sequence or keep, staged / "sequence.onnx")
     if args.sequence:
         card["sequence"] = sequence_entry(staged / "sequence.onnx", args)
+    elif keep:  # the same file, read as reading reads it now (a rule written before, e.g. "sure", is dropped)
+        card["sequence"] = {**{key: value for key, value in card["sequence"].items() if key not in ("sure", "weight",
+                                                                                                 "margin")},
+                            **weighing()}
     files.write_json(staged / "card.json", card)
     return staged / "model.onnx", card
 

@@ -103,3 +103,11 @@ def test_the_card_shows_what_auto_mode_refuses_when_measured():
     del measured["non_digits"]["letters-unseen"]["refused_auto"], measured["digits"]["photos"]["refused_auto"]
     before = "\n".join(report.model_card({**card, "figures": ship_model.figures(0.996, real, rejection)}))
     assert "auto mode (" not in before and "| non-digits refused: letters-unseen (AUROC) | 98.0% (0.9930) |" in before
+
+
+def test_the_sequence_line_says_how_reading_weighs_the_model():
+    entry = {"file": "sequence.onnx", "parameters": 262686, "size_bytes": 1058896, "sha256": "ab", "commands": []}
+    weighed = report.sequence_line({"sequence": {**entry, "weight": 1.5, "margin": 5.0}})[0]
+    assert "plus 1.5 times the model's log-likelihood, the lattice's own 5.0 more" in weighed
+    assert "at least 0.98 sure" in report.sequence_line({"sequence": {**entry, "sure": 0.98}})[0]  # an older card
+    assert report.sequence_line({}) == []

@@ -1,4 +1,4 @@
-"""The sequence model that settles a number's cuts (digits.sequence, multidigit._choose_text and _settled)."""
+"""The sequence model that settles a number's cuts (digits.sequence, multidigit._best_cuts, _rivals, _settled)."""
 
 from __future__ import annotations
 
@@ -92,31 +92,62 @@ def test_choose_text_finds_the_best_cuts_that_read_as_the_text():
     assert multidigit._best_cuts(lattice, scores, length=4) is None
 
 
-class Says:
-    """A stand-in for the sequence model: always reads `text` at `sure`, and counts its calls."""
+def spelling(*steps) -> sequence.Reading:
+    """A stand-in sequence model's reading: one step per argument, each a class (a digit or sequence.BLANK) it is
+    sure of, or {class: chance} where it doubts; its text and sureness as `decode` gives them."""
+    chances = np.full((len(steps), sequence.BLANK + 1), 1e-6)
+    for step, found in enumerate(steps):
+        for label, chance in (found if isinstance(found, dict) else {found: 1.0}).items():
+            chances[step, label] = chance
+    logits = np.log(chances / chances.sum(-1, keepdims=True))
+    return sequence.Reading(*sequence.decode(logits[None])[0], logits)
 
-    def __init__(self, text: str, sure: float):
-        self.text, self.sure, self.calls = text, sure, 0
+
+class Says:
+    """A stand-in for the sequence model: always gives `reading`, and counts its calls."""
+
+    def __init__(self, reading: sequence.Reading):
+        self.reading, self.calls = reading, 0
 
     def __call__(self, ink):
         self.calls += 1
-        return self.text, self.sure
+        return self.reading
 
 
-def test_the_sequence_reading_settles_the_cuts_only_when_sure_and_nothing_is_refused():
+def test_the_likeliest_reading_settles_the_cuts_and_nothing_refused_is_taken():
+    """Three pieces, "1", "2", "6"; the lattice merges the 2 and the 6 into one sure 2 ("12", score 3.5 against
+    "126"'s 2.0). A sequence model sure of "126" settles it; one that agrees, or doubts, or reads a text no cuts
+    spell, leaves it; a reading with a refused digit is never taken, and the lattice's own never given up."""
     candidates = {(0, 1): one_hot(1), (1, 2): one_hot(2), (2, 3): one_hot(6), (1, 3): one_hot(2, sure=0.99)}
     lattice, _ = lattice_of(candidates, 3)
     scores = {(0, 1): 1.0, (1, 2): 0.5, (2, 3): 0.5, (1, 3): 2.5}
     chosen = multidigit._choose(lattice, scores)
-    assert chosen == [(0, 1), (1, 3)]  # "12": the 2 and the 6 merged into one sure 2
-    settled = multidigit._settled(lattice, scores, chosen, None, Says("126", 0.99), None)
-    assert settled == [(0, 1), (1, 2), (2, 3)]
-    assert multidigit._settled(lattice, scores, chosen, None, Says("126", sequence.SURE - 0.01), None) == chosen
-    assert multidigit._settled(lattice, scores, chosen, None, Says("129", 0.99), None) == chosen  # no cuts read so
-    lattice["digit_scores"] = np.array([0.9, 0.9, 0.1, 0.9])  # the 6 alone is not a digit: keep the lattice's
-    assert multidigit._settled(lattice, scores, chosen, None, Says("126", 0.99), 0.5) == chosen
-    lattice["digit_scores"] = np.array([0.1, 0.9, 0.9, 0.9])  # the lattice's own 1 is refused: left as it is
-    assert multidigit._settled(lattice, scores, chosen, None, Says("126", 0.99), 0.5) == chosen
+    assert chosen == [(0, 1), (1, 3)]
+    blank = sequence.BLANK
+    sure = spelling(1, blank, 2, blank, 6, blank)
+    assert sure.text == "126" and sure.likelihood("126") > -1e-3 > -10 > sure.likelihood("12")
+    three = [(0, 1), (1, 2), (2, 3)]
+    assert multidigit._settled(lattice, scores, chosen, None, Says(sure), None) == three
+    assert multidigit._settled(lattice, scores, chosen, None, Says(spelling(1, blank, 2, blank)), None) == chosen
+    doubt = spelling(1, blank, 2, blank, {6: 0.5, blank: 0.5}, blank)  # "126" or "12", even odds
+    assert doubt.likelihood("126") == pytest.approx(doubt.likelihood("12"), abs=1e-3)
+    assert multidigit._settled(lattice, scores, chosen, None, Says(doubt), None) == chosen  # margin: the lattice's
+    rivals = multidigit._rivals(lattice, scores, chosen, sure, None)
+    assert [(rival.text, rival.source) for rival in rivals] == [("12", "lattice"), ("126", "sequence")]
+    assert rivals[1].weighed() == pytest.approx(2.0 + sequence.WEIGHT * sure.likelihood("126"))
+    assert rivals[0].weighed() == pytest.approx(3.5 + sequence.WEIGHT * sure.likelihood("12") + sequence.MARGIN)
+    # "129": no cuts spell it, but the lattice's best reading with one digit more, "126", is weighed too
+    six_or_nine = spelling(1, blank, 2, blank, {9: 0.6, 6: 0.4}, blank)
+    assert six_or_nine.text == "129"
+    assert [(rival.text, rival.source) for rival in multidigit._rivals(lattice, scores, chosen, six_or_nine, None)] \
+        == [("12", "lattice"), ("126", "more")]
+    assert multidigit._settled(lattice, scores, chosen, None, Says(six_or_nine), None) == three
+    lattice["digit_scores"] = np.array([0.9, 0.9, 0.1, 0.9])  # the 6 alone is not a digit: the lattice's stands
+    assert multidigit._settled(lattice, scores, chosen, None, Says(sure), 0.5) == chosen
+    lattice["digit_scores"] = np.array([0.1, 0.9, 0.9, 0.9])  # the lattice's own 1 is refused: it stands, unweighed
+    says = Says(sure)
+    assert multidigit._settled(lattice, scores, chosen, None, says, 0.5) == chosen and says.calls == 0
+    assert multidigit._settled(lattice, scores, chosen, None, Says(sure), None) == three  # refusal off: settled
 
 
 @pytest.fixture(scope="module")

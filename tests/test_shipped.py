@@ -244,6 +244,10 @@ def test_ship_model_stages_and_installs_a_sequence_model_beside_the_model(tmp_pa
     kept_args = argparse.Namespace(sequence=None, sequence_commands=None, destination=str(destination))
     model, kept = ship_model.stage(kept_args, tmp_path / "kept", runs.shipped_model(), staged)  # as --refit does
     assert kept["sequence"] == staged["sequence"] and runs.sha256(model.parent / "sequence.onnx") == runs.sha256(source)
+    older = {**staged, "sequence": {**{key: value for key, value in staged["sequence"].items()
+                                       if key not in ("weight", "margin")}, "sure": 0.98}}  # a card of an older rule
+    _, renewed = ship_model.stage(kept_args, tmp_path / "renewed", runs.shipped_model(), older)
+    assert renewed["sequence"] == staged["sequence"]  # the same file, with how reading weighs it now
     model, bare = ship_model.stage(kept_args, tmp_path / "bare", runs.shipped_model(), without)
     assert "sequence" not in bare and not (model.parent / "sequence.onnx").exists()
     assert Predictor(model).sequence is None

@@ -14,8 +14,8 @@ digits, left to right, each prepared exactly as `digits.images` prepares one dig
         also says how surely each picture is a digit at all (`Predictor(run).predict_scores`); a piece cut
         off a digit, which may read as a sure "1", is seldom sure to be a digit, so the scores help choose cuts.
     Both take `sequence` (a `digits.sequence.SequenceReader`, which the shipped model carries): a model that
-        reads the strip whole, without cutting; where it reads another number, surely, the cuts are chosen
-        again among those whose digits the classifier reads as that number (`_settled`).
+        reads the strip whole, without cutting; its likelihood of each rival reading (its own text, one digit
+        fewer or more), added to the lattice's score, settles which cuts are kept (`_settled`).
 
 Pictures with nothing as tall as a digit (a rule, specks, a dot grid) hold no number.
 """

@@ -3,23 +3,28 @@ al. 2006; the CRNN family of Shi et al. 2016, convolutions only), reads the stri
 says which digits it holds, left to right. It settles the cuts of `multidigit`, it does not replace them:
 
     reader = SequenceReader(path)      # an ONNX file: (N, 32, 192, 1) strips -> (N, 48, 11) logits
-    text, sure = reader(ink)           # e.g. ("2024", 0.993): greedy CTC decoding, and the product of the
-                                       # kept steps' top probabilities
+    found = reader(ink)                # a Reading: found.text, e.g. "2024" (greedy CTC decoding), found.sure
+                                       # (the kept steps' top probabilities multiplied), found.likelihood("224")
+                                       # (the log of the chance it gives any text: the CTC forward pass)
 
-`multidigit` reads a number as before (its lattice of candidate cuts, the classifier on every candidate);
-where that reading has two digits or more (one digit is never cut by it: single digits stay whole), the
-sequence model reads a different number and is at least SURE sure, and no digit of either reading
-is refused as "not a digit", the lattice reading is redone under that text: the best-scoring cuts whose
-digits the classifier reads as those digits (`multidigit._choose_text`). Where no such cuts exist the lattice
-reading stands. Every digit of the answer is still read by the classifier, with its box, its probabilities
-and its digit score: the sequence model only says how many digits there are and where they fall. Its own
-errors (it reads a digit twice) cost nothing where the classifier disagrees; its strength, two touching
-digits that the lattice reads confidently as one, is where the lattice is weakest.
+`multidigit` reads a number as before (its lattice of candidate cuts, the classifier on every candidate). Where
+that reading has two digits or more (one digit is never cut by it: single digits stay whole) and none of them is
+refused as "not a digit", rival readings are weighed against it (`multidigit._rivals`): the sequence model's text
+and the lattice's best cuts with one digit fewer and one more, each read with the best-scoring cuts whose digits
+the classifier reads so (`multidigit._best_cuts`). Each weighs its lattice score plus WEIGHT times the sequence
+model's log-likelihood of its text; the lattice's own reading gets MARGIN more, and a rival holding a refused digit
+is never taken (the sequence model has never seen a letter: it would read one in a number as some digit). Every
+digit of the answer is still read by the classifier, with its box, its probabilities and its digit score: the
+sequence model only says how many digits there are and where they fall. Its own errors (it reads a digit twice)
+cost nothing where the classifier disagrees; its strength, two touching digits that the lattice reads
+confidently as one, is where the lattice is weakest.
 
-SURE was chosen on validation strips (scripts/sequence_experiment.py combine: the even-numbered half of
-benchmarks/validation_strips.py's strips, the odd half to check); with it, the shipped model's validation strips
-of touching digits read whole 89.1% against 87.7% without it, mixed ones 93.4% against 93.1%, and no single digit
-more split (benchmarks/results/validation_strips_sequence.json; README, "A sequence model settles the cuts"). The model's input is `strip_input`,
+WEIGHT and MARGIN (and that refused readings stand, and that the rivals of one digit fewer and more are weighed)
+were chosen by a rule committed first, on the even-numbered validation strips of benchmarks/validation_strips.py
+and strips holding a non-digit among validation digits, the odd-numbered ones to check
+(`python scripts/rescore.py choose`, benchmarks/results/rescore.json): on the odd half touching strips read whole
+89.4% against 88.2% with the rule shipped before (the sequence model's text where at least 0.98 sure), mixed
+93.0% against 92.6%, and the non-digit reported in as many strips (87.4%). The model's input is `strip_input`,
 the same function its training data went through (scripts/sequence_experiment.py writes both). This module
 needs NumPy, Pillow and ONNX Runtime: the reading half.
 """
