@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -284,6 +285,8 @@ def main() -> None:
                         help="no training: give the shipped model its logits and calibrate it again (module doc)")
     parser.add_argument("--keep", action="store_true",
                         help="no training, no refit: the shipped model as it is, measured again (module doc)")
+    parser.add_argument("--reason", help="--keep: why it is measured again (e.g. what changed in reading), "
+                        "recorded in the card")
     parser.add_argument("--sequence", help="an ONNX sequence model to ship beside the model (module doc)")
     parser.add_argument("--sequence-command", action="append", dest="sequence_commands",
                         help="a command that made the sequence model, recorded in the card (repeat, in order)")
@@ -300,6 +303,8 @@ def main() -> None:
     run = work / "run"
     if args.refit and args.keep:
         sys.exit("ship_model: error: --refit and --keep exclude each other; pass one")
+    if args.reason and not args.keep:
+        sys.exit("ship_model: error: --reason goes with --keep (a refit or a build records its own)")
     if args.sequence and not Path(args.sequence).is_file():
         sys.exit(f"ship_model: error: --sequence {args.sequence} is no file; write one with "
                  "`python scripts/sequence_experiment.py export`")
@@ -310,9 +315,11 @@ def main() -> None:
             card = runs.read_card(Path(args.destination))
             changed = {"from": card["name"], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                        "what": "the same model and calibration, measured again" +
-                               (", with a sequence model settling a number's cuts" if args.sequence else ""),
+                               (", with a sequence model settling a number's cuts" if args.sequence else "") +
+                               (f": {args.reason}" if args.reason else ""),
                        "command": " ".join(["python scripts/ship_model.py --keep"] +
-                                           ([f"--sequence {relative(args.sequence)}"] if args.sequence else []))}
+                                           ([f"--sequence {relative(args.sequence)}"] if args.sequence else []) +
+                                           ([f"--reason {shlex.quote(args.reason)}"] if args.reason else []))}
             model, staged_card = runs.shipped_model(Path(args.destination)), {**card, "remeasured": changed}
         model, staged_card = stage(args, work, model, staged_card)
         run = model.parent
