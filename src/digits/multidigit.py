@@ -594,7 +594,7 @@ def _settled(lattice: dict, scores: dict, chosen: list[tuple[int, int]], ink: In
     if found is None:
         return chosen
     rivals = [rival for rival in _rivals(lattice, scores, chosen, found, threshold) if not rival.refused]
-    return max(rivals, key=Rival.weighed).cuts
+    return max(rivals, key=Rival.weighed).cuts if rivals else chosen
 
 
 def read(gray: np.ndarray, predict_proba: Callable[[np.ndarray], np.ndarray], sequence=None,
