@@ -299,9 +299,15 @@ def clean(gray: np.ndarray) -> tuple[np.ndarray, bool, bool]:
 
 
 def stroke_width(core: np.ndarray) -> float:
-    """Mean stroke width of a boolean shape in its own pixels (a straight w-wide stroke gives w)."""
+    """Mean stroke width of a boolean shape in its own pixels (a straight w-wide stroke gives w). The distances are
+    taken within the shape's box and a blank ring around it: the same as over the whole picture (a nearest blank
+    pixel outside the ring has one as near in the ring), at a fraction of the cost on a large picture."""
+    if not core.any():
+        return 0.0
+    top, left, bottom, right = bounds(core)
+    core = core[top:bottom, left:right]
     inside = ndimage.distance_transform_edt(np.pad(core, 1))[1:-1, 1:-1]
-    return max(4.0 * float(inside[core].mean()) - 2.0, 1.0) if core.any() else 0.0
+    return max(4.0 * float(inside[core].mean()) - 2.0, 1.0)
 
 
 def bounds(mask: np.ndarray) -> tuple[int, int, int, int]:
