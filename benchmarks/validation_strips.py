@@ -13,9 +13,10 @@ touching, and mixed) read right (`auto_mode`; how reading._one_glyph's crowded-s
 Each run's accuracy on the validation split itself (its top class of every validation digit, read as the
 28x28 array it is) is reported too, as `validation_accuracy`.
 Every run reads the same strips, so each run after the first is also compared with the first strip by strip
-(`paired`; with --against, each run is compared with a run of an earlier results file instead): the difference in strips read whole, with a 95% interval from the strips only one of the two read
-whole (at 1,000 strips one run's rate alone is uncertain by about 1 point; the paired difference much less
-when the two mostly agree). Each run's strips are kept as a string of 1s (read whole) and 0s.
+(`paired`; with --against, each run is compared with a run of an earlier results file instead): the difference
+in strips read whole, with a 95% interval from the strips only one of the two read whole (at 1,000 strips one
+run's rate alone is uncertain by about 1 point; the paired difference much less when the two mostly agree).
+Each run's strips are kept as a string of 1s (read whole) and 0s.
 Writes benchmarks/results/validation_strips.json (or --out).
 Usage: python benchmarks/validation_strips.py --run LABEL=RUN [--run LABEL=RUN ...] [--strips 300]
        [--singles 600] [--non-digits 0] [--auto 0] [--validation-split 0.05]
@@ -166,16 +167,15 @@ def main() -> None:
         shown = {key: value for key, value in results[label].items() if not key.endswith("_strips")}
         print(label, shown, flush=True)
     comparisons = {}
+    (baseline, first), *others = ([earlier] if earlier else []) + list(results.items())
     if args.strips:
-        (baseline, first), *others = ([earlier] if earlier else []) + list(results.items())
         for label, row in others:
             comparisons[label] = {kind: paired(*([read == "1" for read in run[f"{kind}_strips"]]
                                                  for run in (first, row))) for kind in ("touching", "mixed")}
             print(f"{label} against {baseline}, read whole:", ", ".join(
                 f"{kind} {100 * found['difference']:+.1f} points (95%: {100 * found['ci95'][0]:+.1f} to "
                 f"{100 * found['ci95'][1]:+.1f})" for kind, found in comparisons[label].items()), flush=True)
-    saved = save("validation_strips", {"runs": results, "paired": {"against": earlier[0] if earlier else next(iter(results)),
-                                                                  "runs": comparisons},
+    saved = save("validation_strips", {"runs": results, "paired": {"against": baseline, "runs": comparisons},
                                        "strips": args.strips, "singles": args.singles,
                                        "non_digits": args.non_digits, "auto": args.auto,
                                        "validation_split": args.validation_split, "seeds": SEEDS,

@@ -47,8 +47,8 @@ def with_non_digit(x_val, y_val, non_digits, count: int):
         rng = np.random.default_rng([SEEDS["with_non_digit"], index])
         chosen = rng.choice(len(x_val), int(rng.integers(1, 5)), replace=False)
         place = int(rng.integers(0, len(chosen) + 1))
-        pictures = [np.asarray(x_val[item], np.float32) / 255.0 for item in chosen]
-        pictures.insert(place, np.asarray(non_digits[index], np.float32) / (255.0 if non_digits.dtype == np.uint8 else 1.0))
+        pictures = [x_val[item] for item in chosen]  # render_strip scales each by its dtype
+        pictures.insert(place, non_digits[index])
         truth = [str(int(y_val[item])) for item in chosen]
         truth.insert(place, "?")
         yield "".join(truth), real_images.render_strip(pictures, rng, None)

@@ -186,9 +186,7 @@ def stage(args, work: Path, model: Path, card: dict) -> tuple[Path, dict]:
     if args.sequence:
         card["sequence"] = sequence_entry(staged / "sequence.onnx", args)
     elif keep:  # the same file, read as reading reads it now (a rule written before, e.g. "sure", is dropped)
-        card["sequence"] = {**{key: value for key, value in card["sequence"].items() if key not in ("sure", "weight",
-                                                                                                 "margin")},
-                            **weighing()}
+        card["sequence"] = {**{key: value for key, value in card["sequence"].items() if key != "sure"}, **weighing()}
     files.write_json(staged / "card.json", card)
     return staged / "model.onnx", card
 

@@ -145,10 +145,6 @@ class SequenceReader:
         """(N, HEIGHT, WIDTH) strips (`strip_input`) -> (N, steps, BLANK + 1) logits."""
         return (self._run or self.load())(np.asarray(strips, np.float32).reshape(-1, HEIGHT, WIDTH, 1))
 
-    def read(self, strips: np.ndarray) -> list[tuple[str, float]]:
-        """(N, HEIGHT, WIDTH) strips (`strip_input`) -> (text, sure) each."""
-        return decode(self.logits(strips)) if len(strips) else []
-
     def __call__(self, ink) -> Reading | None:
         strip = strip_input(ink)
         if strip is None:
