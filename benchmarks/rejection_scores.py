@@ -182,7 +182,7 @@ def strips_whole(predictor, session, digits: np.ndarray, labels: np.ndarray, cou
     for kind, seed in STRIP_SEEDS.items():
         drawn = strip_photos(digits, labels, count, [seed], 1.0 if kind == "touching" else None)
         for truth, photo in tqdm(drawn, total=count, desc=f"{kind} strips", file=sys.stderr):
-            pieces, probabilities, _ = reader.cut(images.to_gray(photo), reader.stored)
+            pieces, probabilities, _ = reader.cut(images.analyse(images.to_gray(photo)), reader.stored)
             if "".join(str(int(row.argmax())) for row in probabilities) != truth:
                 continue  # misread or no digits: not whole, whatever the score
             _, logits, features = read(session, np.stack([piece.image for piece in pieces]))

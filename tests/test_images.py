@@ -710,3 +710,62 @@ def test_stroke_width_within_the_shapes_box_is_the_width_over_the_whole_picture(
     bar[10:15, 5:55] = True
     assert images.stroke_width(bar) == pytest.approx(5.0, abs=0.3)
     assert images.stroke_width(np.zeros((10, 10), bool)) == 0.0
+
+
+def _random_shapes(rng, count: int):
+    """Random ink of every size and place (touching the edges or not), faint and strong, for the exactness tests."""
+    from scipy import ndimage
+
+    for _ in range(count):
+        rows, cols = (int(side) for side in rng.integers(3, 120, 2))
+        core = ndimage.binary_dilation(rng.random((rows, cols)) < rng.uniform(0.001, 0.03),
+                                       iterations=int(rng.integers(1, 6)))
+        intensity = np.where(core, rng.uniform(0.5, 1.0, core.shape), 0).astype(np.float32)
+        edge = ndimage.binary_dilation(core, iterations=2) & ~core  # faint edges, some of them blank
+        intensity[edge] = rng.choice([0.0, 0.1, 0.3], edge.sum())
+        yield intensity
+
+
+def test_ink_owners_within_the_inks_box_are_the_owners_over_the_whole_picture():
+    """`analyse` takes each pixel's nearest core within the cores' box grown by the reach only: the owners are the
+    same as over the whole picture, labels (ties between cores included) and blanks alike."""
+    from scipy import ndimage
+
+    def whole(core, labels, intensity):
+        distance, (rows, cols) = ndimage.distance_transform_edt(~core, return_indices=True)
+        owner = labels[rows, cols]
+        owner[(distance > 2 + images.stroke_width(core)) | (intensity <= 0)] = 0
+        return owner
+
+    checked = 0
+    for intensity in _random_shapes(np.random.default_rng(1), 300):
+        core = intensity >= 0.5
+        if core.any():
+            labels, _ = ndimage.label(core, images.EIGHT_NEIGHBOURS)
+            owner = images._owners(core, labels, intensity)
+            assert owner.dtype == labels.dtype and np.array_equal(owner, whole(core, labels, intensity))
+            checked += 1
+    assert checked > 250
+
+
+def test_redrawing_a_stroke_thinner_or_thicker_is_the_redraw_by_whole_picture_distances():
+    """`to_mnist` re-draws a stroke (`_redraw`) from the distances `_depth` took in the shape's box, and skips the
+    blank side's distances when it thins: the picture is the one the full signed distance gives, bit for bit."""
+    from scipy import ndimage
+
+    def whole(core, half):  # the signed-distance redraw over the whole (padded) picture
+        pad = max(int(np.ceil(half)), 0) + 2
+        core = np.pad(core, pad)
+        signed = np.where(core, ndimage.distance_transform_edt(core) - 0.5,
+                          0.5 - ndimage.distance_transform_edt(~core))
+        return np.clip(signed + half + 0.5, 0, 1).astype(np.float32)
+
+    checked = 0
+    for intensity in _random_shapes(np.random.default_rng(2), 100):
+        core = intensity >= 0.5
+        if core.any():
+            shape, depth, box = images._depth(core)
+            for half in (-2.5, -1.0, -0.3, 0.0, 0.4, 1.7):
+                assert np.array_equal(images._redraw(core, depth, box, half), whole(core, half))
+            checked += 1
+    assert checked > 80

@@ -459,3 +459,31 @@ def test_digit_scores_help_choose_the_cuts(mnist):
     assert scores.tolist() == pytest.approx([0.2, 0.9, 0.2])
     blank = multidigit.read_scored(np.ones((50, 80), np.float32), both)
     assert blank[0] == [] and blank[1].size == 0 and blank[2].size == 0
+
+
+def test_reading_a_picture_analysed_already_reads_it_alike_and_leaves_the_analysis_as_it_was(mnist):
+    """`read` and `read_scored` take a picture's `images.analyse` when the reader has it (auto mode analyses once
+    for the cuts and the whole): the digits read are the same as from the picture, and the analysis is unchanged
+    (a second reading of it, the whole digit's, sees what the first saw)."""
+    import copy
+
+    from digits import runs
+    from digits.predictor import Predictor
+
+    x_test, y_test = mnist
+    predictor = Predictor(runs.shipped_model())
+    touching = strip([x_test[index] for index in range(4)], gap=0)
+    ink = images.analyse(touching)
+    kept = copy.deepcopy(ink)
+    pieces, probabilities, scores = multidigit.read_scored(None, predictor.predict_scores, ink=ink)
+    again, probabilities_again, scores_again = multidigit.read_scored(touching, predictor.predict_scores)
+    assert [piece.box for piece in pieces] == [piece.box for piece in again] and len(pieces) >= 3
+    np.testing.assert_array_equal(probabilities, probabilities_again)
+    np.testing.assert_array_equal(scores, scores_again)
+    plain, plain_probabilities = multidigit.read(None, predictor.predict_proba, ink=ink)
+    assert [piece.box for piece in plain] == [piece.box for piece in multidigit.read(touching,
+                                                                                     predictor.predict_proba)[0]]
+    for field in ("intensity", "labels", "owner", "areas"):
+        np.testing.assert_array_equal(getattr(ink, field), getattr(kept, field))
+    assert ink.boxes == kept.boxes and ink.factor == kept.factor and ink.inverted == kept.inverted
+    assert np.array_equal(images.prepare_ink(ink).image, images.prepare(touching).image)

@@ -304,10 +304,35 @@ def stroke_width(core: np.ndarray) -> float:
     pixel outside the ring has one as near in the ring), at a fraction of the cost on a large picture."""
     if not core.any():
         return 0.0
-    top, left, bottom, right = bounds(core)
+    shape, depth, _ = _depth(core)
+    return _width(shape, depth)
+
+
+def _depth(core: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """A non-empty boolean shape's box (top, left, bottom, right), the shape within it, and each of its pixels'
+    distance to the nearest blank pixel (0 off the shape), taken within the box and a blank ring around it."""
+    box = top, left, bottom, right = bounds(core)
     core = core[top:bottom, left:right]
-    inside = ndimage.distance_transform_edt(np.pad(core, 1))[1:-1, 1:-1]
-    return max(4.0 * float(inside[core].mean()) - 2.0, 1.0)
+    return core, ndimage.distance_transform_edt(np.pad(core, 1))[1:-1, 1:-1], box
+
+
+def _width(core: np.ndarray, depth: np.ndarray) -> float:
+    """stroke_width from `_depth`'s shape and distances."""
+    return max(4.0 * float(depth[core].mean()) - 2.0, 1.0)
+
+
+def _redraw(core: np.ndarray, depth: np.ndarray, box: tuple[int, int, int, int], half: float) -> np.ndarray:
+    """The shape `core` re-drawn `half` pixels bolder (thinner if negative) from its signed distance, with a blank
+    margin for the growth: intensity 0..1. `depth` and `box` are `_depth(core)`'s distances and box, the same as
+    over the whole picture; the blank side's distances only matter when the stroke grows (thinned, a blank pixel,
+    at least 1 from the shape, stays blank: -0.5 there gives the same 0 as its distance would)."""
+    top, left, bottom, right = box
+    pad = max(int(math.ceil(half)), 0) + 2
+    core = np.pad(core, pad)
+    inside = np.zeros(core.shape)
+    inside[pad + top:pad + bottom, pad + left:pad + right] = depth
+    signed = np.where(core, inside - 0.5, 0.5 - ndimage.distance_transform_edt(~core) if half > 0 else -0.5)
+    return np.clip(signed + half + 0.5, 0, 1).astype(np.float32)
 
 
 def bounds(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -344,20 +369,16 @@ def to_mnist(intensity: np.ndarray) -> tuple[np.ndarray, float, float]:
     peak = float(intensity.max())
     for threshold in (0.5, 0.25) if peak >= 0.5 else (peak / 2,):
         core = intensity >= threshold
-        top, left, bottom, right = bounds(core)
+        shape, depth, (top, left, bottom, right) = _depth(core)
         size = max(bottom - top, right - left)
-        width = stroke_width(core) * BOX / size  # in 28x28 pixels
+        width = _width(shape, depth) * BOX / size  # in 28x28 pixels
         if width >= STROKE_RANGE[0]:
             break
     target = float(np.clip(width, *STROKE_RANGE))
     source = intensity
     if abs(target - width) > 0.05 or threshold < 0.5:  # re-draw the shape at the new width from its signed distance
         half = (target - width) * size / (2 * (BOX - target))  # dilation also grows the box
-        pad = max(int(math.ceil(half)), 0) + 2
-        core = np.pad(core, pad)
-        signed = np.where(core, ndimage.distance_transform_edt(core) - 0.5,
-                          0.5 - ndimage.distance_transform_edt(~core))
-        redrawn = np.clip(signed + half + 0.5, 0, 1).astype(np.float32)
+        redrawn = _redraw(core, depth, (top, left, bottom, right), half)
         if (redrawn >= 0.5).any():  # a dot the thinning would erase is kept as drawn
             source = redrawn
             top, left, bottom, right = bounds(source >= 0.5)
@@ -527,12 +548,28 @@ def analyse(gray: np.ndarray) -> Ink:
     if not found or not core.any():
         return ink
     ink.labels, count = ndimage.label(core, EIGHT_NEIGHBOURS)
-    distance, (near_rows, near_cols) = ndimage.distance_transform_edt(~core, return_indices=True)
-    ink.owner = ink.labels[near_rows, near_cols]
-    ink.owner[(distance > 2 + stroke_width(core)) | (intensity <= 0)] = 0
+    ink.owner = _owners(core, ink.labels, intensity)
     ink.areas = np.bincount(ink.labels.ravel(), minlength=count + 1)
     ink.boxes = ndimage.find_objects(ink.labels)
     return ink
+
+
+def _owners(core: np.ndarray, labels: np.ndarray, intensity: np.ndarray) -> np.ndarray:
+    """Each inked pixel's nearest core label, 0 beyond 2 + the stroke width from every core (or blank). The
+    distances are taken within the cores' box grown by that reach: every core lies inside it, so each pixel in it
+    finds the same nearest core as over the whole picture, and a pixel outside it is farther than the reach."""
+    shape, depth, (top, left, bottom, right) = _depth(core)
+    reach = 2 + _width(shape, depth)
+    grow = int(math.ceil(reach)) + 1
+    top, left = max(top - grow, 0), max(left - grow, 0)
+    bottom, right = min(bottom + grow, core.shape[0]), min(right + grow, core.shape[1])
+    distance, (near_rows, near_cols) = ndimage.distance_transform_edt(~core[top:bottom, left:right],
+                                                                      return_indices=True)
+    near = labels[top:bottom, left:right][near_rows, near_cols]
+    near[(distance > reach) | (intensity[top:bottom, left:right] <= 0)] = 0
+    owner = np.zeros_like(labels)
+    owner[top:bottom, left:right] = near
+    return owner
 
 
 def ink_mask(ink: Ink, members) -> np.ndarray:
@@ -556,7 +593,11 @@ def span_of(members, boxes) -> tuple[int, int, int, int]:
 
 def prepare(gray: np.ndarray) -> Prepared:
     """One digit from (H, W) gray 0..1 (any polarity, any size) -> Prepared."""
-    ink = analyse(gray)
+    return prepare_ink(analyse(gray))
+
+
+def prepare_ink(ink: Ink) -> Prepared:
+    """`prepare` from the picture's analysis (`analyse`), when it is already taken."""
     if ink.labels is None:
         return Prepared(np.zeros((CANVAS, CANVAS), np.float32), False, ink.inverted, None)
     largest = ink.areas[1:].max()

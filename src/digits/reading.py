@@ -224,13 +224,14 @@ class _Model:
         probabilities, scores = self.both(prepared.image[None])
         return np.asarray(probabilities), np.asarray(scores)
 
-    def cut(self, gray: np.ndarray, threshold: float | None) -> tuple[list, np.ndarray, np.ndarray | None]:
-        """The digits `multidigit` finds in `gray`, their probabilities and, by the logits, their digit scores,
-        which then help choose the cuts (None otherwise: the top probabilities are the scores); the model's
-        sequence reader, if it has one, may settle the cuts (`threshold`: the not-a-digit threshold in force)."""
+    def cut(self, ink: images.Ink, threshold: float | None) -> tuple[list, np.ndarray, np.ndarray | None]:
+        """The digits `multidigit` finds in a picture (`ink`: its `images.analyse`), their probabilities and, by
+        the logits, their digit scores, which then help choose the cuts (None otherwise: the top probabilities
+        are the scores); the model's sequence reader, if it has one, may settle the cuts (`threshold`: the
+        not-a-digit threshold in force)."""
         if self.by_logits:
-            return multidigit.read_scored(gray, self.both, self.sequence, threshold)
-        return (*multidigit.read(gray, self.predict, self.sequence, threshold), None)
+            return multidigit.read_scored(None, self.both, self.sequence, threshold, ink=ink)
+        return (*multidigit.read(None, self.predict, self.sequence, threshold, ink=ink), None)
 
 
 def _top_probability(predict: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], tuple]:
@@ -326,9 +327,10 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
     reader = _model(model)
     threshold = reader.stored if reject_below is None else reject_below
     gray = images.to_gray(source, name)
-    prepared = whole = None
+    prepared = whole = ink = None
     if mode != "digit":
-        pieces, probabilities, scores = reader.cut(gray, threshold)
+        ink = images.analyse(gray)  # taken once, for the cuts and the whole
+        pieces, probabilities, scores = reader.cut(ink, threshold)
         digits = _digits(pieces, probabilities, reader.class_names, threshold, scores)
         several = len(pieces) > 1 and not _one_glyph(pieces, _ones(probabilities, reader.class_names))
         # one shape, part refused: a number only if its whole is not refused too (a shoe is not "1?"). Chosen on
@@ -338,7 +340,7 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
         # instead: non-digits refused 2,683 -> 2,871 of 3,000, no number changed
         partly = 0 < sum(digit.not_a_digit for digit in digits) < len(digits) and _one_shape(pieces)
         if mode == "auto" and several and (_extent(pieces) <= ONE_WIDE or partly):
-            prepared = images.prepare(gray)
+            prepared = images.prepare_ink(ink)
             whole, whole_scores = reader.whole(prepared)
             several = not (prepared.ink_found and (
                 _one_wide_digit(pieces, probabilities, whole[0], threshold, float(whole_scores[0]))
@@ -349,7 +351,7 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
                 return Reading("no_ink", [], uncertain_below, inverted)
             refused = mode == "auto" and all(digit.not_a_digit for digit in digits)  # letters, a word, a drawing
             return Reading("not_a_digit" if refused else "number", digits, uncertain_below, inverted)
-    prepared = prepared or images.prepare(gray)
+    prepared = prepared or (images.prepare(gray) if ink is None else images.prepare_ink(ink))
     if not prepared.ink_found:
         return Reading("no_ink", [], uncertain_below, prepared.inverted, image=prepared.image)
     if whole is None:
