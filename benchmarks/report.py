@@ -422,10 +422,14 @@ def footprint(result: dict) -> list[str]:
                  f"{mark('one_shot_peak_mib')} |" if tesseract else
                  f"| one photo: peak memory | {one['digits']['peak_mib']:.0f} MiB | | |")
     other = folder.get("tesseract")
-    lines.append(f"| a folder of {folder['photos']:,} photos: images/s | {folder['digits']['images_per_second']:.0f} | "
+    lines.append(f"| a folder of {folder['photos']:,} photos (`--mode digit`): images/s | {folder['digits']['images_per_second']:.0f} | "
                  + (f"{other['images_per_second']:.1f} | |" if other else "not installed | |"))
     lines.append(f"| the same photos: read right | {folder['digits']['accuracy']:.1%} | "
                  + (f"{other['accuracy']:.1%} | |" if other else " | |"))
+    auto = folder.get("digits_auto")  # measured since 2026-12-05
+    if auto:
+        lines.append(f"| the same photos in auto mode (a digit or a number): images/s, read right | "
+                     f"{auto['images_per_second']:.0f}, {auto['accuracy']:.1%} | | |")
     if served:
         lines += [f"| `digits serve`: start to ready | {served['ready_seconds']:.2f} s | | <= {targets['ready_seconds']:g} s"
                   f"{mark('ready_seconds')} |",
