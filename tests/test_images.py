@@ -769,3 +769,26 @@ def test_redrawing_a_stroke_thinner_or_thicker_is_the_redraw_by_whole_picture_di
                 assert np.array_equal(images._redraw(core, depth, box, half), whole(core, half))
             checked += 1
     assert checked > 80
+
+
+def test_cutting_a_digit_within_its_masks_box_prepares_it_as_the_whole_picture_would():
+    """`cut_digit` works within the mask's box and a ring: the picture and box are those the whole picture gives
+    (`to_mnist` of the masked picture), on pictures of every size, MNIST's 28x28 among them, and masks anywhere."""
+    rng = np.random.default_rng(4)
+    checked = 0
+    for intensity in _random_shapes(rng, 150):
+        for picture in (intensity, intensity[:28, :28]):
+            ink = images.analyse(0.9 - 0.8 * picture)
+            if ink.labels is None:
+                continue
+            labels = rng.choice(np.arange(1, ink.areas.size), int(rng.integers(1, ink.areas.size)), replace=False)
+            mask = images.ink_mask(ink, labels.tolist())
+            if not (mask & (ink.intensity >= 0.5)).any():
+                continue
+            found = images.cut_digit(ink, mask)
+            image, width, change = images.to_mnist(np.where(mask, ink.intensity, 0))
+            top, left, bottom, right = images.bounds(mask & (ink.intensity >= 0.5))
+            assert np.array_equal(found.image, image) and (found.stroke_width, found.stroke_change) == (width, change)
+            assert found.box == (top * ink.factor, left * ink.factor, bottom * ink.factor, right * ink.factor)
+            checked += 1
+    assert checked > 150

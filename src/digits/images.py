@@ -578,9 +578,20 @@ def ink_mask(ink: Ink, members) -> np.ndarray:
 
 
 def cut_digit(ink: Ink, mask: np.ndarray) -> Prepared:
-    """Cut one digit out of the cleaned picture and prepare it."""
-    top, left, bottom, right = bounds(mask & (ink.intensity >= 0.5))
-    image, width, change = to_mnist(np.where(mask, ink.intensity, 0))
+    """Cut one digit out of the cleaned picture and prepare it. The work is done within the mask's box and a
+    one-pixel ring (where the picture has one), which holds all `to_mnist` takes of the whole picture: its ink
+    and a margin. In an MNIST-sized picture, or where the box is MNIST-sized, the whole picture is used: `to_mnist`
+    tells that size apart."""
+    top, left, bottom, right = bounds(mask)
+    rows = slice(max(top - 1, 0), min(bottom + 1, mask.shape[0]))
+    cols = slice(max(left - 1, 0), min(right + 1, mask.shape[1]))
+    if (CANVAS, CANVAS) in (mask.shape, (rows.stop - rows.start, cols.stop - cols.start)):
+        rows = cols = slice(None)
+    inked = np.where(mask[rows, cols], ink.intensity[rows, cols], 0)
+    top, left, bottom, right = bounds(inked >= 0.5)
+    top, bottom = top + (rows.start or 0), bottom + (rows.start or 0)
+    left, right = left + (cols.start or 0), right + (cols.start or 0)
+    image, width, change = to_mnist(inked)
     box = (top * ink.factor, left * ink.factor, min(bottom * ink.factor, ink.shape[0]),
            min(right * ink.factor, ink.shape[1]))
     return Prepared(image, True, ink.inverted, box, width, change)
