@@ -379,7 +379,8 @@ def _recognise(ink: Ink, predict_proba, predict_scores=None, sequence=None, thre
     chosen = _choose(lattice, scores)
     if sequence is not None and len(chosen) >= 2:
         chosen = _settled(lattice, scores, chosen, ink, sequence, threshold)
-    row = [{key: index for index, key in enumerate(lattice["keys"])}[key] for key in chosen]
+    rows = {key: index for index, key in enumerate(lattice["keys"])}
+    row = [rows[key] for key in chosen]
     scores, owners = lattice.get("digit_scores"), lattice["owners"]
     shapes = {owner: index for index, owner in enumerate(dict.fromkeys(owners[first] for first, _ in chosen))}
     digits = [dataclasses.replace(lattice["candidates"][key], shape=shapes[owners[key[0]]]) for key in chosen]
