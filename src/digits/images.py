@@ -309,8 +309,8 @@ def stroke_width(core: np.ndarray) -> float:
 
 
 def _depth(core: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
-    """A non-empty boolean shape's box (top, left, bottom, right), the shape within it, and each of its pixels'
-    distance to the nearest blank pixel (0 off the shape), taken within the box and a blank ring around it."""
+    """A non-empty boolean shape within its box, each of its pixels' distance to the nearest blank pixel (0 off
+    the shape; taken within the box and a blank ring around it), and the box (top, left, bottom, right)."""
     box = top, left, bottom, right = bounds(core)
     core = core[top:bottom, left:right]
     return core, ndimage.distance_transform_edt(np.pad(core, 1))[1:-1, 1:-1], box

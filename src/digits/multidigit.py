@@ -598,20 +598,20 @@ def _settled(lattice: dict, scores: dict, chosen: list[tuple[int, int]], ink: In
     return max(rivals, key=Rival.weighed).cuts if rivals else chosen
 
 
-def read(gray: np.ndarray, predict_proba: Callable[[np.ndarray], np.ndarray], sequence=None,
+def read(gray: np.ndarray | None, predict_proba: Callable[[np.ndarray], np.ndarray], sequence=None,
          threshold: float | None = None, ink: Ink | None = None) -> tuple[list[Prepared], np.ndarray]:
     """The digits in (H, W) gray 0..1, left to right, and the classifier's (D, classes) probabilities for
     them: segmentation and classification in one pass (the chosen digits are not classified again). With
     `sequence` (a `digits.sequence.SequenceReader`) the sequence model may settle the cuts (`_settled`), with
     `threshold` the not-a-digit threshold on the top probabilities. `ink`: gray's `images.analyse`, if taken
-    already (reading leaves it as it is)."""
+    already (reading leaves it as it is; gray is then not needed)."""
     ink = analyse(gray) if ink is None else ink
     if ink.labels is None:
         return [], np.zeros((0, 0), np.float32)
     return _recognise(ink, predict_proba, sequence=sequence, threshold=threshold)[:2]
 
 
-def read_scored(gray: np.ndarray, predict_scores: Callable[[np.ndarray], tuple], sequence=None,
+def read_scored(gray: np.ndarray | None, predict_scores: Callable[[np.ndarray], tuple], sequence=None,
                 threshold: float | None = None, ink: Ink | None = None
                 ) -> tuple[list[Prepared], np.ndarray, np.ndarray]:
     """`read` with a model that also gives digit scores (`predict_scores`: (N, 28, 28) -> ((N, classes)
