@@ -481,8 +481,9 @@ def test_reading_a_picture_analysed_already_reads_it_alike_and_leaves_the_analys
     np.testing.assert_array_equal(probabilities, probabilities_again)
     np.testing.assert_array_equal(scores, scores_again)
     plain, plain_probabilities = multidigit.read(None, predictor.predict_proba, ink=ink)
-    assert [piece.box for piece in plain] == [piece.box for piece in multidigit.read(touching,
-                                                                                     predictor.predict_proba)[0]]
+    plain_again, plain_probabilities_again = multidigit.read(touching, predictor.predict_proba)
+    assert [piece.box for piece in plain] == [piece.box for piece in plain_again]
+    np.testing.assert_array_equal(plain_probabilities, plain_probabilities_again)
     for field in ("intensity", "labels", "owner", "areas"):
         np.testing.assert_array_equal(getattr(ink, field), getattr(kept, field))
     assert ink.boxes == kept.boxes and ink.factor == kept.factor and ink.inverted == kept.inverted

@@ -588,9 +588,9 @@ def cut_digit(ink: Ink, mask: np.ndarray) -> Prepared:
     if (CANVAS, CANVAS) in (mask.shape, (rows.stop - rows.start, cols.stop - cols.start)):
         rows = cols = slice(None)
     inked = np.where(mask[rows, cols], ink.intensity[rows, cols], 0)
+    row0, col0 = rows.start or 0, cols.start or 0  # the window's place in the picture
     top, left, bottom, right = bounds(inked >= 0.5)
-    top, bottom = top + (rows.start or 0), bottom + (rows.start or 0)
-    left, right = left + (cols.start or 0), right + (cols.start or 0)
+    top, left, bottom, right = top + row0, left + col0, bottom + row0, right + col0
     image, width, change = to_mnist(inked)
     box = (top * ink.factor, left * ink.factor, min(bottom * ink.factor, ink.shape[0]),
            min(right * ink.factor, ink.shape[1]))
