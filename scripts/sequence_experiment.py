@@ -186,6 +186,8 @@ def train(args):
     if state.exists():
         saved = json.loads(state.read_text())
         first, spent = saved["epoch"], saved.get("seconds", 0.0)
+        # the optimizer's slots must exist before loading, else Keras skips Adam's moments (with a warning)
+        model.optimizer.build(model.trainable_variables)
         model.load_weights(checkpoint)
         model.optimizer.iterations.assign(first * per_epoch)
         print(f"resumed after epoch {first}")

@@ -72,3 +72,28 @@ def test_combine_replaces_the_lattice_only_where_the_sequence_model_is_sure(tmp_
     assert found["touching_check"] == {"lattice": 0.75, "sequence": 0.75, "combined": 1.0,
                                        "combined_keeping_refusals": 1.0, "strips": 4}
     assert found["mixed_check"]["combined"] == 1.0
+
+
+def test_training_resumes_with_the_optimizer_state(tmp_path):
+    import argparse
+    import json
+    import warnings
+
+    rng = np.random.default_rng(0)
+    data_file = tmp_path / "train.npz"
+    np.savez(data_file, pictures=rng.integers(0, 255, (8, se.HEIGHT, se.WIDTH), dtype=np.uint8),
+             texts=np.array(["1", "23", "456", "7", "89", "0", "12", "345"]))
+    out = tmp_path / "run"
+
+    def train(epochs):
+        se.train(argparse.Namespace(data=str(data_file), out=str(out), epochs=epochs, batch=4, lr=1e-3))
+
+    train(1)  # a run stopped after its first epoch: its checkpoint and state stay
+    (out / "model.keras").unlink()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(2)
+    skipped = [str(warning.message) for warning in caught if "Skipping variable loading" in str(warning.message)]
+    assert not skipped  # Adam's moments were loaded, not dropped
+    assert json.loads((out / "state.json").read_text())["epoch"] == 2
+    assert (out / "model.keras").exists()
