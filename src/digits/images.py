@@ -46,6 +46,10 @@ WORK_PIXELS = 1024 * 1024  # larger pictures are averaged down to about this man
 DETAIL = 80  # crops smaller than this are enlarged first, so stroke arithmetic has pixels to use
 OVERSHOOT = 1.05  # 16-bit and float pictures: the brightest pixel may pass white by this much (resampling)
 STROKE_RANGE = (2.0, 3.0)  # strokes are brought into this width, 28x28 pixels (MNIST: 10%..90% = 1.8..3.5)
+# an unsharp mask before a digit's strokes are found: ink + AMOUNT x (ink - ink blurred by SIGMA MNIST pixels), so a
+# blurred photo keeps the holes of its loops and its faint thin strokes (chosen on validation digits:
+# scripts/tune_sharpen.py); a sharp picture's strokes keep their half-intensity edges
+SHARPEN_AMOUNT, SHARPEN_SIGMA = 2.0, 1.5
 EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
 RULE_ACROSS, RULE_THIN = 0.9, 0.7  # ruled lines: faint ink across this share of the width, at most this many
 # stroke widths thick (notebook lines are thinner than the pen; the bar of a 7 is as thick as its stem)
@@ -335,6 +339,16 @@ def _redraw(core: np.ndarray, depth: np.ndarray, box: tuple[int, int, int, int],
     return np.clip(signed + half + 0.5, 0, 1).astype(np.float32)
 
 
+def sharpen(intensity: np.ndarray, sigma: float, amount: float | None = None) -> np.ndarray:
+    """Ink (ground 0) through an unsharp mask of `sigma` pixels: the ground around it stays 0 (its dip is
+    clipped), so the ink keeps its box. Blurred as if the ground went on beyond the picture."""
+    amount = SHARPEN_AMOUNT if amount is None else amount
+    if amount <= 0 or sigma <= 0:
+        return intensity
+    soft = ndimage.gaussian_filter(intensity.astype(np.float32), sigma, mode="constant")
+    return np.clip(intensity + amount * (intensity - soft), 0, 1).astype(np.float32)
+
+
 def bounds(mask: np.ndarray) -> tuple[int, int, int, int]:
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
@@ -364,6 +378,7 @@ def to_mnist(intensity: np.ndarray) -> tuple[np.ndarray, float, float]:
     if size < DETAIL:  # enlarge small crops smoothly so widths and edges have sub-pixel room
         intensity = ndimage.zoom(intensity, DETAIL / size, order=1, grid_mode=True, mode="grid-constant")
         intensity = np.clip(intensity, 0, 1)
+    intensity = sharpen(intensity, SHARPEN_SIGMA * max(size, DETAIL) / BOX)
     # a thin stroke fades below half intensity in places: keep its faint parts; a one-pixel stroke of ink
     # just over half may fade below it everywhere when enlarged (a sliver cut off the end of a bar)
     peak = float(intensity.max())
