@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFile
+from scipy import ndimage
 
 from digits import data, images
 
@@ -531,6 +532,55 @@ def test_stroke_width_is_brought_into_mnist_range():
     assert 60 < mass_thin < 170 and 60 < mass_thick < 170  # MNIST's 10th-90th percentile: 62-148
 
 
+def _blurred_nine(sigma: float) -> np.ndarray:
+    """A "9" 109 px tall: a loop (hole 24 px across, about 4.4 MNIST pixels) and a stem, out of focus by `sigma`
+    MNIST pixels; its ink bright on a 0 ground, scaled as `images.clean` scales ink (90th percentile at 1)."""
+    rows, cols = np.mgrid[0:140, 0:120]
+    radius = np.hypot(rows - 40, cols - 60)
+    ink = ((radius >= 12) & (radius <= 24)) | ((cols >= 72) & (cols <= 84) & (rows >= 40) & (rows <= 125))
+    blurred = ndimage.gaussian_filter(ink.astype(np.float32), sigma * 109 / 20)
+    scaled = blurred / np.percentile(blurred[blurred > 0.02], 90)
+    return np.clip(np.where(blurred > 0.02, scaled, 0), 0, 1).astype(np.float32)
+
+
+def _holes(image: np.ndarray) -> int:
+    ground, count = ndimage.label(image < 0.5)
+    border = set(ground[0]) | set(ground[-1]) | set(ground[:, 0]) | set(ground[:, -1])
+    return len(set(range(1, count + 1)) - border)
+
+
+def test_sharpening_keeps_a_blurred_loops_hole(monkeypatch):
+    assert _holes(images.to_mnist(_blurred_nine(0.01))[0]) == 1  # in focus
+    blurred = _blurred_nine(1.6)
+    assert _holes(images.to_mnist(blurred)[0]) == 1
+    monkeypatch.setattr(images, "SHARPEN_AMOUNT", 0.0)
+    assert _holes(images.to_mnist(blurred)[0]) == 0  # without the mask the blur fills the hole
+
+
+def test_sharpening_keeps_the_ground_and_a_sharp_strokes_edges():
+    rng = np.random.default_rng(5)
+    for intensity in _random_shapes(rng, 20):
+        out = images.sharpen(intensity, 3.0)
+        assert out.dtype == np.float32 and out.shape == intensity.shape
+        assert out.min() >= 0 and out.max() <= 1
+        assert not out[intensity == 0].any()  # the ground stays 0: the ink keeps its box
+    assert images.sharpen(intensity, 3.0, amount=0) is intensity
+    bar = np.zeros((120, 120), np.float32)
+    bar[20:100, 30:50] = 1.0
+    scanned = ndimage.gaussian_filter(bar, 0.7)  # a bold stroke, its edges anti-aliased as a scan's
+    np.testing.assert_array_equal(images.sharpen(scanned, 3.0) >= 0.5, scanned >= 0.5)  # its edges stay put
+
+
+def test_sharpening_brings_back_a_faint_thin_stroke_beside_a_bold_one():
+    picture = np.zeros((120, 120), np.float32)
+    picture[20:100, 30:50] = 1.0  # a bold bar
+    picture[20:100, 80:83] = 1.0  # a thin one: blurred, it falls under half the bold bar's strength
+    blurred = ndimage.gaussian_filter(picture, 3.0)
+    blurred /= blurred.max()
+    assert blurred[60, 81] < 0.5
+    assert images.sharpen(blurred, 3.0)[60, 81] >= 0.5
+
+
 # ---------------------------------------------------------------- prepare_array
 
 
@@ -692,8 +742,6 @@ def test_strips_read_whole_count_refused_pieces_against_them(predictor, mnist):
 
 def _random_shapes(rng, count: int):
     """Random ink of every size and place (touching the edges or not), faint and strong, for the exactness tests."""
-    from scipy import ndimage
-
     for _ in range(count):
         rows, cols = (int(side) for side in rng.integers(3, 120, 2))
         core = ndimage.binary_dilation(rng.random((rows, cols)) < rng.uniform(0.001, 0.03),

@@ -47,9 +47,10 @@ DETAIL = 80  # crops smaller than this are enlarged first, so stroke arithmetic 
 OVERSHOOT = 1.05  # 16-bit and float pictures: the brightest pixel may pass white by this much (resampling)
 STROKE_RANGE = (2.0, 3.0)  # strokes are brought into this width, 28x28 pixels (MNIST: 10%..90% = 1.8..3.5)
 # an unsharp mask before a digit's strokes are found: ink + AMOUNT x (ink - ink blurred by SIGMA MNIST pixels), so a
-# blurred photo keeps the holes of its loops and its faint thin strokes (chosen on validation digits:
-# scripts/tune_sharpen.py); a sharp picture's strokes keep their half-intensity edges
-SHARPEN_AMOUNT, SHARPEN_SIGMA = 2.0, 1.5
+# blurred photo keeps the holes of its loops and its faint thin strokes; a sharp picture's bold strokes keep their
+# half-intensity edges (chosen on validation digits under the stress conditions: scripts/tune_sharpen.py,
+# benchmarks/results/sharpen_tune.json)
+SHARPEN_AMOUNT, SHARPEN_SIGMA = 3.0, 2.5
 EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
 RULE_ACROSS, RULE_THIN = 0.9, 0.7  # ruled lines: faint ink across this share of the width, at most this many
 # stroke widths thick (notebook lines are thinner than the pen; the bar of a 7 is as thick as its stem)
