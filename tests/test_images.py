@@ -840,3 +840,16 @@ def test_cutting_a_digit_within_its_masks_box_prepares_it_as_the_whole_picture_w
             assert found.box == (top * ink.factor, left * ink.factor, bottom * ink.factor, right * ink.factor)
             checked += 1
     assert checked > 150
+
+
+def test_a_wide_blur_on_blocks_is_close_to_the_exact_one():
+    rng = np.random.default_rng(9)
+    for side, sigma in ((150, 19.0), (300, 37.0), (517, 62.0), (800, 100.0)):
+        core = ndimage.binary_dilation(rng.random((side, side + 31)) < 0.002, iterations=side // 40)
+        ink = ndimage.gaussian_filter(core.astype(np.float32), 1.0)
+        exact = ndimage.gaussian_filter(ink, sigma, mode="constant")
+        found = images._gaussian(ink, sigma)
+        assert found.shape == ink.shape and found.dtype == np.float32
+        assert np.abs(found - exact).max() <= 0.02 * exact.max() + 1e-6
+    small = rng.random((60, 70)).astype(np.float32)  # a narrow blur is the exact one
+    np.testing.assert_array_equal(images._gaussian(small, 12.0), ndimage.gaussian_filter(small, 12.0, mode="constant"))

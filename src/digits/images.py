@@ -346,8 +346,30 @@ def sharpen(intensity: np.ndarray, sigma: float, amount: float | None = None) ->
     amount = SHARPEN_AMOUNT if amount is None else amount
     if amount <= 0 or sigma <= 0:
         return intensity
-    soft = ndimage.gaussian_filter(intensity.astype(np.float32), sigma, mode="constant")
+    soft = _gaussian(intensity.astype(np.float32), sigma)
     return np.clip(intensity + amount * (intensity - soft), 0, 1).astype(np.float32)
+
+
+def _gaussian(image: np.ndarray, sigma: float, detail: float = 10.0) -> np.ndarray:
+    """A Gaussian blur of `sigma` pixels with a 0 ground beyond the picture; exact below `detail` x 2 pixels. A
+    wider one (a large digit's crop) is taken on blocks of k = sigma // detail pixels averaged, then interpolated
+    back linearly: a few hundredths off at most, where the exact blur's cost grows with sigma (0.7 s at 100)."""
+    blocks = int(sigma // detail)
+    if blocks <= 1:
+        return ndimage.gaussian_filter(image, sigma, mode="constant")
+    height, width = image.shape
+    padded = np.zeros((-(-height // blocks) * blocks, -(-width // blocks) * blocks), np.float32)
+    padded[:height, :width] = image
+    small = padded.reshape(padded.shape[0] // blocks, blocks, padded.shape[1] // blocks, blocks).mean((1, 3))
+    # the block average and the interpolation blur by about blocks / 2 more: the small blur makes up the rest
+    small = ndimage.gaussian_filter(small, math.sqrt(sigma**2 - blocks**2 / 4) / blocks, mode="constant")
+    for axis, size in ((0, height), (1, width)):
+        place = (np.arange(size) + 0.5) / blocks - 0.5  # each pixel's centre in block units
+        first = np.clip(np.floor(place).astype(int), 0, small.shape[axis] - 1)
+        after = np.minimum(first + 1, small.shape[axis] - 1)
+        weight = np.clip(place - first, 0, 1).astype(np.float32).reshape((-1, 1) if axis == 0 else (1, -1))
+        small = np.take(small, first, axis) * (1 - weight) + np.take(small, after, axis) * weight
+    return small
 
 
 def bounds(mask: np.ndarray) -> tuple[int, int, int, int]:
