@@ -49,7 +49,8 @@ STROKE_RANGE = (2.0, 3.0)  # strokes are brought into this width, 28x28 pixels (
 # an unsharp mask before a digit's strokes are found: ink + AMOUNT x (ink - ink blurred by SIGMA MNIST pixels), so a
 # blurred photo keeps the holes of its loops and its faint thin strokes; a sharp picture's bold strokes keep their
 # half-intensity edges (chosen on validation digits under the stress conditions: scripts/tune_sharpen.py,
-# benchmarks/results/sharpen_tune.json)
+# benchmarks/results/sharpen_tune.json). A single digit's reading only: on the pieces cut from a whole number it
+# read fewer touching validation strips whole (benchmarks/results/validation_strips_sharpened.json)
 SHARPEN_AMOUNT, SHARPEN_SIGMA = 3.0, 2.5
 EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
 RULE_ACROSS, RULE_THIN = 0.9, 0.7  # ruled lines: faint ink across this share of the width, at most this many
@@ -387,8 +388,9 @@ def _window(image: np.ndarray, top: int, left: int, height: int, width: int) -> 
     return out
 
 
-def to_mnist(intensity: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """One digit's ink (bright, ground 0) -> (28x28, stroke width, stroke change) by MNIST's recipe."""
+def to_mnist(intensity: np.ndarray, unsharp: bool = True) -> tuple[np.ndarray, float, float]:
+    """One digit's ink (bright, ground 0) -> (28x28, stroke width, stroke change) by MNIST's recipe; `unsharp`:
+    through the unsharp mask (`sharpen`) first."""
     top, left, bottom, right = bounds(intensity >= 0.5)
     size = max(bottom - top, right - left)
     if intensity.shape == (CANVAS, CANVAS) and abs(size - BOX) <= 1:  # already MNIST-sized (an MNIST image):
@@ -401,7 +403,8 @@ def to_mnist(intensity: np.ndarray) -> tuple[np.ndarray, float, float]:
     if size < DETAIL:  # enlarge small crops smoothly so widths and edges have sub-pixel room
         intensity = ndimage.zoom(intensity, DETAIL / size, order=1, grid_mode=True, mode="grid-constant")
         intensity = np.clip(intensity, 0, 1)
-    intensity = sharpen(intensity, SHARPEN_SIGMA * max(size, DETAIL) / BOX)
+    if unsharp:
+        intensity = sharpen(intensity, SHARPEN_SIGMA * max(size, DETAIL) / BOX)
     # a thin stroke fades below half intensity in places: keep its faint parts; a one-pixel stroke of ink
     # just over half may fade below it everywhere when enlarged (a sliver cut off the end of a bar)
     peak = float(intensity.max())
@@ -615,11 +618,11 @@ def ink_mask(ink: Ink, members) -> np.ndarray:
     return np.isin(ink.owner, list(members))
 
 
-def cut_digit(ink: Ink, mask: np.ndarray) -> Prepared:
+def cut_digit(ink: Ink, mask: np.ndarray, unsharp: bool = True) -> Prepared:
     """Cut one digit out of the cleaned picture and prepare it. The work is done within the mask's box and a
     one-pixel ring (where the picture has one), which holds all `to_mnist` takes of the whole picture: its ink
     and a margin. In an MNIST-sized picture, or where the box is MNIST-sized, the whole picture is used: `to_mnist`
-    tells that size apart."""
+    tells that size apart. `unsharp`: as `to_mnist`'s."""
     top, left, bottom, right = bounds(mask)
     rows = slice(max(top - 1, 0), min(bottom + 1, mask.shape[0]))
     cols = slice(max(left - 1, 0), min(right + 1, mask.shape[1]))
@@ -629,7 +632,7 @@ def cut_digit(ink: Ink, mask: np.ndarray) -> Prepared:
     row0, col0 = rows.start or 0, cols.start or 0  # the window's place in the picture
     top, left, bottom, right = bounds(inked >= 0.5)
     top, left, bottom, right = top + row0, left + col0, bottom + row0, right + col0
-    image, width, change = to_mnist(inked)
+    image, width, change = to_mnist(inked, unsharp)
     box = (top * ink.factor, left * ink.factor, min(bottom * ink.factor, ink.shape[0]),
            min(right * ink.factor, ink.shape[1]))
     return Prepared(image, True, ink.inverted, box, width, change)

@@ -422,7 +422,7 @@ def _lattice(ink: Ink, predict_proba, keep_masks: bool = False, predict_scores=N
             top, left, bottom, right = bounds(union & core)
             if right - left > 1.6 * line or len(set(owners[first:last + 1])) > 3:  # 3 shapes: a broken 5
                 break
-            candidates[first, last + 1] = cut_digit(ink, union)
+            candidates[first, last + 1] = cut_digit(ink, union, unsharp=False)  # images.SHARPEN_AMOUNT
             if keep_masks:
                 masks[first, last + 1] = union.copy()
     keys = list(candidates)
@@ -637,5 +637,5 @@ def segment(gray: np.ndarray, predict_proba: Callable[[np.ndarray], np.ndarray] 
         return []
     groups, line = _groups(ink)
     pieces = [piece for group in groups for piece in _split(_crop(ink_mask(ink, group)), ink, line)]
-    return [cut_digit(ink, _whole(piece, ink.intensity.shape))
+    return [cut_digit(ink, _whole(piece, ink.intensity.shape), unsharp=False)
             for piece in sorted(pieces, key=lambda piece: piece[0][1].start)]
