@@ -553,8 +553,11 @@ def test_sharpening_keeps_a_blurred_loops_hole(monkeypatch):
     assert _holes(images.to_mnist(_blurred_nine(0.01))[0]) == 1  # in focus
     blurred = _blurred_nine(1.6)
     assert _holes(images.to_mnist(blurred)[0]) == 1
+    photo = 0.9 - 0.7 * blurred  # dark ink on light paper: the whole reading path of one digit
+    assert _holes(images.prepare(photo).image) == 1
     monkeypatch.setattr(images, "SHARPEN_AMOUNT", 0.0)
     assert _holes(images.to_mnist(blurred)[0]) == 0  # without the mask the blur fills the hole
+    assert _holes(images.prepare(photo).image) == 0
 
 
 def test_sharpening_keeps_the_ground_and_a_sharp_strokes_edges():

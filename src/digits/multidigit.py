@@ -422,7 +422,7 @@ def _lattice(ink: Ink, predict_proba, keep_masks: bool = False, predict_scores=N
             top, left, bottom, right = bounds(union & core)
             if right - left > 1.6 * line or len(set(owners[first:last + 1])) > 3:  # 3 shapes: a broken 5
                 break
-            candidates[first, last + 1] = cut_digit(ink, union, unsharp=False)  # images.SHARPEN_AMOUNT
+            candidates[first, last + 1] = cut_digit(ink, union, unsharp=False)  # unmasked: see images.SHARPEN_AMOUNT
             if keep_masks:
                 masks[first, last + 1] = union.copy()
     keys = list(candidates)
