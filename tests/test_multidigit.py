@@ -241,6 +241,20 @@ def test_read_with_a_stand_in_classifier(mnist):
     assert blank_pieces == [] and blank_probabilities.size == 0
 
 
+def test_a_numbers_pieces_are_not_sharpened_and_a_single_digit_is(mnist, monkeypatch):
+    """The unsharp mask (images.sharpen) reads single digits only: it cost touching validation strips when it
+    read a number's pieces too (benchmarks/results/validation_strips_sharpened.json)."""
+    x_test, y_test = mnist
+    one, zero = x_test[int(np.flatnonzero(y_test == 1)[0])], x_test[int(np.flatnonzero(y_test == 0)[0])]
+    calls = []
+    original = images.sharpen
+    monkeypatch.setattr(images, "sharpen", lambda *args, **kwargs: calls.append(args) or original(*args, **kwargs))
+    pieces, _ = multidigit.read(strip([one, zero, zero, one]), by_width)
+    assert len(pieces) == 4 and calls == []
+    images.prepare(strip([zero]))
+    assert len(calls) == 1
+
+
 def test_each_digit_says_which_shape_of_ink_it_was_cut_from(mnist):
     """Digits standing apart come from shapes 0, 1, 2 ... left to right; two digits cut out of one touching shape
     share it (reading's auto mode reads a shape cut into crowded strokes whole); one digit prepared alone has none."""
