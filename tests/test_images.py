@@ -758,8 +758,6 @@ def _random_shapes(rng, count: int):
 def test_stroke_width_within_the_shapes_box_is_the_width_over_the_whole_picture():
     """Distances taken in the shape's box (and a blank ring) equal those over the whole picture, on shapes of every
     size and place, touching the edges or not; a straight 5-wide bar gives 5, an empty picture 0."""
-    from scipy import ndimage
-
     def whole(core):
         inside = ndimage.distance_transform_edt(np.pad(core, 1))[1:-1, 1:-1]
         return max(4.0 * float(inside[core].mean()) - 2.0, 1.0)
@@ -780,8 +778,6 @@ def test_stroke_width_within_the_shapes_box_is_the_width_over_the_whole_picture(
 def test_ink_owners_within_the_inks_box_are_the_owners_over_the_whole_picture():
     """`analyse` takes each pixel's nearest core within the cores' box grown by the reach only: the owners are the
     same as over the whole picture, labels (ties between cores included) and blanks alike."""
-    from scipy import ndimage
-
     def whole(core, labels, intensity):
         distance, (rows, cols) = ndimage.distance_transform_edt(~core, return_indices=True)
         owner = labels[rows, cols]
@@ -802,8 +798,6 @@ def test_ink_owners_within_the_inks_box_are_the_owners_over_the_whole_picture():
 def test_redrawing_a_stroke_thinner_or_thicker_is_the_redraw_by_whole_picture_distances():
     """`to_mnist` re-draws a stroke (`_redraw`) from the distances `_depth` took in the shape's box, and skips the
     blank side's distances when it thins: the picture is the one the full signed distance gives, bit for bit."""
-    from scipy import ndimage
-
     def whole(core, half):  # the signed-distance redraw over the whole (padded) picture
         pad = max(int(np.ceil(half)), 0) + 2
         core = np.pad(core, pad)
