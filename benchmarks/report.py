@@ -352,10 +352,9 @@ def model_card(card: dict, level: int = 1) -> list[str]:
     lines = [f"{'#' * level} Model card: {card['name']}", "",
              "The pretrained reader `pip install digits` carries: what `digits predict`, `digits.read` and "
              "`digits serve` use when no run is named and `runs/` holds none.", "",
-             f"- **Model**: `{card['config']['model']}`, {card['parameters']:,} parameters; file `{card['file']}` "
+             f"- **Model**: {model_line(card)}, {card['parameters']:,} parameters; file `{card['file']}` "
              f"({card['size_bytes'] / 2**20:.1f} MiB, ONNX), SHA-256 `{card['sha256']}`",
-             f"- **Recipe**: `{card['recipe']}`, seed {card['seed']}",
-             f"- **Trained with**: `{card['command']}` ({card['training_seconds'] / 60:.0f} min)",
+             *training_lines(card),
              f"- **Rebuilt with**: `{card['rebuild']}`",
              f"- **Data**: MNIST training set, {card['dataset']['checksum'][:16]}... (SHA-256 over the IDX files' "
              f"SHA-256s){generated(card['config'])}; no other real data",
@@ -368,6 +367,28 @@ def model_card(card: dict, level: int = 1) -> list[str]:
              "Figures from `benchmarks/real_images.py` and `benchmarks/rejection.py` run on this file; "
              "`python scripts/ship_model.py` reruns them all.", ""]
     return lines
+
+
+def model_line(card: dict) -> str:
+    """The card's model: one network, or an ensemble of several (ship_model --add-member)."""
+    members = card.get("members")
+    if not members:
+        return f"`{card['config']['model']}`"
+    return (f"an ensemble of {len(members)} `{card['config']['model']}` networks (one recipe, other seeds) whose "
+            "logits are averaged (`digits.export.average_onnx`)")
+
+
+def training_lines(card: dict) -> list[str]:
+    """The card's recipe and training commands: one, or one per ensemble member."""
+    members = card.get("members")
+    if not members:
+        return [f"- **Recipe**: `{card['recipe']}`, seed {card['seed']}",
+                f"- **Trained with**: `{card['command']}` ({card['training_seconds'] / 60:.0f} min)"]
+    seeds = ", ".join(str(member["seed"]) for member in members)
+    trained = "; ".join(f"`{member['command']}` ({member['training_seconds'] / 60:.0f} min"
+                        + (f" on {member['trained_on']}" if member.get("trained_on") else "")
+                        + f", test accuracy {member['training_test_accuracy']:.2%} alone)" for member in members)
+    return [f"- **Recipe**: `{card['recipe']}`, seeds {seeds}", f"- **Trained with**: {trained}"]
 
 
 def sequence_line(card: dict) -> list[str]:

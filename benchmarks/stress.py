@@ -59,6 +59,7 @@ CONDITIONS = {
 }
 FILTERS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
            "bicubic": Image.Resampling.BICUBIC}
+VALIDATION_SPLIT = 0.05  # --split validation: configs/reader.json's held-out share of the training set
 ZERO_LOSS_ALLOWANCE = 0.1  # points the reader may lose where the baseline loses nothing
 SHEET_COLUMNS = 12
 EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
@@ -299,20 +300,30 @@ def table(summary: dict) -> list[str]:
     return lines
 
 
-def measure(predictors: dict, samples: int, seed: int, names: list[str], baseline: str, reader: str,
-            sheet: str | None = None, cache: str | None = None) -> dict:
-    """Every model (label -> Predictor) on the first `samples` test digits under `clean` and each condition."""
-    from common import machine
-
+def digits_of(split: str, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `samples` digits and labels of the test set, or of the validation split (`VALIDATION_SPLIT` of
+    the training set held out, as configs/reader.json holds it out: for choosing between models without the test
+    set)."""
     from digits import data
 
-    started = time.perf_counter()
     dataset = data.load_dataset("mnist")
+    if split == "test":
+        return dataset.x_test[:samples], dataset.y_test[:samples]
+    _, _, x_val, y_val = data.split_validation(dataset.x_train, dataset.y_train, VALIDATION_SPLIT)
+    return x_val[:samples], y_val[:samples]
+
+
+def measure(predictors: dict, samples: int, seed: int, names: list[str], baseline: str, reader: str,
+            sheet: str | None = None, cache: str | None = None, split: str = "test") -> dict:
+    """Every model (label -> Predictor) on the first `samples` digits of `split` under `clean` and each condition."""
+    from common import machine
+
+    started = time.perf_counter()
+    digits, truth = digits_of(split, samples)
     names = ["clean", *[name for name in names if name != "clean"]]
-    prepared = prepare_conditions(dataset.x_test[:samples], names, seed, cache)
+    prepared = prepare_conditions(digits, names, seed, cache and (Path(cache) / split if split != "test" else cache))
     if sheet:
         contact_sheet(prepared, sheet)
-    truth = dataset.y_test[:samples]
     accuracies = {label: {name: float((predictor.predict_proba(item["stack"]).argmax(1) == truth).mean())
                           for name, item in prepared.items()} for label, predictor in predictors.items()}
     conditions = summarise(accuracies, baseline, reader)
@@ -325,7 +336,7 @@ def measure(predictors: dict, samples: int, seed: int, names: list[str], baselin
         recipe = recipe_of(predictor.info.config)  # and the file as it reads now, so a later change can be named
         models[label] = {"model": predictor.info.config.get("model"), "recipe": recipe, "backend": predictor.backend,
                          "config": json.loads((ROOT / recipe).read_text()) if recipe else None}
-    return {"benchmark": "stress", "samples": samples, "seed": seed, "baseline": baseline, "reader": reader,
+    return {"benchmark": "stress", "split": split, "samples": samples, "seed": seed, "baseline": baseline, "reader": reader,
             "target_rule": (f"reader's loss <= half of the baseline's, per condition; <= {ZERO_LOSS_ALLOWANCE} point "
                             "where the baseline loses nothing (loss: clean accuracy - condition accuracy, in points)"),
             "models": models, "conditions": conditions, "all_met": all(targets) if targets else None,
@@ -339,7 +350,10 @@ def main() -> None:
                         help="a model to measure: a run directory or model file, under a label (repeat)")
     parser.add_argument("--baseline", default="cnn-fast", help="label the target compares against (default: cnn-fast)")
     parser.add_argument("--reader", default="reader", help="label the target is for (default: reader)")
-    parser.add_argument("--samples", type=int, default=2000, help="first N test digits (default: 2000)")
+    parser.add_argument("--samples", type=int, default=2000, help="first N digits (default: 2000)")
+    parser.add_argument("--split", choices=("test", "validation"), default="test",
+                        help="whose digits: the test set, or the validation split, to choose between models without "
+                             "the test set (use another --seed then; default: test)")
     parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
     parser.add_argument("--conditions", nargs="+", choices=list(CONDITIONS), default=list(CONDITIONS),
                         help="a subset (clean is always added; default: all)")
@@ -357,8 +371,9 @@ def main() -> None:
         if not runs:
             raise ValueError("name the models to measure: python benchmarks/stress.py --run cnn-fast=RUN_DIR "
                              "--run best-full=RUN_DIR --run reader=RUN_DIR")
-        if not 1 <= args.samples <= 10_000:
-            raise ValueError(f"--samples {args.samples} is outside the test set; pick 1..10000")
+        most = 10_000 if args.split == "test" else round(60_000 * VALIDATION_SPLIT)
+        if not 1 <= args.samples <= most:
+            raise ValueError(f"--samples {args.samples} is outside the {args.split} digits; pick 1..{most}")
         predictors = {label: Predictor(path) for label, path in runs.items()}  # before the long part
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -367,7 +382,7 @@ def main() -> None:
     if missing:
         print(f"no target checked: {' and '.join(missing)} not among the --run labels", file=sys.stderr)
     summary = measure(predictors, args.samples, args.seed, args.conditions, args.baseline, args.reader, args.sheet,
-                      args.cache)
+                      args.cache, args.split)
     path = save("stress", summary, args.out)
     print("\n".join(table(summary)))
     print(f"{args.samples} digits x {len(summary['conditions'])} conditions in {summary['seconds']:.0f} s "

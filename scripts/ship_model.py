@@ -2,6 +2,7 @@
 
     python scripts/ship_model.py [--config configs/reader.json] [--seed 1] [--work build/shipped]
                                  [--samples 2000] [--photos 10000] [--strips 1000] [--reuse] [--refit]
+                                 [--keep] [--add-member SEED] [--stage-only]
 
 1. Trains the recipe with the exact command the card records (`digits train --config configs/reader.json
    --seed 1 --out build/shipped/run --no-tensorboard`); a killed build resumes where it stopped, a finished run
@@ -25,6 +26,14 @@ the sequence model that settles a number's cuts (`digits.sequence`): the file go
 sequence.onnx, listed in the card with its SHA-256, and everything is measured with it in place. With --keep
 there is no training and no refit: the shipped model.onnx and its calibration are taken as they are (to add a
 sequence model to it and measure the pair again); the card keeps its training record and says what changed.
+
+With --add-member SEED the shipped model becomes a deep ensemble (Lakshminarayanan et al. 2017): its recipe is
+trained again with SEED (`digits train --config ... --seed SEED --out WORK/run-seedSEED`, resumed or reused like the
+first run), the two files are averaged into one (`digits.export.average_onnx`: the mean of their logits, and its
+softmax) and calibrated on the recipe's validation split as a trained run is; the card lists every member's
+training command. `python scripts/ship_model.py && python scripts/ship_model.py --add-member 2` rebuilds such a
+model from nothing. --stage-only stops once the model is staged in --work with its card (it reads as a shipped
+model there), so it can be compared with the installed one on validation data before it is measured and installed.
 
 Then `python benchmarks/report.py` regenerates the README's model card section from the card.
 """
@@ -258,6 +267,64 @@ def refit(args, work: Path) -> tuple[Path, dict]:
     return model, card
 
 
+def add_member(args, work: Path) -> tuple[Path, dict]:
+    """--add-member SEED: (the staged model file, its card so far), in work/ensemble: the shipped model and the run
+    of its recipe trained with SEED (work/run-seedSEED, trained here unless finished), averaged into one file
+    (`digits.export.average_onnx`: the mean of their logits) and calibrated on the recipe's validation split, as a
+    trained run is (`calibration.fit`, the energy score); see the module doc."""
+    from digits import backends, calibration, config, data, export, files, runs, train
+
+    card = runs.read_card(Path(args.destination))
+    seeds = [member["seed"] for member in card.get("members", [card])]
+    if args.add_member in seeds:
+        sys.exit(f"ship_model: error: the shipped model already holds seed {args.add_member}; pick another seed")
+    if relative(args.config) != card["recipe"]:
+        sys.exit(f"ship_model: error: the shipped model was trained with {card['recipe']}, not {relative(args.config)}: "
+                 "its members share one recipe")
+    run = work / f"run-seed{args.add_member}"
+    member_args = argparse.Namespace(**{**vars(args), "seed": args.add_member})
+    if (run / "metrics.json").is_file():
+        check_recipe(member_args, run)
+    else:
+        run_step(command(member_args, run))
+    metrics = json.loads((run / "metrics.json").read_text())
+    if metrics["dataset"]["checksum"] != card["dataset"]["checksum"]:
+        sys.exit(f"ship_model: error: {relative(run)} was trained on other MNIST files than the shipped model")
+    staged = work / "ensemble"
+    staged.mkdir(parents=True, exist_ok=True)
+    model = staged / "model.onnx"
+    export.average_onnx([runs.shipped_model(Path(args.destination)), run / "model.onnx"], model)
+    recipe = config.from_run(card["config"])
+    _, _, _, x_val, y_val = data.training_arrays(recipe)
+    _, outliers = train.non_digit_images(recipe, None, x_val)  # None without Outlier Exposure
+    reader = backends.load("onnx", model)
+    raw, logits = ([None if images is None else backends.in_batches(function, images) for images in (x_val, outliers)]
+                   for function in (reader, reader.logits))
+    fitted = calibration.fit(raw[0], y_val, recipe.reject_rate, raw[1], logits[0], logits[1])
+    first = {key: card[key] for key in ("seed", "command", "training_seconds", "training_test_accuracy", "sha256")
+             if key in card}
+    member = {"seed": args.add_member, "command": " ".join(command(member_args, run)),
+              "training_seconds": metrics.get("training_seconds"), "training_test_accuracy": metrics["test_accuracy"],
+              "sha256": runs.sha256(run / "model.onnx"), "trained_on": machine_name()}
+    card = {**card, "sha256": runs.sha256(model), "size_bytes": model.stat().st_size, "parameters": parameters(model),
+            "calibration": fitted, "members": card.get("members", [first]) + [member],
+            "rebuild": f"{card['rebuild']} && python scripts/ship_model.py --add-member {args.add_member}",
+            "ensemble": {"from": card["name"], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                         "what": f"seed {args.add_member} added: the members' logits averaged, calibrated again",
+                         "command": f"python scripts/ship_model.py --add-member {args.add_member}"}}
+    card.pop("remeasured", None)  # measured now as a new model
+    card.pop("refit", None)
+    files.write_json(staged / "card.json", card)  # the staged file reads as a shipped model (its card beside it)
+    return model, card
+
+
+def machine_name() -> str:
+    from common import machine
+
+    found = machine()
+    return f"{found['cpu']}, {found['cores']} cores"
+
+
 def check_recipe(args, run: Path) -> None:
     """A finished run in --work is shipped only if it was trained with the recipe and seed given: otherwise
     the card would name one recipe for a model trained with another."""
@@ -285,6 +352,11 @@ def main() -> None:
                         help="no training, no refit: the shipped model as it is, measured again (module doc)")
     parser.add_argument("--reason", help="--keep: why it is measured again (e.g. what changed in reading), "
                         "recorded in the card")
+    parser.add_argument("--add-member", type=int, metavar="SEED",
+                        help="ship the average of the shipped model and the recipe trained with SEED (module doc)")
+    parser.add_argument("--stage-only", action="store_true",
+                        help="--refit, --keep or --add-member: stop once the model is staged with its card in --work "
+                             "(to compare it with the shipped one on validation data first)")
     parser.add_argument("--sequence", help="an ONNX sequence model to ship beside the model (module doc)")
     parser.add_argument("--sequence-command", action="append", dest="sequence_commands",
                         help="a command that made the sequence model, recorded in the card (repeat, in order)")
@@ -299,16 +371,20 @@ def main() -> None:
 
     work, started = Path(args.work), time.perf_counter()
     run = work / "run"
-    if args.refit and args.keep:
-        sys.exit("ship_model: error: --refit and --keep exclude each other; pass one")
+    if sum(map(bool, (args.refit, args.keep, args.add_member is not None))) > 1:
+        sys.exit("ship_model: error: --refit, --keep and --add-member exclude each other; pass one")
+    if args.stage_only and not (args.refit or args.keep or args.add_member is not None):
+        sys.exit("ship_model: error: --stage-only goes with --refit, --keep or --add-member (a build installs its run)")
     if args.reason and not args.keep:
         sys.exit("ship_model: error: --reason goes with --keep (a refit or a build records its own)")
     if args.sequence and not Path(args.sequence).is_file():
         sys.exit(f"ship_model: error: --sequence {args.sequence} is no file; write one with "
                  "`python scripts/sequence_experiment.py export`")
-    if args.refit or args.keep:
+    if args.refit or args.keep or args.add_member is not None:
         if args.refit:
             model, staged_card = refit(args, work)
+        elif args.add_member is not None:
+            model, staged_card = add_member(args, work)
         else:
             card = runs.read_card(Path(args.destination))
             changed = {"from": card["name"], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -321,6 +397,9 @@ def main() -> None:
             model, staged_card = runs.shipped_model(Path(args.destination)), {**card, "remeasured": changed}
         model, staged_card = stage(args, work, model, staged_card)
         run = model.parent
+        if args.stage_only:
+            print(f"staged {relative(model)} with its card beside it; not measured or installed", file=sys.stderr)
+            return
     elif args.sequence:
         sys.exit("ship_model: error: --sequence goes with --keep or --refit: train and ship the model first, then "
                  "add the sequence model to it")
@@ -329,7 +408,7 @@ def main() -> None:
     else:
         run_step(command(args, run))
     python = sys.executable
-    staged = args.refit or args.keep
+    staged = args.refit or args.keep or args.add_member is not None
     measured_on = model if staged else run
     results = run if staged else work  # a staged model's measurements stay beside it
     real_json, rejection_json = results / "real_images.json", results / "rejection.json"
@@ -354,7 +433,8 @@ def main() -> None:
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": built}
         install(model, card, Path(args.destination))
         print("\n".join(model_card(card)))
-        print(f"installed {args.destination}/model.onnx, {'refit' if args.refit else 'kept'}, and its card in "
+        what = "refit" if args.refit else "kept" if args.keep else f"with seed {args.add_member} added"
+        print(f"installed {args.destination}/model.onnx, {what}, and its card in "
               f"{time.perf_counter() - started:.0f} s; "
               "now run `python benchmarks/report.py`", file=sys.stderr)
         return

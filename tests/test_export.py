@@ -179,3 +179,29 @@ def test_cli_export_and_its_errors(cnn_fast_run, tmp_path):
                                "--out", str(tmp_path / "q.onnx")), "--int8 applies to the litert format only")
     evaluated = run_cli("evaluate", str(tmp_path / "m.onnx"))  # evaluation of an export goes through the Predictor
     assert evaluated.returncode == 0 and "backend: onnx" in evaluated.stdout
+
+
+def test_average_onnx_reads_as_the_mean_of_its_members_logits(tiny_run, cnn_fast_run, test_set, tmp_path):
+    """A deep ensemble in one file: its logits are the members' mean, its probabilities their softmax; it loads as
+    any model file, and a member without logits, a lone member or another input shape is refused in one line."""
+    import onnx
+
+    members = [tiny_run / "model.onnx", cnn_fast_run / "model.onnx"]
+    export.average_onnx(members, tmp_path / "average.onnx")
+    batch = test_set[0][:300]
+    expected = np.mean([backends.load("onnx", path).logits(batch) for path in members], axis=0)
+    averaged = backends.load("onnx", tmp_path / "average.onnx")
+    np.testing.assert_allclose(averaged.logits(batch), expected, atol=1e-5)
+    np.testing.assert_allclose(averaged(batch), calibration.softmax(expected), atol=1e-6)
+    alone = [backends.load("onnx", path)(batch).argmax(1) for path in members]
+    assert not np.array_equal(averaged(batch).argmax(1), alone[0])  # not just the first member
+    with pytest.raises(ValueError, match="at least two"):
+        export.average_onnx(members[:1], tmp_path / "one.onnx")
+    plain = onnx.load(str(members[0]))
+    kept = [output for output in plain.graph.output if output.name != backends.LOGITS]
+    del plain.graph.output[:]
+    plain.graph.output.extend(kept)
+    onnx.save(plain, str(tmp_path / "plain.onnx"))
+    with pytest.raises(ValueError, match="no 'logits' output"):
+        export.average_onnx([members[1], tmp_path / "plain.onnx"], tmp_path / "bad.onnx")
+    assert not (tmp_path / "bad.onnx").exists()

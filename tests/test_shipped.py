@@ -27,9 +27,14 @@ def test_the_card_describes_the_file_and_its_recipe():
     recipe = json.loads((REPO / card["recipe"]).read_text())
     assert {key: card["config"][key] for key in recipe} == recipe, "the card's config is not its recipe file"
     assert card["dataset"]["checksum"] == data.load_dataset("mnist").checksum
-    assert card["command"].startswith(f"digits train --config {card['recipe']} --seed {card['seed']}")
+    members = card.get("members", [card])  # one network, or an ensemble (ship_model --add-member)
+    for member in members:
+        assert member["command"].startswith(f"digits train --config {card['recipe']} --seed {member['seed']} ")
+    assert len({member["seed"] for member in members}) == len(members)
     assert card["figures"]["mnist_test_accuracy"] >= 0.9965, "the shipped model must reach 99.65% on MNIST"
-    assert (REPO / "scripts" / "ship_model.py").is_file() and card["rebuild"] == runs.BUILD_SHIPPED
+    assert (REPO / "scripts" / "ship_model.py").is_file()
+    assert card["rebuild"] == " && ".join([runs.BUILD_SHIPPED] + [f"{runs.BUILD_SHIPPED} --add-member {member['seed']}"
+                                                                  for member in members[1:]])
     written = (runs.SHIPPED_DIR / "MODEL_CARD.md").read_text()
     assert card["sha256"] in written and f"{card['figures']['mnist_test_accuracy']:.2%}" in written
 
@@ -194,6 +199,59 @@ def test_refit_gives_a_shipped_model_its_logits_and_the_energy_calibration(tiny_
     (shipped / "card.json").write_text(json.dumps(card))
     with pytest.raises(SystemExit, match="not the same split"):
         ship_model.refit(argparse.Namespace(destination=str(shipped)), tmp_path / "other")
+
+
+def test_add_member_averages_the_shipped_model_with_another_seed_of_its_recipe(tiny_run, tmp_path, monkeypatch):
+    """scripts/ship_model.py --add-member SEED, its first step: the shipped file and the recipe's run with SEED
+    (reused here: trained with that recipe and seed) averaged into one file, calibrated on the recipe's validation
+    split (energy), the card listing both members' commands; a seed it holds, or a run of another seed, is refused."""
+    from digits import backends, calibration, train
+
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    import ship_model
+
+    trained = json.loads((tiny_run / "config.json").read_text())
+    recipe = tmp_path / "tiny.json"
+    recipe.write_text(json.dumps({key: value for key, value in trained.items() if key != "seed"}))
+    other = train.train(config.from_dict({"seed": 2}, config.load(recipe)), out=tmp_path / "work" / "run-seed2",
+                        verbose=0).run_dir
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    shutil.copy(tiny_run / "model.onnx", shipped / "model.onnx")
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    card = {"name": "digits-reader-tiny", "file": "model.onnx", "sha256": runs.sha256(shipped / "model.onnx"),
+            "recipe": str(recipe), "seed": trained["seed"], "config": trained, "dataset": metrics["dataset"],
+            "command": f"digits train --config {recipe} --seed {trained['seed']} --out x", "training_seconds": 1.0,
+            "training_test_accuracy": metrics["test_accuracy"], "calibration": metrics["calibration"],
+            "rebuild": runs.BUILD_SHIPPED, "remeasured": {"what": "an older measurement"}}
+    (shipped / "card.json").write_text(json.dumps(card))
+    args = argparse.Namespace(destination=str(shipped), config=str(recipe), add_member=2, work=str(tmp_path / "work"))
+    model, staged = ship_model.add_member(args, tmp_path / "work")
+    assert model == tmp_path / "work" / "ensemble" / "model.onnx" and staged["sha256"] == runs.sha256(model)
+    batch = data.load_dataset("mnist").x_test[:300, :, :, None].astype(np.float32) / 255
+    members = [backends.load("onnx", path) for path in (shipped / "model.onnx", other / "model.onnx")]
+    averaged = backends.load("onnx", model)
+    np.testing.assert_allclose(averaged.logits(batch), np.mean([one.logits(batch) for one in members], 0), atol=1e-5)
+    assert [member["seed"] for member in staged["members"]] == [trained["seed"], 2]
+    assert staged["members"][1]["command"] == f"digits train --config {recipe} --seed 2 --out {other} --no-tensorboard"
+    assert staged["rebuild"] == f"{runs.BUILD_SHIPPED} && {runs.BUILD_SHIPPED} --add-member 2"
+    assert "remeasured" not in staged and staged["ensemble"]["from"] == "digits-reader-tiny"
+    _, _, _, x_val, y_val = data.training_arrays(config.load(recipe))
+    expected = calibration.fit(averaged(x_val), y_val, trained["reject_rate"], logits=averaged.logits(x_val))
+    assert staged["calibration"]["energy_below"] == pytest.approx(expected["energy_below"])
+    staged_reader = Predictor(model)  # its card beside it: it reads as a shipped model would
+    assert (staged_reader.score, staged_reader.energy_below) == ("energy", staged["calibration"]["energy_below"])
+    shipped_card = runs.read_card()  # what measuring adds (figures, date, machine), taken from the package's card
+    ship_model.install(model, {**{key: shipped_card[key] for key in ("figures", "created", "machine")}, **staged},
+                       tmp_path / "installed")
+    written = (tmp_path / "installed" / "MODEL_CARD.md").read_text()
+    assert "an ensemble of 2" in written and staged["members"][1]["command"] in written
+    with pytest.raises(SystemExit, match="already holds seed 2"):
+        ship_model.add_member(argparse.Namespace(**{**vars(args), "destination": str(tmp_path / "installed")}),
+                              tmp_path / "work")
+    shutil.copytree(other, tmp_path / "work3" / "run-seed3")  # a run of seed 2 where seed 3's should be
+    with pytest.raises(SystemExit, match="another recipe or seed"):
+        ship_model.add_member(argparse.Namespace(**{**vars(args), "add_member": 3}), tmp_path / "work3")
 
 
 def test_two_models_built_the_same_day_never_share_a_name(tmp_path, monkeypatch):

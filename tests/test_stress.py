@@ -192,3 +192,29 @@ def test_command_writes_json_sheet_and_report_section(tmp_path, monkeypatch, cap
     assert Image.open(sheet).size == (72 + 12 * 84, 2 * 84)
     section = "\n".join(report.stress(summary))
     assert "| thick | stroke change 3.5 |" in section and "`mine`: accuracy / loss" in section
+
+
+def test_validation_split_draws_the_held_out_training_digits(mnist, tmp_path, monkeypatch):
+    """--split validation reads the validation split configs/reader.json holds out (never a test digit), so models
+    can be compared without the test set; its cached pictures are kept apart from the test digits'."""
+    import common
+
+    digits, labels = stress.digits_of("validation", 5)
+    _, _, x_val, y_val = data.split_validation(mnist.x_train, mnist.y_train, stress.VALIDATION_SPLIT)
+    assert np.array_equal(digits, x_val[:5]) and np.array_equal(labels, y_val[:5])
+    assert np.array_equal(stress.digits_of("test", 5)[0], mnist.x_test[:5])
+    monkeypatch.setattr(common, "machine", lambda: {"cpu": "a CPU", "cores": 2})
+    shipped = str(runs.shipped_model())
+    out, cache = tmp_path / "stress.json", tmp_path / "cache"
+    monkeypatch.setattr(sys, "argv", ["stress.py", "--run", f"reader={shipped}", "--split", "validation",
+                                      "--seed", "1", "--samples", "3", "--conditions", "thick", "--out", str(out),
+                                      "--cache", str(cache)])
+    stress.main()
+    summary = json.loads(out.read_text())
+    assert summary["split"] == "validation" and summary["samples"] == 3
+    assert sorted(path.name.split("-")[1] for path in (cache / "validation").iterdir()) == ["clean", "thick"]
+    assert not list(cache.glob("*.npz"))  # nothing under the test digits' names
+    monkeypatch.setattr(sys, "argv", ["stress.py", "--run", f"reader={shipped}", "--split", "validation",
+                                      "--samples", "3001"])
+    with pytest.raises(SystemExit):
+        stress.main()

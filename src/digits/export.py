@@ -111,6 +111,61 @@ def add_logits_output(path: Path) -> bool:
     return True
 
 
+def average_onnx(members: list[Path], out: Path) -> None:
+    """One ONNX file that reads as the members' average (a deep ensemble, Lakshminarayanan et al. 2017): every
+    member runs on the same input, their logits are averaged (the "logits" output, which the energy score reads)
+    and the first output is the softmax of that average. Each member must be an ONNX classifier with a "logits"
+    output (`add_logits_output`) and the same input and class count; else a ValueError naming the file. Written
+    atomically, checked by onnx's checker."""
+    import onnx
+    from onnx import compose, helper
+
+    if len(members) < 2:
+        raise ValueError("average_onnx needs at least two member files")
+    loaded = []
+    for path in members:
+        model = onnx.load(str(path))
+        if not any(output.name == backends.LOGITS for output in model.graph.output):
+            raise ValueError(f"{path} has no {backends.LOGITS!r} output; give it one first (digits.export."
+                             "add_logits_output, or digits calibrate on its run)")
+        loaded.append(model)
+    first = loaded[0]
+    shape = [dim.dim_value for dim in first.graph.input[0].type.tensor_type.shape.dim[1:]]
+    for path, model in zip(members[1:], loaded[1:]):
+        theirs = [dim.dim_value for dim in model.graph.input[0].type.tensor_type.shape.dim[1:]]
+        if theirs != shape or ([dim.dim_value for dim in model.graph.output[0].type.tensor_type.shape.dim[1:]]
+                               != [dim.dim_value for dim in first.graph.output[0].type.tensor_type.shape.dim[1:]]):
+            raise ValueError(f"{path} takes {theirs} and gives another class count than {members[0]} ({shape}); "
+                             "average only models with the same input and classes")
+    input_name, output_name = first.graph.input[0].name, first.graph.output[0].name
+    opsets = {}
+    for model in loaded:
+        for opset in model.opset_import:
+            opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
+    nodes, initializers, value_info, member_logits = [], [], [], []
+    for index, model in enumerate(loaded):
+        prefixed = compose.add_prefix(model, f"member{index}/")
+        graph = prefixed.graph
+        nodes.append(helper.make_node("Identity", [input_name], [graph.input[0].name], name=f"member{index}/input"))
+        nodes.extend(graph.node)
+        initializers.extend(graph.initializer)
+        value_info.extend(graph.value_info)
+        member_logits.append(f"member{index}/{backends.LOGITS}")
+    nodes.append(helper.make_node("Mean", member_logits, [backends.LOGITS], name="average_logits"))
+    nodes.append(helper.make_node("Softmax", [backends.LOGITS], [output_name], axis=-1, name="probabilities"))
+    graph = helper.make_graph(nodes, "average", [first.graph.input[0]],
+                              [first.graph.output[0], next(output for output in first.graph.output
+                                                           if output.name == backends.LOGITS)],
+                              initializer=initializers, value_info=value_info)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(domain, version)
+                                                    for domain, version in sorted(opsets.items())],
+                              producer_name="digits.export.average_onnx")
+    model.ir_version = max(item.ir_version for item in loaded)
+    onnx.checker.check_model(model)
+    with files.atomic_path(Path(out)) as temporary:
+        onnx.save(model, str(temporary))
+
+
 def save_model(model, directory: Path) -> dict[str, Path]:
     """Save `model` into a run directory being written: `model.keras` and its portable copies
     (`runs.PORTABLE`: ONNX, with its logits as a second output, and LiteRT), each checked against Keras on a
