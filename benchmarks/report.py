@@ -213,7 +213,8 @@ def stress(result: dict) -> list[str]:
                                                                                  "config": model.get("config")})
                                          if model.get("recipe") else f"a `{model['model']}` run")
                         for label, model in result["models"].items())
-    lines = [f"**Stress** (`python benchmarks/stress.py`; {recipes}): the first {result['samples']:,} test digits "
+    split = "validation digits" if result.get("split") == "validation" else "test digits"
+    lines = [f"**Stress** (`python benchmarks/stress.py`; {recipes}): the first {result['samples']:,} {split} "
              "rendered as photos under conditions outside what training samples, each seeded, read through "
              "`digits.images`; loss: points of accuracy lost against `clean`; target: "
              f"`{reader}` loses at most half of what `{baseline}` loses on each condition (at most 0.1 point where "

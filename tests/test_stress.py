@@ -203,7 +203,8 @@ def test_validation_split_draws_the_held_out_training_digits(mnist, tmp_path, mo
     _, _, x_val, y_val = data.split_validation(mnist.x_train, mnist.y_train, stress.VALIDATION_SPLIT)
     assert np.array_equal(digits, x_val[:5]) and np.array_equal(labels, y_val[:5])
     assert np.array_equal(stress.digits_of("test", 5)[0], mnist.x_test[:5])
-    monkeypatch.setattr(common, "machine", lambda: {"cpu": "a CPU", "cores": 2})
+    monkeypatch.setattr(common, "machine", lambda: {"cpu": "a CPU", "cores": 2, "memory_gib": 8.0, "tensorflow": "-",
+                                                    "keras": "-", "python": "3", "measured": "2026-01-01T00:00"})
     shipped = str(runs.shipped_model())
     out, cache = tmp_path / "stress.json", tmp_path / "cache"
     monkeypatch.setattr(sys, "argv", ["stress.py", "--run", f"reader={shipped}", "--split", "validation",
@@ -212,6 +213,7 @@ def test_validation_split_draws_the_held_out_training_digits(mnist, tmp_path, mo
     stress.main()
     summary = json.loads(out.read_text())
     assert summary["split"] == "validation" and summary["samples"] == 3
+    assert "the first 3 validation digits" in "\n".join(report.stress(summary))
     assert sorted(path.name.split("-")[1] for path in (cache / "validation").iterdir()) == ["clean", "thick"]
     assert not list(cache.glob("*.npz"))  # nothing under the test digits' names
     monkeypatch.setattr(sys, "argv", ["stress.py", "--run", f"reader={shipped}", "--split", "validation",
