@@ -283,10 +283,11 @@ def add_member(args, work: Path) -> tuple[Path, dict]:
                  "its members share one recipe")
     run = work / f"run-seed{args.add_member}"
     member_args = argparse.Namespace(**{**vars(args), "seed": args.add_member})
-    if (run / "metrics.json").is_file():
-        check_recipe(member_args, run)
-    else:
+    trained_here = not (run / "metrics.json").is_file()
+    if trained_here:
         run_step(command(member_args, run))
+    else:
+        check_recipe(member_args, run)
     metrics = json.loads((run / "metrics.json").read_text())
     if metrics["dataset"]["checksum"] != card["dataset"]["checksum"]:
         sys.exit(f"ship_model: error: {relative(run)} was trained on other MNIST files than the shipped model")
@@ -305,7 +306,8 @@ def add_member(args, work: Path) -> tuple[Path, dict]:
              if key in card}
     member = {"seed": args.add_member, "command": " ".join(command(member_args, run)),
               "training_seconds": metrics.get("training_seconds"), "training_test_accuracy": metrics["test_accuracy"],
-              "sha256": runs.sha256(run / "model.onnx"), "trained_on": machine_name()}
+              "sha256": runs.sha256(run / "model.onnx"),
+              **({"trained_on": machine_name()} if trained_here else {})}  # a reused run's machine is not known
     card = {**card, "sha256": runs.sha256(model), "size_bytes": model.stat().st_size, "parameters": parameters(model),
             "calibration": fitted, "members": card.get("members", [first]) + [member],
             "rebuild": f"{card['rebuild']} && python scripts/ship_model.py --add-member {args.add_member}",
