@@ -9,9 +9,12 @@ draws (slant direction, gap places, filter) from the seed, its name and the inde
 through `images.prepare_file` once; every model classifies the same prepared stack. Loss: points of
 accuracy lost against `clean`. Target: on every condition the reader loses at most half of what the
 baseline (`cnn-fast`) loses; where the baseline loses nothing, at most 0.1 point.
+With --split validation the digits are the validation split's instead (the 5% of the training set that
+configs/reader.json holds out; use another --seed), to choose between models without the test set.
 Writes benchmarks/results/stress.json.
 Usage: python benchmarks/stress.py --run cnn-fast=RUN --run best-full=RUN --run reader=RUN [--samples 2000]
-       [--seed 0] [--baseline cnn-fast] [--reader reader] [--conditions thick thin ...] [--sheet sheet.png]
+       [--seed 0] [--split test|validation] [--baseline cnn-fast] [--reader reader] [--conditions thick thin ...]
+       [--sheet sheet.png]
 """
 
 from __future__ import annotations
