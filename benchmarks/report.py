@@ -386,7 +386,9 @@ def training_lines(card: dict) -> list[str]:
         return [f"- **Recipe**: `{card['recipe']}`, seed {card['seed']}",
                 f"- **Trained with**: `{card['command']}` ({card['training_seconds'] / 60:.0f} min)"]
     seeds = ", ".join(str(member["seed"]) for member in members)
-    trained = "; ".join(f"`{member['command']}` ({member['training_seconds'] / 60:.0f} min"
+    trained = "; ".join(f"`{member['command']}` ("
+                        + (f"{member['training_seconds'] / 60:.0f} min" if member.get("training_seconds")
+                           else "time not recorded")
                         + (f" on {member['trained_on']}" if member.get("trained_on") else "")
                         + f", test accuracy {member['training_test_accuracy']:.2%} alone)" for member in members)
     return [f"- **Recipe**: `{card['recipe']}`, seeds {seeds}", f"- **Trained with**: {trained}"]

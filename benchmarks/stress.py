@@ -339,7 +339,8 @@ def measure(predictors: dict, samples: int, seed: int, names: list[str], baselin
         recipe = recipe_of(predictor.info.config)  # and the file as it reads now, so a later change can be named
         models[label] = {"model": predictor.info.config.get("model"), "recipe": recipe, "backend": predictor.backend,
                          "config": json.loads((ROOT / recipe).read_text()) if recipe else None}
-    return {"benchmark": "stress", "split": split, "samples": samples, "seed": seed, "baseline": baseline, "reader": reader,
+    return {"benchmark": "stress", "split": split, "samples": samples, "seed": seed, "baseline": baseline,
+            "reader": reader,
             "target_rule": (f"reader's loss <= half of the baseline's, per condition; <= {ZERO_LOSS_ALLOWANCE} point "
                             "where the baseline loses nothing (loss: clean accuracy - condition accuracy, in points)"),
             "models": models, "conditions": conditions, "all_met": all(targets) if targets else None,

@@ -279,8 +279,8 @@ def add_member(args, work: Path) -> tuple[Path, dict]:
     if args.add_member in seeds:
         sys.exit(f"ship_model: error: the shipped model already holds seed {args.add_member}; pick another seed")
     if relative(args.config) != card["recipe"]:
-        sys.exit(f"ship_model: error: the shipped model was trained with {card['recipe']}, not {relative(args.config)}: "
-                 "its members share one recipe")
+        sys.exit(f"ship_model: error: the shipped model was trained with {card['recipe']}, "
+                 f"not {relative(args.config)}: its members share one recipe")
     run = work / f"run-seed{args.add_member}"
     member_args = argparse.Namespace(**{**vars(args), "seed": args.add_member})
     trained_here = not (run / "metrics.json").is_file()
