@@ -324,7 +324,9 @@ def measure(predictors: dict, samples: int, seed: int, names: list[str], baselin
     started = time.perf_counter()
     digits, truth = digits_of(split, samples)
     names = ["clean", *[name for name in names if name != "clean"]]
-    prepared = prepare_conditions(digits, names, seed, cache and (Path(cache) / split if split != "test" else cache))
+    if cache and split != "test":
+        cache = Path(cache) / split  # other digits under the same names: kept apart from the test digits' pictures
+    prepared = prepare_conditions(digits, names, seed, cache)
     if sheet:
         contact_sheet(prepared, sheet)
     accuracies = {label: {name: float((predictor.predict_proba(item["stack"]).argmax(1) == truth).mean())

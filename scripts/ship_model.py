@@ -223,11 +223,23 @@ def install(model: Path, card: dict, destination: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def validation_fit(reader, recipe, x_val, y_val) -> dict:
+    """What training stores to read honestly (`calibration.fit`: temperature and the energy threshold), fitted for
+    `reader` (an ONNX backend with logits) on its recipe's validation split and, where the recipe has Outlier
+    Exposure, the non-digits training would report against."""
+    from digits import backends, calibration, train
+
+    _, outliers = train.non_digit_images(recipe, None, x_val)  # None without Outlier Exposure
+    raw, logits = ([None if images is None else backends.in_batches(function, images) for images in (x_val, outliers)]
+                   for function in (reader, reader.logits))
+    return calibration.fit(raw[0], y_val, recipe.reject_rate, raw[1], logits[0], logits[1])
+
+
 def refit(args, work: Path) -> tuple[Path, dict]:
     """--refit: (the staged model file, its card so far), in work/refit; see the module doc."""
     import numpy as np
 
-    from digits import backends, calibration, config, data, export, files, runs, train
+    from digits import backends, config, data, export, files, runs
     from digits.images import to_model_input
 
     source = runs.shipped_model(Path(args.destination))
@@ -246,10 +258,7 @@ def refit(args, work: Path) -> tuple[Path, dict]:
     x_test = to_model_input(dataset.x_test)
     if not np.array_equal(backends.in_batches(before, x_test), backends.in_batches(after, x_test)):
         sys.exit("ship_model: error: the model with its logits output answers differently; report this as a bug")
-    _, outliers = train.non_digit_images(recipe, None, x_val)  # None without Outlier Exposure
-    raw, logits = ([None if images is None else backends.in_batches(function, images) for images in (x_val, outliers)]
-                   for function in (after, after.logits))
-    fitted = calibration.fit(raw[0], y_val, recipe.reject_rate, raw[1], logits[0], logits[1])
+    fitted = validation_fit(after, recipe, x_val, y_val)
     stored = card["calibration"]  # a card refit before holds the top probability's threshold beside the energy's
     top = stored.get("max_probability_below", stored["reject_below"])
     if abs(fitted["temperature"] - stored["temperature"]) > 1e-3 or abs(fitted["max_probability_below"] - top) > 1e-4:
@@ -272,7 +281,7 @@ def add_member(args, work: Path) -> tuple[Path, dict]:
     of its recipe trained with SEED (work/run-seedSEED, trained here unless finished), averaged into one file
     (`digits.export.average_onnx`: the mean of their logits) and calibrated on the recipe's validation split, as a
     trained run is (`calibration.fit`, the energy score); see the module doc."""
-    from digits import backends, calibration, config, data, export, files, runs, train
+    from digits import backends, config, data, export, files, runs
 
     card = runs.read_card(Path(args.destination))
     seeds = [member["seed"] for member in card.get("members", [card])]
@@ -297,11 +306,7 @@ def add_member(args, work: Path) -> tuple[Path, dict]:
     export.average_onnx([runs.shipped_model(Path(args.destination)), run / "model.onnx"], model)
     recipe = config.from_run(card["config"])
     _, _, _, x_val, y_val = data.training_arrays(recipe)
-    _, outliers = train.non_digit_images(recipe, None, x_val)  # None without Outlier Exposure
-    reader = backends.load("onnx", model)
-    raw, logits = ([None if images is None else backends.in_batches(function, images) for images in (x_val, outliers)]
-                   for function in (reader, reader.logits))
-    fitted = calibration.fit(raw[0], y_val, recipe.reject_rate, raw[1], logits[0], logits[1])
+    fitted = validation_fit(backends.load("onnx", model), recipe, x_val, y_val)
     first = {key: card[key] for key in ("seed", "command", "training_seconds", "training_test_accuracy", "sha256")
              if key in card}
     member = {"seed": args.add_member, "command": " ".join(command(member_args, run)),
