@@ -17,14 +17,19 @@ Every run reads the same strips, so each run after the first is also compared wi
 in strips read whole, with a 95% interval from the strips only one of the two read whole (at 1,000 strips one
 run's rate alone is uncertain by about 1 point; the paired difference much less when the two mostly agree).
 Each run's strips are kept as a string of 1s (read whole) and 0s.
+--seed-base N adds N to every seed, a fresh look at the same runs; --pool joins results files of the same runs
+read with different seed bases into one (each run's strips joined, its other shares weighted by their counts), so a
+choice can rest on every strip it has been judged on.
 Writes benchmarks/results/validation_strips.json (or --out).
 Usage: python benchmarks/validation_strips.py --run LABEL=RUN [--run LABEL=RUN ...] [--strips 300]
-       [--singles 600] [--non-digits 0] [--auto 0] [--validation-split 0.05]
+       [--singles 600] [--non-digits 0] [--auto 0] [--validation-split 0.05] [--seed-base 0]
+       python benchmarks/validation_strips.py --pool RESULTS RESULTS [...] --out POOLED
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -51,7 +56,7 @@ def rejection(predictor, x_val, non_digits) -> dict:
             "non_digits_auroc": calibration.auroc(digits, others)}
 
 
-def auto_mode(predictor, x_val, y_val, count: int) -> dict:
+def auto_mode(predictor, x_val, y_val, count: int, seeds: dict = SEEDS) -> dict:
     """Read as `digits predict` reads a file (auto mode, where one shape may be cut into a number): `count`
     pictures of each generated non-digit family (AUTO_FAMILIES, seed 903), the share answered "not a digit" (or no
     ink); and `count` numbers of 2-3 validation digits, all touching and mixed (seed 905), the share read right."""
@@ -60,9 +65,9 @@ def auto_mode(predictor, x_val, y_val, count: int) -> dict:
     from digits import reading, synthetic
 
     result = {f"auto_refused_{family}": refused_in_auto_mode(
-        predictor, synthetic.pictures(family, count, SEEDS["non_digits"]))["refused_auto"] for family in AUTO_FAMILIES}
+        predictor, synthetic.pictures(family, count, seeds["non_digits"]))["refused_auto"] for family in AUTO_FAMILIES}
     for kind, touching in (("touching", 1.0), ("mixed", None)):
-        numbers = real_images.strip_photos(x_val, y_val, count, [SEEDS["auto_numbers"], int(touching is None)],
+        numbers = real_images.strip_photos(x_val, y_val, count, [seeds["auto_numbers"], int(touching is None)],
                                            touching, longest=3)
         result[f"auto_{kind}_numbers_right"] = float(np.mean([reading.read(photo, "auto", predictor).text == truth
                                                               for truth, photo in numbers]))
@@ -88,26 +93,24 @@ def validation_accuracy(predictor, x_val, y_val) -> float:
     return float((predictor.predict_proba(x_val).argmax(1) == np.asarray(y_val)).mean())
 
 
-def measure(predictor, x_val, y_val, strips: int, singles: int) -> dict:
+def measure(predictor, x_val, y_val, strips: int, singles: int, seeds: dict = SEEDS) -> dict:
     """Strips read whole (their share, and each strip as "1" or "0") and singles split (none measured when
     their count is 0)."""
     started, result = time.perf_counter(), {}
     if strips:
-        for kind, touching, seed in (("touching", 1.0, SEEDS["touching"]), ("mixed", None, SEEDS["mixed"])):
+        for kind, touching, seed in (("touching", 1.0, seeds["touching"]), ("mixed", None, seeds["mixed"])):
             whole = real_images._strips_read(predictor, x_val, y_val, strips, [seed], touching=touching)[0]
             result[f"{kind}_read_whole"] = float(np.mean(whole))
             result[f"{kind}_strips"] = "".join("1" if read else "0" for read in whole)
     if singles:
         split = sum(real_images._auto_split(predictor, real_images.render_digit(x_val[index], np.random.default_rng(
-            [SEEDS["singles"], index])), index) is not None for index in range(singles))
+            [seeds["singles"], index])), index) is not None for index in range(singles))
         result["singles_split"] = split / singles
     return {**result, "seconds": round(time.perf_counter() - started, 1)}
 
 
-def stored_run(against: str, strips: int, split: float) -> tuple[str, dict] | str:
+def stored_run(against: str, strips: int, split: float, seeds: dict) -> tuple[str, dict] | str:
     """("LABEL from FILE", the run's results) for --against FILE:LABEL, or what is wrong with it."""
-    import json
-
     path, _, label = against.rpartition(":")
     try:
         earlier = json.loads(Path(path).read_text())
@@ -115,15 +118,54 @@ def stored_run(against: str, strips: int, split: float) -> tuple[str, dict] | st
         return f"--against {against}: cannot read {path} ({error}); give RESULTS:LABEL"
     if label not in earlier.get("runs", {}):
         return f"--against {against}: {path} has no run {label!r} (it has {', '.join(earlier.get('runs', {}))})"
-    if (earlier.get("strips"), earlier.get("validation_split"), earlier.get("seeds")) != (strips, split, SEEDS):
+    if (earlier.get("strips"), earlier.get("validation_split"), earlier.get("seeds")) != (strips, split, seeds):
         return (f"--against {against}: {path} read {earlier.get('strips')} strips of split "
-                f"{earlier.get('validation_split')} with seeds {earlier.get('seeds')}; run it with the same --strips")
+                f"{earlier.get('validation_split')} with seeds {earlier.get('seeds')}; run it with the same --strips and --seed-base")
     return f"{label} ({path})", earlier["runs"][label]
+
+
+def pool(results: list[dict], names: list[str]) -> dict:
+    """Results files of the same runs, read on different strips (--seed-base), as one: each run's strips joined
+    (its shares read whole and the paired comparisons taken over all of them), its singles split and auto-mode
+    shares weighted by how many each file read. Files of other runs, splits or baselines are refused."""
+    first = results[0]
+    if len(results) < 2:
+        raise ValueError("give two results files or more")
+    for result, name in zip(results, names):
+        if set(result["runs"]) != set(first["runs"]) or result["validation_split"] != first["validation_split"] \
+                or result["paired"]["against"] != first["paired"]["against"]:
+            raise ValueError(f"{name} holds other runs, split or baseline than {names[0]}")
+        if [result["runs"][label]["run"] for label in first["runs"]] != [run["run"] for run in first["runs"].values()]:
+            raise ValueError(f"{name} read other files under the same labels than {names[0]}")
+    if len({json.dumps(result["seeds"], sort_keys=True) for result in results}) < len(results):
+        raise ValueError("two files read the same seeds: pooling them would count the same strips twice")
+    runs = {}
+    for label in first["runs"]:
+        rows = [result["runs"][label] for result in results]
+        row = {"run": rows[0]["run"], "validation_accuracy": rows[0]["validation_accuracy"],
+               "seconds": round(sum(found["seconds"] for found in rows), 1)}
+        for kind in ("touching", "mixed"):
+            row[f"{kind}_strips"] = "".join(found[f"{kind}_strips"] for found in rows)
+            row[f"{kind}_read_whole"] = row[f"{kind}_strips"].count("1") / len(row[f"{kind}_strips"])
+        for key, count in [("singles_split", "singles")] + [(key, "auto") for key in rows[0] if key.startswith("auto_")]:
+            row[key] = sum(found[key] * result[count] for found, result in zip(rows, results)) / sum(
+                result[count] for result in results)
+        runs[label] = row
+    (baseline, base), *others = runs.items()
+    comparisons = {label: {kind: paired(*([read == "1" for read in run[f"{kind}_strips"]] for run in (base, row)))
+                           for kind in ("touching", "mixed")} for label, row in others}
+    return {"runs": runs, "paired": {"against": first["paired"]["against"], "runs": comparisons},
+            "strips": sum(result["strips"] for result in results),
+            "singles": sum(result["singles"] for result in results), "auto": sum(result["auto"] for result in results),
+            "validation_split": first["validation_split"], "pooled": [
+                {"file": name, "seeds": result["seeds"], "strips": result["strips"], "command": result["command"]}
+                for name, result in zip(names, results)],
+            "command": " ".join(["python", "benchmarks/validation_strips.py", *sys.argv[1:]]), "machine": machine()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", action="append", required=True, help="LABEL=RUN (repeat to compare)")
+    parser.add_argument("--run", action="append", help="LABEL=RUN (repeat to compare)")
     parser.add_argument("--strips", type=int, default=300, help="touching and mixed strips each (default: 300)")
     parser.add_argument("--singles", type=int, default=600, help="single digits read in auto mode (default: 600)")
     parser.add_argument("--non-digits", type=int, default=0, help="generated non-digits to refuse (default: 0)")
@@ -133,8 +175,22 @@ def main() -> None:
     parser.add_argument("--against", metavar="RESULTS:LABEL", help="compare strip by strip with run LABEL of an "
                         "earlier results file instead of the first run (the same strips, seeds and split; e.g. to "
                         "weigh a change of reading code, which a run label cannot hold)")
+    parser.add_argument("--seed-base", type=int, default=0, help="added to every seed: other strips, singles, "
+                        "non-digits and numbers, for a fresh look at the same runs (default: 0)")
+    parser.add_argument("--pool", nargs="+", metavar="RESULTS", help="instead of reading: pool results files of the "
+                        "same runs read with different --seed-base (strips joined, rates weighted by their counts)")
     parser.add_argument("--out", help="results file (default: benchmarks/results/validation_strips.json)")
     args = parser.parse_args()
+    if args.pool:
+        try:
+            pooled = pool([json.loads(Path(path).read_text()) for path in args.pool], args.pool)
+        except (OSError, ValueError, KeyError) as error:
+            parser.error(f"--pool: {error}")
+        print(f"wrote {save('validation_strips', pooled, args.out)}")
+        return
+    if not args.run:
+        parser.error("give --run LABEL=RUN (or --pool RESULTS ...)")
+    seeds = {name: seed + args.seed_base for name, seed in SEEDS.items()}
     from digits import data
     from digits.predictor import Predictor
 
@@ -149,21 +205,21 @@ def main() -> None:
         from digits import synthetic
         from digits.config import OUTLIER_FAMILIES
 
-        non_digits = synthetic.non_digits(args.non_digits, SEEDS["non_digits"], families=OUTLIER_FAMILIES[:5])
+        non_digits = synthetic.non_digits(args.non_digits, seeds["non_digits"], families=OUTLIER_FAMILIES[:5])
     earlier = None
     if args.against:
-        earlier = stored_run(args.against, args.strips, args.validation_split)
+        earlier = stored_run(args.against, args.strips, args.validation_split, seeds)
         if isinstance(earlier, str):
             parser.error(earlier)
     results = {}
     for label, path in runs.items():
         predictor = Predictor(path)
         results[label] = {"run": path, "validation_accuracy": validation_accuracy(predictor, x_val, y_val),
-                          **measure(predictor, x_val, y_val, args.strips, args.singles)}
+                          **measure(predictor, x_val, y_val, args.strips, args.singles, seeds)}
         if non_digits is not None:
             results[label].update(rejection(predictor, x_val, non_digits))
         if args.auto:
-            results[label].update(auto_mode(predictor, x_val, y_val, args.auto))
+            results[label].update(auto_mode(predictor, x_val, y_val, args.auto, seeds))
         shown = {key: value for key, value in results[label].items() if not key.endswith("_strips")}
         print(label, shown, flush=True)
     comparisons = {}
@@ -178,7 +234,7 @@ def main() -> None:
     saved = save("validation_strips", {"runs": results, "paired": {"against": baseline, "runs": comparisons},
                                        "strips": args.strips, "singles": args.singles,
                                        "non_digits": args.non_digits, "auto": args.auto,
-                                       "validation_split": args.validation_split, "seeds": SEEDS,
+                                       "validation_split": args.validation_split, "seeds": seeds,
                                        "command": " ".join(["python", "benchmarks/validation_strips.py", *sys.argv[1:]]),
                                        "machine": machine()}, args.out)
     print(f"wrote {saved}")
