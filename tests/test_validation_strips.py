@@ -99,3 +99,62 @@ def test_the_paired_difference_and_its_interval(monkeypatch):
     assert found["ci95"] == pytest.approx([0.06 - error, 0.06 + error])
     with pytest.raises(ValueError, match="same strips"):
         validation_strips.paired(first, second[:-1])
+
+
+def test_a_fresh_look_with_another_seed_base_pooled_with_the_first(tiny_run, tmp_path):
+    """--seed-base shifts every seed (recorded in the results, and --against refuses a file of other seeds); --pool
+    joins the two files: strips concatenated in order, shares weighted by their counts; a file pooled with itself
+    (the same seeds: the same strips twice) is refused in one line."""
+    files = []
+    for base in (0, 100):
+        files.append(tmp_path / f"base{base}.json")
+        result = run_cli("--run", f"tiny={tiny_run}", "--strips", "3", "--singles", "2", "--seed-base", str(base),
+                         "--validation-split", "0.1", "--out", str(files[-1]), script="benchmarks/validation_strips.py")
+        assert result.returncode == 0, result.stderr
+    first, second = (json.loads(path.read_text()) for path in files)
+    assert second["seeds"] == {name: seed + 100 for name, seed in first["seeds"].items()}
+    refused = run_cli("--run", f"tiny={tiny_run}", "--strips", "3", "--singles", "0", "--validation-split", "0.1",
+                      "--against", f"{files[0]}:tiny", "--seed-base", "100", script="benchmarks/validation_strips.py")
+    assert refused.returncode == 2 and "with seeds" in refused.stderr
+    out = tmp_path / "pooled.json"
+    result = run_cli("--pool", *map(str, files), "--out", str(out), script="benchmarks/validation_strips.py")
+    assert result.returncode == 0, result.stderr
+    pooled = json.loads(out.read_text())
+    row = pooled["runs"]["tiny"]
+    assert row["touching_strips"] == first["runs"]["tiny"]["touching_strips"] + second["runs"]["tiny"]["touching_strips"]
+    assert row["mixed_read_whole"] == (first["runs"]["tiny"]["mixed_read_whole"]
+                                       + second["runs"]["tiny"]["mixed_read_whole"]) / 2
+    assert (pooled["strips"], pooled["singles"]) == (6, 4) and [entry["seeds"]["touching"] for entry in
+                                                                pooled["pooled"]] == [900, 1000]
+    twice = run_cli("--pool", str(files[0]), str(files[0]), script="benchmarks/validation_strips.py")
+    assert twice.returncode == 2 and "same seeds" in twice.stderr and "Traceback" not in twice.stderr
+
+
+def test_pooling_weighs_each_file_by_what_it_read(monkeypatch):
+    """300 strips and 100 auto pictures per family in one file, 100 and 300 in the other: the pooled shares are
+    weighted by those counts, and the paired comparison is taken over all 400 strips."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import validation_strips
+
+    def results(base, strips, auto, first, second, refused):
+        runs = {label: {"run": f"{label}.onnx", "validation_accuracy": 0.99, "seconds": 1.0, "singles_split": 0.0,
+                        "touching_strips": whole, "mixed_strips": whole, "auto_refused_letters": share}
+                for label, whole, share in (("a", first, refused[0]), ("b", second, refused[1]))}
+        return {"runs": runs, "paired": {"against": "a"}, "strips": strips, "singles": 10, "auto": auto,
+                "validation_split": 0.05, "seeds": {"touching": base}, "command": "python ..."}
+
+    one = results(900, 300, 100, "1" * 300, "1" * 290 + "0" * 10, (0.9, 1.0))
+    two = results(1000, 100, 300, "0" * 100, "1" * 20 + "0" * 80, (0.5, 0.6))
+    pooled = validation_strips.pool([one, two], ["one.json", "two.json"])
+    a, b = pooled["runs"]["a"], pooled["runs"]["b"]
+    assert a["touching_read_whole"] == 300 / 400 and b["touching_read_whole"] == 310 / 400
+    assert a["auto_refused_letters"] == pytest.approx((0.9 * 100 + 0.5 * 300) / 400)
+    assert b["auto_refused_letters"] == pytest.approx((1.0 * 100 + 0.6 * 300) / 400)
+    found = pooled["paired"]["runs"]["b"]["touching"]
+    assert (found["better"], found["worse"], found["strips"]) == (20, 10, 400)
+    other = results(1100, 100, 300, "1" * 100, "1" * 100, (0.5, 0.6))
+    other["runs"]["b"]["run"] = "c.onnx"
+    with pytest.raises(ValueError, match="other files"):
+        validation_strips.pool([one, other], ["one.json", "other.json"])
+    with pytest.raises(ValueError, match="same seeds"):
+        validation_strips.pool([one, one], ["one.json", "one.json"])
