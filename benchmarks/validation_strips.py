@@ -120,7 +120,8 @@ def stored_run(against: str, strips: int, split: float, seeds: dict) -> tuple[st
         return f"--against {against}: {path} has no run {label!r} (it has {', '.join(earlier.get('runs', {}))})"
     if (earlier.get("strips"), earlier.get("validation_split"), earlier.get("seeds")) != (strips, split, seeds):
         return (f"--against {against}: {path} read {earlier.get('strips')} strips of split "
-                f"{earlier.get('validation_split')} with seeds {earlier.get('seeds')}; run it with the same --strips and --seed-base")
+                f"{earlier.get('validation_split')} with seeds {earlier.get('seeds')}; run it with the same --strips "
+                "and --seed-base")
     return f"{label} ({path})", earlier["runs"][label]
 
 
@@ -136,7 +137,7 @@ def pool(results: list[dict], names: list[str]) -> dict:
                 or result["paired"]["against"] != first["paired"]["against"]:
             raise ValueError(f"{name} holds other runs, split or baseline than {names[0]}")
         if [result["runs"][label]["run"] for label in first["runs"]] != [run["run"] for run in first["runs"].values()]:
-            raise ValueError(f"{name} read other files under the same labels than {names[0]}")
+            raise ValueError(f"{name} read other model files under the same labels as {names[0]}")
     if len({json.dumps(result["seeds"], sort_keys=True) for result in results}) < len(results):
         raise ValueError("two files read the same seeds: pooling them would count the same strips twice")
     runs = {}
@@ -147,11 +148,12 @@ def pool(results: list[dict], names: list[str]) -> dict:
         for kind in ("touching", "mixed"):
             row[f"{kind}_strips"] = "".join(found[f"{kind}_strips"] for found in rows)
             row[f"{kind}_read_whole"] = row[f"{kind}_strips"].count("1") / len(row[f"{kind}_strips"])
-        for key, count in [("singles_split", "singles")] + [(key, "auto") for key in rows[0] if key.startswith("auto_")]:
+        shares = [("singles_split", "singles")] + [(key, "auto") for key in rows[0] if key.startswith("auto_")]
+        for key, count in shares:
             row[key] = sum(found[key] * result[count] for found, result in zip(rows, results)) / sum(
                 result[count] for result in results)
         runs[label] = row
-    (baseline, base), *others = runs.items()
+    (_, base), *others = runs.items()
     comparisons = {label: {kind: paired(*([read == "1" for read in run[f"{kind}_strips"]] for run in (base, row)))
                            for kind in ("touching", "mixed")} for label, row in others}
     return {"runs": runs, "paired": {"against": first["paired"]["against"], "runs": comparisons},

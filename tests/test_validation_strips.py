@@ -121,7 +121,8 @@ def test_a_fresh_look_with_another_seed_base_pooled_with_the_first(tiny_run, tmp
     assert result.returncode == 0, result.stderr
     pooled = json.loads(out.read_text())
     row = pooled["runs"]["tiny"]
-    assert row["touching_strips"] == first["runs"]["tiny"]["touching_strips"] + second["runs"]["tiny"]["touching_strips"]
+    joined = first["runs"]["tiny"]["touching_strips"] + second["runs"]["tiny"]["touching_strips"]
+    assert row["touching_strips"] == joined
     assert row["mixed_read_whole"] == (first["runs"]["tiny"]["mixed_read_whole"]
                                        + second["runs"]["tiny"]["mixed_read_whole"]) / 2
     assert (pooled["strips"], pooled["singles"]) == (6, 4) and [entry["seeds"]["touching"] for entry in
@@ -154,7 +155,7 @@ def test_pooling_weighs_each_file_by_what_it_read(monkeypatch):
     assert (found["better"], found["worse"], found["strips"]) == (20, 10, 400)
     other = results(1100, 100, 300, "1" * 100, "1" * 100, (0.5, 0.6))
     other["runs"]["b"]["run"] = "c.onnx"
-    with pytest.raises(ValueError, match="other files"):
+    with pytest.raises(ValueError, match="other model files"):
         validation_strips.pool([one, other], ["one.json", "other.json"])
     with pytest.raises(ValueError, match="same seeds"):
         validation_strips.pool([one, one], ["one.json", "one.json"])
