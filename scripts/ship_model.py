@@ -319,8 +319,9 @@ def add_member(args, work: Path) -> tuple[Path, dict]:
             "ensemble": {"from": card["name"], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                          "what": f"seed {args.add_member} added: the members' logits averaged, calibrated again",
                          "command": f"python scripts/ship_model.py --add-member {args.add_member}"}}
-    card.pop("remeasured", None)  # measured now as a new model
-    card.pop("refit", None)
+    for key in ("remeasured", "refit", "figures", "test_accuracy"):  # the single model's: measured again at install
+        card.pop(key, None)
+    card["name"] = f"{card['name']} + seed {args.add_member} (staged)"  # install names it by its build date
     files.write_json(staged / "card.json", card)  # the staged file reads as a shipped model (its card beside it)
     return model, card
 

@@ -133,6 +133,7 @@ def test_ship_model_refuses_a_finished_run_of_another_recipe(tmp_path, monkeypat
                                             capture_output=True, text=True, cwd=REPO)
     assert_clean_error(same_recipe_other_seed, "configs/cnn-fast.json --seed 2")
     monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # ship_model's own insert is gone once the module is cached
     import ship_model
 
     ship_model.check_recipe(argparse.Namespace(config=REPO / "configs" / "cnn-fast.json", seed=1), run)  # its own
@@ -161,6 +162,7 @@ def test_refit_gives_a_shipped_model_its_logits_and_the_energy_calibration(tiny_
     from digits import backends
 
     monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # ship_model's own insert is gone once the module is cached
     import ship_model
 
     shipped = tmp_path / "shipped"
@@ -208,6 +210,7 @@ def test_add_member_averages_the_shipped_model_with_another_seed_of_its_recipe(t
     from digits import backends, calibration, train
 
     monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # ship_model's own insert is gone once the module is cached
     import ship_model
 
     trained = json.loads((tiny_run / "config.json").read_text())
@@ -236,6 +239,8 @@ def test_add_member_averages_the_shipped_model_with_another_seed_of_its_recipe(t
     assert staged["members"][1]["command"] == f"digits train --config {recipe} --seed 2 --out {other} --no-tensorboard"
     assert staged["rebuild"] == f"{runs.BUILD_SHIPPED} && {runs.BUILD_SHIPPED} --add-member 2"
     assert "remeasured" not in staged and staged["ensemble"]["from"] == "digits-reader-tiny"
+    assert "figures" not in staged and "test_accuracy" not in staged  # the single model's, not the average's
+    assert runs.describe(model) == f"model {model} (digits-reader-tiny + seed 2 (staged) beside it, not measured yet)"
     _, _, _, x_val, y_val = data.training_arrays(config.load(recipe))
     expected = calibration.fit(averaged(x_val), y_val, trained["reject_rate"], logits=averaged.logits(x_val))
     assert staged["calibration"]["energy_below"] == pytest.approx(expected["energy_below"])
@@ -258,6 +263,7 @@ def test_two_models_built_the_same_day_never_share_a_name(tmp_path, monkeypatch)
     """The card's name is the build date; another file installed that day gets the next number, the same file keeps
     its name."""
     monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # ship_model's own insert is gone once the module is cached
     import ship_model
 
     assert ship_model.version_name("2026-12-04", tmp_path, "aa") == "digits-reader-2026-12-04"  # nothing installed
@@ -278,6 +284,7 @@ def test_ship_model_stages_and_installs_a_sequence_model_beside_the_model(tmp_pa
     the same model.onnx makes another model, with another name; without --sequence (a refit) the one the card lists
     stays, and a card without one gets none."""
     monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # ship_model's own insert is gone once the module is cached
     import ship_model
 
     from digits import sequence
@@ -315,6 +322,7 @@ def test_ship_model_runs_its_measurements_side_by_side_and_stops_at_the_first_fa
     """Both benchmarks run at once; one that fails stops the build with its command named, and the other is
     stopped rather than left running."""
     monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # ship_model's own insert is gone once the module is cached
     import ship_model
 
     ship_model.run_steps([[sys.executable, "-c", "pass"], [sys.executable, "-c", "pass"]])

@@ -204,12 +204,16 @@ def resolve_run(name: str | Path | None = None, runs_dir: str | Path | None = No
 
 
 def describe(source: str | Path, named: bool = True) -> str:
-    """Which model `source` is, in words: "the shipped model ...", "the latest run ...", "run ..." or "model ..."."""
+    """Which model `source` is, in words: "the shipped model ...", "the latest run ...", "run ..." or "model ...".
+    A model file with a card beside it elsewhere than in the package (a build staged by scripts/ship_model.py) is
+    named by its path, with its card's name and figure."""
     source = Path(source)
     if is_shipped(source):
         card = read_card(source.parent)
         accuracy = card.get("figures", {}).get("mnist_test_accuracy")
         figure = f", {accuracy:.2%} on the MNIST test set" if isinstance(accuracy, float) else ""
+        if source.parent.resolve() != Path(SHIPPED_DIR).resolve():
+            return f"model {source} ({card.get('name', 'a card')} beside it{figure or ', not measured yet'})"
         return (f"the shipped model {card.get('name', 'digits reader')}{figure} "
                 "(train your own with `python train.py`; it is then used instead)")
     kind = "run" if source.is_dir() else "model"
