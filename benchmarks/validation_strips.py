@@ -88,6 +88,12 @@ def paired(first: list[bool], second: list[bool]) -> dict:
             "worse": worse, "strips": count}
 
 
+def paired_strips(first: dict, second: dict) -> dict:
+    """`paired` for touching and mixed strips: two runs' results, each strip kept as "1" (read whole) or "0"."""
+    return {kind: paired(*([read == "1" for read in run[f"{kind}_strips"]] for run in (first, second)))
+            for kind in ("touching", "mixed")}
+
+
 def validation_accuracy(predictor, x_val, y_val) -> float:
     """The share of the validation digits whose top class is their label."""
     return float((predictor.predict_proba(x_val).argmax(1) == np.asarray(y_val)).mean())
@@ -154,8 +160,7 @@ def pool(results: list[dict], names: list[str]) -> dict:
                 result[count] for result in results)
         runs[label] = row
     (_, base), *others = runs.items()
-    comparisons = {label: {kind: paired(*([read == "1" for read in run[f"{kind}_strips"]] for run in (base, row)))
-                           for kind in ("touching", "mixed")} for label, row in others}
+    comparisons = {label: paired_strips(base, row) for label, row in others}
     return {"runs": runs, "paired": {"against": first["paired"]["against"], "runs": comparisons},
             "strips": sum(result["strips"] for result in results),
             "singles": sum(result["singles"] for result in results), "auto": sum(result["auto"] for result in results),
@@ -228,8 +233,7 @@ def main() -> None:
     (baseline, first), *others = ([earlier] if earlier else []) + list(results.items())
     if args.strips:
         for label, row in others:
-            comparisons[label] = {kind: paired(*([read == "1" for read in run[f"{kind}_strips"]]
-                                                 for run in (first, row))) for kind in ("touching", "mixed")}
+            comparisons[label] = paired_strips(first, row)
             print(f"{label} against {baseline}, read whole:", ", ".join(
                 f"{kind} {100 * found['difference']:+.1f} points (95%: {100 * found['ci95'][0]:+.1f} to "
                 f"{100 * found['ci95'][1]:+.1f})" for kind, found in comparisons[label].items()), flush=True)

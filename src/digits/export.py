@@ -129,16 +129,17 @@ def average_onnx(members: list[Path], out: Path) -> None:
             raise ValueError(f"{path} has no {backends.LOGITS!r} output; give it one first (digits.export."
                              "add_logits_output, or digits calibrate on its run)")
         loaded.append(model)
+
     def signature(model) -> tuple[list[int], list[int]]:  # (input shape, output shape), the batch dimension aside
         return tuple([dim.dim_value for dim in value.type.tensor_type.shape.dim[1:]]
                      for value in (model.graph.input[0], model.graph.output[0]))
 
     first = loaded[0]
+    ours = signature(first)
     for path, model in zip(members[1:], loaded[1:]):
-        if signature(model) != signature(first):
-            raise ValueError(f"{path} takes {signature(model)[0]} and gives {signature(model)[1]}, {members[0]} "
-                             f"{signature(first)[0]} and {signature(first)[1]}; average only models with the same "
-                             "input and classes")
+        if (theirs := signature(model)) != ours:
+            raise ValueError(f"{path} takes {theirs[0]} and gives {theirs[1]}, {members[0]} {ours[0]} and {ours[1]}; "
+                             "average only models with the same input and classes")
     input_name, output_name = first.graph.input[0].name, first.graph.output[0].name
     opsets = {}
     for model in loaded:

@@ -295,25 +295,27 @@ def _background(gray: np.ndarray, start: str = "median") -> tuple[np.ndarray, fl
     return surface(*gray.shape, coefficients).astype(np.float32), spread
 
 
-def clean(gray: np.ndarray, start: str = "median") -> tuple[np.ndarray, bool, bool]:
+def clean(gray: np.ndarray) -> tuple[np.ndarray, bool, bool]:
     """(H, W) gray -> (ink intensity 0..1 with the ground at 0, inverted, ink_found). Where no ink stands out of
     the paper fitted from the border's median shade, the paper is fitted again from its most common shade
     (`_background`): a blurred or bold digit filling the frame (a close-up photo) darkens so much of the border
     that the first fit bends into the ink, and its spread then hides the digit as noise."""
-    background, spread = _background(gray, start)
-    residual = gray - background
     # pixel-to-pixel differences measure the noise whatever share of the picture is ink
     steps = np.concatenate([np.diff(gray, axis=0).ravel(), np.diff(gray, axis=1).ravel()])
-    noise = max(1.4826 * float(np.median(np.abs(steps))) / math.sqrt(2) if steps.size else 0, spread, 1 / 255)
-    floor = max(5 * noise, 0.02)
-    dark, light = np.clip(-residual - floor, 0, None).sum(), np.clip(residual - floor, 0, None).sum()
-    inverted = bool(dark > light)  # ink is whichever side stands further out from the paper
-    ink = -residual if inverted else residual
-    candidates = ink[ink > floor]
-    level = float(np.percentile(candidates, 90)) if candidates.size >= 4 else 0.0
-    if level < max(0.06, 8 * noise):
-        return clean(gray, "mode") if start == "median" else (np.zeros_like(gray), inverted, False)
-    return np.clip((ink - floor) / (level - floor), 0, 1).astype(np.float32), inverted, True
+    step_noise = 1.4826 * float(np.median(np.abs(steps))) / math.sqrt(2) if steps.size else 0
+    for start in ("median", "mode"):
+        background, spread = _background(gray, start)
+        residual = gray - background
+        noise = max(step_noise, spread, 1 / 255)
+        floor = max(5 * noise, 0.02)
+        dark, light = np.clip(-residual - floor, 0, None).sum(), np.clip(residual - floor, 0, None).sum()
+        inverted = bool(dark > light)  # ink is whichever side stands further out from the paper
+        ink = -residual if inverted else residual
+        candidates = ink[ink > floor]
+        level = float(np.percentile(candidates, 90)) if candidates.size >= 4 else 0.0
+        if level >= max(0.06, 8 * noise):
+            return np.clip((ink - floor) / (level - floor), 0, 1).astype(np.float32), inverted, True
+    return np.zeros_like(gray), inverted, False
 
 
 # ---------------------------------------------------------------- one digit, MNIST's recipe
