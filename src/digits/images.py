@@ -10,7 +10,8 @@ or scan is made to match:
         TIFF, from a path or bytes; EXIF rotation applied, transparency laid on white.
     prepare(gray) -> Prepared: a blocky enlargement of a small picture redrawn smoothly from its
         own pixels (`smooth_blocks`), polarity found (dark-on-light is inverted), lighting removed
-        (a robust quadratic surface), notebook lines taken out (`erase_rules`), ink kept with
+        (a robust quadratic surface), notebook lines taken out (`erase_rules`), and printed
+        form lines: boxes, rows of boxes, a line under the ink (`erase_form_lines`), ink kept with
         its grey edges, specks dropped, stroke
         width brought into MNIST's range, then MNIST's crop / 20x20 / centre-of-mass recipe.
     to_gray(source): the same decoding for a path, bytes, a PIL image or an array (a canvas).
@@ -64,6 +65,17 @@ RULE_PICTURE = 32  # pixels wide at least: a narrower picture is a digit's crop 
 RULE_BESIDE = 0.6  # a line stands out: the rows just beside it hold faint ink across less than this share
 RULE_FAINT = 0.75  # and is fainter than the ink (its level across the row at most this; the ink's is about 1)
 RULE_OVER = 0.25  # on a line, a pixel this much above the line's own level is the pen's ink drawn over it
+# printed form lines (`erase_form_lines`): a box around a digit, a row of boxes around a number, a line under it.
+# Set on 200 validation digits drawn in boxes and over lines (their reading, not a target's figure), then fixed
+LINE_COVER = 0.85  # a side of the ink is a line: its outermost ink lies on one straight line across this share
+LINE_BEND = (1.5, 0.015)  # within this many pixels + this share of its length (printed: straight; a pen's bar bends)
+LINE_TILT = 0.1  # a line leans at most this much (about 6 degrees)
+LINE_THIN = 0.25  # at most this share of the ink's extent across it thick, and as thick along most of its length
+LINE_TOUCHING = 0.25  # a line under ink that touches it reaches past that ink on both ends by this share of its
+# height (the base of a 2 starts where its diagonal ends); a line apart from the ink above it, by nothing, and it is
+LINE_WIDE = 0.5  # at least this share of that ink's width (not a dash under it)
+LINE_INNER = 0.9  # in a box with a top and a bottom, a wall running down this share of the rows between them is one
+# of a row of boxes' inner walls (a 1 written in a box is shorter than its box and never straight to the pixel)
 BLOCK_LIFT = 2.5  # a picture enlarged by repeating its pixels (nearest neighbour) has its pixel-to-pixel steps on
 # the edges of the blocks: their share of the steps is this many times the edges' share of rows and of columns
 # (scripts/block_check.py, 300 validation digits rendered: photos and smooth enlargements at most 1.6, blocky
@@ -501,6 +513,112 @@ def erase_rules(intensity: np.ndarray) -> np.ndarray:
     return erased
 
 
+def _side_line(core: np.ndarray) -> tuple[float, float, float, int, int] | None:
+    """The top side of `core`'s ink as a printed line: (row at column 0, slope, thickness, first column, last column
+    + 1) when the topmost ink of LINE_COVER of its columns lies on one straight line (LINE_BEND, LINE_TILT), thin
+    (LINE_THIN of the ink's height) and as thick along most of its length; None otherwise."""
+    columns = np.flatnonzero(core.any(0))
+    left, right = int(columns[0]), int(columns[-1]) + 1
+    first = np.argmax(core, axis=0)
+    x, y = columns.astype(np.float64), first[columns].astype(np.float64)
+    tolerance = LINE_BEND[0] + LINE_BEND[1] * (right - left)
+    near = np.ones(x.size, bool)
+    for _ in range(3):  # fit, drop the columns off the line (ink above it), fit again
+        if near.sum() < 2:
+            return None
+        slope, intercept = np.polyfit(x[near], y[near], 1)
+        near = np.abs(y - (intercept + slope * x)) <= tolerance
+    if near.sum() < LINE_COVER * (right - left) or abs(slope) > LINE_TILT:
+        return None
+    runs = np.empty(int(near.sum()))  # the ink's depth from the line's top edge down, column by column
+    for index, column in enumerate(columns[near]):
+        blank = np.flatnonzero(~core[first[column]:, column])
+        runs[index] = blank[0] if blank.size else core.shape[0] - first[column]
+    thickness = float(np.median(runs))
+    rows = np.flatnonzero(core.any(1))
+    if thickness > LINE_THIN * (rows[-1] + 1 - rows[0]) or np.mean(runs <= 1.5 * thickness + 1) < 0.7:
+        return None
+    return float(intercept), float(slope), thickness, left, right
+
+
+def _line_band(shape: tuple[int, int], line: tuple[float, float, float, int, int]) -> np.ndarray:
+    """The pixels of a `_side_line` and one pixel either side of it (its grey edges)."""
+    intercept, slope, thickness, left, right = line
+    top = intercept + slope * np.arange(shape[1])[None, :]
+    rows = np.arange(shape[0])[:, None]
+    band = (rows >= top - 1) & (rows < top + thickness + 1)
+    band[:, :left] = False
+    band[:, right:] = False
+    return band
+
+
+_SIDES = {"top": (lambda a: a, lambda a: a), "bottom": (np.flipud, np.flipud),  # (view as top, back)
+          "left": (np.transpose, np.transpose), "right": (lambda a: np.fliplr(a).T, lambda a: np.fliplr(a.T))}
+
+
+def _inner_walls(rest: np.ndarray, top: np.ndarray, bottom: np.ndarray, slope: float) -> np.ndarray:
+    """The inner walls of a row of boxes, whose top and bottom lines are the bands `top` and `bottom`: columns of
+    `rest` inked down LINE_INNER of the rows between them (leaning with the lines' tilt `slope`), thin."""
+    first, last = int(np.flatnonzero(top.any(1))[-1]) + 1, int(np.flatnonzero(bottom.any(1))[0])
+    walls = np.zeros_like(rest)
+    if last - first < 4:
+        return walls
+    rows = np.arange(first, last)
+    middle = (first + last) / 2
+    columns = np.arange(rest.shape[1])
+    shifted = np.rint(columns[None, :] - slope * (rows[:, None] - middle)).astype(np.intp)  # perpendicular
+    inside = (shifted >= 0) & (shifted < rest.shape[1])
+    inked = np.where(inside, rest[rows[:, None], np.clip(shifted, 0, rest.shape[1] - 1)], False)
+    full = inked.mean(0) >= LINE_INNER
+    for (run,) in ndimage.find_objects(ndimage.label(full)[0]):
+        if run.stop - run.start > LINE_THIN * (last - first):
+            continue  # a broad block of ink, not a wall
+        for offset, row in enumerate(rows):
+            cells = shifted[offset, max(run.start - 1, 0):min(run.stop + 1, rest.shape[1])]
+            walls[row, cells[(cells >= 0) & (cells < rest.shape[1])]] = True
+    return walls
+
+
+def erase_form_lines(intensity: np.ndarray) -> np.ndarray:
+    """Ink intensity (ground 0) with printed form lines taken out, as dark as the pen or not: a box around the ink
+    (three or four of its sides straight thin lines, `_side_line`) and, in a box with a top and a bottom, the inner
+    walls of a row of boxes (`_inner_walls`); or a straight line under the ink, apart from it (LINE_WIDE) or
+    touching it and reaching past it on both ends (LINE_TOUCHING). A stroke crossing a line is cut there. A picture
+    narrower than RULE_PICTURE, or whose only ink is such lines, is left as it is."""
+    core = intensity >= 0.5
+    if min(core.shape) < RULE_PICTURE or core.sum() < 20:
+        return intensity
+    bands, lines = {}, {}
+    for side, (view, back) in _SIDES.items():
+        line = _side_line(view(core))
+        if line is not None:
+            bands[side], lines[side] = back(_line_band(view(core).shape, line)), line
+    if not bands:
+        return intensity
+    rest = core & ~np.logical_or.reduce(list(bands.values()))
+    if rest.sum() < 10:
+        return intensity  # nothing but lines: not erased into blank paper
+    top, left, bottom, right = bounds(rest)
+    if len(bands) >= 3:
+        erase = np.logical_or.reduce(list(bands.values()))
+        if "top" in bands and "bottom" in bands:
+            walls = _inner_walls(rest, bands["top"], bands["bottom"], (lines["top"][1] + lines["bottom"][1]) / 2)
+            if (rest & ~walls).sum() >= 10:
+                erase |= walls
+    elif "bottom" in bands:
+        line = core & bands["bottom"]
+        line_top, line_left, line_bottom, line_right = bounds(line)
+        touching = bool((ndimage.binary_dilation(line, EIGHT_NEIGHBOURS) & rest).any())
+        reach = LINE_TOUCHING * (bottom - top) if touching else 0.0
+        if (bottom > line_bottom or line_right - line_left < LINE_WIDE * (right - left)
+                or line_left > left - reach or line_right < right + reach):
+            return intensity
+        erase = bands["bottom"]
+    else:
+        return intensity
+    return np.where(erase, 0, intensity).astype(intensity.dtype)
+
+
 def _blocks(size: int, source: int) -> np.ndarray:
     """For a line of `size` pixels enlarged from `source` by repeating pixels: the source pixel each one repeats
     (pixel centres scaled, as PIL's nearest neighbour does it, rounding included)."""
@@ -600,7 +718,7 @@ def analyse(gray: np.ndarray) -> Ink:
     small = _shrink(gray, factor)
     intensity, inverted, found = clean(small)
     if found:
-        intensity = erase_rules(intensity)
+        intensity = erase_form_lines(erase_rules(intensity))
     ink = Ink(intensity, inverted, factor, gray.shape)
     core = intensity >= 0.5
     if not found or not core.any():
