@@ -70,21 +70,23 @@ def strip_ink(digits: list[np.ndarray], rng: np.random.Generator, stroke_change:
 
 def render(ink: np.ndarray, rng: np.random.Generator, min_height: float = 0.0,
            stroke_change: float | None = None, *, blur: float | None = None, surface=None,
-           low_resolution: tuple[float, int] | None = None, placement: dict | None = None) -> bytes:
+           low_resolution: tuple[float, int] | None = None, placement: dict | None = None,
+           margins: tuple[float, float] = (0.05, 0.6)) -> bytes:
     """Ink (h, w) at MNIST scale (float 0..1, bright) -> an encoded photo of it: dark on light paper.
 
     benchmarks/stress.py sets what its conditions change (the defaults draw everything as before):
     `blur` the focus blur's sigma in MNIST pixels; `surface(pen, scale, rng)` -> (H, W, 3) picture 0..1
     the paper and ink (pen: (H, W) ink coverage 0..1, scale: photo pixels per MNIST pixel);
     `low_resolution` (digit height in pixels, PIL filter): the photo taken with the ink that many pixels
-    tall, then enlarged back to its size with the filter. `placement`, a dict, is filled with where the ink
+    tall, then enlarged back to its size with the filter. `margins`: the paper around the ink, each side, in
+    shares of its height. `placement`, a dict, is filled with where the ink
     went: photo pixel (row, col) shows ink pixel (row * canvas[0] / size[1] - top + first_row,
     col * canvas[1] / size[0] - left + first_col) (the inked box's first row and column, margins in ink pixels).
     """
     rows, columns = np.flatnonzero(ink.max(1) > 0.1), np.flatnonzero(ink.max(0) > 0.1)
     ink = ink[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
     height, width = ink.shape
-    margins = rng.uniform(0.05, 0.6, 4) * height  # top, bottom, left, right, in ink units
+    margins = rng.uniform(*margins, 4) * height  # top, bottom, left, right, in ink units
     canvas = (height + margins[0] + margins[1], width + margins[2] + margins[3])
     side = rng.uniform(40, 600)
     scale = max(side / max(canvas), min_height / height)  # pixels per MNIST pixel

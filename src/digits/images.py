@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from scipy import ndimage
+from scipy import ndimage, stats
 
 MAX_PIXELS = 50_000_000  # refuse larger pictures before decoding them (decompression bombs)
 FORMATS = {"PNG", "JPEG", "MPO", "BMP", "GIF", "WEBP", "TIFF"}  # MPO: JPEG from cameras
@@ -72,8 +72,13 @@ LINE_BEND = (1.5, 0.015)  # within this many pixels + this share of its length (
 LINE_TILT = 0.1  # a line leans at most this much (about 6 degrees)
 LINE_THIN = 0.25  # at most this share of the ink's extent across it thick, and as thick along most of its length
 LINE_TOUCHING = 0.25  # a line under ink that touches it reaches past that ink on both ends by this share of its
-# height (the base of a 2 starts where its diagonal ends); a line apart from the ink above it, by nothing, and it is
-LINE_WIDE = 0.5  # at least this share of that ink's width (not a dash under it)
+# height (the base of a 2 starts where its diagonal ends and is as thick as the pen) ...
+LINE_FINE = 0.5  # ... unless it is at most this many of the ink's stroke widths thick (printed, finer than the pen);
+LINE_WIDE = 0.5  # a line apart from the ink above it spans at least this share of the ink's width (not a dash)
+LINE_APART = 0.7  # or, narrower than the ink (the lowest piece of ink: `_line_apart`), this share of it
+LINE_LONG = 6  # and this many times as long as it is thick
+LINE_OUTSIDE = 0.1  # at most this share of the rest of the ink lies beyond a line (outside its box, under it)
+LINE_LEVEL = 0.25  # lines are found in the ink at least this strong (a thin printed line is often fainter than the pen)
 LINE_INNER = 0.9  # in a box with a top and a bottom, a wall running down this share of the rows between them is one
 # of a row of boxes' inner walls (a 1 written in a box is shorter than its box and never straight to the pixel)
 BLOCK_LIFT = 2.5  # a picture enlarged by repeating its pixels (nearest neighbour) has its pixel-to-pixel steps on
@@ -522,12 +527,16 @@ def _side_line(core: np.ndarray) -> tuple[float, float, float, int, int] | None:
     first = np.argmax(core, axis=0)
     x, y = columns.astype(np.float64), first[columns].astype(np.float64)
     tolerance = LINE_BEND[0] + LINE_BEND[1] * (right - left)
-    near = np.ones(x.size, bool)
-    for _ in range(3):  # fit, drop the columns off the line (ink above it), fit again
+    if x.size < 8:
+        return None
+    every = max(1, x.size // 256)  # the median of pairwise slopes (Theil-Sen): ink above the line does not pull it
+    slope, intercept = stats.theilslopes(y[::every], x[::every])[:2]
+    for _ in range(2):  # then least squares over the columns on the line
+        near = np.abs(y - (intercept + slope * x)) <= tolerance
         if near.sum() < 2:
             return None
         slope, intercept = np.polyfit(x[near], y[near], 1)
-        near = np.abs(y - (intercept + slope * x)) <= tolerance
+    near = np.abs(y - (intercept + slope * x)) <= tolerance
     if near.sum() < LINE_COVER * (right - left) or abs(slope) > LINE_TILT:
         return None
     runs = np.empty(int(near.sum()))  # the ink's depth from the line's top edge down, column by column
@@ -541,15 +550,18 @@ def _side_line(core: np.ndarray) -> tuple[float, float, float, int, int] | None:
     return float(intercept), float(slope), thickness, left, right
 
 
-def _line_band(shape: tuple[int, int], line: tuple[float, float, float, int, int]) -> np.ndarray:
-    """The pixels of a `_side_line` and one pixel either side of it (its grey edges)."""
+def _line_band(shape: tuple[int, int], line: tuple[float, float, float, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(the pixels of a `_side_line` and its grey edges, 1 + a quarter of its thickness either side; the pixels
+    beyond it, above it in its columns)."""
     intercept, slope, thickness, left, right = line
     top = intercept + slope * np.arange(shape[1])[None, :]
     rows = np.arange(shape[0])[:, None]
-    band = (rows >= top - 1) & (rows < top + thickness + 1)
-    band[:, :left] = False
-    band[:, right:] = False
-    return band
+    pad = 1 + thickness / 4
+    band, beyond = (rows >= top - pad) & (rows < top + thickness + pad), rows < top - pad
+    for mask in (band, beyond):
+        mask[:, :left] = False
+        mask[:, right:] = False
+    return band, beyond
 
 
 _SIDES = {"top": (lambda a: a, lambda a: a), "bottom": (np.flipud, np.flipud),  # (view as top, back)
@@ -581,42 +593,97 @@ def _inner_walls(rest: np.ndarray, top: np.ndarray, bottom: np.ndarray, slope: f
 
 def erase_form_lines(intensity: np.ndarray) -> np.ndarray:
     """Ink intensity (ground 0) with printed form lines taken out, as dark as the pen or not: a box around the ink
-    (three or four of its sides straight thin lines, `_side_line`) and, in a box with a top and a bottom, the inner
-    walls of a row of boxes (`_inner_walls`); or a straight line under the ink, apart from it (LINE_WIDE) or
-    touching it and reaching past it on both ends (LINE_TOUCHING). A stroke crossing a line is cut there. A picture
+    and the inner walls of a row of boxes, or a line under the ink (`_form_sides`), or a line under the ink and
+    apart from it that is narrower than the ink (`_line_apart`). A stroke crossing a line is cut there. A picture
     narrower than RULE_PICTURE, or whose only ink is such lines, is left as it is."""
-    core = intensity >= 0.5
+    core = intensity >= LINE_LEVEL
     if min(core.shape) < RULE_PICTURE or core.sum() < 20:
         return intensity
-    bands, lines = {}, {}
+    erase = _form_sides(core)
+    if erase is None:
+        erase = _line_apart(core)
+    return intensity if erase is None else np.where(erase, 0, intensity).astype(intensity.dtype)
+
+
+def _form_sides(core: np.ndarray) -> np.ndarray | None:
+    """The pixels to erase where the sides of the ink are printed lines (`_side_line`): three or four of them (a box),
+    with the inner walls of a row of boxes where it has a top and a bottom (`_inner_walls`); or the bottom one alone,
+    apart from the ink above it (LINE_WIDE) or touching it and reaching past it on both ends (LINE_TOUCHING). The
+    rest of the ink must lie on the lines' inner side (LINE_OUTSIDE). None where there are none."""
+    bands, beyond, lines = {}, {}, {}
     for side, (view, back) in _SIDES.items():
         line = _side_line(view(core))
         if line is not None:
-            bands[side], lines[side] = back(_line_band(view(core).shape, line)), line
+            band, outside = _line_band(view(core).shape, line)
+            bands[side], beyond[side], lines[side] = back(band), back(outside), line
     if not bands:
-        return intensity
+        return None
     rest = core & ~np.logical_or.reduce(list(bands.values()))
     if rest.sum() < 10:
-        return intensity  # nothing but lines: not erased into blank paper
+        return None  # nothing but lines: not erased into blank paper
+    # a line of a form has the rest of the ink on its inner side (a stroke may cross it): the bar of a plus sign or
+    # the base of an L seen from above is a side of their ink, but ink lies on both sides of it
+    bands = {side: band for side, band in bands.items() if (rest & beyond[side]).sum() <= LINE_OUTSIDE * rest.sum()}
+    if not bands:
+        return None
+    rest = core & ~np.logical_or.reduce(list(bands.values()))
     top, left, bottom, right = bounds(rest)
     if len(bands) >= 3:
         erase = np.logical_or.reduce(list(bands.values()))
         if "top" in bands and "bottom" in bands:
-            walls = _inner_walls(rest, bands["top"], bands["bottom"], (lines["top"][1] + lines["bottom"][1]) / 2)
+            slope = (lines["top"][1] - lines["bottom"][1]) / 2  # the bottom line's was fitted upside down
+            walls = _inner_walls(rest, bands["top"], bands["bottom"], slope)
             if (rest & ~walls).sum() >= 10:
                 erase |= walls
-    elif "bottom" in bands:
-        line = core & bands["bottom"]
-        line_top, line_left, line_bottom, line_right = bounds(line)
-        touching = bool((ndimage.binary_dilation(line, EIGHT_NEIGHBOURS) & rest).any())
-        reach = LINE_TOUCHING * (bottom - top) if touching else 0.0
-        if (bottom > line_bottom or line_right - line_left < LINE_WIDE * (right - left)
-                or line_left > left - reach or line_right < right + reach):
-            return intensity
-        erase = bands["bottom"]
-    else:
-        return intensity
-    return np.where(erase, 0, intensity).astype(intensity.dtype)
+        return erase
+    if "bottom" not in bands:
+        return None
+    line = core & bands["bottom"]
+    line_top, line_left, line_bottom, line_right = bounds(line)
+    touching = bool((ndimage.binary_dilation(line, EIGHT_NEIGHBOURS) & rest).any())
+    reach = LINE_TOUCHING * (bottom - top) if touching else 0.0
+    if touching and lines["bottom"][2] <= LINE_FINE * stroke_width(rest):
+        reach = 0.0  # finer than the pen: printed, not the base of a 2
+    if (bottom > line_bottom or line_right - line_left < LINE_WIDE * (right - left)
+            or line_left > left - reach or line_right < right + reach):
+        return None
+    return bands["bottom"]
+
+
+def _line_apart(core: np.ndarray) -> np.ndarray | None:
+    """A line under the ink and apart from it, as wide as LINE_APART of it or more (it may be narrower than the ink,
+    which `_form_sides` needs it to span): the lowest piece of ink, when it is straight (LINE_BEND, LINE_TILT), as
+    thick all along, LINE_LONG times as long as thick, and the rest of the ink lies above it and over it. Its pixels
+    and a one-pixel ring (its grey edges); None where there is none."""
+    labels, count = ndimage.label(core, EIGHT_NEIGHBOURS)
+    if count < 2:
+        return None
+    boxes = ndimage.find_objects(labels)
+    lowest = max(range(count), key=lambda index: boxes[index][0].stop)
+    piece = labels == lowest + 1
+    rows, cols = boxes[lowest]
+    columns = np.arange(cols.start, cols.stop)
+    inked = piece[:, columns]
+    if not inked.any(0).all():
+        return None
+    first = np.argmax(inked, axis=0)
+    last = inked.shape[0] - 1 - np.argmax(inked[::-1], axis=0)
+    thickness = last - first + 1
+    median = float(np.median(thickness))
+    if columns.size < LINE_LONG * median or np.mean(thickness <= 1.5 * median + 1) < 0.9:
+        return None
+    slope, intercept = np.polyfit(columns, first, 1)
+    straight = np.abs(first - (intercept + slope * columns)) <= LINE_BEND[0] + LINE_BEND[1] * columns.size
+    if straight.mean() < 0.9 or abs(slope) > LINE_TILT:
+        return None
+    rest = core & ~piece
+    if rest.sum() < 10:
+        return None
+    top, left, bottom, right = bounds(rest)
+    overlap = min(right, cols.stop) - max(left, cols.start)
+    if bottom > rows.start + 1 or columns.size < LINE_APART * (right - left) or overlap < 0.5 * columns.size:
+        return None
+    return ndimage.binary_dilation(piece, EIGHT_NEIGHBOURS)
 
 
 def _blocks(size: int, source: int) -> np.ndarray:
