@@ -236,6 +236,32 @@ def stress(result: dict) -> list[str]:
     return lines + ["", summary, *sheet, "", f"Machine: {machine_line(result['machine'])}."]
 
 
+
+FORM_CONDITIONS = {"plain": "one digit, no lines", "box": "one digit in a printed box",
+                   "underline": "one digit over a printed line", "boxes": "a number, a digit in each box of a row",
+                   "line": "a number written over a printed line"}
+
+
+def form_lines(result: dict) -> list[str]:
+    labels = list(result["runs"])
+    split = "validation digits" if result.get("split") == "validation" else "test digits"
+    parameters = result["parameters"]
+    lines = [f"**Digits on forms** (`python benchmarks/form_lines.py`; {', '.join(f'`{label}`' for label in labels)}):"
+             f" the first {result['samples']:,} {split} and {result['numbers']:,} numbers of 2-6 of them rendered as "
+             f"photos, with printed lines {parameters['line_width'][0]:g}-{parameters['line_width'][1]:g} MNIST "
+             f"pixels wide ({'/'.join(parameters['colours'])}, tilted up to {parameters['tilt_degrees']:g} degrees) "
+             "drawn on the paper under the pen, read in auto mode; right: the digit, or the number read whole. "
+             "Each picture is read as the reading path reads it and with `images.erase_form_lines` turned off (the "
+             "reading path before it):", "",
+             "| picture | " + " | ".join(f"`{label}` right | without erasing" for label in labels) + " |",
+             "|---|" + "---|---|" * len(labels)]
+    for name, row in result["conditions"].items():
+        cells = [f"{row['right'][label]['erased']:.2%} | {row['right'][label]['kept']:.2%}" for label in labels]
+        lines.append(f"| {FORM_CONDITIONS.get(name, name)} ({row['count']:,}) | " + " | ".join(cells) + " |")
+    sheet = (["", "The first pictures of each kind (`--sheet`): ![digits on forms](benchmarks/results/form_lines.png)"]
+             if (RESULTS / "form_lines.png").is_file() else [])
+    return lines + [*sheet, "", f"Machine: {machine_line(result['machine'])}."]
+
 def serve_costs(result: dict) -> list[str]:
     apps, parts = result["in_process_us_per_request"], result["unavoidable_us"]
     lines = ["**Where the time goes** (`python benchmarks/serve_costs.py`: in one process without HTTP, 32 "
@@ -504,6 +530,7 @@ def battery(result: dict) -> list[str]:
 
 SECTIONS = {"original_mlp": original_mlp, "time_to_accuracy": time_to_accuracy, "best_model": best_model,
             "ensemble": ensemble, "inference": inference, "real_images": real_images, "stress": stress,
+            "form_lines": form_lines,
             "rejection": rejection, "serve": serve, "serve_costs": serve_costs, "footprint": footprint, "battery": battery}
 CARD = ROOT / "src" / "digits" / "shipped" / "card.json"
 CARD_START, CARD_END = "<!-- card:start -->", "<!-- card:end -->"

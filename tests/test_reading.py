@@ -439,3 +439,22 @@ def test_auto_mode_still_reads_touching_digits_as_a_number():
 
     answer = reading.read(drawn_text("20", size=(240, 160)), model=runs.shipped_model())
     assert (answer.kind, answer.number) == ("number", "20")
+
+
+def test_digits_in_printed_boxes_read_with_the_shipped_model(mnist, monkeypatch):
+    """A number written in a form's row of boxes reads whole, and a digit in a box reads as that digit: without
+    `images.erase_form_lines` the same pictures are refused as not digits (the box is part of the ink)."""
+    from test_images import boxed, picture  # an MNIST digit enlarged onto a page; a printed box drawn on one
+
+    x, y = mnist
+    for first in (0, 3):
+        chosen = range(first, first + 3)
+        number = np.hstack([picture(x[index], size=(120, 120), digit_height=80) for index in chosen])
+        in_boxes = boxed(number, (10, 4, 112, 356), width=2, walls=(118, 238))
+        alone = boxed(picture(x[first], size=(140, 120), digit_height=90), (8, 6, 134, 114), width=3)
+        read = reading.read(in_boxes, "auto")
+        assert (read.kind, read.number) == ("number", "".join(str(int(y[index])) for index in chosen)), first
+        read = reading.read(alone, "auto")
+        assert (read.kind, read.digit) == ("digit", int(y[first])), first
+    monkeypatch.setattr(images, "erase_form_lines", lambda intensity: intensity)
+    assert reading.read(in_boxes, "auto").kind != "number" and reading.read(alone, "auto").kind != "digit"
