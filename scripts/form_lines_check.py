@@ -1,0 +1,97 @@
+"""Where `images.erase_form_lines` changes pictures that hold no printed lines: it should not.
+
+Validation pictures only, drawn as the benchmarks draw them, each cleaned by the reading path (`images.analyse`),
+counting those whose ink the form-line eraser changes:
+    plain      validation digits as benchmarks/real_images.py renders photos (seed 0, as stress.py's clean twins)
+    stress     the same digits under each of benchmarks/stress.py's conditions (its seed 1 for --split validation)
+    strips     touching and mixed strips of validation digits (benchmarks/validation_strips.py's seeds)
+    non-digits generated pictures of every family `digits.synthetic` draws (validation_strips.py's seed 903)
+A picture the eraser leaves alone is read exactly as before it; the figures say how often that holds.
+Writes benchmarks/results/form_lines_untouched.json.
+Usage: python scripts/form_lines_check.py [--digits 1000] [--stress 300] [--strips 300] [--non-digits 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import real_images  # noqa: E402
+import stress  # noqa: E402
+import validation_strips  # noqa: E402
+from common import machine, save  # noqa: E402
+
+
+def changed_by_eraser(pictures) -> dict:
+    """{count, changed: indices of the pictures (gray arrays or encoded photos) whose ink the eraser changed}."""
+    from digits import images
+
+    erase, changed, count = images.erase_form_lines, [], 0
+    seen = []
+
+    def spy(intensity):
+        out = erase(intensity)
+        seen.append(not np.array_equal(out, intensity))
+        return out
+
+    images.erase_form_lines = spy
+    try:
+        for index, picture in enumerate(pictures):
+            seen.clear()
+            images.analyse(images.to_gray(picture))
+            count += 1
+            if any(seen):
+                changed.append(index)
+    finally:
+        images.erase_form_lines = erase
+    return {"count": count, "changed": changed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--digits", type=int, default=1000, help="plain validation photos (default: 1000)")
+    parser.add_argument("--stress", type=int, default=300, help="validation digits per stress condition (default: 300)")
+    parser.add_argument("--strips", type=int, default=300, help="touching and mixed strips each (default: 300)")
+    parser.add_argument("--non-digits", type=int, default=200, help="pictures per generated family (default: 200)")
+    parser.add_argument("--out", help="(default: benchmarks/results/form_lines_untouched.json)")
+    args = parser.parse_args()
+    from digits import data, synthetic
+
+    started = time.perf_counter()
+    x_val, _ = stress.digits_of("validation", max(args.digits, args.stress))
+    mnist = data.load_dataset("mnist")
+    _, _, x_all, y_all = data.split_validation(mnist.x_train, mnist.y_train, stress.VALIDATION_SPLIT)
+    sets = {"plain": (real_images.render_digit(x_val[index], np.random.default_rng([0, index]))
+                      for index in range(args.digits))}
+    for name in stress.CONDITIONS:
+        sets[f"stress {name}"] = map(partial(stress.render_condition, name), x_val[:args.stress], [1] * args.stress,
+                                     range(args.stress))
+    for kind, touching in (("touching", 1.0), ("mixed", None)):
+        seed = validation_strips.SEEDS[kind]
+        sets[f"strips {kind}"] = (photo for _, photo in real_images.strip_photos(x_all, y_all, args.strips, [seed],
+                                                                                 touching=touching))
+    for family in synthetic.FAMILIES:
+        sets[f"non-digits {family}"] = iter(synthetic.pictures(family, args.non_digits,
+                                                               validation_strips.SEEDS["non_digits"]))
+    results = {}
+    for name, pictures in tqdm(sets.items(), desc="sets", unit="set"):
+        results[name] = changed_by_eraser(pictures)
+        tqdm.write(f"{name}: {len(results[name]['changed'])} of {results[name]['count']} changed")
+    path = save("form_lines_untouched", {"benchmark": "form_lines_untouched", "sets": results,
+                                         "changed": sum(len(row["changed"]) for row in results.values()),
+                                         "pictures": sum(row["count"] for row in results.values()),
+                                         "seconds": round(time.perf_counter() - started, 1), "machine": machine()},
+                args.out)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
