@@ -78,7 +78,8 @@ LINE_WIDE = 0.5  # a line apart from the ink above it spans at least this share 
 LINE_APART = 0.7  # or, narrower than the ink (the lowest piece of ink: `_line_apart`), this share of it
 LINE_LONG = 6  # and this many times as long as it is thick
 LINE_OUTSIDE = 0.1  # at most this share of the rest of the ink lies beyond a line (outside its box, under it)
-LINE_LEVEL = 0.25  # lines are found in the ink at least this strong (a thin printed line is often fainter than the pen)
+LINE_LEVELS = (0.25, 0.1)  # lines are looked for in the ink at least this strong, then (none found) at least this:
+# a thin printed line is often fainter than the pen, and a faint row of boxes may have lost its bottom to erase_rules
 LINE_INNER = 0.9  # in a box with a top and a bottom, a wall running down this share of the rows between them is one
 # of a row of boxes' inner walls (a 1 written in a box is shorter than its box and never straight to the pixel)
 BLOCK_LIFT = 2.5  # a picture enlarged by repeating its pixels (nearest neighbour) has its pixel-to-pixel steps on
@@ -568,26 +569,36 @@ _SIDES = {"top": (lambda a: a, lambda a: a), "bottom": (np.flipud, np.flipud),  
           "left": (np.transpose, np.transpose), "right": (lambda a: np.fliplr(a).T, lambda a: np.fliplr(a.T))}
 
 
-def _inner_walls(rest: np.ndarray, top: np.ndarray, bottom: np.ndarray, slope: float) -> np.ndarray:
-    """The inner walls of a row of boxes, whose top and bottom lines are the bands `top` and `bottom`: columns of
-    `rest` inked down LINE_INNER of the rows between them (leaning with the lines' tilt `slope`), thin."""
-    first, last = int(np.flatnonzero(top.any(1))[-1]) + 1, int(np.flatnonzero(bottom.any(1))[0])
-    walls = np.zeros_like(rest)
+def _inner_walls(ink: np.ndarray, top: tuple, bottom: tuple) -> np.ndarray:
+    """The inner walls of a row of boxes whose top and bottom lines are `_side_line`s `top` and `bottom` (the bottom
+    one fitted upside down): in the `ink` between them, column by column along the lines' perpendicular, runs of
+    columns inked down LINE_INNER of the rows between the lines there, no thicker than the lines (twice, and 3
+    pixels for their grey edges): a pen's stem is thicker than print, and shorter than its box."""
+    height, width = ink.shape
+    columns = np.arange(width)
+    upper = top[0] + top[1] * columns + top[2]  # the top line's lower edge, column by column
+    lower = height - 1 - (bottom[0] + bottom[1] * columns + bottom[2])  # the bottom line's upper edge
+    walls = np.zeros_like(ink)
+    first, last = int(max(np.floor(upper.min()), 0)), int(min(np.ceil(lower.max()) + 1, height))
     if last - first < 4:
         return walls
     rows = np.arange(first, last)
+    slope = (top[1] - bottom[1]) / 2
     middle = (first + last) / 2
-    columns = np.arange(rest.shape[1])
     shifted = np.rint(columns[None, :] - slope * (rows[:, None] - middle)).astype(np.intp)  # perpendicular
-    inside = (shifted >= 0) & (shifted < rest.shape[1])
-    inked = np.where(inside, rest[rows[:, None], np.clip(shifted, 0, rest.shape[1] - 1)], False)
-    full = inked.mean(0) >= LINE_INNER
+    inside = (shifted >= 0) & (shifted < width)
+    clipped = np.clip(shifted, 0, width - 1)
+    between = inside & (rows[:, None] > upper[clipped]) & (rows[:, None] < lower[clipped])
+    inked = ink[rows[:, None], clipped] & between
+    depth = between.sum(0)
+    full = (depth >= 4) & (inked.sum(0) >= LINE_INNER * np.maximum(depth, 1))
+    thickest = 2 * max(top[2], bottom[2]) + 3
     for (run,) in ndimage.find_objects(ndimage.label(full)[0]):
-        if run.stop - run.start > LINE_THIN * (last - first):
+        if run.stop - run.start > thickest:
             continue  # a broad block of ink, not a wall
-        for offset, row in enumerate(rows):
-            cells = shifted[offset, max(run.start - 1, 0):min(run.stop + 1, rest.shape[1])]
-            walls[row, cells[(cells >= 0) & (cells < rest.shape[1])]] = True
+        cells = shifted[:, max(run.start - 1, 0):min(run.stop + 1, width)]
+        keep = between[:, max(run.start - 1, 0):min(run.stop + 1, width)]
+        walls[np.broadcast_to(rows[:, None], cells.shape)[keep], cells[keep]] = True
     return walls
 
 
@@ -596,18 +607,25 @@ def erase_form_lines(intensity: np.ndarray) -> np.ndarray:
     and the inner walls of a row of boxes, or a line under the ink (`_form_sides`), or a line under the ink and
     apart from it that is narrower than the ink (`_line_apart`). A stroke crossing a line is cut there. A picture
     narrower than RULE_PICTURE, or whose only ink is such lines, is left as it is."""
-    core = intensity >= LINE_LEVEL
-    if min(core.shape) < RULE_PICTURE or core.sum() < 20:
+    if min(intensity.shape) < RULE_PICTURE:
         return intensity
-    erase = _form_sides(core)
-    if erase is None:
-        erase = _line_apart(core)
-    return intensity if erase is None else np.where(erase, 0, intensity).astype(intensity.dtype)
+    faint = intensity >= LINE_LEVELS[-1]
+    for level in LINE_LEVELS:
+        core = intensity >= level
+        if core.sum() < 20:
+            continue
+        erase = _form_sides(core, faint)
+        if erase is None:
+            erase = _line_apart(core)
+        if erase is not None:
+            return np.where(erase, 0, intensity).astype(intensity.dtype)
+    return intensity
 
 
-def _form_sides(core: np.ndarray) -> np.ndarray | None:
-    """The pixels to erase where the sides of the ink are printed lines (`_side_line`): three or four of them (a box),
-    with the inner walls of a row of boxes where it has a top and a bottom (`_inner_walls`); or the bottom one alone,
+def _form_sides(core: np.ndarray, faint: np.ndarray) -> np.ndarray | None:
+    """The pixels to erase where the sides of the ink `core` are printed lines (`_side_line`): three or four of them (a
+    box), with the inner walls of a row of boxes where it has a top and a bottom (`_inner_walls`, in the `faint` ink:
+    a thin wall fades in places); or the bottom one alone,
     apart from the ink above it (LINE_WIDE) or touching it and reaching past it on both ends (LINE_TOUCHING). The
     rest of the ink must lie on the lines' inner side (LINE_OUTSIDE). None where there are none."""
     bands, beyond, lines = {}, {}, {}
@@ -631,8 +649,7 @@ def _form_sides(core: np.ndarray) -> np.ndarray | None:
     if len(bands) >= 3:
         erase = np.logical_or.reduce(list(bands.values()))
         if "top" in bands and "bottom" in bands:
-            slope = (lines["top"][1] - lines["bottom"][1]) / 2  # the bottom line's was fitted upside down
-            walls = _inner_walls(rest, bands["top"], bands["bottom"], slope)
+            walls = _inner_walls(faint & ~erase, lines["top"], lines["bottom"])
             if (rest & ~walls).sum() >= 10:
                 erase |= walls
         return erase
