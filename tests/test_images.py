@@ -438,6 +438,11 @@ def test_a_row_of_boxes_loses_its_walls_and_each_digit_stays_whole(mnist):
     assert (ink.intensity[10:13, 4:356] < 0.5).all() and (ink.intensity[109:112, 4:356] < 0.5).all()
     inside = (slice(20, 100), slice(20, 340))  # ... and every digit is as it was
     assert np.abs(ink.intensity[inside] - plain.intensity[inside]).mean() < 0.01
+    page = np.full((120, 240), 0.95, np.float32)  # two boxes; in the first, a stroke as fine and as long as a wall,
+    page[14:108, 40:42] = 0.1  # but not where a wall of two equal boxes would be: the pen's, kept
+    lined = boxed(page, (10, 4, 112, 236), width=2, walls=(118,))
+    erased = images.analyse(lined).intensity
+    assert (erased[14:108, 118:120] < 0.5).all() and (erased[20:100, 40:42] >= 0.5).all()
 
 
 def test_form_lines_leave_digits_and_symbols_made_of_straight_strokes_alone():

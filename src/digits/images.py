@@ -78,6 +78,7 @@ LINE_WIDE = 0.5  # a line apart from the ink above it spans at least this share 
 LINE_APART = 0.7  # or, narrower than the ink (the lowest piece of ink: `_line_apart`), this share of it
 LINE_LONG = 6  # and this many times as long as it is thick
 LINE_OUTSIDE = 0.1  # at most this share of the rest of the ink lies beyond a line (outside its box, under it)
+LINE_EVEN = 0.15  # and divides the row into equal boxes: each wall within this share of a box's width of its place
 LINE_LEVELS = (0.25, 0.1)  # lines are looked for in the ink at least this strong, then (none found) at least this:
 # a thin printed line is often fainter than the pen, and a faint row of boxes may have lost its bottom to erase_rules
 LINE_INNER = 0.9  # in a box with a top and a bottom, a wall running down this share of the rows between them is one
@@ -569,15 +570,19 @@ _SIDES = {"top": (lambda a: a, lambda a: a), "bottom": (np.flipud, np.flipud),  
           "left": (np.transpose, np.transpose), "right": (lambda a: np.fliplr(a).T, lambda a: np.fliplr(a.T))}
 
 
-def _inner_walls(ink: np.ndarray, top: tuple, bottom: tuple) -> np.ndarray:
+def _inner_walls(ink: np.ndarray, top: tuple, bottom: tuple, ends: tuple[float, float]) -> np.ndarray:
     """The inner walls of a row of boxes whose top and bottom lines are `_side_line`s `top` and `bottom` (the bottom
     one fitted upside down): in the `ink` between them, column by column along the lines' perpendicular, runs of
-    columns inked down LINE_INNER of the rows between the lines there, no thicker than the lines (twice, and 3
-    pixels for their grey edges): a pen's stem is thicker than print, and shorter than its box."""
+    columns inked (within a pixel) down LINE_INNER of the rows between the lines there, no thicker than the lines
+    (twice, and 5 pixels for their grey edges): a pen's stem is thicker than print, and shorter than its box. Of
+    those, the walls are the ones that divide the box between its side walls `ends` (columns, at the middle row)
+    into equal boxes, each where it should be within LINE_EVEN of a box's width, most boxes first: a stroke of a
+    digit is seldom where a wall would be."""
     height, width = ink.shape
     columns = np.arange(width)
-    upper = top[0] + top[1] * columns + top[2]  # the top line's lower edge, column by column
-    lower = height - 1 - (bottom[0] + bottom[1] * columns + bottom[2])  # the bottom line's upper edge
+    # the first and last rows between the lines' bands (`_line_band`), column by column
+    upper = top[0] + top[1] * columns + top[2] + 1 + top[2] / 4
+    lower = height - 1 - (bottom[0] + bottom[1] * columns + bottom[2] + 1 + bottom[2] / 4)
     walls = np.zeros_like(ink)
     first, last = int(max(np.floor(upper.min()), 0)), int(min(np.ceil(lower.max()) + 1, height))
     if last - first < 4:
@@ -588,18 +593,37 @@ def _inner_walls(ink: np.ndarray, top: tuple, bottom: tuple) -> np.ndarray:
     shifted = np.rint(columns[None, :] - slope * (rows[:, None] - middle)).astype(np.intp)  # perpendicular
     inside = (shifted >= 0) & (shifted < width)
     clipped = np.clip(shifted, 0, width - 1)
-    between = inside & (rows[:, None] > upper[clipped]) & (rows[:, None] < lower[clipped])
-    inked = ink[rows[:, None], clipped] & between
+    between = inside & (rows[:, None] >= upper[clipped]) & (rows[:, None] <= lower[clipped])
+    near = ink.copy()  # inked within a pixel sideways: a wall one or two pixels wide strays off the rounded path
+    near[:, 1:] |= ink[:, :-1]
+    near[:, :-1] |= ink[:, 1:]
+    inked = near[rows[:, None], clipped] & between
     depth = between.sum(0)
     full = (depth >= 4) & (inked.sum(0) >= LINE_INNER * np.maximum(depth, 1))
-    thickest = 2 * max(top[2], bottom[2]) + 3
-    for (run,) in ndimage.find_objects(ndimage.label(full)[0]):
-        if run.stop - run.start > thickest:
-            continue  # a broad block of ink, not a wall
-        cells = shifted[:, max(run.start - 1, 0):min(run.stop + 1, width)]
-        keep = between[:, max(run.start - 1, 0):min(run.stop + 1, width)]
-        walls[np.broadcast_to(rows[:, None], cells.shape)[keep], cells[keep]] = True
+    thickest = 2 * max(top[2], bottom[2]) + 5  # and the pixel either side
+    runs = [run for (run,) in ndimage.find_objects(ndimage.label(full)[0]) if run.stop - run.start <= thickest]
+    centres = np.array([(run.start + run.stop - 1) / 2 for run in runs])
+    left, right = ends
+    for count in range(round((right - left) / max(thickest, 1)), 1, -1):  # the most boxes first
+        cell = (right - left) / count
+        expected = left + cell * np.arange(1, count)
+        if not centres.size:
+            break
+        nearest = np.abs(centres[None, :] - expected[:, None]).argmin(1)
+        if (np.abs(centres[nearest] - expected) <= LINE_EVEN * cell).all():
+            for index in nearest:  # the walls where a row of equal boxes has them; other runs are the pen's
+                run = runs[index]
+                cells = shifted[:, max(run.start - 1, 0):min(run.stop + 1, width)]
+                keep = between[:, max(run.start - 1, 0):min(run.stop + 1, width)]
+                walls[np.broadcast_to(rows[:, None], cells.shape)[keep], cells[keep]] = True
+            break
     return walls
+
+
+def _middle_column(band: np.ndarray) -> float:
+    """Where a side wall's band is, at the middle of its rows: its columns' mean."""
+    rows = np.flatnonzero(band.any(1))
+    return float(np.flatnonzero(band[(rows[0] + rows[-1]) // 2]).mean())
 
 
 def erase_form_lines(intensity: np.ndarray) -> np.ndarray:
@@ -648,8 +672,9 @@ def _form_sides(core: np.ndarray, faint: np.ndarray) -> np.ndarray | None:
     top, left, bottom, right = bounds(rest)
     if len(bands) >= 3:
         erase = np.logical_or.reduce(list(bands.values()))
-        if "top" in bands and "bottom" in bands:
-            walls = _inner_walls(faint & ~erase, lines["top"], lines["bottom"])
+        if len(bands) == 4:
+            walls = _inner_walls(faint & ~erase, lines["top"], lines["bottom"], (_middle_column(bands["left"]),
+                                                                                    _middle_column(bands["right"])))
             if (rest & ~walls).sum() >= 10:
                 erase |= walls
         return erase
