@@ -81,8 +81,8 @@ LINE_OUTSIDE = 0.1  # at most this share of the rest of the ink lies beyond a li
 LINE_EVEN = 0.15  # and divides the row into equal boxes: each wall within this share of a box's width of its place
 LINE_LEVELS = (0.25, 0.1)  # lines are looked for in the ink at least this strong, then (none found) at least this:
 # a thin printed line is often fainter than the pen, and a faint row of boxes may have lost its bottom to erase_rules
-LINE_INNER = 0.9  # in a box with a top and a bottom, a wall running down this share of the rows between them is one
-# of a row of boxes' inner walls (a 1 written in a box is shorter than its box and never straight to the pixel)
+LINE_INNER = 0.9  # in a box with four sides, a wall running down this share of the rows between top and bottom may
+# be an inner wall of a row of boxes (a 1 written in a box is shorter than its box and seldom straight to the pixel)
 BLOCK_LIFT = 2.5  # a picture enlarged by repeating its pixels (nearest neighbour) has its pixel-to-pixel steps on
 # the edges of the blocks: their share of the steps is this many times the edges' share of rows and of columns
 # (scripts/block_check.py, 300 validation digits rendered: photos and smooth enlargements at most 1.6, blocky
@@ -528,9 +528,9 @@ def _side_line(core: np.ndarray) -> tuple[float, float, float, int, int] | None:
     left, right = int(columns[0]), int(columns[-1]) + 1
     first = np.argmax(core, axis=0)
     x, y = columns.astype(np.float64), first[columns].astype(np.float64)
-    tolerance = LINE_BEND[0] + LINE_BEND[1] * (right - left)
     if x.size < 8:
         return None
+    tolerance = LINE_BEND[0] + LINE_BEND[1] * (right - left)
     every = max(1, x.size // 256)  # the median of pairwise slopes (Theil-Sen): ink above the line does not pull it
     slope, intercept = stats.theilslopes(y[::every], x[::every])[:2]
     for _ in range(2):  # then least squares over the columns on the line
@@ -541,10 +541,9 @@ def _side_line(core: np.ndarray) -> tuple[float, float, float, int, int] | None:
     near = np.abs(y - (intercept + slope * x)) <= tolerance
     if near.sum() < LINE_COVER * (right - left) or abs(slope) > LINE_TILT:
         return None
-    runs = np.empty(int(near.sum()))  # the ink's depth from the line's top edge down, column by column
-    for index, column in enumerate(columns[near]):
-        blank = np.flatnonzero(~core[first[column]:, column])
-        runs[index] = blank[0] if blank.size else core.shape[0] - first[column]
+    on = columns[near]  # the ink's depth from the line's top edge down, column by column: to its first blank row
+    below = ~core[:, on] & (np.arange(core.shape[0])[:, None] >= first[on][None, :])
+    runs = np.where(below.any(0), np.argmax(below, axis=0), core.shape[0]) - first[on]
     thickness = float(np.median(runs))
     rows = np.flatnonzero(core.any(1))
     if thickness > LINE_THIN * (rows[-1] + 1 - rows[0]) or np.mean(runs <= 1.5 * thickness + 1) < 0.7:
@@ -648,10 +647,10 @@ def erase_form_lines(intensity: np.ndarray) -> np.ndarray:
 
 def _form_sides(core: np.ndarray, faint: np.ndarray) -> np.ndarray | None:
     """The pixels to erase where the sides of the ink `core` are printed lines (`_side_line`): three or four of them (a
-    box), with the inner walls of a row of boxes where it has a top and a bottom (`_inner_walls`, in the `faint` ink:
-    a thin wall fades in places); or the bottom one alone,
-    apart from the ink above it (LINE_WIDE) or touching it and reaching past it on both ends (LINE_TOUCHING). The
-    rest of the ink must lie on the lines' inner side (LINE_OUTSIDE). None where there are none."""
+    box), with the inner walls of a row of boxes where it has all four (`_inner_walls`, in the `faint` ink: a thin
+    wall fades in places); or the bottom one alone, apart from the ink above it (LINE_WIDE) or touching it and
+    reaching past it on both ends (LINE_TOUCHING) or finer than the pen (LINE_FINE). The rest of the ink must lie on
+    the lines' inner side (LINE_OUTSIDE). None where there are none."""
     bands, beyond, lines = {}, {}, {}
     for side, (view, back) in _SIDES.items():
         line = _side_line(view(core))
