@@ -6,7 +6,8 @@ counting those whose ink the form-line eraser changes:
     stress     the same digits under each of benchmarks/stress.py's conditions (its seed 1 for --split validation)
     strips     touching and mixed strips of validation digits (benchmarks/validation_strips.py's seeds)
     non-digits generated pictures of every family `digits.synthetic` draws (validation_strips.py's seed 903)
-A picture the eraser leaves alone is read exactly as before it; the figures say how often that holds.
+A picture the eraser leaves alone is read exactly as before it; the figures say how often that holds. It also times
+`images.analyse` with the eraser and without it on the first 200 plain photos, side by side.
 Writes benchmarks/results/form_lines_untouched.json.
 Usage: python scripts/form_lines_check.py [--digits 1000] [--stress 300] [--strips 300] [--non-digits 200]
 """
@@ -55,6 +56,28 @@ def changed_by_eraser(pictures) -> dict:
     return {"count": count, "changed": changed}
 
 
+def cost(pictures: list) -> dict:
+    """Milliseconds `images.analyse` takes a picture with the eraser and without it, each picture read both ways in
+    turn (the order alternating), three rounds: the median of each way."""
+    from digits import images
+
+    erase, grays = images.erase_form_lines, [images.to_gray(picture) for picture in pictures]
+    times = {"with": [], "without": []}
+    try:
+        for round_ in range(3):
+            for index, gray in enumerate(grays):
+                ways = ("with", "without") if (index + round_) % 2 == 0 else ("without", "with")
+                for way in ways:
+                    images.erase_form_lines = erase if way == "with" else (lambda intensity: intensity)
+                    started = time.perf_counter()
+                    images.analyse(gray)
+                    times[way].append(time.perf_counter() - started)
+    finally:
+        images.erase_form_lines = erase
+    medians = {way: round(float(np.median(values)) * 1000, 2) for way, values in times.items()}
+    return {**medians, "ratio": round(medians["with"] / medians["without"], 3), "pictures": len(grays)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--digits", type=int, default=1000, help="plain validation photos (default: 1000)")
@@ -81,13 +104,16 @@ def main() -> None:
     for family in synthetic.FAMILIES:
         sets[f"non-digits {family}"] = iter(synthetic.pictures(family, args.non_digits,
                                                                validation_strips.SEEDS["non_digits"]))
+    timing = cost([real_images.render_digit(x_val[index], np.random.default_rng([0, index]))
+                   for index in range(min(args.digits, 200))])
+    print(f"analyse: {timing['with']} ms a picture with the eraser, {timing['without']} ms without")
     results = {}
     for name, pictures in tqdm(sets.items(), desc="sets", unit="set"):
         results[name] = changed_by_eraser(pictures)
         tqdm.write(f"{name}: {len(results[name]['changed'])} of {results[name]['count']} changed")
     path = save("form_lines_untouched", {"benchmark": "form_lines_untouched", "sets": results,
                                          "changed": sum(len(row["changed"]) for row in results.values()),
-                                         "pictures": sum(row["count"] for row in results.values()),
+                                         "pictures": sum(row["count"] for row in results.values()), "analyse_ms": timing,
                                          "seconds": round(time.perf_counter() - started, 1), "machine": machine()},
                 args.out)
     print(f"wrote {path}")

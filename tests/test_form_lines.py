@@ -89,3 +89,16 @@ def test_the_command_writes_its_json_sheet_and_report_section(tmp_path):
     section = report.form_lines(saved)
     assert sum(line.startswith("| one digit") or line.startswith("| a number") for line in section) == 5
     assert_clean_error(run_cli("--samples", "0", "--out", str(out), script="benchmarks/form_lines.py"), "--samples")
+
+
+def test_the_check_counts_pictures_without_lines_that_the_eraser_changes(tmp_path):
+    out = tmp_path / "untouched.json"
+    result = run_cli("--digits", "4", "--stress", "1", "--strips", "1", "--non-digits", "1", "--out", str(out),
+                     script="scripts/form_lines_check.py")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(out.read_text())
+    assert saved["sets"]["plain"] == {"count": 4, "changed": []}  # plain photos: nothing to erase
+    assert {"stress broken", "strips touching", "non-digits scripts"} <= set(saved["sets"])
+    assert saved["pictures"] == sum(row["count"] for row in saved["sets"].values())
+    timing = saved["analyse_ms"]
+    assert timing["pictures"] == 4 and timing["with"] > 0 and timing["without"] > 0 and saved["machine"]["cpu"]
