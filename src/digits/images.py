@@ -71,9 +71,8 @@ LINE_COVER = 0.85  # a side of the ink is a line: its outermost ink lies on one 
 LINE_BEND = (1.5, 0.015)  # within this many pixels + this share of its length (printed: straight; a pen's bar bends)
 LINE_TILT = 0.1  # a line leans at most this much (about 6 degrees)
 LINE_THIN = 0.25  # at most this share of the ink's extent across it thick, and as thick along most of its length
-LINE_TOUCHING = 0.25  # a line under ink that touches it reaches past that ink on both ends by this share of its
-# height (the base of a 2 starts where its diagonal ends and is as thick as the pen) ...
-LINE_FINE = 0.5  # ... unless it is at most this many of the ink's stroke widths thick (printed, finer than the pen);
+LINE_FINE = 0.5  # a line under the ink touching it is at most this many of the ink's stroke widths thick (printed,
+# finer than the pen: the straight base of a 2, or the bar of an upside-down T, is as thick as the rest);
 LINE_WIDE = 0.5  # a line apart from the ink above it spans at least this share of the ink's width (not a dash)
 LINE_APART = 0.7  # or, narrower than the ink (the lowest piece of ink: `_line_apart`), this share of it
 LINE_LONG = 6  # and this many times as long as it is thick
@@ -656,9 +655,9 @@ def erase_form_lines(intensity: np.ndarray) -> np.ndarray:
 def _form_sides(core: np.ndarray, faint: np.ndarray) -> np.ndarray | None:
     """The pixels to erase where the sides of the ink `core` are printed lines (`_side_line`): three or four of them (a
     box), with the inner walls of a row of boxes where it has all four (`_inner_walls`, in the `faint` ink: a thin
-    wall fades in places); or the bottom one alone, apart from the ink above it (LINE_WIDE) or touching it and
-    reaching past it on both ends (LINE_TOUCHING) or finer than the pen (LINE_FINE). The rest of the ink must lie on
-    the lines' inner side (LINE_OUTSIDE). None where there are none."""
+    wall fades in places; an open box's ink keeps off its open side); or the bottom one alone, at least LINE_WIDE as
+    wide as the ink above it, and apart from it or finer than the pen (LINE_FINE). The rest of the ink must lie on the
+    lines' inner side (LINE_OUTSIDE). None where there are none."""
     bands, beyond, lines = {}, {}, {}
     for side, (view, back) in _SIDES.items():
         line = _side_line(view(core))
@@ -676,9 +675,13 @@ def _form_sides(core: np.ndarray, faint: np.ndarray) -> np.ndarray | None:
     if not bands:
         return None
     rest = core & ~np.logical_or.reduce(list(bands.values()))
-    top, left, bottom, right = bounds(rest)
     if len(bands) >= 3:
         erase = np.logical_or.reduce(list(bands.values()))
+        if len(bands) == 3:  # an open box: the rest keeps off its open side (else it may be that side, not found)
+            open_side = next(side for side in _SIDES if side not in bands)
+            view, thickest = _SIDES[open_side][0], max(lines[side][2] for side in bands)
+            if np.flatnonzero(view(rest).any(1))[0] <= np.flatnonzero(view(core).any(1))[0] + 1 + thickest:
+                return None
         if len(bands) == 4:
             walls = _inner_walls(faint & ~erase, lines["top"], lines["bottom"], (_middle_column(bands["left"]),
                                                                                     _middle_column(bands["right"])))
@@ -687,14 +690,14 @@ def _form_sides(core: np.ndarray, faint: np.ndarray) -> np.ndarray | None:
         return erase
     if "bottom" not in bands:
         return None
+    rest = core & ~bands["bottom"]  # a line under the ink: the rest is all the other ink (a top bar too: a Sigma)
+    top, left, bottom, right = bounds(rest)
     line = core & bands["bottom"]
     line_top, line_left, line_bottom, line_right = bounds(line)
     touching = bool((ndimage.binary_dilation(line, EIGHT_NEIGHBOURS) & rest).any())
-    reach = LINE_TOUCHING * (bottom - top) if touching else 0.0
-    if touching and lines["bottom"][2] <= LINE_FINE * stroke_width(rest):
-        reach = 0.0  # finer than the pen: printed, not the base of a 2
-    if (bottom > line_bottom or line_right - line_left < LINE_WIDE * (right - left)
-            or line_left > left - reach or line_right < right + reach):
+    if touching and lines["bottom"][2] > LINE_FINE * stroke_width(rest):
+        return None
+    if bottom > line_bottom or line_right - line_left < LINE_WIDE * (right - left):
         return None
     return bands["bottom"]
 
