@@ -6,7 +6,8 @@ counting those whose ink the form-line eraser changes:
     stress     the same digits under each of benchmarks/stress.py's conditions (its seed 1 for --split validation)
     strips     touching and mixed strips of validation digits (benchmarks/validation_strips.py's seeds)
     non-digits generated pictures of every family `digits.synthetic` draws (validation_strips.py's seed 903)
-A picture the eraser leaves alone is read exactly as before it; the figures say how often that holds. It also times
+A picture the eraser leaves alone is read exactly as before it; the figures say how often that holds, and what the
+shipped model reads (auto mode) with the eraser and without it where it does not. It also times
 `images.analyse` with the eraser and without it on the first 200 plain photos, side by side.
 Writes benchmarks/results/form_lines_untouched.json.
 Usage: python scripts/form_lines_check.py [--digits 1000] [--stress 300] [--strips 300] [--non-digits 200]
@@ -31,11 +32,17 @@ import validation_strips  # noqa: E402
 from common import machine, save  # noqa: E402
 
 
-def changed_by_eraser(pictures) -> dict:
-    """{count, changed: indices of the pictures (gray arrays or encoded photos) whose ink the eraser changed}."""
-    from digits import images
+def answer(reading) -> str:
+    """A reading in a few characters: the digit, the number, or its kind."""
+    return {"digit": str(reading.digit), "number": reading.number}.get(reading.kind, reading.kind)
 
-    erase, changed, count = images.erase_form_lines, [], 0
+
+def changed_by_eraser(pictures, model) -> dict:
+    """{count, changed: indices of the pictures (gray arrays or encoded photos) whose ink the eraser changed,
+    readings: for each of those, what `model` reads in auto mode with the eraser and without it}."""
+    from digits import images, reading
+
+    erase, changed, count, readings = images.erase_form_lines, [], 0, []
     seen = []
 
     def spy(intensity):
@@ -51,9 +58,14 @@ def changed_by_eraser(pictures) -> dict:
             count += 1
             if any(seen):
                 changed.append(index)
+                images.erase_form_lines = erase
+                with_eraser = answer(reading.read(picture, "auto", model))
+                images.erase_form_lines = lambda intensity: intensity
+                readings.append({"with": with_eraser, "without": answer(reading.read(picture, "auto", model))})
+                images.erase_form_lines = spy
     finally:
         images.erase_form_lines = erase
-    return {"count": count, "changed": changed}
+    return {"count": count, "changed": changed, "readings": readings}
 
 
 def cost(pictures: list) -> dict:
@@ -87,6 +99,8 @@ def main() -> None:
     parser.add_argument("--out", help="(default: benchmarks/results/form_lines_untouched.json)")
     args = parser.parse_args()
     from digits import data, synthetic
+    from digits.predictor import Predictor
+    from digits.runs import shipped_model
 
     started = time.perf_counter()
     x_val, _ = stress.digits_of("validation", max(args.digits, args.stress))
@@ -107,9 +121,9 @@ def main() -> None:
     timing = cost([real_images.render_digit(x_val[index], np.random.default_rng([0, index]))
                    for index in range(min(args.digits, 200))])
     print(f"analyse: {timing['with']} ms a picture with the eraser, {timing['without']} ms without")
-    results = {}
+    model, results = Predictor(shipped_model()), {}
     for name, pictures in tqdm(sets.items(), desc="sets", unit="set"):
-        results[name] = changed_by_eraser(pictures)
+        results[name] = changed_by_eraser(pictures, model)
         tqdm.write(f"{name}: {len(results[name]['changed'])} of {results[name]['count']} changed")
     path = save("form_lines_untouched", {"benchmark": "form_lines_untouched", "sets": results,
                                          "changed": sum(len(row["changed"]) for row in results.values()),

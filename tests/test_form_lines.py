@@ -97,8 +97,24 @@ def test_the_check_counts_pictures_without_lines_that_the_eraser_changes(tmp_pat
                      script="scripts/form_lines_check.py")
     assert result.returncode == 0, result.stderr
     saved = json.loads(out.read_text())
-    assert saved["sets"]["plain"] == {"count": 4, "changed": []}  # plain photos: nothing to erase
+    assert saved["sets"]["plain"] == {"count": 4, "changed": [], "readings": []}  # plain photos: nothing to erase
     assert {"stress broken", "strips touching", "non-digits scripts"} <= set(saved["sets"])
     assert saved["pictures"] == sum(row["count"] for row in saved["sets"].values())
     timing = saved["analyse_ms"]
     assert timing["pictures"] == 4 and timing["with"] > 0 and timing["without"] > 0 and saved["machine"]["cpu"]
+
+
+def test_the_check_reads_what_the_eraser_changed_both_ways(mnist):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import form_lines_check
+
+    from digits.predictor import Predictor
+    from digits.runs import shipped_model
+    from test_images import boxed, picture
+
+    x, y = mnist
+    plain = picture(x[0], size=(140, 120), digit_height=90)
+    found = form_lines_check.changed_by_eraser([plain, boxed(plain, (8, 6, 134, 114), width=3)],
+                                               Predictor(shipped_model()))
+    assert found["count"] == 2 and found["changed"] == [1]
+    assert found["readings"] == [{"with": str(int(y[0])), "without": "not_a_digit"}]
