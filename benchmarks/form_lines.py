@@ -147,8 +147,11 @@ def under_line(ink_box):
     return lines_of
 
 
-def row_of_boxes(digits: list[np.ndarray], own: np.random.Generator) -> tuple[np.ndarray, list[float]]:
-    """(32, W) ink: each digit (float 0..1) centred in its own cell of a row, and the cells' inner walls' columns."""
+def row_of_boxes(digits: list[np.ndarray], own: np.random.Generator) -> tuple[np.ndarray, list[float],
+                                                                             tuple[float, float]]:
+    """((32, W) ink: each digit (float 0..1) centred in its own cell of a row, the cells' inner walls' columns, the
+    row's first and last columns). The box drawn around it adds `BOX_MARGIN` outside them, so its end boxes are a
+    little wider than the inner ones."""
     parts = [real_images._ink_columns(digit) for digit in digits]
     cell = own.uniform(*CELL) * 20
     ink = np.zeros((32, int(math.ceil(cell * len(parts))) + 8), np.float32)
