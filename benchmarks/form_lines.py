@@ -25,6 +25,7 @@ import argparse
 import math
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -70,20 +71,22 @@ def line_coverage(shape: tuple[int, int], segments: list, width: float, blur: fl
 
 
 def printed(lines_of, own: np.random.Generator):
-    """A `surface` for real_images.render: its default paper and pen (the same draws, so the digit's photo is the
-    plain one's), with the segments `lines_of(placement, scale, shape)` gives printed on the paper under the pen."""
+    """A `surface` for real_images.render: its own paper and pen (`pen_on_paper`, the same draws, so the digit's photo
+    is the plain one's), with the segments `lines_of(placement, scale, shape)` gives printed on the paper under the
+    pen."""
     width, colour = own.uniform(*LINE_WIDTH), np.asarray(COLOURS[str(own.choice(list(COLOURS)))])
     tilt = own.uniform(-TILT, TILT)
 
     def surface(pen: np.ndarray, scale: float, rng: np.random.Generator, placement: dict) -> np.ndarray:
-        paper = rng.uniform(0.72, 1.0) * (1 - rng.uniform(0, 0.08, 3))  # as render's default surface draws them
-        ink_colour = rng.choice([[0.05, 0.05, 0.08], [0.1, 0.15, 0.5], [0.3, 0.3, 0.3]]) * rng.uniform(0.5, 1.2)
-        segments = lines_of(placement, scale, pen.shape, own)
-        centre = (pen.shape[1] / 2, pen.shape[0] / 2)
-        segments = [tuple(_rotate(np.asarray(segment, np.float64), centre, tilt)) for segment in segments]
-        coverage = line_coverage(pen.shape, segments, max(width * scale, 1.0), own.uniform(0, 0.3 + 0.05 * scale))
-        sheet = paper * (1 - coverage[..., None] * (1 - colour))
-        return sheet * (1 - pen[..., None]) + np.clip(ink_colour, 0, 1) * pen[..., None]
+        def printing(paper: np.ndarray) -> np.ndarray:
+            segments = lines_of(placement, scale, pen.shape, own)
+            centre = (pen.shape[1] / 2, pen.shape[0] / 2)
+            segments = [tuple(_rotate(np.asarray(segment, np.float64), centre, tilt)) for segment in segments]
+            coverage = line_coverage(pen.shape, segments, max(width * scale, 1.0),
+                                     own.uniform(0, 0.3 + 0.05 * scale))
+            return paper * (1 - coverage[..., None] * (1 - colour))
+
+        return real_images.pen_on_paper(pen, rng, printing)
 
     return surface
 
@@ -194,6 +197,20 @@ def _render(ink, photo, surface, **options) -> bytes:
                               placement=placement, **options)
 
 
+@contextmanager
+def eraser_replaced(by=None):
+    """Inside the block the reading path's `images.erase_form_lines` is `by` (default: none, the lines are kept, as
+    the reading path read before it); the eraser is put back after."""
+    from digits import images
+
+    erase = images.erase_form_lines
+    images.erase_form_lines = by or (lambda intensity: intensity)
+    try:
+        yield
+    finally:
+        images.erase_form_lines = erase
+
+
 def _read(reader, model, photo: bytes, number: bool, truth: str) -> tuple[bool, str]:
     answer = reader.read(photo, "auto", model)
     right = answer.kind == "number" and answer.number == truth if number else \
@@ -204,10 +221,9 @@ def _read(reader, model, photo: bytes, number: bool, truth: str) -> tuple[bool, 
 def measure(predictors: dict, samples: int, numbers: int, seed: int, split: str, sheet: str | None = None) -> dict:
     from common import machine
 
-    from digits import images, reading
+    from digits import reading
 
     x, y = digits_of(split, 60_000)  # all of them: numbers draw from all, single digits are the first
-    erase = images.erase_form_lines
     started = time.perf_counter()
     conditions, shown = {}, []
     for name in SINGLE + NUMBER:
@@ -219,15 +235,11 @@ def measure(predictors: dict, samples: int, numbers: int, seed: int, split: str,
             if sheet and index < 6:
                 shown.append(photo)
             for label, model in predictors.items():
-                for lines in ("erased", "kept"):
-                    images.erase_form_lines = erase if lines == "erased" else (lambda intensity: intensity)
-                    try:
-                        ok, kind = _read(reading, model, photo, name in NUMBER, truth)
-                    finally:
-                        images.erase_form_lines = erase
-                    right[label][lines] += ok
-                    if lines == "erased":
-                        kinds[label][kind] = kinds[label].get(kind, 0) + 1
+                ok, kind = _read(reading, model, photo, name in NUMBER, truth)
+                right[label]["erased"] += ok
+                kinds[label][kind] = kinds[label].get(kind, 0) + 1
+                with eraser_replaced():
+                    right[label]["kept"] += _read(reading, model, photo, name in NUMBER, truth)[0]
         conditions[name] = {"reads": "numbers" if name in NUMBER else "digits", "count": count,
                             "right": {label: {lines: value / count for lines, value in row.items()}
                                       for label, row in right.items()},

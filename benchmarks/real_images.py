@@ -68,6 +68,15 @@ def strip_ink(digits: list[np.ndarray], rng: np.random.Generator, stroke_change:
     return strip_layers(digits, rng, stroke_change, touching).max(0, initial=0.0)
 
 
+def pen_on_paper(pen: np.ndarray, rng: np.random.Generator, printed=None) -> np.ndarray:
+    """`render`'s own surface: slightly tinted paper and one of three inks, the pen's coverage (H, W) laid on it ->
+    (H, W, 3) 0..1. `printed(paper)`, if given, draws on the paper under the pen (the paper's colour: (3,))."""
+    paper = rng.uniform(0.72, 1.0) * (1 - rng.uniform(0, 0.08, 3))  # slightly tinted
+    ink_colour = rng.choice([[0.05, 0.05, 0.08], [0.1, 0.15, 0.5], [0.3, 0.3, 0.3]]) * rng.uniform(0.5, 1.2)
+    sheet = paper if printed is None else printed(paper)
+    return sheet * (1 - pen[..., None]) + np.clip(ink_colour, 0, 1) * pen[..., None]
+
+
 def render(ink: np.ndarray, rng: np.random.Generator, min_height: float = 0.0,
            stroke_change: float | None = None, *, blur: float | None = None, surface=None,
            low_resolution: tuple[float, int] | None = None, placement: dict | None = None,
@@ -104,12 +113,7 @@ def render(ink: np.ndarray, rng: np.random.Generator, min_height: float = 0.0,
     stroke_change = rng.uniform(*STROKE_CHANGE) if stroke_change is None else stroke_change
     pen = np.clip(signed + stroke_change * scale / 2 + 0.5, 0, 1)
     pen = ndimage.gaussian_filter(pen, rng.uniform(0, 0.3 + 0.05 * scale) if blur is None else blur * scale)  # focus
-    if surface is None:
-        paper = rng.uniform(0.72, 1.0) * (1 - rng.uniform(0, 0.08, 3))  # slightly tinted
-        ink_colour = rng.choice([[0.05, 0.05, 0.08], [0.1, 0.15, 0.5], [0.3, 0.3, 0.3]]) * rng.uniform(0.5, 1.2)
-        picture = paper * (1 - pen[..., None]) + np.clip(ink_colour, 0, 1) * pen[..., None]
-    else:
-        picture = surface(pen, scale, rng)
+    picture = pen_on_paper(pen, rng) if surface is None else surface(pen, scale, rng)
     full_size = size
     if low_resolution is not None:  # the camera's pixels average the scene: a box filter
         factor = low_resolution[0] / (height * scale)

@@ -30,6 +30,7 @@ import real_images  # noqa: E402
 import stress  # noqa: E402
 import validation_strips  # noqa: E402
 from common import machine, save  # noqa: E402
+from form_lines import eraser_replaced  # noqa: E402
 
 
 def answer(reading) -> str:
@@ -42,29 +43,23 @@ def changed_by_eraser(pictures, model) -> dict:
     readings: for each of those, what `model` reads in auto mode with the eraser and without it}."""
     from digits import images, reading
 
-    erase, changed, count, readings = images.erase_form_lines, [], 0, []
-    seen = []
+    erase, changed, count, readings, seen = images.erase_form_lines, [], 0, [], []
 
     def spy(intensity):
         out = erase(intensity)
         seen.append(not np.array_equal(out, intensity))
         return out
 
-    images.erase_form_lines = spy
-    try:
+    with eraser_replaced(spy):
         for index, picture in enumerate(pictures):
             seen.clear()
             images.analyse(images.to_gray(picture))
             count += 1
             if any(seen):
                 changed.append(index)
-                images.erase_form_lines = erase
-                with_eraser = answer(reading.read(picture, "auto", model))
-                images.erase_form_lines = lambda intensity: intensity
-                readings.append({"with": with_eraser, "without": answer(reading.read(picture, "auto", model))})
-                images.erase_form_lines = spy
-    finally:
-        images.erase_form_lines = erase
+                with_eraser = answer(reading.read(picture, "auto", model))  # the spy erases as the eraser does
+                with eraser_replaced():
+                    readings.append({"with": with_eraser, "without": answer(reading.read(picture, "auto", model))})
     return {"count": count, "changed": changed, "readings": readings}
 
 
@@ -73,19 +68,15 @@ def cost(pictures: list) -> dict:
     turn (the order alternating), three rounds: the median of each way."""
     from digits import images
 
-    erase, grays = images.erase_form_lines, [images.to_gray(picture) for picture in pictures]
+    grays = [images.to_gray(picture) for picture in pictures]
     times = {"with": [], "without": []}
-    try:
-        for round_ in range(3):
-            for index, gray in enumerate(grays):
-                ways = ("with", "without") if (index + round_) % 2 == 0 else ("without", "with")
-                for way in ways:
-                    images.erase_form_lines = erase if way == "with" else (lambda intensity: intensity)
+    for round_ in range(3):
+        for index, gray in enumerate(grays):
+            for way in ("with", "without") if (index + round_) % 2 == 0 else ("without", "with"):
+                with eraser_replaced(images.erase_form_lines if way == "with" else None):
                     started = time.perf_counter()
                     images.analyse(gray)
                     times[way].append(time.perf_counter() - started)
-    finally:
-        images.erase_form_lines = erase
     medians = {way: round(float(np.median(values)) * 1000, 2) for way, values in times.items()}
     return {**medians, "ratio": round(medians["with"] / medians["without"], 3), "pictures": len(grays)}
 

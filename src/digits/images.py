@@ -558,14 +558,20 @@ def _side_line(core: np.ndarray) -> tuple[float, float, float, int, int] | None:
     return float(intercept), float(slope), thickness, left, right
 
 
+def _band_edges(line: tuple[float, float, float, int, int], columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where a `_side_line`'s band lies in these columns: (its first row, the first row below it); the band holds the
+    line and its grey edges, 1 + a quarter of its thickness either side."""
+    intercept, slope, thickness, _, _ = line
+    top, pad = intercept + slope * columns, 1 + thickness / 4
+    return top - pad, top + thickness + pad
+
+
 def _line_band(shape: tuple[int, int], line: tuple[float, float, float, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(the pixels of a `_side_line` and its grey edges, 1 + a quarter of its thickness either side; the pixels
-    beyond it, above it in its columns)."""
-    intercept, slope, thickness, left, right = line
-    top = intercept + slope * np.arange(shape[1])[None, :]
+    """(the pixels of a `_side_line`'s band (`_band_edges`); the pixels beyond it, above it in its columns)."""
+    first, below = _band_edges(line, np.arange(shape[1])[None, :])
     rows = np.arange(shape[0])[:, None]
-    pad = 1 + thickness / 4
-    band, beyond = (rows >= top - pad) & (rows < top + thickness + pad), rows < top - pad
+    left, right = line[3:]
+    band, beyond = (rows >= first) & (rows < below), rows < first
     for mask in (band, beyond):
         mask[:, :left] = False
         mask[:, right:] = False
@@ -586,9 +592,8 @@ def _inner_walls(ink: np.ndarray, top: tuple, bottom: tuple, ends: tuple[float, 
     digit is seldom where a wall would be."""
     height, width = ink.shape
     columns = np.arange(width)
-    # the first and last rows between the lines' bands (`_line_band`), column by column
-    upper = top[0] + top[1] * columns + top[2] + 1 + top[2] / 4
-    lower = height - 1 - (bottom[0] + bottom[1] * columns + bottom[2] + 1 + bottom[2] / 4)
+    # the first and last rows between the lines' bands, column by column
+    upper, lower = _band_edges(top, columns)[1], height - 1 - _band_edges(bottom, columns)[1]
     walls = np.zeros_like(ink)
     first, last = int(max(np.floor(upper.min()), 0)), int(min(np.ceil(lower.max()) + 1, height))
     if last - first < 4:
