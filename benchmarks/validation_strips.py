@@ -9,7 +9,10 @@ validation digits refused, and of N non-digits generated fresh (their own seed, 
 the five default Outlier Exposure families, refused, with their AUROC against the validation digits; the
 rejection benchmark's families stay held out for the test. With --auto N, auto mode as `digits predict` reads a
 file: N generated non-digits of each of six families refused, and N numbers of 2-3 validation digits (all
-touching, and mixed) read right (`auto_mode`; how reading._one_glyph's crowded-shape rule was chosen).
+touching, and mixed) read right (`auto_mode`; how reading._one_glyph's crowded-shape rule was chosen). With
+--marked N, N numbers of touching validation digits, each with one generated non-digit in place of a digit, read in
+number mode: the share read with a piece marked "?" rather than as a number of digits (`marked`; how
+reading.CUT_ODDS was chosen).
 Each run's accuracy on the validation split itself (its top class of every validation digit, read as the
 28x28 array it is) is reported too, as `validation_accuracy`.
 Every run reads the same strips, so each run after the first is also compared with the first strip by strip
@@ -22,7 +25,8 @@ read with different seed bases into one (each run's strips joined, its other sha
 choice can rest on every strip it has been judged on.
 Writes benchmarks/results/validation_strips.json (or --out).
 Usage: python benchmarks/validation_strips.py --run LABEL=RUN [--run LABEL=RUN ...] [--strips 300]
-       [--singles 600] [--non-digits 0] [--auto 0] [--validation-split 0.05] [--seed-base 0]
+       [--singles 600] [--non-digits 0] [--auto 0] [--marked 0] [--validation-split 0.05]
+       [--seed-base 0]
        python benchmarks/validation_strips.py --pool RESULTS RESULTS [...] --out POOLED
 """
 
@@ -41,7 +45,7 @@ import real_images  # noqa: E402
 from common import machine, save  # noqa: E402
 from stress import parse_runs  # noqa: E402
 
-SEEDS = {"touching": 900, "mixed": 901, "singles": 902, "non_digits": 903, "auto_numbers": 905}
+SEEDS = {"touching": 900, "mixed": 901, "singles": 902, "non_digits": 903, "auto_numbers": 905, "marked": 906}
 AUTO_FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts")  # generated, seed 903
 
 
@@ -72,6 +76,40 @@ def auto_mode(predictor, x_val, y_val, count: int, seeds: dict = SEEDS) -> dict:
         result[f"auto_{kind}_numbers_right"] = float(np.mean([reading.read(photo, "auto", predictor).text == truth
                                                               for truth, photo in numbers]))
     return result
+
+
+def marked_numbers(x_val, y_val, count: int, seed: int):
+    """`count` strips of 2-6 validation digits, all touching, one of them replaced by a generated non-digit of one
+    of AUTO_FAMILIES in turn (prepared to 28x28 as a digit is; its own seed): (family, the non-digit's place, the
+    true number with "?" there, encoded photo) each."""
+    from digits import synthetic
+
+    per_family = -(-count // len(AUTO_FAMILIES))
+    others = {family: synthetic._prepared(family, per_family, seed, None) for family in AUTO_FAMILIES}
+    for index in range(count):
+        rng = np.random.default_rng([seed, index])
+        family = AUTO_FAMILIES[index % len(AUTO_FAMILIES)]
+        chosen = rng.choice(len(x_val), int(rng.integers(2, 7)), replace=False)
+        place = int(rng.integers(len(chosen)))
+        pictures = [np.asarray(x_val[i]) for i in chosen]
+        pictures[place] = others[family][index // len(AUTO_FAMILIES)]
+        truth = "".join("?" if at == place else str(int(y_val[i])) for at, i in enumerate(chosen))
+        yield family, place, truth, real_images.render_strip(pictures, rng, 1.0)
+
+
+def marked(predictor, x_val, y_val, count: int, seed: int) -> dict:
+    """Numbers holding a piece that is not a digit, read in number mode (`marked_numbers`): the share read with a
+    piece marked "?" (not silently read as a number of digits), per family and in all, and the share read exactly
+    (the right digits, "?" in the non-digit's place)."""
+    from digits import reading
+
+    flagged, exact = {family: [] for family in AUTO_FAMILIES}, []
+    for family, _, truth, photo in marked_numbers(x_val, y_val, count, seed):
+        found = reading.read(photo, "number", predictor)
+        flagged[family].append(any(digit.not_a_digit for digit in found.digits))
+        exact.append(found.number == truth)
+    return {"marked_numbers": float(np.mean(sum(flagged.values(), []))), "marked_exact": float(np.mean(exact)),
+            "marked_by_family": {family: float(np.mean(found)) for family, found in flagged.items() if found}}
 
 
 def paired(first: list[bool], second: list[bool]) -> dict:
@@ -133,8 +171,8 @@ def stored_run(against: str, strips: int, split: float, seeds: dict) -> tuple[st
 
 def pool(results: list[dict], names: list[str]) -> dict:
     """Results files of the same runs, read on different strips (--seed-base), as one: each run's strips joined
-    (its shares read whole and the paired comparisons taken over all of them), its singles split and auto-mode
-    shares weighted by how many each file read. Files of other runs, splits or baselines are refused."""
+    (its shares read whole and the paired comparisons taken over all of them), its singles split, auto-mode and
+    marked-number shares weighted by how many each file read. Files of other runs, splits or baselines are refused."""
     first = results[0]
     if len(results) < 2:
         raise ValueError("give two results files or more")
@@ -155,6 +193,8 @@ def pool(results: list[dict], names: list[str]) -> dict:
             row[f"{kind}_strips"] = "".join(found[f"{kind}_strips"] for found in rows)
             row[f"{kind}_read_whole"] = row[f"{kind}_strips"].count("1") / len(row[f"{kind}_strips"])
         shares = [("singles_split", "singles")] + [(key, "auto") for key in rows[0] if key.startswith("auto_")]
+        if all(result.get("marked") for result in results):
+            shares += [("marked_numbers", "marked"), ("marked_exact", "marked")]
         for key, count in shares:
             row[key] = sum(found[key] * result[count] for found, result in zip(rows, results)) / sum(
                 result[count] for result in results)
@@ -164,6 +204,7 @@ def pool(results: list[dict], names: list[str]) -> dict:
     return {"runs": runs, "paired": {"against": first["paired"]["against"], "runs": comparisons},
             "strips": sum(result["strips"] for result in results),
             "singles": sum(result["singles"] for result in results), "auto": sum(result["auto"] for result in results),
+            "marked": sum(result.get("marked", 0) for result in results),
             "validation_split": first["validation_split"], "pooled": [
                 {"file": name, "seeds": result["seeds"], "strips": result["strips"], "command": result["command"]}
                 for name, result in zip(names, results)],
@@ -178,6 +219,8 @@ def main() -> None:
     parser.add_argument("--non-digits", type=int, default=0, help="generated non-digits to refuse (default: 0)")
     parser.add_argument("--auto", type=int, default=0, help="non-digits per family and numbers of 2-3 digits read "
                                                              "in auto mode (default: 0)")
+    parser.add_argument("--marked", type=int, default=0, help="numbers of touching validation digits holding one "
+                        "generated non-digit, read in number mode: how many mark it (default: 0)")
     parser.add_argument("--validation-split", type=float, default=0.05, help="(default: 0.05, configs/reader.json's)")
     parser.add_argument("--against", metavar="RESULTS:LABEL", help="compare strip by strip with run LABEL of an "
                         "earlier results file instead of the first run (the same strips, seeds and split; e.g. to "
@@ -227,6 +270,8 @@ def main() -> None:
             results[label].update(rejection(predictor, x_val, non_digits))
         if args.auto:
             results[label].update(auto_mode(predictor, x_val, y_val, args.auto, seeds))
+        if args.marked:
+            results[label].update(marked(predictor, x_val, y_val, args.marked, seeds["marked"]))
         shown = {key: value for key, value in results[label].items() if not key.endswith("_strips")}
         print(label, shown, flush=True)
     comparisons = {}
@@ -239,7 +284,7 @@ def main() -> None:
                 f"{100 * found['ci95'][1]:+.1f})" for kind, found in comparisons[label].items()), flush=True)
     saved = save("validation_strips", {"runs": results, "paired": {"against": baseline, "runs": comparisons},
                                        "strips": args.strips, "singles": args.singles,
-                                       "non_digits": args.non_digits, "auto": args.auto,
+                                       "non_digits": args.non_digits, "auto": args.auto, "marked": args.marked,
                                        "validation_split": args.validation_split, "seeds": seeds,
                                        "command": " ".join(["python", "benchmarks/validation_strips.py", *sys.argv[1:]]),
                                        "machine": machine()}, args.out)

@@ -55,6 +55,32 @@ def test_auto_mode_reading_of_non_digits_and_numbers(tiny_run, tmp_path):
     assert saved["auto"] == 3
 
 
+def test_numbers_holding_a_non_digit_read_in_number_mode(tiny_run, tmp_path, monkeypatch):
+    """--marked N: N numbers of touching validation digits, each with one generated non-digit in a digit's place
+    (the six families in turn, seeded), and the share read with a piece marked "?"."""
+    out = tmp_path / "marked.json"
+    result = run_cli("--run", f"tiny={tiny_run}", "--strips", "0", "--singles", "0", "--marked", "6",
+                     "--validation-split", "0.1", "--out", str(out), script="benchmarks/validation_strips.py")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(out.read_text())
+    row = saved["runs"]["tiny"]
+    assert saved["marked"] == 6 and row["marked_numbers"] in [share / 6 for share in range(7)]
+    assert set(row["marked_by_family"]) == {"letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts"}
+    assert 0.0 <= row["marked_exact"] <= row["marked_numbers"]
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import numpy as np
+    import validation_strips
+
+    digits = np.zeros((10, 28, 28), np.uint8)
+    digits[:, 4:24, 12:16] = 255  # ten 1s
+    made = list(validation_strips.marked_numbers(digits, np.ones(10, int), 12, 5))
+    assert made == list(validation_strips.marked_numbers(digits, np.ones(10, int), 12, 5))  # seeded
+    assert [family for family, *_ in made] == list(validation_strips.AUTO_FAMILIES) * 2
+    for _, place, truth, photo in made:
+        assert 2 <= len(truth) <= 6 and truth.count("?") == 1 and truth[place] == "?" and set(truth) <= {"1", "?"}
+        assert photo[:2] in (b"\xff\xd8", b"\x89P")  # an encoded photo
+
+
 def test_two_runs_are_compared_strip_by_strip(tiny_run, tmp_path):
     """The same run under two labels reads the same strips the same way: every strip kept as 1 or 0, and the paired
     difference 0 with an interval of 0 (no strip read whole by only one of them)."""
