@@ -360,3 +360,62 @@ def test_touching_pieces_join_the_training_split_only():
     assert seen[-1] == (12, 12)
     with pytest.raises(ValueError, match="touching_pieces must be 0 or more"):
         config.Config(touching_pieces=-1).validate()
+
+
+def test_digit_photos_are_the_readers_view_of_their_own_digit_and_are_seeded(monkeypatch, tmp_path):
+    """Photos of MNIST digits, prepared: each keeps its digit's label (the prepared photo is nearest, by
+    correlation, to a prepared digit of its own label, nearly always), fills MNIST's 20 px box, and the same seed
+    draws the same photos (from the cache, with one worker or two); another seed draws others. A bolder pen draws
+    more ink; a digit drawn small and enlarged has fewer distinct shades than one drawn at full size."""
+    from digits import data
+
+    monkeypatch.setattr(synthetic, "PIECE_CHUNK", 20)  # three tasks, so that two workers share them
+    dataset = data.load_dataset("mnist", allow_download=False)
+    digits, labels = dataset.x_train[:150], dataset.y_train[:150]
+    made, made_labels = synthetic.digit_photos(digits, labels, 60, seed=2, workers=1)
+    assert made.shape == (60, 28, 28) and made.dtype == np.uint8 and set(made_labels) <= set(labels.tolist())
+    sources = np.stack([images.prepare(1.0 - digit / 255.0).image for digit in digits]).reshape(len(digits), -1)
+    centred = [rows - rows.mean(1, keepdims=True) for rows in (sources, made.reshape(len(made), -1) / 255.0)]
+    unit = [rows / np.linalg.norm(rows, axis=1, keepdims=True) for rows in centred]
+    assert (labels[(unit[1] @ unit[0].T).argmax(1)] == made_labels).mean() >= 0.9
+    boxes = [images.bounds(image >= 128) for image in made]
+    assert all(16 <= max(bottom - top, right - left) <= 22 for top, left, bottom, right in boxes), boxes
+    again = synthetic.digit_photos(digits, labels, 60, seed=2)  # from the cache
+    assert all(np.array_equal(first, second) for first, second in zip((made, made_labels), again))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other"))
+    drawn = synthetic.digit_photos(images.to_model_input(digits), labels, 60, seed=2, workers=2)
+    assert all(np.array_equal(first, second) for first, second in zip((made, made_labels), drawn))
+    assert not np.array_equal(synthetic.digit_photos(digits, labels, 60, seed=3, workers=1)[0], made)
+    eight = digits[labels == 8][0] / 255.0
+    for setting, values in (("PHOTO_LOWRES", 0.0), ("PHOTO_BLUR", (0.0, 0.0))):
+        monkeypatch.setattr(synthetic, setting, values)
+    monkeypatch.setattr(synthetic, "PHOTO_SCALE", (3.0, 3.0))
+    inks = {}
+    for change in (-0.8, 2.5):
+        monkeypatch.setattr(synthetic, "PHOTO_STROKE", (change, change))
+        inks[change] = synthetic._photo_ink(eight, np.random.default_rng(0))
+    assert inks[2.5].sum() > 1.5 * inks[-0.8].sum()  # the bolder pen
+    from PIL import Image
+
+    small = synthetic._drawn_small(inks[2.5], 10, Image.Resampling.NEAREST)  # 96 px, the digit 10 px tall: 48 px
+    assert small.shape == inks[2.5].shape and len(np.unique(small, axis=0)) <= 48 < len(np.unique(inks[2.5], axis=0))
+    assert abs(small.mean() - inks[2.5].mean()) < 0.02  # the same ink, coarser
+
+
+def test_digit_photos_join_the_training_split_only():
+    """train.with_digit_photos: config.digit_photos photos of the split's own digits (the first `drawn_from`)
+    are appended with their labels; 0 leaves the split as it is; a negative count is refused by the config."""
+    from digits import config, data, train
+
+    mnist = data.load_dataset("mnist", allow_download=False)
+    x_train, labels = images.to_model_input(mnist.x_train[:100]), mnist.y_train[:100]
+    same = train.with_digit_photos(config.Config(), x_train, labels)
+    assert same[0] is x_train and same[1] is labels
+    grown, grown_labels = train.with_digit_photos(config.Config(digit_photos=8, seed=3), x_train, labels,
+                                                  drawn_from=60)
+    assert grown.shape == (108, 28, 28, 1) and np.array_equal(grown[:100], x_train)
+    photos, photo_labels = synthetic.digit_photos(x_train[:60], labels[:60], 8, seed=3)
+    assert np.array_equal(grown[100:], images.to_model_input(photos)) and np.array_equal(grown_labels[100:],
+                                                                                          photo_labels)
+    with pytest.raises(ValueError, match="digit_photos must be 0 or more"):
+        config.Config(digit_photos=-1).validate()

@@ -755,6 +755,28 @@ def touching_pieces(digits: np.ndarray, labels: np.ndarray, count: int, seed: in
     as one candidate that holds it (PIECE_SHARE, PIECE_COVER), prepared as the reader sees it in a number:
     a stroke of its neighbour left on, a stroke of its own cut off. Seeded; cached like non_digits (the key
     includes the digits); progress(done, count); workers as non_digits (the result does not depend on it)."""
+    source = _fingerprint() + hashlib.sha256(Path(images.__file__).with_name("multidigit.py").read_bytes()).hexdigest()
+    return _from_digits("pieces", _pieces, digits, labels, count, seed, progress, workers, source)
+
+
+def digit_photos(digits: np.ndarray, labels: np.ndarray, count: int, seed: int,
+                 progress: Callable[[int, int], None] | None = None,
+                 workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(count, 28, 28) uint8 digits and (count,) their labels: `digits` ((N, 28, 28) MNIST-style, ink bright,
+    with `labels`) each photographed as the non-digits are (`_photograph`: paper, light, focus, noise), some
+    drawn with a thinner or bolder pen (PHOTO_STROKE), some small and enlarged (PHOTO_LOWRES), some out of focus
+    (PHOTO_BLUR), then prepared by `images.prepare`: the digit as the reader sees a photo of it. The non-digits
+    of Outlier Exposure come to the model through the same path, so a model trained on these cannot tell digits
+    from non-digits by the path's own marks. Seeded, cached, progress and workers as touching_pieces."""
+    return _from_digits("photos", _photos, digits, labels, count, seed, progress, workers, _fingerprint())
+
+
+def _from_digits(name: str, draw: Callable, digits: np.ndarray, labels: np.ndarray, count: int, seed: int,
+                 progress: Callable[[int, int], None] | None, workers: int | None,
+                 source: str) -> tuple[np.ndarray, np.ndarray]:
+    """touching_pieces and digit_photos: `draw(digits, labels, count, seed)` -> (images, labels) run as seeded
+    tasks of PIECE_CHUNK pictures, each over its own random PIECE_POOL of the digits, in worker processes; the
+    result cached under `name` and a key of the arguments, the digits and `source` (the code that draws)."""
     _whole("count", count)
     _whole("seed", seed)
     digits, labels = np.asarray(digits), np.asarray(labels).reshape(-1)
@@ -765,12 +787,11 @@ def touching_pieces(digits: np.ndarray, labels: np.ndarray, count: int, seed: in
                          "N >= 2, and N labels")
     pixels = np.round(digits * 255).astype(np.uint8) if digits.dtype != np.uint8 and digits.max() <= 1 \
         else np.asarray(digits, np.uint8)
-    source = _fingerprint() + hashlib.sha256(Path(images.__file__).with_name("multidigit.py").read_bytes()).hexdigest()
-    key = {"generator": "pieces-1", "count": int(count), "seed": int(seed), "pillow": PIL.__version__,
+    key = {"generator": f"{name}-1", "count": int(count), "seed": int(seed), "pillow": PIL.__version__,
            "chunk": PIECE_CHUNK, "pool": PIECE_POOL,
            "digits": hashlib.sha256(pixels.tobytes() + labels.astype(np.int64).tobytes()).hexdigest(),
            "source": source}
-    path = _cache_dir() / f"pieces-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()}.npz"
+    path = _cache_dir() / f"{name}-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()}.npz"
     try:
         with np.load(path, allow_pickle=False) as stored:
             cached, cached_labels = stored["images"], stored["labels"]
@@ -780,15 +801,65 @@ def touching_pieces(digits: np.ndarray, labels: np.ndarray, count: int, seed: in
             return cached, cached_labels
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
         pass
-    tasks = []  # (digits, labels, pieces, seed): each task draws from its own seeded subset of the digits
+    tasks = []  # (digits, labels, pictures, seed): each task draws from its own seeded subset of the digits
     for chunk, start in enumerate(range(0, count, PIECE_CHUNK)):
         chosen = np.random.default_rng([int(seed), chunk]).choice(len(pixels), min(PIECE_POOL, len(pixels)),
                                                                   replace=False)
         tasks.append((pixels[chosen], labels[chosen], min(PIECE_CHUNK, count - start), _derived(seed, chunk)))
-    results = _run(_pieces, tasks, [task[2] for task in tasks], _workers(workers, count, len(tasks)), progress)
+    results = _run(draw, tasks, [task[2] for task in tasks], _workers(workers, count, len(tasks)), progress)
     empty = (np.zeros((0, images.CANVAS, images.CANVAS), np.uint8), np.zeros(0, np.int64))
     made, made_labels = (np.concatenate(parts) for parts in zip(*results)) if results else empty
     buffer = io.BytesIO()
     np.savez_compressed(buffer, images=made, labels=made_labels)
     files.write_bytes(path, buffer.getvalue())
     return made, made_labels
+
+
+PHOTO_SCALE = (1.5, 5.0)  # a digit's photo is this many times MNIST's size (42 to 140 px)
+PHOTO_STROKE = (-0.8, 2.5)  # its pen this many MNIST pixels thinner (-) or bolder than the writer's
+PHOTO_LOWRES, PHOTO_SMALL = 0.2, (8, 16)  # this share drawn with the digit this many px tall, then enlarged
+PHOTO_BLUR = (0.3, 1.2)  # this share out of focus by up to this many MNIST pixels (and _photograph's own blur)
+# (all inside what benchmarks/stress.py's conditions draw: strokes +3.5 and -1.2, 6 px, blur 1.6)
+
+
+def _photo_ink(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One MNIST-style digit (0..1, ink bright) -> its ink as drawn for a photo: enlarged, its pen made thinner
+    or bolder, maybe drawn small and enlarged, maybe out of focus (see PHOTO_*)."""
+    scale = rng.uniform(*PHOTO_SCALE)
+    side = round(images.CANVAS * scale)
+    ink = np.clip(np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BILINEAR)), 0, 1)
+    core = ink >= 0.5
+    if core.any():
+        _, depth, box = images._depth(core)
+        ink = images._redraw(core, depth, box, rng.uniform(*PHOTO_STROKE) * scale / 2)
+    if rng.random() < PHOTO_LOWRES:
+        filters = (Image.Resampling.NEAREST, Image.Resampling.BILINEAR, Image.Resampling.BICUBIC)
+        height = int(rng.integers(PHOTO_SMALL[0], PHOTO_SMALL[1] + 1))
+        ink = _drawn_small(ink, height, filters[int(rng.integers(len(filters)))])
+    if rng.random() < PHOTO_BLUR[0]:
+        ink = ndimage.gaussian_filter(ink, rng.uniform(0.0, PHOTO_BLUR[1]) * ink.shape[0] / images.CANVAS)
+    return np.clip(ink, 0, 1).astype(np.float32)
+
+
+def _drawn_small(ink: np.ndarray, height: int, resample) -> np.ndarray:
+    """Square ink drawn with its digit (MNIST: 20 of 28 px) `height` px tall, then enlarged back by `resample`."""
+    small = max(2, round(height * ink.shape[0] / images.BOX))
+    picture = Image.fromarray(ink.astype(np.float32)).resize((small, small), Image.Resampling.BOX)
+    return np.asarray(picture.resize(ink.shape[::-1], resample))
+
+
+def _photos(digits: np.ndarray, labels: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(count, 28, 28) uint8 and (count,) labels: one task of digit_photos."""
+    rng = np.random.default_rng([int(seed), zlib.crc32(b"photos")])
+    digits = np.asarray(digits, np.float32) / 255.0
+    out, out_labels, made = np.zeros((count, images.CANVAS, images.CANVAS), np.uint8), np.zeros(count, np.int64), 0
+    for _ in range(count * 20):  # a photo whose ink the reader cannot find is drawn again; never this often
+        if made == count:
+            return out, out_labels
+        index = int(rng.integers(len(digits)))
+        prepared = images.prepare(_photograph(_photo_ink(digits[index], rng), rng))
+        if prepared.ink_found:
+            out[made] = np.round(prepared.image * 255).astype(np.uint8)
+            out_labels[made] = int(labels[index])
+            made += 1
+    raise RuntimeError("the reader finds no ink in the digits' photos; the generator is broken")

@@ -184,6 +184,20 @@ def with_touching_pieces(config: Config, x_train, y_train, progress=None):
             np.concatenate([y_train, labels.astype(y_train.dtype)]))
 
 
+def with_digit_photos(config: Config, x_train, y_train, progress=None, drawn_from: int | None = None):
+    """The training split with config.digit_photos photos of its digits (the first `drawn_from` of them: its own,
+    not the touching pieces appended to it), prepared as the reader prepares a picture
+    (digits.synthetic.digit_photos, seeded by the run's seed), appended; as given when 0."""
+    if not config.digit_photos:
+        return x_train, y_train
+    from . import synthetic
+
+    photos, labels = synthetic.digit_photos(x_train[:drawn_from], y_train[:drawn_from], config.digit_photos,
+                                            seed=config.seed, progress=progress)
+    return (np.concatenate([x_train, to_model_input(photos)]),
+            np.concatenate([y_train, labels.astype(y_train.dtype)]))
+
+
 @keras.saving.register_keras_serializable(package="digits")
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up from peak/25 to `peak` over `warmup_steps`, then cosine decay to 0."""
@@ -334,7 +348,11 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
         dataset, x_train, y_train, x_val, y_val = data.training_arrays(config, data_dir, download_progress)
         drawn = None if download_progress is None else (
             lambda done, total: download_progress("drawing touching pieces", done, total))
+        photos = None if download_progress is None else (
+            lambda done, total: download_progress("drawing digit photos", done, total))
+        own = len(x_train)  # the split's own digits: touching pieces and photos are both drawn from these
         x_train, y_train = with_touching_pieces(config, x_train, y_train, drawn)
+        x_train, y_train = with_digit_photos(config, x_train, y_train, photos, drawn_from=own)
         seed_everything(config.seed)
         classes = len(dataset.class_names)
         policy = distribute_module.set_precision(config.precision)
