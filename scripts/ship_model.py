@@ -339,7 +339,8 @@ def check_recipe(args, run: Path) -> None:
     from digits import config
 
     expected = config.from_dict({"seed": args.seed}, config.load(args.config)).to_dict()  # as `digits train --seed`
-    if json.loads((run / "config.json").read_text()) != expected:
+    if config.from_run(json.loads((run / "config.json").read_text())).to_dict() != expected:  # a run from before a
+        # setting existed was trained with its default
         sys.exit(f"ship_model: error: {relative(run)} was trained with another recipe or seed than {relative(args.config)} "
                  f"--seed {args.seed}; move it away, or pass the --config and --seed it was trained with")
 

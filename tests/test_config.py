@@ -1,6 +1,7 @@
 """Config: defaults, JSON round-trip, refusal of unknown keys, wrong types and bad values; the shipped
 recipes (configs/*.json) load and build their models."""
 
+import hashlib
 import json
 
 import pytest
@@ -80,6 +81,8 @@ def test_overrides_apply_over_a_base():
 def test_fingerprint_tracks_settings():
     assert config.Config().fingerprint() == config.Config().fingerprint()
     assert config.Config().fingerprint() != config.Config(seed=1).fingerprint()
+    # only what differs from the defaults counts: a setting added later, at its default, keeps a run resumable
+    assert config.Config(seed=1, digit_photos=0).fingerprint() == hashlib.sha256(b'{"seed": 1}').hexdigest()[:12]
 
 
 @pytest.mark.parametrize("name", sorted(path.name for path in (REPO / "configs").glob("*.json")))

@@ -137,6 +137,12 @@ def test_ship_model_refuses_a_finished_run_of_another_recipe(tmp_path, monkeypat
     import ship_model
 
     ship_model.check_recipe(argparse.Namespace(config=REPO / "configs" / "cnn-fast.json", seed=1), run)  # its own
+    (run / "config.json").write_text(json.dumps({key: value for key, value in trained.items()
+                                                 if key != "digit_photos"}))  # trained before that setting existed
+    ship_model.check_recipe(argparse.Namespace(config=REPO / "configs" / "cnn-fast.json", seed=1), run)
+    (run / "config.json").write_text(json.dumps(trained | {"digit_photos": 10}))
+    with pytest.raises(SystemExit, match="another recipe"):
+        ship_model.check_recipe(argparse.Namespace(config=REPO / "configs" / "cnn-fast.json", seed=1), run)
 
 
 def test_the_shipped_model_refuses_by_the_score_its_card_stores():

@@ -116,8 +116,11 @@ class Config:
         return dataclasses.asdict(self)
 
     def fingerprint(self) -> str:
-        """A short hash of the settings; two runs with the same fingerprint are the same run."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
+        """A short hash of the settings that differ from their defaults; two runs with the same fingerprint are
+        the same run. A setting added later, at its default, leaves it as it was: a killed run still resumes."""
+        defaults = Config().to_dict()
+        text = json.dumps({key: value for key, value in self.to_dict().items() if defaults.get(key) != value},
+                          sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
