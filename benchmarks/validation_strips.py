@@ -11,8 +11,8 @@ rejection benchmark's families stay held out for the test. With --auto N, auto m
 file: N generated non-digits of each of six families refused, and N numbers of 2-3 validation digits (all
 touching, and mixed) read right (`auto_mode`; how reading._one_glyph's crowded-shape rule was chosen). With
 --marked N, N numbers of touching validation digits, each with one generated non-digit in place of a digit, read in
-number mode: the share read with a piece marked "?" rather than as a number of digits (`marked`; how
-reading.CUT_ODDS was chosen).
+number mode: the share read with a piece marked "?" rather than as a number of digits (`marked`: what a looser
+not-a-digit threshold for touching pieces would cost).
 Each run's accuracy on the validation split itself (its top class of every validation digit, read as the
 28x28 array it is) is reported too, as `validation_accuracy`.
 Every run reads the same strips, so each run after the first is also compared with the first strip by strip
