@@ -18,9 +18,6 @@ side, touching or close, as one picture (two digits are not one digit).
         Cached in the user cache as digits/synthetic/<sha256>.npz; the key covers the arguments,
         GENERATOR_VERSION and the source of this module and of `digits.images`, so a change to
         either draws afresh.
-    touching_pieces(digits, labels, count, seed), digit_photos(digits, labels, count, seed) -> (count, 28,
-        28) uint8 and their labels: training digits as the reader sees them, cut out of a touching number or
-        photographed, for the training split; cached the same way.
 
 images.prepare (about 5 ms a picture; drawing one takes about 1 ms) is most of the cost: 12,000 take
 about 75 CPU-seconds, so large requests use one worker process per core (spawned, never forked: the
