@@ -7,13 +7,15 @@
 1. Trains the recipe with the exact command the card records (`digits train --config configs/reader.json
    --seed 1 --out build/shipped/run --no-tensorboard`); a killed build resumes where it stopped, a finished run
    is reused.
-2. Measures the run's ONNX copy through the reading half, as the package will read it: the MNIST test set,
-   `benchmarks/real_images.py` (photos and whole-number strips) and `benchmarks/rejection.py` (non-digits),
-   side by side, each with `--run` and `--out` into the work directory.
+2. Stages the run's ONNX copy in --work/staged with its card, the sequence model installed now
+   (`digits.sequence`) beside it, so a new build never drops it unasked; measures it there through the reading
+   half, as the package will read it: the MNIST test set, `benchmarks/real_images.py` (photos and whole-number
+   strips) and `benchmarks/rejection.py` (non-digits), side by side, each with `--run` and `--out` beside it.
 3. Writes the card, `src/digits/shipped/card.json` (name, recipe, commands, data checksum, calibration,
    figures, size, SHA-256, date, machine), and `MODEL_CARD.md` beside it, generated from the card.
-4. Puts `model.onnx` and the card into `src/digits/shipped/` together: both are written into a new
-   directory that then takes the old one's place, so a build that stops halfway leaves the old model whole.
+4. Puts `model.onnx` (and its sequence model) and the card into `src/digits/shipped/` together: all are written
+   into a new directory that then takes the old one's place, so a build that stops halfway leaves the old model
+   whole.
 
 With --refit there is no training: the shipped model.onnx is taken as it is, given its logits as a second
 output (`digits.export.add_logits_output`; weights and probabilities unchanged, checked on the test set) and
@@ -32,8 +34,9 @@ trained again with SEED (`digits train --config ... --seed SEED --out WORK/run-s
 first run), the two files are averaged into one (`digits.export.average_onnx`: the mean of their logits, and its
 softmax) and calibrated on the recipe's validation split as a trained run is; the card lists every member's
 training command. `python scripts/ship_model.py && python scripts/ship_model.py --add-member 2` rebuilds such a
-model from nothing. --stage-only stops once the model is staged in --work with its card (it reads as a shipped
-model there), so it can be compared with the installed one on validation data before it is measured and installed.
+model from nothing. --stage-only (with any of these, or a build) stops once the model is staged in --work/staged
+with its card (it reads as a shipped model there), so it can be compared with the installed one on validation data
+before it is measured and installed.
 
 Then `python benchmarks/report.py` regenerates the README's model card section from the card.
 """
@@ -185,18 +188,26 @@ def stage(args, work: Path, model: Path, card: dict) -> tuple[Path, dict]:
     from digits import files, runs
 
     staged = work / "staged"
-    shutil.rmtree(staged, ignore_errors=True)
-    staged.mkdir(parents=True)
+    staged.mkdir(parents=True, exist_ok=True)
+
+    def put(source: Path, name: str) -> None:  # a file already staged with the same bytes keeps its time (--reuse)
+        if not ((staged / name).is_file() and runs.sha256(staged / name) == runs.sha256(source)):
+            shutil.copyfile(source, staged / name)
+
     keep = None if args.sequence else runs.shipped_sequence(Path(args.destination), card)
     card = {key: value for key, value in card.items() if key != "sequence" or keep is not None}
-    shutil.copyfile(model, staged / "model.onnx")
+    put(model, "model.onnx")
     if args.sequence or keep:
-        shutil.copyfile(args.sequence or keep, staged / "sequence.onnx")
+        put(Path(args.sequence or keep), "sequence.onnx")
+    else:
+        (staged / "sequence.onnx").unlink(missing_ok=True)
     if args.sequence:
         card["sequence"] = sequence_entry(staged / "sequence.onnx", args)
     elif keep:  # the same file, read as reading reads it now (a rule written before, e.g. "sure", is dropped)
         card["sequence"] = {**{key: value for key, value in card["sequence"].items() if key != "sure"}, **weighing()}
-    files.write_json(staged / "card.json", card)
+    written = staged / "card.json"
+    if not (written.is_file() and json.loads(written.read_text()) == card):
+        files.write_json(written, card)
     return staged / "model.onnx", card
 
 
@@ -333,6 +344,26 @@ def machine_name() -> str:
     return f"{found['cpu']}, {found['cores']} cores"
 
 
+def build_card(args, run: Path) -> dict:
+    """The card of a model built from `run` (a finished `digits train` run of --config and --seed), before it is
+    measured: file, recipe, training record, calibration; the sequence model installed in --destination is kept
+    (`stage` copies it beside the new model), so a new build never drops it unasked."""
+    from digits import runs
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    model = run / "model.onnx"
+    installed = runs.read_card(Path(args.destination)) if (Path(args.destination) / "card.json").is_file() else {}
+    return {"file": "model.onnx", "format": "onnx", "sha256": runs.sha256(model), "size_bytes": model.stat().st_size,
+            "parameters": parameters(model), "recipe": relative(args.config), "seed": args.seed,
+            "config": json.loads((run / "config.json").read_text()), "command": " ".join(command(args, run)),
+            "rebuild": "python scripts/ship_model.py", "dataset": metrics["dataset"],
+            "calibration": metrics["calibration"], "training_test_accuracy": metrics["test_accuracy"],
+            "training_seconds": metrics.get("training_seconds"),
+            "training": {key: metrics.get(key) for key in ("epochs", "train_images", "validation_images", "precision",
+                                                            "test_ece", "versions")},
+            **({"sequence": installed["sequence"]} if installed.get("sequence") else {})}
+
+
 def check_recipe(args, run: Path) -> None:
     """A finished run in --work is shipped only if it was trained with the recipe and seed given: otherwise
     the card would name one recipe for a model trained with another."""
@@ -364,7 +395,7 @@ def main() -> None:
     parser.add_argument("--add-member", type=int, metavar="SEED",
                         help="ship the average of the shipped model and the recipe trained with SEED (module doc)")
     parser.add_argument("--stage-only", action="store_true",
-                        help="--refit, --keep or --add-member: stop once the model is staged with its card in --work "
+                        help="stop once the model is staged with its card in --work/staged, before it is measured "
                              "(to compare it with the shipped one on validation data first)")
     parser.add_argument("--sequence", help="an ONNX sequence model to ship beside the model (module doc)")
     parser.add_argument("--sequence-command", action="append", dest="sequence_commands",
@@ -382,102 +413,60 @@ def main() -> None:
     run = work / "run"
     if sum(map(bool, (args.refit, args.keep, args.add_member is not None))) > 1:
         sys.exit("ship_model: error: --refit, --keep and --add-member exclude each other; pass one")
-    if args.stage_only and not (args.refit or args.keep or args.add_member is not None):
-        sys.exit("ship_model: error: --stage-only goes with --refit, --keep or --add-member (a build installs its run)")
     if args.reason and not args.keep:
         sys.exit("ship_model: error: --reason goes with --keep (a refit or a build records its own)")
     if args.sequence and not Path(args.sequence).is_file():
         sys.exit(f"ship_model: error: --sequence {args.sequence} is no file; write one with "
                  "`python scripts/sequence_experiment.py export`")
-    if args.refit or args.keep or args.add_member is not None:
-        if args.refit:
-            model, staged_card = refit(args, work)
-        elif args.add_member is not None:
-            model, staged_card = add_member(args, work)
-        else:
-            card = runs.read_card(Path(args.destination))
-            changed = {"from": card["name"], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                       "what": "the same model and calibration, measured again" +
-                               (", with a sequence model settling a number's cuts" if args.sequence else "") +
-                               (f": {args.reason}" if args.reason else ""),
-                       "command": " ".join(["python scripts/ship_model.py --keep"] +
-                                           ([f"--sequence {relative(args.sequence)}"] if args.sequence else []) +
-                                           ([f"--reason {shlex.quote(args.reason)}"] if args.reason else []))}
-            model, staged_card = runs.shipped_model(Path(args.destination)), {**card, "remeasured": changed}
-        model, staged_card = stage(args, work, model, staged_card)
-        run = model.parent
-        if args.stage_only:
-            print(f"staged {relative(model)} with its card beside it; not measured or installed", file=sys.stderr)
-            return
-    elif args.sequence:
-        sys.exit("ship_model: error: --sequence goes with --keep or --refit: train and ship the model first, then "
-                 "add the sequence model to it")
-    elif (run / "metrics.json").is_file():
-        check_recipe(args, run)
+    if args.refit:
+        model, staged_card = refit(args, work)
+    elif args.add_member is not None:
+        model, staged_card = add_member(args, work)
+    elif args.keep:
+        card = runs.read_card(Path(args.destination))
+        changed = {"from": card["name"], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   "what": "the same model and calibration, measured again" +
+                           (", with a sequence model settling a number's cuts" if args.sequence else "") +
+                           (f": {args.reason}" if args.reason else ""),
+                   "command": " ".join(["python scripts/ship_model.py --keep"] +
+                                       ([f"--sequence {relative(args.sequence)}"] if args.sequence else []) +
+                                       ([f"--reason {shlex.quote(args.reason)}"] if args.reason else []))}
+        model, staged_card = runs.shipped_model(Path(args.destination)), {**card, "remeasured": changed}
     else:
-        run_step(command(args, run))
-    python = sys.executable
-    staged = args.refit or args.keep or args.add_member is not None
-    measured_on = model if staged else run
-    results = run if staged else work  # a staged model's measurements stay beside it
-    real_json, rejection_json = results / "real_images.json", results / "rejection.json"
-    threshold_file = "card.json" if staged else "metrics.json"
-    measured = max((run / name).stat().st_mtime for name in ("model.onnx", threshold_file))
+        if (run / "metrics.json").is_file():
+            check_recipe(args, run)
+        else:
+            run_step(command(args, run))
+        model, staged_card = run / "model.onnx", build_card(args, run)
+    model, staged_card = stage(args, work, model, staged_card)
+    if args.stage_only:
+        print(f"staged {relative(model)} with its card beside it; not measured or installed", file=sys.stderr)
+        return
+    staged = model.parent
+    real_json, rejection_json = staged / "real_images.json", staged / "rejection.json"  # beside the staged model
+    measured = max((staged / name).stat().st_mtime for name in ("model.onnx", "card.json"))
     steps = []
-    for result, step in ((real_json, ["benchmarks/real_images.py", "--run", relative(measured_on), "--samples",
+    for result, step in ((real_json, ["benchmarks/real_images.py", "--run", relative(model), "--samples",
                                       str(args.photos), "--strips", str(args.strips), "--out", relative(real_json)]),
-                         (rejection_json, ["benchmarks/rejection.py", "--run", relative(measured_on), "--samples",
+                         (rejection_json, ["benchmarks/rejection.py", "--run", relative(model), "--samples",
                                            str(args.samples), "--out", relative(rejection_json)])):
         if args.reuse and result.is_file() and result.stat().st_mtime > measured:
-            print(f"reusing {relative(result)} (measured on this run)", file=sys.stderr)
+            print(f"reusing {relative(result)} (measured on this model)", file=sys.stderr)
             continue
-        steps.append([python, *step])
+        steps.append([sys.executable, *step])
     run_steps(steps)
     built = machine()
-    if staged:
-        accuracy = test_accuracy(model)
-        name = version_name(built["measured"][:10], Path(args.destination), identity(staged_card))
-        card = {**staged_card, "name": name, "test_accuracy": accuracy,
-                "figures": figures(accuracy, json.loads(real_json.read_text()), json.loads(rejection_json.read_text())),
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": built}
-        install(model, card, Path(args.destination))
-        print("\n".join(model_card(card)))
-        what = "refit" if args.refit else "kept" if args.keep else f"with seed {args.add_member} added"
-        print(f"installed {args.destination}/model.onnx, {what}, and its card in "
-              f"{time.perf_counter() - started:.0f} s; "
-              "now run `python benchmarks/report.py`", file=sys.stderr)
-        return
-    metrics = json.loads((run / "metrics.json").read_text())
-    config = json.loads((run / "config.json").read_text())
-    model = run / "model.onnx"
-    accuracy, digest = test_accuracy(model), runs.sha256(model)
-    card = {
-        "name": version_name(built["measured"][:10], Path(args.destination), digest),
-        "file": "model.onnx",
-        "format": "onnx",
-        "sha256": digest,
-        "size_bytes": model.stat().st_size,
-        "parameters": parameters(model),
-        "recipe": relative(args.config),
-        "seed": args.seed,
-        "config": config,
-        "command": " ".join(command(args, run)),
-        "rebuild": "python scripts/ship_model.py",
-        "dataset": metrics["dataset"],
-        "calibration": metrics["calibration"],
-        "test_accuracy": accuracy,
-        "training_test_accuracy": metrics["test_accuracy"],
-        "training_seconds": metrics.get("training_seconds"),
-        "training": {key: metrics.get(key) for key in ("epochs", "train_images", "validation_images", "precision",
-                                                        "test_ece", "versions")},
-        "figures": figures(accuracy, json.loads(real_json.read_text()), json.loads(rejection_json.read_text())),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": built,
-    }
+    accuracy = test_accuracy(model)
+    name = version_name(built["measured"][:10], Path(args.destination), identity(staged_card))
+    card = {"name": name} | staged_card | {"name": name, "test_accuracy": accuracy,  # the name first, as before
+            "figures": figures(accuracy, json.loads(real_json.read_text()), json.loads(rejection_json.read_text())),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": built}
     install(model, card, Path(args.destination))
     print("\n".join(model_card(card)))
-    print(f"installed {args.destination}/model.onnx ({card['size_bytes'] / 2**20:.1f} MiB) and its card in "
-          f"{time.perf_counter() - started:.0f} s; now run `python benchmarks/report.py`", file=sys.stderr)
+    what = ("refit" if args.refit else "kept" if args.keep else f"with seed {args.add_member} added"
+            if args.add_member is not None else f"built from {relative(run)}")
+    print(f"installed {args.destination}/model.onnx ({card['size_bytes'] / 2**20:.1f} MiB), {what}, and its card "
+          f"in {time.perf_counter() - started:.0f} s; now run `python benchmarks/report.py`", file=sys.stderr)
 
 
 if __name__ == "__main__":
