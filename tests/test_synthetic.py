@@ -1,9 +1,17 @@
 """synthetic: the non-digits we draw for Outlier Exposure, in the order of src/digits/synthetic.py: fonts and
 alphabets (no lookalikes), every family's raw pictures (seeded, inked after images.prepare), non_digits
-(shape, dtype, mixing, progress), its cache (written, reused, damaged files drawn again) and workers; pairs;
-digits cut out of touching numbers (labels kept, seeded, cached) and how training takes them."""
+(shape, dtype, mixing, progress), its cache (written, reused, damaged files drawn again) and workers (which end
+with their parent); pairs; digits cut out of touching numbers (labels kept, seeded, cached) and how training
+takes them."""
 
 from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,6 +202,44 @@ def test_workers_do_not_change_the_result(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other"))
     assert np.array_equal(synthetic.non_digits(8, seed=6, workers=2), alone)
     assert pools == [2]
+
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is `pid`, from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_workers_end_when_their_parent_is_killed():
+    """A drawing run killed outright (SIGKILL, no clean-up) takes its spawned workers with it: each worker watches
+    its parent. Without that, they sleep on here for two minutes (and in training, draw on for half an hour)."""
+    script = ("import time; from digits import synthetic\n"
+              "synthetic._run(time.sleep, [(120,), (120,)], [1, 1], 2, None)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        workers, deadline = set(), time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline:  # two workers (and the resource tracker) start
+            time.sleep(0.2)
+            workers = _children(parent.pid)
+        assert len(workers) >= 2, "the drawing workers never started"
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    for pid in alive:  # leave no sleeper behind when the check fails
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"workers {alive} outlived their killed parent"
 
 
 # ---------------------------------------------------------------- pairs of digits

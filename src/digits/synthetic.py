@@ -33,6 +33,8 @@ import json
 import math
 import os
 import sys
+import threading
+import time
 import zipfile
 import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -613,6 +615,19 @@ def _workers(requested: int | None, count: int, tasks: int) -> int:
     return max(1, min(int(requested), tasks))
 
 
+def _exit_with(parent: int) -> None:
+    """A drawing worker's initializer: a daemon thread ends the worker once `parent` is gone, so a training run
+    killed outright (SIGTERM, SIGKILL) does not leave its workers drawing on, orphaned."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCH_SECONDS)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
+WATCH_SECONDS = 1.0  # how often a drawing worker checks that its parent still runs
+
+
 def _run(function: Callable, tasks: list[tuple], sizes: list[int], processes: int,
          progress: Callable[[int, int], None] | None) -> list:
     """[function(*task) for task in tasks], in `processes` spawned workers when more than one (in this process
@@ -620,7 +635,8 @@ def _run(function: Callable, tasks: list[tuple], sizes: list[int], processes: in
     results, done, total = [None] * len(tasks), 0, sum(sizes)
     if processes > 1:
         try:
-            with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+            with ProcessPoolExecutor(processes, mp_context=get_context("spawn"), initializer=_exit_with,
+                                     initargs=(os.getpid(),)) as pool:
                 futures = {pool.submit(function, *task): number for number, task in enumerate(tasks)}
                 for future in as_completed(futures):
                     results[futures[future]] = future.result()
