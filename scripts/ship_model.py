@@ -385,7 +385,8 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=10_000, help="real_images.py --samples (default: 10000)")
     parser.add_argument("--strips", type=int, default=1000, help="real_images.py --strips (default: 1000)")
     parser.add_argument("--reuse", action="store_true",
-                        help="keep benchmark results already in --work that were measured on this run")
+                        help="keep benchmark results already beside the staged model (--work/staged) that were "
+                             "measured on it")
     parser.add_argument("--refit", action="store_true",
                         help="no training: give the shipped model its logits and calibrate it again (module doc)")
     parser.add_argument("--keep", action="store_true",
