@@ -3,7 +3,7 @@ strips. Every reading the package weighs (`multidigit._rivals`: the lattice's ow
 lattice's best with one digit fewer and one more) is recorded once per strip, with its lattice score, the sequence
 model's log-likelihood and whether a digit of it is refused; the rules are then replayed over the records.
 
-    python scripts/rescore.py collect --strips 1000 --out build/rescore/validation.json
+    python scripts/rescore.py collect --strips 1000 [--model MODEL] --out build/rescore/validation.json
     python scripts/rescore.py choose --records build/rescore/validation.json --out benchmarks/results/rescore.json
 
 Strips: the validation digits (data.split_validation, 5%, as configs/reader.json holds out) in the strips
@@ -55,7 +55,8 @@ def with_non_digit(x_val, y_val, non_digits, count: int):
 
 
 def collect(args):
-    """Each strip read as a number by the shipped model, the rivals `_settled` weighed recorded."""
+    """Each strip read as a number by --model (the shipped model unless told), the rivals `_settled` weighed
+    recorded."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import real_images
     from common import machine
@@ -65,7 +66,15 @@ def collect(args):
     from digits.config import OUTLIER_FAMILIES
     from digits.predictor import Predictor
 
-    predictor = Predictor(str(ROOT / "src/digits/shipped/model.onnx"))
+    model = Path(args.model).resolve() if args.model else ROOT / "src/digits/shipped/model.onnx"
+    named = str(model.relative_to(ROOT)) if model.is_relative_to(ROOT) else str(model)  # no path of this machine
+    try:
+        predictor = Predictor(str(model))
+    except ValueError as error:  # no such file, or not a model
+        sys.exit(f"rescore: error: {error}")
+    if predictor.sequence is None:
+        sys.exit(f"rescore: error: {named} reads without a sequence model, so there are no rivals to weigh; "
+                 "pass a shipped or staged model.onnx with its card and sequence.onnx beside it")
     dataset = data.load_dataset("mnist", allow_download=False)
     _, _, x_val, y_val = data.split_validation(dataset.x_train, dataset.y_train, 0.05)
     seen = {}
@@ -86,7 +95,7 @@ def collect(args):
     kinds = {"touching": real_images.strip_photos(x_val, y_val, args.strips, [SEEDS["touching"]], 1.0),
              "mixed": real_images.strip_photos(x_val, y_val, args.strips, [SEEDS["mixed"]], None),
              "with_non_digit": with_non_digit(x_val, y_val, non_digits, args.strips)}
-    result = {"strips": args.strips, "seeds": SEEDS, "machine": machine(),
+    result = {"strips": args.strips, "seeds": SEEDS, "model": named, "machine": machine(),
               "command": " ".join(["python", "scripts/rescore.py", *sys.argv[1:]])}
     for kind, strips in kinds.items():
         result[kind] = []
@@ -154,7 +163,8 @@ def choose(args):
     kept = [setting for setting in settings if setting["even_reported"] >= floor]
     chosen = max(kept, key=lambda s: (s["even_read_whole"], s["strict"], not s["lengths"], s["margin"], -s["weight"]))
     rule = (lambda row: new_rule(row, chosen["weight"], chosen["margin"], chosen["strict"], chosen["lengths"]))
-    result = {"chosen": chosen, "reported_floor": floor, "records": args.records, "settings": settings,
+    model = found.get("model", "src/digits/shipped/model.onnx")  # records from before --model: the shipped model
+    result = {"chosen": chosen, "reported_floor": floor, "records": args.records, "model": model, "settings": settings,
               "command": " ".join(["python", "scripts/rescore.py", *sys.argv[1:]]), "machine": found["machine"]}
     for name, index in (("choose", 0), ("check", 1)):
         for kind in ("touching", "mixed"):
@@ -173,6 +183,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["collect", "choose"])
     parser.add_argument("--strips", type=int, default=1000, help="collect: strips of each kind (default: 1000)")
+    parser.add_argument("--model",
+                        help="collect: a model.onnx with its card and sequence model beside it, shipped or staged by "
+                             "`ship_model.py --stage-only` (default: src/digits/shipped/model.onnx)")
     parser.add_argument("--records", help="choose: the JSON collect wrote")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()

@@ -1,25 +1,36 @@
 """scripts/rescore.py: the records of a number's rival readings, their replay, and the committed choice."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
-from helpers import run_cli
+from helpers import assert_clean_error, run_cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import rescore  # noqa: E402
 
-from digits import sequence  # noqa: E402
+from digits import runs, sequence  # noqa: E402
 
 
 def test_the_replay_reads_each_recorded_strip_as_the_package_read_it(tmp_path):
-    """Real strips read by the shipped model: the rival readings recorded, then replayed with the package's own
-    settings (strict, with the rivals of one digit fewer and more), give the reading the package gave."""
+    """Real strips read by a staged copy of the shipped model (--model): the rival readings recorded, then
+    replayed with the package's own settings (strict, with the rivals of one digit fewer and more), give the
+    reading the package gave. A model without a sequence model has no rivals: one clear error."""
+    staged = tmp_path / "staged"
+    shutil.copytree(runs.SHIPPED_DIR, staged, ignore=shutil.ignore_patterns("*.md", "__pycache__"))
     out = tmp_path / "records.json"
-    result = run_cli("collect", "--strips", "4", "--out", str(out), script="scripts/rescore.py")
+    result = run_cli("collect", "--strips", "4", "--model", str(staged / "model.onnx"), "--out", str(out),
+                     script="scripts/rescore.py")
     assert result.returncode == 0, result.stderr
     records = json.loads(out.read_text())
-    assert records["strips"] == 4 and records["machine"]["cpu"]
+    assert records["strips"] == 4 and records["machine"]["cpu"] and records["model"] == str(staged / "model.onnx")
+    card = json.loads((staged / "card.json").read_text())
+    (staged / "card.json").write_text(json.dumps({key: value for key, value in card.items() if key != "sequence"}))
+    alone = run_cli("collect", "--strips", "1", "--model", str(staged / "model.onnx"), "--out", str(out),
+                    script="scripts/rescore.py")
+    assert_clean_error(alone, "reads without a sequence model")
+    assert json.loads(out.read_text()) == records  # nothing written over
     weighed = 0
     for kind in ("touching", "mixed", "with_non_digit"):
         assert len(records[kind]) == 4
