@@ -204,7 +204,6 @@ def test_workers_do_not_change_the_result(monkeypatch, tmp_path):
     assert pools == [2]
 
 
-
 def _children(pid: int) -> set[int]:
     """The processes whose parent is `pid`, from /proc."""
     found = set()
