@@ -53,6 +53,12 @@ STROKE_RANGE = (2.0, 3.0)  # strokes are brought into this width, 28x28 pixels (
 # benchmarks/results/sharpen_tune.json). A single digit's reading only: on the pieces cut from a whole number it
 # read fewer touching validation strips whole (benchmarks/results/validation_strips_sharpened.json)
 SHARPEN_AMOUNT, SHARPEN_SIGMA = 3.0, 2.5
+# a soft picture (far off, enlarged from few pixels, out of focus) may be taken as it is: no unsharp mask, strokes
+# not re-drawn, for a model trained on such pictures (its card's `soft_above`, chosen on validation digits by
+# scripts/tune_soft.py). How soft: `ink_blur`, the Gaussian blur (MNIST pixels) that best turns the ink's own strokes
+# into the ink, tried on SOFT_GRID with the ink's larger side drawn SOFT_SCALE x 20 pixels
+SOFT_GRID = tuple(round(0.1 * step, 1) for step in range(31))
+SOFT_SCALE = 2
 MODE_BAND = 0.04  # the second paper fit (`_background`, start="mode") starts from border pixels this near its
 # most common shade (of 50 bins; set once, not tuned). On 1,000 validation digits under benchmarks/stress.py's
 # conditions (seed 1) it found the ink of 29 of the 34 the first fit called blank (blur 11 of 13, low resolution 10
@@ -108,6 +114,7 @@ class Prepared:
     stroke_width: float = 0.0  # measured stroke width, in 28x28 pixels, before normalising
     stroke_change: float = 0.0  # width added (+) or removed (-) to reach MNIST's range, 28x28 pixels
     shape: int | None = None  # multidigit: the shape of connected ink it was cut from (0, 1, ... left to right)
+    blur: float | None = None  # the ink's blur (`ink_blur`, MNIST pixels), where a soft_above asked for it
 
 
 # ---------------------------------------------------------------- decoding
@@ -221,8 +228,8 @@ def to_gray(source, name: str | None = None) -> np.ndarray:
     return np.clip(np.nan_to_num(array.astype(np.float32) / scale), 0, 1)
 
 
-def prepare_file(source: str | Path | bytes, name: str | None = None) -> Prepared:
-    return prepare(load_gray(source, name))
+def prepare_file(source: str | Path | bytes, name: str | None = None, soft_above: float | None = None) -> Prepared:
+    return prepare(load_gray(source, name), soft_above)
 
 
 def prepare_array(array) -> Prepared:
@@ -423,18 +430,43 @@ def _window(image: np.ndarray, top: int, left: int, height: int, width: int) -> 
     return out
 
 
-def to_mnist(intensity: np.ndarray, unsharp: bool = True) -> tuple[np.ndarray, float, float]:
-    """One digit's ink (bright, ground 0) -> (28x28, stroke width, stroke change) by MNIST's recipe; `unsharp`:
-    through the unsharp mask (`sharpen`) first."""
+def ink_blur(intensity: np.ndarray) -> float:
+    """How blurred one digit's ink (bright, ground 0) is, in MNIST pixels: the sigma on SOFT_GRID whose Gaussian
+    blur best turns the ink's own strokes (intensity >= 0.5) into the ink as it is (least squares), with the
+    strokes' larger side drawn SOFT_SCALE x BOX pixels. A sharp photo or an MNIST digit comes out at 0.2-0.4, a
+    digit 6 px tall enlarged or one blurred by 1.6 MNIST pixels at 0.8-1.2 (benchmarks/stress.py's conditions)."""
+    core = intensity >= 0.5
+    if not core.any():
+        return 0.0
+    top, left, bottom, right = bounds(core)
+    scale = SOFT_SCALE * BOX / max(bottom - top, right - left)
+    height, width = (max(2, round(side * scale)) for side in intensity.shape)
+    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    ink = np.pad(np.asarray(Image.fromarray(intensity.astype(np.float32)).resize((width, height), resample)), 8)
+    strokes = (ink >= 0.5).astype(np.float32)
+    errors = [float(np.square((ndimage.gaussian_filter(strokes, sigma * SOFT_SCALE, mode="constant") if sigma
+                               else strokes) - ink).sum()) for sigma in SOFT_GRID]
+    return SOFT_GRID[int(np.argmin(errors))]
+
+
+def to_mnist(intensity: np.ndarray, unsharp: bool = True,
+             soft_above: float | None = None) -> tuple[np.ndarray, float, float, float | None]:
+    """One digit's ink (bright, ground 0) -> (28x28, stroke width, stroke change, blur) by MNIST's recipe;
+    `unsharp`: through the unsharp mask (`sharpen`) first. `soft_above`: ink blurred by more than this (`ink_blur`,
+    MNIST pixels; the blur returned) is taken as it is, neither sharpened nor re-drawn (stroke change 0); None:
+    never, and the blur is not measured (None)."""
     top, left, bottom, right = bounds(intensity >= 0.5)
     size = max(bottom - top, right - left)
     if intensity.shape == (CANVAS, CANVAS) and abs(size - BOX) <= 1:  # already MNIST-sized (an MNIST image):
         rows, cols = np.mgrid[0:CANVAS, 0:CANVAS]  # only re-centre it, by whole pixels as MNIST did
         mass = intensity.sum()
         shift_row, shift_col = (round(float((intensity * axis).sum() / mass) - CENTRE) for axis in (rows, cols))
-        return _window(intensity, shift_row, shift_col, CANVAS, CANVAS), stroke_width(intensity >= 0.5), 0.0
+        return _window(intensity, shift_row, shift_col, CANVAS, CANVAS), stroke_width(intensity >= 0.5), 0.0, None
     top, left, bottom, right = bounds(intensity > 0)
     intensity = intensity[max(top - 1, 0):bottom + 1, max(left - 1, 0):right + 1]  # the ink and a margin
+    blur = None if soft_above is None else ink_blur(intensity)
+    if blur is not None and blur > soft_above:
+        return _scaled(intensity, BOX / size), stroke_width(intensity >= 0.5) * BOX / size, 0.0, blur
     if size < DETAIL:  # enlarge small crops smoothly so widths and edges have sub-pixel room
         intensity = ndimage.zoom(intensity, DETAIL / size, order=1, grid_mode=True, mode="grid-constant")
         intensity = np.clip(intensity, 0, 1)
@@ -459,7 +491,12 @@ def to_mnist(intensity: np.ndarray, unsharp: bool = True) -> tuple[np.ndarray, f
             source = redrawn
             top, left, bottom, right = bounds(source >= 0.5)
             size = max(bottom - top, right - left)
-    scale = BOX / size  # output pixels per source pixel
+    return _scaled(source, BOX / size), width, target - width, blur
+
+
+def _scaled(source: np.ndarray, scale: float) -> np.ndarray:
+    """MNIST's crop: `source` (ink, ground 0) scaled by `scale` output pixels per source pixel, its centre of mass
+    at CENTRE of the 28x28 canvas (box filter: anti-aliased)."""
     mass = source.sum()
     com_row = float((source.sum(1) * np.arange(source.shape[0])).sum() / mass)
     com_col = float((source.sum(0) * np.arange(source.shape[1])).sum() / mass)
@@ -471,7 +508,7 @@ def to_mnist(intensity: np.ndarray, unsharp: bool = True) -> tuple[np.ndarray, f
     window = _window(source, row0, col0, math.ceil(span) + 2, math.ceil(span) + 2)
     box = (first_col - col0, first_row - row0, first_col - col0 + span, first_row - row0 + span)
     image = Image.fromarray(window).resize((CANVAS, CANVAS), Image.Resampling.BOX, box=box)
-    return np.clip(np.asarray(image), 0, 1).astype(np.float32), width, target - width
+    return np.clip(np.asarray(image), 0, 1).astype(np.float32)
 
 
 def erase_rules(intensity: np.ndarray) -> np.ndarray:
@@ -877,11 +914,11 @@ def ink_mask(ink: Ink, members) -> np.ndarray:
     return np.isin(ink.owner, list(members))
 
 
-def cut_digit(ink: Ink, mask: np.ndarray, unsharp: bool = True) -> Prepared:
+def cut_digit(ink: Ink, mask: np.ndarray, unsharp: bool = True, soft_above: float | None = None) -> Prepared:
     """Cut one digit out of the cleaned picture and prepare it. The work is done within the mask's box and a
     one-pixel ring (where the picture has one), which holds all `to_mnist` takes of the whole picture: its ink
     and a margin. In an MNIST-sized picture, or where the box is MNIST-sized, the whole picture is used: `to_mnist`
-    tells that size apart. `unsharp`: as `to_mnist`'s."""
+    tells that size apart. `unsharp`, `soft_above`: as `to_mnist`'s."""
     top, left, bottom, right = bounds(mask)
     rows = slice(max(top - 1, 0), min(bottom + 1, mask.shape[0]))
     cols = slice(max(left - 1, 0), min(right + 1, mask.shape[1]))
@@ -891,10 +928,10 @@ def cut_digit(ink: Ink, mask: np.ndarray, unsharp: bool = True) -> Prepared:
     row0, col0 = rows.start or 0, cols.start or 0  # the window's place in the picture
     top, left, bottom, right = bounds(inked >= 0.5)
     top, left, bottom, right = top + row0, left + col0, bottom + row0, right + col0
-    image, width, change = to_mnist(inked, unsharp)
+    image, width, change, blur = to_mnist(inked, unsharp, soft_above)
     box = (top * ink.factor, left * ink.factor, min(bottom * ink.factor, ink.shape[0]),
            min(right * ink.factor, ink.shape[1]))
-    return Prepared(image, True, ink.inverted, box, width, change)
+    return Prepared(image, True, ink.inverted, box, width, change, blur=blur)
 
 
 def span_of(members, boxes) -> tuple[int, int, int, int]:
@@ -902,12 +939,13 @@ def span_of(members, boxes) -> tuple[int, int, int, int]:
             max(boxes[label - 1][0].stop for label in members), max(boxes[label - 1][1].stop for label in members))
 
 
-def prepare(gray: np.ndarray) -> Prepared:
-    """One digit from (H, W) gray 0..1 (any polarity, any size) -> Prepared."""
-    return prepare_ink(analyse(gray))
+def prepare(gray: np.ndarray, soft_above: float | None = None) -> Prepared:
+    """One digit from (H, W) gray 0..1 (any polarity, any size) -> Prepared; `soft_above`: as `to_mnist`'s (a
+    model's own, `Predictor.soft_above`)."""
+    return prepare_ink(analyse(gray), soft_above)
 
 
-def prepare_ink(ink: Ink) -> Prepared:
+def prepare_ink(ink: Ink, soft_above: float | None = None) -> Prepared:
     """`prepare` from the picture's analysis (`analyse`), when it is already taken."""
     if ink.labels is None:
         return Prepared(np.zeros((CANVAS, CANVAS), np.float32), False, ink.inverted, None)
@@ -918,4 +956,4 @@ def prepare_ink(ink: Ink) -> Prepared:
     near = [label for label, (rows, cols) in enumerate(ink.boxes, 1)
             if label not in big and ink.areas[label] >= 0.01 * largest and rows.stop > top - reach
             and rows.start < bottom + reach and cols.stop > left - reach and cols.start < right + reach]
-    return cut_digit(ink, ink_mask(ink, big + near))
+    return cut_digit(ink, ink_mask(ink, big + near), soft_above=soft_above)

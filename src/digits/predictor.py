@@ -13,6 +13,10 @@ and otherwise says how to write one.
 calibrated: the temperature fitted on validation data when the run was trained (stored in
 its metrics, and in an exported file's sidecar) is applied.
 
+A model trained on soft pictures (far off, enlarged from few pixels, out of focus) may read them as they
+are: `soft_above`, stored beside the temperature, is the blur (`images.ink_blur`) above which `reading`
+leaves a digit's ink unsharpened and its strokes as drawn (None: never).
+
 The shipped model also carries a sequence model (`digits.sequence`), loaded as `sequence`, which settles
 where a number is cut (`digits.multidigit`); `sequence=False` leaves it out, to compare.
 
@@ -99,6 +103,9 @@ class Predictor:
         names = self.info.class_names  # one per output; "0".."9"... if the run names none or too few
         self.class_names = names if len(names) == self.num_classes else [str(i) for i in range(self.num_classes)]
         self.temperature = float(fitted.get("temperature", 1.0))
+        # ink blurred by more than this (MNIST pixels) is read as it is (images.to_mnist); chosen for the model on
+        # validation digits by scripts/tune_soft.py; None: every picture's strokes are sharpened and re-drawn
+        self.soft_above = fitted.get("soft_above")
         self.score, self.reject_below, self.energy_below = "max_probability", fitted.get("reject_below"), None
         if fitted.get("score") == "energy" and getattr(self._run, "gives_logits", False):
             self.score, self.energy_below = "energy", float(fitted["energy_below"])

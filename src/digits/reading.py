@@ -218,6 +218,7 @@ class _Model:
     stored: float | None  # the stored not-a-digit threshold on the digit score
     by_logits: bool  # the digit score is not the top probability: it takes a pass of the model
     sequence: Callable | None = None  # a whole-number reader that settles the cuts (digits.sequence), if any
+    soft_above: float | None = None  # a soft picture's ink is read as it is above this blur (images.to_mnist)
 
     def whole(self, prepared) -> tuple[np.ndarray, np.ndarray]:
         """The probabilities (1, classes) and digit score (1,) of a picture prepared as one digit."""
@@ -248,7 +249,7 @@ def _model(model) -> _Model:
         both = getattr(model, "predict_scores", None) or _top_probability(model.predict_proba)
         return _Model(model.predict_proba, both, list(getattr(model, "class_names", [])),
                       getattr(model, "reject_below", None), getattr(model, "score", None) == "energy",
-                      getattr(model, "sequence", None))
+                      getattr(model, "sequence", None), getattr(model, "soft_above", None))
     if callable(model):
         return _Model(model, _top_probability(model), [], None, False)
     return _model(load(model))
@@ -340,7 +341,7 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
         # instead: non-digits refused 2,683 -> 2,871 of 3,000, no number changed
         partly = 0 < sum(digit.not_a_digit for digit in digits) < len(digits) and _one_shape(pieces)
         if mode == "auto" and several and (_extent(pieces) <= ONE_WIDE or partly):
-            prepared = images.prepare_ink(ink)
+            prepared = images.prepare_ink(ink, reader.soft_above)
             whole, whole_scores = reader.whole(prepared)
             several = not (prepared.ink_found and (
                 _one_wide_digit(pieces, probabilities, whole[0], threshold, float(whole_scores[0]))
@@ -351,7 +352,8 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
                 return Reading("no_ink", [], uncertain_below, inverted)
             refused = mode == "auto" and all(digit.not_a_digit for digit in digits)  # letters, a word, a drawing
             return Reading("not_a_digit" if refused else "number", digits, uncertain_below, inverted)
-    prepared = prepared or (images.prepare(gray) if ink is None else images.prepare_ink(ink))
+    prepared = prepared or (images.prepare(gray, reader.soft_above) if ink is None
+                            else images.prepare_ink(ink, reader.soft_above))
     if not prepared.ink_found:
         return Reading("no_ink", [], uncertain_below, prepared.inverted, image=prepared.image)
     if whole is None:

@@ -271,6 +271,9 @@ def check_metrics(path: Path) -> dict:
                                    and (fitted.get("reject_below") is None or _number(fitted["reject_below"]))):
         raise ValueError(f"{damaged}: calibration should hold a positive temperature and a numeric reject_below; "
                          "re-train the run")
+    if fitted is not None and not (fitted.get("soft_above") is None or _number(fitted["soft_above"])):
+        raise ValueError(f"{damaged}: calibration.soft_above should be a number (MNIST pixels of blur) or absent; "
+                         "choose it again with `python scripts/tune_soft.py`")
     if fitted is not None and fitted.get("score", "max_probability") not in ("energy", "max_probability"):
         raise ValueError(f"{damaged}: calibration.score is {fitted.get('score')!r}, neither 'energy' nor "
                          "'max_probability'; re-train the run, or upgrade digits")
