@@ -6,7 +6,9 @@ thicker and thinner strokes, stronger slant and rotation, pencil on ruled paper,
 The photo's own draws (size, margins, lighting, noise, JPEG) come from the seed and the digit's index, as
 in real_images.py, so a condition's picture differs from its clean twin by the condition; the condition's
 draws (slant direction, gap places, filter) from the seed, its name and the index. Each picture goes
-through `images.prepare_file` once; every model classifies the same prepared stack. Loss: points of
+through `images.prepare_file` once; every model classifies the same prepared stack (a model that reads soft
+pictures as they are, `Predictor.soft_above`, takes each picture's soft preparation where its blur is above its
+own: each picture is then also prepared that way once). Loss: points of
 accuracy lost against `clean`. Target: on every condition the reader loses at most half of what the
 baseline (`cnn-fast`) loses; where the baseline loses nothing, at most 0.1 point.
 With --split validation the digits are the validation split's instead (the 5% of the training set that
@@ -168,28 +170,53 @@ def render_condition(name: str, digit: np.ndarray, seed: int, index: int) -> byt
     raise NotImplementedError(f"CONDITIONS holds {name!r}, but render_condition does not draw it")
 
 
-def _cache_file(cache: str | Path, name: str, count: int, seed: int) -> Path:
+def prepared_views(photo: bytes, soft: bool):
+    """(the picture prepared as a model without soft_above reads it, its ink's blur (`images.ink_blur`; NaN
+    without ink), and, with `soft`, its image prepared as it is, else None)."""
+    from digits import images
+
+    gray = images.load_gray(photo)
+    sharp = images.prepare(gray, soft_above=math.inf)  # sharpened and re-drawn as ever, its blur measured
+    blur = np.nan if sharp.blur is None else sharp.blur
+    return sharp, blur, images.prepare(gray, soft_above=-1.0).image if soft else None  # every ink taken as it is
+
+
+def selected(sharp: np.ndarray, soft: np.ndarray | None, blur: np.ndarray, soft_above: float | None) -> np.ndarray:
+    """Per picture, the soft preparation (or its reading) where its blur is above `soft_above` (None: never), else
+    the sharp one."""
+    if soft_above is None:
+        return sharp
+    chosen = np.asarray(blur) > soft_above
+    return np.where(chosen.reshape((-1,) + (1,) * (sharp.ndim - 1)), soft, sharp)
+
+
+def _cache_file(cache: str | Path, name: str, count: int, seed: int, soft: bool = False) -> Path:
     """Where a condition's prepared stack is kept: named by the code that draws and prepares it."""
     from digits import images
 
     code = hashlib.sha256(b"".join(Path(module.__file__).read_bytes() for module in (sys.modules[__name__], real_images,
                                                                                      images))).hexdigest()[:16]
-    return Path(cache) / f"stress-{name}-n{count}-seed{seed}-{code}.npz"
+    return Path(cache) / f"stress-{name}-n{count}-seed{seed}{'-soft' if soft else ''}-{code}.npz"
 
 
-def prepare_conditions(digits: np.ndarray, names: list[str], seed: int, cache: str | Path | None = None) -> dict:
-    """Each condition's pictures rendered and prepared once: name -> {stack (N, 28, 28), ink_not_found, times}.
-    With `cache` (a directory), a condition prepared before by the same code is read back instead."""
-    from digits import files, images
+def prepare_conditions(digits: np.ndarray, names: list[str], seed: int, cache: str | Path | None = None,
+                       soft: bool = False) -> dict:
+    """Each condition's pictures rendered and prepared once: name -> {stack (N, 28, 28), blur (N,), ink_not_found,
+    times}, and with `soft` soft_stack (N, 28, 28): each prepared as it is too (`prepared_views`). With `cache` (a
+    directory), a condition prepared before by the same code is read back instead."""
+    from digits import files
 
     prepared = {}
     if cache:
         for name in names:
-            path = _cache_file(cache, name, len(digits), seed)
+            path = _cache_file(cache, name, len(digits), seed, soft)
             if path.is_file():
                 with np.load(path) as kept:
-                    prepared[name] = {"stack": kept["stack"], "ink_not_found": int(kept["ink_not_found"]),
+                    prepared[name] = {"stack": kept["stack"], "blur": kept["blur"],
+                                      "ink_not_found": int(kept["ink_not_found"]),
                                       "render_ms": float(kept["render_ms"]), "prepare_ms": float(kept["prepare_ms"])}
+                    if soft:
+                        prepared[name]["soft_stack"] = kept["soft_stack"]
         names = [name for name in names if name not in prepared]
 
     try:
@@ -198,27 +225,31 @@ def prepare_conditions(digits: np.ndarray, names: list[str], seed: int, cache: s
     except ImportError:
         bar = None
     for name in names:
-        stack, missing, rendering, preparing = [], 0, 0.0, 0.0
+        stack, blurs, soft_stack, missing, rendering, preparing = [], [], [], 0, 0.0, 0.0
         for index, digit in enumerate(digits):
             started = time.perf_counter()
             photo = render_condition(name, digit, seed, index)
             rendered = time.perf_counter()
-            item = images.prepare_file(photo)
+            item, blur, as_it_is = prepared_views(photo, soft)
             preparing += time.perf_counter() - rendered
             rendering += rendered - started
             stack.append(item.image)
+            blurs.append(blur)
+            soft_stack.append(as_it_is)
             missing += not item.ink_found
             if bar is not None:
                 bar.set_postfix_str(name, refresh=False)
                 bar.update()
         if bar is None:
             print(f"{name}: {len(digits)} pictures prepared", file=sys.stderr)
-        prepared[name] = {"stack": np.stack(stack), "ink_not_found": missing,
+        prepared[name] = {"stack": np.stack(stack), "blur": np.asarray(blurs, np.float32), "ink_not_found": missing,
                           "render_ms": 1000 * rendering / len(digits), "prepare_ms": 1000 * preparing / len(digits)}
+        if soft:
+            prepared[name]["soft_stack"] = np.stack(soft_stack)
         if cache:
             buffer = io.BytesIO()
             np.savez(buffer, **prepared[name])
-            files.write_bytes(_cache_file(cache, name, len(digits), seed), buffer.getvalue())
+            files.write_bytes(_cache_file(cache, name, len(digits), seed, soft), buffer.getvalue())
     if bar is not None:
         bar.close()
     return prepared
@@ -326,20 +357,26 @@ def measure(predictors: dict, samples: int, seed: int, names: list[str], baselin
     names = ["clean", *[name for name in names if name != "clean"]]
     if cache and split != "test":
         cache = Path(cache) / split  # other digits under the same names: kept apart from the test digits' pictures
-    prepared = prepare_conditions(digits, names, seed, cache)
+    soft_above = {label: getattr(predictor, "soft_above", None) for label, predictor in predictors.items()}
+    prepared = prepare_conditions(digits, names, seed, cache, soft=any(value is not None for value in soft_above.values()))
     if sheet:
         contact_sheet(prepared, sheet)
-    accuracies = {label: {name: float((predictor.predict_proba(item["stack"]).argmax(1) == truth).mean())
-                          for name, item in prepared.items()} for label, predictor in predictors.items()}
+    accuracies = {label: {name: float((predictor.predict_proba(selected(item["stack"], item.get("soft_stack"),
+                                                                        item["blur"], soft_above[label])).argmax(1)
+                                       == truth).mean()) for name, item in prepared.items()}
+                  for label, predictor in predictors.items()}
     conditions = summarise(accuracies, baseline, reader)
     for name, row in conditions.items():
         row.update(parameters=CONDITIONS[name], ink_not_found=prepared[name]["ink_not_found"],
+                   read_as_they_are={label: float(np.mean(prepared[name]["blur"] > value))
+                                     for label, value in soft_above.items() if value is not None},
                    render_ms=prepared[name]["render_ms"], prepare_ms=prepared[name]["prepare_ms"])
     targets = [row["target"]["met"] for row in conditions.values() if row["target"] is not None]
     models = {}
     for label, predictor in predictors.items():
         recipe = recipe_of(predictor.info.config)  # and the file as it reads now, so a later change can be named
         models[label] = {"model": predictor.info.config.get("model"), "recipe": recipe, "backend": predictor.backend,
+                         "soft_above": soft_above[label],
                          "config": json.loads((ROOT / recipe).read_text()) if recipe else None}
     return {"benchmark": "stress", "split": split, "samples": samples, "seed": seed, "baseline": baseline,
             "reader": reader,

@@ -26,7 +26,6 @@ shipped card; a model file's sidecar), where every reader finds it (`Predictor.s
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from multiprocessing import Pool
@@ -55,33 +54,19 @@ def choose(table: dict[str, dict[str, float]]) -> str:
     return best if best is not None and mean(best) > mean("never") else "never"
 
 
-def selected(sharp: np.ndarray, soft: np.ndarray, blur: np.ndarray, soft_above: float | None) -> np.ndarray:
-    """Per picture, the soft reading where its blur is above `soft_above` (None: never), else the sharp one."""
-    if soft_above is None:
-        return sharp
-    chosen = blur > soft_above
-    return np.where(chosen.reshape((-1,) + (1,) * (sharp.ndim - 1)), soft, sharp)
-
-
 def _prepare(photos: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(sharp stack, soft stack, blurs) of `photos`: each prepared as a model without soft_above reads it, and as
-    one reading every picture as it is; blur NaN where no ink is found."""
-    from digits import images
+    """(sharp stack, soft stack, blurs) of `photos` (`stress.prepared_views`)."""
+    import stress
 
-    sharp, soft, blur = [], [], []
-    for photo in photos:
-        gray = images.load_gray(photo)
-        measured = images.prepare(gray, soft_above=math.inf)  # sharpened and re-drawn, its blur measured
-        sharp.append(measured.image)
-        soft.append(images.prepare(gray, soft_above=-1.0).image)  # every ink above -1: taken as it is
-        blur.append(np.nan if measured.blur is None else measured.blur)
-    return np.stack(sharp), np.stack(soft), np.asarray(blur, np.float32)
+    views = [stress.prepared_views(photo, soft=True) for photo in photos]
+    return (np.stack([sharp.image for sharp, _, _ in views]), np.stack([soft for _, _, soft in views]),
+            np.asarray([blur for _, blur, _ in views], np.float32))
 
 
 def named(model: str) -> str:
-    """A model's path as the results name it: within the repository, relative to it."""
+    """A model's path as the results name it: within the repository, relative to it; else its folder and name."""
     path = Path(model).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else f"{path.parent.name}/{path.name}"
 
 
 def write(model: Path, soft_above: float | None, record: dict) -> Path:
@@ -123,7 +108,10 @@ def main() -> None:
 
     started = time.perf_counter()
     models = args.model or [str(ROOT / "src/digits/shipped/model.onnx")]
-    predictors = {model: Predictor(model) for model in models}
+    try:
+        predictors = {model: Predictor(model) for model in models}
+    except ValueError as error:
+        sys.exit(f"tune_soft: error: {error}")
     digits, truth = stress.digits_of("validation", FIRST + args.digits)
     digits, truth = digits[FIRST:], truth[FIRST:]
     if len(digits) < args.digits:
@@ -143,7 +131,7 @@ def main() -> None:
     for model in models:
         table = {}
         for key, soft_above in [("never", None), *((f"{value:g}", value) for value in CANDIDATES)]:
-            table[key] = {name: float((selected(*views[name][model], blurs[name], soft_above) == truth).mean())
+            table[key] = {name: float((stress.selected(*views[name][model], blurs[name], soft_above) == truth).mean())
                           for name in names}
             print(f"{model}: {key:>5}: " + ", ".join(f"{name} {100 * value:.2f}" for name, value in table[key].items()),
                   file=sys.stderr)
@@ -155,7 +143,8 @@ def main() -> None:
         "blur_percentiles": {name: np.nanpercentile(blurs[name], [5, 50, 95]).round(2).tolist() for name in names},
         "rule": (f"highest mean over the conditions but clean, clean not below never's, no condition more than "
                  f"{DROP_ALLOWED} point below never's; ties to the larger blur; never unless a mean beats never's"),
-        "command": " ".join(["python", "scripts/tune_soft.py", *sys.argv[1:]]),
+        "command": " ".join(["python", "scripts/tune_soft.py", *(named(arg) if arg in (*models, args.out) else arg
+                                                                  for arg in sys.argv[1:])]),
         "seconds": time.perf_counter() - started, "machine": machine()}
     save("soft_tune", record, args.out)
     for model in models:

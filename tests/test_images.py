@@ -613,7 +613,7 @@ def test_slivers_of_ink_just_over_half_are_cut_not_lost():
         dot = np.zeros((5, 3), np.float32)
         dot[2, 1] = value
         for sliver in (bars, dot):
-            image, width, _ = images.to_mnist(sliver)
+            image, width, _, _ = images.to_mnist(sliver)
             assert image.shape == (28, 28) and image.max() > 0.5 and width > 0
 
 
@@ -689,6 +689,51 @@ def test_sharpening_brings_back_a_faint_thin_stroke_beside_a_bold_one():
     blurred /= blurred.max()
     assert blurred[60, 81] < 0.5
     assert images.sharpen(blurred, 3.0)[60, 81] >= 0.5
+
+
+def _soft_views(digit: np.ndarray) -> dict[str, np.ndarray]:
+    """An MNIST digit's ink (bright, ground 0) 140 px square, its box 100 px (5 px an MNIST pixel): enlarged smoothly,
+    out of focus by 0.8 and by 1.6 MNIST pixels, and drawn 6 px tall (a box filter) then enlarged smoothly."""
+    enlarge = (lambda ink: np.clip(np.asarray(Image.fromarray(ink).resize((140, 140), Image.Resampling.BICUBIC)),
+                                   0, 1).astype(np.float32))
+    sharp = enlarge(digit.astype(np.float32) / 255)
+    small = np.asarray(Image.fromarray(digit.astype(np.float32) / 255).resize((8, 8), Image.Resampling.BOX))
+    views = {"sharp": sharp, "lowres": enlarge(small / small.max())}
+    for sigma in (0.8, 1.6):
+        blurred = ndimage.gaussian_filter(sharp, sigma * 5)
+        views[f"blur {sigma}"] = np.clip(blurred / np.percentile(blurred[blurred > 0.02], 90), 0, 1)
+    return views
+
+
+def test_ink_blur_tells_a_sharp_digit_from_a_soft_one(mnist):
+    """ink_blur, in MNIST pixels: an MNIST digit enlarged smoothly measures its own anti-aliased edges (at most 0.5),
+    the same out of focus by 1.6 MNIST pixels or drawn 6 px tall is soft (at least 0.9), and more blur measures
+    more."""
+    x_test, _ = mnist
+    for digit in x_test[:8]:
+        blur = {name: images.ink_blur(ink) for name, ink in _soft_views(digit).items()}
+        assert blur["sharp"] <= 0.5 and blur["lowres"] >= 0.9 and blur["blur 1.6"] >= 0.9, blur
+        assert blur["sharp"] < blur["blur 0.8"] < blur["blur 1.6"], blur
+    assert images.ink_blur(np.zeros((30, 30), np.float32)) == 0.0  # no strokes: nothing to measure
+
+
+def test_a_soft_digit_is_read_as_it_is_when_the_model_asks(mnist, monkeypatch):
+    """to_mnist(soft_above=B): ink blurred by more than B is scaled into MNIST's box as it is (no unsharp mask, no
+    re-drawn strokes: stroke change 0), and its blur comes back; sharper ink is prepared exactly as without it."""
+    x_test, _ = mnist
+    views = _soft_views(x_test[0])
+    image, width, change, blur = images.to_mnist(views["blur 1.6"], soft_above=0.6)
+    assert blur > 0.6 and change == 0.0 and width > 0
+    assert images.to_mnist(views["blur 1.6"])[3] is None  # not asked: not measured
+    sharpened = images.to_mnist(views["blur 1.6"])[0]
+    assert np.abs(sharpened - image).mean() > 0.02  # the sharpened, re-drawn preparation differs
+    sharp = images.to_mnist(views["sharp"], soft_above=0.6)
+    assert sharp[3] <= 0.6
+    np.testing.assert_array_equal(sharp[0], images.to_mnist(views["sharp"])[0])
+    assert images.prepare(0.9 - 0.7 * views["blur 1.6"], soft_above=0.6).blur > 0.6  # the whole path carries it
+    monkeypatch.setattr(images, "SHARPEN_AMOUNT", 0.0)  # as it is = neither sharpened nor re-drawn
+    monkeypatch.setattr(images, "STROKE_RANGE", (0.0, 99.0))
+    np.testing.assert_allclose(images.to_mnist(views["blur 1.6"])[0], image, atol=0.02)
 
 
 # ---------------------------------------------------------------- prepare_array
@@ -938,7 +983,7 @@ def test_cutting_a_digit_within_its_masks_box_prepares_it_as_the_whole_picture_w
             if not (mask & (ink.intensity >= 0.5)).any():
                 continue
             found = images.cut_digit(ink, mask)
-            image, width, change = images.to_mnist(np.where(mask, ink.intensity, 0))
+            image, width, change, _ = images.to_mnist(np.where(mask, ink.intensity, 0))
             top, left, bottom, right = images.bounds(mask & (ink.intensity >= 0.5))
             assert np.array_equal(found.image, image) and (found.stroke_width, found.stroke_change) == (width, change)
             assert found.box == (top * ink.factor, left * ink.factor, bottom * ink.factor, right * ink.factor)

@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 from helpers import drawn_text
+from PIL import Image
+from scipy import ndimage
 
 from digits import data, images, reading
 
@@ -164,6 +166,48 @@ def test_a_predictor_brings_its_stored_threshold(tiny_run):
     found = reading.read(scribble, mode="digit", model=predictor)
     assert found.kind == ("not_a_digit" if found.digits[0].confidence < stored else "digit")
     assert reading.read(scribble, mode="digit", model=predictor, reject_below=1.0).kind == "not_a_digit"
+
+
+def test_a_model_that_reads_soft_pictures_gets_them_as_they_are(mnist, tiny_run, tmp_path):
+    """A model's soft_above (stored in its calibration, Predictor.soft_above) reaches the single digit's
+    preparation in every mode: a blurred digit is prepared as images.prepare(soft_above=...) prepares it."""
+    import shutil
+
+    from digits.predictor import Predictor
+
+    x_test, _ = mnist
+    sharp = np.asarray(Image.fromarray(x_test[0].astype(np.float32) / 255).resize((140, 140),
+                                                                                 Image.Resampling.BICUBIC))
+    blurred = ndimage.gaussian_filter(np.clip(sharp, 0, 1), 8.0)
+    photo = 0.9 - 0.7 * blurred / blurred.max()
+
+    class Spy(EnergyReader):
+        def __init__(self, soft_above):
+            super().__init__(0.95)
+            self.soft_above, self.seen = soft_above, []
+
+        def predict_scores(self, batch):
+            self.seen.append(np.asarray(batch).reshape(-1, 28, 28))
+            return super().predict_scores(batch)
+
+    for soft_above in (None, 0.5):
+        expected = images.prepare(photo, soft_above=soft_above).image
+        for mode in ("digit", "auto"):
+            spy = Spy(soft_above)
+            assert reading.read(photo, mode=mode, model=spy).kind == "digit"
+            np.testing.assert_array_equal(spy.seen[-1][0], expected)
+    assert np.abs(images.prepare(photo, soft_above=0.5).image - images.prepare(photo).image).mean() > 0.02
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert Predictor(run).soft_above is None  # trained runs read every picture sharpened until one is chosen
+    metrics["calibration"]["soft_above"] = 0.7
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert Predictor(run).soft_above == 0.7 and Predictor(run / "model.onnx").soft_above == 0.7
+    metrics["calibration"]["soft_above"] = "high"
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(ValueError, match="soft_above should be a number"):
+        Predictor(run)
 
 
 def test_to_dict_has_the_same_fields_and_types_for_every_kind(mnist):

@@ -133,6 +133,28 @@ def test_blur_softens_edges_paper_lowers_contrast_broken_cuts_strokes(x_test):
         assert pieces(stress.render_condition("broken", x_test[index], 0, index)) >= pieces(clean) + 2
 
 
+def test_a_model_reading_soft_pictures_takes_their_soft_preparation_above_its_blur(x_test):
+    """With soft=True each picture is also prepared as it is (images.prepare(soft_above=-1)), its blur measured
+    once; `selected` gives a model the soft one where the blur is above its soft_above, the usual one elsewhere."""
+    prepared = stress.prepare_conditions(x_test[:3], ["clean", "blur"], 0, soft=True)
+    for name, item in prepared.items():
+        assert item["stack"].shape == item["soft_stack"].shape == (3, 28, 28) and item["blur"].shape == (3,)
+        for index in range(3):
+            photo = stress.render_condition(name, x_test[index], 0, index)
+            np.testing.assert_array_equal(item["stack"][index], images.prepare_file(photo).image)
+            np.testing.assert_array_equal(item["soft_stack"][index], images.prepare_file(photo, soft_above=-1.0).image)
+    assert (prepared["blur"]["blur"] > prepared["clean"]["blur"]).all()
+    item = prepared["blur"]
+    assert stress.selected(item["stack"], item["soft_stack"], item["blur"], None) is item["stack"]
+    middle = float(np.sort(item["blur"])[1])  # above it: the softest picture only
+    picked = stress.selected(item["stack"], item["soft_stack"], item["blur"], middle)
+    softest = int(np.argmax(item["blur"]))
+    for index in range(3):
+        expected = item["soft_stack"] if index == softest else item["stack"]
+        np.testing.assert_array_equal(picked[index], expected[index])
+    assert "soft_stack" not in stress.prepare_conditions(x_test[:1], ["clean"], 0)["clean"]
+
+
 def test_the_reader_may_lose_half_of_what_the_baseline_loses():
     assert stress.allowed_loss(4.0) == 2.0
     assert stress.target_met(4.0, 2.0) and stress.target_met(4.0, -1.0) and not stress.target_met(4.0, 2.05)
@@ -186,6 +208,9 @@ def test_command_writes_json_sheet_and_report_section(tmp_path, monkeypatch, cap
     assert summary["conditions"]["thick"]["parameters"] == stress.CONDITIONS["thick"]
     assert summary["conditions"]["thick"]["target"]["met"] == summary["all_met"]  # the same model twice
     assert set(summary["models"]) == {"base", "mine"} and summary["models"]["base"]["model"]
+    soft_above = runs.read_card()["calibration"].get("soft_above")
+    assert summary["models"]["mine"]["soft_above"] == soft_above
+    assert set(summary["conditions"]["thick"]["read_as_they_are"]) == (set() if soft_above is None else {"base", "mine"})
     assert str(stress.ROOT) not in out.read_text()  # no paths of this machine
     from PIL import Image
 
