@@ -231,9 +231,19 @@ def stress(result: dict) -> list[str]:
     checked = [row["target"]["met"] for row in result["conditions"].values() if row["target"] is not None]
     summary = (f"Target met on {sum(checked)} of {len(checked)} conditions." if checked else
                f"No target checked: the results hold no `{reader}` or no `{baseline}`.")
-    sheet = (["", "What the models saw, the first 12 digits per condition (`--sheet`): "
-              "![stress conditions](benchmarks/results/stress.png)"] if (RESULTS / "stress.png").is_file() else [])
-    return lines + ["", summary, *sheet, "", f"Machine: {machine_line(result['machine'])}."]
+    soft = [f"`{label}` reads a picture whose ink is blurred by more than {model['soft_above']:g} MNIST pixels as it is "
+            "(`soft_above`, chosen on validation digits by `scripts/tune_soft.py`): " + ", ".join(
+                f"{name} {row['read_as_they_are'][label]:.0%}" for name, row in result["conditions"].items()
+                if row.get("read_as_they_are", {}).get(label) is not None) + " of the pictures."
+            for label, model in result["models"].items() if model.get("soft_above") is not None]
+    unsoft = [f"`{label}`" for label, model in result["models"].items() if model.get("soft_above") is None]
+    if soft and unsoft:
+        soft.append(f"{', '.join(unsoft)} sharpen every picture and re-draw its strokes (no `soft_above`).")
+    sheet = (["", "What the models saw, the first 12 digits per condition (`--sheet`, as prepared for a model without "
+              "`soft_above`): ![stress conditions](benchmarks/results/stress.png)"]
+             if (RESULTS / "stress.png").is_file() else [])
+    return lines + ["", summary, *([" ".join(soft)] if soft else []), *sheet, "",
+                    f"Machine: {machine_line(result['machine'])}."]
 
 
 
@@ -386,7 +396,7 @@ def model_card(card: dict, level: int = 1) -> list[str]:
              f"- **Data**: MNIST training set, {card['dataset']['checksum'][:16]}... (SHA-256 over the IDX files' "
              f"SHA-256s){generated(card['config'])}; no other real data",
              f"- **Calibration**: temperature {card['calibration']['temperature']:.3f}; {operating_point(card)} "
-             "(fitted on the validation split)",
+             "(fitted on the validation split)" + soft_line(card['calibration']),
              *sequence_line(card),
              f"- **Built**: {card['created']} on {card['machine']['cpu']}, {card['machine']['cores']} cores, "
              f"TensorFlow {card['machine']['tensorflow']}, Keras {card['machine']['keras']}", "",
@@ -439,6 +449,15 @@ def how(entry: dict) -> str:
         return f" where it is at least {entry['sure']} sure"
     return (f": each rival reading weighs its lattice score plus {entry['weight']} times the model's "
             f"log-likelihood, the lattice's own {entry['margin']} more")
+
+
+def soft_line(fitted: dict) -> str:
+    """The card's soft_above, if it has one (scripts/tune_soft.py)."""
+    if fitted.get("soft_above") is None:
+        return ""
+    return (f"; a digit whose ink is blurred by more than {fitted['soft_above']:g} MNIST pixels (far off, enlarged "
+            "from few pixels, out of focus) is read as it is, not sharpened (chosen on validation digits by "
+            "`scripts/tune_soft.py`)")
 
 
 def operating_point(card: dict) -> str:

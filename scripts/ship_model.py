@@ -250,7 +250,7 @@ def refit(args, work: Path) -> tuple[Path, dict]:
     """--refit: (the staged model file, its card so far), in work/refit; see the module doc."""
     import numpy as np
 
-    from digits import backends, config, data, export, files, runs
+    from digits import backends, config, data, export, files, runs, train
     from digits.images import to_model_input
 
     source = runs.shipped_model(Path(args.destination))
@@ -281,6 +281,7 @@ def refit(args, work: Path) -> tuple[Path, dict]:
                          if added else "the same file, calibration fitted again (energy), measured again by the "
                          "reading half of this version"),
                 "command": "python scripts/ship_model.py --refit"}
+    fitted.update({key: value for key, value in stored.items() if key in train.KEPT_ON_REFIT})
     card = {**card, "sha256": runs.sha256(model), "size_bytes": model.stat().st_size,
             "calibration": fitted, "refit": refitted}
     files.write_json(staged / "card.json", card)  # the staged file reads as a shipped model (its card beside it)

@@ -217,6 +217,7 @@ def test_command_writes_json_sheet_and_report_section(tmp_path, monkeypatch, cap
     assert Image.open(sheet).size == (72 + 12 * 84, 2 * 84)
     section = "\n".join(report.stress(summary))
     assert "| thick | stroke change 3.5 |" in section and "`mine`: accuracy / loss" in section
+    assert ("`mine` reads a picture whose ink is blurred by more than" in section) == (soft_above is not None)
 
 
 def test_validation_split_draws_the_held_out_training_digits(mnist, tmp_path, monkeypatch):

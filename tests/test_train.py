@@ -165,8 +165,9 @@ def test_outlier_exposure_teaches_a_not_a_digit_answer(oe_run):
 
 def test_calibrate_stores_what_training_with_that_reject_rate_stores(tiny_run, tmp_path):
     """`digits calibrate RUN --reject-rate R` moves a trained run's operating point without training again: the
-    run then holds the calibration (and config) that training the same recipe with reject_rate R writes. A run
-    whose ONNX copy predates the logits output (and the energy score) gets one."""
+    run then holds the calibration (and config) that training the same recipe with reject_rate R writes, and keeps
+    the soft_above chosen for it (scripts/tune_soft.py). A run whose ONNX copy predates the logits output (and the
+    energy score) gets one."""
     import shutil
 
     from digits import backends
@@ -174,7 +175,10 @@ def test_calibrate_stores_what_training_with_that_reject_rate_stores(tiny_run, t
 
     copy = tmp_path / "tiny"
     shutil.copytree(tiny_run, copy)
-    before = json.loads((copy / "metrics.json").read_text())["calibration"]
+    metrics = json.loads((copy / "metrics.json").read_text())
+    metrics["calibration"].update(soft_above=0.7, soft_above_chosen={"by": "a test"})
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+    before = metrics["calibration"]
     without_logits(copy / "model.onnx")
     assert not backends.load("onnx", copy / "model.onnx").gives_logits
     result = run_cli("calibrate", str(copy), "--reject-rate", "0.05")
@@ -188,7 +192,8 @@ def test_calibrate_stores_what_training_with_that_reject_rate_stores(tiny_run, t
     trained = train.train(recipe, out=tmp_path / "trained", verbose=0).run_dir  # same seed: the same model
     moved, expected = (json.loads((run / "metrics.json").read_text()) for run in (copy, trained))
     assert json.loads((copy / "config.json").read_text()) == json.loads((trained / "config.json").read_text())
-    assert moved["calibration"].keys() == expected["calibration"].keys()
+    assert moved["calibration"].keys() == expected["calibration"].keys() | set(train.KEPT_ON_REFIT)
+    assert (moved["calibration"]["soft_above"], Predictor(copy).soft_above) == (0.7, 0.7)
     for key, value in expected["calibration"].items():
         assert moved["calibration"][key] == (pytest.approx(value, rel=1e-5) if isinstance(value, float) else value), key
     assert moved["test_ece"] == pytest.approx(expected["test_ece"], rel=1e-5)

@@ -37,6 +37,8 @@ from .config import AUGMENTATIONS, Config  # noqa: E402
 from .images import to_model_input  # noqa: E402
 
 TrainResult = runs.Run  # the run path, history, test metrics and the epoch it resumed from
+KEPT_ON_REFIT = ("soft_above", "soft_above_chosen")  # a new fit of the temperature and threshold keeps these: they
+# are chosen on the model's readings of soft pictures (scripts/tune_soft.py), not by the fit
 
 
 def default_run_name(config: Config) -> str:
@@ -296,6 +298,7 @@ def recalibrate(run: str | Path, reject_rate: float, data_dir=None) -> dict:
     if fitted["score"] == "energy" and "onnx" in info.files:  # a run written before ONNX copies gave logits
         export.add_logits_output(info.files["onnx"])
     before = info.metrics.get("calibration")
+    fitted.update({key: value for key, value in (before or {}).items() if key in KEPT_ON_REFIT})
     metrics = {**info.metrics, "test_loss": test["loss"], "test_ece": test.get("ece"), "calibration": fitted,
                "recalibrated": {"from_reject_rate": (before or {}).get("reject_rate"),
                                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
