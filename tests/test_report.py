@@ -80,6 +80,12 @@ def test_the_card_says_which_score_refuses():
         "not-a-digit below a calibrated top probability of 0.736")
 
 
+def test_the_card_says_when_soft_pictures_are_read_as_they_are():
+    assert report.soft_line({"score": "energy"}) == report.soft_line({"soft_above": None}) == ""
+    line = report.soft_line({"soft_above": 0.5})
+    assert "blurred by more than 0.5 MNIST pixels" in line and "scripts/tune_soft.py" in line
+
+
 def test_the_card_shows_what_auto_mode_refuses_when_measured():
     """rejection.py's auto-mode reading reaches the card's figures and its table; a card measured before has none."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
