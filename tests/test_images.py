@@ -731,6 +731,9 @@ def test_a_soft_digit_is_read_as_it_is_when_the_model_asks(mnist, monkeypatch):
     assert sharp[3] <= 0.6
     np.testing.assert_array_equal(sharp[0], images.to_mnist(views["sharp"])[0])
     assert images.prepare(0.9 - 0.7 * views["blur 1.6"], soft_above=0.6).blur > 0.6  # the whole path carries it
+    tiny = np.asarray(Image.fromarray(views["blur 1.6"]).resize((16, 16), Image.Resampling.BOX))  # 11 px tall
+    small = images.to_mnist(tiny, soft_above=0.6)
+    assert small[3] > 0.6 and np.abs(small[0] - image).mean() < 0.03  # enlarged smoothly: as the large one reads
     monkeypatch.setattr(images, "SHARPEN_AMOUNT", 0.0)  # as it is = neither sharpened nor re-drawn
     monkeypatch.setattr(images, "STROKE_RANGE", (0.0, 99.0))
     np.testing.assert_allclose(images.to_mnist(views["blur 1.6"])[0], image, atol=0.02)

@@ -467,7 +467,12 @@ def to_mnist(intensity: np.ndarray, unsharp: bool = True,
     intensity = intensity[max(top - 1, 0):bottom + 1, max(left - 1, 0):right + 1]  # the ink and a margin
     blur = None if soft_above is None else ink_blur(intensity)
     if blur is not None and blur > soft_above:
-        return _scaled(intensity, BOX / size), stroke_width(intensity >= 0.5) * BOX / size, 0.0, blur
+        width = stroke_width(intensity >= 0.5) * BOX / size
+        if size < BOX:  # a tiny crop is enlarged smoothly first, not in blocks by the box filter
+            intensity = np.clip(ndimage.zoom(intensity, DETAIL / size, order=1, grid_mode=True, mode="grid-constant"),
+                                0, 1)
+            size = DETAIL
+        return _scaled(intensity, BOX / size), width, 0.0, blur
     if size < DETAIL:  # enlarge small crops smoothly so widths and edges have sub-pixel room
         intensity = ndimage.zoom(intensity, DETAIL / size, order=1, grid_mode=True, mode="grid-constant")
         intensity = np.clip(intensity, 0, 1)
