@@ -197,7 +197,7 @@ def measure(predict_proba, x_test, y_test, samples: int, strips: int, seed: int,
     prepared, split = [], []
     for index in range(samples):  # each photo rendered once: prepared as one digit, and read in auto mode
         photo = render_digit(x_test[index], np.random.default_rng([seed, index]))
-        prepared.append(images.prepare_file(photo))
+        prepared.append(images.prepare_file(photo, soft_above=getattr(model, "soft_above", None)))
         if (found := _auto_split(model or predict_proba, photo, index)) is not None:
             split.append(found)
     rendered_probabilities = predict_proba(np.stack([item.image for item in prepared]))

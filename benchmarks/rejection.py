@@ -51,26 +51,23 @@ def unseen_fonts() -> list[Path]:
     return fonts
 
 
-def prepared_inputs(pictures) -> tuple[np.ndarray, np.ndarray]:
-    """Pictures through the reading path's preparation: (N, 28, 28) inputs and whether each has ink."""
+def prepared_inputs(pictures, soft_above: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pictures through the reading path's preparation (`soft_above`: a model's, `Predictor.soft_above`): (N, 28, 28)
+    inputs and whether each has ink."""
     from digits import images
 
-    found = [images.prepare(images.to_gray(picture)) for picture in pictures]
+    found = [images.prepare(images.to_gray(picture), soft_above) for picture in pictures]
     return np.stack([item.image for item in found]), np.array([item.ink_found for item in found])
 
 
-def families(samples: int, keep: int = 0) -> tuple[dict, dict, list[str]]:
-    """name -> (inputs, ink, the first `keep` pictures themselves) for each non-digit family, the look-alikes, and
-    what is missing."""
+def families(samples: int) -> tuple[dict, dict, list[str]]:
+    """name -> its pictures for each non-digit family, the look-alikes, and what is missing."""
     from digits import data, synthetic
-
-    def prepared(pictures):
-        return (*prepared_inputs(pictures), pictures[:keep])
 
     found, missing = {}, []
     try:
         fashion = data.load_dataset("fashion-mnist", allow_download=False).x_test[:samples]
-        found["fashion-mnist"] = prepared(list(fashion))
+        found["fashion-mnist"] = list(fashion)
     except ValueError as error:
         missing.append(f"fashion-mnist ({str(error).splitlines()[0][:120]}; apt-get install dataset-fashion-mnist)")
     fonts = unseen_fonts()
@@ -80,15 +77,15 @@ def families(samples: int, keep: int = 0) -> tuple[dict, dict, list[str]]:
     if fonts:
         letters = "".join(letter for letter in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                           if letter not in synthetic.LOOKALIKES)
-        found["letters-unseen"] = prepared(synthetic.pictures("letters", samples, SEED, fonts=fonts, letters=letters))
-        lookalikes["look-alikes"] = prepared(synthetic.pictures("letters", samples // 2, SEED + 1, fonts=fonts,
-                                                                letters=synthetic.LOOKALIKES))
-        found["script-unseen"] = prepared(synthetic.pictures("letters", samples, SEED + 9, fonts=fonts,
-                                                             letters=UNSEEN_SCRIPT))
+        found["letters-unseen"] = list(synthetic.pictures("letters", samples, SEED, fonts=fonts, letters=letters))
+        lookalikes["look-alikes"] = list(synthetic.pictures("letters", samples // 2, SEED + 1, fonts=fonts,
+                                                            letters=synthetic.LOOKALIKES))
+        found["script-unseen"] = list(synthetic.pictures("letters", samples, SEED + 9, fonts=fonts,
+                                                         letters=UNSEEN_SCRIPT))
     else:
         missing.append("letters in unseen fonts (apt-get install fonts-liberation fonts-freefont-ttf)")
     for offset, family in enumerate(("scribbles", "shapes", "symbols", "silhouettes"), 2):
-        found[family] = prepared(synthetic.pictures(family, samples, SEED + offset))
+        found[family] = list(synthetic.pictures(family, samples, SEED + offset))
     return found, lookalikes, missing
 
 
@@ -167,10 +164,21 @@ def main() -> None:
     mnist = data.load_dataset("mnist")
     photos = [render_digit(mnist.x_test[index], np.random.default_rng([SEED, index]))
               for index in tqdm(range(args.samples), desc="photos", file=sys.stderr)]
-    photo_inputs, photo_ink = prepared_inputs(photos)
-    digits_in = {"mnist-test": (mnist.x_test, mnist.y_test, np.ones(len(mnist.y_test), bool), []),
-                 "photos": (photo_inputs, mnist.y_test[:args.samples], photo_ink, photos[:args.auto])}
-    non_digits, lookalikes, missing = families(args.samples, keep=args.auto)
+    pictures, lookalike_pictures, missing = families(args.samples)
+    prepared_for = {}
+
+    def inputs(soft_above):
+        """(digits, non-digits, look-alikes) as a model reading soft pictures above `soft_above` is shown them:
+        each picture prepared, with its ink found, and the first --auto pictures themselves."""
+        if soft_above not in prepared_for:
+            photo_inputs, photo_ink = prepared_inputs(photos, soft_above)
+            prepared_for[soft_above] = (
+                {"mnist-test": (mnist.x_test, mnist.y_test, np.ones(len(mnist.y_test), bool), []),
+                 "photos": (photo_inputs, mnist.y_test[:args.samples], photo_ink, photos[:args.auto])},
+                *({name: (*prepared_inputs(found, soft_above), found[:args.auto]) for name, found in group.items()}
+                  for group in (pictures, lookalike_pictures)))
+        return prepared_for[soft_above]
+
     configs = args.config or ([] if args.run else ["configs/cnn-995.json", "configs/cnn-995-oe.json"])
     recipes = {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -181,7 +189,8 @@ def main() -> None:
             runs.append((recipe, train.train(config.load(path), out=Path(scratch) / path.stem, verbose=0).run_dir))
         for name, run in runs:
             predictor = Predictor(run)
-            result = measure(predictor, digits_in, non_digits, lookalikes)
+            result = measure(predictor, *inputs(predictor.soft_above))
+            result["soft_above"] = predictor.soft_above
             result["test_accuracy"] = predictor.info.metrics.get("test_accuracy")
             result["met"] = verdict(result)
             recipes[name] = result

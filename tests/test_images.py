@@ -860,6 +860,30 @@ def predictor(cnn_fast_run):
     return Predictor(cnn_fast_run)
 
 
+def test_rendered_photos_are_prepared_as_the_model_reads_them(mnist, monkeypatch):
+    """real_images.measure prepares each photo with the model's own soft_above (Predictor.soft_above), as reading
+    does; a bare predict_proba, none."""
+    x_test, y_test = mnist
+    seen, prepare_file = [], images.prepare_file
+
+    def spy(source, name=None, soft_above=None):
+        seen.append(soft_above)
+        return prepare_file(source, name, soft_above)
+
+    monkeypatch.setattr(images, "prepare_file", spy)
+
+    class Model:
+        soft_above = 0.6
+
+        def predict_proba(self, batch):
+            return np.full((len(batch), 10), 0.1, np.float32)
+
+    model = Model()
+    real_images.measure(model.predict_proba, x_test, y_test, samples=2, strips=0, seed=0, model=model)
+    real_images.measure(model.predict_proba, x_test, y_test, samples=1, strips=0, seed=0)
+    assert seen == [0.6, 0.6, None]
+
+
 def test_rendered_photos_and_strips_read_like_mnist(predictor, mnist):
     x_test, y_test = mnist
     result = real_images.measure(predictor.predict_proba, x_test, y_test, samples=200, strips=30, seed=0)

@@ -4,7 +4,9 @@ threshold, and the same pictures read as `digits predict` reads a file (auto mod
 from __future__ import annotations
 
 import json
+import shutil
 
+import numpy as np
 from helpers import REPO, run_cli
 
 from digits import reading
@@ -12,12 +14,21 @@ from digits.predictor import Predictor
 
 
 def test_the_benchmark_reads_each_family_as_one_digit_and_in_auto_mode(tiny_run, tmp_path):
+    """Beside the run, a copy reading every picture as it is (soft_above -1): each is measured on the pictures
+    prepared as it reads them, and says so."""
+    soft = tmp_path / "soft"
+    shutil.copytree(tiny_run, soft)
+    metrics = json.loads((soft / "metrics.json").read_text())
+    metrics["calibration"]["soft_above"] = -1.0
+    (soft / "metrics.json").write_text(json.dumps(metrics))
     out = tmp_path / "rejection.json"
-    result = run_cli("--run", str(tiny_run), "--samples", "30", "--auto", "6", "--out", str(out),
+    result = run_cli("--run", str(tiny_run), "--run", str(soft), "--samples", "30", "--auto", "6", "--out", str(out),
                      script="benchmarks/rejection.py")
     assert result.returncode == 0, result.stderr
     saved = json.loads(out.read_text())
-    (measured,) = saved["recipes"].values()
+    measured, as_they_are = saved["recipes"].values()
+    assert (measured["soft_above"], as_they_are["soft_above"]) == (None, -1.0)
+    assert measured["digits"]["mnist-test"] == as_they_are["digits"]["mnist-test"]  # 28x28 arrays: not prepared
     assert saved["auto"] == 6 and saved["machine"]["cpu"]
     assert {"scribbles", "shapes", "symbols", "silhouettes"} <= set(measured["non_digits"])
     for row in [*measured["non_digits"].values(), measured["digits"]["photos"]]:
@@ -45,3 +56,25 @@ def test_auto_mode_refusal_counts_what_reading_read_answers(tiny_run):
     assert found["refused_auto"] == 0.0 and found["auto_read"] == 3
     numbers = sum(reading.read(picture, "auto", predictor).kind == "number" for picture in pictures)
     assert found["numbers_auto"] == numbers / 3
+
+
+def test_pictures_are_prepared_as_the_model_reads_them():
+    """prepared_inputs(soft_above=...) prepares each picture as reading does for a model with that soft_above."""
+    import sys
+
+    from PIL import Image
+    from scipy import ndimage
+
+    from digits import data, images
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import rejection
+
+    digit = data.load_dataset("mnist").x_test[0].astype(np.float32) / 255
+    enlarged = np.clip(np.asarray(Image.fromarray(digit).resize((140, 140), Image.Resampling.BICUBIC)), 0, 1)
+    blurred = ndimage.gaussian_filter(enlarged, 8.0)
+    photo = np.round(255 * (0.9 - 0.7 * blurred / blurred.max())).astype(np.uint8)
+    sharp, soft = (rejection.prepared_inputs([photo], value)[0][0] for value in (None, 0.5))
+    np.testing.assert_array_equal(soft, images.prepare(images.to_gray(photo), 0.5).image)
+    np.testing.assert_array_equal(sharp, images.prepare(images.to_gray(photo)).image)
+    assert np.abs(soft - sharp).mean() > 0.02
