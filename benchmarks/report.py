@@ -231,8 +231,8 @@ def stress(result: dict) -> list[str]:
     checked = [row["target"]["met"] for row in result["conditions"].values() if row["target"] is not None]
     summary = (f"Target met on {sum(checked)} of {len(checked)} conditions." if checked else
                f"No target checked: the results hold no `{reader}` or no `{baseline}`.")
-    soft = [f"`{label}` reads a picture whose ink is blurred by more than {model['soft_above']:g} MNIST pixels as it is "
-            "(`soft_above`, chosen on validation digits by `scripts/tune_soft.py`): " + ", ".join(
+    soft = [f"`{label}` reads a picture whose ink is blurred by more than {model['soft_above']:g} MNIST pixels as it "
+            "is (`soft_above`, chosen on validation digits by `scripts/tune_soft.py`): " + ", ".join(
                 f"{name} {row['read_as_they_are'][label]:.0%}" for name, row in result["conditions"].items()
                 if row.get("read_as_they_are", {}).get(label) is not None) + " of the pictures."
             for label, model in result["models"].items() if model.get("soft_above") is not None]

@@ -358,7 +358,8 @@ def measure(predictors: dict, samples: int, seed: int, names: list[str], baselin
     if cache and split != "test":
         cache = Path(cache) / split  # other digits under the same names: kept apart from the test digits' pictures
     soft_above = {label: getattr(predictor, "soft_above", None) for label, predictor in predictors.items()}
-    prepared = prepare_conditions(digits, names, seed, cache, soft=any(value is not None for value in soft_above.values()))
+    soft = any(value is not None for value in soft_above.values())
+    prepared = prepare_conditions(digits, names, seed, cache, soft=soft)
     if sheet:
         contact_sheet(prepared, sheet)
     accuracies = {label: {name: float((predictor.predict_proba(selected(item["stack"], item.get("soft_stack"),

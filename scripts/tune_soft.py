@@ -98,7 +98,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", default=[],
                         help="a run directory or model file (repeat; default: the shipped model)")
-    parser.add_argument("--digits", type=int, default=DIGITS, help=f"validation digits from {FIRST} (default: {DIGITS})")
+    parser.add_argument("--digits", type=int, default=DIGITS,
+                        help=f"validation digits from {FIRST} (default: {DIGITS})")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/soft_tune.json"))
     parser.add_argument("--write", action="store_true", help="store the choice in the model's calibration")

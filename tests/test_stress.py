@@ -210,7 +210,8 @@ def test_command_writes_json_sheet_and_report_section(tmp_path, monkeypatch, cap
     assert set(summary["models"]) == {"base", "mine"} and summary["models"]["base"]["model"]
     soft_above = runs.read_card()["calibration"].get("soft_above")
     assert summary["models"]["mine"]["soft_above"] == soft_above
-    assert set(summary["conditions"]["thick"]["read_as_they_are"]) == (set() if soft_above is None else {"base", "mine"})
+    reading_soft = set(summary["conditions"]["thick"]["read_as_they_are"])
+    assert reading_soft == (set() if soft_above is None else {"base", "mine"})
     assert str(stress.ROOT) not in out.read_text()  # no paths of this machine
     from PIL import Image
 
