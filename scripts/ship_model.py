@@ -7,7 +7,9 @@
 1. Trains the recipe with the exact command the card records (`digits train --config configs/reader.json
    --seed 1 --out build/shipped/run --no-tensorboard`); a killed build resumes where it stopped, a finished run
    is reused.
-2. Stages the run's ONNX copy in --work/staged with its card, the sequence model installed now
+2. Chooses the model's soft_above (`scripts/tune_soft.py`, --soft-digits validation digits under the stress
+   conditions: the blur above which reading takes a digit's ink as it is; a kept or refit model keeps the card's).
+   Stages the run's ONNX copy in --work/staged with its card, the sequence model installed now
    (`digits.sequence`) beside it, so a new build never drops it unasked; measures it there through the reading
    half, as the package will read it: the MNIST test set, `benchmarks/real_images.py` (photos and whole-number
    strips) and `benchmarks/rejection.py` (non-digits), side by side, each with `--run` and `--out` beside it.
@@ -211,6 +213,24 @@ def stage(args, work: Path, model: Path, card: dict) -> tuple[Path, dict]:
     return staged / "model.onnx", card
 
 
+def with_soft_above(args, work: Path, model: Path, card: dict) -> dict:
+    """`card` with the soft_above `scripts/tune_soft.py` chooses for `model` (a new build or ensemble: read with
+    its own calibration) on --soft-digits validation digits; its results go to work/staged/soft_tune.json, reused
+    with --reuse when newer than the model file."""
+    out = work / "staged" / "soft_tune.json"
+    if args.reuse and out.is_file() and out.stat().st_mtime > model.stat().st_mtime:
+        print(f"reusing {relative(out)} (chosen for this model)", file=sys.stderr)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        run_step([sys.executable, "scripts/tune_soft.py", "--model", relative(model), "--digits",
+                  str(args.soft_digits), "--out", relative(out)])
+    result = json.loads(out.read_text())
+    chosen = next(iter(result["models"].values()))["chosen"]
+    return {**card, "calibration": {**card["calibration"], "soft_above": None if chosen == "never" else float(chosen),
+                                    "soft_above_chosen": {"by": result["command"], "results": "soft_tune.json",
+                                                          "measured": result["machine"]["measured"]}}}
+
+
 def install(model: Path, card: dict, destination: Path) -> None:
     """Put the model (and its sequence model, where the card lists one), card.json and MODEL_CARD.md into
     `destination` together (new directory, then swap)."""
@@ -396,6 +416,9 @@ def main() -> None:
                         "recorded in the card")
     parser.add_argument("--add-member", type=int, metavar="SEED",
                         help="ship the average of the shipped model and the recipe trained with SEED (module doc)")
+    parser.add_argument("--soft-digits", type=int, default=1600,
+                        help="validation digits scripts/tune_soft.py chooses a new model's soft_above on (default: "
+                             "1600)")
     parser.add_argument("--stage-only", action="store_true",
                         help="stop once the model is staged with its card in --work/staged, before it is measured "
                              "(to compare it with the shipped one on validation data first)")
@@ -440,6 +463,8 @@ def main() -> None:
         else:
             run_step(command(args, run))
         model, staged_card = run / "model.onnx", build_card(args, run)
+    if not (args.keep or args.refit):  # a new file: its own soft_above (a kept or refit one keeps the card's)
+        staged_card = with_soft_above(args, work, model, staged_card)
     model, staged_card = stage(args, work, model, staged_card)
     if args.stage_only:
         print(f"staged {relative(model)} with its card beside it; not measured or installed", file=sys.stderr)

@@ -326,9 +326,10 @@ def test_ship_model_stages_and_installs_a_sequence_model_beside_the_model(tmp_pa
 
 def test_a_new_build_keeps_the_installed_sequence_model_and_can_stop_staged(tiny_run, tmp_path):
     """scripts/ship_model.py on a finished run, with --stage-only: the run's model is staged in --work/staged with
-    its card (recipe, training command, calibration) and the sequence model installed in --destination beside it,
-    reading as the shipped model will, before anything is measured or installed; staged again, unchanged files
-    keep their time (so --reuse finds the measurements); where none is installed, none is staged."""
+    its card (recipe, training command, calibration, the soft_above scripts/tune_soft.py chose for it) and the
+    sequence model installed in --destination beside it, reading as the shipped model will, before anything is
+    measured or installed; staged again, unchanged files keep their time (so --reuse finds the measurements); where
+    none is installed, none is staged."""
     work = tmp_path / "work"
     shutil.copytree(tiny_run, work / "run")
     trained = json.loads((tiny_run / "config.json").read_text())
@@ -340,26 +341,32 @@ def test_a_new_build_keeps_the_installed_sequence_model_and_can_stop_staged(tiny
     (installed / "card.json").write_text(json.dumps({"name": "digits-reader-2000-01-01", "sha256": "0" * 64,
                                                      "sequence": runs.read_card()["sequence"]}))
     argv = [sys.executable, str(REPO / "scripts" / "ship_model.py"), "--config", str(recipe), "--seed",
-            str(trained["seed"]), "--work", str(work), "--destination", str(installed), "--stage-only"]
+            str(trained["seed"]), "--work", str(work), "--destination", str(installed), "--stage-only",
+            "--soft-digits", "2"]
     result = subprocess.run(argv, capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
     staged = work / "staged"
-    assert sorted(path.name for path in staged.iterdir()) == ["card.json", "model.onnx", "sequence.onnx"]
+    assert sorted(path.name for path in staged.iterdir()) == ["card.json", "model.onnx", "sequence.onnx",
+                                                              "soft_tune.json"]
     card = json.loads((staged / "card.json").read_text())
     assert card["sha256"] == runs.sha256(staged / "model.onnx") == runs.sha256(tiny_run / "model.onnx")
     assert card["sequence"]["sha256"] == runs.sha256(staged / "sequence.onnx") == runs.sha256(runs.shipped_sequence())
-    assert card["calibration"] == json.loads((tiny_run / "metrics.json").read_text())["calibration"]
+    chosen = next(iter(json.loads((staged / "soft_tune.json").read_text())["models"].values()))["chosen"]
+    soft = {"soft_above": None if chosen == "never" else float(chosen)}
+    assert card["calibration"] == {**json.loads((tiny_run / "metrics.json").read_text())["calibration"], **soft,
+                                   "soft_above_chosen": card["calibration"]["soft_above_chosen"]}
+    assert Predictor(staged / "model.onnx").soft_above == soft["soft_above"]
     assert card["command"].startswith(f"digits train --config {recipe} --seed {trained['seed']} --out ")
     assert Predictor(staged / "model.onnx").sequence is not None
     assert sorted(path.name for path in installed.iterdir()) == ["card.json", "sequence.onnx"]  # not installed
     times = {path.name: path.stat().st_mtime_ns for path in staged.iterdir()}
-    again = subprocess.run(argv, capture_output=True, text=True, cwd=REPO)
+    again = subprocess.run([*argv, "--reuse"], capture_output=True, text=True, cwd=REPO)
     assert again.returncode == 0, again.stderr
     assert {path.name: path.stat().st_mtime_ns for path in staged.iterdir()} == times
     (installed / "card.json").write_text(json.dumps({"name": "digits-reader-2000-01-01", "sha256": "0" * 64}))  # none
     bare = subprocess.run(argv, capture_output=True, text=True, cwd=REPO)
     assert bare.returncode == 0, bare.stderr
-    assert sorted(path.name for path in staged.iterdir()) == ["card.json", "model.onnx"]
+    assert sorted(path.name for path in staged.iterdir()) == ["card.json", "model.onnx", "soft_tune.json"]
     assert "sequence" not in json.loads((staged / "card.json").read_text())
     assert Predictor(staged / "model.onnx").sequence is None
 
