@@ -717,6 +717,34 @@ def test_ink_blur_tells_a_sharp_digit_from_a_soft_one(mnist):
     assert images.ink_blur(np.zeros((30, 30), np.float32)) == 0.0  # no strokes: nothing to measure
 
 
+def test_ink_blur_finds_the_least_error_over_the_whole_grid(mnist, monkeypatch):
+    """The search that stops at the first rise of the error gives the blur of least error over every blur tried."""
+    x_test, _ = mnist
+    tried = []
+    gaussian = ndimage.gaussian_filter
+
+    def every_blur(image, sigma, **options):
+        tried.append(sigma)
+        return gaussian(image, sigma, **options)
+
+    for digit in x_test[:4]:
+        for ink in _soft_views(digit).values():
+            found = images.ink_blur(ink)
+            top, left, bottom, right = images.bounds(ink >= 0.5)
+            scale = images.SOFT_SCALE * images.BOX / max(bottom - top, right - left)
+            size = tuple(max(2, round(side * scale)) for side in ink.shape)[::-1]
+            resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+            small = np.pad(np.asarray(Image.fromarray(ink).resize(size, resample)), 8)
+            strokes = (small >= 0.5).astype(np.float32)
+            errors = [np.square((gaussian(strokes, sigma * images.SOFT_SCALE, mode="constant") if sigma else strokes)
+                                - small).sum() for sigma in images.SOFT_GRID]
+            assert found == images.SOFT_GRID[int(np.argmin(errors))]
+    sharp = _soft_views(x_test[0])["sharp"]
+    monkeypatch.setattr(images.ndimage, "gaussian_filter", every_blur)
+    images.ink_blur(sharp)
+    assert 0 < len(tried) < len(images.SOFT_GRID) // 2  # a sharp digit stops early
+
+
 def test_a_soft_digit_is_read_as_it_is_when_the_model_asks(mnist, monkeypatch):
     """to_mnist(soft_above=B): ink blurred by more than B is scaled into MNIST's box as it is (no unsharp mask, no
     re-drawn strokes: stroke change 0), and its blur comes back; sharper ink is prepared exactly as without it."""

@@ -435,7 +435,9 @@ def ink_blur(intensity: np.ndarray) -> float:
     blur best turns the ink's own strokes (intensity >= 0.5) into the ink as it is (least squares), with the
     strokes' larger side drawn SOFT_SCALE x BOX pixels. A photo of a pen's digit comes out at 0.2-0.4, an MNIST
     digit enlarged smoothly at about 0.5 (its anti-aliased edges), a digit 6 px tall enlarged or one blurred by 1.6
-    MNIST pixels at 0.8-1.2 (benchmarks/stress.py's conditions, 1,000 validation digits, 5th-95th percentiles)."""
+    MNIST pixels at 0.8-1.2 (benchmarks/stress.py's conditions, 1,000 validation digits, 5th-95th percentiles).
+    The error falls with the blur to its least and then rises (so on all 5,394 digits of 600 other validation digits
+    under the nine conditions, seed 5): the search stops at the first rise, after about 7 of the 31 blurs."""
     core = intensity >= 0.5
     if not core.any():
         return 0.0
@@ -445,9 +447,14 @@ def ink_blur(intensity: np.ndarray) -> float:
     resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
     ink = np.pad(np.asarray(Image.fromarray(intensity.astype(np.float32)).resize((width, height), resample)), 8)
     strokes = (ink >= 0.5).astype(np.float32)
-    errors = [float(np.square((ndimage.gaussian_filter(strokes, sigma * SOFT_SCALE, mode="constant") if sigma
-                               else strokes) - ink).sum()) for sigma in SOFT_GRID]
-    return SOFT_GRID[int(np.argmin(errors))]
+    best, least = 0, math.inf
+    for index, sigma in enumerate(SOFT_GRID):  # the error falls to its least, then rises: stop at the first rise
+        blurred = ndimage.gaussian_filter(strokes, sigma * SOFT_SCALE, mode="constant") if sigma else strokes
+        error = float(np.square(blurred - ink).sum())
+        if error >= least:
+            break
+        best, least = index, error
+    return SOFT_GRID[best]
 
 
 def to_mnist(intensity: np.ndarray, unsharp: bool = True,
