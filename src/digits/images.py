@@ -13,7 +13,8 @@ or scan is made to match:
         (a robust quadratic surface), notebook lines taken out (`erase_rules`), and printed
         form lines: boxes, rows of boxes, a line under the ink (`erase_form_lines`), ink kept with
         its grey edges, specks dropped, stroke
-        width brought into MNIST's range, then MNIST's crop / 20x20 / centre-of-mass recipe.
+        width brought into MNIST's range, then MNIST's crop / 20x20 / centre-of-mass recipe. With a
+        model's `soft_above`, ink blurred more than that (`ink_blur`) is taken as it is instead.
     to_gray(source): the same decoding for a path, bytes, a PIL image or an array (a canvas).
     prepare_file(source), prepare_array(array): prepare() from a file or any 2-D, RGB or RGBA
         array; an MNIST image (28x28, digit already 20 px) is only re-centred by whole pixels,
