@@ -175,10 +175,10 @@ def prepared_views(photo: bytes, soft: bool):
     without ink), and, with `soft`, its image prepared as it is, else None)."""
     from digits import images
 
-    gray = images.load_gray(photo)
-    sharp = images.prepare(gray, soft_above=math.inf)  # sharpened and re-drawn as ever, its blur measured
+    ink = images.analyse(images.load_gray(photo))  # analysed once, cut out both ways
+    sharp = images.prepare_ink(ink, soft_above=math.inf)  # sharpened and re-drawn as ever, its blur measured
     blur = np.nan if sharp.blur is None else sharp.blur
-    return sharp, blur, images.prepare(gray, soft_above=-1.0).image if soft else None  # every ink taken as it is
+    return sharp, blur, images.prepare_ink(ink, soft_above=-1.0).image if soft else None  # every ink as it is
 
 
 def selected(sharp: np.ndarray, soft: np.ndarray | None, blur: np.ndarray, soft_above: float | None) -> np.ndarray:

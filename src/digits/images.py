@@ -474,16 +474,15 @@ def to_mnist(intensity: np.ndarray, unsharp: bool = True,
     top, left, bottom, right = bounds(intensity > 0)
     intensity = intensity[max(top - 1, 0):bottom + 1, max(left - 1, 0):right + 1]  # the ink and a margin
     blur = None if soft_above is None else ink_blur(intensity)
-    if blur is not None and blur > soft_above:
-        width = stroke_width(intensity >= 0.5) * BOX / size
-        if size < BOX:  # a tiny crop is enlarged smoothly first, not in blocks by the box filter
-            intensity = np.clip(ndimage.zoom(intensity, DETAIL / size, order=1, grid_mode=True, mode="grid-constant"),
-                                0, 1)
-            size = DETAIL
+    soft = blur is not None and blur > soft_above  # taken as it is
+    width = stroke_width(intensity >= 0.5) * BOX / size if soft else 0.0
+    # enlarge small crops smoothly: stroke arithmetic needs sub-pixel room, and a tiny crop taken as it is would come
+    # out in blocks from the box filter
+    if size < (BOX if soft else DETAIL):
+        intensity = np.clip(ndimage.zoom(intensity, DETAIL / size, order=1, grid_mode=True, mode="grid-constant"), 0, 1)
+        size = DETAIL
+    if soft:
         return _scaled(intensity, BOX / size), width, 0.0, blur
-    if size < DETAIL:  # enlarge small crops smoothly so widths and edges have sub-pixel room
-        intensity = ndimage.zoom(intensity, DETAIL / size, order=1, grid_mode=True, mode="grid-constant")
-        intensity = np.clip(intensity, 0, 1)
     if unsharp:
         intensity = sharpen(intensity, SHARPEN_SIGMA * max(size, DETAIL) / BOX)
     # a thin stroke fades below half intensity in places: keep its faint parts; a one-pixel stroke of ink
