@@ -1,0 +1,174 @@
+"""Whole numbers under benchmarks/stress.py's conditions: strips of 2-6 digits read whole, per model (issue 14).
+
+stress.py reads single digits; a far-off or out-of-focus photo of a number is read through its pieces
+(`digits.multidigit`), which are prepared apart. Here each strip is written as benchmarks/real_images.py writes its
+strips (2-6 digits side by side, a share of neighbours touching), then photographed under each of stress.py's
+conditions that belong to the photo rather than to one digit, with stress.py's own parameters: fewer pixels (the
+digits 6 px tall), thicker and thinner strokes, pencil on ruled paper, blur (slant, rotation and broken strokes
+change each digit, and are left to stress.py). The photo's draws (digits, spacing, size, lighting, JPEG) come from
+the seed and the strip's index, so a condition's photo differs from its clean twin by the condition; the
+condition's own draws (the filter) from the seed, its name and the index. Every model reads the same photos in
+number mode, as `digits predict --mode number` does: a strip counts as read whole when the number comes back
+exactly, a piece refused as not a digit counting against it. Loss: points of strips read whole lost against
+`clean`. With --also-sharp, each model that reads soft pictures as they are (`Predictor.soft_above`) is read a
+second time with its pieces prepared as every picture was before that (sharpened, strokes re-drawn): a
+side-by-side measure of what reading soft pieces as they are does.
+With --split validation the digits are the validation split's (stress.py's), to choose without the test set.
+Writes benchmarks/results/stress_numbers.json (or --out).
+Usage: python benchmarks/stress_numbers.py --run LABEL=PATH [--run ...] [--strips 500] [--seed 0]
+       [--split test|validation] [--conditions lowres blur ...] [--also-sharp]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+import zlib
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import real_images  # noqa: E402
+import stress  # noqa: E402
+
+CONDITIONS = ("clean", "lowres", "thick", "thin", "paper", "blur")  # stress.CONDITIONS of the photo as a whole
+SHARP = " (pieces sharpened)"  # the label of a model read again with its pieces prepared as before soft_above
+
+
+def render_strip(name: str, x: np.ndarray, y: np.ndarray, seed: int, index: int) -> tuple[str, bytes]:
+    """Strip `index`: (its number, a photo of it under condition `name`), from the digits `x` (28x28) and labels."""
+    if name not in CONDITIONS:
+        raise ValueError(f"unknown condition {name!r}; known: {', '.join(CONDITIONS)}")
+    parameters = stress.CONDITIONS[name]
+    photo = np.random.default_rng([seed, index])  # the strip and its photo: the clean twin's draws
+    own = np.random.default_rng([seed, zlib.crc32(name.encode()), index])
+    chosen = photo.choice(len(x), int(photo.integers(2, 7)), replace=False)
+    truth = "".join(str(int(label)) for label in y[chosen])
+    digits = [np.asarray(digit, np.float32) / (255.0 if digit.dtype == np.uint8 else 1.0) for digit in x[chosen]]
+    stroke_change = photo.uniform(*real_images.STROKE_CHANGE)
+    if name in ("thick", "thin"):
+        stroke_change = parameters["stroke_change"]
+    ink = real_images.strip_ink(digits, photo, stroke_change)  # gaps left open by the pen's width, as real_images
+    options = {}
+    if name == "lowres":
+        resample = stress.FILTERS[parameters["filters"][int(own.integers(len(parameters["filters"])))]]
+        options["low_resolution"] = (parameters["digit_height"], resample)
+    elif name == "paper":
+        options["surface"] = partial(stress.pencil_on_ruled_paper, **parameters)
+    elif name == "blur":
+        options["blur"] = parameters["sigma"]
+    return truth, real_images.render(ink, photo, min_height=16.0, stroke_change=stroke_change, **options)
+
+
+def readers(predictors: dict, also_sharp: bool) -> dict:
+    """label -> model to read with; with `also_sharp`, a copy of each model with a soft_above that prepares every
+    piece sharpened (number mode prepares nothing else, so the copy reads numbers exactly as before soft_above)."""
+    found = dict(predictors)
+    if also_sharp:
+        for label, predictor in predictors.items():
+            if getattr(predictor, "soft_above", None) is not None:
+                sharp = copy.copy(predictor)
+                sharp.soft_above = None
+                found[label + SHARP] = sharp
+    return found
+
+
+def measure(predictors: dict, strips: int, seed: int, names: list[str], split: str = "test",
+            also_sharp: bool = False) -> dict:
+    """Every model (label -> Predictor) on `strips` strips of the `split`'s digits under `clean` and each condition."""
+    from digits import reading
+
+    from common import machine
+
+    started = time.perf_counter()
+    x, y = stress.digits_of(split, 10_000 if split == "test" else round(60_000 * stress.VALIDATION_SPLIT))
+    names = ["clean", *[name for name in names if name != "clean"]]
+    models = readers(predictors, also_sharp)
+    whole = {label: {name: [] for name in names} for label in models}
+    counted = {label: {name: [] for name in names} for label in models}
+    try:
+        from tqdm import tqdm
+        bar = tqdm(total=len(names) * strips, file=sys.stderr, unit="strip", mininterval=2.0)
+    except ImportError:
+        bar = None
+    for name in names:
+        for index in range(strips):
+            truth, photo = render_strip(name, x, y, seed, index)
+            for label, model in models.items():
+                found = reading.read(photo, "number", model)
+                whole[label][name].append(found.number == truth)
+                counted[label][name].append(len(found.digits) == len(truth))
+            if bar is not None:
+                bar.set_postfix_str(name, refresh=False)
+                bar.update()
+    if bar is not None:
+        bar.close()
+    conditions = {}
+    for name in names:
+        rates = {label: float(np.mean(whole[label][name])) for label in models}
+        conditions[name] = {
+            "parameters": stress.CONDITIONS[name], "read_whole": rates,
+            "right_count": {label: float(np.mean(counted[label][name])) for label in models},
+            "loss_points": {label: round(100 * (float(np.mean(whole[label]["clean"])) - rates[label]), 6)
+                            for label in models},
+            "strips": {label: "".join("1" if item else "0" for item in whole[label][name]) for label in models}}
+    described = {}
+    for label, model in models.items():
+        info = getattr(model, "info", None)
+        settings = info.config if info is not None else {}
+        described[label] = {"model": settings.get("model"), "recipe": stress.recipe_of(settings) if settings else None,
+                            "soft_above": getattr(model, "soft_above", None),
+                            "pieces_sharpened": label.endswith(SHARP)}
+    return {"benchmark": "stress_numbers", "split": split, "strips": strips, "seed": seed, "models": described,
+            "conditions": conditions, "seconds": time.perf_counter() - started, "machine": machine()}
+
+
+def table(summary: dict) -> list[str]:
+    labels = list(summary["models"])
+    lines = [f"{'condition':10} " + " ".join(f"{label[:30]:>30}" for label in labels)]
+    for name, row in summary["conditions"].items():
+        lines.append(f"{name:10} " + " ".join(f"{row['read_whole'][label]:>21.2%} {row['loss_points'][label]:>+7.2f} "
+                                              for label in labels))
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", action="append", default=[], metavar="LABEL=PATH",
+                        help="a model to measure: a run directory or model file, under a label (repeat)")
+    parser.add_argument("--strips", type=int, default=500, help="strips per condition (default: 500)")
+    parser.add_argument("--split", choices=("test", "validation"), default="test",
+                        help="whose digits: the test set, or the validation split (use another --seed; default: test)")
+    parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS),
+                        help="a subset (clean is always added; default: all)")
+    parser.add_argument("--also-sharp", action="store_true",
+                        help="also read with each model's pieces sharpened, as before soft_above")
+    parser.add_argument("--out", help="where to write the JSON (default: benchmarks/results/stress_numbers.json)")
+    args = parser.parse_args()
+    from common import save
+
+    from digits.predictor import Predictor
+
+    try:
+        runs = stress.parse_runs(args.run)
+        if not runs:
+            raise ValueError("name the models to measure: python benchmarks/stress_numbers.py --run reader=MODEL")
+        if args.strips < 1:
+            raise ValueError(f"--strips {args.strips} reads nothing; pick 1 or more")
+        predictors = {label: Predictor(path) for label, path in runs.items()}  # before the long part
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    summary = measure(predictors, args.strips, args.seed, args.conditions, args.split, args.also_sharp)
+    path = save("stress_numbers", summary, args.out)
+    print("\n".join(table(summary)))
+    print(f"{args.strips} strips x {len(summary['conditions'])} conditions in {summary['seconds']:.0f} s; wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
