@@ -329,8 +329,8 @@ def _span(piece, core: np.ndarray) -> tuple[int, int, int, int]:
     return top + rows.start, left + cols.start, bottom + rows.start, right + cols.start
 
 
-def _recognise(ink: Ink, predict_proba, predict_scores=None, sequence=None, threshold: float | None = None
-               ) -> tuple[list[Prepared], np.ndarray, np.ndarray | None]:
+def _recognise(ink: Ink, predict_proba, predict_scores=None, sequence=None, threshold: float | None = None,
+               soft_above: float | None = None) -> tuple[list[Prepared], np.ndarray, np.ndarray | None]:
     """Cut the ink into more pieces than digits, then choose how consecutive pieces join into digits so
     that the reading scores best (dynamic programming over the pieces, left to right). Groups wider than
     OVERCUT lines (a 1 touching its neighbour makes a group under one line wide) are cut into slices at
@@ -370,9 +370,10 @@ def _recognise(ink: Ink, predict_proba, predict_scores=None, sequence=None, thre
 
     With `sequence` (a `digits.sequence.SequenceReader`: ink -> a sequences.Reading), a reading of two digits or
     more may give way to another the sequence model finds likelier (`_settled`); `threshold` is the not-a-digit
-    threshold on the digit scores (or on the top probabilities without them).
+    threshold on the digit scores (or on the top probabilities without them). `soft_above`: the model's (its
+    `Predictor.soft_above`): a candidate whose ink is blurred by more than this is taken as it is (`images.to_mnist`).
     """
-    lattice = _lattice(ink, predict_proba, predict_scores=predict_scores)
+    lattice = _lattice(ink, predict_proba, predict_scores=predict_scores, soft_above=soft_above)
     if lattice is None:
         return [], np.zeros((0, 0), np.float32), None if predict_scores is None else np.zeros(0, np.float32)
     scores = _hand_scores(lattice)
@@ -387,7 +388,8 @@ def _recognise(ink: Ink, predict_proba, predict_scores=None, sequence=None, thre
     return digits, lattice["probabilities"][row], None if scores is None else scores[row]
 
 
-def _lattice(ink: Ink, predict_proba, keep_masks: bool = False, predict_scores=None) -> dict | None:
+def _lattice(ink: Ink, predict_proba, keep_masks: bool = False, predict_scores=None,
+             soft_above: float | None = None) -> dict | None:
     """The pieces of `_recognise` and every candidate digit (first, last) its programme weighs: the candidates
     (Prepared), their boxes, the classifier's answers (and digit scores, read by `predict_scores` instead of
     `predict_proba` where given), and the cut and join prices their scores take; None when there is nothing to
@@ -422,7 +424,8 @@ def _lattice(ink: Ink, predict_proba, keep_masks: bool = False, predict_scores=N
             top, left, bottom, right = bounds(union & core)
             if right - left > 1.6 * line or len(set(owners[first:last + 1])) > 3:  # 3 shapes: a broken 5
                 break
-            candidates[first, last + 1] = cut_digit(ink, union, unsharp=False)  # unmasked: see images.SHARPEN_AMOUNT
+            # unmasked: see images.SHARPEN_AMOUNT; a soft candidate as it is, as a single digit (images.to_mnist)
+            candidates[first, last + 1] = cut_digit(ink, union, unsharp=False, soft_above=soft_above)
             if keep_masks:
                 masks[first, last + 1] = union.copy()
     keys = list(candidates)
@@ -599,29 +602,31 @@ def _settled(lattice: dict, scores: dict, chosen: list[tuple[int, int]], ink: In
 
 
 def read(gray: np.ndarray | None, predict_proba: Callable[[np.ndarray], np.ndarray], sequence=None,
-         threshold: float | None = None, ink: Ink | None = None) -> tuple[list[Prepared], np.ndarray]:
+         threshold: float | None = None, ink: Ink | None = None,
+         soft_above: float | None = None) -> tuple[list[Prepared], np.ndarray]:
     """The digits in (H, W) gray 0..1, left to right, and the classifier's (D, classes) probabilities for
     them: segmentation and classification in one pass (the chosen digits are not classified again). With
     `sequence` (a `digits.sequence.SequenceReader`) the sequence model may settle the cuts (`_settled`), with
     `threshold` the not-a-digit threshold on the top probabilities. `ink`: gray's `images.analyse`, if taken
-    already (reading leaves it as it is; gray is then not needed)."""
+    already (reading leaves it as it is; gray is then not needed). `soft_above`: the model's, for its candidates
+    (`_recognise`)."""
     ink = analyse(gray) if ink is None else ink
     if ink.labels is None:
         return [], np.zeros((0, 0), np.float32)
-    return _recognise(ink, predict_proba, sequence=sequence, threshold=threshold)[:2]
+    return _recognise(ink, predict_proba, sequence=sequence, threshold=threshold, soft_above=soft_above)[:2]
 
 
 def read_scored(gray: np.ndarray | None, predict_scores: Callable[[np.ndarray], tuple], sequence=None,
-                threshold: float | None = None, ink: Ink | None = None
+                threshold: float | None = None, ink: Ink | None = None, soft_above: float | None = None
                 ) -> tuple[list[Prepared], np.ndarray, np.ndarray]:
     """`read` with a model that also gives digit scores (`predict_scores`: (N, 28, 28) -> ((N, classes)
     probabilities, (N,) chances of being a digit at all), e.g. `Predictor(run).predict_scores`), which help
     choose the cuts (`_recognise`): the chosen digits, their probabilities and their digit scores. `sequence`,
-    `threshold` (on the digit scores) and `ink` as for `read`."""
+    `threshold` (on the digit scores), `ink` and `soft_above` as for `read`."""
     ink = analyse(gray) if ink is None else ink
     if ink.labels is None:
         return [], np.zeros((0, 0), np.float32), np.zeros(0, np.float32)
-    return _recognise(ink, None, predict_scores, sequence, threshold)
+    return _recognise(ink, None, predict_scores, sequence, threshold, soft_above)
 
 
 def segment(gray: np.ndarray, predict_proba: Callable[[np.ndarray], np.ndarray] | None = None) -> list[Prepared]:

@@ -231,8 +231,9 @@ class _Model:
         are the scores); the model's sequence reader, if it has one, may settle the cuts (`threshold`: the
         not-a-digit threshold in force)."""
         if self.by_logits:
-            return multidigit.read_scored(None, self.both, self.sequence, threshold, ink=ink)
-        return (*multidigit.read(None, self.predict, self.sequence, threshold, ink=ink), None)
+            return multidigit.read_scored(None, self.both, self.sequence, threshold, ink=ink, soft_above=self.soft_above)
+        return (*multidigit.read(None, self.predict, self.sequence, threshold, ink=ink, soft_above=self.soft_above),
+                None)
 
 
 def _top_probability(predict: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], tuple]:
