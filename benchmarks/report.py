@@ -247,6 +247,35 @@ def stress(result: dict) -> list[str]:
 
 
 
+def stress_numbers(result: dict) -> list[str]:
+    labels = list(result["models"])
+    names = ", ".join(f"`{label}`" + (f" (`{model['recipe']}`)" if model.get("recipe") else "")
+                      for label, model in result["models"].items() if not model.get("pieces_sharpened"))
+    split = "validation digits" if result.get("split") == "validation" else "test digits"
+    sharp = [f"`{label}`" for label, model in result["models"].items() if model.get("pieces_sharpened")]
+    command = "python benchmarks/stress_numbers.py" + (" --also-sharp" if sharp else "")
+    lines = [f"**Whole numbers under stress** (`{command}`; {names}): "
+             f"{result['strips']:,} strips of 2-6 {split} per condition, written and photographed as "
+             "`benchmarks/real_images.py` writes its strips, under the stress table's conditions that belong to the "
+             "photo as a whole (its parameters), each seeded, read in number mode; read whole: the number exactly, a "
+             "piece refused as not a digit counting against it; loss: points lost against `clean`:", "",
+             "| condition | " + " | ".join(f"`{label}`: read whole / loss" for label in labels) + " |",
+             "|---|" + "---|" * len(labels)]
+    for name, row in result["conditions"].items():
+        lines.append(f"| {name} | " + " | ".join(
+            f"{row['read_whole'][label]:.2%}" + ("" if name == "clean" else f" / {row['loss_points'][label]:.2f}")
+            for label in labels) + " |")
+    soft = [f"`{label}` prepares each candidate piece whose ink is blurred by more than {model['soft_above']:g} MNIST "
+            "pixels as it is (its `soft_above`)" for label, model in result["models"].items()
+            if model.get("soft_above") is not None]
+    notes = "; ".join(soft) + ("." if soft else "")
+    if sharp:
+        notes += (f" {', '.join(sharp)}: the same model read again with every piece sharpened and re-drawn, as "
+                  "pieces were prepared before (`--also-sharp`).")
+    notes = [notes.strip()] if notes.strip() else []
+    return lines + [""] + notes + ([""] if notes else []) + [f"Machine: {machine_line(result['machine'])}."]
+
+
 FORM_CONDITIONS = {"plain": "one digit, no lines", "box": "one digit in a printed box",
                    "underline": "one digit over a printed line", "boxes": "a number, a digit in each box of a row",
                    "line": "a number written over a printed line"}
@@ -549,7 +578,7 @@ def battery(result: dict) -> list[str]:
 
 SECTIONS = {"original_mlp": original_mlp, "time_to_accuracy": time_to_accuracy, "best_model": best_model,
             "ensemble": ensemble, "inference": inference, "real_images": real_images, "stress": stress,
-            "form_lines": form_lines,
+            "stress_numbers": stress_numbers, "form_lines": form_lines,
             "rejection": rejection, "serve": serve, "serve_costs": serve_costs, "footprint": footprint, "battery": battery}
 CARD = ROOT / "src" / "digits" / "shipped" / "card.json"
 CARD_START, CARD_END = "<!-- card:start -->", "<!-- card:end -->"

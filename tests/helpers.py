@@ -125,3 +125,12 @@ def without_logits(path):
     model.graph.output.extend(kept)
     model.graph.node.remove(next(node for node in model.graph.node if "logits" in node.output))
     onnx.save(model, str(path))
+
+
+def fixed_machine(monkeypatch) -> None:
+    """benchmarks/common.machine() answered without TensorFlow (it imports it for the versions: not needed in a
+    test); benchmarks/ must be on sys.path."""
+    import common
+
+    monkeypatch.setattr(common, "machine", lambda: {"cpu": "a CPU", "cores": 2, "memory_gib": 8.0, "tensorflow": "-",
+                                                    "keras": "-", "python": "3", "measured": "2026-01-01T00:00"})

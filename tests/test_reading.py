@@ -210,6 +210,46 @@ def test_a_model_that_reads_soft_pictures_gets_them_as_they_are(mnist, tiny_run,
         Predictor(run)
 
 
+def test_the_pieces_of_a_soft_number_are_taken_as_they_are(mnist):
+    """A model's soft_above reaches the pieces of a number too: the candidates of a blurred two-digit number are
+    prepared as they are (their blur measured, above it; strokes not re-drawn), and reading's number mode classifies
+    those; without a soft_above they are sharpened and re-drawn as before."""
+    from digits import multidigit
+
+    x_test, _ = mnist
+    strip = np.zeros((28, 64), np.float32)
+    strip[:, 2:30], strip[:, 34:62] = x_test[0] / 255.0, x_test[1] / 255.0
+    large = np.asarray(Image.fromarray(strip).resize((320, 140), Image.Resampling.BICUBIC))
+    blurred = ndimage.gaussian_filter(np.clip(large, 0, 1), 7.0)
+    photo = 0.9 - 0.7 * blurred / blurred.max()
+    ink = images.analyse(photo)
+    found = {}
+    for soft_above in (None, 0.5):
+        digits, _, _ = multidigit.read_scored(None, EnergyReader(0.95).predict_scores, ink=ink, soft_above=soft_above)
+        assert len(digits) == 2
+        found[soft_above] = digits
+    assert all(digit.blur is None for digit in found[None])
+    assert all(digit.blur > 0.5 and digit.stroke_change == 0.0 for digit in found[0.5])
+    assert all(np.abs(soft.image - sharp.image).mean() > 0.02 for soft, sharp in zip(found[0.5], found[None]))
+
+    class Spy(EnergyReader):
+        def __init__(self, soft_above):
+            super().__init__(0.95)
+            self.soft_above, self.seen = soft_above, []
+
+        def predict_scores(self, batch):
+            self.seen.extend(np.asarray(batch).reshape(-1, 28, 28))
+            return super().predict_scores(batch)
+
+    for soft_above in (None, 0.5):
+        spy = Spy(soft_above)
+        assert reading.read(photo, mode="number", model=spy).kind == "number"
+        for digit in found[soft_above]:  # the chosen pieces, as prepared with the model's soft_above, were read
+            assert any(np.array_equal(digit.image, seen) for seen in spy.seen)
+        other = found[None if soft_above else 0.5]
+        assert not any(np.array_equal(other[0].image, seen) for seen in spy.seen)
+
+
 def test_to_dict_has_the_same_fields_and_types_for_every_kind(mnist):
     x_test, _ = mnist
     readings = [reading.read(1.0 - x_test[0] / 255.0, model=sure_of(0.8)),

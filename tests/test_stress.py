@@ -12,7 +12,7 @@ import pytest
 from scipy import ndimage
 
 from digits import data, images, runs
-from helpers import assert_clean_error, run_cli
+from helpers import assert_clean_error, fixed_machine, run_cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import report  # noqa: E402
@@ -192,10 +192,7 @@ def test_without_runs_the_command_says_how_to_call_it():
 
 
 def test_command_writes_json_sheet_and_report_section(tmp_path, monkeypatch, capsys):
-    import common  # benchmarks/common.py; its machine() imports TensorFlow for the versions: not needed here
-
-    monkeypatch.setattr(common, "machine", lambda: {"cpu": "a CPU", "cores": 2, "memory_gib": 8.0, "tensorflow": "-",
-                                                    "keras": "-", "python": "3", "measured": "2026-01-01T00:00"})
+    fixed_machine(monkeypatch)
     shipped = str(runs.shipped_model())
     out, sheet = tmp_path / "stress.json", tmp_path / "sheet.png"
     monkeypatch.setattr(sys, "argv", ["stress.py", "--run", f"base={shipped}", "--run", f"mine={shipped}",
@@ -224,14 +221,11 @@ def test_command_writes_json_sheet_and_report_section(tmp_path, monkeypatch, cap
 def test_validation_split_draws_the_held_out_training_digits(mnist, tmp_path, monkeypatch):
     """--split validation reads the validation split configs/reader.json holds out (never a test digit), so models
     can be compared without the test set; its cached pictures are kept apart from the test digits'."""
-    import common
-
     digits, labels = stress.digits_of("validation", 5)
     _, _, x_val, y_val = data.split_validation(mnist.x_train, mnist.y_train, stress.VALIDATION_SPLIT)
     assert np.array_equal(digits, x_val[:5]) and np.array_equal(labels, y_val[:5])
     assert np.array_equal(stress.digits_of("test", 5)[0], mnist.x_test[:5])
-    monkeypatch.setattr(common, "machine", lambda: {"cpu": "a CPU", "cores": 2, "memory_gib": 8.0, "tensorflow": "-",
-                                                    "keras": "-", "python": "3", "measured": "2026-01-01T00:00"})
+    fixed_machine(monkeypatch)
     shipped = str(runs.shipped_model())
     out, cache = tmp_path / "stress.json", tmp_path / "cache"
     monkeypatch.setattr(sys, "argv", ["stress.py", "--run", f"reader={shipped}", "--split", "validation",

@@ -230,10 +230,10 @@ class _Model:
         the logits, their digit scores, which then help choose the cuts (None otherwise: the top probabilities
         are the scores); the model's sequence reader, if it has one, may settle the cuts (`threshold`: the
         not-a-digit threshold in force)."""
+        soft = self.soft_above  # its pieces, soft, are taken as they are too
         if self.by_logits:
-            return multidigit.read_scored(None, self.both, self.sequence, threshold, ink=ink, soft_above=self.soft_above)
-        return (*multidigit.read(None, self.predict, self.sequence, threshold, ink=ink, soft_above=self.soft_above),
-                None)
+            return multidigit.read_scored(None, self.both, self.sequence, threshold, ink=ink, soft_above=soft)
+        return (*multidigit.read(None, self.predict, self.sequence, threshold, ink=ink, soft_above=soft), None)
 
 
 def _top_probability(predict: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], tuple]:
