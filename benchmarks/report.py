@@ -256,9 +256,10 @@ def stress_numbers(result: dict) -> list[str]:
     command = "python benchmarks/stress_numbers.py" + (" --also-sharp" if sharp else "")
     lines = [f"**Whole numbers under stress** (`{command}`; {names}): "
              f"{result['strips']:,} strips of 2-6 {split} per condition, written and photographed as "
-             "`benchmarks/real_images.py` writes its strips, under the stress table's conditions that belong to the "
-             "photo as a whole (its parameters), each seeded, read in number mode; read whole: the number exactly, a "
-             "piece refused as not a digit counting against it; loss: points lost against `clean`:", "",
+             "`benchmarks/real_images.py` writes its strips, under the stress table's conditions (its parameters; a "
+             "strip slanted or rotated one way, each digit rotated within its square), each seeded, read in number "
+             "mode; read whole: the number exactly, a piece refused as not a digit counting against it; loss: points "
+             "lost against `clean`:", "",
              "| condition | " + " | ".join(f"`{label}`: read whole / loss" for label in labels) + " |",
              "|---|" + "---|" * len(labels)]
     for name, row in result["conditions"].items():

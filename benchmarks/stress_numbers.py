@@ -3,11 +3,12 @@
 stress.py reads single digits; a far-off or out-of-focus photo of a number is read through its pieces
 (`digits.multidigit`), which are prepared apart. Here each strip is written as benchmarks/real_images.py writes its
 strips (2-6 digits side by side, a share of neighbours touching), then photographed under each of stress.py's
-conditions that belong to the photo rather than to one digit, with stress.py's own parameters: fewer pixels (the
-digits 6 px tall), thicker and thinner strokes, pencil on ruled paper, blur (slant, rotation and broken strokes
-change each digit, and are left to stress.py). The photo's draws (digits, spacing, size, lighting, JPEG) come from
-the seed and the strip's index, so a condition's photo differs from its clean twin by the condition; the
-condition's own draws (the filter) from the seed, its name and the index. Every model reads the same photos in
+conditions, with stress.py's own parameters: fewer pixels (the digits 6 px tall), thicker and thinner strokes, pencil
+on ruled paper, blur; and each digit slanted or rotated (one way for the whole strip, as one writer slants; a digit
+rotated within its 28x28 square, so that it stands in the line) or cut 3-4 times. The photo's draws (digits,
+spacing, size, lighting, JPEG) come from the seed and the strip's index, so a condition's photo differs from its
+clean twin by the condition; the condition's own draws (filter, direction, cuts) from the seed, its name and the
+index. Every model reads the same photos in
 number mode, as `digits predict --mode number` does: a strip counts as read whole when the number comes back
 exactly, a piece refused as not a digit counting against it. Loss: points of strips read whole lost against
 `clean`. With --also-sharp, each model that reads soft pictures as they are (`Predictor.soft_above`) is read a
@@ -30,12 +31,13 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_images  # noqa: E402
 import stress  # noqa: E402
 
-CONDITIONS = ("clean", "lowres", "thick", "thin", "paper", "blur")  # stress.CONDITIONS of the photo as a whole
+CONDITIONS = tuple(stress.CONDITIONS)
 SHARP = " (pieces sharpened)"  # the label of a model read again with its pieces prepared as before soft_above
 
 
@@ -52,6 +54,16 @@ def render_strip(name: str, x: np.ndarray, y: np.ndarray, seed: int, index: int)
     stroke_change = photo.uniform(*real_images.STROKE_CHANGE)
     if name in ("thick", "thin"):
         stroke_change = parameters["stroke_change"]
+    elif name == "slant":
+        shear = parameters["shear"] * own.choice((-1, 1))
+        digits = [stress.slanted(digit, shear) for digit in digits]
+    elif name == "rotation":
+        angle = parameters["degrees"] * own.choice((-1, 1))
+        digits = [np.clip(ndimage.rotate(digit, angle, reshape=False, order=1), 0, 1) for digit in digits]
+    elif name == "broken":  # the pen widens the strokes by stroke_change, closing the gaps by as much (stress.py)
+        width = max(parameters["gap_width"] + stroke_change, 0.5)
+        digits = [stress.broken(digit, own, int(own.integers(parameters["gaps"][0], parameters["gaps"][1] + 1)),
+                                width) for digit in digits]
     ink = real_images.strip_ink(digits, photo, stroke_change)  # gaps left open by the pen's width, as real_images
     options = {}
     if name == "lowres":
