@@ -11,13 +11,15 @@ clean twin by the condition; the condition's own draws (filter, direction, cuts)
 index. Every model reads the same photos in
 number mode, as `digits predict --mode number` does: a strip counts as read whole when the number comes back
 exactly, a piece refused as not a digit counting against it. Loss: points of strips read whole lost against
-`clean`. With --also-sharp, each model that reads soft pictures as they are (`Predictor.soft_above`) is read a
-second time with its pieces prepared as every picture was before that (sharpened, strokes re-drawn): a
-side-by-side measure of what reading soft pieces as they are does.
+`clean`. A model that reads soft pictures as they are (`Predictor.soft_above`) takes a piece as it is above its
+soft_above plus `multidigit.SOFT_MARGIN`. With --also-sharp, each such model is read a second time with its pieces
+prepared as every picture was before that (sharpened, strokes re-drawn): a side-by-side measure of what reading soft
+pieces as they are does; with --piece-margins M ..., once more for each M, its pieces taken as they are above its
+soft_above plus M (how SOFT_MARGIN was chosen).
 With --split validation the digits are the validation split's (stress.py's), to choose without the test set.
 Writes benchmarks/results/stress_numbers.json (or --out).
 Usage: python benchmarks/stress_numbers.py --run LABEL=PATH [--run ...] [--strips 500] [--seed 0]
-       [--split test|validation] [--conditions lowres blur ...] [--also-sharp]
+       [--split test|validation] [--conditions lowres blur ...] [--also-sharp] [--piece-margins M ...]
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ import stress  # noqa: E402
 
 CONDITIONS = tuple(stress.CONDITIONS)
 SHARP = " (pieces sharpened)"  # the label of a model read again with its pieces prepared as before soft_above
+
+
+def margin_label(label: str, margin: float) -> str:
+    return f"{label} (pieces above +{margin:g})"
 
 
 def render_strip(name: str, x: np.ndarray, y: np.ndarray, seed: int, index: int) -> tuple[str, bytes]:
@@ -76,30 +82,37 @@ def render_strip(name: str, x: np.ndarray, y: np.ndarray, seed: int, index: int)
     return truth, real_images.render(ink, photo, min_height=16.0, stroke_change=stroke_change, **options)
 
 
-def readers(predictors: dict, also_sharp: bool) -> dict:
+def readers(predictors: dict, also_sharp: bool, margins: tuple[float, ...] = ()) -> dict:
     """label -> model to read with; with `also_sharp`, a copy of each model with a soft_above that prepares every
-    piece sharpened (number mode prepares nothing else, so the copy reads numbers exactly as before soft_above)."""
+    piece sharpened (number mode prepares nothing else, so the copy reads numbers exactly as before soft_above); for
+    each of `margins`, a copy whose pieces are taken as they are above its soft_above plus that margin."""
+    from digits import multidigit
+
     found = dict(predictors)
-    if also_sharp:
-        for label, predictor in predictors.items():
-            if getattr(predictor, "soft_above", None) is not None:
-                sharp = copy.copy(predictor)
-                sharp.soft_above = None
-                found[label + SHARP] = sharp
+    for label, predictor in predictors.items():
+        soft_above = getattr(predictor, "soft_above", None)
+        if soft_above is None:
+            continue
+        for margin in margins:  # reading adds SOFT_MARGIN to the copy's soft_above
+            found[margin_label(label, margin)] = copied = copy.copy(predictor)
+            copied.soft_above = soft_above + margin - multidigit.SOFT_MARGIN
+        if also_sharp:
+            found[label + SHARP] = sharp = copy.copy(predictor)
+            sharp.soft_above = None
     return found
 
 
 def measure(predictors: dict, strips: int, seed: int, names: list[str], split: str = "test",
-            also_sharp: bool = False) -> dict:
+            also_sharp: bool = False, margins: tuple[float, ...] = ()) -> dict:
     """Every model (label -> Predictor) on `strips` strips of the `split`'s digits under `clean` and each condition."""
-    from digits import reading
+    from digits import multidigit, reading
 
     from common import machine
 
     started = time.perf_counter()
     x, y = stress.digits_of(split, 10_000 if split == "test" else round(60_000 * stress.VALIDATION_SPLIT))
     names = ["clean", *[name for name in names if name != "clean"]]
-    models = readers(predictors, also_sharp)
+    models = readers(predictors, also_sharp, margins)
     whole = {label: {name: [] for name in names} for label in models}
     counted = {label: {name: [] for name in names} for label in models}
     try:
@@ -132,9 +145,10 @@ def measure(predictors: dict, strips: int, seed: int, names: list[str], split: s
     for label, model in models.items():
         info = getattr(model, "info", None)
         settings = info.config if info is not None else {}
+        soft_above = getattr(model, "soft_above", None)
         described[label] = {"model": settings.get("model"), "recipe": stress.recipe_of(settings) if settings else None,
-                            "soft_above": getattr(model, "soft_above", None),
-                            "pieces_sharpened": label.endswith(SHARP)}
+                            "soft_above": soft_above, "pieces_sharpened": label.endswith(SHARP),
+                            "pieces_soft_above": None if soft_above is None else soft_above + multidigit.SOFT_MARGIN}
     return {"benchmark": "stress_numbers", "split": split, "strips": strips, "seed": seed, "models": described,
             "conditions": conditions, "seconds": time.perf_counter() - started, "machine": machine()}
 
@@ -160,6 +174,8 @@ def main() -> None:
                         help="a subset (clean is always added; default: all)")
     parser.add_argument("--also-sharp", action="store_true",
                         help="also read with each model's pieces sharpened, as before soft_above")
+    parser.add_argument("--piece-margins", nargs="+", type=float, default=[], metavar="M",
+                        help="also read with each soft model's pieces taken as they are above its soft_above plus M")
     parser.add_argument("--out", help="where to write the JSON (default: benchmarks/results/stress_numbers.json)")
     args = parser.parse_args()
     from common import save
@@ -176,7 +192,8 @@ def main() -> None:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    summary = measure(predictors, args.strips, args.seed, args.conditions, args.split, args.also_sharp)
+    summary = measure(predictors, args.strips, args.seed, args.conditions, args.split, args.also_sharp,
+                      tuple(args.piece_margins))
     path = save("stress_numbers", summary, args.out)
     print("\n".join(table(summary)))
     print(f"{args.strips} strips x {len(summary['conditions'])} conditions in {summary['seconds']:.0f} s; wrote {path}")

@@ -224,12 +224,13 @@ def test_the_pieces_of_a_soft_number_are_taken_as_they_are(mnist):
     photo = 0.9 - 0.7 * blurred / blurred.max()
     ink = images.analyse(photo)
     found = {}
-    for soft_above in (None, 0.5):
-        digits, _, _ = multidigit.read_scored(None, EnergyReader(0.95).predict_scores, ink=ink, soft_above=soft_above)
+    for soft_above in (None, 0.5):  # reading takes a piece as it is above the model's soft_above plus SOFT_MARGIN
+        pieces = None if soft_above is None else soft_above + multidigit.SOFT_MARGIN
+        digits, _, _ = multidigit.read_scored(None, EnergyReader(0.95).predict_scores, ink=ink, soft_above=pieces)
         assert len(digits) == 2
         found[soft_above] = digits
     assert all(digit.blur is None for digit in found[None])
-    assert all(digit.blur > 0.5 and digit.stroke_change == 0.0 for digit in found[0.5])
+    assert all(digit.blur > 0.5 + multidigit.SOFT_MARGIN and digit.stroke_change == 0.0 for digit in found[0.5])
     assert all(np.abs(soft.image - sharp.image).mean() > 0.02 for soft, sharp in zip(found[0.5], found[None]))
 
     class Spy(EnergyReader):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digits import data, images, runs
+from digits import data, images, multidigit, runs
 from helpers import assert_clean_error, fixed_machine, run_cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -33,8 +33,6 @@ def inked(photo: bytes) -> int:
 
 def pieces_blur(photo: bytes) -> float:
     """The mean blur (`images.ink_blur`) of the pieces a number is cut into."""
-    from digits import multidigit
-
     def scores(batch):
         return np.full((len(batch), 10), 0.1), np.full(len(batch), 0.9)
 
@@ -69,6 +67,13 @@ def test_also_sharp_copies_only_the_models_that_read_soft_pictures():
     assert list(found) == ["soft", "plain", "soft" + stress_numbers.SHARP]
     assert found["soft" + stress_numbers.SHARP].soft_above is None and soft.soft_above == 0.5
     assert stress_numbers.readers({"soft": soft}, also_sharp=False) == {"soft": soft}
+    # --piece-margins: reading adds SOFT_MARGIN to a model's soft_above for its pieces, so the copy's pieces are
+    # taken as they are above 0.5 + M
+    found = stress_numbers.readers({"soft": soft, "plain": plain}, also_sharp=False, margins=(0.1, 0.3))
+    assert list(found) == ["soft", "plain", "soft (pieces above +0.1)", "soft (pieces above +0.3)"]
+    for margin in (0.1, 0.3):
+        copied = found[stress_numbers.margin_label("soft", margin)]
+        assert copied.soft_above + multidigit.SOFT_MARGIN == pytest.approx(0.5 + margin)
 
 
 def test_without_runs_the_command_says_how_to_call_it():
@@ -82,14 +87,20 @@ def test_command_writes_json_and_report_section(tmp_path, monkeypatch, capsys):
     shipped = str(runs.shipped_model())
     out = tmp_path / "stress_numbers.json"
     monkeypatch.setattr(sys, "argv", ["stress_numbers.py", "--run", f"mine={shipped}", "--strips", "2",
-                                      "--conditions", "blur", "--also-sharp", "--out", str(out)])
+                                      "--conditions", "blur", "--also-sharp", "--piece-margins", "0.2",
+                                      "--out", str(out)])
     stress_numbers.main()
     assert "blur" in capsys.readouterr().out
     summary = json.loads(out.read_text())
     assert list(summary["conditions"]) == ["clean", "blur"] and summary["strips"] == 2
     soft_above = runs.read_card()["calibration"].get("soft_above")
-    labels = ["mine"] + (["mine" + stress_numbers.SHARP] if soft_above is not None else [])
+    copies = [stress_numbers.margin_label("mine", 0.2), "mine" + stress_numbers.SHARP]
+    labels = ["mine"] + (copies if soft_above is not None else [])
     assert list(summary["models"]) == labels and summary["models"]["mine"]["soft_above"] == soft_above
+    if soft_above is not None:
+        pieces = {label: summary["models"][label]["pieces_soft_above"] for label in labels}
+        assert pieces == pytest.approx({"mine": soft_above + multidigit.SOFT_MARGIN, copies[0]: soft_above + 0.2,
+                                        copies[1]: None})
     blur = summary["conditions"]["blur"]
     assert blur["parameters"] == stress.CONDITIONS["blur"]
     for label in labels:
