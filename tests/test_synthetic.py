@@ -384,27 +384,32 @@ def test_touching_pieces_refuse_bad_arguments():
         synthetic.touching_pieces(digits, labels, -1, seed=0)
 
 
-def test_touching_pieces_join_the_training_split_only():
-    """train.with_touching_pieces: config.touching_pieces digits cut from the training split's own digits are
-    appended to it with their labels; 0 leaves it as it is; a negative count is refused by the config."""
+def test_drawn_digits_join_the_training_split_only():
+    """train.with_drawn_digits: config.touching_pieces digits cut from the training split's own digits, then
+    config.digit_photos photos of them, are appended with their labels, each drawing heard of by `progress`; 0 and
+    0 leave the split as it is; a negative count is refused by the config."""
     from digits import config, data, train
 
     mnist = data.load_dataset("mnist", allow_download=False)
     digits, labels = mnist.x_train[:100], mnist.y_train[:100]
     x_train = images.to_model_input(digits)
-    same = train.with_touching_pieces(config.Config(), x_train, labels)
+    same = train.with_drawn_digits(config.Config(), x_train, labels)
     assert same[0] is x_train and same[1] is labels
     seen = []
-    grown, grown_labels = train.with_touching_pieces(config.Config(touching_pieces=12, seed=3), x_train, labels,
-                                                     lambda done, total: seen.append((done, total)))
-    assert grown.shape == (112, 28, 28, 1) and grown.dtype == np.float32 and grown_labels.dtype == labels.dtype
-    assert np.array_equal(grown[:100], x_train) and np.array_equal(grown_labels[:100], labels)
-    pieces, piece_labels = synthetic.touching_pieces(x_train, labels, 12, seed=3)
-    assert np.array_equal(grown[100:], images.to_model_input(pieces))
-    assert np.array_equal(grown_labels[100:], piece_labels)
-    assert seen[-1] == (12, 12)
-    with pytest.raises(ValueError, match="touching_pieces must be 0 or more"):
-        config.Config(touching_pieces=-1).validate()
+    for pieces, photos in ((12, 0), (0, 8), (12, 8)):
+        recipe = config.Config(touching_pieces=pieces, digit_photos=photos, seed=3)
+        grown, grown_labels = train.with_drawn_digits(recipe, x_train, labels, lambda *told: seen.append(told))
+        assert grown.shape == (100 + pieces + photos, 28, 28, 1) and grown.dtype == np.float32
+        assert grown_labels.dtype == labels.dtype
+        assert np.array_equal(grown[:100], x_train) and np.array_equal(grown_labels[:100], labels)
+        drawn = [synthetic.touching_pieces(x_train, labels, pieces, seed=3)] if pieces else []
+        drawn += [synthetic.digit_photos(x_train, labels, photos, seed=3)] if photos else []  # from the split's own
+        assert np.array_equal(grown[100:], np.concatenate([images.to_model_input(made) for made, _ in drawn]))
+        assert np.array_equal(grown_labels[100:], np.concatenate([made_labels for _, made_labels in drawn]))
+    assert ("drawing touching pieces", 12, 12) in seen and ("drawing digit photos", 8, 8) in seen
+    for setting in ("touching_pieces", "digit_photos"):
+        with pytest.raises(ValueError, match=f"{setting} must be 0 or more"):
+            config.Config(**{setting: -1}).validate()
 
 
 def test_digit_photos_are_the_readers_view_of_their_own_digit_and_are_seeded(monkeypatch, tmp_path):
@@ -445,22 +450,3 @@ def test_digit_photos_are_the_readers_view_of_their_own_digit_and_are_seeded(mon
     small = synthetic._drawn_small(inks[2.5], 10, Image.Resampling.NEAREST)  # 96 px, the digit 10 px tall: 48 px
     assert small.shape == inks[2.5].shape and len(np.unique(small, axis=0)) <= 48 < len(np.unique(inks[2.5], axis=0))
     assert abs(small.mean() - inks[2.5].mean()) < 0.02  # the same ink, coarser
-
-
-def test_digit_photos_join_the_training_split_only():
-    """train.with_digit_photos: config.digit_photos photos of the split's own digits (the first `drawn_from`)
-    are appended with their labels; 0 leaves the split as it is; a negative count is refused by the config."""
-    from digits import config, data, train
-
-    mnist = data.load_dataset("mnist", allow_download=False)
-    x_train, labels = images.to_model_input(mnist.x_train[:100]), mnist.y_train[:100]
-    same = train.with_digit_photos(config.Config(), x_train, labels)
-    assert same[0] is x_train and same[1] is labels
-    grown, grown_labels = train.with_digit_photos(config.Config(digit_photos=8, seed=3), x_train, labels,
-                                                  drawn_from=60)
-    assert grown.shape == (108, 28, 28, 1) and np.array_equal(grown[:100], x_train)
-    photos, photo_labels = synthetic.digit_photos(x_train[:60], labels[:60], 8, seed=3)
-    assert np.array_equal(grown[100:], images.to_model_input(photos)) and np.array_equal(grown_labels[100:],
-                                                                                          photo_labels)
-    with pytest.raises(ValueError, match="digit_photos must be 0 or more"):
-        config.Config(digit_photos=-1).validate()

@@ -15,7 +15,8 @@ its metrics, and in an exported file's sidecar) is applied.
 
 A model trained on soft pictures (far off, enlarged from few pixels, out of focus) may read them as they
 are: `soft_above`, stored beside the temperature, is the blur (`images.ink_blur`) above which `reading`
-leaves a digit's ink unsharpened and its strokes as drawn (None: never).
+leaves a digit's ink unsharpened and its strokes as drawn (None: never); a piece of a number, above it plus
+`multidigit.SOFT_MARGIN`.
 
 The shipped model also carries a sequence model (`digits.sequence`), loaded as `sequence`, which settles
 where a number is cut (`digits.multidigit`); `sequence=False` leaves it out, to compare.

@@ -172,32 +172,24 @@ def non_digit_images(config: Config, x_train, x_val):
     return training, to_model_input(validation)
 
 
-def with_touching_pieces(config: Config, x_train, y_train, progress=None):
-    """The training split with config.touching_pieces digits cut out of touching numbers of its own digits
-    (digits.synthetic.touching_pieces, seeded by the run's seed) appended; as given when 0. The validation split
-    stays MNIST's own digits, so validation accuracy means what it always did."""
-    if not config.touching_pieces:
+def with_drawn_digits(config: Config, x_train, y_train, progress=None):
+    """The training split with digits drawn from its own digits appended, seeded by the run's seed:
+    config.touching_pieces digits cut out of touching numbers (digits.synthetic.touching_pieces), then
+    config.digit_photos photos prepared as the reader prepares a picture (digits.synthetic.digit_photos); as given
+    when both are 0. `progress(what, done, total)` hears of each drawing. The validation split stays MNIST's own
+    digits, so validation accuracy means what it always did."""
+    if not (config.touching_pieces or config.digit_photos):
         return x_train, y_train
     from . import synthetic
 
-    pieces, labels = synthetic.touching_pieces(x_train, y_train, config.touching_pieces, seed=config.seed,
-                                               progress=progress)
-    return (np.concatenate([x_train, to_model_input(pieces)]),
-            np.concatenate([y_train, labels.astype(y_train.dtype)]))
-
-
-def with_digit_photos(config: Config, x_train, y_train, progress=None, drawn_from: int | None = None):
-    """The training split with config.digit_photos photos of its digits (the first `drawn_from` of them: its own,
-    not the touching pieces appended to it), prepared as the reader prepares a picture
-    (digits.synthetic.digit_photos, seeded by the run's seed), appended; as given when 0."""
-    if not config.digit_photos:
-        return x_train, y_train
-    from . import synthetic
-
-    photos, labels = synthetic.digit_photos(x_train[:drawn_from], y_train[:drawn_from], config.digit_photos,
-                                            seed=config.seed, progress=progress)
-    return (np.concatenate([x_train, to_model_input(photos)]),
-            np.concatenate([y_train, labels.astype(y_train.dtype)]))
+    parts = [(x_train, y_train)]
+    for count, draw, what in ((config.touching_pieces, synthetic.touching_pieces, "drawing touching pieces"),
+                              (config.digit_photos, synthetic.digit_photos, "drawing digit photos")):
+        if count:
+            told = None if progress is None else (lambda done, total, what=what: progress(what, done, total))
+            drawn, labels = draw(x_train, y_train, count, seed=config.seed, progress=told)
+            parts.append((to_model_input(drawn), labels.astype(y_train.dtype)))
+    return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
 
 @keras.saving.register_keras_serializable(package="digits")
@@ -349,13 +341,7 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
         files.write_json(partial / "config.json", config.to_dict())
 
         dataset, x_train, y_train, x_val, y_val = data.training_arrays(config, data_dir, download_progress)
-        drawn = None if download_progress is None else (
-            lambda done, total: download_progress("drawing touching pieces", done, total))
-        photos = None if download_progress is None else (
-            lambda done, total: download_progress("drawing digit photos", done, total))
-        own = len(x_train)  # the split's own digits: touching pieces and photos are both drawn from these
-        x_train, y_train = with_touching_pieces(config, x_train, y_train, drawn)
-        x_train, y_train = with_digit_photos(config, x_train, y_train, photos, drawn_from=own)
+        x_train, y_train = with_drawn_digits(config, x_train, y_train, download_progress)
         seed_everything(config.seed)
         classes = len(dataset.class_names)
         policy = distribute_module.set_precision(config.precision)
