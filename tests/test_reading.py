@@ -116,6 +116,18 @@ class EnergyReader:
         return sure_of(self.top)(batch), np.where((batch > 0.5).any(1).sum(1) < 9, self.narrow, 0.9)
 
 
+class SoftSpy(EnergyReader):
+    """An EnergyReader with a `soft_above` that keeps every batch it is asked to read (`seen`)."""
+
+    def __init__(self, soft_above):
+        super().__init__(0.95)
+        self.soft_above, self.seen = soft_above, []
+
+    def predict_scores(self, batch):
+        self.seen.append(np.asarray(batch).reshape(-1, 28, 28))
+        return super().predict_scores(batch)
+
+
 def test_refusal_follows_the_models_digit_score_not_its_top_probability(mnist):
     """A model refusing by the energy: a piece is not a digit when its digit score (not its top probability) is
     under the threshold, in digit and number mode; `reject_below` overrides the stored 0.5 on the same score."""
@@ -181,19 +193,10 @@ def test_a_model_that_reads_soft_pictures_gets_them_as_they_are(mnist, tiny_run,
     blurred = ndimage.gaussian_filter(np.clip(sharp, 0, 1), 8.0)
     photo = 0.9 - 0.7 * blurred / blurred.max()
 
-    class Spy(EnergyReader):
-        def __init__(self, soft_above):
-            super().__init__(0.95)
-            self.soft_above, self.seen = soft_above, []
-
-        def predict_scores(self, batch):
-            self.seen.append(np.asarray(batch).reshape(-1, 28, 28))
-            return super().predict_scores(batch)
-
     for soft_above in (None, 0.5):
         expected = images.prepare(photo, soft_above=soft_above).image
         for mode in ("digit", "auto"):
-            spy = Spy(soft_above)
+            spy = SoftSpy(soft_above)
             assert reading.read(photo, mode=mode, model=spy).kind == "digit"
             np.testing.assert_array_equal(spy.seen[-1][0], expected)
     assert np.abs(images.prepare(photo, soft_above=0.5).image - images.prepare(photo).image).mean() > 0.02
@@ -233,22 +236,14 @@ def test_the_pieces_of_a_soft_number_are_taken_as_they_are(mnist):
     assert all(digit.blur > 0.5 + multidigit.SOFT_MARGIN and digit.stroke_change == 0.0 for digit in found[0.5])
     assert all(np.abs(soft.image - sharp.image).mean() > 0.02 for soft, sharp in zip(found[0.5], found[None]))
 
-    class Spy(EnergyReader):
-        def __init__(self, soft_above):
-            super().__init__(0.95)
-            self.soft_above, self.seen = soft_above, []
-
-        def predict_scores(self, batch):
-            self.seen.extend(np.asarray(batch).reshape(-1, 28, 28))
-            return super().predict_scores(batch)
-
     for soft_above in (None, 0.5):
-        spy = Spy(soft_above)
+        spy = SoftSpy(soft_above)
         assert reading.read(photo, mode="number", model=spy).kind == "number"
+        pictures = [picture for batch in spy.seen for picture in batch]
         for digit in found[soft_above]:  # the chosen pieces, as prepared with the model's soft_above, were read
-            assert any(np.array_equal(digit.image, seen) for seen in spy.seen)
+            assert any(np.array_equal(digit.image, seen) for seen in pictures)
         other = found[None if soft_above else 0.5]
-        assert not any(np.array_equal(other[0].image, seen) for seen in spy.seen)
+        assert not any(np.array_equal(other[0].image, seen) for seen in pictures)
 
 
 def test_to_dict_has_the_same_fields_and_types_for_every_kind(mnist):
