@@ -266,8 +266,9 @@ def stress_numbers(result: dict) -> list[str]:
         lines.append(f"| {name} | " + " | ".join(
             f"{row['read_whole'][label]:.2%}" + ("" if name == "clean" else f" / {row['loss_points'][label]:.2f}")
             for label in labels) + " |")
-    soft = [f"`{label}` prepares each candidate piece whose ink is blurred by more than {model['soft_above']:g} MNIST "
-            "pixels as it is (its `soft_above`)" for label, model in result["models"].items()
+    soft = [f"`{label}` takes each candidate piece whose ink is blurred by more than "
+            f"{model.get('pieces_soft_above', model['soft_above']):.2g} MNIST pixels as it is (its `soft_above` "
+            f"{model['soft_above']:g} plus `multidigit.SOFT_MARGIN`)" for label, model in result["models"].items()
             if model.get("soft_above") is not None]
     notes = "; ".join(soft) + ("." if soft else "")
     if sharp:
