@@ -486,9 +486,12 @@ def soft_line(fitted: dict) -> str:
     """The card's soft_above, if it has one (scripts/tune_soft.py)."""
     if fitted.get("soft_above") is None:
         return ""
+    from digits import multidigit
+
     return (f"; a digit whose ink is blurred by more than {fitted['soft_above']:g} MNIST pixels (far off, enlarged "
             "from few pixels, out of focus) is read as it is, not sharpened (chosen on validation digits by "
-            "`scripts/tune_soft.py`)")
+            f"`scripts/tune_soft.py`), a piece of a number above {fitted['soft_above'] + multidigit.SOFT_MARGIN:.2g} "
+            "(plus `multidigit.SOFT_MARGIN`)")
 
 
 def operating_point(card: dict) -> str:

@@ -82,8 +82,11 @@ def test_the_card_says_which_score_refuses():
 
 def test_the_card_says_when_soft_pictures_are_read_as_they_are():
     assert report.soft_line({"score": "energy"}) == report.soft_line({"soft_above": None}) == ""
+    from digits import multidigit
+
     line = report.soft_line({"soft_above": 0.5})
     assert "blurred by more than 0.5 MNIST pixels" in line and "scripts/tune_soft.py" in line
+    assert f"a piece of a number above {0.5 + multidigit.SOFT_MARGIN:.2g} " in line
 
 
 def test_the_card_shows_what_auto_mode_refuses_when_measured():
