@@ -266,16 +266,13 @@ def stress_numbers(result: dict) -> list[str]:
         lines.append(f"| {name} | " + " | ".join(
             f"{row['read_whole'][label]:.2%}" + ("" if name == "clean" else f" / {row['loss_points'][label]:.2f}")
             for label in labels) + " |")
-    soft = [f"`{label}` takes each candidate piece whose ink is blurred by more than "
-            f"{model.get('pieces_soft_above', model['soft_above']):.2g} MNIST pixels as it is (its `soft_above` "
-            f"{model['soft_above']:g} plus `multidigit.SOFT_MARGIN`)" for label, model in result["models"].items()
-            if model.get("soft_above") is not None]
-    notes = "; ".join(soft) + ("." if soft else "")
-    if sharp:
-        notes += (f" {', '.join(sharp)}: the same model read again with every piece sharpened and re-drawn, as "
-                  "pieces were prepared before (`--also-sharp`).")
-    notes = [notes.strip()] if notes.strip() else []
-    return lines + [""] + notes + ([""] if notes else []) + [f"Machine: {machine_line(result['machine'])}."]
+    soft = [f"`{label}` takes each candidate piece whose ink is blurred by more than {model['pieces_soft_above']:.2g} "
+            f"MNIST pixels as it is (its `soft_above` {model['soft_above']:g} plus `multidigit.SOFT_MARGIN`)"
+            for label, model in result["models"].items() if model.get("soft_above") is not None]
+    notes = (["; ".join(soft) + "."] if soft else []) + (
+        [f"{', '.join(sharp)}: the same model read again with every piece sharpened and re-drawn, as pieces were "
+         "prepared before (`--also-sharp`)."] if sharp else [])
+    return lines + [""] + ([" ".join(notes), ""] if notes else []) + [f"Machine: {machine_line(result['machine'])}."]
 
 
 FORM_CONDITIONS = {"plain": "one digit, no lines", "box": "one digit in a printed box",
@@ -488,10 +485,10 @@ def soft_line(fitted: dict) -> str:
         return ""
     from digits import multidigit
 
+    pieces = multidigit.pieces_soft_above(fitted["soft_above"])
     return (f"; a digit whose ink is blurred by more than {fitted['soft_above']:g} MNIST pixels (far off, enlarged "
             "from few pixels, out of focus) is read as it is, not sharpened (chosen on validation digits by "
-            f"`scripts/tune_soft.py`), a piece of a number above {fitted['soft_above'] + multidigit.SOFT_MARGIN:.2g} "
-            "(plus `multidigit.SOFT_MARGIN`)")
+            f"`scripts/tune_soft.py`), a piece of a number above {pieces:.2g} (plus `multidigit.SOFT_MARGIN`)")
 
 
 def operating_point(card: dict) -> str:

@@ -148,7 +148,7 @@ def measure(predictors: dict, strips: int, seed: int, names: list[str], split: s
         soft_above = getattr(model, "soft_above", None)
         described[label] = {"model": settings.get("model"), "recipe": stress.recipe_of(settings) if settings else None,
                             "soft_above": soft_above, "pieces_sharpened": label.endswith(SHARP),
-                            "pieces_soft_above": None if soft_above is None else soft_above + multidigit.SOFT_MARGIN}
+                            "pieces_soft_above": multidigit.pieces_soft_above(soft_above)}
     return {"benchmark": "stress_numbers", "split": split, "strips": strips, "seed": seed, "models": described,
             "conditions": conditions, "seconds": time.perf_counter() - started, "machine": machine()}
 

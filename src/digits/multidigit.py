@@ -59,6 +59,12 @@ MAX_PIECES, PIECES_PER_LINE = 60, 3  # the pieces read: the largest 60, or 3 per
 # width if more (a strip of 200 digits has 200 pieces; a page of specks is not read speck by speck)
 
 
+def pieces_soft_above(soft_above: float | None) -> float | None:
+    """The blur above which a piece of a number is taken as it is, for a model with this `soft_above` (None:
+    never): its soft_above plus SOFT_MARGIN."""
+    return None if soft_above is None else soft_above + SOFT_MARGIN
+
+
 def _overlap(first, second) -> float:
     """Shared columns of two spans (top, left, bottom, right), as a fraction of the narrower one."""
     shared = min(first[3], second[3]) - max(first[1], second[1])

@@ -230,7 +230,7 @@ class _Model:
         the logits, their digit scores, which then help choose the cuts (None otherwise: the top probabilities
         are the scores); the model's sequence reader, if it has one, may settle the cuts (`threshold`: the
         not-a-digit threshold in force)."""
-        soft = None if self.soft_above is None else self.soft_above + multidigit.SOFT_MARGIN  # soft pieces as they are
+        soft = multidigit.pieces_soft_above(self.soft_above)  # a soft piece is taken as it is
         if self.by_logits:
             return multidigit.read_scored(None, self.both, self.sequence, threshold, ink=ink, soft_above=soft)
         return (*multidigit.read(None, self.predict, self.sequence, threshold, ink=ink, soft_above=soft), None)
