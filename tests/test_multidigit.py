@@ -203,6 +203,39 @@ def test_touching_digits_drawn_as_strokes_are_cut_into_the_right_two(monkeypatch
             assert digit.text == drawn or (drawn == "1" and flag == long_flag), (text, flag, found.number)
 
 
+def dashed_digits(text: str, dash: int, gap: int, step: int = 90, height: int = 100, pen: int = 10) -> np.ndarray:
+    """`text` written as pen_digits writes it (digits apart), with a pen that skips: each stroke drawn in dashes
+    `dash` px long, `gap` px apart along it, so that no piece of ink is as tall as a digit."""
+    width = 0.6 * height
+    page = Image.new("L", (int(40 + step * (len(text) - 1) + width), height + 60), 255)
+    draw = ImageDraw.Draw(page)
+    for position, digit in enumerate(text):
+        for stroke in PEN_STROKES[digit]:
+            points = np.array([(20 + step * position + x * width, 30 + y * height) for x, y in stroke])
+            along = np.r_[0, np.cumsum(np.hypot(*np.diff(points, axis=0).T))]
+            for start in np.arange(0, along[-1], dash + gap):
+                steps = np.linspace(start, min(start + dash, along[-1]), 8)
+                draw.line(list(zip(np.interp(steps, along, points[:, 0]), np.interp(steps, along, points[:, 1]))),
+                          fill=0, width=pen, joint="curve")
+    return np.asarray(page, np.float32) / 255
+
+
+def test_a_number_written_with_a_pen_that_skips_is_read_digit_by_digit():
+    """Each stroke in dashes (3-8 pieces a digit): the line is as tall as a digit, not as its tallest dash (that
+    was the height measured, and the dashes were read as digits: "2047" as "21111471"), and the number reads right.
+    """
+    from digits import runs
+    from digits.predictor import Predictor
+
+    predictor = Predictor(runs.shipped_model())
+    for text, dash, gap in (("2047", 50, 8), ("7034", 50, 8), ("2047", 40, 8)):
+        picture = dashed_digits(text, dash, gap)
+        ink = images.analyse(picture)
+        assert ink.areas.size - 1 >= 3 * len(text)  # in pieces
+        assert 95 <= multidigit._pieces(ink)[1] * ink.factor <= 115  # drawn 100 px tall, a 10 px pen
+        assert reading.read(picture, mode="number", model=predictor).number == text
+
+
 def test_a_cut_through_a_loop_is_found():
     """A cut down through the hole of a 0 passes through one hole (and pays for it: its two arcs read as a sure
     "1" and "7"); one beside the 0, or through a pinhole too small to be a loop, passes through none."""
