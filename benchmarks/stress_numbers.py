@@ -17,15 +17,19 @@ prepared as every picture was before that (sharpened, strokes re-drawn): a side-
 pieces as they are does; with --piece-margins M ..., once more for each M, its pieces taken as they are above its
 soft_above plus M (how SOFT_MARGIN was chosen).
 With --split validation the digits are the validation split's (stress.py's), to choose without the test set.
+--workers N reads in N processes side by side (default: one per core); every figure is the same with any N.
 Writes benchmarks/results/stress_numbers.json (or --out).
 Usage: python benchmarks/stress_numbers.py --run LABEL=PATH [--run ...] [--strips 500] [--seed 0]
        [--split test|validation] [--conditions lowres blur ...] [--also-sharp] [--piece-margins M ...]
+       [--workers N]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import functools
+import os
 import sys
 import time
 import zlib
@@ -102,36 +106,74 @@ def readers(predictors: dict, also_sharp: bool, margins: tuple[float, ...] = ())
     return found
 
 
-def measure(predictors: dict, strips: int, seed: int, names: list[str], split: str = "test",
-            also_sharp: bool = False, margins: tuple[float, ...] = ()) -> dict:
-    """Every model (label -> Predictor) on `strips` strips of the `split`'s digits under `clean` and each condition."""
-    from digits import multidigit, reading
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+CHUNK = 50  # strips of one condition per task (--workers): every model reads them in one worker
+
+
+@functools.lru_cache(maxsize=2)
+def _loaded(runs: tuple, also_sharp: bool, margins: tuple) -> dict:
+    """label -> model to read with (`readers`), for (label, path) `runs`: loaded once per process."""
+    from digits.predictor import Predictor
+
+    return readers({label: Predictor(path) for label, path in runs}, also_sharp, margins)
+
+
+@functools.lru_cache(maxsize=2)
+def _digits(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The digits the strips are written with: the test set, or the validation split (stress.py's)."""
+    return stress.digits_of(split, 10_000 if split == "test" else round(60_000 * stress.VALIDATION_SPLIT))
+
+
+def _read(runs: tuple, also_sharp: bool, margins: tuple, split: str, seed: int, name: str, start: int,
+          stop: int) -> dict:
+    """Strips start..stop-1 under condition `name`, each read by every model: label -> [(read whole, right count)]."""
+    from digits import reading
+
+    models, (x, y) = _loaded(runs, also_sharp, margins), _digits(split)
+    found = {label: [] for label in models}
+    for index in range(start, stop):
+        truth, photo = render_strip(name, x, y, seed, index)
+        for label, model in models.items():
+            number = reading.read(photo, "number", model)
+            found[label].append((number.number == truth, len(number.digits) == len(truth)))
+    return found
+
+
+def measure(runs: dict, strips: int, seed: int, names: list[str], split: str = "test", also_sharp: bool = False,
+            margins: tuple[float, ...] = (), workers: int = 1) -> dict:
+    """Every model (label -> run directory or model file) on `strips` strips of the `split`'s digits under `clean`
+    and each condition, read in `workers` processes (CHUNK strips of a condition a task; the figures do not depend
+    on it)."""
+    from digits import multidigit, synthetic
 
     from common import machine
 
     started = time.perf_counter()
-    x, y = stress.digits_of(split, 10_000 if split == "test" else round(60_000 * stress.VALIDATION_SPLIT))
+    runs, margins = tuple(runs.items()), tuple(margins)
+    models = _loaded(runs, also_sharp, margins)
     names = ["clean", *[name for name in names if name != "clean"]]
-    models = readers(predictors, also_sharp, margins)
-    whole = {label: {name: [] for name in names} for label in models}
-    counted = {label: {name: [] for name in names} for label in models}
+    tasks = [(runs, also_sharp, margins, split, seed, name, start, min(start + CHUNK, strips))
+             for name in names for start in range(0, strips, CHUNK)]
     try:
         from tqdm import tqdm
         bar = tqdm(total=len(names) * strips, file=sys.stderr, unit="strip", mininterval=2.0)
     except ImportError:
         bar = None
-    for name in names:
-        for index in range(strips):
-            truth, photo = render_strip(name, x, y, seed, index)
-            for label, model in models.items():
-                found = reading.read(photo, "number", model)
-                whole[label][name].append(found.number == truth)
-                counted[label][name].append(len(found.digits) == len(truth))
-            if bar is not None:
-                bar.set_postfix_str(name, refresh=False)
-                bar.update()
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.update(done - bar.n)
+
+    read = synthetic._run(_read, tasks, [task[-1] - task[-2] for task in tasks], max(1, min(workers, len(tasks))),
+                          progress)
     if bar is not None:
         bar.close()
+    whole = {label: {name: [] for name in names} for label in models}
+    counted = {label: {name: [] for name in names} for label in models}
+    for task, found in zip(tasks, read):  # in order: each condition's chunks follow one another
+        for label, answers in found.items():
+            whole[label][task[5]] += [right for right, _ in answers]
+            counted[label][task[5]] += [count for _, count in answers]
     conditions = {}
     for name in names:
         rates = {label: float(np.mean(whole[label][name])) for label in models}
@@ -150,7 +192,8 @@ def measure(predictors: dict, strips: int, seed: int, names: list[str], split: s
                             "soft_above": soft_above, "pieces_sharpened": label.endswith(SHARP),
                             "pieces_soft_above": multidigit.pieces_soft_above(soft_above)}
     return {"benchmark": "stress_numbers", "split": split, "strips": strips, "seed": seed, "models": described,
-            "conditions": conditions, "seconds": time.perf_counter() - started, "machine": machine()}
+            "conditions": conditions, "seconds": time.perf_counter() - started, "workers": workers,
+            "machine": machine()}
 
 
 def table(summary: dict) -> list[str]:
@@ -176,11 +219,12 @@ def main() -> None:
                         help="also read with each model's pieces sharpened, as before soft_above")
     parser.add_argument("--piece-margins", nargs="+", type=float, default=[], metavar="M",
                         help="also read with each soft model's pieces taken as they are above its soft_above plus M")
+    parser.add_argument("--workers", type=int, default=CORES,
+                        help="processes reading strips side by side (default: one per core; the figures do not "
+                             "depend on it)")
     parser.add_argument("--out", help="where to write the JSON (default: benchmarks/results/stress_numbers.json)")
     args = parser.parse_args()
     from common import save
-
-    from digits.predictor import Predictor
 
     try:
         runs = stress.parse_runs(args.run)
@@ -188,12 +232,14 @@ def main() -> None:
             raise ValueError("name the models to measure: python benchmarks/stress_numbers.py --run reader=MODEL")
         if args.strips < 1:
             raise ValueError(f"--strips {args.strips} reads nothing; pick 1 or more")
-        predictors = {label: Predictor(path) for label, path in runs.items()}  # before the long part
+        if args.workers < 1:
+            raise ValueError(f"--workers {args.workers} reads nothing; pick 1 or more")
+        _loaded(tuple(runs.items()), args.also_sharp, tuple(args.piece_margins))  # before the long part
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    summary = measure(predictors, args.strips, args.seed, args.conditions, args.split, args.also_sharp,
-                      tuple(args.piece_margins))
+    summary = measure(runs, args.strips, args.seed, args.conditions, args.split, args.also_sharp,
+                      tuple(args.piece_margins), args.workers)
     path = save("stress_numbers", summary, args.out)
     print("\n".join(table(summary)))
     print(f"{args.strips} strips x {len(summary['conditions'])} conditions in {summary['seconds']:.0f} s; wrote {path}")

@@ -76,6 +76,20 @@ def test_also_sharp_copies_only_the_models_that_read_soft_pictures():
         assert copied.soft_above + multidigit.SOFT_MARGIN == pytest.approx(0.5 + margin)
 
 
+def test_workers_read_the_same_strips_alike(monkeypatch):
+    """Strips read in two spawned workers, a strip a task, come back in order and as one process reads them."""
+    monkeypatch.setattr(stress_numbers, "CHUNK", 1)
+    shipped = {"mine": str(runs.shipped_model())}
+    alone, shared = (stress_numbers.measure(shipped, 3, 4, ["thin"], workers=workers) for workers in (1, 2))
+    assert shared["workers"] == 2
+    for name in ("clean", "thin"):
+        assert shared["conditions"][name]["strips"] == alone["conditions"][name]["strips"]
+        assert shared["conditions"][name]["right_count"] == alone["conditions"][name]["right_count"]
+    # the order of the strips: each as a reading of strip index i alone says
+    first = stress_numbers._read(tuple(shipped.items()), False, (), "test", 4, "thin", 2, 3)["mine"][0][0]
+    assert shared["conditions"]["thin"]["strips"]["mine"][2] == ("1" if first else "0")
+
+
 def test_without_runs_the_command_says_how_to_call_it():
     result = run_cli(script="benchmarks/stress_numbers.py", timeout=60)
     assert result.returncode == 2

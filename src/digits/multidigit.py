@@ -75,7 +75,7 @@ def _overlap(first, second) -> float:
 
 def _pieces(ink: Ink) -> tuple[list[set[int]], float]:
     """The components worth reading (specks dropped), one set each, and the line height (digit height)."""
-    areas, boxes = ink.areas, ink.boxes
+    areas = ink.areas
     largest = areas[1:].max()
     labels = sorted((label for label in range(1, areas.size) if areas[label] >= 0.02 * largest),
                     key=lambda label: -areas[label])
