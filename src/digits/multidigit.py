@@ -27,7 +27,8 @@ import math
 from typing import Callable
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
+from scipy.sparse import csgraph
 
 from . import calibration, sequence as sequences
 from .images import Ink, Prepared, analyse, bounds, cut_digit, ink_mask, span_of
@@ -42,7 +43,8 @@ STEP, EDGE, SEVERAL = 0.15, 0.15, 1.1  # touching digits: candidate cuts every S
 # the group's ends; straight ones too in groups over SEVERAL lines wide (see _slices). Chosen on strips of MNIST
 # training digits (see _recognise): STEP 0.1 read as well, at more cost; EDGE 0.25 or 0.35 missed the cut beside a
 # 1; straight cuts in every group (or from 0.95 lines) split wide single digits: mixed strips 89% (92%), not 96%
-STACKED = 0.5  # components sharing this share of the narrower one's columns are measured as one for the line height
+STACKED, STACK_GAP, STACK_LIMIT = 0.5, 0.5, 400  # the line height: components sharing STACKED of the narrower one's
+# columns, STACK_GAP times the shorter one's height apart or nearer, are measured as one (of the 400 largest)
 MAX_JOIN = 10  # a digit joins at most this many pieces (a digit a line wide is cut into about 7 slices)
 MAX_SHAPES = 3  # and at most this many shapes of connected ink (a broken 5)
 ONE_CUT, ONE_SURE = 0.6, 0.7  # a digit read as a "1" at least ONE_SURE beside a cut pays ONE_CUT (_recognise)
@@ -88,15 +90,25 @@ def _pieces(ink: Ink) -> tuple[list[set[int]], float]:
 
 
 def _line_height(ink: Ink, labels: list[int]) -> float:
-    """The height of a digit in the line, in working pixels, from its components (`labels`, largest first): stacks of
-    components sharing columns (STACKED of the narrower one: the arcs of a digit broken into pieces) are measured
-    whole, and the line is the height of the stack of most ink, or the upper quartile of the heights of stacks
-    holding a fifth as much ink or more, if taller. Measured on single components, a digit written with a broken
-    stroke was a line as tall as its largest arc, and its arcs were read as digits."""
-    areas, boxes = ink.areas, ink.boxes
-    stacks = _merge([{label} for label in labels], boxes, lambda first, second: STACKED)
-    inked = np.array([areas[list(stack)].sum() for stack in stacks])
-    heights = np.array([span[2] - span[0] for span in (span_of(stack, boxes) for stack in stacks)])
+    """The height of a digit in the line, in working pixels, from its components (`labels`, largest first): the
+    STACK_LIMIT largest are joined into stacks, two joining where they share STACKED of the narrower one's columns and
+    stand at most STACK_GAP times the shorter one's height apart, one above the other (the arcs of a digit written
+    with a pen that skips); the line is the height of the stack of most ink, or the upper quartile of the heights of
+    stacks holding a fifth as much ink or more, if taller. Measured on single components, such a digit made a line
+    as tall as its largest arc, and its arcs were read as digits."""
+    labels = np.asarray(labels[:STACK_LIMIT])
+    boxes = np.array([[box[0].start, box[1].start, box[0].stop, box[1].stop]
+                      for box in (ink.boxes[label - 1] for label in labels)]).reshape(-1, 4)
+    top, left, bottom, right = boxes.T
+    shared = np.minimum(right[:, None], right[None]) - np.maximum(left[:, None], left[None])
+    apart = np.maximum(top[:, None], top[None]) - np.minimum(bottom[:, None], bottom[None])
+    height = bottom - top
+    joined = ((shared >= STACKED * np.minimum.outer(right - left, right - left))
+              & (apart <= STACK_GAP * np.minimum.outer(height, height)))
+    count, stack = csgraph.connected_components(sparse.csr_matrix(joined), directed=False)
+    inked = np.bincount(stack, ink.areas[labels], count)
+    heights = ndimage.maximum(bottom, stack, np.arange(count)) - ndimage.minimum(top, stack, np.arange(count))
+    heights = np.asarray(heights)
     return float(max(heights[inked.argmax()], np.percentile(heights[inked >= 0.2 * inked.max()], 75)))
 
 
