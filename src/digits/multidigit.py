@@ -46,7 +46,7 @@ STEP, EDGE, SEVERAL = 0.15, 0.15, 1.1  # touching digits: candidate cuts every S
 STACKED, STACK_GAP, STACK_LIMIT = 0.5, 0.5, 400  # the line height: components sharing STACKED of the narrower one's
 # columns, STACK_GAP times the shorter one's height apart or nearer, are measured as one (of the 400 largest)
 MAX_JOIN = 10  # a digit joins at most this many pieces (a digit a line wide is cut into about 7 slices)
-MAX_SHAPES = 3  # and at most this many shapes of connected ink (a broken 5)
+MAX_SHAPES = 8  # and at most this many shapes of connected ink (3 before: a 7 written with a pen that skips is six)
 ONE_CUT, ONE_SURE = 0.6, 0.7  # a digit read as a "1" at least ONE_SURE beside a cut pays ONE_CUT (_recognise)
 HOLE_SIZE, HOLE_COST = 0.1, 0.5  # a cut through a hole (HOLE_SIZE lines across or more) pays HOLE_COST strokes
 # more (0.25 to 1 read alike; without it a 0 cut in two arcs read "12")
