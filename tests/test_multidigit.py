@@ -336,6 +336,20 @@ def test_rules_specks_and_patterns_are_no_number():
         assert reading.read(page, mode="number", model=by_width).kind == "no_ink", name
 
 
+def test_chains_of_specks_make_no_tall_line():
+    """The line is measured from stacks of pieces one above the other (a digit written with a pen that skips), not
+    from chains of specks that merely share columns: on a page of a thousand specks 3-11 px tall, the line stays
+    the height of a speck or two (joining every piece that shares columns made it hundreds of pixels tall)."""
+    rng = np.random.default_rng(0)
+    page = np.ones((600, 2000), np.float32)
+    for row, column, height, width in zip(rng.integers(5, 590, 1500), rng.integers(5, 1990, 1500),
+                                          rng.integers(3, 12, 1500), rng.integers(3, 12, 1500)):
+        page[row:row + height, column:column + width] = 0.1
+    ink = images.analyse(page)
+    assert ink.areas.size > 1000
+    assert multidigit._pieces(ink)[1] * ink.factor <= 30
+
+
 # ---------------------------------------------------------------- moved from tests/test_images*.py
 
 
