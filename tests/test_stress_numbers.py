@@ -94,6 +94,10 @@ def test_without_runs_the_command_says_how_to_call_it():
     result = run_cli(script="benchmarks/stress_numbers.py", timeout=60)
     assert result.returncode == 2
     assert_clean_error(result, "--run reader=")
+    no_workers = run_cli("--run", f"mine={runs.shipped_model()}", "--workers", "0",
+                         script="benchmarks/stress_numbers.py", timeout=60)
+    assert no_workers.returncode == 2
+    assert_clean_error(no_workers, "--workers 0", "pick 1 or more")
 
 
 def test_command_writes_json_and_report_section(tmp_path, monkeypatch, capsys):
