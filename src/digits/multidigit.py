@@ -27,8 +27,7 @@ import math
 from typing import Callable
 
 import numpy as np
-from scipy import ndimage, sparse
-from scipy.sparse import csgraph
+from scipy import ndimage
 
 from . import calibration, sequence as sequences
 from .images import Ink, Prepared, analyse, bounds, cut_digit, ink_mask, span_of
@@ -105,11 +104,29 @@ def _line_height(ink: Ink, labels: list[int]) -> float:
     height = bottom - top
     joined = ((shared >= STACKED * np.minimum.outer(right - left, right - left))
               & (apart <= STACK_GAP * np.minimum.outer(height, height)))
-    count, stack = csgraph.connected_components(sparse.csr_matrix(joined), directed=False)
+    stack = _joined_groups(joined)
+    count = int(stack.max()) + 1 if stack.size else 0
     inked = np.bincount(stack, ink.areas[labels], count)
     heights = ndimage.maximum(bottom, stack, np.arange(count)) - ndimage.minimum(top, stack, np.arange(count))
     heights = np.asarray(heights)
     return float(max(heights[inked.argmax()], np.percentile(heights[inked >= 0.2 * inked.max()], 75)))
+
+
+def _joined_groups(joined: np.ndarray) -> np.ndarray:
+    """The connected groups of a symmetric boolean (N, N) matrix of pairs: each item's group, numbered 0.. in the
+    order of each group's first item (union-find; scipy.sparse.csgraph would add its import to every reading)."""
+    parent = np.arange(len(joined))
+
+    def root(item: int) -> int:
+        while parent[item] != item:
+            parent[item] = parent[parent[item]]
+            item = parent[item]
+        return item
+
+    for first, second in zip(*np.nonzero(np.triu(joined, 1))):
+        first, second = root(first), root(second)
+        parent[max(first, second)] = min(first, second)
+    return np.unique([root(item) for item in range(len(parent))], return_inverse=True)[1].reshape(-1)
 
 
 def _merge(groups: list[set[int]], boxes, needed: Callable[[tuple, tuple], float]) -> list[set[int]]:
