@@ -105,10 +105,9 @@ def _line_height(ink: Ink, labels: list[int]) -> float:
     joined = ((shared >= STACKED * np.minimum.outer(right - left, right - left))
               & (apart <= STACK_GAP * np.minimum.outer(height, height)))
     stack = _joined_groups(joined)
-    count = int(stack.max()) + 1 if stack.size else 0
-    inked = np.bincount(stack, ink.areas[labels], count)
-    heights = ndimage.maximum(bottom, stack, np.arange(count)) - ndimage.minimum(top, stack, np.arange(count))
-    heights = np.asarray(heights)
+    index = np.arange(stack.max() + 1)
+    inked = np.bincount(stack, ink.areas[labels], index.size)
+    heights = np.asarray(ndimage.maximum(bottom, stack, index)) - np.asarray(ndimage.minimum(top, stack, index))
     return float(max(heights[inked.argmax()], np.percentile(heights[inked >= 0.2 * inked.max()], 75)))
 
 
