@@ -122,16 +122,28 @@ PEN_STROKES = {  # digits as pen strokes through points in a box 0..1 wide and t
 }
 
 
-def pen_digits(text: str, step: int, height: int = 100, pen: int = 10) -> np.ndarray:
+def _dashes(points: list[tuple[float, float]], length: int, gap: int):
+    """A stroke through `points` as dashes `length` px long, `gap` px apart along it: each dash's points."""
+    points = np.asarray(points)
+    along = np.r_[0, np.cumsum(np.hypot(*np.diff(points, axis=0).T))]
+    for start in np.arange(0, along[-1], length + gap):
+        steps = np.linspace(start, min(start + length, along[-1]), 8)
+        yield list(zip(np.interp(steps, along, points[:, 0]), np.interp(steps, along, points[:, 1])))
+
+
+def pen_digits(text: str, step: int, height: int = 100, pen: int = 10,
+               dashes: tuple[int, int] | None = None) -> np.ndarray:
     """`text` written with a pen, dark on white: digits `height` px tall and 0.6 of that wide, each box `step` px
-    right of the one before (under 60 px their strokes touch, then overlap)."""
+    right of the one before (under 60 px their strokes touch, then overlap). `dashes` (length, gap): a pen that
+    skips, each stroke drawn in dashes `length` px long, `gap` px apart along it."""
     width = 0.6 * height
     page = Image.new("L", (int(40 + step * (len(text) - 1) + width), height + 60), 255)
     draw = ImageDraw.Draw(page)
     for position, digit in enumerate(text):
         for stroke in PEN_STROKES.get(digit, []):
-            draw.line([(20 + step * position + x * width, 30 + y * height) for x, y in stroke], fill=0, width=pen,
-                      joint="curve")
+            points = [(20 + step * position + x * width, 30 + y * height) for x, y in stroke]
+            for part in _dashes(points, *dashes) if dashes else [points]:
+                draw.line(part, fill=0, width=pen, joint="curve")
     return np.asarray(page, np.float32) / 255
 
 
@@ -203,25 +215,8 @@ def test_touching_digits_drawn_as_strokes_are_cut_into_the_right_two(monkeypatch
             assert digit.text == drawn or (drawn == "1" and flag == long_flag), (text, flag, found.number)
 
 
-def dashed_digits(text: str, dash: int, gap: int, step: int = 90, height: int = 100, pen: int = 10) -> np.ndarray:
-    """`text` written as pen_digits writes it (digits apart), with a pen that skips: each stroke drawn in dashes
-    `dash` px long, `gap` px apart along it, so that no piece of ink is as tall as a digit."""
-    width = 0.6 * height
-    page = Image.new("L", (int(40 + step * (len(text) - 1) + width), height + 60), 255)
-    draw = ImageDraw.Draw(page)
-    for position, digit in enumerate(text):
-        for stroke in PEN_STROKES[digit]:
-            points = np.array([(20 + step * position + x * width, 30 + y * height) for x, y in stroke])
-            along = np.r_[0, np.cumsum(np.hypot(*np.diff(points, axis=0).T))]
-            for start in np.arange(0, along[-1], dash + gap):
-                steps = np.linspace(start, min(start + dash, along[-1]), 8)
-                draw.line(list(zip(np.interp(steps, along, points[:, 0]), np.interp(steps, along, points[:, 1]))),
-                          fill=0, width=pen, joint="curve")
-    return np.asarray(page, np.float32) / 255
-
-
 def test_a_number_written_with_a_pen_that_skips_is_read_digit_by_digit():
-    """Each stroke in dashes (3-8 pieces a digit): the line is as tall as a digit, not as its tallest dash (that
+    """Each stroke in dashes (pen_digits, digits apart; 3-8 pieces a digit): the line is as tall as a digit, not as its tallest dash (that
     was the height measured, and the dashes were read as digits: "2047" as "21111471"), and the number reads right.
     """
     from digits import runs
@@ -229,7 +224,7 @@ def test_a_number_written_with_a_pen_that_skips_is_read_digit_by_digit():
 
     predictor = Predictor(runs.shipped_model())
     for text, dash, gap in (("2047", 50, 8), ("7034", 50, 8), ("2047", 40, 8)):
-        picture = dashed_digits(text, dash, gap)
+        picture = pen_digits(text, 90, dashes=(dash, gap))
         ink = images.analyse(picture)
         assert ink.areas.size - 1 >= 3 * len(text)  # in pieces
         assert 95 <= multidigit._pieces(ink)[1] * ink.factor <= 115  # drawn 100 px tall, a 10 px pen
