@@ -47,9 +47,13 @@ def machine() -> dict:
     memory_gib = None
     if hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
         memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "cores": usable, "memory_gib": memory_gib, **distribute.environment(),
+    return {"cpu": cpu, "cores": cores(), "memory_gib": memory_gib, **distribute.environment(),
             "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def repo_relative(value):

@@ -266,11 +266,13 @@ def stress_numbers(result: dict) -> list[str]:
         lines.append(f"| {name} | " + " | ".join(
             f"{row['read_whole'][label]:.2%}" + ("" if name == "clean" else f" / {row['loss_points'][label]:.2f}")
             for label in labels) + " |")
-    soft = [f"`{label}` takes each candidate piece whose ink is blurred by more than {blur} MNIST "
-            f"pixel{'' if blur == '1' else 's'} as it is (its `soft_above` {model['soft_above']:g} plus "
-            "`multidigit.SOFT_MARGIN`)"
-            for label, model in result["models"].items() if model.get("soft_above") is not None
-            for blur in [f"{model['pieces_soft_above']:.2g}"]]
+    soft = []
+    for label, model in result["models"].items():
+        if model.get("soft_above") is not None:
+            blur = f"{model['pieces_soft_above']:.2g}"
+            soft.append(f"`{label}` takes each candidate piece whose ink is blurred by more than {blur} MNIST "
+                        f"pixel{'' if blur == '1' else 's'} as it is (its `soft_above` {model['soft_above']:g} plus "
+                        "`multidigit.SOFT_MARGIN`)")
     notes = (["; ".join(soft) + "."] if soft else []) + (
         [f"{', '.join(sharp)}: the same model read again with every piece sharpened and re-drawn, as pieces were "
          "prepared before (`--also-sharp`)."] if sharp else [])

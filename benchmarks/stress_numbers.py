@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
-import os
 import sys
 import time
 import zlib
@@ -42,6 +41,7 @@ from scipy import ndimage
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_images  # noqa: E402
 import stress  # noqa: E402
+from common import cores, save  # noqa: E402
 
 CONDITIONS = tuple(stress.CONDITIONS)
 SHARP = " (pieces sharpened)"  # the label of a model read again with its pieces prepared as before soft_above
@@ -106,7 +106,6 @@ def readers(predictors: dict, also_sharp: bool, margins: tuple[float, ...] = ())
     return found
 
 
-CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 CHUNK = 50  # strips of one condition per task (--workers): every model reads them in one worker
 
 
@@ -146,7 +145,7 @@ def measure(runs: dict, strips: int, seed: int, names: list[str], split: str = "
     on it)."""
     from digits import multidigit, synthetic
 
-    from common import machine
+    from common import machine  # at call time: tests stand in for it
 
     started = time.perf_counter()
     runs, margins = tuple(runs.items()), tuple(margins)
@@ -219,12 +218,11 @@ def main() -> None:
                         help="also read with each model's pieces sharpened, as before soft_above")
     parser.add_argument("--piece-margins", nargs="+", type=float, default=[], metavar="M",
                         help="also read with each soft model's pieces taken as they are above its soft_above plus M")
-    parser.add_argument("--workers", type=int, default=CORES,
+    parser.add_argument("--workers", type=int, default=cores(),
                         help="processes reading strips side by side (default: one per core; the figures do not "
                              "depend on it)")
     parser.add_argument("--out", help="where to write the JSON (default: benchmarks/results/stress_numbers.json)")
     args = parser.parse_args()
-    from common import save
 
     try:
         runs = stress.parse_runs(args.run)
