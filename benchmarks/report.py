@@ -540,8 +540,11 @@ def footprint(result: dict) -> list[str]:
                   f"| `digits serve`: worker memory, peak after {served['requests']:,} requests | "
                   f"{served['peak_mib']:.0f} MiB | | <= {targets['worker_mib']:.0f} MiB{mark('worker_mib')} |"]
     missing = f" Missing: {'; '.join(result['missing'])}." if result.get("missing") else ""
+    compiled = (" The package's modules are byte-compiled before timing, as an install from a wheel leaves them."
+                if result.get("bytecode", {}).get("compiled") else "")  # recorded since 2026-12-06
     return lines + ["", f"The photos are MNIST test digits rendered by `benchmarks/real_images.py`; Tesseract runs "
-                        f"`tesseract PHOTO - --psm 10` (one character), over a file list for the folder.{missing}", "",
+                        f"`tesseract PHOTO - --psm 10` (one character), over a file list for the folder.{compiled}"
+                        f"{missing}", "",
                     f"Machine: {machine_line(result['machine'])}."]
 
 
