@@ -378,3 +378,25 @@ def test_a_damaged_portable_copy_is_skipped_when_another_backend_reads_the_run(t
     [warning] = [line for line in read.stderr.splitlines() if "warning:" in line]
     assert "model.onnx is not a readable ONNX model" in warning and "reading with litert" in warning
     assert json.loads(read.stdout)
+
+
+def test_output_cut_short_by_its_reader_stops_quietly(tmp_path):
+    """`digits predict ... | head`: the reader closes the pipe after a few bytes; digits stops without a traceback
+    or a broken-pipe error, with the shell's code for a tool stopped by SIGPIPE. The JSON of 100 pictures (about
+    200 KB) is more than a pipe holds, so digits is still writing when the pipe closes."""
+    import os
+    import subprocess
+    import sys
+
+    picture = tmp_path / "one.png"
+    ink = np.zeros((28, 28), np.uint8)
+    ink[4:24, 13:15] = 255
+    Image.fromarray(ink).save(picture)
+    process = subprocess.Popen([sys.executable, "-m", "digits.cli", "predict", "--json", *[str(picture)] * 100],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert process.stdout.read(100).startswith(b"{")
+    process.stdout.close()
+    errors = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 141, errors
+    assert "Traceback" not in errors and "Broken pipe" not in errors and "error" not in errors, errors

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -560,6 +561,10 @@ def main(argv: list[str] | None = None) -> int:
             raise  # not an optional dependency: a real bug, shown in full
         print(f"digits {args.command}: error: {line}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # whoever read the output stopped reading (`digits predict ... | head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere at exit, not to the closed pipe
+        return 141  # as a shell reports a tool stopped by SIGPIPE
     except (ValueError, OSError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"digits {args.command}: error: {message}", file=sys.stderr)
