@@ -233,11 +233,32 @@ def test_reject_below_answers_not_a_digit_in_text_and_json(cnn_fast_run, picture
 
 
 @pytest.mark.slow
-def test_mode_digit_reads_one_digit_and_directories_are_refused(cnn_fast_run, pictures):
-    folder, _ = pictures
-    result = run_cli("predict", str(cnn_fast_run), str(folder / "first.png"), str(folder), "--mode", "digit")
-    assert result.returncode == 1
-    assert "is a directory" in result.stderr and "Traceback" not in result.stderr
+def test_a_folder_is_read_as_its_pictures_and_a_folder_without_any_is_one_line(cnn_fast_run, pictures, tmp_path):
+    folder, expected = pictures
+    scans = tmp_path / "scans"
+    (scans / "older").mkdir(parents=True)
+    shutil.copy(folder / "second.jpg", scans / "b.JPG")
+    shutil.copy(folder / "first.png", scans / "a.png")
+    shutil.copy(folder / "first.png", scans / "older" / "c.png")  # a subfolder: left out
+    shutil.copy(folder / "first.png", scans / ".hidden.png")  # a hidden file: left out
+    (scans / "notes.txt").write_text("not a picture's name")  # left out
+    (tmp_path / "empty").mkdir()
+    named = [str(folder / "first.png"), str(scans), str(tmp_path / "empty"), str(cnn_fast_run)]
+    result = run_cli("predict", str(cnn_fast_run), *named, "--mode", "digit", "--json")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    read = json.loads(result.stdout)["results"]
+    assert [row["file"] for row in read] == [named[0], str(scans / "a.png"), str(scans / "b.JPG"), *named[2:]]
+    assert [row.get("digit") for row in read[:3]] == [expected["first.png"], expected["first.png"],
+                                                      expected["second.jpg"]]
+    assert not read[3]["ok"] and "no pictures in it" in read[3]["error"]
+    assert not read[4]["ok"] and "is a model, not a picture; name the model first" in read[4]["error"]
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 2 and "empty is a folder with no pictures" in errors[0], result.stderr
+    as_text = run_cli("predict", str(cnn_fast_run), str(scans), "--mode", "digit")
+    assert as_text.returncode == 0, as_text.stderr
+    lines = as_text.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"{scans / 'a.png'}: {expected['first.png']} (")
+    assert lines[1].startswith(f"{scans / 'b.JPG'}: {expected['second.jpg']} (")
 
 
 @pytest.mark.slow

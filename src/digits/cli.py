@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="digits predict [RUN] [FILE ...]: with files, read each one (a digit or a whole number); "
                     "without, predict random test images and plot them.")
     predict.add_argument("paths", nargs="*", metavar="[RUN] FILE",
-                         help="an optional run directory or exported model, then image files")
+                         help="an optional run directory or exported model, then image files or folders of them "
+                              "(each folder's pictures, by name; not its subfolders)")
     predict.add_argument("--mode", choices=MODES, default="auto",
                          help="files: one digit, a whole number, or auto (number when several digits are "
                               "found) (default: auto)")
@@ -281,8 +282,13 @@ def _has_display() -> bool:
 def _read_file(predictor, path: str, mode: str, threshold: float, reject_below: float | None,
                show_colour: bool = False) -> tuple[dict, dict]:
     """(result for output, row for the figure) of one image file; an unreadable file becomes a result too."""
-    from . import images, reading
+    from . import images, reading, runs
 
+    if Path(path).is_dir():  # what `_image_files` left: a model, or a folder without pictures
+        error = (f"{path} is a model, not a picture; name the model first, before the pictures" if runs.is_model(path)
+                 else f"{path} is a folder with no pictures in it (files named {', '.join(SUFFIXES)}); "
+                      "pass image files or a folder of them")
+        return {"file": path, "ok": False, "error": error}, {"title": f"{Path(path).name}: unreadable"}
     try:
         gray = images.load_gray(path)
         found = reading.read(gray, mode, predictor, threshold, name=path, reject_below=reject_below)
@@ -320,6 +326,23 @@ def _describe(result: dict) -> str:
     return f"{result['label']} ({result['confidence']:.1%}; top 3: {top3}){flag}"
 
 
+SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".mpo", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # images.FORMATS' names
+
+
+def _image_files(paths: list[str]) -> list[str]:
+    """The paths, each folder replaced by its picture files (by suffix, sorted by name; hidden files and subfolders
+    left out). A folder holding none stays, so that it is answered with an error of its own."""
+    from . import runs
+
+    files = []
+    for path in paths:
+        folder = Path(path)
+        found = sorted(str(entry) for entry in folder.iterdir() if entry.is_file() and not entry.name.startswith(".")
+                       and entry.suffix.lower() in SUFFIXES) if folder.is_dir() and not runs.is_model(path) else []
+        files.extend(found or [path])
+    return files
+
+
 def predict_files(args, paths: list[str]) -> int:
     from . import runs
 
@@ -330,15 +353,24 @@ def predict_files(args, paths: list[str]) -> int:
     files_ = paths[1:] if run is not None else paths
     if not files_:
         raise ValueError("name at least one image file after the run")
+    files_ = _image_files(files_)
     predictor = _load_predictor(run, args)
-    results, rows = zip(*(_read_file(predictor, path, args.mode, args.uncertain_below, args.reject_below,
-                                     show_colour=bool(args.plot)) for path in files_))
+    results, rows = [], []
+    if args.json:  # one document at the end: a progress bar meanwhile, where someone watches (a terminal)
+        from tqdm import tqdm
+
+        files_ = tqdm(files_, desc="reading", unit="picture", file=sys.stderr, disable=None if len(files_) > 1
+                      else True, leave=False)
+    for path in files_:
+        result, row = _read_file(predictor, path, args.mode, args.uncertain_below, args.reject_below,
+                                 show_colour=bool(args.plot))
+        results.append(result)
+        rows.append(row)
+        if not args.json:  # a line as each picture is read
+            print(f"{result['file']}: {_describe(result)}", flush=True)
     if args.json:
         print(json.dumps({"model": str(predictor.info.run_dir), "backend": predictor.backend,
-                          "results": list(results)}, indent=2))
-    else:
-        for result in results:
-            print(f"{result['file']}: {_describe(result)}")
+                          "results": results}, indent=2))
     if args.plot:
         from . import plots  # matplotlib, only for a figure
 
