@@ -421,3 +421,32 @@ def test_output_cut_short_by_its_reader_stops_quietly(tmp_path):
     errors = process.stderr.read().decode()
     assert process.wait(timeout=300) == 141, errors
     assert "Traceback" not in errors and "Broken pipe" not in errors and "error" not in errors, errors
+
+
+def test_a_picture_piped_in_is_read_as_dash_and_a_terminal_is_one_line(tmp_path):
+    """`cat photo.png | digits predict -`, beside a file; bytes that are no picture, and a terminal on standard input
+    (nothing piped: reading would wait for the keyboard), each get one line and exit 1. The shipped model reads."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    test = data.load_dataset("mnist")
+    buffer = tmp_path / "seven.png"
+    Image.fromarray(255 - test.x_test[0]).resize((140, 140), Image.BICUBIC).save(buffer)
+    command = [sys.executable, "-m", "digits.cli", "predict", "-", str(buffer), "--json"]
+    piped = subprocess.run(command, input=buffer.read_bytes(), capture_output=True, cwd=tmp_path, timeout=300)
+    assert piped.returncode == 0, piped.stderr.decode()
+    first, second = json.loads(piped.stdout)["results"]
+    assert first["file"] == "-" and first["digit"] == second["digit"] == int(test.y_test[0])
+    junk = subprocess.run(command[:-2], input=b"hello", capture_output=True, text=False, cwd=tmp_path, timeout=300)
+    assert_clean_error(subprocess.CompletedProcess(junk.args, junk.returncode, junk.stdout.decode(),
+                                                   junk.stderr.decode()), "standard input is not an image")
+    controller, terminal = pty.openpty()
+    try:
+        typed = subprocess.run(command[:-2], stdin=terminal, capture_output=True, text=True, cwd=tmp_path,
+                               timeout=300)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert_clean_error(typed, "standard input, which is a terminal here; pipe one in")

@@ -281,29 +281,36 @@ def _has_display() -> bool:
 
 def _read_file(predictor, path: str, mode: str, threshold: float, reject_below: float | None,
                show_colour: bool = False) -> tuple[dict, dict]:
-    """(result for output, row for the figure) of one image file; an unreadable file becomes a result too."""
+    """(result for output, row for the figure) of one image file (or of standard input's bytes, for "-"); an
+    unreadable file becomes a result too."""
     from . import images, reading, runs
 
-    if Path(path).is_dir():  # what `_image_files` left: a model, or a folder without pictures
+    stdin = path == STDIN
+    label, short = ("standard input",) * 2 if stdin else (path, Path(path).name)
+    if stdin and sys.stdin.isatty():  # nothing piped in: reading would wait for the keyboard
+        return ({"file": path, "ok": False, "error": "- reads a picture from standard input, which is a terminal here; "
+                 "pipe one in (cat photo.jpg | digits predict -)"}, {"title": f"{short}: unreadable"})
+    if not stdin and Path(path).is_dir():  # what `_image_files` left: a model, or a folder without pictures
         error = (f"{path} is a model, not a picture; name the model first, before the pictures" if runs.is_model(path)
                  else f"{path} is a folder with no pictures in it (files named {', '.join(SUFFIXES)}); "
                       "pass image files or a folder of them")
-        return {"file": path, "ok": False, "error": error}, {"title": f"{Path(path).name}: unreadable"}
+        return {"file": path, "ok": False, "error": error}, {"title": f"{short}: unreadable"}
     try:
-        gray = images.load_gray(path)
-        found = reading.read(gray, mode, predictor, threshold, name=path, reject_below=reject_below)
+        source = sys.stdin.buffer.read() if stdin else path  # `... | digits predict -`: the picture's bytes
+        gray = images.load_gray(source, name=label)
+        found = reading.read(gray, mode, predictor, threshold, name=label, reject_below=reject_below)
     except images.ImageError as error:
-        return {"file": path, "ok": False, "error": str(error)}, {"title": f"{Path(path).name}: unreadable"}
+        return {"file": path, "ok": False, "error": str(error)}, {"title": f"{short}: unreadable"}
     except Exception as error:  # a bug: this file gets the error, the others are still read
         reason = f"{type(error).__name__}: {str(error).splitlines()[0]}" if str(error).strip() else type(error).__name__
-        return ({"file": path, "ok": False, "error": f"reading {path} failed ({reason}); this is a bug in digits, "
-                 "please report it with the picture"}, {"title": f"{Path(path).name}: failed"})
+        return ({"file": path, "ok": False, "error": f"reading {label} failed ({reason}); this is a bug in digits, "
+                 "please report it with the picture"}, {"title": f"{short}: failed"})
     result = {"file": path, "ok": True, **found.to_dict()}
     if found.kind in ("no_ink", "not_a_digit"):
-        title = f"{Path(path).name}: " + ("no digit found" if found.kind == "no_ink" else "not a digit")
+        title = f"{short}: " + ("no digit found" if found.kind == "no_ink" else "not a digit")
     else:
-        title = f"{Path(path).name}: {found.text} ({found.confidence:.0%})" + (" uncertain" if found.uncertain else "")
-    row = {"title": title, "original": images.load_rgb(path) if show_colour else gray,
+        title = f"{short}: {found.text} ({found.confidence:.0%})" + (" uncertain" if found.uncertain else "")
+    row = {"title": title, "original": images.load_rgb(source) if show_colour else gray,
            "inputs": [digit.image for digit in found.digits],
            "probabilities": found.digits[0].probabilities if found.kind == "digit" and found.digits else None}
     return result, row
@@ -326,6 +333,7 @@ def _describe(result: dict) -> str:
     return f"{result['label']} ({result['confidence']:.1%}; top 3: {top3}){flag}"
 
 
+STDIN = "-"  # a file argument that stands for the picture's bytes on standard input
 SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".mpo", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # images.FORMATS' names
 
 
@@ -386,7 +394,7 @@ def predict_files(args, paths: list[str]) -> int:
 def cmd_predict(args) -> int:
     from . import runs
 
-    if len(args.paths) == 1 and not Path(args.paths[0]).exists():
+    if len(args.paths) == 1 and args.paths[0] != STDIN and not Path(args.paths[0]).exists():
         raise ValueError(f"{args.paths[0]} does not exist; pass a run directory, an exported model or image files")
     if args.paths and not (len(args.paths) == 1 and runs.is_model(args.paths[0])):
         return predict_files(args, args.paths)
