@@ -450,3 +450,33 @@ def test_a_picture_piped_in_is_read_as_dash_and_a_terminal_is_one_line(tmp_path)
         os.close(terminal)
         os.close(controller)
     assert_clean_error(typed, "standard input, which is a terminal here; pipe one in")
+
+
+def test_workers_read_a_folder_as_one_process_does(tmp_path):
+    """`--workers 2`: the same readings, in the same order, as in one process, a bad file and a picture piped in
+    among them (standard input is read by the parent); `--workers 0` is one line. The shipped model reads."""
+    import subprocess
+    import sys
+
+    test = data.load_dataset("mnist")
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for index in range(5):
+        Image.fromarray(255 - test.x_test[index]).resize((112, 112), Image.BICUBIC).save(folder / f"{index}.png")
+    (folder / "5.png").write_text("not a picture")
+    Image.fromarray(255 - np.concatenate([test.x_test[i] for i in (7, 8)], 1)).save(folder / "6.png")
+    piped = (folder / "0.png").read_bytes()
+
+    def read(*workers: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "digits.cli", "predict", str(folder), "-", "--json", *workers],
+                              input=piped, capture_output=True, cwd=tmp_path, timeout=600)
+
+    alone, shared = read(), read("--workers", "2")
+    assert alone.returncode == shared.returncode == 1, shared.stderr.decode()
+    assert json.loads(alone.stdout)["results"] == json.loads(shared.stdout)["results"]
+    results = json.loads(shared.stdout)["results"]
+    assert [row["file"] for row in results] == [str(folder / f"{index}.png") for index in range(7)] + ["-"]
+    assert [row.get("digit") for row in results[:5]] == [int(label) for label in test.y_test[:5]]
+    assert not results[5]["ok"] and results[6]["number"] == "".join(str(test.y_test[i]) for i in (7, 8))
+    assert results[7]["digit"] == int(test.y_test[0])
+    assert_clean_error(run_cli("predict", str(folder), "--workers", "0", cwd=tmp_path), "--workers must be at least 1")

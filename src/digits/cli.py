@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--plot", metavar="FILE", help="save the figure to FILE (default: show it, or save "
                                                         "RUN/predictions.png when there is no display)")
     predict.add_argument("--json", action="store_true", help="print machine-readable results instead of text")
+    predict.add_argument("--workers", type=int, default=1, metavar="N",
+                         help="files: read them in N processes, each loading the model once (pays off for many "
+                              "pictures; at most one per core helps) (default: 1)")
     return parser
 
 
@@ -351,6 +354,47 @@ def _image_files(paths: list[str]) -> list[str]:
     return files
 
 
+_WORKER = {}  # a reading worker's model, loaded once
+
+
+def _reading_worker(source: str, backend: str) -> None:
+    from .predictor import Predictor
+
+    _WORKER["predictor"] = Predictor(source, backend=backend, threads=1)  # one core each: the workers share them
+
+
+def _read_in_worker(*job) -> tuple[dict, dict]:
+    return _read_file(_WORKER["predictor"], *job)
+
+
+def _readings(predictor, files: list[str], args):
+    """(result, row) of each file, in order, as each is read: here, or by `args.workers` spawned processes. Standard
+    input is read here; a file whose worker could not start or died is read here too."""
+    options = (args.mode, args.uncertain_below, args.reject_below, bool(args.plot))
+    if args.workers == 1 or len(files) < 2:
+        yield from (_read_file(predictor, path, *options) for path in files)
+        return
+    from concurrent.futures.process import BrokenProcessPool
+
+    from .workers import pool as worker_pool
+
+    readers = worker_pool(min(args.workers, len(files)), _reading_worker,
+                          (str(predictor.info.run_dir), predictor.backend))
+    futures = []
+    try:
+        futures += [None if path == STDIN else readers.submit(_read_in_worker, path, *options) for path in files]
+        for path, future in zip(files, futures):
+            try:
+                yield future.result() if future is not None else _read_file(predictor, path, *options)
+            except BrokenProcessPool:
+                yield _read_file(predictor, path, *options)
+    finally:  # also when the output is cut short: the pictures not read yet are dropped, not waited for; cancelled
+        for future in futures:  # here, as shutdown(cancel_futures=True) cancels nothing once the pool is collected
+            if future is not None:
+                future.cancel()
+        readers.shutdown(wait=False)
+
+
 def predict_files(args, paths: list[str]) -> int:
     from . import runs
 
@@ -361,17 +405,18 @@ def predict_files(args, paths: list[str]) -> int:
     files_ = paths[1:] if run is not None else paths
     if not files_:
         raise ValueError("name at least one image file after the run")
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
     files_ = _image_files(files_)
     predictor = _load_predictor(run, args)
     results, rows = [], []
+    readings = _readings(predictor, files_, args)
     if args.json:  # one document at the end: a progress bar meanwhile, where someone watches (a terminal)
         from tqdm import tqdm
 
-        files_ = tqdm(files_, desc="reading", unit="picture", file=sys.stderr, disable=None if len(files_) > 1
-                      else True, leave=False)
-    for path in files_:
-        result, row = _read_file(predictor, path, args.mode, args.uncertain_below, args.reject_below,
-                                 show_colour=bool(args.plot))
+        readings = tqdm(readings, total=len(files_), desc="reading", unit="picture", file=sys.stderr,
+                        disable=None if len(files_) > 1 else True, leave=False)
+    for result, row in readings:
         results.append(result)
         rows.append(row)
         if not args.json:  # a line as each picture is read

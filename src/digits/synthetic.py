@@ -33,14 +33,11 @@ import json
 import math
 import os
 import sys
-import threading
-import time
 import zipfile
 import zlib
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 from functools import lru_cache
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
 
@@ -50,6 +47,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from . import files, images
+from .workers import pool as worker_pool
 
 GENERATOR_VERSION = 2  # bump when the pictures change on purpose (the source hash catches the rest)
 FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts")  # what pictures() draws
@@ -615,19 +613,6 @@ def _workers(requested: int | None, count: int, tasks: int) -> int:
     return max(1, min(int(requested), tasks))
 
 
-def _exit_with(parent: int) -> None:
-    """A drawing worker's initializer: a daemon thread ends the worker once `parent` is gone, so a training run
-    killed outright (SIGTERM, SIGKILL) does not leave its workers drawing on, orphaned."""
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(WATCH_SECONDS)
-        os._exit(1)
-    threading.Thread(target=watch, daemon=True).start()
-
-
-WATCH_SECONDS = 1.0  # how often a drawing worker checks that its parent still runs
-
-
 def _run(function: Callable, tasks: list[tuple], sizes: list[int], processes: int,
          progress: Callable[[int, int], None] | None) -> list:
     """[function(*task) for task in tasks], in `processes` spawned workers when more than one (in this process
@@ -635,8 +620,7 @@ def _run(function: Callable, tasks: list[tuple], sizes: list[int], processes: in
     results, done, total = [None] * len(tasks), 0, sum(sizes)
     if processes > 1:
         try:
-            with ProcessPoolExecutor(processes, mp_context=get_context("spawn"), initializer=_exit_with,
-                                     initargs=(os.getpid(),)) as pool:
+            with worker_pool(processes) as pool:
                 futures = {pool.submit(function, *task): number for number, task in enumerate(tasks)}
                 for future in as_completed(futures):
                     results[futures[future]] = future.result()
