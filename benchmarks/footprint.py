@@ -8,7 +8,8 @@ All with the shipped model (no run named, an empty runs directory), as whole pro
   a folder     --photos rendered photos of MNIST test digits (benchmarks/real_images.py's renderer) read in one
                process each way (`digits predict --mode digit` with every file, `tesseract LIST.txt` over a file
                list): images per second, and the share each reads right; and `digits predict` in its default
-               auto mode (a digit or a whole number, whichever the picture holds), which cuts and weighs first.
+               auto mode (a digit or a whole number, whichever the picture holds), which cuts and weighs first;
+               and auto mode with `--workers` one per usable core (where there are several).
   the service  `digits serve` with no run: seconds from start until `/v2/health/ready` answers 200, and the
                worker's memory when ready and after --requests single-image requests (peak); targets: ready
                within 3 s, at most 250 MiB.
@@ -115,9 +116,12 @@ def one_shot(digits: list[str], tesseract: str | None, photo: Path, repeats: int
 
 
 def folder(digits: list[str], tesseract: str | None, paths: list[Path], labels: list[int], env: dict,
-           cwd: Path) -> dict:
-    result = {"photos": len(paths)}
-    for key, mode in (("digits", ["--mode", "digit"]), ("digits_auto", [])):  # told it is one digit; and as is
+           cwd: Path, workers: int = 1) -> dict:
+    result = {"photos": len(paths), "workers": workers}
+    runs_ = [("digits", ["--mode", "digit"]), ("digits_auto", [])]  # told it is one digit; and as is
+    if workers > 1:  # and as is, in a process per core
+        runs_.append(("digits_auto_workers", ["--workers", str(workers)]))
+    for key, mode in runs_:
         wall, peak, out = run_measured([*digits, "predict", *map(str, paths), "--json", *mode], env, cwd)
         read = [item.get("label") for item in json.loads(out)["results"]]
         result[key] = {"seconds": wall, "images_per_second": len(paths) / wall, "peak_mib": peak,
@@ -193,7 +197,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests to the service (default: 2000)")
     args = parser.parse_args()
 
-    from common import machine, save
+    from common import cores, machine, save
 
     from digits import runs
 
@@ -223,7 +227,7 @@ def main() -> None:
         print("one photo ...", file=sys.stderr)
         single = one_shot(digits, tesseract, paths[0], args.repeats, env, scratch)
         print(f"a folder of {len(paths)} photos ...", file=sys.stderr)
-        many = folder(digits, tesseract, paths, labels, env, scratch)
+        many = folder(digits, tesseract, paths, labels, env, scratch, cores())
         print("the service ...", file=sys.stderr)
         served = service(digits, args.requests, env, scratch) if has_api else None
     met = {"one_shot_wall_ratio": single.get("wall_ratio", float("inf")) <= TARGETS["one_shot_wall_ratio"],

@@ -534,6 +534,10 @@ def footprint(result: dict) -> list[str]:
     if auto:
         lines.append(f"| the same photos in auto mode (a digit or a number): images/s, read right | "
                      f"{auto['images_per_second']:.0f}, {auto['accuracy']:.1%} | | |")
+    shared = folder.get("digits_auto_workers")  # measured since 2026-12-06
+    if shared:
+        lines.append(f"| the same, `--workers {folder['workers']}` (a process per core): images/s, read right | "
+                     f"{shared['images_per_second']:.0f}, {shared['accuracy']:.1%} | | |")
     if served:
         lines += [f"| `digits serve`: start to ready | {served['ready_seconds']:.2f} s | | <= {targets['ready_seconds']:g} s"
                   f"{mark('ready_seconds')} |",
