@@ -424,8 +424,9 @@ def test_output_cut_short_by_its_reader_stops_quietly(tmp_path):
 
 
 def test_a_picture_piped_in_is_read_as_dash_and_a_terminal_is_one_line(tmp_path):
-    """`cat photo.png | digits predict -`, beside a file; bytes that are no picture, and a terminal on standard input
-    (nothing piped: reading would wait for the keyboard), each get one line and exit 1. The shipped model reads."""
+    """`cat photo.png | digits predict -`, beside a file; bytes that are no picture, a terminal on standard input
+    (nothing piped: reading would wait for the keyboard) and a closed one each get one line and exit 1. The shipped
+    model reads."""
     import os
     import pty
     import subprocess
@@ -450,6 +451,9 @@ def test_a_picture_piped_in_is_read_as_dash_and_a_terminal_is_one_line(tmp_path)
         os.close(terminal)
         os.close(controller)
     assert_clean_error(typed, "standard input, which is a terminal here; pipe one in")
+    closed = subprocess.run(command[:-2], preexec_fn=lambda: os.close(0), capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300)
+    assert_clean_error(closed, "standard input, which is closed here; pipe one in")
 
 
 def test_workers_read_a_folder_as_one_process_does(tmp_path):

@@ -290,8 +290,9 @@ def _read_file(predictor, path: str, mode: str, threshold: float, reject_below: 
 
     stdin = path == STDIN
     label, short = ("standard input",) * 2 if stdin else (path, Path(path).name)
-    if stdin and sys.stdin.isatty():  # nothing piped in: reading would wait for the keyboard
-        return ({"file": path, "ok": False, "error": "- reads a picture from standard input, which is a terminal here; "
+    if stdin and (sys.stdin is None or sys.stdin.isatty()):  # nothing piped in: reading would wait for the keyboard
+        where = "a terminal" if sys.stdin is not None else "closed"
+        return ({"file": path, "ok": False, "error": f"- reads a picture from standard input, which is {where} here; "
                  "pipe one in (cat photo.jpg | digits predict -)"}, {"title": f"{short}: unreadable"})
     if not stdin and Path(path).is_dir():  # what `_image_files` left: a model, or a folder without pictures
         error = (f"{path} is a model, not a picture; name the model first, before the pictures" if runs.is_model(path)
