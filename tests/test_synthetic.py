@@ -193,12 +193,13 @@ def test_workers_do_not_change_the_result(monkeypatch, tmp_path):
     alone = synthetic.non_digits(8, seed=6, workers=1)
     pools = []
 
-    class Recorded(synthetic.ProcessPoolExecutor):
-        def __init__(self, workers, **options):
-            pools.append(workers)
-            super().__init__(workers, **options)
+    spawned = synthetic.worker_pool
 
-    monkeypatch.setattr(synthetic, "ProcessPoolExecutor", Recorded)
+    def recorded(processes, *rest):
+        pools.append(processes)
+        return spawned(processes, *rest)
+
+    monkeypatch.setattr(synthetic, "worker_pool", recorded)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other"))
     assert np.array_equal(synthetic.non_digits(8, seed=6, workers=2), alone)
     assert pools == [2]
