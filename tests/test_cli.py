@@ -484,3 +484,23 @@ def test_workers_read_a_folder_as_one_process_does(tmp_path):
     assert not results[5]["ok"] and results[6]["number"] == "".join(str(test.y_test[i]) for i in (7, 8))
     assert results[7]["digit"] == int(test.y_test[0])
     assert_clean_error(run_cli("predict", str(folder), "--workers", "0", cwd=tmp_path), "--workers must be at least 1")
+
+
+def test_a_figure_of_many_pictures_draws_the_first_ones_and_says_so(tmp_path, monkeypatch, capsys):
+    """`--plot` over a big folder draws the first `PLOT_ROWS` pictures (a figure of thousands would be too tall to
+    open) and says how many of how many; every picture is still read. The shipped model reads, in this process."""
+    from digits import cli, plots
+
+    test = data.load_dataset("mnist")
+    for index in range(5):
+        Image.fromarray(255 - test.x_test[index]).resize((56, 56)).save(tmp_path / f"{index}.png")
+    drawn = []
+    figure = plots.file_predictions_figure
+    monkeypatch.setattr(plots, "file_predictions_figure", lambda rows: drawn.append(len(rows)) or figure(rows))
+    monkeypatch.setattr(cli, "PLOT_ROWS", 3)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["predict", str(tmp_path), "--plot", str(tmp_path / "figure.png")]) == 0
+    out = capsys.readouterr().out
+    assert drawn == [3] and (tmp_path / "figure.png").read_bytes()[:8] == PNG
+    assert "Saved the figure to" in out and "(the first 3 of 5 pictures)" in out
+    assert len([line for line in out.splitlines() if ".png: " in line]) == 5

@@ -283,41 +283,45 @@ def _has_display() -> bool:
 
 
 def _read_file(predictor, path: str, mode: str, threshold: float, reject_below: float | None,
-               show_colour: bool = False) -> tuple[dict, dict]:
-    """(result for output, row for the figure) of one image file (or of standard input's bytes, for "-"); an
-    unreadable file becomes a result too."""
+               figure: bool = False) -> tuple[dict, dict | None]:
+    """(result for output, row for the figure, or None without one) of one image file (or of standard input's bytes,
+    for "-"); an unreadable file becomes a result too."""
     from . import images, reading, runs
 
     stdin = path == STDIN
     label, short = ("standard input",) * 2 if stdin else (path, Path(path).name)
+
+    def failed(error: str, title: str = "unreadable") -> tuple[dict, dict | None]:
+        return {"file": path, "ok": False, "error": error}, {"title": f"{short}: {title}"} if figure else None
+
     if stdin and (sys.stdin is None or sys.stdin.isatty()):  # nothing piped in: reading would wait for the keyboard
-        where = "a terminal" if sys.stdin is not None else "closed"
-        return ({"file": path, "ok": False, "error": f"- reads a picture from standard input, which is {where} here; "
-                 "pipe one in (cat photo.jpg | digits predict -)"}, {"title": f"{short}: unreadable"})
+        return failed(f"- reads a picture from standard input, which is "
+                      f"{'a terminal' if sys.stdin is not None else 'closed'} here; pipe one in "
+                      "(cat photo.jpg | digits predict -)")
     if not stdin and Path(path).is_dir():  # what `_image_files` left: a model, or a folder without pictures
-        error = (f"{path} is a model, not a picture; name the model first, before the pictures" if runs.is_model(path)
-                 else f"{path} is a folder with no pictures in it (files named {', '.join(SUFFIXES)}); "
-                      "pass image files or a folder of them")
-        return {"file": path, "ok": False, "error": error}, {"title": f"{short}: unreadable"}
+        return failed(f"{path} is a model, not a picture; name the model first, before the pictures"
+                      if runs.is_model(path) else f"{path} is a folder with no pictures in it (files named "
+                      f"{', '.join(SUFFIXES)}); pass image files or a folder of them")
     try:
         source = sys.stdin.buffer.read() if stdin else path  # `... | digits predict -`: the picture's bytes
         gray = images.load_gray(source, name=label)
         found = reading.read(gray, mode, predictor, threshold, name=label, reject_below=reject_below)
     except images.ImageError as error:
-        return {"file": path, "ok": False, "error": str(error)}, {"title": f"{short}: unreadable"}
+        return failed(str(error))
     except Exception as error:  # a bug: this file gets the error, the others are still read
         reason = f"{type(error).__name__}: {str(error).splitlines()[0]}" if str(error).strip() else type(error).__name__
-        return ({"file": path, "ok": False, "error": f"reading {label} failed ({reason}); this is a bug in digits, "
-                 "please report it with the picture"}, {"title": f"{short}: failed"})
+        return failed(f"reading {label} failed ({reason}); this is a bug in digits, please report it with the "
+                      "picture", "failed")
     result = {"file": path, "ok": True, **found.to_dict()}
+    if not figure:
+        return result, None
     if found.kind in ("no_ink", "not_a_digit"):
         title = f"{short}: " + ("no digit found" if found.kind == "no_ink" else "not a digit")
     else:
         title = f"{short}: {found.text} ({found.confidence:.0%})" + (" uncertain" if found.uncertain else "")
-    row = {"title": title, "original": images.load_rgb(source) if show_colour else gray,
-           "inputs": [digit.image for digit in found.digits],
-           "probabilities": found.digits[0].probabilities if found.kind == "digit" and found.digits else None}
-    return result, row
+    return result, {"title": title, "original": images.load_rgb(source),
+                    "inputs": [digit.image for digit in found.digits],
+                    "probabilities": found.digits[0].probabilities if found.kind == "digit" and found.digits else None}
 
 
 def _describe(result: dict) -> str:
@@ -338,6 +342,7 @@ def _describe(result: dict) -> str:
 
 
 STDIN = "-"  # a file argument that stands for the picture's bytes on standard input
+PLOT_ROWS = 50  # --plot draws the first this many pictures: a figure of thousands is too tall to open
 SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".mpo", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # images.FORMATS' names
 
 
@@ -371,9 +376,10 @@ def _read_in_worker(*job) -> tuple[dict, dict]:
 def _readings(predictor, files: list[str], args):
     """(result, row) of each file, in order, as each is read: here, or by `args.workers` spawned processes. Standard
     input is read here; a file whose worker could not start or died is read here too."""
-    options = (args.mode, args.uncertain_below, args.reject_below, bool(args.plot))
+    options = (args.mode, args.uncertain_below, args.reject_below)
+    figure = [bool(args.plot) and index < PLOT_ROWS for index in range(len(files))]  # the figure's rows, only
     if args.workers == 1 or len(files) < 2:
-        yield from (_read_file(predictor, path, *options) for path in files)
+        yield from (_read_file(predictor, path, *options, drawn) for path, drawn in zip(files, figure))
         return
     from concurrent.futures.process import BrokenProcessPool
 
@@ -383,12 +389,13 @@ def _readings(predictor, files: list[str], args):
                           (str(predictor.info.run_dir), predictor.backend))
     futures = []
     try:
-        futures += [None if path == STDIN else readers.submit(_read_in_worker, path, *options) for path in files]
-        for path, future in zip(files, futures):
+        futures += [None if path == STDIN else readers.submit(_read_in_worker, path, *options, drawn)
+                    for path, drawn in zip(files, figure)]
+        for path, drawn, future in zip(files, figure, futures):
             try:
-                yield future.result() if future is not None else _read_file(predictor, path, *options)
+                yield future.result() if future is not None else _read_file(predictor, path, *options, drawn)
             except BrokenProcessPool:
-                yield _read_file(predictor, path, *options)
+                yield _read_file(predictor, path, *options, drawn)
     finally:  # also when the output is cut short: the pictures not read yet are dropped, not waited for; cancelled
         for future in futures:  # here, as shutdown(cancel_futures=True) cancels nothing once the pool is collected
             if future is not None:
@@ -419,7 +426,8 @@ def predict_files(args, paths: list[str]) -> int:
                         disable=None if len(files_) > 1 else True, leave=False)
     for result, row in readings:
         results.append(result)
-        rows.append(row)
+        if row is not None:
+            rows.append(row)
         if not args.json:  # a line as each picture is read
             print(f"{result['file']}: {_describe(result)}", flush=True)
     if args.json:
@@ -430,7 +438,8 @@ def predict_files(args, paths: list[str]) -> int:
 
         plots.save_figure(plots.file_predictions_figure(rows), Path(args.plot))
         if not args.json:
-            print(f"Saved the figure to {args.plot}")
+            print(f"Saved the figure to {args.plot}" + (f" (the first {len(rows)} of {len(results)} pictures)"
+                                                        if len(rows) < len(results) else ""))
     failed = [result for result in results if not result["ok"]]
     for result in failed:
         print(f"digits predict: error: {result['error']}", file=sys.stderr)
