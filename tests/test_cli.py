@@ -254,6 +254,7 @@ def test_a_folder_is_read_as_its_pictures_and_a_folder_without_any_is_one_line(c
     assert not read[4]["ok"] and "is a model, not a picture; name the model first" in read[4]["error"]
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 2 and "empty is a folder with no pictures" in errors[0], result.stderr
+    assert "Read 5 pictures: 3 digits, 2 unreadable" in result.stderr
     as_text = run_cli("predict", str(cnn_fast_run), str(scans), "--mode", "digit")
     assert as_text.returncode == 0, as_text.stderr
     lines = as_text.stdout.splitlines()

@@ -342,6 +342,9 @@ def _describe(result: dict) -> str:
 
 
 STDIN = "-"  # a file argument that stands for the picture's bytes on standard input
+# how a folder's tally names reading.KINDS and the files not read (one, several)
+TALLY = {"digit": ("digit", "digits"), "number": ("number", "numbers"), "not_a_digit": ("not a digit",) * 2,
+         "no_ink": ("without ink",) * 2, "unreadable": ("unreadable",) * 2}
 PLOT_ROWS = 50  # --plot draws the first this many pictures: a figure of thousands is too tall to open
 SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".mpo", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # images.FORMATS' names
 
@@ -441,6 +444,11 @@ def predict_files(args, paths: list[str]) -> int:
             print(f"Saved the figure to {args.plot}" + (f" (the first {len(rows)} of {len(results)} pictures)"
                                                         if len(rows) < len(results) else ""))
     failed = [result for result in results if not result["ok"]]
+    if len(results) > 1:  # a folder's tally, before its errors (on stderr, like the model's line)
+        kinds = [result["kind"] if result["ok"] else "unreadable" for result in results]
+        counts = {kind: kinds.count(kind) for kind in TALLY if kind in kinds}
+        tally = [f"{count} {TALLY[kind][count > 1]}" for kind, count in counts.items()]
+        print(f"Read {len(results)} pictures: {', '.join(tally)}", file=sys.stderr)
     for result in failed:
         print(f"digits predict: error: {result['error']}", file=sys.stderr)
     return 1 if failed else 0
