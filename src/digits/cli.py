@@ -372,7 +372,7 @@ def _reading_worker(source: str, backend: str) -> None:
     _WORKER["predictor"] = Predictor(source, backend=backend, threads=1)  # one core each: the workers share them
 
 
-def _read_in_worker(*job) -> tuple[dict, dict]:
+def _read_in_worker(*job) -> tuple[dict, dict | None]:
     return _read_file(_WORKER["predictor"], *job)
 
 
