@@ -2,7 +2,11 @@
 FILE...` reading digits and numbers from real image files, and every bad file."""
 
 import json
+import os
+import pty
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -281,9 +285,6 @@ def test_bad_threshold_is_one_line(cnn_fast_run, pictures):
 ])
 def test_a_missing_extra_is_one_line_naming_it(tiny_run, tmp_path, hidden, command, extra):
     """Each optional dependency hidden in turn (None in sys.modules makes its import fail as if absent)."""
-    import subprocess
-    import sys
-
     command = [str(tiny_run) if part == "RUN" else part.replace("OUT", str(tmp_path)) for part in command]
     script = (f"import sys; sys.modules[{hidden!r}] = None\n"
               f"from digits.cli import main\nsys.exit(main({command!r}))")
@@ -406,9 +407,6 @@ def test_output_cut_short_by_its_reader_stops_quietly(tmp_path):
     """`digits predict ... | head`: the reader closes the pipe after a few bytes; digits stops without a traceback
     or a broken-pipe error, with the shell's code for a tool stopped by SIGPIPE. The JSON of 100 pictures (about
     200 KB) is more than a pipe holds, so digits is still writing when the pipe closes."""
-    import os
-    import subprocess
-    import sys
 
     picture = tmp_path / "one.png"
     ink = np.zeros((28, 28), np.uint8)
@@ -428,10 +426,6 @@ def test_a_picture_piped_in_is_read_as_dash_and_a_terminal_is_one_line(tmp_path)
     """`cat photo.png | digits predict -`, beside a file; bytes that are no picture, a terminal on standard input
     (nothing piped: reading would wait for the keyboard) and a closed one each get one line and exit 1. The shipped
     model reads."""
-    import os
-    import pty
-    import subprocess
-    import sys
 
     test = data.load_dataset("mnist")
     buffer = tmp_path / "seven.png"
@@ -441,9 +435,8 @@ def test_a_picture_piped_in_is_read_as_dash_and_a_terminal_is_one_line(tmp_path)
     assert piped.returncode == 0, piped.stderr.decode()
     first, second = json.loads(piped.stdout)["results"]
     assert first["file"] == "-" and first["digit"] == second["digit"] == int(test.y_test[0])
-    junk = subprocess.run(command[:-2], input=b"hello", capture_output=True, text=False, cwd=tmp_path, timeout=300)
-    assert_clean_error(subprocess.CompletedProcess(junk.args, junk.returncode, junk.stdout.decode(),
-                                                   junk.stderr.decode()), "standard input is not an image")
+    junk = subprocess.run(command[:-2], input="hello", capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert_clean_error(junk, "standard input is not an image")
     controller, terminal = pty.openpty()
     try:
         typed = subprocess.run(command[:-2], stdin=terminal, capture_output=True, text=True, cwd=tmp_path,
@@ -460,8 +453,6 @@ def test_a_picture_piped_in_is_read_as_dash_and_a_terminal_is_one_line(tmp_path)
 def test_workers_read_a_folder_as_one_process_does(tmp_path):
     """`--workers 2`: the same readings, in the same order, as in one process, a bad file and a picture piped in
     among them (standard input is read by the parent); `--workers 0` is one line. The shipped model reads."""
-    import subprocess
-    import sys
 
     test = data.load_dataset("mnist")
     folder = tmp_path / "scans"

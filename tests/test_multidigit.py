@@ -216,9 +216,9 @@ def test_touching_digits_drawn_as_strokes_are_cut_into_the_right_two(monkeypatch
 
 
 def test_a_number_written_with_a_pen_that_skips_is_read_digit_by_digit():
-    """Each stroke in dashes (pen_digits, digits apart; 3-8 pieces a digit): the line is as tall as a digit, not as its tallest dash (that
-    was the height measured, and the dashes were read as digits: "2047" as "21111471"), and the number reads right.
-    """
+    """Each stroke in dashes (pen_digits, digits apart; 3-8 pieces a digit): the line is as tall as a digit, not as
+    its tallest dash (that was the height measured, and the dashes were read as digits: "2047" as "21111471"), and
+    the number reads right."""
     from digits import runs
     from digits.predictor import Predictor
 
