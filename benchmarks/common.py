@@ -35,6 +35,7 @@ def results_name(kind: str, stem: str) -> str:
 def machine() -> dict:
     """What the figures were measured on: CPU model, cores, memory, OS, library versions."""
     from digits import distribute
+    from digits.workers import cores
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -49,11 +50,6 @@ def machine() -> dict:
         memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     return {"cpu": cpu, "cores": cores(), "memory_gib": memory_gib, **distribute.environment(),
             "measured": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-
-
-def cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def repo_relative(value):

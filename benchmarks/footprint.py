@@ -197,9 +197,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests to the service (default: 2000)")
     args = parser.parse_args()
 
-    from common import cores, machine, save
+    from common import machine, save
 
     from digits import runs
+    from digits.workers import cores
 
     runs.shipped_model()  # a missing or damaged shipped model: say so now
     if not Path(GNU_TIME).is_file():

@@ -41,7 +41,7 @@ from scipy import ndimage
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_images  # noqa: E402
 import stress  # noqa: E402
-from common import cores, save  # noqa: E402
+from common import save  # noqa: E402
 
 CONDITIONS = tuple(stress.CONDITIONS)
 SHARP = " (pieces sharpened)"  # the label of a model read again with its pieces prepared as before soft_above
@@ -205,6 +205,8 @@ def table(summary: dict) -> list[str]:
 
 
 def main() -> None:
+    from digits.workers import cores
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="append", default=[], metavar="LABEL=PATH",
                         help="a model to measure: a run directory or model file, under a label (repeat)")

@@ -47,7 +47,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from . import files, images
-from .workers import pool as worker_pool
+from .workers import cores, pool as worker_pool
 
 GENERATOR_VERSION = 2  # bump when the pictures change on purpose (the source hash catches the rest)
 FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts")  # what pictures() draws
@@ -609,7 +609,7 @@ def _workers(requested: int | None, count: int, tasks: int) -> int:
     if requested is None:
         if count < PARALLEL_FROM:
             return 1
-        requested = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        requested = cores()
     return max(1, min(int(requested), tasks))
 
 

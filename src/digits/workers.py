@@ -19,6 +19,11 @@ from typing import Callable
 WATCH_SECONDS = 1.0  # how often a worker checks that its parent still runs
 
 
+def cores() -> int:
+    """The cores this process may run on (its affinity, where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _exit_with(parent: int, initializer: Callable | None, initargs: tuple) -> None:
     def watch() -> None:
         while os.getppid() == parent:
