@@ -145,6 +145,32 @@ def test_transparent_png_file_of_a_drawn_digit_is_laid_on_white(tmp_path):
     assert np.abs(prepared.image - images.prepare(gray_of(seven())).image).mean() < 0.05
 
 
+def test_white_strokes_on_a_transparent_canvas_are_laid_on_black(tmp_path):
+    """White ink drawn on a transparent canvas (a dark-themed drawing app's export) vanished on white paper
+    ("no digit found"); it is laid on black and reads as the same 7 as dark ink on paper."""
+    page = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
+    ImageDraw.Draw(page).line([(60, 50), (140, 50), (90, 160)], fill=(255, 255, 255, 255), width=12)
+    page.save(tmp_path / "white.png")
+    gray = images.load_gray(tmp_path / "white.png")
+    assert gray[0, 0] == 0.0 and gray.max() == 1.0  # transparent -> black, ink -> white
+    prepared = images.prepare(gray)
+    assert prepared.ink_found and not prepared.inverted
+    assert np.abs(prepared.image - images.prepare(gray_of(seven())).image).mean() < 0.05
+    np.testing.assert_allclose(images.to_gray(np.asarray(page)), gray, atol=1e-6)  # a canvas's RGBA array too
+    np.testing.assert_allclose(images.load_rgb(tmp_path / "white.png")[..., 0], gray, atol=1e-6)  # the figure too
+
+
+def test_a_light_page_with_transparent_corners_stays_on_white(tmp_path):
+    """Light and opaque over most of the picture is paper, not ink: its transparent corners are laid on white."""
+    page = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(page)
+    draw.rounded_rectangle([0, 0, 199, 199], radius=40, fill=(235, 230, 220, 255))
+    draw.line([(60, 50), (140, 50), (90, 160)], fill=(20, 20, 30, 255), width=12)
+    gray = images.to_gray(page)
+    assert gray[0, 0] == 1.0 and gray.min() < 0.15
+    assert np.abs(images.prepare(gray).image - images.prepare(gray_of(seven())).image).mean() < 0.05
+
+
 def test_exif_orientation_is_applied():
     stored = np.full((20, 40), 255, np.uint8)
     stored[:, :20] = 0  # dark left half, as stored

@@ -7,7 +7,8 @@ over MNIST's test set is row 13.99, column 14.01), strokes about 2-3 pixels wide
 or scan is made to match:
 
     load_gray(source) -> (H, W) float32, 0 black .. 1 white: PNG, JPEG, BMP, GIF, WebP or
-        TIFF, from a path or bytes; EXIF rotation applied, transparency laid on white.
+        TIFF, from a path or bytes; EXIF rotation applied, transparency laid on white paper
+        (on black when the opaque part is light strokes: white ink drawn on a transparent canvas).
     prepare(gray) -> Prepared: a blocky enlargement of a small picture redrawn smoothly from its
         own pixels (`smooth_blocks`), polarity found (dark-on-light is inverted), lighting removed
         (a robust quadratic surface), notebook lines taken out (`erase_rules`), and printed
@@ -187,29 +188,45 @@ def _to_gray(image: Image.Image) -> np.ndarray:
         tops = (65535.0,) if image.mode.startswith("I;16") else (1.0, 255.0) if image.mode == "F" else (255.0,)
         top = next((top for top in tops if high <= OVERSHOOT * top), 65535.0)
         return np.clip(values / top, 0, 1)
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        white = Image.new("RGBA", image.size, "white")
-        image = Image.alpha_composite(white, image.convert("RGBA"))
+    if _transparent(image):
+        image = _laid_flat(image)
     return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+
+def _transparent(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+
+
+def _laid_flat(image: Image.Image) -> Image.Image:
+    """A picture with transparency laid on paper: white, as a viewer shows it, unless the opaque part is light ink
+    covering less than half of the picture (white strokes exported from a dark canvas, which white paper would
+    erase): then black, so that the ink keeps its contrast."""
+    rgba = image.convert("RGBA")
+    opaque = np.asarray(rgba.getchannel("A")) > 127
+    backdrop = "white"
+    if opaque.any() and opaque.mean() < 0.5:
+        light = np.asarray(rgba.convert("RGB").convert("L"))[opaque] > 127
+        backdrop = "black" if light.mean() > 0.5 else "white"
+    return Image.alpha_composite(Image.new("RGBA", image.size, backdrop), rgba)
 
 
 def load_rgb(source: str | Path | bytes) -> np.ndarray:
     """The picture as people see it, for figures: (H, W, 3) float32 0..1, EXIF rotation applied,
-    transparency laid on white; 16-bit and float pictures in gray. Call it on a source `load_gray`
+    transparency laid flat as `load_gray` lays it; 16-bit and float pictures in gray. Call it on a source `load_gray`
     accepted (that is where bad files are refused)."""
     stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
     with stream, Image.open(stream) as image:
         image = ImageOps.exif_transpose(image)
         if image.mode in ("I", "F") or image.mode.startswith("I;16"):
             return np.repeat(_to_gray(image)[..., None], 3, axis=2)
-        if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-            image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+        if _transparent(image):
+            image = _laid_flat(image)
         return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
 def to_gray(source, name: str | None = None) -> np.ndarray:
     """Any picture -> (H, W) float32 gray 0..1: a path, bytes, a PIL image, or a 2-D / (H, W, 1|3|4)
-    array (uint8 0..255 or float 0..1; colour is grayscaled and RGBA laid on white, as a file would be)."""
+    array (uint8 0..255 or float 0..1; colour is grayscaled and RGBA laid flat, as a file would be)."""
     if isinstance(source, (str, Path, bytes, bytearray)):
         return load_gray(source, name)
     if isinstance(source, Image.Image):
