@@ -134,3 +134,12 @@ def fixed_machine(monkeypatch) -> None:
 
     monkeypatch.setattr(common, "machine", lambda: {"cpu": "a CPU", "cores": 2, "memory_gib": 8.0, "tensorflow": "-",
                                                     "keras": "-", "python": "3", "measured": "2026-01-01T00:00"})
+
+
+def save_heic(picture, path: Path, exif: bytes | None = None) -> Path:
+    """`picture` (a PIL image) written as an iPhone writes its photos: HEIC, through pillow-heif's encoder."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    picture.convert("RGB").save(path, format="HEIF", quality=95, **({"exif": exif} if exif else {}))
+    return path

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import assert_clean_error, run_cli
+from helpers import assert_clean_error, run_cli, save_heic
 from digits import data
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -245,25 +245,28 @@ def test_a_folder_is_read_as_its_pictures_and_a_folder_without_any_is_one_line(c
     shutil.copy(folder / "first.png", scans / "a.png")
     shutil.copy(folder / "first.png", scans / "older" / "c.png")  # a subfolder: left out
     shutil.copy(folder / "first.png", scans / ".hidden.png")  # a hidden file: left out
+    save_heic(Image.open(folder / "first.png"), scans / "c.heic")  # an iPhone's photo
     (scans / "notes.txt").write_text("not a picture's name")  # left out
     (tmp_path / "empty").mkdir()
     named = [str(folder / "first.png"), str(scans), str(tmp_path / "empty"), str(cnn_fast_run)]
     result = run_cli("predict", str(cnn_fast_run), *named, "--mode", "digit", "--json")
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     read = json.loads(result.stdout)["results"]
-    assert [row["file"] for row in read] == [named[0], str(scans / "a.png"), str(scans / "b.JPG"), *named[2:]]
-    assert [row.get("digit") for row in read[:3]] == [expected["first.png"], expected["first.png"],
-                                                      expected["second.jpg"]]
-    assert not read[3]["ok"] and "no pictures in it" in read[3]["error"]
-    assert not read[4]["ok"] and "is a model, not a picture; name the model first" in read[4]["error"]
+    assert [row["file"] for row in read] == [named[0], *(str(scans / name) for name in ("a.png", "b.JPG", "c.heic")),
+                                             *named[2:]]
+    assert [row.get("digit") for row in read[:4]] == [expected["first.png"], expected["first.png"],
+                                                      expected["second.jpg"], expected["first.png"]]
+    assert not read[4]["ok"] and "no pictures in it" in read[4]["error"]
+    assert not read[5]["ok"] and "is a model, not a picture; name the model first" in read[5]["error"]
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 2 and "empty is a folder with no pictures" in errors[0], result.stderr
-    assert "Read 5 pictures: 3 digits, 2 unreadable" in result.stderr
+    assert "Read 6 pictures: 4 digits, 2 unreadable" in result.stderr
     as_text = run_cli("predict", str(cnn_fast_run), str(scans), "--mode", "digit")
     assert as_text.returncode == 0, as_text.stderr
     lines = as_text.stdout.splitlines()
-    assert len(lines) == 2 and lines[0].startswith(f"{scans / 'a.png'}: {expected['first.png']} (")
+    assert len(lines) == 3 and lines[0].startswith(f"{scans / 'a.png'}: {expected['first.png']} (")
     assert lines[1].startswith(f"{scans / 'b.JPG'}: {expected['second.jpg']} (")
+    assert lines[2].startswith(f"{scans / 'c.heic'}: {expected['first.png']} (")
 
 
 @pytest.mark.slow

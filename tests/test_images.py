@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -17,6 +18,7 @@ from PIL import Image, ImageDraw, ImageFile
 from scipy import ndimage
 
 from digits import data, images
+from helpers import save_heic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import real_images  # noqa: E402
@@ -193,6 +195,48 @@ def test_exif_orientation_is_applied_to_a_camera_file(tmp_path):
     shown = images.load_gray(path)
     assert shown.shape == (200, 200)
     assert np.abs(shown - gray_of(upright)).mean() < 0.03  # upright again, not sideways
+
+
+def test_an_iphone_heic_photo_and_an_avif_picture_read_as_their_png(tmp_path):
+    """HEIC (an iPhone camera's format; it read as "not an image") through pi-heif, turned upright by its
+    orientation as a JPEG is; AVIF through Pillow. Both read as the PNG of the same picture."""
+    upright = seven(size=240).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways = save_heic(upright.transpose(Image.Transpose.ROTATE_90), tmp_path / "IMG_0001.HEIC", exif.tobytes())
+    plain = save_heic(upright, tmp_path / "plain.heic")
+    upright.save(tmp_path / "same.avif", quality=95)
+    reference = images.prepare(gray_of(upright)).image
+    for source in (sideways, plain, plain.read_bytes(), tmp_path / "same.avif"):
+        gray = images.load_gray(source)
+        assert gray.shape == (240, 240) and np.abs(gray - gray_of(upright)).mean() < 0.03, source
+        assert np.abs(images.prepare(gray).image - reference).mean() < 0.02, source
+    assert images.load_rgb(sideways).shape == (240, 240, 3)
+    damaged = plain.read_bytes()[:300]
+    with pytest.raises(images.ImageError, match="HEIC/HEIF file that libheif cannot decode"):
+        images.load_gray(damaged, "cut.heic")
+
+
+def test_a_heic_photo_without_a_heif_decoder_is_one_line_and_other_pictures_never_import_it(tmp_path):
+    """pi-heif is imported only for a HEIC file (a PNG's reading never pays for it); where neither it nor
+    pillow-heif is installed, the error names it and the way round."""
+    save_heic(seven().convert("RGB"), tmp_path / "photo.heic")
+    seven().save(tmp_path / "photo.png")
+    script = (
+        "import sys\n"
+        "from digits import images\n"
+        f"images.load_gray({str(tmp_path / 'photo.png')!r})\n"
+        "print('png', 'pi_heif' in sys.modules or 'pillow_heif' in sys.modules)\n"
+        "sys.modules['pi_heif'] = sys.modules['pillow_heif'] = None  # as if neither were installed\n"
+        "try:\n"
+        f"    images.load_gray({str(tmp_path / 'photo.heic')!r}, 'photo.heic')\n"
+        "except images.ImageError as error:\n"
+        "    print(error)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "png False", "photo.heic is a HEIC/HEIF photo (an iPhone camera's format), which needs pi-heif; "
+        "run `pip install pi-heif` or export it as JPEG"]
 
 
 def bomb_png(width: int = 100_000, height: int = 100_000, pixels: bytes = b"") -> bytes:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from helpers import REPO, assert_clean_error
+from helpers import REPO, assert_clean_error, save_heic
 
 SOURCE = REPO / "src" / "digits"
 # The training half: TensorFlow, Keras, matplotlib and the modules that use them to fit, evaluate and export.
@@ -164,7 +164,8 @@ def test_the_package_declares_its_license():
 def test_a_base_install_reads_without_tensorflow(tiny_run, tmp_path):
     """A second virtual environment with `pip install .` only (no extras): no TensorFlow, Keras or matplotlib
     installed; digits.read and `digits predict --json` read a picture with a run's ONNX copy, and with the shipped
-    model when no run is named; a damaged or missing shipped model gets one line."""
+    model when no run is named (a PNG, and an iPhone's HEIC photo); a damaged or missing shipped model gets one
+    line."""
     import venv
 
     environment = tmp_path / "base"
@@ -193,10 +194,11 @@ def test_a_base_install_reads_without_tensorflow(tiny_run, tmp_path):
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert cli.returncode == 0, cli.stderr[-3000:]
     assert json.loads(cli.stdout)["results"][0]["label"] == found["named"]
-    shipped = subprocess.run([digits, "predict", str(picture), "--json"], capture_output=True, text=True, timeout=300,
-                             cwd=tmp_path)
+    heic = save_heic(Image.open(picture), tmp_path / "seven.heic")  # an iPhone's photo: pi-heif is in the base
+    shipped = subprocess.run([digits, "predict", str(picture), str(heic), "--json"], capture_output=True, text=True,
+                             timeout=300, cwd=tmp_path)
     assert shipped.returncode == 0, shipped.stderr[-3000:]
-    assert json.loads(shipped.stdout)["results"][0]["label"] == "7"
+    assert [row["label"] for row in json.loads(shipped.stdout)["results"]] == ["7", "7"]
     assert "Model: the shipped model digits-reader" in shipped.stderr
     missing = subprocess.run([digits, "train", "--epochs", "1"], capture_output=True,
                              text=True, timeout=300, cwd=tmp_path)

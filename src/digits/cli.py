@@ -346,7 +346,8 @@ STDIN = "-"  # a file argument that stands for the picture's bytes on standard i
 TALLY = {"digit": ("digit", "digits"), "number": ("number", "numbers"), "not_a_digit": ("not a digit",) * 2,
          "no_ink": ("without ink",) * 2, "unreadable": ("unreadable",) * 2}
 PLOT_ROWS = 50  # --plot draws the first this many pictures: a figure of thousands is too tall to open
-SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".mpo", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # images.FORMATS' names
+SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".mpo", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif",
+            ".avif")  # images.FORMATS' names
 
 
 def _image_files(paths: list[str]) -> list[str]:

@@ -6,8 +6,8 @@ the drawing page). MNIST digits are ink-bright on black, their larger side scale
 over MNIST's test set is row 13.99, column 14.01), strokes about 2-3 pixels wide. A photo
 or scan is made to match:
 
-    load_gray(source) -> (H, W) float32, 0 black .. 1 white: PNG, JPEG, BMP, GIF, WebP or
-        TIFF, from a path or bytes; EXIF rotation applied, transparency laid on white paper
+    load_gray(source) -> (H, W) float32, 0 black .. 1 white: PNG, JPEG, BMP, GIF, WebP, TIFF,
+        HEIC or AVIF, from a path or bytes; EXIF rotation applied, transparency laid on white paper
         (on black when the opaque part is light strokes: white ink drawn on a transparent canvas).
     prepare(gray) -> Prepared: a blocky enlargement of a small picture redrawn smoothly from its
         own pixels (`smooth_blocks`), polarity found (dark-on-light is inverted), lighting removed
@@ -31,6 +31,7 @@ A picture without ink gives `ink_found=False`, not an error. Bad input raises `I
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import warnings
@@ -42,7 +43,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 MAX_PIXELS = 50_000_000  # refuse larger pictures before decoding them (decompression bombs)
-FORMATS = {"PNG", "JPEG", "MPO", "BMP", "GIF", "WEBP", "TIFF"}  # MPO: JPEG from cameras
+FORMATS = {"PNG", "JPEG", "MPO", "BMP", "GIF", "WEBP", "TIFF", "HEIF", "AVIF"}  # MPO: JPEG from cameras; HEIF: an
+# iPhone camera's photos (HEIC), through pi-heif, imported only when a file is one; AVIF: Pillow >= 11.3
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
 BOX, CANVAS, CENTRE = 20, 28, 14.0  # MNIST: digit fits 20x20, canvas 28x28, centre of mass (row, column)
 WORK_PIXELS = 1024 * 1024  # larger pictures are averaged down to about this many pixels before cleaning:
 # by area, not by their longer side, so a long strip of digits keeps the resolution its height gives it
@@ -122,11 +125,44 @@ class Prepared:
 # ---------------------------------------------------------------- decoding
 
 
+def _heif(head: bytes) -> bool:
+    """An ISO base-media file (ftyp box) of a HEIF brand: a HEIC photo; AVIF (a brand of its own among the box's
+    brands) is left to Pillow."""
+    if head[4:8] != b"ftyp":
+        return False
+    box = head[8:int.from_bytes(head[:4], "big")]
+    brands = {box[start:start + 4] for start in range(0, len(box) - 3, 4)}  # major, version, compatible ones
+    return head[8:12] in HEIF_BRANDS and not brands & {b"avif", b"avis"}
+
+
+def _heif_opener(label: str) -> None:
+    """Teach Pillow HEIF: pi-heif (a dependency: pillow-heif's decoder alone, LGPL libraries; imported here, so that
+    other pictures never pay for it), else pillow-heif where that is what is installed."""
+    try:
+        _register_heif()
+    except ImportError:
+        raise ImageError(f"{label} is a HEIC/HEIF photo (an iPhone camera's format), which needs pi-heif; "
+                         "run `pip install pi-heif` or export it as JPEG") from None
+
+
+@functools.cache
+def _register_heif() -> None:
+    try:
+        import pi_heif as heif
+    except ImportError:
+        import pillow_heif as heif
+    heif.register_heif_opener()
+
+
 def _sniff(head: bytes) -> str:
     """What a file that Pillow cannot read probably is, for the error message."""
     text = head.lstrip()[:200].lower()
     if head.startswith(b"%PDF"):
         return "a PDF document"
+    if _heif(head):
+        return "a HEIC/HEIF file that libheif cannot decode (damaged, or an image sequence)"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return "an AVIF picture (Pillow reads them from version 11.3: `pip install -U pillow`)"
     if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
         return "an SVG drawing"
     return "not an image"
@@ -153,6 +189,8 @@ def load_gray(source: str | Path | bytes, name: str | None = None) -> np.ndarray
             raise ImageError(f"cannot read {label} ({error.strerror or error}); check its permissions") from None
     if not head:
         raise ImageError(f"{label} is empty (0 bytes); pass a complete image file")
+    if _heif(head):
+        _heif_opener(label)
     try:
         # Pillow warns (89 to 178 megapixels) or raises (more) in Image.open; both mean a bomb. The
         # filter is process-wide: should threads race on it, the MAX_PIXELS check below still holds.
@@ -215,6 +253,9 @@ def load_rgb(source: str | Path | bytes) -> np.ndarray:
     transparency laid flat as `load_gray` lays it; 16-bit and float pictures in gray. Call it on a source `load_gray`
     accepted (that is where bad files are refused)."""
     stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
+    if _heif(stream.read(16)):
+        _heif_opener(str(source) if isinstance(source, (str, Path)) else "the picture")
+    stream.seek(0)
     with stream, Image.open(stream) as image:
         image = ImageOps.exif_transpose(image)
         if image.mode in ("I", "F") or image.mode.startswith("I;16"):
