@@ -9,13 +9,16 @@ prediction is a Reading's JSON (`Reading.to_dict()`), the shape `digits predict 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from bodies import MAX_BATCH, detail, digit_strip, png, png_header, settings
+from helpers import save_heic
 
 from digits import images
 
@@ -168,6 +171,23 @@ def test_raw_image_body_and_base64_json(client, mnist):
     listed = client.post("/predict", json={"image": [encoded, base64.b64encode(png(x[2])).decode()]}).json()
     assert [row["digit"] for row in listed["predictions"]] == [y[1], y[2]]
     assert [row["filename"] for row in listed["predictions"]] == ["image[0]", "image[1]"]
+
+
+def test_a_phone_s_heic_photo_reads_as_its_png(client, mnist, tmp_path):
+    """An iPhone uploads HEIC: as a file and as a raw image/heic body it reads as the PNG of the same picture."""
+    x, y = mnist
+    picture = Image.open(io.BytesIO(png(x[1]))).resize((168, 168), Image.Resampling.BICUBIC)
+    heic = save_heic(picture, tmp_path / "IMG_0001.HEIC").read_bytes()
+    as_png = io.BytesIO()
+    picture.save(as_png, "PNG")
+    expected = client.post("/predict", content=as_png.getvalue(), headers={"Content-Type": "image/png"}).json()
+    uploaded = client.post("/predict", files={"file": ("IMG_0001.HEIC", heic, "image/heic")})
+    raw = client.post("/predict", content=heic, headers={"Content-Type": "image/heic"})
+    assert uploaded.status_code == raw.status_code == 200, uploaded.text
+    for answer in (uploaded.json(), raw.json()):
+        reading = answer["predictions"][0]
+        assert reading["digit"] == expected["predictions"][0]["digit"] == y[1]
+        assert abs(reading["confidence"] - expected["predictions"][0]["confidence"]) < 0.02
 
 
 def test_number_mode_reads_several_digits(client, predictor, mnist):
