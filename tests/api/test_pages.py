@@ -159,6 +159,37 @@ def test_uploading_a_photo_shows_the_prediction(browser, live, mnist, tmp_path):
 
 
 @needs_chromium
+def test_an_iphone_photo_the_browser_cannot_show_is_read_and_clears_the_pad(browser, live, mnist, tmp_path):
+    """Chromium cannot decode HEIC: the server reads the file all the same, and the pad drops the drawing before it
+    (it stayed on show beside the photo's reading)."""
+    from PIL import Image
+
+    from helpers import save_heic
+
+    x, y = mnist
+    photo = save_heic(Image.fromarray(255 - x[1]).resize((224, 224), Image.Resampling.BICUBIC),
+                      tmp_path / "IMG_0001.HEIC")
+    page = browser.new_page()
+    try:
+        page.goto(live + "/", wait_until="networkidle")
+        page.select_option("#ink", "dark")
+        with page.expect_response(lambda response: "/predict" in response.url and response.status == 200):
+            draw(page, SEVEN)
+        assert shown_prediction(page) == "7"
+        with page.expect_response(lambda response: "/predict" in response.url and response.status == 200):
+            page.set_input_files("#photo", str(photo))
+        page.wait_for_function(f"document.querySelector('#digit').textContent.trim() === '{int(y[1])}'", timeout=15000)
+        blank = """() => {
+            const pad = document.querySelector('#pad');
+            const pixels = pad.getContext('2d').getImageData(0, 0, pad.width, pad.height).data;
+            return pixels.every((value) => value === 255);
+        }"""
+        page.wait_for_function(blank, timeout=5000)  # the 7 drawn before is gone (white paper, not the photo)
+    finally:
+        page.close()
+
+
+@needs_chromium
 def test_drawing_a_number_shows_every_digit(browser, live):
     """Two digits drawn apart: auto mode reads a number, and the page shows it with a 28x28 per digit."""
     page = browser.new_page(viewport={"width": 900, "height": 800})

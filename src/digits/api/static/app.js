@@ -181,6 +181,11 @@
       context.drawImage(picture, (pad.width - width) / 2, (pad.height - height) / 2, width, height);
       URL.revokeObjectURL(picture.src);
     };
+    picture.onerror = () => {  // a format this browser cannot show (HEIC outside Safari): the server still reads it,
+      context.fillStyle = colours().paper;  // and the pad no longer shows the drawing before it as if it were the photo
+      context.fillRect(0, 0, pad.width, pad.height);
+      URL.revokeObjectURL(picture.src);
+    };
     picture.src = URL.createObjectURL(file);
     inked = false;  // the photo, not a drawing: further strokes start a new drawing after Clear
     const form = new FormData();
