@@ -250,19 +250,20 @@ def _laid_flat(image: Image.Image) -> Image.Image:
 
 def load_rgb(source: str | Path | bytes) -> np.ndarray:
     """The picture as people see it, for figures: (H, W, 3) float32 0..1, EXIF rotation applied,
-    transparency laid flat as `load_gray` lays it; 16-bit and float pictures in gray. Call it on a source `load_gray`
-    accepted (that is where bad files are refused)."""
+    transparency laid flat as `load_gray` lays it; 16-bit and float pictures in gray. Call it on a source
+    `load_gray` accepted (that is where bad files are refused)."""
     stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
-    if _heif(stream.read(16)):
-        _heif_opener(str(source) if isinstance(source, (str, Path)) else "the picture")
-    stream.seek(0)
-    with stream, Image.open(stream) as image:
-        image = ImageOps.exif_transpose(image)
-        if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-            return np.repeat(_to_gray(image)[..., None], 3, axis=2)
-        if _transparent(image):
-            image = _laid_flat(image)
-        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    with stream:
+        if _heif(stream.read(512)):  # as much of the head as load_gray looks at
+            _heif_opener(str(source) if isinstance(source, (str, Path)) else "the picture")
+        stream.seek(0)
+        with Image.open(stream) as image:
+            image = ImageOps.exif_transpose(image)
+            if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+                return np.repeat(_to_gray(image)[..., None], 3, axis=2)
+            if _transparent(image):
+                image = _laid_flat(image)
+            return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
 def to_gray(source, name: str | None = None) -> np.ndarray:
