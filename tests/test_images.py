@@ -150,8 +150,7 @@ def test_transparent_png_file_of_a_drawn_digit_is_laid_on_white(tmp_path):
 def test_white_strokes_on_a_transparent_canvas_are_laid_on_black(tmp_path):
     """White ink drawn on a transparent canvas (a dark-themed drawing app's export) vanished on white paper
     ("no digit found"); it is laid on black and reads as the same 7 as dark ink on paper."""
-    page = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
-    ImageDraw.Draw(page).line([(60, 50), (140, 50), (90, 160)], fill=(255, 255, 255, 255), width=12)
+    page = seven(ink=(255, 255, 255, 255), paper=(0, 0, 0, 0), mode="RGBA")
     page.save(tmp_path / "white.png")
     gray = images.load_gray(tmp_path / "white.png")
     assert gray[0, 0] == 0.0 and gray.max() == 1.0  # transparent -> black, ink -> white
@@ -165,9 +164,8 @@ def test_white_strokes_on_a_transparent_canvas_are_laid_on_black(tmp_path):
 def test_a_light_page_with_transparent_corners_stays_on_white(tmp_path):
     """Light and opaque over most of the picture is paper, not ink: its transparent corners are laid on white."""
     page = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(page)
-    draw.rounded_rectangle([0, 0, 199, 199], radius=40, fill=(235, 230, 220, 255))
-    draw.line([(60, 50), (140, 50), (90, 160)], fill=(20, 20, 30, 255), width=12)
+    ImageDraw.Draw(page).rounded_rectangle([0, 0, 199, 199], radius=40, fill=(235, 230, 220, 255))
+    page.alpha_composite(seven(ink=(20, 20, 30, 255), paper=(0, 0, 0, 0), mode="RGBA"))
     gray = images.to_gray(page)
     assert gray[0, 0] == 1.0 and gray.min() < 0.15
     assert np.abs(images.prepare(gray).image - images.prepare(gray_of(seven())).image).mean() < 0.05

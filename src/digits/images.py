@@ -46,6 +46,7 @@ MAX_PIXELS = 50_000_000  # refuse larger pictures before decoding them (decompre
 FORMATS = {"PNG", "JPEG", "MPO", "BMP", "GIF", "WEBP", "TIFF", "HEIF", "AVIF"}  # MPO: JPEG from cameras; HEIF: an
 # iPhone camera's photos (HEIC), through pi-heif, imported only when a file is one; AVIF: Pillow >= 11.3
 HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+AVIF_BRANDS = {b"avif", b"avis"}
 BOX, CANVAS, CENTRE = 20, 28, 14.0  # MNIST: digit fits 20x20, canvas 28x28, centre of mass (row, column)
 WORK_PIXELS = 1024 * 1024  # larger pictures are averaged down to about this many pixels before cleaning:
 # by area, not by their longer side, so a long strip of digits keeps the resolution its height gives it
@@ -125,14 +126,18 @@ class Prepared:
 # ---------------------------------------------------------------- decoding
 
 
-def _heif(head: bytes) -> bool:
-    """An ISO base-media file (ftyp box) of a HEIF brand: a HEIC photo; AVIF (a brand of its own among the box's
-    brands) is left to Pillow."""
+def _brands(head: bytes) -> tuple[bytes, set[bytes]]:
+    """An ISO base-media file's major brand and every brand its ftyp box names; (b"", set()) for other files."""
     if head[4:8] != b"ftyp":
-        return False
+        return b"", set()
     box = head[8:int.from_bytes(head[:4], "big")]
-    brands = {box[start:start + 4] for start in range(0, len(box) - 3, 4)}  # major, version, compatible ones
-    return head[8:12] in HEIF_BRANDS and not brands & {b"avif", b"avis"}
+    return head[8:12], {box[start:start + 4] for start in range(0, len(box) - 3, 4)}  # major, version, compatible
+
+
+def _heif(head: bytes) -> bool:
+    """A file of a HEIF brand: a HEIC photo; AVIF (a brand of its own among the box's brands) is left to Pillow."""
+    major, brands = _brands(head)
+    return major in HEIF_BRANDS and not brands & AVIF_BRANDS
 
 
 def _heif_opener(label: str) -> None:
@@ -161,7 +166,7 @@ def _sniff(head: bytes) -> str:
         return "a PDF document"
     if _heif(head):
         return "a HEIC/HEIF file that libheif cannot decode (damaged, or an image sequence)"
-    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+    if _brands(head)[0] in AVIF_BRANDS:
         return "an AVIF picture (Pillow reads them from version 11.3: `pip install -U pillow`)"
     if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
         return "an SVG drawing"
