@@ -55,7 +55,7 @@ DIGIT_WEIGHT, DIGIT_CAP = 0.1, 4.0  # with digit scores (read_scored): each cand
 # the log-odds that it is a digit at all, up to DIGIT_CAP (see _hand_scores)
 SOFT_MARGIN = 0.3  # a piece is taken as it is above the model's soft_above plus this (reading): a strip's digits are
 # often fewer pixels than a single digit's photo, so their ink measures softer. Chosen among 0.1-0.4 by the rule in
-# the README ("Pieces of a number, soft") on validation strips, the shipped model: 400 a condition, seed 2
+# docs/reader.md ("Pieces of a number, soft") on validation strips, the shipped model: 400 a condition, seed 2
 # (benchmarks/results/stress_numbers_margins.json): 0.1 read paper 0.75 point worse than sharpened pieces; of 0.2,
 # 0.3 and 0.4, 0.3 read the eight conditions best (mean 65.4% whole, sharpened 57.5%; blur 38.5% -> 81.25%)
 MAX_PIECES, PIECES_PER_LINE = 60, 3  # the pieces read: the largest 60, or 3 per line height of the picture's
