@@ -150,6 +150,23 @@ def render_strip(digits: list[np.ndarray], rng: np.random.Generator, touching: f
     return render(strip_ink(scaled, rng, stroke_change, touching), rng, min_height=16.0, stroke_change=stroke_change)
 
 
+def render_lines(lines: list[list[np.ndarray]], rng: np.random.Generator) -> bytes:
+    """Numbers written one under the other (each a list of 28x28 MNIST digits, written as `strip_ink` writes a
+    strip, 10% of neighbours touching), each indented 0-20 MNIST pixels, 0-28 blank rows between their strips (their
+    ink 0.4 to 2 digit heights apart) -> an encoded photo of them all (digits >= 16 px tall)."""
+    stroke_change = rng.uniform(*STROKE_CHANGE)
+    strips = [strip_ink([np.asarray(digit, np.float32) / (255.0 if digit.dtype == np.uint8 else 1.0)
+                         for digit in digits], rng, stroke_change) for digits in lines]
+    indents = [int(rng.integers(0, 21)) for _ in strips]
+    width = max(indent + strip.shape[1] for indent, strip in zip(indents, strips))
+    rows = []
+    for index, (indent, strip) in enumerate(zip(indents, strips)):
+        rows += [np.zeros((int(rng.integers(0, 29)), width), np.float32)] if index else []
+        rows.append(np.pad(strip, ((0, 0), (indent, width - indent - strip.shape[1]))))
+    ink = np.concatenate(rows)
+    return render(ink, rng, min_height=16.0 * ink.shape[0] / 28, stroke_change=stroke_change)
+
+
 def _auto_split(model, photo: bytes, index: int) -> dict | None:
     """A photo of one digit read in auto mode, as `digits predict` reads a file (`model`: a Predictor, so with its
     stored not-a-digit threshold, or a predict_proba): {index, what was read} if it came back as several digits."""

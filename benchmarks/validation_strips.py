@@ -12,7 +12,8 @@ file: N generated non-digits of each of six families refused, and N numbers of 2
 touching, and mixed) read right (`auto_mode`; how reading._one_glyph's crowded-shape rule was chosen). With
 --marked N, N numbers of touching validation digits, each with one generated non-digit in place of a digit, read in
 number mode: the share read with a piece marked "?" rather than as a number of digits (`marked`: what a looser
-not-a-digit threshold for touching pieces would cost).
+not-a-digit threshold for touching pieces would cost). With --lines N, N photos of 2-3 numbers of validation digits
+written one under the other, read in auto mode: the share read exactly, line by line (`written_lines`).
 Each run's accuracy on the validation split itself (its top class of every validation digit, read as the
 28x28 array it is) is reported too, as `validation_accuracy`.
 Every run reads the same strips, so each run after the first is also compared with the first strip by strip
@@ -25,7 +26,7 @@ read with different seed bases into one (each run's strips joined, its other sha
 choice can rest on every strip it has been judged on.
 Writes benchmarks/results/validation_strips.json (or --out).
 Usage: python benchmarks/validation_strips.py --run LABEL=RUN [--run LABEL=RUN ...] [--strips 300]
-       [--singles 600] [--non-digits 0] [--auto 0] [--marked 0] [--validation-split 0.05]
+       [--singles 600] [--non-digits 0] [--auto 0] [--marked 0] [--lines 0] [--validation-split 0.05]
        [--seed-base 0]
        python benchmarks/validation_strips.py --pool RESULTS RESULTS [...] --out POOLED
 """
@@ -45,7 +46,8 @@ import real_images  # noqa: E402
 from common import machine, save  # noqa: E402
 from stress import parse_runs  # noqa: E402
 
-SEEDS = {"touching": 900, "mixed": 901, "singles": 902, "non_digits": 903, "auto_numbers": 905, "marked": 906}
+SEEDS = {"touching": 900, "mixed": 901, "singles": 902, "non_digits": 903, "auto_numbers": 905, "marked": 906,
+         "lines": 907}
 AUTO_FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts")  # generated, seed 903
 
 
@@ -112,6 +114,24 @@ def marked(predictor, x_val, y_val, count: int, seed: int) -> dict:
             "marked_by_family": {family: float(np.mean(found)) for family, found in flagged.items() if found}}
 
 
+def written_lines(predictor, x_val, y_val, count: int, seed: int) -> dict:
+    """`count` photos of 2-3 numbers of 1-4 validation digits written one under the other (`real_images.render_lines`),
+    read in auto mode as `digits predict` reads a file: the share read exactly (each line's digits, a line break
+    between lines), and the share read with the right lines (as many as written)."""
+    from digits import reading
+
+    exact, counted = [], []
+    for index in range(count):
+        rng = np.random.default_rng([seed, index])
+        lines = [rng.choice(len(x_val), int(rng.integers(1, 5)), replace=False) for _ in range(rng.integers(2, 4))]
+        truth = "\n".join("".join(str(int(y_val[i])) for i in line) for line in lines)
+        found = reading.read(real_images.render_lines([[x_val[i] for i in line] for line in lines], rng), "auto",
+                             predictor)
+        exact.append(found.text == truth)
+        counted.append(found.text.count("\n") == truth.count("\n"))
+    return {"lines_exact": float(np.mean(exact)), "lines_counted": float(np.mean(counted))}
+
+
 def paired(first: list[bool], second: list[bool]) -> dict:
     """`second`'s share read whole less `first`'s, over the same strips, with a 95% interval (Wald, for paired
     proportions: only the strips one of the two read whole tell them apart)."""
@@ -162,7 +182,8 @@ def stored_run(against: str, strips: int, split: float, seeds: dict) -> tuple[st
         return f"--against {against}: cannot read {path} ({error}); give RESULTS:LABEL"
     if label not in earlier.get("runs", {}):
         return f"--against {against}: {path} has no run {label!r} (it has {', '.join(earlier.get('runs', {}))})"
-    if (earlier.get("strips"), earlier.get("validation_split"), earlier.get("seeds")) != (strips, split, seeds):
+    known = {name: seed for name, seed in seeds.items() if name in earlier.get("seeds", {})}  # older files lack some
+    if (earlier.get("strips"), earlier.get("validation_split"), earlier.get("seeds")) != (strips, split, known):
         return (f"--against {against}: {path} read {earlier.get('strips')} strips of split "
                 f"{earlier.get('validation_split')} with seeds {earlier.get('seeds')}; run it with the same --strips "
                 "and --seed-base")
@@ -221,6 +242,8 @@ def main() -> None:
                                                              "in auto mode (default: 0)")
     parser.add_argument("--marked", type=int, default=0, help="numbers of touching validation digits holding one "
                         "generated non-digit, read in number mode: how many mark it (default: 0)")
+    parser.add_argument("--lines", type=int, default=0, help="photos of 2-3 numbers written one under the other, "
+                        "read in auto mode: how many read exactly, line by line (default: 0)")
     parser.add_argument("--validation-split", type=float, default=0.05, help="(default: 0.05, configs/reader.json's)")
     parser.add_argument("--against", metavar="RESULTS:LABEL", help="compare strip by strip with run LABEL of an "
                         "earlier results file instead of the first run (the same strips, seeds and split; e.g. to "
@@ -272,6 +295,8 @@ def main() -> None:
             results[label].update(auto_mode(predictor, x_val, y_val, args.auto, seeds))
         if args.marked:
             results[label].update(marked(predictor, x_val, y_val, args.marked, seeds["marked"]))
+        if args.lines:
+            results[label].update(written_lines(predictor, x_val, y_val, args.lines, seeds["lines"]))
         shown = {key: value for key, value in results[label].items() if not key.endswith("_strips")}
         print(label, shown, flush=True)
     comparisons = {}
@@ -285,6 +310,7 @@ def main() -> None:
     saved = save("validation_strips", {"runs": results, "paired": {"against": baseline, "runs": comparisons},
                                        "strips": args.strips, "singles": args.singles,
                                        "non_digits": args.non_digits, "auto": args.auto, "marked": args.marked,
+                                       "lines": args.lines,
                                        "validation_split": args.validation_split, "seeds": seeds,
                                        "command": " ".join(["python", "benchmarks/validation_strips.py", *sys.argv[1:]]),
                                        "machine": machine()}, args.out)

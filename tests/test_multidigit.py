@@ -231,6 +231,59 @@ def test_a_number_written_with_a_pen_that_skips_is_read_digit_by_digit():
         assert reading.read(picture, mode="number", model=predictor).number == text
 
 
+def one_under_another(*pictures: np.ndarray, gap: int = 0) -> np.ndarray:
+    """Pictures (dark on white) one under the other, `gap` px of paper between them, on a page as wide as the widest."""
+    width = max(picture.shape[1] for picture in pictures)
+    rows = []
+    for index, picture in enumerate(pictures):
+        rows += [np.ones((gap, width), np.float32)] if index else []
+        rows.append(np.pad(picture, ((0, 0), (0, width - picture.shape[1])), constant_values=1))
+    return np.concatenate(rows)
+
+
+def test_numbers_written_one_under_the_other_are_read_line_by_line():
+    """Two numbers on two lines were read as one line: each digit of the first stacked on the one below it, joined as
+    the halves of an 8 are, read "?39?" for "1234" over "5678". Each line is read now, top to bottom, and the number's
+    text breaks between them; every digit says its line. A column of single digits is lines too."""
+    from digits import runs
+    from digits.predictor import Predictor
+
+    predictor = Predictor(runs.shipped_model())
+    picture = one_under_another(pen_digits("2047", 90), pen_digits("340", 90), gap=10)
+    bands = multidigit.lines(images.analyse(picture))
+    assert len(bands) == 2 and all(band.labels is not None for band in bands)
+    assert max(box[0].stop for box, area in zip(bands[0].boxes, bands[0].areas[1:]) if area) < min(
+        box[0].start for box, area in zip(bands[1].boxes, bands[1].areas[1:]) if area)  # the top line first
+    for mode in ("auto", "number"):
+        found = reading.read(picture, mode=mode, model=predictor)
+        assert (found.kind, found.number) == ("number", "2047\n340")
+        assert [digit.line for digit in found.digits] == [0, 0, 0, 0, 1, 1, 1]
+        assert found.to_dict()["digits"][-1]["line"] == 1 and found.to_dict()["number"] == "2047\n340"
+    column = one_under_another(*(pen_digits(digit, 90) for digit in "704"))
+    found = reading.read(column, model=predictor)
+    assert (found.kind, found.number) == ("number", "7\n0\n4")
+    assert reading.read(picture, mode="digit", model=predictor).kind in ("digit", "not_a_digit")  # one digit asked
+
+
+def test_what_stands_above_or_below_a_digit_keeps_it_one_line():
+    """Pieces one above the other that are not lines of writing: a 5 whose bar floats above it, a number written with
+    a pen that skips, a short dash under a number, a row of dots under it. Each is one line, read as before."""
+    five = Image.new("L", (160, 200), 255)
+    draw = ImageDraw.Draw(five)
+    draw.line([(50, 25), (120, 25)], fill=0, width=10)  # the bar, 20 px above the rest
+    draw.line([(50, 45), (50, 95)], fill=0, width=10)
+    draw.arc((40, 80, 130, 175), 200, 150, fill=0, width=10)
+    dash = pen_digits("42", 90)
+    dash[150:158, 20:80] = 0
+    dots = pen_digits("340", 90)
+    for column in range(20, 200, 20):
+        dots[150:156, column:column + 6] = 0
+    for picture in (np.asarray(five, np.float32) / 255, pen_digits("2047", 90, dashes=(40, 8)), dash, dots):
+        ink = images.analyse(picture)
+        assert multidigit.lines(ink) == [ink]
+    assert multidigit.lines(images.analyse(np.ones((50, 50), np.float32)))[0].labels is None  # no ink: as it is
+
+
 def test_a_cut_through_a_loop_is_found():
     """A cut down through the hole of a 0 passes through one hole (and pays for it: its two arcs read as a sure
     "1" and "7"); one beside the 0, or through a pinhole too small to be a loop, passes through none."""

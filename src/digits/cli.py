@@ -318,7 +318,7 @@ def _read_file(predictor, path: str, mode: str, threshold: float, reject_below: 
     if found.kind in ("no_ink", "not_a_digit"):
         title = f"{short}: " + ("no digit found" if found.kind == "no_ink" else "not a digit")
     else:
-        title = f"{short}: {found.text} ({found.confidence:.0%})" + (" uncertain" if found.uncertain else "")
+        title = f"{short}: {found.text.replace(chr(10), ' | ')} ({found.confidence:.0%})" + (" uncertain" if found.uncertain else "")
     return result, {"title": title, "original": images.load_rgb(source),
                     "inputs": [digit.image for digit in found.digits],
                     "probabilities": found.digits[0].probabilities if found.kind == "digit" and found.digits else None}
@@ -336,7 +336,9 @@ def _describe(result: dict) -> str:
     if result["kind"] == "number":
         digits = ", ".join("? not a digit" if digit["not_a_digit"] else f"{digit['label']} {digit['confidence']:.1%}"
                            for digit in result["digits"])
-        return f"number {result['number']} ({result['confidence']:.1%}; digits: {digits}){flag}"
+        lines = result["number"].split("\n")  # a picture of several lines of writing: one line of output still
+        several = f"{len(lines)} lines; " if len(lines) > 1 else ""
+        return f"number {' | '.join(lines)} ({several}{result['confidence']:.1%}; digits: {digits}){flag}"
     top3 = ", ".join(f"{entry['label']} {entry['probability']:.1%}" for entry in result["top3"])
     return f"{result['label']} ({result['confidence']:.1%}; top 3: {top3}){flag}"
 

@@ -44,6 +44,8 @@ STEP, EDGE, SEVERAL = 0.15, 0.15, 1.1  # touching digits: candidate cuts every S
 # 1; straight cuts in every group (or from 0.95 lines) split wide single digits: mixed strips 89% (92%), not 96%
 STACKED, STACK_GAP, STACK_LIMIT = 0.5, 0.5, 400  # the line height: components sharing STACKED of the narrower one's
 # columns, STACK_GAP times the shorter one's height apart or nearer, are measured as one (of the 400 largest)
+LINE_GAP, LINE_SHARE = 0.25, 0.5  # lines of writing: a blank this many digit heights tall parts two bands; a band
+# this many digit heights tall is a line (see lines)
 MAX_JOIN = 10  # a digit joins at most this many pieces (a digit a line wide is cut into about 7 slices)
 MAX_SHAPES = 8  # and at most this many shapes of connected ink (3 before: a 7 written with a pen that skips is six)
 ONE_CUT, ONE_SURE = 0.6, 0.7  # a digit read as a "1" at least ONE_SURE beside a cut pays ONE_CUT (_recognise)
@@ -66,6 +68,50 @@ def pieces_soft_above(soft_above: float | None) -> float | None:
     """The blur above which a piece of a number is taken as it is, for a model with this `soft_above` (None:
     never): its soft_above plus SOFT_MARGIN."""
     return None if soft_above is None else soft_above + SOFT_MARGIN
+
+
+def lines(ink: Ink) -> list[Ink]:
+    """The picture's lines of writing, top to bottom, each an Ink holding only its own components (in the
+    picture's coordinates); [ink] for one line, or no ink. The components worth reading (as `_pieces` keeps
+    them) are taken by their rows, top to bottom, into bands: one joins the band above it where the blank between
+    them is at most LINE_GAP digit heights (the upper quartile of the heights of components holding a tenth of the
+    largest one's ink or more). A band at least LINE_SHARE digit heights tall (and MIN_HEIGHT) is a line; a lower one
+    (a dash, a dot, a bar) joins the line nearest to it. A 5 with its bar apart or a digit written with a pen that
+    skips stays one line; numbers written one under the other are lines, even close together."""
+    if ink.labels is None:
+        return [ink]
+    areas = ink.areas
+    kept = [label for label in range(1, areas.size) if areas[label] >= 0.02 * areas[1:].max()]
+    rows = {label: (ink.boxes[label - 1][0].start, ink.boxes[label - 1][0].stop) for label in kept}
+    digit = float(np.percentile([bottom - top for label, (top, bottom) in rows.items()
+                                 if areas[label] >= 0.1 * areas[1:].max()], 75))
+    bands: list[list] = []  # [top, bottom, labels]
+    for label in sorted(kept, key=lambda label: rows[label]):
+        top, bottom = rows[label]
+        if bands and top - bands[-1][1] <= LINE_GAP * digit:
+            bands[-1][1] = max(bands[-1][1], bottom)
+            bands[-1][2].append(label)
+        else:
+            bands.append([top, bottom, [label]])
+    tall = [band for band in bands if band[1] - band[0] >= max(LINE_SHARE * digit, MIN_HEIGHT)]
+    if len(tall) < 2:
+        return [ink]
+    members = {id(band): list(band[2]) for band in tall}
+    for band in bands:
+        if not any(band is line for line in tall):  # joins the line whose rows are nearest
+            nearest = min(tall, key=lambda line: max(line[0] - band[1], band[0] - line[1], 0))
+            members[id(nearest)] += band[2]
+    return [_only(ink, members[id(band)]) for band in tall]
+
+
+def _only(ink: Ink, labels: list[int]) -> Ink:
+    """The Ink of these components alone (and the faint ink each owns): the others are paper."""
+    keep = np.zeros(ink.areas.size, bool)
+    keep[labels] = True
+    owner = np.where(keep[ink.owner], ink.owner, 0)
+    return dataclasses.replace(ink, intensity=np.where(owner > 0, ink.intensity, 0).astype(ink.intensity.dtype),
+                               labels=np.where(keep[ink.labels], ink.labels, 0), owner=owner,
+                               areas=np.where(keep, ink.areas, 0))
 
 
 def _overlap(first, second) -> float:

@@ -19,6 +19,10 @@ sequence model, as the shipped one does, it settles the cuts of a number: `digit
             and one shape cut into a number with a piece that is not a digit is not a digit if its whole
             is not (a shoe or a tangle is not "1?"; see `read`)
 
+In modes auto and number, numbers written one under the other are read line by line (`multidigit.lines`), each
+line as a picture of one line would be; the reading is a number whose digits carry their line (0 the top one),
+its text a line break between lines ("2024\n17"), or not a digit when no line holds one.
+
 A Reading carries its kind, the answer (`digit` and its `label`, or `number`), its
 confidence, the uncertain flag, and per piece its probabilities, top 3, box in the picture,
 the 28x28 the model saw and whether it is a digit at all. Kinds:
@@ -42,6 +46,7 @@ with the same types.
 from __future__ import annotations
 
 import threading
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -70,6 +75,7 @@ class Digit:
     image: np.ndarray  # (28, 28) float32 0..1, ink bright: the model's input
     class_names: list[str] = field(repr=False, default_factory=list)
     not_a_digit: bool = False  # its confidence is below the model's not-a-digit threshold
+    line: int = 0  # the line of writing it stands in, 0 the top one (a picture of several lines)
 
     @property
     def text(self) -> str:
@@ -83,7 +89,7 @@ class Digit:
     def to_dict(self, uncertain_below: float, include_input: bool = False) -> dict:
         result = {"digit": self.digit, "label": self.label, "confidence": self.confidence,
                   "not_a_digit": self.not_a_digit, "uncertain": not self.not_a_digit and self.confidence < uncertain_below,
-                  "box": list(self.box) if self.box is not None else None,
+                  "box": list(self.box) if self.box is not None else None, "line": self.line,
                   "probabilities": self.probabilities.tolist(), "top3": self.top(3)}
         if include_input:
             result["input"] = as_uint8(self.image).tolist()
@@ -133,8 +139,12 @@ class Reading:
 
     @property
     def text(self) -> str:
-        """The answer as text: the digit, or the number with "?" for a piece that is not a digit; "" otherwise."""
-        return "".join(digit.text for digit in self.digits) if self.kind in ("digit", "number") else ""
+        """The answer as text: the digit, or the number with "?" for a piece that is not a digit and a line break
+        between lines of writing; "" otherwise."""
+        if self.kind not in ("digit", "number"):
+            return ""
+        return "".join(("\n" if index and digit.line != self.digits[index - 1].line else "") + digit.text
+                       for index, digit in enumerate(self.digits))
 
     @property
     def box(self) -> tuple[int, int, int, int] | None:
@@ -329,35 +339,62 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
     reader = _model(model)
     threshold = reader.stored if reject_below is None else reject_below
     gray = images.to_gray(source, name)
-    prepared = whole = ink = None
-    if mode != "digit":
-        ink = images.analyse(gray)  # taken once, for the cuts and the whole
-        pieces, probabilities, scores = reader.cut(ink, threshold)
-        digits = _digits(pieces, probabilities, reader.class_names, threshold, scores)
-        several = len(pieces) > 1 and not _one_glyph(pieces, _ones(probabilities, reader.class_names))
-        # one shape, part refused: a number only if its whole is not refused too (a shoe is not "1?"). Chosen on
-        # validation data (shipped model; 500 each of six generated non-digit families, seed 903, and of numbers
-        # of 2-3 validation digits, seed 905): of one shape or any shapes, any piece or half of them refused, the
-        # rule refusing the most non-digits while answering at most 5 of 500 numbers of each kind "not a digit"
-        # instead: non-digits refused 2,683 -> 2,871 of 3,000, no number changed
-        partly = 0 < sum(digit.not_a_digit for digit in digits) < len(digits) and _one_shape(pieces)
-        if mode == "auto" and several and (_extent(pieces) <= ONE_WIDE or partly):
-            prepared = images.prepare_ink(ink, reader.soft_above)
-            whole, whole_scores = reader.whole(prepared)
-            several = not (prepared.ink_found and (
-                _one_wide_digit(pieces, probabilities, whole[0], threshold, float(whole_scores[0]))
-                or (partly and calibration.refused(float(whole_scores[0]), threshold))))
-        if mode == "number" or several:
-            inverted = pieces[0].inverted if pieces else False
-            if not digits:
-                return Reading("no_ink", [], uncertain_below, inverted)
-            refused = mode == "auto" and all(digit.not_a_digit for digit in digits)  # letters, a word, a drawing
-            return Reading("not_a_digit" if refused else "number", digits, uncertain_below, inverted)
-    prepared = prepared or (images.prepare(gray, reader.soft_above) if ink is None
-                            else images.prepare_ink(ink, reader.soft_above))
+    if mode == "digit":
+        return _one_digit(images.prepare(gray, reader.soft_above), reader, threshold, uncertain_below)
+    ink = images.analyse(gray)  # taken once, for the lines, the cuts and the whole
+    bands = multidigit.lines(ink)
+    if len(bands) == 1:
+        return _read_line(ink, mode, reader, threshold, uncertain_below)
+    return _lines([_read_line(band, mode, reader, threshold, uncertain_below) for band in bands], uncertain_below,
+                  ink.inverted)
+
+
+def _read_line(ink: images.Ink, mode: str, reader: _Model, threshold: float | None,
+               uncertain_below: float) -> Reading:
+    """`read` of one line of writing (`ink`: its analysis), in mode "auto" or "number"."""
+    pieces, probabilities, scores = reader.cut(ink, threshold)
+    digits = _digits(pieces, probabilities, reader.class_names, threshold, scores)
+    several = len(pieces) > 1 and not _one_glyph(pieces, _ones(probabilities, reader.class_names))
+    # one shape, part refused: a number only if its whole is not refused too (a shoe is not "1?"). Chosen on
+    # validation data (shipped model; 500 each of six generated non-digit families, seed 903, and of numbers
+    # of 2-3 validation digits, seed 905): of one shape or any shapes, any piece or half of them refused, the
+    # rule refusing the most non-digits while answering at most 5 of 500 numbers of each kind "not a digit"
+    # instead: non-digits refused 2,683 -> 2,871 of 3,000, no number changed
+    partly = 0 < sum(digit.not_a_digit for digit in digits) < len(digits) and _one_shape(pieces)
+    prepared = whole = None
+    if mode == "auto" and several and (_extent(pieces) <= ONE_WIDE or partly):
+        prepared = images.prepare_ink(ink, reader.soft_above)
+        whole, whole_scores = reader.whole(prepared)
+        several = not (prepared.ink_found and (
+            _one_wide_digit(pieces, probabilities, whole[0], threshold, float(whole_scores[0]))
+            or (partly and calibration.refused(float(whole_scores[0]), threshold))))
+    if mode == "number" or several:
+        inverted = pieces[0].inverted if pieces else False
+        if not digits:
+            return Reading("no_ink", [], uncertain_below, inverted)
+        refused = mode == "auto" and all(digit.not_a_digit for digit in digits)  # letters, a word, a drawing
+        return Reading("not_a_digit" if refused else "number", digits, uncertain_below, inverted)
+    prepared = prepared or images.prepare_ink(ink, reader.soft_above)
+    return _one_digit(prepared, reader, threshold, uncertain_below, None if whole is None else (whole, whole_scores))
+
+
+def _one_digit(prepared: images.Prepared, reader: _Model, threshold: float | None, uncertain_below: float,
+               read_already: tuple | None = None) -> Reading:
+    """The reading of a picture prepared as one digit (`read_already`: its probabilities and digit score)."""
     if not prepared.ink_found:
         return Reading("no_ink", [], uncertain_below, prepared.inverted, image=prepared.image)
-    if whole is None:
-        whole, whole_scores = reader.whole(prepared)
+    whole, whole_scores = read_already or reader.whole(prepared)
     digits = _digits([prepared], whole, reader.class_names, threshold, whole_scores)
     return Reading("not_a_digit" if digits[0].not_a_digit else "digit", digits, uncertain_below, prepared.inverted)
+
+
+def _lines(readings: list[Reading], uncertain_below: float, inverted: bool) -> Reading:
+    """One reading of a picture of several lines of writing, each read as a picture of one line (`readings`, top
+    to bottom): a number whose digits carry their line (its text breaks between lines), or not a digit when no
+    line holds one; a line without ink is left out."""
+    inked = [found for found in readings if found.kind != "no_ink"]
+    if len(inked) < 2:
+        return inked[0] if inked else readings[0]
+    digits = [dataclasses.replace(digit, line=line) for line, found in enumerate(inked) for digit in found.digits]
+    refused = all(found.kind == "not_a_digit" for found in inked)
+    return Reading("not_a_digit" if refused else "number", digits, uncertain_below, inverted)

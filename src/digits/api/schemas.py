@@ -45,6 +45,7 @@ class DigitRead(BaseModel):
     not_a_digit: bool = Field(description="confidence below the not-a-digit threshold: this piece is not a digit")
     uncertain: bool = Field(description="a digit whose confidence is below DIGITS_UNCERTAIN_BELOW")
     box: list[int] | None = Field(None, description="pictures: top, left, bottom, right of the digit's ink")
+    line: int = Field(0, description="pictures: the line of writing it stands in, 0 the top one")
     probabilities: list[float] = Field(description="one probability per class")
     top3: list[TopClass]
     input: list[list[int]] | None = Field(None, description="with include_input: the 28x28 the model saw, 0..255")
@@ -58,7 +59,8 @@ class Reading(BaseModel):
     ink_found: bool = Field(description="false for a blank or noise-only picture (kind no_ink)")
     digit: int | None = Field(description="kind digit: the class index (null without ink, or for a number)")
     label: str | None = Field(description="kind digit: the class name")
-    number: str | None = Field(description="kind number: the digits left to right, '?' for a piece that is not a digit")
+    number: str | None = Field(description="kind number: the digits left to right, '?' for a piece that is not a "
+                                           "digit, a line break between lines of writing (top to bottom)")
     confidence: float = Field(description="a digit's top probability; a number's: the product of its digits'")
     uncertain: bool = Field(description="a digit or number whose confidence is below DIGITS_UNCERTAIN_BELOW, or a "
                                         "number holding a piece that is not a digit")
@@ -66,7 +68,7 @@ class Reading(BaseModel):
     box: list[int] | None = Field(description="pictures: top, left, bottom, right of the ink read")
     probabilities: list[float] | None = Field(description="one piece (digit or not_a_digit): one probability per class")
     top3: list[TopClass] | None = Field(description="one piece (digit or not_a_digit): the three likeliest classes")
-    digits: list[DigitRead] = Field(description="each digit read, left to right")
+    digits: list[DigitRead] = Field(description="each digit read, left to right (line by line, top to bottom)")
     input: list[list[int]] | None = Field(None, description="with include_input, no ink: the 28x28 the model saw")
     filename: str | None = Field(None, description="pictures: the file's name (or image[i], upload)")
 
