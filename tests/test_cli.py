@@ -204,6 +204,26 @@ def test_text_output_marks_uncertain_and_no_digit(cnn_fast_run, pictures):
 
 
 @pytest.mark.slow
+def test_numbers_on_two_lines_print_on_one_line_of_output(cnn_fast_run, tmp_path):
+    """Two numbers written one under the other: one line of output naming both and how many lines, JSON whose
+    number breaks between them; a folder's other pictures are still one line each."""
+    test = data.load_dataset("mnist")
+    x, y = test.x_test, test.y_test
+    top, bottom = np.concatenate([x[i] for i in (3, 2, 1)], axis=1), np.concatenate([x[0], x[4]], axis=1)
+    page = np.zeros((84, 84), np.uint8)
+    page[:28], page[56:, :56] = top, bottom
+    Image.fromarray(255 - page).resize((336, 336), Image.BICUBIC).save(tmp_path / "lines.png")
+    truth = ["".join(str(y[i]) for i in (3, 2, 1)), "".join(str(y[i]) for i in (0, 4))]
+    result = run_cli("predict", str(cnn_fast_run), str(tmp_path / "lines.png"))
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    assert line.startswith(f"{tmp_path / 'lines.png'}: number {truth[0]} | {truth[1]} (2 lines; "), line
+    as_json = run_cli("predict", str(cnn_fast_run), str(tmp_path / "lines.png"), "--json")
+    (found,) = json.loads(as_json.stdout)["results"]
+    assert found["number"] == "\n".join(truth) and [digit["line"] for digit in found["digits"]] == [0, 0, 0, 1, 1]
+
+
+@pytest.mark.slow
 def test_reject_below_answers_not_a_digit_in_text_and_json(cnn_fast_run, pictures):
     """--reject-below 1.0 refuses any picture whose confidence is below 100% (so this does not depend on the
     model's quality); 0 turns refusal off; the stored threshold is the default."""

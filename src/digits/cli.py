@@ -318,7 +318,8 @@ def _read_file(predictor, path: str, mode: str, threshold: float, reject_below: 
     if found.kind in ("no_ink", "not_a_digit"):
         title = f"{short}: " + ("no digit found" if found.kind == "no_ink" else "not a digit")
     else:
-        title = f"{short}: {found.text.replace(chr(10), ' | ')} ({found.confidence:.0%})" + (" uncertain" if found.uncertain else "")
+        text = found.text.replace("\n", " | ")  # lines of writing
+        title = f"{short}: {text} ({found.confidence:.0%})" + (" uncertain" if found.uncertain else "")
     return result, {"title": title, "original": images.load_rgb(source),
                     "inputs": [digit.image for digit in found.digits],
                     "probabilities": found.digits[0].probabilities if found.kind == "digit" and found.digits else None}

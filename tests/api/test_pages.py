@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers import REPO
@@ -154,6 +155,28 @@ def test_uploading_a_photo_shows_the_prediction(browser, live, mnist, tmp_path):
             page.set_input_files("#photo", str(photo))
         assert shown_prediction(page) == str(int(y[1]))
         assert page.locator("#seen canvas").count() == 1
+    finally:
+        page.close()
+
+
+@needs_chromium
+def test_a_photo_of_numbers_on_two_lines_shows_them_one_under_the_other(browser, live, mnist, tmp_path):
+    """The number's text breaks between lines; the page shows the break (one line "207 14" before its style)."""
+    from PIL import Image
+
+    x, y = mnist
+    page_of_ink = np.zeros((84, 84), np.uint8)
+    page_of_ink[:28], page_of_ink[56:, :56] = np.concatenate([x[1], x[3], x[0]], 1), np.concatenate([x[2], x[4]], 1)
+    photo = tmp_path / "lines.png"
+    Image.fromarray(255 - page_of_ink).resize((336, 336), Image.Resampling.BICUBIC).save(photo)
+    page = browser.new_page(viewport={"width": 900, "height": 800})
+    try:
+        page.goto(live + "/", wait_until="networkidle")
+        with page.expect_response(lambda response: "/predict" in response.url and response.status == 200):
+            page.set_input_files("#photo", str(photo))
+        page.wait_for_function("document.querySelectorAll('#seen canvas').length === 5", timeout=15000)
+        shown = [line.strip() for line in page.locator("#digit").inner_text().splitlines()]
+        assert shown == ["".join(str(y[i]) for i in (1, 3, 0)), "".join(str(y[i]) for i in (2, 4))], shown
     finally:
         page.close()
 

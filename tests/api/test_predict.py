@@ -190,6 +190,24 @@ def test_a_phone_s_heic_photo_reads_as_its_png(client, mnist, tmp_path):
         assert abs(reading["confidence"] - expected["predictions"][0]["confidence"]) < 0.02
 
 
+def test_numbers_written_one_under_the_other_read_line_by_line(client, mnist):
+    """Two numbers on two lines: one number whose text breaks between them, each digit with its line; the same
+    reading as digits.read, through an upload and a raw body."""
+    x, y = mnist
+    top, bottom = digit_strip([x[1], x[3], x[0]]), digit_strip([x[2], x[4]])  # 2, 0, 7 over 1, 4
+    picture = np.zeros((top.shape[0] + bottom.shape[0], top.shape[1]), np.uint8)
+    picture[:top.shape[0]], picture[top.shape[0]:, :bottom.shape[1]] = top, bottom
+    truth = "".join(str(y[i]) for i in (1, 3, 0)) + "\n" + "".join(str(y[i]) for i in (2, 4))
+    for mode in ("auto", "number"):
+        result = client.post(f"/predict?mode={mode}", files={"file": ("lines.png", png(picture), "image/png")})
+        assert result.status_code == 200, result.text
+        found = result.json()["predictions"][0]
+        assert (found["kind"], found["number"]) == ("number", truth) == ("number", "207\n14")
+        assert [digit["line"] for digit in found["digits"]] == [0, 0, 0, 1, 1]
+    raw = client.post("/predict", content=png(picture), headers={"content-type": "image/png"}).json()
+    assert raw["predictions"][0]["number"] == truth
+
+
 def test_number_mode_reads_several_digits(client, predictor, mnist):
     x, y = mnist
     picture = png(digit_strip([x[1], x[3], x[0]]))  # 2, 0, 7
