@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -148,6 +148,29 @@ def render_strip(digits: list[np.ndarray], rng: np.random.Generator, touching: f
     scaled = [np.asarray(digit, np.float32) / (255.0 if digit.dtype == np.uint8 else 1.0) for digit in digits]
     stroke_change = rng.uniform(*STROKE_CHANGE)
     return render(strip_ink(scaled, rng, stroke_change, touching), rng, min_height=16.0, stroke_change=stroke_change)
+
+
+def render_decimal(digits: list[np.ndarray], place: int, rng: np.random.Generator, comma: bool = False) -> bytes:
+    """A number with a decimal point (or comma) before digit `place` (1 .. len - 1): the digits on both sides written
+    as `strip_ink` writes a strip (10% of neighbours touching), a dot 2.4-4.4 MNIST pixels across on their baseline
+    (the lower of the two sides' ink bottoms) in a gap of 3-6 pixels each side, with a tail 5-8 pixels down and
+    to the left for a comma -> an encoded photo (digits >= 16 px tall)."""
+    stroke_change = rng.uniform(*STROKE_CHANGE)
+    scaled = [np.asarray(digit, np.float32) / (255.0 if digit.dtype == np.uint8 else 1.0) for digit in digits]
+    left, right = (_ink_columns(strip_ink(part, rng, stroke_change)) for part in (scaled[:place], scaled[place:]))
+    radius = rng.uniform(1.2, 2.2)
+    gaps = rng.integers(3, 7, 2) + int(math.ceil(max(stroke_change, 0.0)))
+    width = int(gaps.sum() + 2 * math.ceil(radius))
+    baseline = max(np.flatnonzero(part.max(1) > 0.5)[-1] for part in (left, right))
+    mark = Image.new("L", (width, 32), 0)
+    draw = ImageDraw.Draw(mark)
+    centre = (gaps[0] + radius, baseline - radius + 0.5)
+    draw.ellipse((centre[0] - radius, centre[1] - radius, centre[0] + radius, centre[1] + radius), fill=255)
+    if comma:
+        draw.line([centre, (centre[0] - rng.uniform(0.5, 1.5), centre[1] + rng.uniform(5, 8))], fill=255,
+                  width=max(1, round(radius)))
+    ink = np.concatenate([left, np.asarray(mark, np.float32) / 255.0, right], axis=1)
+    return render(ink, rng, min_height=16.0, stroke_change=stroke_change)
 
 
 def render_lines(lines: list[list[np.ndarray]], rng: np.random.Generator) -> bytes:

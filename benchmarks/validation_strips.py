@@ -13,7 +13,9 @@ touching, and mixed) read right (`auto_mode`; how reading._one_glyph's crowded-s
 --marked N, N numbers of touching validation digits, each with one generated non-digit in place of a digit, read in
 number mode: the share read with a piece marked "?" rather than as a number of digits (`marked`: what a looser
 not-a-digit threshold for touching pieces would cost). With --lines N, N photos of 2-3 numbers of validation digits
-written one under the other, read in auto mode: the share read exactly, line by line (`written_lines`).
+written one under the other, read in auto mode: the share read exactly, line by line (`written_lines`). With
+--decimals N, N photos of numbers with a decimal point or comma, read in number mode: the share read exactly
+(`decimals`).
 Each run's accuracy on the validation split itself (its top class of every validation digit, read as the
 28x28 array it is) is reported too, as `validation_accuracy`.
 Every run reads the same strips, so each run after the first is also compared with the first strip by strip
@@ -26,7 +28,8 @@ read with different seed bases into one (each run's strips joined, its other sha
 choice can rest on every strip it has been judged on.
 Writes benchmarks/results/validation_strips.json (or --out).
 Usage: python benchmarks/validation_strips.py --run LABEL=RUN [--run LABEL=RUN ...] [--strips 300]
-       [--singles 600] [--non-digits 0] [--auto 0] [--marked 0] [--lines 0] [--validation-split 0.05]
+       [--singles 600] [--non-digits 0] [--auto 0] [--marked 0] [--lines 0] [--decimals 0]
+       [--validation-split 0.05]
        [--seed-base 0]
        python benchmarks/validation_strips.py --pool RESULTS RESULTS [...] --out POOLED
 """
@@ -47,7 +50,7 @@ from common import machine, save  # noqa: E402
 from stress import parse_runs  # noqa: E402
 
 SEEDS = {"touching": 900, "mixed": 901, "singles": 902, "non_digits": 903, "auto_numbers": 905, "marked": 906,
-         "lines": 907}
+         "lines": 907, "decimals": 908}
 AUTO_FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts")  # generated, seed 903
 
 
@@ -130,6 +133,26 @@ def written_lines(predictor, x_val, y_val, count: int, seed: int) -> dict:
         exact.append(found.text == truth)
         counted.append(found.text.count("\n") == truth.count("\n"))
     return {"lines_exact": float(np.mean(exact)), "lines_counted": float(np.mean(counted))}
+
+
+def decimals(predictor, x_val, y_val, count: int, seed: int) -> dict:
+    """`count` photos of numbers of 2-6 validation digits with a decimal point (a comma in every third) between two
+    of them (`real_images.render_decimal`), read in number mode: the share read exactly (the digits and the mark in
+    its place), and the share whose mark was read, in its place or not."""
+    from digits import reading
+
+    exact, found_mark = [], []
+    for index in range(count):
+        rng = np.random.default_rng([seed, index])
+        chosen = rng.choice(len(x_val), int(rng.integers(2, 7)), replace=False)
+        place, char = int(rng.integers(1, len(chosen))), "," if index % 3 == 2 else "."
+        digits = [str(int(y_val[i])) for i in chosen]
+        truth = "".join(digits[:place]) + char + "".join(digits[place:])
+        found = reading.read(real_images.render_decimal([x_val[i] for i in chosen], place, rng, char == ","),
+                             "number", predictor)
+        exact.append(found.text == truth)
+        found_mark.append(char in found.text)
+    return {"decimals_exact": float(np.mean(exact)), "decimals_marked": float(np.mean(found_mark))}
 
 
 def paired(first: list[bool], second: list[bool]) -> dict:
@@ -244,6 +267,8 @@ def main() -> None:
                         "generated non-digit, read in number mode: how many mark it (default: 0)")
     parser.add_argument("--lines", type=int, default=0, help="photos of 2-3 numbers written one under the other, "
                         "read in auto mode: how many read exactly, line by line (default: 0)")
+    parser.add_argument("--decimals", type=int, default=0, help="photos of numbers with a decimal point or comma, "
+                        "read in number mode: how many read exactly, mark and all (default: 0)")
     parser.add_argument("--validation-split", type=float, default=0.05, help="(default: 0.05, configs/reader.json's)")
     parser.add_argument("--against", metavar="RESULTS:LABEL", help="compare strip by strip with run LABEL of an "
                         "earlier results file instead of the first run (the same strips, seeds and split; e.g. to "
@@ -297,6 +322,8 @@ def main() -> None:
             results[label].update(marked(predictor, x_val, y_val, args.marked, seeds["marked"]))
         if args.lines:
             results[label].update(written_lines(predictor, x_val, y_val, args.lines, seeds["lines"]))
+        if args.decimals:
+            results[label].update(decimals(predictor, x_val, y_val, args.decimals, seeds["decimals"]))
         shown = {key: value for key, value in results[label].items() if not key.endswith("_strips")}
         print(label, shown, flush=True)
     comparisons = {}
@@ -310,7 +337,7 @@ def main() -> None:
     saved = save("validation_strips", {"runs": results, "paired": {"against": baseline, "runs": comparisons},
                                        "strips": args.strips, "singles": args.singles,
                                        "non_digits": args.non_digits, "auto": args.auto, "marked": args.marked,
-                                       "lines": args.lines,
+                                       "lines": args.lines, "decimals": args.decimals,
                                        "validation_split": args.validation_split, "seeds": seeds,
                                        "command": " ".join(["python", "benchmarks/validation_strips.py", *sys.argv[1:]]),
                                        "machine": machine()}, args.out)

@@ -284,6 +284,41 @@ def test_what_stands_above_or_below_a_digit_keeps_it_one_line():
     assert multidigit.lines(images.analyse(np.ones((50, 50), np.float32)))[0].labels is None  # no ink: as it is
 
 
+def printed(text: str, size: int = 60) -> np.ndarray:
+    """`text` printed in Liberation Sans, dark on white."""
+    from PIL import ImageFont
+
+    font = ImageFont.truetype("/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf", size)
+    page = Image.new("L", (40 + int(font.getlength(text)), 2 * size), 255)
+    ImageDraw.Draw(page).text((20, size // 3), text, font=font, fill=0)
+    return np.asarray(page, np.float32) / 255
+
+
+def test_a_decimal_point_or_comma_between_digits_is_read():
+    """A decimal point was dropped as a speck ("3.14" read "314", "12.50" "1250"). It is found, read apart from the
+    digits and put back in the number's text; a comma too. No mark where none is written, nor for a dot that is not
+    between two digits (a full stop after a number), nor for one in the middle of the line's height."""
+    from digits import runs
+    from digits.predictor import Predictor
+
+    predictor = Predictor(runs.shipped_model())
+    for text in ("3.14", "12.50", "3,14", "0.5"):
+        picture = printed(text)
+        found, rest = multidigit.marks(images.analyse(picture))
+        assert [char for _, char in found] == [char for char in text if char in ".,"], text
+        reading_ = reading.read(picture, mode="number", model=predictor)
+        assert reading_.number == text and "".join(digit.mark for digit in reading_.digits) in ".,", text
+        assert reading.read(picture, model=predictor).number == text  # auto mode
+    pen = pen_digits("2047", 90)
+    pen[120:130, 181:190] = 0  # a dot on the line between the 0 and the 4
+    assert reading.read(pen, mode="number", model=predictor).number == "20.47"
+    for text in ("2047", "42.", "3-4", "1234"):
+        assert multidigit.marks(images.analyse(printed(text)))[0] == [], text
+    middle = pen_digits("2047", 90)
+    middle[75:85, 181:190] = 0  # a dot halfway up: not a decimal point
+    assert multidigit.marks(images.analyse(middle))[0] == []
+
+
 def test_a_cut_through_a_loop_is_found():
     """A cut down through the hole of a 0 passes through one hole (and pays for it: its two arcs read as a sure
     "1" and "7"); one beside the 0, or through a pinhole too small to be a loop, passes through none."""

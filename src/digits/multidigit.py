@@ -44,6 +44,8 @@ STEP, EDGE, SEVERAL = 0.15, 0.15, 1.1  # touching digits: candidate cuts every S
 # 1; straight cuts in every group (or from 0.95 lines) split wide single digits: mixed strips 89% (92%), not 96%
 STACKED, STACK_GAP, STACK_LIMIT = 0.5, 0.5, 400  # the line height: components sharing STACKED of the narrower one's
 # columns, STACK_GAP times the shorter one's height apart or nearer, are measured as one (of the 400 largest)
+MARK_TALL, MARK_SIZE, MARK_LOW = 0.6, 0.4, 0.25  # a decimal point or comma between digits (see marks), and a
+MARK_DROP, MARK_COMMA = 0.15, 0.55  # comma's tail below the line
 LINE_GAP, LINE_SHARE = 0.25, 0.5  # lines of writing: a blank this many digit heights tall parts two bands; a band
 # this many digit heights tall is a line (see lines)
 MAX_JOIN = 10  # a digit joins at most this many pieces (a digit a line wide is cut into about 7 slices)
@@ -102,6 +104,50 @@ def lines(ink: Ink) -> list[Ink]:
             nearest = min(tall, key=lambda line: max(line[0] - band[1], band[0] - line[1], 0))
             members[id(nearest)] += band[2]
     return [_only(ink, members[id(band)]) for band in tall]
+
+
+def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
+    """A line's decimal points and commas, and its ink without them: [(column in the picture, "." or ",")], left to
+    right. A mark is a component of its own between two digits: ink at least MARK_TALL digit heights tall (as
+    `lines` measures a digit) stands wholly left of it and wholly right of it, and no other ink shares its columns
+    (a dash of a digit written with a pen that skips has another above or below it); it is at
+    most MARK_SIZE digit heights wide and tall, no more than three times as wide as tall or as tall as wide, and sits
+    on the line: its top below the digits' middle, its bottom within MARK_LOW digit heights of their baseline (the
+    upper quartile of their bottoms). One reaching more than MARK_DROP digit heights below the baseline, at least 1.5 times as
+    tall as wide and at most MARK_COMMA digit heights tall, is a comma. Specks (under 2% of the largest
+    component's ink, as `_pieces` drops them) are not marks."""
+    if ink.labels is None:
+        return [], ink
+    areas = ink.areas
+    largest = areas[1:].max()
+    spans = {label: (box[0].start, box[0].stop, box[1].start, box[1].stop)
+             for label, box in enumerate(ink.boxes, 1) if areas[label] >= 0.02 * largest}
+    heights = [bottom - top for label, (top, bottom, _, _) in spans.items() if areas[label] >= 0.1 * largest]
+    digit = float(np.percentile(heights, 75))
+    tall = [span for span in spans.values() if span[1] - span[0] >= MARK_TALL * digit]
+    if len(tall) < 2:
+        return [], ink
+    baseline = float(np.percentile([span[1] for span in tall], 75))  # most digits reach it; a dash of one may not
+    middle = float(np.median([(span[0] + span[1]) / 2 for span in tall]))
+    found = []
+    for label, (top, bottom, left, right) in spans.items():
+        height, width = bottom - top, right - left
+        if max(height, width) > MARK_COMMA * digit or top < middle:
+            continue
+        if max(height, width) > 3 * min(height, width) or any(
+                other != label and span[2] < right and left < span[3] for other, span in spans.items()):
+            continue  # nothing above or below it: not a piece of a digit written with a pen that skips
+        if not (any(span[3] <= left for span in tall) and any(span[2] >= right for span in tall)):
+            continue
+        below = bottom - baseline
+        if below > MARK_DROP * digit and height >= 1.5 * width:
+            found.append(((left + right) // 2, ",", label))
+        elif abs(below) <= MARK_LOW * digit and max(height, width) <= MARK_SIZE * digit:
+            found.append(((left + right) // 2, ".", label))
+    if not found:
+        return [], ink
+    rest = [label for label in range(1, areas.size) if areas[label] and label not in {mark[2] for mark in found}]
+    return [(column * ink.factor, char) for column, char, _ in sorted(found)], _only(ink, rest)
 
 
 def _only(ink: Ink, labels: list[int]) -> Ink:

@@ -76,10 +76,11 @@ class Digit:
     class_names: list[str] = field(repr=False, default_factory=list)
     not_a_digit: bool = False  # its confidence is below the model's not-a-digit threshold
     line: int = 0  # the line of writing it stands in, 0 the top one (a picture of several lines)
+    mark: str = ""  # a decimal point or comma written just before it ("." or ","), in a number
 
     @property
     def text(self) -> str:
-        return "?" if self.not_a_digit else self.label
+        return self.mark + ("?" if self.not_a_digit else self.label)
 
     def top(self, count: int = 3) -> list[dict]:
         order = np.argsort(-self.probabilities)[:count]
@@ -89,7 +90,7 @@ class Digit:
     def to_dict(self, uncertain_below: float, include_input: bool = False) -> dict:
         result = {"digit": self.digit, "label": self.label, "confidence": self.confidence,
                   "not_a_digit": self.not_a_digit, "uncertain": not self.not_a_digit and self.confidence < uncertain_below,
-                  "box": list(self.box) if self.box is not None else None, "line": self.line,
+                  "box": list(self.box) if self.box is not None else None, "line": self.line, "mark": self.mark,
                   "probabilities": self.probabilities.tolist(), "top3": self.top(3)}
         if include_input:
             result["input"] = as_uint8(self.image).tolist()
@@ -352,8 +353,9 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
 def _read_line(ink: images.Ink, mode: str, reader: _Model, threshold: float | None,
                uncertain_below: float) -> Reading:
     """`read` of one line of writing (`ink`: its analysis), in mode "auto" or "number"."""
+    points, ink = multidigit.marks(ink)  # decimal points and commas between digits, read apart from them
     pieces, probabilities, scores = reader.cut(ink, threshold)
-    digits = _digits(pieces, probabilities, reader.class_names, threshold, scores)
+    digits = _marked(_digits(pieces, probabilities, reader.class_names, threshold, scores), points)
     several = len(pieces) > 1 and not _one_glyph(pieces, _ones(probabilities, reader.class_names))
     # one shape, part refused: a number only if its whole is not refused too (a shoe is not "1?"). Chosen on
     # validation data (shipped model; 500 each of six generated non-digit families, seed 903, and of numbers
@@ -376,6 +378,17 @@ def _read_line(ink: images.Ink, mode: str, reader: _Model, threshold: float | No
         return Reading("not_a_digit" if refused else "number", digits, uncertain_below, inverted)
     prepared = prepared or images.prepare_ink(ink, reader.soft_above)
     return _one_digit(prepared, reader, threshold, uncertain_below, None if whole is None else (whole, whole_scores))
+
+
+def _marked(digits: list[Digit], points: list[tuple[int, str]]) -> list[Digit]:
+    """The digits with each decimal point or comma (column, character) on the digit after it, where digits stand on
+    both sides of it."""
+    centres = [None if digit.box is None else (digit.box[1] + digit.box[3]) / 2 for digit in digits]
+    for column, char in points:
+        after = next((index for index, centre in enumerate(centres) if centre is not None and centre > column), None)
+        if after:  # not before the first digit
+            digits[after] = dataclasses.replace(digits[after], mark=char)
+    return digits
 
 
 def _one_digit(prepared: images.Prepared, reader: _Model, threshold: float | None, uncertain_below: float,

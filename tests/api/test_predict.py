@@ -26,7 +26,8 @@ pytest.importorskip("fastapi", reason="the API needs the api extra: pip install 
 
 READING_KEYS = {"kind", "ink_found", "digit", "label", "number", "confidence", "uncertain", "inverted", "box",
                 "probabilities", "top3", "digits"}
-DIGIT_KEYS = {"digit", "label", "confidence", "not_a_digit", "uncertain", "box", "line", "probabilities", "top3"}
+DIGIT_KEYS = {"digit", "label", "confidence", "not_a_digit", "uncertain", "box", "line", "mark",
+              "probabilities", "top3"}
 
 
 def assert_top3(top3: list, probabilities) -> None:
