@@ -110,12 +110,12 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
     """A line's decimal points and commas, and its ink without them: [(column in the picture, "." or ",")], left to
     right. A mark is a component of its own between two digits: ink at least MARK_TALL digit heights tall (as
     `lines` measures a digit) stands wholly left of it and wholly right of it, and no other ink shares its columns
-    (a dash of a digit written with a pen that skips has another above or below it); it is at
-    most MARK_SIZE digit heights wide and tall, no more than three times as wide as tall or as tall as wide, and sits
-    on the line: its top below the digits' middle, its bottom within MARK_LOW digit heights of their baseline (the
-    upper quartile of their bottoms). One reaching more than MARK_DROP digit heights below the baseline, at least 1.5 times as
-    tall as wide and at most MARK_COMMA digit heights tall, is a comma. Specks (under 2% of the largest
-    component's ink, as `_pieces` drops them) are not marks."""
+    (a dash of a digit written with a pen that skips has another above or below it). It is at most MARK_SIZE digit
+    heights wide and tall, no more than three times as wide as tall or as tall as wide, and sits on the line: its
+    top below the digits' middle, its bottom within MARK_LOW digit heights of their baseline (the upper quartile of
+    their bottoms). One reaching more than MARK_DROP digit heights below the baseline, at least 1.5 times as tall as
+    wide and at most MARK_COMMA digit heights tall, is a comma. Specks (under 2% of the largest component's ink, as
+    `_pieces` drops them) are not marks."""
     if ink.labels is None:
         return [], ink
     areas = ink.areas
