@@ -45,8 +45,8 @@ with the same types.
 
 from __future__ import annotations
 
-import threading
 import dataclasses
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
