@@ -81,6 +81,31 @@ def test_numbers_holding_a_non_digit_read_in_number_mode(tiny_run, tmp_path, mon
         assert photo[:2] in (b"\xff\xd8", b"\x89P")  # an encoded photo
 
 
+def test_numbers_on_lines_and_with_decimal_points(tiny_run, tmp_path, monkeypatch):
+    """--lines N and --decimals N: photos of 2-3 numbers one under the other read in auto mode, and of numbers with
+    a decimal point or comma read in number mode, each the share read exactly; the photos are seeded."""
+    out = tmp_path / "lines.json"
+    result = run_cli("--run", f"tiny={tiny_run}", "--strips", "0", "--singles", "0", "--lines", "3", "--decimals", "3",
+                     "--validation-split", "0.1", "--out", str(out), script="benchmarks/validation_strips.py")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(out.read_text())
+    row = saved["runs"]["tiny"]
+    assert (saved["lines"], saved["decimals"]) == (3, 3)
+    for key in ("lines_exact", "lines_counted", "decimals_exact", "decimals_marked"):
+        assert row[key] in [share / 3 for share in range(4)], key
+    assert row["lines_exact"] <= row["lines_counted"] and row["decimals_exact"] <= row["decimals_marked"]
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import numpy as np
+    import real_images
+
+    digits = np.zeros((4, 28, 28), np.uint8)
+    digits[:, 4:24, 12:16] = 255  # 1s
+    for draw in (lambda rng: real_images.render_lines([list(digits[:2]), list(digits[2:])], rng),
+                 lambda rng: real_images.render_decimal(list(digits), 2, rng, comma=True)):
+        photo = draw(np.random.default_rng(3))
+        assert photo == draw(np.random.default_rng(3)) and photo[:2] in (b"\xff\xd8", b"\x89P")
+
+
 def test_two_runs_are_compared_strip_by_strip(tiny_run, tmp_path):
     """The same run under two labels reads the same strips the same way: every strip kept as 1 or 0, and the paired
     difference 0 with an interval of 0 (no strip read whole by only one of them)."""
