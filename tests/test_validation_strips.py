@@ -85,8 +85,9 @@ def test_numbers_on_lines_and_with_decimal_points(tiny_run, tmp_path, monkeypatc
     """--lines N and --decimals N: photos of 2-3 numbers one under the other read in auto mode, and of numbers with
     a decimal point or comma read in number mode, each the share read exactly; the photos are seeded."""
     out = tmp_path / "lines.json"
-    result = run_cli("--run", f"tiny={tiny_run}", "--strips", "0", "--singles", "0", "--lines", "3", "--decimals", "3",
-                     "--validation-split", "0.1", "--out", str(out), script="benchmarks/validation_strips.py")
+    result = run_cli("--run", f"tiny={tiny_run}", "--strips", "0", "--singles", "0", "--lines", "3",
+                     "--decimals", "3", "--validation-split", "0.1", "--out", str(out),
+                     script="benchmarks/validation_strips.py")
     assert result.returncode == 0, result.stderr
     saved = json.loads(out.read_text())
     row = saved["runs"]["tiny"]
