@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import calibration, sequence as sequences
-from .images import Ink, Prepared, analyse, bounds, cut_digit, ink_mask, span_of
+from .images import Ink, Prepared, analyse, bounds, cut_digit, ink_mask, span_of, stroke_width
 
 READ_WEIGHT, SURE, CUT_BASE, CUT_COST, OVERCUT = 0.25, 7.5, 0.6, 0.7, 0.75  # whole numbers: see _recognise
 WIDTH_OK, WIDTH_COST = 0.9, 3.0  # a digit's width rarely passes the line height (MNIST: larger side 20 px)
@@ -45,7 +45,8 @@ STEP, EDGE, SEVERAL = 0.15, 0.15, 1.1  # touching digits: candidate cuts every S
 STACKED, STACK_GAP, STACK_LIMIT = 0.5, 0.5, 400  # the line height: components sharing STACKED of the narrower one's
 # columns, STACK_GAP times the shorter one's height apart or nearer, are measured as one (of the 400 largest)
 MARK_TALL, MARK_SIZE, MARK_LOW = 0.6, 0.4, 0.25  # a decimal point or comma between digits (see marks), and a
-MARK_DROP, MARK_COMMA = 0.15, 0.55  # comma's tail below the line
+MARK_DROP, MARK_COMMA = 0.15, 0.55  # comma's tail below the line; a mark fills MARK_FILL of its box, is MARK_PEN
+MARK_FILL, MARK_PEN, MARK_PIXELS = 0.45, 0.9, 4  # pen widths and MARK_PIXELS working pixels across or more
 LINE_GAP, LINE_SHARE = 0.25, 0.5  # lines of writing: a blank this many digit heights tall parts two bands; a band
 # this many digit heights tall is a line (see lines)
 MAX_JOIN = 10  # a digit joins at most this many pieces (a digit a line wide is cut into about 7 slices)
@@ -114,8 +115,10 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
     heights wide and tall, no more than three times as wide as tall or as tall as wide, and sits on the line: its
     top below the digits' middle, its bottom within MARK_LOW digit heights of their baseline (the upper quartile of
     their bottoms). One reaching more than MARK_DROP digit heights below the baseline, at least 1.5 times as tall as
-    wide and at most MARK_COMMA digit heights tall, is a comma. Specks (under 2% of the largest component's ink, as
-    `_pieces` drops them) are not marks."""
+    wide and at most MARK_COMMA digit heights tall, is a comma. A mark fills at least MARK_FILL of its box (an arc
+    broken off a loop does not) and is at least MARK_PEN pen widths and MARK_PIXELS working pixels across; specks
+    (under 2% of the largest component's ink, as `_pieces` drops them) are not marks. The last three were added
+    after the first look failed its rule on three validation strips (docs/reader.md)."""
     if ink.labels is None:
         return [], ink
     areas = ink.areas
@@ -129,11 +132,17 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
         return [], ink
     baseline = float(np.percentile([span[1] for span in tall], 75))  # most digits reach it; a dash of one may not
     middle = float(np.median([(span[0] + span[1]) / 2 for span in tall]))
+    pen = None  # the stroke width, measured once there is a candidate
     found = []
     for label, (top, bottom, left, right) in spans.items():
         height, width = bottom - top, right - left
-        if max(height, width) > MARK_COMMA * digit or top < middle:
+        if max(height, width) > MARK_COMMA * digit or top < middle or max(height, width) < MARK_PIXELS:
             continue
+        if areas[label] < MARK_FILL * height * width:
+            continue  # a dot is a filled blob; an arc broken off a loop is not
+        pen = stroke_width(ink.labels > 0) if pen is None else pen
+        if max(height, width) < MARK_PEN * pen:
+            continue  # a speck narrower than the pen
         if max(height, width) > 3 * min(height, width) or any(
                 other != label and span[2] < right and left < span[3] for other, span in spans.items()):
             continue  # nothing above or below it: not a piece of a digit written with a pen that skips
