@@ -319,7 +319,7 @@ def test_a_decimal_point_or_comma_between_digits_is_read():
     arc, speck = pen_digits("2047", 90), pen_digits("2047", 90)
     ImageDraw.Draw(page := Image.fromarray(np.uint8(arc * 255))).arc((177, 110, 193, 130), 30, 300, fill=0, width=3)
     arc = np.asarray(page, np.float32) / 255  # a thin open arc on the line (a piece broken off a loop)
-    speck[123:130, 182:189] = 0  # a speck narrower than the pen (10 px)
+    speck[122:130, 181:189] = 0  # a speck narrower than the pen (10 px)
     for picture in (middle, arc, speck):
         assert multidigit.marks(images.analyse(picture))[0] == []
 
