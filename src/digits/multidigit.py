@@ -44,9 +44,8 @@ STEP, EDGE, SEVERAL = 0.15, 0.15, 1.1  # touching digits: candidate cuts every S
 # 1; straight cuts in every group (or from 0.95 lines) split wide single digits: mixed strips 89% (92%), not 96%
 STACKED, STACK_GAP, STACK_LIMIT = 0.5, 0.5, 400  # the line height: components sharing STACKED of the narrower one's
 # columns, STACK_GAP times the shorter one's height apart or nearer, are measured as one (of the 400 largest)
-MARK_TALL, MARK_SIZE, MARK_LOW = 0.6, 0.4, 0.25  # a decimal point or comma between digits (see marks), and a
-MARK_DROP, MARK_COMMA = 0.15, 0.55  # comma's tail below the line; a mark fills MARK_FILL of its box, is MARK_PEN
-MARK_FILL, MARK_PEN, MARK_PIXELS = 0.45, 0.9, 4  # pen widths and MARK_PIXELS working pixels across or more
+MARK_TALL, MARK_SIZE, MARK_LOW, MARK_DROP, MARK_COMMA = 0.6, 0.4, 0.25, 0.15, 0.55  # decimal points and commas
+MARK_FILL, MARK_PEN, MARK_PIXELS = 0.45, 0.9, 4  # between digits: sizes in digit heights, pen widths, pixels (marks)
 LINE_GAP, LINE_SHARE = 0.25, 0.5  # lines of writing: a blank this many digit heights tall parts two bands; a band
 # this many digit heights tall is a line (see lines)
 MAX_JOIN = 10  # a digit joins at most this many pieces (a digit a line wide is cut into about 7 slices)
@@ -83,14 +82,10 @@ def lines(ink: Ink) -> list[Ink]:
     skips stays one line; numbers written one under the other are lines, even close together."""
     if ink.labels is None:
         return [ink]
-    areas = ink.areas
-    kept = [label for label in range(1, areas.size) if areas[label] >= 0.02 * areas[1:].max()]
-    rows = {label: (ink.boxes[label - 1][0].start, ink.boxes[label - 1][0].stop) for label in kept}
-    digit = float(np.percentile([bottom - top for label, (top, bottom) in rows.items()
-                                 if areas[label] >= 0.1 * areas[1:].max()], 75))
+    spans, digit = _components(ink)
     bands: list[list] = []  # [top, bottom, labels]
-    for label in sorted(kept, key=lambda label: rows[label]):
-        top, bottom = rows[label]
+    for label in sorted(spans, key=lambda label: spans[label][:2]):
+        top, bottom = spans[label][:2]
         if bands and top - bands[-1][1] <= LINE_GAP * digit:
             bands[-1][1] = max(bands[-1][1], bottom)
             bands[-1][2].append(label)
@@ -122,11 +117,7 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
     if ink.labels is None:
         return [], ink
     areas = ink.areas
-    largest = areas[1:].max()
-    spans = {label: (box[0].start, box[0].stop, box[1].start, box[1].stop)
-             for label, box in enumerate(ink.boxes, 1) if areas[label] >= 0.02 * largest}
-    heights = [bottom - top for label, (top, bottom, _, _) in spans.items() if areas[label] >= 0.1 * largest]
-    digit = float(np.percentile(heights, 75))
+    spans, digit = _components(ink)
     tall = [span for span in spans.values() if span[1] - span[0] >= MARK_TALL * digit]
     if len(tall) < 2:
         return [], ink
@@ -157,6 +148,19 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
         return [], ink
     rest = [label for label in range(1, areas.size) if areas[label] and label not in {mark[2] for mark in found}]
     return [(column * ink.factor, char) for column, char, _ in sorted(found)], _only(ink, rest)
+
+
+def _components(ink: Ink) -> tuple[dict[int, tuple[int, int, int, int]], float]:
+    """The components worth reading (2% of the largest one's ink or more, as `_pieces` keeps them), each label's
+    span (top, bottom, left, right), and a digit's height: the upper quartile of the heights of those holding a
+    tenth of the largest one's ink or more."""
+    areas = ink.areas
+    largest = areas[1:].max()
+    spans = {label: (box[0].start, box[0].stop, box[1].start, box[1].stop)
+             for label, box in enumerate(ink.boxes, 1) if areas[label] >= 0.02 * largest}
+    digit = float(np.percentile([bottom - top for label, (top, bottom, _, _) in spans.items()
+                                 if areas[label] >= 0.1 * largest], 75))
+    return spans, digit
 
 
 def _only(ink: Ink, labels: list[int]) -> Ink:
