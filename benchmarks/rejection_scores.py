@@ -175,16 +175,21 @@ def strips_whole(predictor, session, digits: np.ndarray, labels: np.ndarray, cou
     from real_images import strip_photos
     from tqdm import tqdm
 
-    from digits import images, reading
+    from digits import images, multidigit, reading
 
     reader = reading._model(predictor)
     whole = {name: dict.fromkeys(STRIP_SEEDS, 0) for name in thresholds}
     for kind, seed in STRIP_SEEDS.items():
         drawn = strip_photos(digits, labels, count, [seed], 1.0 if kind == "touching" else None)
         for truth, photo in tqdm(drawn, total=count, desc=f"{kind} strips", file=sys.stderr):
-            pieces, probabilities, _ = reader.cut(images.analyse(images.to_gray(photo)), reader.stored)
-            if "".join(str(int(row.argmax())) for row in probabilities) != truth:
-                continue  # misread or no digits: not whole, whatever the score
+            ink = images.analyse(images.to_gray(photo))
+            if len(multidigit.lines(ink)) > 1:
+                continue  # read as lines of writing: its text breaks, not whole
+            points, ink = multidigit.marks(ink)  # as reading reads a line: a decimal point apart
+            pieces, probabilities, _ = reader.cut(ink, reader.stored)
+            marked = reading._marked(reading._digits(pieces, probabilities, reader.class_names), points)
+            if "".join(digit.mark + str(int(row.argmax())) for digit, row in zip(marked, probabilities)) != truth:
+                continue  # misread, a point read where none is written, or no digits: not whole, whatever the score
             _, logits, features = read(session, np.stack([piece.image for piece in pieces]))
             found = scores(logits, temperature, features, gaussian)
             for name, threshold in thresholds.items():
