@@ -239,6 +239,10 @@ def pool(results: list[dict], names: list[str]) -> dict:
         shares = [("singles_split", "singles")] + [(key, "auto") for key in rows[0] if key.startswith("auto_")]
         if all(result.get("marked") for result in results):
             shares += [("marked_numbers", "marked"), ("marked_exact", "marked")]
+        for count, keys in (("lines", ("lines_exact", "lines_counted")), ("decimals", ("decimals_exact",
+                                                                                   "decimals_marked"))):
+            if all(result.get(count) for result in results):
+                shares += [(key, count) for key in keys]
         for key, count in shares:
             row[key] = sum(found[key] * result[count] for found, result in zip(rows, results)) / sum(
                 result[count] for result in results)
@@ -249,6 +253,8 @@ def pool(results: list[dict], names: list[str]) -> dict:
             "strips": sum(result["strips"] for result in results),
             "singles": sum(result["singles"] for result in results), "auto": sum(result["auto"] for result in results),
             "marked": sum(result.get("marked", 0) for result in results),
+            **{count: sum(result[count] for result in results) if all(result.get(count) for result in results) else 0
+               for count in ("lines", "decimals")},  # pooled only where every file read them
             "validation_split": first["validation_split"], "pooled": [
                 {"file": name, "seeds": result["seeds"], "strips": result["strips"], "command": result["command"]}
                 for name, result in zip(names, results)],

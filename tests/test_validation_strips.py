@@ -205,6 +205,13 @@ def test_pooling_weighs_each_file_by_what_it_read(monkeypatch):
     assert b["auto_refused_letters"] == pytest.approx((1.0 * 100 + 0.6 * 300) / 400)
     found = pooled["paired"]["runs"]["b"]["touching"]
     assert (found["better"], found["worse"], found["strips"]) == (20, 10, 400)
+    assert (pooled["lines"], pooled["decimals"]) == (0, 0) and "lines_exact" not in a  # neither file read them
+    for result, lines, share in ((one, 100, 0.8), (two, 300, 0.4)):  # numbers on lines, read by both files
+        result["lines"] = lines
+        for row in result["runs"].values():
+            row.update(lines_exact=share, lines_counted=1.0)
+    pooled = validation_strips.pool([one, two], ["one.json", "two.json"])
+    assert pooled["lines"] == 400 and pooled["runs"]["a"]["lines_exact"] == pytest.approx((80 + 120) / 400)
     other = results(1100, 100, 300, "1" * 100, "1" * 100, (0.5, 0.6))
     other["runs"]["b"]["run"] = "c.onnx"
     with pytest.raises(ValueError, match="other model files"):
