@@ -32,6 +32,12 @@ GAP = (1, 5)  # visible columns between neighbouring digits of a strip, MNIST pi
 TOUCHING = 0.1  # share of neighbouring digits drawn overlapping by a pixel instead
 
 
+def as_ink(digit) -> np.ndarray:
+    """A 28x28 digit (uint8 0..255 or float 0..1) as float32 ink 0..1, bright."""
+    digit = np.asarray(digit)
+    return digit.astype(np.float32) / (255.0 if digit.dtype == np.uint8 else 1.0)
+
+
 def _ink_columns(digit: np.ndarray) -> np.ndarray:
     columns = np.flatnonzero(digit.max(0) > 0.1)
     return digit[:, columns[0]:columns[-1] + 1] if columns.size else digit
@@ -139,13 +145,13 @@ def render(ink: np.ndarray, rng: np.random.Generator, min_height: float = 0.0,
 
 def render_digit(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """One 28x28 MNIST digit (uint8 or float) -> an encoded photo of it."""
-    return render(np.asarray(digit, np.float32) / (255.0 if digit.dtype == np.uint8 else 1.0), rng)
+    return render(as_ink(digit), rng)
 
 
 def render_strip(digits: list[np.ndarray], rng: np.random.Generator, touching: float | None = None) -> bytes:
     """Several 28x28 MNIST digits -> an encoded photo of them written side by side (digits >= 16 px tall);
     `touching`: see `strip_ink`."""
-    scaled = [np.asarray(digit, np.float32) / (255.0 if digit.dtype == np.uint8 else 1.0) for digit in digits]
+    scaled = [as_ink(digit) for digit in digits]
     stroke_change = rng.uniform(*STROKE_CHANGE)
     return render(strip_ink(scaled, rng, stroke_change, touching), rng, min_height=16.0, stroke_change=stroke_change)
 
@@ -156,7 +162,7 @@ def render_decimal(digits: list[np.ndarray], place: int, rng: np.random.Generato
     (the lower of the two sides' ink bottoms) in a gap of 3-6 pixels each side, with a tail 5-8 pixels down and
     to the left for a comma -> an encoded photo (digits >= 16 px tall)."""
     stroke_change = rng.uniform(*STROKE_CHANGE)
-    scaled = [np.asarray(digit, np.float32) / (255.0 if digit.dtype == np.uint8 else 1.0) for digit in digits]
+    scaled = [as_ink(digit) for digit in digits]
     left, right = (_ink_columns(strip_ink(part, rng, stroke_change)) for part in (scaled[:place], scaled[place:]))
     radius = rng.uniform(1.2, 2.2)
     gaps = rng.integers(3, 7, 2) + int(math.ceil(max(stroke_change, 0.0)))
@@ -178,8 +184,7 @@ def render_lines(lines: list[list[np.ndarray]], rng: np.random.Generator) -> byt
     strip, 10% of neighbours touching), each indented 0-20 MNIST pixels, 0-28 blank rows between their strips (their
     ink 0.4 to 2 digit heights apart) -> an encoded photo of them all (digits >= 16 px tall)."""
     stroke_change = rng.uniform(*STROKE_CHANGE)
-    strips = [strip_ink([np.asarray(digit, np.float32) / (255.0 if digit.dtype == np.uint8 else 1.0)
-                         for digit in digits], rng, stroke_change) for digits in lines]
+    strips = [strip_ink([as_ink(digit) for digit in digits], rng, stroke_change) for digits in lines]
     indents = [int(rng.integers(0, 21)) for _ in strips]
     width = max(indent + strip.shape[1] for indent, strip in zip(indents, strips))
     rows = []

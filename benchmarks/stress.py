@@ -142,7 +142,7 @@ def render_condition(name: str, digit: np.ndarray, seed: int, index: int) -> byt
     if name not in CONDITIONS:
         raise ValueError(f"unknown condition {name!r}; known: {', '.join(CONDITIONS)}")
     parameters = CONDITIONS[name]
-    ink = np.asarray(digit, np.float32) / (255.0 if np.asarray(digit).dtype == np.uint8 else 1.0)
+    ink = real_images.as_ink(digit)
     photo = np.random.default_rng([seed, index])  # real_images' draws for this digit: the clean twin's
     own = np.random.default_rng([seed, zlib.crc32(name.encode()), index])
     if name == "clean":

@@ -60,7 +60,7 @@ def render_strip(name: str, x: np.ndarray, y: np.ndarray, seed: int, index: int)
     own = np.random.default_rng([seed, zlib.crc32(name.encode()), index])
     chosen = photo.choice(len(x), int(photo.integers(2, 7)), replace=False)
     truth = "".join(str(int(label)) for label in y[chosen])
-    digits = [np.asarray(digit, np.float32) / (255.0 if digit.dtype == np.uint8 else 1.0) for digit in x[chosen]]
+    digits = [real_images.as_ink(digit) for digit in x[chosen]]
     stroke_change = photo.uniform(*real_images.STROKE_CHANGE)
     if name in ("thick", "thin"):
         stroke_change = parameters["stroke_change"]
