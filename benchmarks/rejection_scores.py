@@ -185,10 +185,8 @@ def strips_whole(predictor, session, digits: np.ndarray, labels: np.ndarray, cou
             ink = images.analyse(images.to_gray(photo))
             if len(multidigit.lines(ink)) > 1:
                 continue  # read as lines of writing: its text breaks, not whole
-            points, ink = multidigit.marks(ink)  # as reading reads a line: a decimal point apart
-            pieces, probabilities, _ = reader.cut(ink, reader.stored)
-            marked = reading._marked(reading._digits(pieces, probabilities, reader.class_names), points)
-            if "".join(digit.mark + str(int(row.argmax())) for digit, row in zip(marked, probabilities)) != truth:
+            _, pieces, _, cut = reading._cut_line(ink, reader, reader.stored)  # as reading cuts it, a point apart
+            if "".join(digit.mark + str(digit.digit) for digit in cut) != truth:
                 continue  # misread, a point read where none is written, or no digits: not whole, whatever the score
             _, logits, features = read(session, np.stack([piece.image for piece in pieces]))
             found = scores(logits, temperature, features, gaussian)

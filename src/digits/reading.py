@@ -353,9 +353,7 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
 def _read_line(ink: images.Ink, mode: str, reader: _Model, threshold: float | None,
                uncertain_below: float) -> Reading:
     """`read` of one line of writing (`ink`: its analysis), in mode "auto" or "number"."""
-    points, ink = multidigit.marks(ink)  # decimal points and commas between digits, read apart from them
-    pieces, probabilities, scores = reader.cut(ink, threshold)
-    digits = _marked(_digits(pieces, probabilities, reader.class_names, threshold, scores), points)
+    ink, pieces, probabilities, digits = _cut_line(ink, reader, threshold)
     several = len(pieces) > 1 and not _one_glyph(pieces, _ones(probabilities, reader.class_names))
     # one shape, part refused: a number only if its whole is not refused too (a shoe is not "1?"). Chosen on
     # validation data (shipped model; 500 each of six generated non-digit families, seed 903, and of numbers
@@ -378,6 +376,16 @@ def _read_line(ink: images.Ink, mode: str, reader: _Model, threshold: float | No
         return Reading("not_a_digit" if refused else "number", digits, uncertain_below, inverted)
     prepared = prepared or images.prepare_ink(ink, reader.soft_above)
     return _one_digit(prepared, reader, threshold, uncertain_below, None if whole is None else (whole, whole_scores))
+
+
+def _cut_line(ink: images.Ink, reader: _Model, threshold: float | None) -> tuple:
+    """One line of writing cut into its digits as reading cuts it: its decimal points and commas read apart from
+    them (`multidigit.marks`), then the cuts (`reader.cut`): the ink without the marks, the pieces, their
+    probabilities, and the Digits, each carrying the mark before it."""
+    points, ink = multidigit.marks(ink)
+    pieces, probabilities, scores = reader.cut(ink, threshold)
+    return ink, pieces, probabilities, _marked(_digits(pieces, probabilities, reader.class_names, threshold, scores),
+                                               points)
 
 
 def _marked(digits: list[Digit], points: list[tuple[int, str]]) -> list[Digit]:
