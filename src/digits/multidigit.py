@@ -91,15 +91,14 @@ def lines(ink: Ink) -> list[Ink]:
             bands[-1][2].append(label)
         else:
             bands.append([top, bottom, [label]])
-    tall = [band for band in bands if band[1] - band[0] >= max(LINE_SHARE * digit, MIN_HEIGHT)]
-    if len(tall) < 2:
+    members = {index: list(band[2]) for index, band in enumerate(bands)  # the lines' components, by band
+               if band[1] - band[0] >= max(LINE_SHARE * digit, MIN_HEIGHT)}
+    if len(members) < 2:
         return [ink]
-    members = {id(band): list(band[2]) for band in tall}
-    for band in bands:
-        if not any(band is line for line in tall):  # joins the line whose rows are nearest
-            nearest = min(tall, key=lambda line: max(line[0] - band[1], band[0] - line[1], 0))
-            members[id(nearest)] += band[2]
-    return [_only(ink, members[id(band)]) for band in tall]
+    for top, bottom, labels in (band for index, band in enumerate(bands) if index not in members):
+        nearest = min(members, key=lambda line: max(bands[line][0] - bottom, top - bands[line][1], 0))
+        members[nearest] += labels  # a low band joins the line whose rows are nearest
+    return [_only(ink, labels) for labels in members.values()]
 
 
 def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
