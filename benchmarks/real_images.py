@@ -179,6 +179,31 @@ def render_decimal(digits: list[np.ndarray], place: int, rng: np.random.Generato
     return render(ink, rng, min_height=16.0, stroke_change=stroke_change)
 
 
+def render_signed(digits: list[np.ndarray], place: int, rng: np.random.Generator) -> bytes:
+    """A number with a dash before digit `place`: a minus sign before the first digit (0) or a hyphen between two
+    digits (1 .. len - 1, as in "555-1234"), the digits on both sides written as `strip_ink` writes a strip (10% of
+    neighbours touching), the dash a line 6-13 MNIST pixels long (a third to two thirds of a digit's height), 2.5-4
+    pixels thick (the same pen: MNIST's strokes are 2.1-3.5 pixels wide where at least half inked), tilted up to 10
+    degrees, its middle at 40-65% of the digits' height from their tops, in a gap of 2-5 pixels each side -> an encoded photo (digits >= 16 px tall)."""
+    stroke_change = rng.uniform(*STROKE_CHANGE)
+    scaled = [as_ink(digit) for digit in digits]
+    parts = [_ink_columns(strip_ink(part, rng, stroke_change)) for part in (scaled[:place], scaled[place:]) if part]
+    rows = np.flatnonzero(np.maximum.reduce([part.max(1) for part in parts]) > 0.5)
+    length, thickness, tilt = rng.uniform(6, 13), rng.uniform(2.5, 4), math.radians(rng.uniform(-10, 10))
+    gaps = rng.integers(2, 6, 2) + int(math.ceil(max(stroke_change, 0.0)))
+    width = int(gaps.sum() + math.ceil(length) + 2)
+    middle = rows[0] + rng.uniform(0.4, 0.65) * (rows[-1] - rows[0])
+    mark = Image.new("L", (4 * width, 4 * 32), 0)  # drawn at 4x, then shrunk: a smooth line of any thickness
+    half = (length / 2 * math.cos(tilt), length / 2 * math.sin(tilt))
+    centre = (gaps[0] + 1 + length / 2, middle)
+    ImageDraw.Draw(mark).line([(4 * (centre[0] - half[0]), 4 * (centre[1] + half[1])),
+                               (4 * (centre[0] + half[0]), 4 * (centre[1] - half[1]))], fill=255,
+                              width=max(1, round(4 * thickness)))
+    dash = np.asarray(mark.resize((width, 32), Image.Resampling.BOX), np.float32) / 255.0
+    ink = np.concatenate([dash, *parts] if place == 0 else [parts[0], dash, parts[1]], axis=1)
+    return render(ink, rng, min_height=16.0, stroke_change=stroke_change)
+
+
 def render_lines(lines: list[list[np.ndarray]], rng: np.random.Generator) -> bytes:
     """Numbers written one under the other (each a list of 28x28 MNIST digits, written as `strip_ink` writes a
     strip, 10% of neighbours touching), each indented 0-20 MNIST pixels, 0-28 blank rows between their strips (their

@@ -322,7 +322,7 @@ def test_a_decimal_point_or_comma_between_digits_is_read():
     pen[120:130, 181:190] = 0  # a dot on the line between the 0 and the 4
     assert reading.read(pen, mode="number", model=predictor).number == "20.47"
     for text in ("2047", "42.", "3-4", "1234"):
-        assert multidigit.marks(images.analyse(printed(text)))[0] == [], text
+        assert [char for _, char in multidigit.marks(images.analyse(printed(text)))[0] if char != "-"] == [], text
     middle = pen_digits("2047", 90)
     middle[75:85, 181:190] = 0  # a dot halfway up: not a decimal point
     arc, speck = pen_digits("2047", 90), pen_digits("2047", 90)
@@ -331,6 +331,51 @@ def test_a_decimal_point_or_comma_between_digits_is_read():
     speck[122:130, 181:189] = 0  # a speck narrower than the pen (10 px)
     for picture in (middle, arc, speck):
         assert multidigit.marks(images.analyse(picture))[0] == []
+
+
+def dashed(text: str, dashes: list[tuple[tuple[float, float], tuple[float, float]]], step: int = 120,
+           before: int = 0, after: int = 0) -> np.ndarray:
+    """`pen_digits(text, step)` with `before` and `after` px more paper left and right, and pen lines drawn between the
+    points of `dashes`, in digit heights (100 px) from the first digit's box's top left corner (x right, y down)."""
+    page = Image.fromarray(np.uint8(np.pad(pen_digits(text, step), ((0, 0), (before, after)), constant_values=1) * 255))
+    for start, end in dashes:
+        ImageDraw.Draw(page).line([(before + 20 + 100 * x, 30 + 100 * y) for x, y in (start, end)], fill=0, width=10)
+    return np.asarray(page, np.float32) / 255
+
+
+def test_a_minus_sign_or_hyphen_is_read():
+    """A minus sign was dropped ("-42" read "42", "-7" "7": a silent change of sign) and so was a hyphen ("3-4" read
+    "34", "555-1234" "5551234"). A dash of its own at the digits' middle height, before the first digit or between
+    two, is read as the digit after it's mark; a lone digit with a minus is a number ("-7"). No dash for a bar on the
+    baseline or at the digits' tops, for an "=" (two bars, one above the other), for one a long way before the
+    number, for one after the last digit, for a rule wider than a digit, nor for the bar of a 7 written apart from its
+    stem (a validation photo's "4967" read "496-7" before that was checked)."""
+    from digits import runs
+    from digits.predictor import Predictor
+
+    predictor = Predictor(runs.shipped_model())
+    for text in ("-42", "-7", "3-4", "555-1234", "-3.5"):
+        picture = printed(text)
+        assert [char for _, char in multidigit.marks(images.analyse(picture))[0]] == [
+            char for char in text if char in "-."], text
+        found = reading.read(picture, model=predictor)  # auto mode
+        assert (found.kind, found.number) == ("number", text), text
+        assert found.digits[0].mark == ("-" if text.startswith("-") else ""), text
+        assert reading.read(picture, mode="number", model=predictor).number == text, text
+    assert reading.read(printed("-7"), mode="digit", model=predictor).label == "7"  # one digit: no sign read
+    between = ((1.92, 0.5), (2.22, 0.46))  # in the gap between the 0 and the 4 of "2047", halfway up, tilted
+    assert reading.read(dashed("2047", [between]), mode="number", model=predictor).number == "20-47"
+    minus = reading.read(dashed("47", [((-0.45, 0.55), (-0.1, 0.55))], before=60), model=predictor)
+    assert minus.number == "-47" and minus.to_dict()["digits"][0]["mark"] == "-"
+    not_dashes = {"on the baseline": [((1.92, 0.97), (2.22, 0.97))], "at the tops": [((1.92, 0.03), (2.22, 0.03))],
+                  "an equals sign": [((1.92, 0.35), (2.22, 0.35)), ((1.92, 0.65), (2.22, 0.65))]}
+    pictures = {name: dashed("2047", lines) for name, lines in not_dashes.items()}
+    pictures["far before"] = dashed("47", [((-2.95, 0.55), (-2.6, 0.55))], before=300)  # 2.6 digit heights before
+    pictures["after"] = dashed("47", [((1.8, 0.55), (2.15, 0.55))], after=60)  # "47-"
+    pictures["a long rule"] = dashed("2047", [((3.2, 0.5), (4.7, 0.5))], step=250)  # 1.5 digit heights long
+    pictures["a 7's bar apart"] = dashed("4", [((1.0, 0.35), (1.4, 0.35)), ((1.5, 0.35), (1.5, 1.0))], after=100)
+    for name, picture in pictures.items():
+        assert multidigit.marks(images.analyse(picture))[0] == [], name
 
 
 def test_a_cut_through_a_loop_is_found():

@@ -46,6 +46,10 @@ STACKED, STACK_GAP, STACK_LIMIT = 0.5, 0.5, 400  # the line height: components s
 # columns, STACK_GAP times the shorter one's height apart or nearer, are measured as one (of the 400 largest)
 MARK_TALL, MARK_SIZE, MARK_LOW, MARK_DROP, MARK_COMMA = 0.6, 0.4, 0.25, 0.15, 0.55  # decimal points and commas
 MARK_FILL, MARK_PEN, MARK_PIXELS = 0.45, 0.9, 4  # between digits: sizes in digit heights, pen widths, pixels (marks)
+DASH_SHORT, DASH_LONG, DASH_THIN, DASH_FLAT = 0.2, 1.0, 0.35, 1.3  # a minus sign or hyphen (marks): its width and
+# height in digit heights, its width over its height,
+DASH_MIDDLE, DASH_NEAR = (0.2, 0.8), 1.0  # the rows of its middle as shares of the digits' height from their tops,
+# and how far before the first digit a minus may stand, in digit heights
 LINE_GAP, LINE_SHARE = 0.25, 0.5  # lines of writing: a blank this many digit heights tall parts two bands; a band
 # this many digit heights tall is a line (see lines)
 MAX_JOIN = 10  # a digit joins at most this many pieces (a digit a line wide is cut into about 7 slices)
@@ -112,20 +116,31 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
     wide and at most MARK_COMMA digit heights tall, is a comma. A mark fills at least MARK_FILL of its box (an arc
     broken off a loop does not) and is at least MARK_PEN pen widths and MARK_PIXELS working pixels across; specks
     (under 2% of the largest component's ink, as `_pieces` drops them) are not marks. The last three were added
-    after the first look failed its rule on three validation strips (docs/reader.md)."""
+    after the first look failed its rule on three validation strips (docs/reader.md).
+
+    A dash ("-") is a minus sign before the first digit (at most DASH_NEAR digit heights before it) or a hyphen
+    between two digits ("555-1234"): a component of its own (nothing above or below it), DASH_SHORT to DASH_LONG
+    digit heights wide, at most DASH_THIN tall and at least DASH_FLAT times as wide as tall, its middle between
+    DASH_MIDDLE of the digits' height (the median of their tops to the baseline) from their tops, the digits next to
+    it reaching above and below it (a 7's bar broken off its stem is level with the stem's top). A 5's bar or a piece
+    of a 3 written apart has its digit above or below it; two dashes one above the other (=) are none."""
     if ink.labels is None:
         return [], ink
     areas = ink.areas
     spans, digit = _components(ink)
     tall = [span for span in spans.values() if span[1] - span[0] >= MARK_TALL * digit]
-    if len(tall) < 2:
+    if not tall:
         return [], ink
     baseline = float(np.percentile([span[1] for span in tall], 75))  # most digits reach it; a dash of one may not
     middle = float(np.median([(span[0] + span[1]) / 2 for span in tall]))
+    tops = float(np.median([span[0] for span in tall]))
     pen = None  # the stroke width, measured once there is a candidate
     found = []
     for label, (top, bottom, left, right) in spans.items():
         height, width = bottom - top, right - left
+        if _dash(spans, label, tall, digit, (tops, baseline)):
+            found.append(((left + right) // 2, "-", label))
+            continue
         if max(height, width) > MARK_COMMA * digit or top < middle or max(height, width) < MARK_PIXELS:
             continue
         if areas[label] < MARK_FILL * height * width:
@@ -147,6 +162,29 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
         return [], ink
     rest = [label for label in range(1, areas.size) if areas[label] and label not in {mark[2] for mark in found}]
     return [(column * ink.factor, char) for column, char, _ in sorted(found)], _only(ink, rest)
+
+
+def _dash(spans: dict, label: int, tall: list, digit: float, rows: tuple[float, float]) -> bool:
+    """Whether component `label` is a minus sign or hyphen (see `marks`): `tall` the spans of the digits, `rows`
+    their tops' and baseline's rows."""
+    top, bottom, left, right = spans[label]
+    height, width = bottom - top, right - left
+    if not DASH_SHORT * digit <= width <= DASH_LONG * digit or height > DASH_THIN * digit \
+            or width < DASH_FLAT * max(height, 1):
+        return False
+    share = ((top + bottom) / 2 - rows[0]) / max(rows[1] - rows[0], 1.0)
+    if not DASH_MIDDLE[0] <= share <= DASH_MIDDLE[1]:
+        return False
+    if any(other != label and span[2] < right and left < span[3] for other, span in spans.items()):
+        return False  # nothing above or below it: not a bar of a digit written apart, not half of an "="
+    before = [span for span in tall if span[3] <= left]
+    after = [span for span in tall if span[2] >= right]
+    if not after:
+        return False
+    beside = [min(after, key=lambda span: span[2])] + ([max(before, key=lambda span: span[3])] if before else [])
+    if any(span[0] >= top or span[1] <= bottom for span in beside):
+        return False  # the digits beside it reach above and below it: not a 7's bar broken off its stem
+    return bool(before) or beside[0][2] - right <= DASH_NEAR * digit
 
 
 def _components(ink: Ink) -> tuple[dict[int, tuple[int, int, int, int]], float]:

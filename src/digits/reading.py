@@ -76,7 +76,7 @@ class Digit:
     class_names: list[str] = field(repr=False, default_factory=list)
     not_a_digit: bool = False  # its confidence is below the model's not-a-digit threshold
     line: int = 0  # the line of writing it stands in, 0 the top one (a picture of several lines)
-    mark: str = ""  # a decimal point or comma written just before it ("." or ","), in a number
+    mark: str = ""  # what is written just before it in a number: a decimal point or comma, a minus sign or hyphen
 
     @property
     def text(self) -> str:
@@ -375,11 +375,14 @@ def _read_line(ink: images.Ink, mode: str, reader: _Model, threshold: float | No
         refused = mode == "auto" and all(digit.not_a_digit for digit in digits)  # letters, a word, a drawing
         return Reading("not_a_digit" if refused else "number", digits, uncertain_below, inverted)
     prepared = prepared or images.prepare_ink(ink, reader.soft_above)
-    return _one_digit(prepared, reader, threshold, uncertain_below, None if whole is None else (whole, whole_scores))
+    found = _one_digit(prepared, reader, threshold, uncertain_below, None if whole is None else (whole, whole_scores))
+    if found.kind == "digit" and digits and digits[0].mark == "-":  # a minus sign before one digit: a number
+        return Reading("number", [dataclasses.replace(found.digits[0], mark="-")], uncertain_below, found.inverted)
+    return found
 
 
 def _cut_line(ink: images.Ink, reader: _Model, threshold: float | None) -> tuple:
-    """One line of writing cut into its digits as reading cuts it: its decimal points and commas read apart from
+    """One line of writing cut into its digits as reading cuts it: its decimal points, commas and dashes read apart from
     them (`multidigit.marks`), then the cuts (`reader.cut`): the ink without the marks, the pieces, their
     probabilities, and the Digits, each carrying the mark before it."""
     points, ink = multidigit.marks(ink)
@@ -389,13 +392,13 @@ def _cut_line(ink: images.Ink, reader: _Model, threshold: float | None) -> tuple
 
 
 def _marked(digits: list[Digit], points: list[tuple[int, str]]) -> list[Digit]:
-    """The digits with each decimal point or comma (column, character) on the digit after it, where digits stand on
-    both sides of it."""
+    """The digits with each decimal point, comma or dash (column, character) on the digit after it, where digits stand
+    on both sides of it (a dash also before the first digit: a minus sign)."""
     centres = [None if digit.box is None else (digit.box[1] + digit.box[3]) / 2 for digit in digits]
     for column, char in points:
         after = next((index for index, centre in enumerate(centres) if centre is not None and centre > column), None)
-        if after:  # not before the first digit
-            digits[after] = dataclasses.replace(digits[after], mark=char)
+        if after or (after == 0 and char == "-"):  # not before the first digit, but for a minus sign
+            digits[after] = dataclasses.replace(digits[after], mark=digits[after].mark + char)
     return digits
 
 
