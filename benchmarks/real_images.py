@@ -184,7 +184,8 @@ def render_signed(digits: list[np.ndarray], place: int, rng: np.random.Generator
     digits (1 .. len - 1, as in "555-1234"), the digits on both sides written as `strip_ink` writes a strip (10% of
     neighbours touching), the dash a line 6-13 MNIST pixels long (a third to two thirds of a digit's height), 2.5-4
     pixels thick (the same pen: MNIST's strokes are 2.1-3.5 pixels wide where at least half inked), tilted up to 10
-    degrees, its middle at 40-65% of the digits' height from their tops, in a gap of 2-5 pixels each side -> an encoded photo (digits >= 16 px tall)."""
+    degrees, its middle at 40-65% of the digits' height from their tops, in a gap of 2-5 pixels each side -> an encoded
+    photo (digits >= 16 px tall)."""
     stroke_change = rng.uniform(*STROKE_CHANGE)
     scaled = [as_ink(digit) for digit in digits]
     parts = [_ink_columns(strip_ink(part, rng, stroke_change)) for part in (scaled[:place], scaled[place:]) if part]
