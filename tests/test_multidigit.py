@@ -348,8 +348,8 @@ def test_a_minus_sign_or_hyphen_is_read():
     "34", "555-1234" "5551234"). A dash of its own at the digits' middle height, before the first digit or between
     two, is read as the digit after it's mark; a lone digit with a minus is a number ("-7"). No dash for a bar on the
     baseline or at the digits' tops, for an "=" (two bars, one above the other), for one a long way before the
-    number, for one after the last digit, for a rule wider than a digit, nor for the bar of a 7 written apart from its
-    stem (a validation photo's "4967" read "496-7" before that was checked)."""
+    number, for one after the last digit, for a rule wider than a digit, nor for the bar of a 7 or a 5 written apart
+    from the digit (validation photos' "4967" read "496-7", "551" "5-51" before that was checked)."""
     from digits import runs
     from digits.predictor import Predictor
 
@@ -374,8 +374,32 @@ def test_a_minus_sign_or_hyphen_is_read():
     pictures["after"] = dashed("47", [((1.8, 0.55), (2.15, 0.55))], after=60)  # "47-"
     pictures["a long rule"] = dashed("2047", [((3.2, 0.5), (4.7, 0.5))], step=250)  # 1.5 digit heights long
     pictures["a 7's bar apart"] = dashed("4", [((1.0, 0.35), (1.4, 0.35)), ((1.5, 0.35), (1.5, 1.0))], after=100)
+    five = Image.fromarray(np.uint8(dashed("47", [((-0.76, 0.42), (-0.4, 0.36))], before=140) * 255))
+    bowl = [(50 + 22 * np.cos(angle), 114 + 16 * np.sin(angle)) for angle in np.linspace(-2.6, 2.4, 24)]
+    ImageDraw.Draw(five).line([(28, 80), (26, 100)] + bowl, fill=0, width=10, joint="curve")  # its stem and bowl
+    pictures["a 5's bar apart, right of its body"] = np.asarray(five, np.float32) / 255
     for name, picture in pictures.items():
         assert multidigit.marks(images.analyse(picture))[0] == [], name
+
+
+def test_numbers_written_apart_on_one_line_are_parted_by_a_space():
+    """Two numbers written apart on one line read as one ("3     7" read "37", "12      45" "1245"). A gap of a
+    digit's height or more and twice the line's other gaps (of two digits alone: two digit heights) parts them with
+    a space (the mark of the digit after the gap); the single spaces of print ("1 000 000"), digits written as a
+    number, and digits spaced evenly however wide (one digit per box of a form) stay one number."""
+    from digits import runs
+    from digits.predictor import Predictor
+
+    predictor = Predictor(runs.shipped_model())
+    for text, expected in (("3     7", "3 7"), ("12      45", "12 45"), ("1 000 000", "1000000"), ("-4      2", "-4 2")):
+        found = reading.read(printed(text), model=predictor)
+        assert (found.kind, found.number) == ("number", expected), text
+    marks = [digit["mark"] for digit in reading.read(printed("12      45"), model=predictor).to_dict()["digits"]]
+    assert marks == ["", "", " ", ""]
+    apart = np.hstack([pen_digits("20", 120), np.ones((160, 100), np.float32), pen_digits("47", 120)])
+    assert reading.read(apart, mode="number", model=predictor).number == "20 47"  # 0.6 apart, then 2.2
+    for step in (120, 220):  # every gap 0.6 or 1.6 digit heights
+        assert reading.read(pen_digits("2047", step), mode="number", model=predictor).number == "2047", step
 
 
 def test_a_cut_through_a_loop_is_found():

@@ -121,9 +121,11 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
     A dash ("-") is a minus sign before the first digit (at most DASH_NEAR digit heights before it) or a hyphen
     between two digits ("555-1234"): a component of its own (nothing above or below it), DASH_SHORT to DASH_LONG
     digit heights wide, at most DASH_THIN tall and at least DASH_FLAT times as wide as tall, its middle between
-    DASH_MIDDLE of the digits' height (the median of their tops to the baseline) from their tops, the digits next to
-    it reaching above and below it (a 7's bar broken off its stem is level with the stem's top). A 5's bar or a piece
-    of a 3 written apart has its digit above or below it; two dashes one above the other (=) are none."""
+    DASH_MIDDLE of the digits' height (the median of their tops to the baseline) from their tops, the ink next to it
+    on each side (the nearest component, a digit's or not) reaching above and below it: a 7's bar broken off its stem
+    is level with the stem's top, a 5's bar written apart right of its body stands above the body. A bar written
+    over its digit has it below; two dashes one above the other (=) are none. A minus sign is the first ink of its
+    line."""
     if ink.labels is None:
         return [], ink
     areas = ink.areas
@@ -177,13 +179,13 @@ def _dash(spans: dict, label: int, tall: list, digit: float, rows: tuple[float, 
         return False
     if any(other != label and span[2] < right and left < span[3] for other, span in spans.items()):
         return False  # nothing above or below it: not a bar of a digit written apart, not half of an "="
-    before = [span for span in tall if span[3] <= left]
-    after = [span for span in tall if span[2] >= right]
-    if not after:
-        return False
+    if not any(span[2] >= right for span in tall):
+        return False  # a digit after it
+    before = [span for other, span in spans.items() if other != label and span[3] <= left]
+    after = [span for other, span in spans.items() if other != label and span[2] >= right]
     beside = [min(after, key=lambda span: span[2])] + ([max(before, key=lambda span: span[3])] if before else [])
     if any(span[0] >= top or span[1] <= bottom for span in beside):
-        return False  # the digits beside it reach above and below it: not a 7's bar broken off its stem
+        return False  # the ink beside it reaches above and below it: not a 7's or a 5's bar broken off the digit
     return bool(before) or beside[0][2] - right <= DASH_NEAR * digit
 
 
