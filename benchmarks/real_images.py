@@ -205,6 +205,18 @@ def render_signed(digits: list[np.ndarray], place: int, rng: np.random.Generator
     return render(ink, rng, min_height=16.0, stroke_change=stroke_change)
 
 
+def render_spaced(numbers: list[list[np.ndarray]], rng: np.random.Generator) -> bytes:
+    """Numbers written on one line, each as `strip_ink` writes a strip (10% of neighbours touching), 24-60 MNIST
+    pixels apart (1.2 to 3 digit heights: two numbers written apart, not one) -> an encoded photo (digits >= 16 px
+    tall)."""
+    stroke_change = rng.uniform(*STROKE_CHANGE)
+    strips = [_ink_columns(strip_ink([as_ink(digit) for digit in digits], rng, stroke_change)) for digits in numbers]
+    parts = [strips[0]]
+    for strip in strips[1:]:
+        parts += [np.zeros((32, int(rng.integers(24, 61))), np.float32), strip]
+    return render(np.concatenate(parts, axis=1), rng, min_height=16.0, stroke_change=stroke_change)
+
+
 def render_lines(lines: list[list[np.ndarray]], rng: np.random.Generator) -> bytes:
     """Numbers written one under the other (each a list of 28x28 MNIST digits, written as `strip_ink` writes a
     strip, 10% of neighbours touching), each indented 0-20 MNIST pixels, 0-28 blank rows between their strips (their

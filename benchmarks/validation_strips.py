@@ -16,7 +16,8 @@ not-a-digit threshold for touching pieces would cost). With --lines N, N photos 
 written one under the other, read in auto mode: the share read exactly, line by line (`written_lines`). With
 --decimals N, N photos of numbers with a decimal point or comma, read in number mode: the share read exactly
 (`decimals`). With --signs N, N photos of numbers with a minus sign before them or a hyphen between two digits, read
-in auto mode: the share read exactly (`signed`).
+in auto mode: the share read exactly (`signed`). With --spaced N, N photos of 2-3 numbers written apart on one line,
+read in auto mode: the share read exactly, a space between the numbers (`spaced`).
 Each run's accuracy on the validation split itself (its top class of every validation digit, read as the
 28x28 array it is) is reported too, as `validation_accuracy`.
 Every run reads the same strips, so each run after the first is also compared with the first strip by strip
@@ -30,6 +31,7 @@ choice can rest on every strip it has been judged on.
 Writes benchmarks/results/validation_strips.json (or --out).
 Usage: python benchmarks/validation_strips.py --run LABEL=RUN [--run LABEL=RUN ...] [--strips 300]
        [--singles 600] [--non-digits 0] [--auto 0] [--marked 0] [--lines 0] [--decimals 0] [--signs 0]
+       [--spaced 0]
        [--validation-split 0.05]
        [--seed-base 0]
        python benchmarks/validation_strips.py --pool RESULTS RESULTS [...] --out POOLED
@@ -51,7 +53,7 @@ from common import machine, save  # noqa: E402
 from stress import parse_runs  # noqa: E402
 
 SEEDS = {"touching": 900, "mixed": 901, "singles": 902, "non_digits": 903, "auto_numbers": 905, "marked": 906,
-         "lines": 907, "decimals": 908, "signs": 909}
+         "lines": 907, "decimals": 908, "signs": 909, "spaced": 910}
 AUTO_FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts")  # generated, seed 903
 
 
@@ -176,6 +178,24 @@ def signed(predictor, x_val, y_val, count: int, seed: int) -> dict:
     return {"signs_exact": float(np.mean(exact)), "signs_marked": float(np.mean(found_dash))}
 
 
+def spaced(predictor, x_val, y_val, count: int, seed: int) -> dict:
+    """`count` photos of 2-3 numbers of 1-4 validation digits written apart on one line (`real_images.render_spaced`),
+    read in auto mode: the share read exactly (the numbers parted by a space), and the share parted into as many
+    numbers as written."""
+    from digits import reading
+
+    exact, parted = [], []
+    for index in range(count):
+        rng = np.random.default_rng([seed, index])
+        numbers = [rng.choice(len(x_val), int(rng.integers(1, 5)), replace=False) for _ in range(rng.integers(2, 4))]
+        truth = " ".join("".join(str(int(y_val[i])) for i in number) for number in numbers)
+        found = reading.read(real_images.render_spaced([[x_val[i] for i in number] for number in numbers], rng),
+                             "auto", predictor)
+        exact.append(found.text == truth)
+        parted.append(len(found.text.split(" ")) == len(numbers))
+    return {"spaced_exact": float(np.mean(exact)), "spaced_parted": float(np.mean(parted))}
+
+
 def paired(first: list[bool], second: list[bool]) -> dict:
     """`second`'s share read whole less `first`'s, over the same strips, with a 95% interval (Wald, for paired
     proportions: only the strips one of the two read whole tell them apart)."""
@@ -261,7 +281,8 @@ def pool(results: list[dict], names: list[str]) -> dict:
         if all(result.get("marked") for result in results):
             shares += [("marked_numbers", "marked"), ("marked_exact", "marked")]
         for count, keys in (("lines", ("lines_exact", "lines_counted")), ("decimals", ("decimals_exact",
-                            "decimals_marked")), ("signs", ("signs_exact", "signs_marked"))):
+                            "decimals_marked")), ("signs", ("signs_exact", "signs_marked")),
+                            ("spaced", ("spaced_exact", "spaced_parted"))):
             if all(result.get(count) for result in results):
                 shares += [(key, count) for key in keys]
         for key, count in shares:
@@ -275,7 +296,7 @@ def pool(results: list[dict], names: list[str]) -> dict:
             "singles": sum(result["singles"] for result in results), "auto": sum(result["auto"] for result in results),
             "marked": sum(result.get("marked", 0) for result in results),
             **{count: sum(result[count] for result in results) if all(result.get(count) for result in results) else 0
-               for count in ("lines", "decimals", "signs")},  # pooled only where every file read them
+               for count in ("lines", "decimals", "signs", "spaced")},  # pooled only where every file read them
             "validation_split": first["validation_split"], "pooled": [
                 {"file": name, "seeds": result["seeds"], "strips": result["strips"], "command": result["command"]}
                 for name, result in zip(names, results)],
@@ -298,6 +319,8 @@ def main() -> None:
                         "read in number mode: how many read exactly, mark and all (default: 0)")
     parser.add_argument("--signs", type=int, default=0, help="photos of numbers with a minus sign or a hyphen, read "
                         "in auto mode: how many read exactly, dash and all (default: 0)")
+    parser.add_argument("--spaced", type=int, default=0, help="photos of 2-3 numbers written apart on one line, read "
+                        "in auto mode: how many read exactly, a space between them (default: 0)")
     parser.add_argument("--validation-split", type=float, default=0.05, help="(default: 0.05, configs/reader.json's)")
     parser.add_argument("--against", metavar="RESULTS:LABEL", help="compare strip by strip with run LABEL of an "
                         "earlier results file instead of the first run (the same strips, seeds and split; e.g. to "
@@ -355,6 +378,8 @@ def main() -> None:
             results[label].update(decimals(predictor, x_val, y_val, args.decimals, seeds["decimals"]))
         if args.signs:
             results[label].update(signed(predictor, x_val, y_val, args.signs, seeds["signs"]))
+        if args.spaced:
+            results[label].update(spaced(predictor, x_val, y_val, args.spaced, seeds["spaced"]))
         shown = {key: value for key, value in results[label].items() if not key.endswith("_strips")}
         print(label, shown, flush=True)
     comparisons = {}
@@ -369,6 +394,7 @@ def main() -> None:
                                        "strips": args.strips, "singles": args.singles,
                                        "non_digits": args.non_digits, "auto": args.auto, "marked": args.marked,
                                        "lines": args.lines, "decimals": args.decimals, "signs": args.signs,
+                                       "spaced": args.spaced,
                                        "validation_split": args.validation_split, "seeds": seeds,
                                        "command": " ".join(["python", "benchmarks/validation_strips.py", *sys.argv[1:]]),
                                        "machine": machine()}, args.out)

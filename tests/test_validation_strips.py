@@ -81,20 +81,22 @@ def test_numbers_holding_a_non_digit_read_in_number_mode(tiny_run, tmp_path, mon
         assert photo[:2] in (b"\xff\xd8", b"\x89P")  # an encoded photo
 
 
-def test_numbers_on_lines_and_with_decimal_points(tiny_run, tmp_path, monkeypatch):
-    """--lines N and --decimals N: photos of 2-3 numbers one under the other read in auto mode, and of numbers with
-    a decimal point or comma read in number mode, each the share read exactly; the photos are seeded."""
+def test_numbers_on_lines_with_decimal_points_signs_and_spaces(tiny_run, tmp_path, monkeypatch):
+    """--lines N, --decimals N, --signs N and --spaced N: photos of 2-3 numbers one under the other read in auto mode,
+    of numbers with a decimal point or comma read in number mode, with a minus sign or hyphen and of numbers written
+    apart on one line read in auto mode, each the share read exactly; the photos are seeded."""
     out = tmp_path / "lines.json"
     result = run_cli("--run", f"tiny={tiny_run}", "--strips", "0", "--singles", "0", "--lines", "3",
-                     "--decimals", "3", "--validation-split", "0.1", "--out", str(out),
+                     "--decimals", "3", "--signs", "3", "--spaced", "3", "--validation-split", "0.1", "--out", str(out),
                      script="benchmarks/validation_strips.py")
     assert result.returncode == 0, result.stderr
     saved = json.loads(out.read_text())
     row = saved["runs"]["tiny"]
-    assert (saved["lines"], saved["decimals"]) == (3, 3)
-    for key in ("lines_exact", "lines_counted", "decimals_exact", "decimals_marked"):
-        assert row[key] in [share / 3 for share in range(4)], key
-    assert row["lines_exact"] <= row["lines_counted"] and row["decimals_exact"] <= row["decimals_marked"]
+    assert (saved["lines"], saved["decimals"], saved["signs"], saved["spaced"]) == (3, 3, 3, 3)
+    for kind, found in (("lines", "counted"), ("decimals", "marked"), ("signs", "marked"), ("spaced", "parted")):
+        for key in (f"{kind}_exact", f"{kind}_{found}"):
+            assert row[key] in [share / 3 for share in range(4)], key
+        assert row[f"{kind}_exact"] <= row[f"{kind}_{found}"], kind
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     import numpy as np
     import real_images
@@ -102,7 +104,10 @@ def test_numbers_on_lines_and_with_decimal_points(tiny_run, tmp_path, monkeypatc
     digits = np.zeros((4, 28, 28), np.uint8)
     digits[:, 4:24, 12:16] = 255  # 1s
     for draw in (lambda rng: real_images.render_lines([list(digits[:2]), list(digits[2:])], rng),
-                 lambda rng: real_images.render_decimal(list(digits), 2, rng, comma=True)):
+                 lambda rng: real_images.render_decimal(list(digits), 2, rng, comma=True),
+                 lambda rng: real_images.render_signed(list(digits), 0, rng),
+                 lambda rng: real_images.render_signed(list(digits), 2, rng),
+                 lambda rng: real_images.render_spaced([list(digits[:2]), list(digits[2:])], rng)):
         photo = draw(np.random.default_rng(3))
         assert photo == draw(np.random.default_rng(3)) and photo[:2] in (b"\xff\xd8", b"\x89P")
 
@@ -205,7 +210,8 @@ def test_pooling_weighs_each_file_by_what_it_read(monkeypatch):
     assert b["auto_refused_letters"] == pytest.approx((1.0 * 100 + 0.6 * 300) / 400)
     found = pooled["paired"]["runs"]["b"]["touching"]
     assert (found["better"], found["worse"], found["strips"]) == (20, 10, 400)
-    assert (pooled["lines"], pooled["decimals"]) == (0, 0) and "lines_exact" not in a  # neither file read them
+    assert (pooled["lines"], pooled["decimals"], pooled["signs"], pooled["spaced"]) == (0, 0, 0, 0)  # neither read
+    assert "lines_exact" not in a and "signs_exact" not in a
     for result, lines, share in ((one, 100, 0.8), (two, 300, 0.4)):  # numbers on lines, read by both files
         result["lines"] = lines
         for row in result["runs"].values():

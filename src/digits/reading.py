@@ -60,6 +60,8 @@ ONE_GLYPH = 1.25  # auto mode: touching pieces no wider than this times their he
 CROWDED, ONES_SHARE = 1.5, 1 / 3  # auto mode: one shape cut into this many pieces per line height, more than this
 # share of them "1"s, is one glyph cut into strokes (see _one_glyph)
 ONE_WIDE = 2.2  # auto mode: a shape up to this times as wide as tall may be one wide digit (see read)
+SPACE, SPACE_RATIO, SPACE_PAIR = 1.0, 2.0, 2.0  # a gap between digits this many digit heights wide, and this many
+# times the line's other gaps (of two digits: SPACE_PAIR digit heights), parts two numbers with a space (see _spaced)
 UNCERTAIN_BELOW = 0.5  # default threshold for the uncertain flag (CLI --uncertain-below, DIGITS_UNCERTAIN_BELOW)
 
 
@@ -76,7 +78,7 @@ class Digit:
     class_names: list[str] = field(repr=False, default_factory=list)
     not_a_digit: bool = False  # its confidence is below the model's not-a-digit threshold
     line: int = 0  # the line of writing it stands in, 0 the top one (a picture of several lines)
-    mark: str = ""  # what is written just before it in a number: a decimal point or comma, a minus sign or hyphen
+    mark: str = ""  # what stands just before it in a number: a decimal point or comma, a minus sign or hyphen, a space
 
     @property
     def text(self) -> str:
@@ -387,8 +389,8 @@ def _cut_line(ink: images.Ink, reader: _Model, threshold: float | None) -> tuple
     probabilities, and the Digits, each carrying the mark before it."""
     points, ink = multidigit.marks(ink)
     pieces, probabilities, scores = reader.cut(ink, threshold)
-    return ink, pieces, probabilities, _marked(_digits(pieces, probabilities, reader.class_names, threshold, scores),
-                                               points)
+    return ink, pieces, probabilities, _spaced(_marked(_digits(pieces, probabilities, reader.class_names, threshold,
+                                                               scores), points))
 
 
 def _marked(digits: list[Digit], points: list[tuple[int, str]]) -> list[Digit]:
@@ -399,6 +401,26 @@ def _marked(digits: list[Digit], points: list[tuple[int, str]]) -> list[Digit]:
         after = next((index for index, centre in enumerate(centres) if centre is not None and centre > column), None)
         if after or (after == 0 and char == "-"):  # not before the first digit, but for a minus sign
             digits[after] = dataclasses.replace(digits[after], mark=digits[after].mark + char)
+    return digits
+
+
+def _spaced(digits: list[Digit]) -> list[Digit]:
+    """The digits of one line with a space as the mark of each that stands far right of the digit before it and
+    carries no other mark: two numbers written apart on one line ("3 7", "12 45") are not one ("37", "1245"). Far:
+    SPACE digit heights (the upper quartile of their boxes' heights) or more and SPACE_RATIO times the median of the
+    line's other gaps; with no other gap (two digits), SPACE_PAIR digit heights. Digits written as one number stand
+    closer (a strip's gaps: under a third of a digit's height), and a number written one digit per box of a form has
+    gaps alike, however wide ("2014" in boxes 1.5 digit heights apart is not "2 0 1 4")."""
+    boxes = [digit.box for digit in digits]
+    if len(digits) < 2 or any(box is None for box in boxes):
+        return digits
+    height = float(np.percentile([box[2] - box[0] for box in boxes], 75))
+    gaps = [boxes[index][1] - max(box[3] for box in boxes[:index]) for index in range(1, len(digits))]
+    for index, gap in enumerate(gaps, 1):
+        others = gaps[:index - 1] + gaps[index:]
+        wide = SPACE * height if others else SPACE_PAIR * height
+        if not digits[index].mark and gap >= wide and (not others or gap >= SPACE_RATIO * np.median(others)):
+            digits[index] = dataclasses.replace(digits[index], mark=" ")
     return digits
 
 
