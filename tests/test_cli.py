@@ -224,6 +224,31 @@ def test_numbers_on_two_lines_print_on_one_line_of_output(cnn_fast_run, tmp_path
 
 
 @pytest.mark.slow
+def test_every_page_of_a_multi_page_file_is_read(cnn_fast_run, tmp_path):
+    """A multi-page TIFF (a scanner's) and an animated GIF were read as their first page, the others dropped
+    silently. Each page is read and answered on a line of its own naming it, and in JSON with its page and how many
+    pages; a file of one page is answered as before; the figure draws each page."""
+    test = data.load_dataset("mnist")
+    x, y = test.x_test, test.y_test
+    pages = [Image.fromarray(255 - x[index]).resize((140, 140), Image.BICUBIC) for index in range(3)]
+    pages[0].save(tmp_path / "scan.tif", save_all=True, append_images=pages[1:])
+    pages[0].save(tmp_path / "drawn.gif", save_all=True, append_images=pages[1:2], duration=200)
+    pages[2].save(tmp_path / "one.png")
+    files = [str(tmp_path / name) for name in ("scan.tif", "drawn.gif", "one.png")]
+    result = run_cli("predict", str(cnn_fast_run), *files, "--plot", str(tmp_path / "figure.png"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()[:6]
+    assert [line.split(": ", 1)[0] for line in lines] == [
+        f"{files[0]} (page 1 of 3)", f"{files[0]} (page 2 of 3)", f"{files[0]} (page 3 of 3)",
+        f"{files[1]} (page 1 of 2)", f"{files[1]} (page 2 of 2)", files[2]]
+    assert [line.split(": ", 1)[1].split(" ")[0] for line in lines] == [str(y[i]) for i in (0, 1, 2, 0, 1, 2)]
+    assert "Read 6 pictures" in result.stderr and (tmp_path / "figure.png").exists()
+    found = json.loads(run_cli("predict", str(cnn_fast_run), *files, "--json").stdout)["results"]
+    assert [(entry.get("page"), entry.get("pages"), entry["digit"]) for entry in found] == [
+        (1, 3, y[0]), (2, 3, y[1]), (3, 3, y[2]), (1, 2, y[0]), (2, 2, y[1]), (None, None, y[2])]
+
+
+@pytest.mark.slow
 def test_reject_below_answers_not_a_digit_in_text_and_json(cnn_fast_run, pictures):
     """--reject-below 1.0 refuses any picture whose confidence is below 100% (so this does not depend on the
     model's quality); 0 turns refusal off; the stored threshold is the default."""

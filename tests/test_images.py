@@ -94,6 +94,39 @@ def test_every_format_decodes_to_the_same_drawn_digit(tmp_path, format_, suffix)
     assert np.abs(images.prepare_file(path.read_bytes()).image - reference).mean() < 0.05  # bytes work too
 
 
+def test_a_file_of_several_pages_is_refused_as_one_picture_and_read_page_by_page(mnist, monkeypatch):
+    """A multi-page TIFF or an animated GIF, WebP or PNG was read as its first page, the others dropped silently.
+    load_gray refuses it with one line naming how many pages and the fix; load_pages reads each page as load_gray
+    reads a picture of one (load_rgb draws each); a TIFF's thumbnail page is no page; one page reads as before."""
+    pages = [picture(mnist[0][index], size=(80, 70), digit_height=50) for index in range(3)]
+    for format_, options in (("TIFF", {}), ("GIF", {"duration": 100}), ("WEBP", {"lossless": True, "duration": 100}),
+                             ("PNG", {"duration": 100})):
+        buffer = io.BytesIO()
+        first, *rest = [Image.fromarray(np.round(page * 255).astype(np.uint8)) for page in pages]
+        first.save(buffer, format_, save_all=True, append_images=rest, **options)
+        with pytest.raises(images.ImageError, match=r"^scan holds 3 pages .*; save the page") as refused:
+            images.load_gray(buffer.getvalue(), name="scan")
+        assert "\n" not in str(refused.value)
+        loaded = images.load_pages(buffer.getvalue())
+        assert len(loaded) == 3, format_
+        for page, gray in zip(pages, loaded):
+            assert gray.shape == page.shape and np.abs(gray - page).mean() < 0.01, format_
+        drawn = images.load_rgb(buffer.getvalue(), 2)
+        assert drawn.shape == (*pages[2].shape, 3) and np.abs(drawn.mean(2) - pages[2]).mean() < 0.01, format_
+        single = encode(pages[0], format_)
+        assert len(images.load_pages(single)) == 1 and images.load_gray(single).shape == pages[0].shape
+    with_thumbnail = io.BytesIO()  # a page and its reduced copy (NewSubfileType 1), as some scanners write
+    thumbnail = Image.fromarray(np.round(pages[0][::4, ::4] * 255).astype(np.uint8))
+    thumbnail.encoderinfo = {"tiffinfo": {254: 1}}
+    first.save(with_thumbnail, "TIFF", save_all=True, append_images=[thumbnail])
+    with Image.open(io.BytesIO(with_thumbnail.getvalue())) as opened:
+        assert opened.n_frames == 2
+    assert np.abs(images.load_gray(with_thumbnail.getvalue()) - pages[0]).mean() < 0.01  # one page: read
+    monkeypatch.setattr(images, "MAX_PAGES", 2)
+    with pytest.raises(images.ImageError, match="holds 3 pages, more than the 2 read from one file; split it"):
+        images.load_pages(buffer.getvalue())
+
+
 def test_colour_sixteen_bit_and_palette_pictures(mnist):
     gray = picture(mnist[0][5], size=(60, 60), digit_height=50)
     blue_ink = np.dstack([gray, gray, np.full_like(gray, 0.9)])  # blue ink on white

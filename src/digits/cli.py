@@ -283,16 +283,17 @@ def _has_display() -> bool:
 
 
 def _read_file(predictor, path: str, mode: str, threshold: float, reject_below: float | None,
-               figure: bool = False) -> tuple[dict, dict | None]:
-    """(result for output, row for the figure, or None without one) of one image file (or of standard input's bytes,
-    for "-"); an unreadable file becomes a result too."""
+               figure: bool = False) -> list[tuple[dict, dict | None]]:
+    """[(result for output, row for the figure, or None without one)] of one image file (or of standard input's
+    bytes, for "-"), one for each of its pages (a multi-page TIFF, an animation: each result names its `page` and
+    how many `pages`); an unreadable file becomes a result too."""
     from . import images, reading, runs
 
     stdin = path == STDIN
     label, short = ("standard input",) * 2 if stdin else (path, Path(path).name)
 
-    def failed(error: str, title: str = "unreadable") -> tuple[dict, dict | None]:
-        return {"file": path, "ok": False, "error": error}, {"title": f"{short}: {title}"} if figure else None
+    def failed(error: str, title: str = "unreadable") -> list[tuple[dict, dict | None]]:
+        return [({"file": path, "ok": False, "error": error}, {"title": f"{short}: {title}"} if figure else None)]
 
     if stdin and (sys.stdin is None or sys.stdin.isatty()):  # nothing piped in: reading would wait for the keyboard
         return failed(f"- reads a picture from standard input, which is "
@@ -304,25 +305,33 @@ def _read_file(predictor, path: str, mode: str, threshold: float, reject_below: 
                       f"{', '.join(SUFFIXES)}); pass image files or a folder of them")
     try:
         source = sys.stdin.buffer.read() if stdin else path  # `... | digits predict -`: the picture's bytes
-        gray = images.load_gray(source, name=label)
-        found = reading.read(gray, mode, predictor, threshold, name=label, reject_below=reject_below)
+        pages = images.load_pages(source, name=label)
+        found = [reading.read(gray, mode, predictor, threshold, name=label, reject_below=reject_below)
+                 for gray in pages]
     except images.ImageError as error:
         return failed(str(error))
     except Exception as error:  # a bug: this file gets the error, the others are still read
         reason = f"{type(error).__name__}: {str(error).splitlines()[0]}" if str(error).strip() else type(error).__name__
         return failed(f"reading {label} failed ({reason}); this is a bug in digits, please report it with the "
                       "picture", "failed")
-    result = {"file": path, "ok": True, **found.to_dict()}
+    paged = len(found) > 1
+    results = [{"file": path, **({"page": page, "pages": len(found)} if paged else {}), "ok": True,
+                **reading_.to_dict()} for page, reading_ in enumerate(found, 1)]
     if not figure:
-        return result, None
-    if found.kind in ("no_ink", "not_a_digit"):
-        title = f"{short}: " + ("no digit found" if found.kind == "no_ink" else "not a digit")
-    else:
-        text = found.text.replace("\n", " | ")  # lines of writing
-        title = f"{short}: {text} ({found.confidence:.0%})" + (" uncertain" if found.uncertain else "")
-    return result, {"title": title, "original": images.load_rgb(source),
-                    "inputs": [digit.image for digit in found.digits],
-                    "probabilities": found.digits[0].probabilities if found.kind == "digit" and found.digits else None}
+        return [(result, None) for result in results]
+    rows = []
+    for page, reading_ in enumerate(found, 1):
+        name = f"{short} page {page}" if paged else short
+        if reading_.kind in ("no_ink", "not_a_digit"):
+            title = f"{name}: " + ("no digit found" if reading_.kind == "no_ink" else "not a digit")
+        else:
+            text = reading_.text.replace("\n", " | ")  # lines of writing
+            title = f"{name}: {text} ({reading_.confidence:.0%})" + (" uncertain" if reading_.uncertain else "")
+        rows.append({"title": title, "original": images.load_rgb(source, page - 1),
+                     "inputs": [digit.image for digit in reading_.digits],
+                     "probabilities": reading_.digits[0].probabilities if reading_.kind == "digit" and reading_.digits
+                     else None})
+    return list(zip(results, rows))
 
 
 def _describe(result: dict) -> str:
@@ -376,13 +385,13 @@ def _reading_worker(source: str, backend: str) -> None:
     _WORKER["predictor"] = Predictor(source, backend=backend, threads=1)  # one core each: the workers share them
 
 
-def _read_in_worker(*job) -> tuple[dict, dict | None]:
+def _read_in_worker(*job) -> list[tuple[dict, dict | None]]:
     return _read_file(_WORKER["predictor"], *job)
 
 
 def _readings(predictor, files: list[str], args):
-    """(result, row) of each file, in order, as each is read: here, or by `args.workers` spawned processes. Standard
-    input is read here; a file whose worker could not start or died is read here too."""
+    """[(result, row)] of each file (one for each of its pages), in order, as each is read: here, or by
+    `args.workers` spawned processes. Standard input is read here; a file whose worker could not start or died is read here too."""
     options = (args.mode, args.uncertain_below, args.reject_below)
     figure = [bool(args.plot) and index < PLOT_ROWS for index in range(len(files))]  # the figure's rows, only
     if args.workers == 1 or len(files) < 2:
@@ -429,14 +438,15 @@ def predict_files(args, paths: list[str]) -> int:
     if args.json:  # one document at the end: a progress bar meanwhile, where someone watches (a terminal)
         from tqdm import tqdm
 
-        readings = tqdm(readings, total=len(files_), desc="reading", unit="picture", file=sys.stderr,
+        readings = tqdm(readings, total=len(files_), desc="reading", unit="file", file=sys.stderr,
                         disable=None if len(files_) > 1 else True, leave=False)
-    for result, row in readings:
+    for result, row in (found for pages in readings for found in pages):
         results.append(result)
-        if row is not None:
+        if row is not None and len(rows) < PLOT_ROWS:  # a file's pages drawn, up to the figure's rows
             rows.append(row)
         if not args.json:  # a line as each picture is read
-            print(f"{result['file']}: {_describe(result)}", flush=True)
+            page = f" (page {result['page']} of {result['pages']})" if "page" in result else ""
+            print(f"{result['file']}{page}: {_describe(result)}", flush=True)
     if args.json:
         print(json.dumps({"model": str(predictor.info.run_dir), "backend": predictor.backend,
                           "results": results}, indent=2))

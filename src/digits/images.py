@@ -9,6 +9,7 @@ or scan is made to match:
     load_gray(source) -> (H, W) float32, 0 black .. 1 white: PNG, JPEG, BMP, GIF, WebP, TIFF,
         HEIC or AVIF, from a path or bytes; EXIF rotation applied, transparency laid on white paper
         (on black when the opaque part is light strokes: white ink drawn on a transparent canvas).
+        A file of several pages (a multi-page TIFF, an animation) is refused: `load_pages` reads each.
     prepare(gray) -> Prepared: a blocky enlargement of a small picture redrawn smoothly from its
         own pixels (`smooth_blocks`), polarity found (dark-on-light is inverted), lighting removed
         (a robust quadratic surface), notebook lines taken out (`erase_rules`), and printed
@@ -43,6 +44,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 MAX_PIXELS = 50_000_000  # refuse larger pictures before decoding them (decompression bombs)
+PAGED = {"TIFF", "GIF", "WEBP", "PNG"}  # formats whose further frames are pictures of their own (a TIFF's pages, an
+# animation's frames); an MPO's second frame and a HEIF's other images are a camera's previews and depth maps
+MAX_PAGES = 200  # load_pages reads at most this many pages of one file
+REDUCED = 1  # a TIFF page whose NewSubfileType (tag 254) has this bit is a reduced copy of another (a thumbnail)
 FORMATS = {"PNG", "JPEG", "MPO", "BMP", "GIF", "WEBP", "TIFF", "HEIF", "AVIF"}  # MPO: JPEG from cameras; HEIF: an
 # iPhone camera's photos (HEIC), through pi-heif, imported only when a file is one; AVIF: Pillow >= 11.3
 HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
@@ -174,7 +179,34 @@ def _sniff(head: bytes) -> str:
 
 
 def load_gray(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
-    """Decode a path or bytes to (H, W) float32 gray, 0 black .. 1 white; raise ImageError if unreadable."""
+    """Decode a path or bytes to (H, W) float32 gray, 0 black .. 1 white; raise ImageError if unreadable, or if it
+    holds several pages (a multi-page TIFF, an animated GIF, WebP or PNG): reading one of them would drop the others
+    silently (`load_pages` reads them all)."""
+    return _load(source, name, every_page=False)[0]
+
+
+def load_pages(source: str | Path | bytes, name: str | None = None) -> list[np.ndarray]:
+    """Every page of a picture, each as `load_gray` decodes a picture of one page: the pages of a multi-page TIFF
+    (its thumbnails left out), the frames of an animated GIF, WebP or PNG; [the picture] for any other. At most
+    MAX_PAGES (more raise ImageError)."""
+    return _load(source, name, every_page=True)
+
+
+def _pages(image: Image.Image) -> list[int]:
+    """The frames of an opened picture that are pictures of their own (see PAGED), by index; [0] for one."""
+    count = getattr(image, "n_frames", 1) if image.format in PAGED else 1
+    if count < 2 or image.format != "TIFF":
+        return list(range(count))
+    pages = []
+    for index in range(count):
+        image.seek(index)
+        if not int(image.tag_v2.get(254, 0)) & REDUCED:
+            pages.append(index)
+    image.seek(0)
+    return pages
+
+
+def _load(source: str | Path | bytes, name: str | None, every_page: bool) -> list[np.ndarray]:
     label = name or (f"{len(source)}-byte upload" if isinstance(source, (bytes, bytearray)) else str(source))
     if isinstance(source, (bytes, bytearray)):
         stream, head = io.BytesIO(source), bytes(source[:512])
@@ -205,10 +237,22 @@ def load_gray(source: str | Path | bytes, name: str | None = None) -> np.ndarray
                 if image.format not in FORMATS:
                     raise ImageError(f"{label} is {image.format}, an unsupported format; "
                                      f"convert it to PNG or JPEG (supported: {', '.join(sorted(FORMATS))})")
-                if image.width * image.height > MAX_PIXELS:
-                    raise Image.DecompressionBombError("too many pixels")
-                image.load()  # inside the try: a truncated file fails here, never half-decoded
-                return _to_gray(ImageOps.exif_transpose(image))
+                pages = _pages(image)
+                if len(pages) > 1 and not every_page:
+                    raise ImageError(f"{label} holds {len(pages)} pages (a multi-page TIFF or an animation), and "
+                                     "one picture is read at a time; save the page to read as a picture of its own "
+                                     "(digits predict reads every page of a file, as does digits.images.load_pages)")
+                if len(pages) > MAX_PAGES:
+                    raise ImageError(f"{label} holds {len(pages)} pages, more than the {MAX_PAGES} read from one "
+                                     "file; split it into files of fewer pages")
+                grays = []
+                for page in pages:
+                    image.seek(page)
+                    if image.width * image.height > MAX_PIXELS:
+                        raise Image.DecompressionBombError("too many pixels")
+                    image.load()  # inside the try: a truncated file fails here, never half-decoded
+                    grays.append(_to_gray(ImageOps.exif_transpose(image)))
+                return grays
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -253,16 +297,18 @@ def _laid_flat(image: Image.Image) -> Image.Image:
     return Image.alpha_composite(Image.new("RGBA", image.size, backdrop), rgba)
 
 
-def load_rgb(source: str | Path | bytes) -> np.ndarray:
+def load_rgb(source: str | Path | bytes, page: int = 0) -> np.ndarray:
     """The picture as people see it, for figures: (H, W, 3) float32 0..1, EXIF rotation applied,
-    transparency laid flat as `load_gray` lays it; 16-bit and float pictures in gray. Call it on a source
-    `load_gray` accepted (that is where bad files are refused)."""
+    transparency laid flat as `load_gray` lays it; 16-bit and float pictures in gray; `page`: which of
+    `load_pages`' pages. Call it on a source `load_gray` or `load_pages` accepted (that is where bad files are
+    refused)."""
     stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
     with stream:
         if _heif(stream.read(512)):  # as much of the head as load_gray looks at
             _heif_opener(str(source) if isinstance(source, (str, Path)) else "the picture")
         stream.seek(0)
         with Image.open(stream) as image:
+            image.seek(_pages(image)[page])
             image = ImageOps.exif_transpose(image)
             if image.mode in ("I", "F") or image.mode.startswith("I;16"):
                 return np.repeat(_to_gray(image)[..., None], 3, axis=2)

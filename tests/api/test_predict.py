@@ -316,6 +316,21 @@ def test_bad_pictures_are_422_not_500(client, mnist, content, status, fragment):
             assert fragment in detail(response)
 
 
+def test_a_file_of_several_pages_is_422_naming_them(client, mnist):
+    """A multi-page TIFF or an animated GIF was read as its first page, the others dropped silently: it is 422 now,
+    one line naming how many pages and the fix, uploaded or sent raw; the service reads the next picture."""
+    pages = [Image.fromarray(255 - mnist[0][index]) for index in (0, 1)]
+    for format_, kind in (("TIFF", "image/tiff"), ("GIF", "image/gif")):
+        buffer = io.BytesIO()
+        pages[0].save(buffer, format_, save_all=True, append_images=pages[1:])
+        for response in (client.post("/predict", content=buffer.getvalue(), headers={"Content-Type": kind}),
+                         client.post("/predict", files={"file": ("scan", buffer.getvalue(), kind)})):
+            assert response.status_code == 422, response.text
+            assert "holds 2 pages" in detail(response) and "save the page" in detail(response), format_
+    answer = client.post("/predict", content=png(mnist[0][0]), headers={"Content-Type": "image/png"})
+    assert answer.status_code == 200 and answer.json()["predictions"][0]["digit"] == mnist[1][0]
+
+
 def test_odd_pictures_never_cost_a_500(client):
     rng = np.random.default_rng(0)
     odd = {"line": np.pad(np.full((1, 40), 255, np.uint8), 6),  # far wider than tall
