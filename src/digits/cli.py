@@ -391,7 +391,8 @@ def _read_in_worker(*job) -> list[tuple[dict, dict | None]]:
 
 def _readings(predictor, files: list[str], args):
     """[(result, row)] of each file (one for each of its pages), in order, as each is read: here, or by
-    `args.workers` spawned processes. Standard input is read here; a file whose worker could not start or died is read here too."""
+    `args.workers` spawned processes. Standard input is read here; a file whose worker could not start or died is
+    read here too."""
     options = (args.mode, args.uncertain_below, args.reject_below)
     figure = [bool(args.plot) and index < PLOT_ROWS for index in range(len(files))]  # the figure's rows, only
     if args.workers == 1 or len(files) < 2:
