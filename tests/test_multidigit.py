@@ -391,7 +391,8 @@ def test_numbers_written_apart_on_one_line_are_parted_by_a_space():
     from digits.predictor import Predictor
 
     predictor = Predictor(runs.shipped_model())
-    for text, expected in (("3     7", "3 7"), ("12      45", "12 45"), ("1 000 000", "1000000"), ("-4      2", "-4 2")):
+    for text, expected in (("3     7", "3 7"), ("12      45", "12 45"), ("1 000 000", "1000000"),
+                           ("-4      2", "-4 2")):
         found = reading.read(printed(text), model=predictor)
         assert (found.kind, found.number) == ("number", expected), text
     marks = [digit["mark"] for digit in reading.read(printed("12      45"), model=predictor).to_dict()["digits"]]

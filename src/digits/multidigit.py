@@ -46,8 +46,8 @@ STACKED, STACK_GAP, STACK_LIMIT = 0.5, 0.5, 400  # the line height: components s
 # columns, STACK_GAP times the shorter one's height apart or nearer, are measured as one (of the 400 largest)
 MARK_TALL, MARK_SIZE, MARK_LOW, MARK_DROP, MARK_COMMA = 0.6, 0.4, 0.25, 0.15, 0.55  # decimal points and commas
 MARK_FILL, MARK_PEN, MARK_PIXELS = 0.45, 0.9, 4  # between digits: sizes in digit heights, pen widths, pixels (marks)
-DASH_SHORT, DASH_LONG, DASH_THIN, DASH_FLAT = 0.2, 1.0, 0.35, 1.3  # a minus sign or hyphen (marks): its width and
-# height in digit heights, its width over its height,
+DASH_SHORT, DASH_LONG, DASH_THIN, DASH_FLAT = 0.2, 1.0, 0.35, 1.3  # a minus sign or hyphen (marks): its width (from,
+# to) and height (at most) in digit heights, and its width over its height (at least)
 DASH_MIDDLE, DASH_NEAR = (0.2, 0.8), 1.0  # the rows of its middle as shares of the digits' height from their tops,
 # and how far before the first digit a minus may stand, in digit heights
 LINE_GAP, LINE_SHARE = 0.25, 0.5  # lines of writing: a blank this many digit heights tall parts two bands; a band
@@ -185,7 +185,7 @@ def _dash(spans: dict, label: int, tall: list, digit: float, rows: tuple[float, 
     after = [span for other, span in spans.items() if other != label and span[2] >= right]
     beside = [min(after, key=lambda span: span[2])] + ([max(before, key=lambda span: span[3])] if before else [])
     if any(span[0] >= top or span[1] <= bottom for span in beside):
-        return False  # the ink beside it reaches above and below it: not a 7's or a 5's bar broken off the digit
+        return False  # the ink beside it must reach above and below it: not a 7's or a 5's bar broken off the digit
     return bool(before) or beside[0][2] - right <= DASH_NEAR * digit
 
 

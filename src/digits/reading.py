@@ -384,9 +384,9 @@ def _read_line(ink: images.Ink, mode: str, reader: _Model, threshold: float | No
 
 
 def _cut_line(ink: images.Ink, reader: _Model, threshold: float | None) -> tuple:
-    """One line of writing cut into its digits as reading cuts it: its decimal points, commas and dashes read apart from
-    them (`multidigit.marks`), then the cuts (`reader.cut`): the ink without the marks, the pieces, their
-    probabilities, and the Digits, each carrying the mark before it."""
+    """One line of writing cut into its digits as reading cuts it: its decimal points, commas and dashes read apart
+    from them (`multidigit.marks`), then the cuts (`reader.cut`): the ink without the marks, the pieces, their
+    probabilities, and the Digits, each carrying the mark before it (or a space: `_spaced`)."""
     points, ink = multidigit.marks(ink)
     pieces, probabilities, scores = reader.cut(ink, threshold)
     return ink, pieces, probabilities, _spaced(_marked(_digits(pieces, probabilities, reader.class_names, threshold,
