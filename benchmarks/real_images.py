@@ -179,13 +179,14 @@ def render_decimal(digits: list[np.ndarray], place: int, rng: np.random.Generato
     return render(ink, rng, min_height=16.0, stroke_change=stroke_change)
 
 
-def render_signed(digits: list[np.ndarray], place: int, rng: np.random.Generator) -> bytes:
+def render_signed(digits: list[np.ndarray], place: int, rng: np.random.Generator, char: str = "-") -> bytes:
     """A number with a dash before digit `place`: a minus sign before the first digit (0) or a hyphen between two
     digits (1 .. len - 1, as in "555-1234"), the digits on both sides written as `strip_ink` writes a strip (10% of
     neighbours touching), the dash a line 6-13 MNIST pixels long (a third to two thirds of a digit's height), 2.5-4
     pixels thick (the same pen: MNIST's strokes are 2.1-3.5 pixels wide where at least half inked), tilted up to 10
     degrees, its middle at 40-65% of the digits' height from their tops, in a gap of 2-5 pixels each side -> an encoded
-    photo (digits >= 16 px tall)."""
+    photo (digits >= 16 px tall). With `char` "+", a plus sign: the same line and one as long across it, through its
+    middle (the same draws: a dash's photos are the same whatever the sign drawn with other seeds)."""
     stroke_change = rng.uniform(*STROKE_CHANGE)
     scaled = [as_ink(digit) for digit in digits]
     parts = [_ink_columns(strip_ink(part, rng, stroke_change)) for part in (scaled[:place], scaled[place:]) if part]
@@ -197,9 +198,10 @@ def render_signed(digits: list[np.ndarray], place: int, rng: np.random.Generator
     mark = Image.new("L", (4 * width, 4 * 32), 0)  # drawn at 4x, then shrunk: a smooth line of any thickness
     half = (length / 2 * math.cos(tilt), length / 2 * math.sin(tilt))
     centre = (gaps[0] + 1 + length / 2, middle)
-    ImageDraw.Draw(mark).line([(4 * (centre[0] - half[0]), 4 * (centre[1] + half[1])),
-                               (4 * (centre[0] + half[0]), 4 * (centre[1] - half[1]))], fill=255,
-                              width=max(1, round(4 * thickness)))
+    for along in [half] + ([(-half[1], half[0])] if char == "+" else []):  # a plus: a line across the dash too
+        ImageDraw.Draw(mark).line([(4 * (centre[0] - along[0]), 4 * (centre[1] + along[1])),
+                                   (4 * (centre[0] + along[0]), 4 * (centre[1] - along[1]))], fill=255,
+                                  width=max(1, round(4 * thickness)))
     dash = np.asarray(mark.resize((width, 32), Image.Resampling.BOX), np.float32) / 255.0
     ink = np.concatenate([dash, *parts] if place == 0 else [parts[0], dash, parts[1]], axis=1)
     return render(ink, rng, min_height=16.0, stroke_change=stroke_change)

@@ -16,8 +16,9 @@ not-a-digit threshold for touching pieces would cost). With --lines N, N photos 
 written one under the other, read in auto mode: the share read exactly, line by line (`written_lines`). With
 --decimals N, N photos of numbers with a decimal point or comma, read in number mode: the share read exactly
 (`decimals`). With --signs N, N photos of numbers with a minus sign before them or a hyphen between two digits, read
-in auto mode: the share read exactly (`signed`). With --spaced N, N photos of 2-3 numbers written apart on one line,
-read in auto mode: the share read exactly, a space between the numbers (`spaced`).
+in auto mode: the share read exactly (`signed`); with --plus N, the same with a plus sign. With --spaced N, N photos
+of 2-3 numbers written apart on one line, read in auto mode: the share read exactly, a space between the numbers
+(`spaced`).
 Each run's accuracy on the validation split itself (its top class of every validation digit, read as the
 28x28 array it is) is reported too, as `validation_accuracy`.
 Every run reads the same strips, so each run after the first is also compared with the first strip by strip
@@ -31,7 +32,7 @@ choice can rest on every strip it has been judged on.
 Writes benchmarks/results/validation_strips.json (or --out).
 Usage: python benchmarks/validation_strips.py --run LABEL=RUN [--run LABEL=RUN ...] [--strips 300]
        [--singles 600] [--non-digits 0] [--auto 0] [--marked 0] [--lines 0] [--decimals 0] [--signs 0]
-       [--spaced 0]
+       [--plus 0] [--spaced 0]
        [--validation-split 0.05]
        [--seed-base 0]
        python benchmarks/validation_strips.py --pool RESULTS RESULTS [...] --out POOLED
@@ -53,7 +54,7 @@ from common import machine, save  # noqa: E402
 from stress import parse_runs  # noqa: E402
 
 SEEDS = {"touching": 900, "mixed": 901, "singles": 902, "non_digits": 903, "auto_numbers": 905, "marked": 906,
-         "lines": 907, "decimals": 908, "signs": 909, "spaced": 910}
+         "lines": 907, "decimals": 908, "signs": 909, "spaced": 910, "plus": 911}
 AUTO_FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts")  # generated, seed 903
 
 
@@ -158,11 +159,11 @@ def decimals(predictor, x_val, y_val, count: int, seed: int) -> dict:
     return {"decimals_exact": float(np.mean(exact)), "decimals_marked": float(np.mean(found_mark))}
 
 
-def signed(predictor, x_val, y_val, count: int, seed: int) -> dict:
+def signed(predictor, x_val, y_val, count: int, seed: int, char: str = "-") -> dict:
     """`count` photos of numbers of 1-6 validation digits with a dash (`real_images.render_signed`): a minus sign
     before every other one, a hyphen between two digits in the rest (numbers of 2 digits or more), read in auto mode
     as `digits predict` reads a file: the share read exactly (the digits and the dash in its place), and the share
-    whose dash was read, in its place or not."""
+    whose dash was read, in its place or not. With `char` "+", a plus sign in its place (keys plus_*)."""
     from digits import reading
 
     exact, found_dash = [], []
@@ -172,10 +173,13 @@ def signed(predictor, x_val, y_val, count: int, seed: int) -> dict:
         place = 0 if index % 2 == 0 else int(rng.integers(1, len(chosen)))
         digits = [str(int(y_val[i])) for i in chosen]
         truth = "".join(digits[:place]) + "-" + "".join(digits[place:])
-        found = reading.read(real_images.render_signed([x_val[i] for i in chosen], place, rng), "auto", predictor)
+        truth = truth.replace("-", char)
+        found = reading.read(real_images.render_signed([x_val[i] for i in chosen], place, rng, char), "auto",
+                             predictor)
         exact.append(found.text == truth)
-        found_dash.append("-" in found.text)
-    return {"signs_exact": float(np.mean(exact)), "signs_marked": float(np.mean(found_dash))}
+        found_dash.append(char in found.text)
+    name = "signs" if char == "-" else "plus"
+    return {f"{name}_exact": float(np.mean(exact)), f"{name}_marked": float(np.mean(found_dash))}
 
 
 def spaced(predictor, x_val, y_val, count: int, seed: int) -> dict:
@@ -282,7 +286,7 @@ def pool(results: list[dict], names: list[str]) -> dict:
             shares += [("marked_numbers", "marked"), ("marked_exact", "marked")]
         for count, keys in (("lines", ("lines_exact", "lines_counted")), ("decimals", ("decimals_exact",
                             "decimals_marked")), ("signs", ("signs_exact", "signs_marked")),
-                            ("spaced", ("spaced_exact", "spaced_parted"))):
+                            ("plus", ("plus_exact", "plus_marked")), ("spaced", ("spaced_exact", "spaced_parted"))):
             if all(result.get(count) for result in results):
                 shares += [(key, count) for key in keys]
         for key, count in shares:
@@ -296,7 +300,7 @@ def pool(results: list[dict], names: list[str]) -> dict:
             "singles": sum(result["singles"] for result in results), "auto": sum(result["auto"] for result in results),
             "marked": sum(result.get("marked", 0) for result in results),
             **{count: sum(result[count] for result in results) if all(result.get(count) for result in results) else 0
-               for count in ("lines", "decimals", "signs", "spaced")},  # pooled only where every file read them
+               for count in ("lines", "decimals", "signs", "plus", "spaced")},  # pooled only where every file read them
             "validation_split": first["validation_split"], "pooled": [
                 {"file": name, "seeds": result["seeds"], "strips": result["strips"], "command": result["command"]}
                 for name, result in zip(names, results)],
@@ -319,6 +323,8 @@ def main() -> None:
                         "read in number mode: how many read exactly, mark and all (default: 0)")
     parser.add_argument("--signs", type=int, default=0, help="photos of numbers with a minus sign or a hyphen, read "
                         "in auto mode: how many read exactly, dash and all (default: 0)")
+    parser.add_argument("--plus", type=int, default=0, help="photos of numbers with a plus sign before them or "
+                        "between two digits, read in auto mode: how many read exactly, sign and all (default: 0)")
     parser.add_argument("--spaced", type=int, default=0, help="photos of 2-3 numbers written apart on one line, read "
                         "in auto mode: how many read exactly, a space between them (default: 0)")
     parser.add_argument("--validation-split", type=float, default=0.05, help="(default: 0.05, configs/reader.json's)")
@@ -378,6 +384,8 @@ def main() -> None:
             results[label].update(decimals(predictor, x_val, y_val, args.decimals, seeds["decimals"]))
         if args.signs:
             results[label].update(signed(predictor, x_val, y_val, args.signs, seeds["signs"]))
+        if args.plus:
+            results[label].update(signed(predictor, x_val, y_val, args.plus, seeds["plus"], "+"))
         if args.spaced:
             results[label].update(spaced(predictor, x_val, y_val, args.spaced, seeds["spaced"]))
         shown = {key: value for key, value in results[label].items() if not key.endswith("_strips")}
@@ -394,7 +402,7 @@ def main() -> None:
                                        "strips": args.strips, "singles": args.singles,
                                        "non_digits": args.non_digits, "auto": args.auto, "marked": args.marked,
                                        "lines": args.lines, "decimals": args.decimals, "signs": args.signs,
-                                       "spaced": args.spaced,
+                                       "plus": args.plus, "spaced": args.spaced,
                                        "validation_split": args.validation_split, "seeds": seeds,
                                        "command": " ".join(["python", "benchmarks/validation_strips.py", *sys.argv[1:]]),
                                        "machine": machine()}, args.out)

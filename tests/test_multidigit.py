@@ -382,6 +382,35 @@ def test_a_minus_sign_or_hyphen_is_read():
         assert multidigit.marks(images.analyse(picture))[0] == [], name
 
 
+def test_a_plus_sign_is_read():
+    """A plus sign was dropped ("+9" read "9", "161+8" "1618") or read as a piece that is not a digit ("+44" read
+    "?44"). A cross of its own at the digits' middle height, before the first digit or between two, is read as the
+    digit after it's mark. A 4, an x, a T and a cross whose arms meet at an end are no plus sign."""
+    from digits import runs
+    from digits.predictor import Predictor
+
+    predictor = Predictor(runs.shipped_model())
+    for text in ("+5", "+44", "1+2", "-3+4"):
+        found = reading.read(printed(text), model=predictor)
+        assert (found.kind, found.number) == ("number", text), text
+    drawn = reading.read(dashed("2047", [((1.97, 0.5), (2.35, 0.5)), ((2.16, 0.31), (2.16, 0.69))], step=130),
+                         mode="number", model=predictor)
+    assert drawn.number == "20+47" and drawn.digits[2].mark == "+"
+
+    def shape(*lines):
+        page = Image.new("L", (44, 44), 0)
+        for line in lines:
+            ImageDraw.Draw(page).line(line, fill=255, width=6)
+        return np.asarray(page) > 127
+
+    assert multidigit._cross(shape([(22, 2), (22, 42)], [(2, 22), (42, 22)]))
+    assert multidigit._cross(shape([(20, 2), (23, 42)], [(2, 24), (42, 19)]))  # tilted a little
+    not_crosses = {"a 4": [[(30, 42), (30, 2), (2, 30), (42, 30)]], "an x": [[(2, 2), (42, 42)], [(2, 42), (42, 2)]],
+                   "a T": [[(2, 3), (42, 3)], [(22, 2), (22, 42)]], "an L": [[(3, 2), (3, 41), (42, 41)]]}
+    for name, lines in not_crosses.items():
+        assert not multidigit._cross(shape(*lines)), name
+
+
 def test_numbers_written_apart_on_one_line_are_parted_by_a_space():
     """Two numbers written apart on one line read as one ("3     7" read "37", "12      45" "1245"). A gap of a
     digit's height or more and twice the line's other gaps (of two digits alone: two digit heights) parts them with

@@ -87,13 +87,15 @@ def test_numbers_on_lines_with_decimal_points_signs_and_spaces(tiny_run, tmp_pat
     apart on one line read in auto mode, each the share read exactly; the photos are seeded."""
     out = tmp_path / "lines.json"
     result = run_cli("--run", f"tiny={tiny_run}", "--strips", "0", "--singles", "0", "--lines", "3",
-                     "--decimals", "3", "--signs", "3", "--spaced", "3", "--validation-split", "0.1", "--out", str(out),
+                     "--decimals", "3", "--signs", "3", "--plus", "3", "--spaced", "3", "--validation-split", "0.1",
+                     "--out", str(out),
                      script="benchmarks/validation_strips.py")
     assert result.returncode == 0, result.stderr
     saved = json.loads(out.read_text())
     row = saved["runs"]["tiny"]
-    assert (saved["lines"], saved["decimals"], saved["signs"], saved["spaced"]) == (3, 3, 3, 3)
-    for kind, found in (("lines", "counted"), ("decimals", "marked"), ("signs", "marked"), ("spaced", "parted")):
+    assert (saved["lines"], saved["decimals"], saved["signs"], saved["plus"], saved["spaced"]) == (3, 3, 3, 3, 3)
+    for kind, found in (("lines", "counted"), ("decimals", "marked"), ("signs", "marked"), ("plus", "marked"),
+                        ("spaced", "parted")):
         for key in (f"{kind}_exact", f"{kind}_{found}"):
             assert row[key] in [share / 3 for share in range(4)], key
         assert row[f"{kind}_exact"] <= row[f"{kind}_{found}"], kind
@@ -107,6 +109,7 @@ def test_numbers_on_lines_with_decimal_points_signs_and_spaces(tiny_run, tmp_pat
                  lambda rng: real_images.render_decimal(list(digits), 2, rng, comma=True),
                  lambda rng: real_images.render_signed(list(digits), 0, rng),
                  lambda rng: real_images.render_signed(list(digits), 2, rng),
+                 lambda rng: real_images.render_signed(list(digits), 2, rng, "+"),
                  lambda rng: real_images.render_spaced([list(digits[:2]), list(digits[2:])], rng)):
         photo = draw(np.random.default_rng(3))
         assert photo == draw(np.random.default_rng(3)) and photo[:2] in (b"\xff\xd8", b"\x89P")

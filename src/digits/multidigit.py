@@ -50,6 +50,8 @@ DASH_SHORT, DASH_LONG, DASH_THIN, DASH_FLAT = 0.2, 1.0, 0.35, 1.3  # a minus sig
 # to) and height (at most) in digit heights, and its width over its height (at least)
 DASH_MIDDLE, DASH_NEAR = (0.2, 0.8), 1.0  # the rows of its middle as shares of the digits' height from their tops,
 # and how far before the first digit a minus may stand, in digit heights
+PLUS_SIZE, PLUS_ACROSS, PLUS_STRAY = (0.25, 0.9), 0.7, 0.15  # a plus sign (marks): its width and height in digit
+# heights, its bar and stem across this share of them, and at most this share of its ink off the two
 LINE_GAP, LINE_SHARE = 0.25, 0.5  # lines of writing: a blank this many digit heights tall parts two bands; a band
 # this many digit heights tall is a line (see lines)
 MAX_JOIN = 10  # a digit joins at most this many pieces (a digit a line wide is cut into about 7 slices)
@@ -125,7 +127,8 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
     on each side (the nearest component, a digit's or not) reaching above and below it: a 7's bar broken off its stem
     is level with the stem's top, a 5's bar written apart right of its body stands above the body. A bar written
     over its digit has it below; two dashes one above the other (=) are none. A minus sign is the first ink of its
-    line."""
+    line. A plus sign ("+") is a cross (`_cross`) PLUS_SIZE digit heights wide and tall, placed as a dash is, but for
+    the ink beside it, which need not reach above and below it (a cross is no bar broken off a digit)."""
     if ink.labels is None:
         return [], ink
     areas = ink.areas
@@ -140,8 +143,9 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
     found = []
     for label, (top, bottom, left, right) in spans.items():
         height, width = bottom - top, right - left
-        if _dash(spans, label, tall, digit, (tops, baseline)):
-            found.append(((left + right) // 2, "-", label))
+        sign = _sign(ink, spans, label, tall, digit, (tops, baseline))
+        if sign:
+            found.append(((left + right) // 2, sign, label))
             continue
         if max(height, width) > MARK_COMMA * digit or top < middle or max(height, width) < MARK_PIXELS:
             continue
@@ -166,27 +170,48 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
     return [(column * ink.factor, char) for column, char, _ in sorted(found)], _only(ink, rest)
 
 
-def _dash(spans: dict, label: int, tall: list, digit: float, rows: tuple[float, float]) -> bool:
-    """Whether component `label` is a minus sign or hyphen (see `marks`): `tall` the spans of the digits, `rows`
-    their tops' and baseline's rows."""
+def _sign(ink: Ink, spans: dict, label: int, tall: list, digit: float, rows: tuple[float, float]) -> str:
+    """"-" where component `label` is a minus sign or hyphen, "+" where it is a plus sign (see `marks`), else "":
+    `tall` the spans of the digits, `rows` their tops' and baseline's rows."""
     top, bottom, left, right = spans[label]
     height, width = bottom - top, right - left
-    if not DASH_SHORT * digit <= width <= DASH_LONG * digit or height > DASH_THIN * digit \
-            or width < DASH_FLAT * max(height, 1):
-        return False
     share = ((top + bottom) / 2 - rows[0]) / max(rows[1] - rows[0], 1.0)
     if not DASH_MIDDLE[0] <= share <= DASH_MIDDLE[1]:
-        return False
+        return ""
+    if DASH_SHORT * digit <= width <= DASH_LONG * digit and height <= DASH_THIN * digit \
+            and width >= DASH_FLAT * max(height, 1):
+        char = "-"
+    elif PLUS_SIZE[0] * digit <= min(height, width) and max(height, width) <= PLUS_SIZE[1] * digit \
+            and _cross(ink.labels[top:bottom, left:right] == label):
+        char = "+"
+    else:
+        return ""
     if any(other != label and span[2] < right and left < span[3] for other, span in spans.items()):
-        return False  # nothing above or below it: not a bar of a digit written apart, not half of an "="
+        return ""  # nothing above or below it: not a bar of a digit written apart, not half of an "="
     if not any(span[2] >= right for span in tall):
-        return False  # a digit after it
+        return ""  # a digit after it
     before = [span for other, span in spans.items() if other != label and span[3] <= left]
     after = [span for other, span in spans.items() if other != label and span[2] >= right]
     beside = [min(after, key=lambda span: span[2])] + ([max(before, key=lambda span: span[3])] if before else [])
-    if any(span[0] >= top or span[1] <= bottom for span in beside):
-        return False  # the ink beside it must reach above and below it: not a 7's or a 5's bar broken off the digit
-    return bool(before) or beside[0][2] - right <= DASH_NEAR * digit
+    if char == "-" and any(span[0] >= top or span[1] <= bottom for span in beside):
+        return ""  # the ink beside a dash must reach above and below it: not a 7's or a 5's bar broken off the digit
+    return char if before or beside[0][2] - right <= DASH_NEAR * digit else ""
+
+
+def _cross(shape: np.ndarray) -> bool:
+    """Whether a shape (a component's pixels in its box) is a plus sign: its fullest row (the bar) holds ink across
+    PLUS_ACROSS of its width and its fullest column (the stem) down PLUS_ACROSS of its height, the two crossing in its
+    middle half both ways, and at most PLUS_STRAY of its ink lies off the rows and columns at least half as full as
+    them (a 4's slanted stroke does, an x has no full row)."""
+    height, width = shape.shape
+    rows, columns = shape.sum(1), shape.sum(0)
+    bar, stem = int(np.argmax(rows)), int(np.argmax(columns))
+    if rows[bar] < PLUS_ACROSS * width or columns[stem] < PLUS_ACROSS * height:
+        return False
+    if not (0.25 * height <= bar + 0.5 <= 0.75 * height and 0.25 * width <= stem + 0.5 <= 0.75 * width):
+        return False
+    on = (rows >= 0.5 * rows[bar])[:, None] | (columns >= 0.5 * columns[stem])[None, :]
+    return float(shape[~on].sum()) <= PLUS_STRAY * float(shape.sum())
 
 
 def _components(ink: Ink) -> tuple[dict[int, tuple[int, int, int, int]], float]:

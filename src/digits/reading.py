@@ -78,7 +78,7 @@ class Digit:
     class_names: list[str] = field(repr=False, default_factory=list)
     not_a_digit: bool = False  # its confidence is below the model's not-a-digit threshold
     line: int = 0  # the line of writing it stands in, 0 the top one (a picture of several lines)
-    mark: str = ""  # what stands just before it in a number: a decimal point or comma, a minus sign or hyphen, a space
+    mark: str = ""  # what stands just before it in a number: a decimal point or comma, a dash or plus sign, a space
 
     @property
     def text(self) -> str:
@@ -378,8 +378,9 @@ def _read_line(ink: images.Ink, mode: str, reader: _Model, threshold: float | No
         return Reading("not_a_digit" if refused else "number", digits, uncertain_below, inverted)
     prepared = prepared or images.prepare_ink(ink, reader.soft_above)
     found = _one_digit(prepared, reader, threshold, uncertain_below, None if whole is None else (whole, whole_scores))
-    if found.kind == "digit" and digits and digits[0].mark == "-":  # a minus sign before one digit: a number
-        return Reading("number", [dataclasses.replace(found.digits[0], mark="-")], uncertain_below, found.inverted)
+    if found.kind == "digit" and digits and digits[0].mark in ("-", "+"):  # a sign before one digit: a number
+        return Reading("number", [dataclasses.replace(found.digits[0], mark=digits[0].mark)], uncertain_below,
+                       found.inverted)
     return found
 
 
@@ -394,12 +395,12 @@ def _cut_line(ink: images.Ink, reader: _Model, threshold: float | None) -> tuple
 
 
 def _marked(digits: list[Digit], points: list[tuple[int, str]]) -> list[Digit]:
-    """The digits with each decimal point, comma or dash (column, character) on the digit after it, where digits stand
-    on both sides of it (a dash also before the first digit: a minus sign)."""
+    """The digits with each decimal point, comma, dash or plus sign (column, character) on the digit after it, where
+    digits stand on both sides of it (a dash or plus also before the first digit: a sign)."""
     centres = [None if digit.box is None else (digit.box[1] + digit.box[3]) / 2 for digit in digits]
     for column, char in points:
         after = next((index for index, centre in enumerate(centres) if centre is not None and centre > column), None)
-        if after or (after == 0 and char == "-"):  # not before the first digit, but for a minus sign
+        if after or (after == 0 and char in "-+"):  # not before the first digit, but for a sign
             digits[after] = dataclasses.replace(digits[after], mark=digits[after].mark + char)
     return digits
 

@@ -46,9 +46,9 @@ class DigitRead(BaseModel):
     uncertain: bool = Field(description="a digit whose confidence is below DIGITS_UNCERTAIN_BELOW")
     box: list[int] | None = Field(None, description="pictures: top, left, bottom, right of the digit's ink")
     line: int = Field(0, description="pictures: the line of writing it stands in, 0 the top one")
-    mark: str = Field("", description="pictures, in a number: a decimal point, comma, minus sign or hyphen written "
-                                      "just before it ('.', ',', '-'), a space after a gap of a digit's height, "
-                                      "else ''")
+    mark: str = Field("", description="pictures, in a number: a decimal point, comma, minus sign, hyphen or plus "
+                                      "sign written just before it ('.', ',', '-', '+'), a space after a gap of a "
+                                      "digit's height, else ''")
     probabilities: list[float] = Field(description="one probability per class")
     top3: list[TopClass]
     input: list[list[int]] | None = Field(None, description="with include_input: the 28x28 the model saw, 0..255")
@@ -64,9 +64,10 @@ class Reading(BaseModel):
     label: str | None = Field(description="kind digit: the class name")
     number: str | None = Field(description="kind number: the digits left to right, '?' for a piece that is not a "
                                            "digit, a line break between lines of writing (top to bottom), a decimal "
-                                           "point or comma where one is written between digits, a minus sign "
-                                           "before the first digit or a hyphen between two ('-42', '555-1234'), a "
-                                           "space between numbers written apart on one line ('3 7')")
+                                           "point or comma where one is written between digits, a minus or plus "
+                                           "sign before the first digit or a hyphen or plus between two ('-42', "
+                                           "'+44', '555-1234'), a space between numbers written apart on one line "
+                                           "('3 7')")
     confidence: float = Field(description="a digit's top probability; a number's: the product of its digits'")
     uncertain: bool = Field(description="a digit or number whose confidence is below DIGITS_UNCERTAIN_BELOW, or a "
                                         "number holding a piece that is not a digit")
