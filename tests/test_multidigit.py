@@ -385,7 +385,8 @@ def test_a_minus_sign_or_hyphen_is_read():
 def test_a_plus_sign_is_read():
     """A plus sign was dropped ("+9" read "9", "161+8" "1618") or read as a piece that is not a digit ("+44" read
     "?44"). A cross of its own at the digits' middle height, before the first digit or between two, is read as the
-    digit after it's mark. A 4, an x, a T and a cross whose arms meet at an end are no plus sign."""
+    digit after it's mark. A 4, an x, a T, an L and a 5 or 9 written bold (which filled the shape of a plus sign on
+    validation strips: "57815" read "+7815" before the corners of a plus were checked) are none."""
     from digits import runs
     from digits.predictor import Predictor
 
@@ -397,10 +398,10 @@ def test_a_plus_sign_is_read():
                          mode="number", model=predictor)
     assert drawn.number == "20+47" and drawn.digits[2].mark == "+"
 
-    def shape(*lines):
+    def shape(*lines, width=6):
         page = Image.new("L", (44, 44), 0)
         for line in lines:
-            ImageDraw.Draw(page).line(line, fill=255, width=6)
+            ImageDraw.Draw(page).line(line, fill=255, width=width)
         return np.asarray(page) > 127
 
     assert multidigit._cross(shape([(22, 2), (22, 42)], [(2, 22), (42, 22)]))
@@ -409,6 +410,10 @@ def test_a_plus_sign_is_read():
                    "a T": [[(2, 3), (42, 3)], [(22, 2), (22, 42)]], "an L": [[(3, 2), (3, 41), (42, 41)]]}
     for name, lines in not_crosses.items():
         assert not multidigit._cross(shape(*lines)), name
+    bowl = [(22 + 16 * np.cos(angle), 28 + 12 * np.sin(angle)) for angle in np.linspace(-2.6, 2.4, 20)]
+    loop = [(22 + 14 * np.cos(angle), 14 + 11 * np.sin(angle)) for angle in np.linspace(0, 2 * np.pi, 24)]
+    for name, line in {"a bold 5": [(38, 4), (8, 4), (6, 20)] + bowl, "a bold 9": loop + [(36, 14), (32, 42)]}.items():
+        assert not multidigit._cross(shape(line, width=14)), name
 
 
 def test_numbers_written_apart_on_one_line_are_parted_by_a_space():

@@ -50,8 +50,9 @@ DASH_SHORT, DASH_LONG, DASH_THIN, DASH_FLAT = 0.2, 1.0, 0.35, 1.3  # a minus sig
 # to) and height (at most) in digit heights, and its width over its height (at least)
 DASH_MIDDLE, DASH_NEAR = (0.2, 0.8), 1.0  # the rows of its middle as shares of the digits' height from their tops,
 # and how far before the first digit a minus may stand, in digit heights
-PLUS_SIZE, PLUS_ACROSS, PLUS_STRAY = (0.25, 0.9), 0.7, 0.15  # a plus sign (marks): its width and height in digit
-# heights, its bar and stem across this share of them, and at most this share of its ink off the two
+PLUS_SIZE, PLUS_ACROSS, PLUS_STRAY = (0.25, 0.8), 0.7, 0.15  # a plus sign (marks): its width and height in digit
+# heights, its bar and stem across this share of them, and at most this share of its ink off the two or in the
+# corners of its box (their outer quarters)
 LINE_GAP, LINE_SHARE = 0.25, 0.5  # lines of writing: a blank this many digit heights tall parts two bands; a band
 # this many digit heights tall is a line (see lines)
 MAX_JOIN = 10  # a digit joins at most this many pieces (a digit a line wide is cut into about 7 slices)
@@ -201,8 +202,9 @@ def _sign(ink: Ink, spans: dict, label: int, tall: list, digit: float, rows: tup
 def _cross(shape: np.ndarray) -> bool:
     """Whether a shape (a component's pixels in its box) is a plus sign: its fullest row (the bar) holds ink across
     PLUS_ACROSS of its width and its fullest column (the stem) down PLUS_ACROSS of its height, the two crossing in its
-    middle half both ways, and at most PLUS_STRAY of its ink lies off the rows and columns at least half as full as
-    them (a 4's slanted stroke does, an x has no full row)."""
+    middle half both ways, at most PLUS_STRAY of its ink lies off the rows and columns at least half as full as them
+    (a 4's slanted stroke does, an x has no full row), and at most PLUS_STRAY in the corners of its box, the outer
+    quarter of its rows and of its columns (a bold digit written as a blob fills them)."""
     height, width = shape.shape
     rows, columns = shape.sum(1), shape.sum(0)
     bar, stem = int(np.argmax(rows)), int(np.argmax(columns))
@@ -211,7 +213,10 @@ def _cross(shape: np.ndarray) -> bool:
     if not (0.25 * height <= bar + 0.5 <= 0.75 * height and 0.25 * width <= stem + 0.5 <= 0.75 * width):
         return False
     on = (rows >= 0.5 * rows[bar])[:, None] | (columns >= 0.5 * columns[stem])[None, :]
-    return float(shape[~on].sum()) <= PLUS_STRAY * float(shape.sum())
+    edge = (np.arange(height) < height / 4) | (np.arange(height) >= 3 * height / 4)
+    corners = edge[:, None] & ((np.arange(width) < width / 4) | (np.arange(width) >= 3 * width / 4))[None, :]
+    stray = PLUS_STRAY * float(shape.sum())
+    return float(shape[~on].sum()) <= stray and float(shape[corners].sum()) <= stray
 
 
 def _components(ink: Ink) -> tuple[dict[int, tuple[int, int, int, int]], float]:
