@@ -200,6 +200,21 @@ def spaced(predictor, x_val, y_val, count: int, seed: int) -> dict:
     return {"spaced_exact": float(np.mean(exact)), "spaced_parted": float(np.mean(parted))}
 
 
+# the photos of numbers each option reads: --NAME N -> (measure(predictor, x_val, y_val, N, seed), its keys, its help)
+PHOTOS = {
+    "lines": (written_lines, ("lines_exact", "lines_counted"), "photos of 2-3 numbers written one under the other, "
+              "read in auto mode: how many read exactly, line by line"),
+    "decimals": (decimals, ("decimals_exact", "decimals_marked"), "photos of numbers with a decimal point or comma, "
+                 "read in number mode: how many read exactly, mark and all"),
+    "signs": (signed, ("signs_exact", "signs_marked"), "photos of numbers with a minus sign or a hyphen, read in auto "
+              "mode: how many read exactly, dash and all"),
+    "plus": (lambda *args: signed(*args, char="+"), ("plus_exact", "plus_marked"), "photos of numbers with a plus "
+             "sign before them or between two digits, read in auto mode: how many read exactly, sign and all"),
+    "spaced": (spaced, ("spaced_exact", "spaced_parted"), "photos of 2-3 numbers written apart on one line, read in "
+               "auto mode: how many read exactly, a space between them"),
+}
+
+
 def paired(first: list[bool], second: list[bool]) -> dict:
     """`second`'s share read whole less `first`'s, over the same strips, with a 95% interval (Wald, for paired
     proportions: only the strips one of the two read whole tell them apart)."""
@@ -284,9 +299,7 @@ def pool(results: list[dict], names: list[str]) -> dict:
         shares = [("singles_split", "singles")] + [(key, "auto") for key in rows[0] if key.startswith("auto_")]
         if all(result.get("marked") for result in results):
             shares += [("marked_numbers", "marked"), ("marked_exact", "marked")]
-        for count, keys in (("lines", ("lines_exact", "lines_counted")), ("decimals", ("decimals_exact",
-                            "decimals_marked")), ("signs", ("signs_exact", "signs_marked")),
-                            ("plus", ("plus_exact", "plus_marked")), ("spaced", ("spaced_exact", "spaced_parted"))):
+        for count, (_, keys, _) in PHOTOS.items():
             if all(result.get(count) for result in results):
                 shares += [(key, count) for key in keys]
         for key, count in shares:
@@ -300,7 +313,7 @@ def pool(results: list[dict], names: list[str]) -> dict:
             "singles": sum(result["singles"] for result in results), "auto": sum(result["auto"] for result in results),
             "marked": sum(result.get("marked", 0) for result in results),
             **{count: sum(result[count] for result in results) if all(result.get(count) for result in results) else 0
-               for count in ("lines", "decimals", "signs", "plus", "spaced")},  # pooled only where every file read them
+               for count in PHOTOS},  # pooled only where every file read them
             "validation_split": first["validation_split"], "pooled": [
                 {"file": name, "seeds": result["seeds"], "strips": result["strips"], "command": result["command"]}
                 for name, result in zip(names, results)],
@@ -317,16 +330,8 @@ def main() -> None:
                                                              "in auto mode (default: 0)")
     parser.add_argument("--marked", type=int, default=0, help="numbers of touching validation digits holding one "
                         "generated non-digit, read in number mode: how many mark it (default: 0)")
-    parser.add_argument("--lines", type=int, default=0, help="photos of 2-3 numbers written one under the other, "
-                        "read in auto mode: how many read exactly, line by line (default: 0)")
-    parser.add_argument("--decimals", type=int, default=0, help="photos of numbers with a decimal point or comma, "
-                        "read in number mode: how many read exactly, mark and all (default: 0)")
-    parser.add_argument("--signs", type=int, default=0, help="photos of numbers with a minus sign or a hyphen, read "
-                        "in auto mode: how many read exactly, dash and all (default: 0)")
-    parser.add_argument("--plus", type=int, default=0, help="photos of numbers with a plus sign before them or "
-                        "between two digits, read in auto mode: how many read exactly, sign and all (default: 0)")
-    parser.add_argument("--spaced", type=int, default=0, help="photos of 2-3 numbers written apart on one line, read "
-                        "in auto mode: how many read exactly, a space between them (default: 0)")
+    for name, (_, _, explained) in PHOTOS.items():
+        parser.add_argument(f"--{name}", type=int, default=0, help=f"{explained} (default: 0)")
     parser.add_argument("--validation-split", type=float, default=0.05, help="(default: 0.05, configs/reader.json's)")
     parser.add_argument("--against", metavar="RESULTS:LABEL", help="compare strip by strip with run LABEL of an "
                         "earlier results file instead of the first run (the same strips, seeds and split; e.g. to "
@@ -378,16 +383,9 @@ def main() -> None:
             results[label].update(auto_mode(predictor, x_val, y_val, args.auto, seeds))
         if args.marked:
             results[label].update(marked(predictor, x_val, y_val, args.marked, seeds["marked"]))
-        if args.lines:
-            results[label].update(written_lines(predictor, x_val, y_val, args.lines, seeds["lines"]))
-        if args.decimals:
-            results[label].update(decimals(predictor, x_val, y_val, args.decimals, seeds["decimals"]))
-        if args.signs:
-            results[label].update(signed(predictor, x_val, y_val, args.signs, seeds["signs"]))
-        if args.plus:
-            results[label].update(signed(predictor, x_val, y_val, args.plus, seeds["plus"], "+"))
-        if args.spaced:
-            results[label].update(spaced(predictor, x_val, y_val, args.spaced, seeds["spaced"]))
+        for name, (measure_photos, _, _) in PHOTOS.items():
+            if getattr(args, name):
+                results[label].update(measure_photos(predictor, x_val, y_val, getattr(args, name), seeds[name]))
         shown = {key: value for key, value in results[label].items() if not key.endswith("_strips")}
         print(label, shown, flush=True)
     comparisons = {}
@@ -401,8 +399,7 @@ def main() -> None:
     saved = save("validation_strips", {"runs": results, "paired": {"against": baseline, "runs": comparisons},
                                        "strips": args.strips, "singles": args.singles,
                                        "non_digits": args.non_digits, "auto": args.auto, "marked": args.marked,
-                                       "lines": args.lines, "decimals": args.decimals, "signs": args.signs,
-                                       "plus": args.plus, "spaced": args.spaced,
+                                       **{name: getattr(args, name) for name in PHOTOS},
                                        "validation_split": args.validation_split, "seeds": seeds,
                                        "command": " ".join(["python", "benchmarks/validation_strips.py", *sys.argv[1:]]),
                                        "machine": machine()}, args.out)
