@@ -382,6 +382,21 @@ def test_a_minus_sign_or_hyphen_is_read():
         assert multidigit.marks(images.analyse(picture))[0] == [], name
 
 
+def test_dashes_alone_hold_no_number():
+    """Two dashes with no digit ("--", "- -", "=", "_" printed) read as a number of some 28 ones at 100%: each flat bar
+    was cut into slivers read as "1". Ink no taller than two pen widths holds no number, as ink no taller than
+    MIN_HEIGHT did: auto mode answers not a digit (as for one dash), number mode finds no number in it, as for a rule."""
+    from digits import runs
+    from digits.predictor import Predictor
+
+    predictor = Predictor(runs.shipped_model())
+    for text in ("-", "--", "- -", "=", "_"):
+        assert reading.read(printed(text), model=predictor).kind == "not_a_digit", text
+        assert reading.read(printed(text), mode="number", model=predictor).kind == "no_ink", text
+    for text in ("-42", "1", "11", "7-1"):
+        assert reading.read(printed(text), model=predictor).text == text, text
+
+
 def test_a_plus_sign_is_read():
     """A plus sign was dropped ("+9" read "9", "161+8" "1618") or read as a piece that is not a digit ("+44" read
     "?44"). A cross of its own at the digits' middle height, before the first digit or between two, is read as the

@@ -37,6 +37,7 @@ WIDTH_OK, WIDTH_COST = 0.9, 3.0  # a digit's width rarely passes the line height
 SIZE_OK, SIZE_COST = 0.85, 6.0  # nor is its larger side much under it (a stray stroke, a cut-off stem)
 WIDE = 1.3  # a digit group wider than this times the line height holds touching digits
 MIN_HEIGHT = 4  # working pixels: ink no taller than this (a rule, specks, dots) holds no number
+MIN_PENS = 2.0  # nor does ink no taller than this many pen widths (dashes, underlines: strokes lying flat)
 MAX_DIGITS = 40  # a group is cut into at most this many digits (a long rule is not 400 ones)
 STEP, EDGE, SEVERAL = 0.15, 0.15, 1.1  # touching digits: candidate cuts every STEP lines, EDGE lines in from
 # the group's ends; straight ones too in groups over SEVERAL lines wide (see _slices). Chosen on strips of MNIST
@@ -256,6 +257,8 @@ def _pieces(ink: Ink) -> tuple[list[set[int]], float]:
                     key=lambda label: -areas[label])
     line = _line_height(ink, labels)
     if line < MIN_HEIGHT:  # rules, specks and dots: nothing as tall as a digit
+        return [], line
+    if line < MIN_PENS * stroke_width(ink.labels > 0):  # dashes: strokes lying flat, cut into slivers read as 1s
         return [], line
     # a number has few pieces for its length: a few per digit-sized stretch of the line (a long strip has many)
     room = max(MAX_PIECES, math.ceil(PIECES_PER_LINE * ink.intensity.shape[1] / line))
