@@ -385,7 +385,8 @@ def test_a_minus_sign_or_hyphen_is_read():
 def test_dashes_alone_hold_no_number():
     """Two dashes with no digit ("--", "- -", "=", "_" printed) read as a number of some 28 ones at 100%: each flat bar
     was cut into slivers read as "1". Ink no taller than two pen widths holds no number, as ink no taller than
-    MIN_HEIGHT did: auto mode answers not a digit (as for one dash), number mode finds no number in it, as for a rule."""
+    MIN_HEIGHT did: auto mode answers not a digit (as for one dash), number mode finds no number in it (as in a
+    rule)."""
     from digits import runs
     from digits.predictor import Predictor
 
