@@ -172,8 +172,7 @@ def signed(predictor, x_val, y_val, count: int, seed: int, char: str = "-") -> d
         chosen = rng.choice(len(x_val), int(rng.integers(1 if index % 2 == 0 else 2, 7)), replace=False)
         place = 0 if index % 2 == 0 else int(rng.integers(1, len(chosen)))
         digits = [str(int(y_val[i])) for i in chosen]
-        truth = "".join(digits[:place]) + "-" + "".join(digits[place:])
-        truth = truth.replace("-", char)
+        truth = "".join(digits[:place]) + char + "".join(digits[place:])
         found = reading.read(real_images.render_signed([x_val[i] for i in chosen], place, rng, char), "auto",
                              predictor)
         exact.append(found.text == truth)

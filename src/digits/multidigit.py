@@ -156,8 +156,7 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
         pen = stroke_width(ink.labels > 0) if pen is None else pen
         if max(height, width) < MARK_PEN * pen:
             continue  # a speck narrower than the pen
-        if max(height, width) > 3 * min(height, width) or any(
-                other != label and span[2] < right and left < span[3] for other, span in spans.items()):
+        if max(height, width) > 3 * min(height, width) or not _alone(spans, label):
             continue  # nothing above or below it: not a piece of a digit written with a pen that skips
         if not (any(span[3] <= left for span in tall) and any(span[2] >= right for span in tall)):
             continue
@@ -188,7 +187,7 @@ def _sign(ink: Ink, spans: dict, label: int, tall: list, digit: float, rows: tup
         char = "+"
     else:
         return ""
-    if any(other != label and span[2] < right and left < span[3] for other, span in spans.items()):
+    if not _alone(spans, label):
         return ""  # nothing above or below it: not a bar of a digit written apart, not half of an "="
     if not any(span[2] >= right for span in tall):
         return ""  # a digit after it
@@ -198,6 +197,12 @@ def _sign(ink: Ink, spans: dict, label: int, tall: list, digit: float, rows: tup
     if char == "-" and any(span[0] >= top or span[1] <= bottom for span in beside):
         return ""  # the ink beside a dash must reach above and below it: not a 7's or a 5's bar broken off the digit
     return char if before or beside[0][2] - right <= DASH_NEAR * digit else ""
+
+
+def _alone(spans: dict, label: int) -> bool:
+    """Whether no other component shares any of component `label`'s columns (a mark stands in a column of its own)."""
+    left, right = spans[label][2:]
+    return not any(other != label and span[2] < right and left < span[3] for other, span in spans.items())
 
 
 def _cross(shape: np.ndarray) -> bool:
