@@ -320,7 +320,7 @@ def _read_file(predictor, path: str, mode: str, threshold: float, reject_below: 
     if not figure:
         return [(result, None) for result in results]
     rows = []
-    for page, reading_ in enumerate(found, 1):
+    for page, reading_ in enumerate(found[:PLOT_ROWS], 1):  # no more pages than the figure draws (each opens the file)
         name = f"{short} page {page}" if paged else short
         if reading_.kind in ("no_ink", "not_a_digit"):
             title = f"{name}: " + ("no digit found" if reading_.kind == "no_ink" else "not a digit")
@@ -331,7 +331,7 @@ def _read_file(predictor, path: str, mode: str, threshold: float, reject_below: 
                      "inputs": [digit.image for digit in reading_.digits],
                      "probabilities": reading_.digits[0].probabilities if reading_.kind == "digit" and reading_.digits
                      else None})
-    return list(zip(results, rows))
+    return list(zip(results, rows + [None] * (len(results) - len(rows))))
 
 
 def _describe(result: dict) -> str:
