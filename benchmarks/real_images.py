@@ -179,6 +179,27 @@ def render_decimal(digits: list[np.ndarray], place: int, rng: np.random.Generato
     return render(ink, rng, min_height=16.0, stroke_change=stroke_change)
 
 
+def render_colon(digits: list[np.ndarray], place: int, rng: np.random.Generator) -> bytes:
+    """A number with a colon before digit `place` (1 .. len - 1, as in a time, "12:30"): the digits on both sides
+    written as `strip_ink` writes a strip (10% of neighbours touching), two dots 2.4-4.4 MNIST pixels across one above
+    the other, each nudged up to a pixel sideways, the upper one's centre 25-45% and the lower one's 60-85% of the way
+    down the digits' ink, in a gap of 3-6 pixels each side -> an encoded photo (digits >= 16 px tall)."""
+    stroke_change = rng.uniform(*STROKE_CHANGE)
+    scaled = [as_ink(digit) for digit in digits]
+    left, right = (_ink_columns(strip_ink(part, rng, stroke_change)) for part in (scaled[:place], scaled[place:]))
+    rows = np.flatnonzero(np.maximum(left.max(1), right.max(1)) > 0.5)
+    radius = rng.uniform(1.2, 2.2)
+    gaps = rng.integers(3, 7, 2) + int(math.ceil(max(stroke_change, 0.0)))
+    width = int(gaps.sum() + 2 * math.ceil(radius) + 2)
+    mark = Image.new("L", (4 * width, 4 * 32), 0)  # drawn at 4x, then shrunk: smooth dots of any size
+    for low, high in ((0.25, 0.45), (0.6, 0.85)):
+        centre = (gaps[0] + 1 + radius + rng.uniform(-1, 1), rows[0] + rng.uniform(low, high) * (rows[-1] - rows[0]))
+        ImageDraw.Draw(mark).ellipse([4 * (centre[0] - radius), 4 * (centre[1] - radius), 4 * (centre[0] + radius),
+                                      4 * (centre[1] + radius)], fill=255)
+    dots = np.asarray(mark.resize((width, 32), Image.Resampling.BOX), np.float32) / 255.0
+    return render(np.concatenate([left, dots, right], axis=1), rng, min_height=16.0, stroke_change=stroke_change)
+
+
 def render_signed(digits: list[np.ndarray], place: int, rng: np.random.Generator, char: str = "-") -> bytes:
     """A number with a dash before digit `place`: a minus sign before the first digit (0) or a hyphen between two
     digits (1 .. len - 1, as in "555-1234"), the digits on both sides written as `strip_ink` writes a strip (10% of

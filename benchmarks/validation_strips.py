@@ -18,7 +18,8 @@ written one under the other, read in auto mode: the share read exactly, line by 
 (`decimals`). With --signs N, N photos of numbers with a minus sign before them or a hyphen between two digits, read
 in auto mode: the share read exactly (`signed`); with --plus N, the same with a plus sign. With --spaced N, N photos
 of 2-3 numbers written apart on one line, read in auto mode: the share read exactly, a space between the numbers
-(`spaced`).
+(`spaced`). With --colons N, N photos of numbers with a colon between two digits (a time), read in auto mode: the
+share read exactly (`colons`).
 Each run's accuracy on the validation split itself (its top class of every validation digit, read as the
 28x28 array it is) is reported too, as `validation_accuracy`.
 Every run reads the same strips, so each run after the first is also compared with the first strip by strip
@@ -32,7 +33,7 @@ choice can rest on every strip it has been judged on.
 Writes benchmarks/results/validation_strips.json (or --out).
 Usage: python benchmarks/validation_strips.py --run LABEL=RUN [--run LABEL=RUN ...] [--strips 300]
        [--singles 600] [--non-digits 0] [--auto 0] [--marked 0] [--lines 0] [--decimals 0] [--signs 0]
-       [--plus 0] [--spaced 0]
+       [--plus 0] [--spaced 0] [--colons 0]
        [--validation-split 0.05]
        [--seed-base 0]
        python benchmarks/validation_strips.py --pool RESULTS RESULTS [...] --out POOLED
@@ -54,7 +55,8 @@ from common import machine, save  # noqa: E402
 from stress import parse_runs  # noqa: E402
 
 SEEDS = {"touching": 900, "mixed": 901, "singles": 902, "non_digits": 903, "auto_numbers": 905, "marked": 906,
-         "lines": 907, "decimals": 908, "signs": 909, "spaced": 910, "plus": 911}
+         "lines": 907, "decimals": 908, "signs": 909, "spaced": 910, "plus": 911,
+         "colons": 912}
 AUTO_FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts")  # generated, seed 903
 
 
@@ -181,6 +183,25 @@ def signed(predictor, x_val, y_val, count: int, seed: int, char: str = "-") -> d
     return {f"{name}_exact": float(np.mean(exact)), f"{name}_marked": float(np.mean(found_dash))}
 
 
+def colons(predictor, x_val, y_val, count: int, seed: int) -> dict:
+    """`count` photos of numbers of 2-6 validation digits with a colon between two of them, as a time is written
+    (`real_images.render_colon`), read in auto mode: the share read exactly (the digits and the colon in its place),
+    and the share whose colon was read, in its place or not."""
+    from digits import reading
+
+    exact, found_colon = [], []
+    for index in range(count):
+        rng = np.random.default_rng([seed, index])
+        chosen = rng.choice(len(x_val), int(rng.integers(2, 7)), replace=False)
+        place = int(rng.integers(1, len(chosen)))
+        digits = [str(int(y_val[i])) for i in chosen]
+        truth = "".join(digits[:place]) + ":" + "".join(digits[place:])
+        found = reading.read(real_images.render_colon([x_val[i] for i in chosen], place, rng), "auto", predictor)
+        exact.append(found.text == truth)
+        found_colon.append(":" in found.text)
+    return {"colons_exact": float(np.mean(exact)), "colons_marked": float(np.mean(found_colon))}
+
+
 def spaced(predictor, x_val, y_val, count: int, seed: int) -> dict:
     """`count` photos of 2-3 numbers of 1-4 validation digits written apart on one line (`real_images.render_spaced`),
     read in auto mode: the share read exactly (the numbers parted by a space), and the share parted into as many
@@ -211,6 +232,8 @@ PHOTOS = {
              "sign before them or between two digits, read in auto mode: how many read exactly, sign and all"),
     "spaced": (spaced, ("spaced_exact", "spaced_parted"), "photos of 2-3 numbers written apart on one line, read in "
                "auto mode: how many read exactly, a space between them"),
+    "colons": (colons, ("colons_exact", "colons_marked"), "photos of numbers with a colon between two digits (a "
+               "time), read in auto mode: how many read exactly, colon and all"),
 }
 
 

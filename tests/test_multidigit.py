@@ -432,6 +432,46 @@ def test_a_plus_sign_is_read():
         assert not multidigit._cross(shape(line, width=14)), name
 
 
+def test_a_colon_between_digits_is_read():
+    """A colon, as a time is written ("12:30"), read as a piece that is not a digit ("12?30": its two dots, one above
+    the other, measured as one shape). Two dots of their own one above the other between two digits are read as the
+    digit after it's mark (":"). No colon for dots in a digit's columns (the dot of an "i"), for two dots side by
+    side, for one before the first digit or after the last, for dots touching each other (a stroke), for two dots
+    low on the line (the upper one below the digits' middle) or for dots in a 0's loop."""
+    from digits import runs
+    from digits.predictor import Predictor
+
+    predictor = Predictor(runs.shipped_model())
+    for text in ("12:30", "7:05", "10:45:30", "2:1"):
+        picture = printed(text)
+        assert [char for _, char in multidigit.marks(images.analyse(picture))[0]] == [":"] * text.count(":"), text
+        found = reading.read(picture, model=predictor)  # auto mode
+        assert (found.kind, found.number) == ("number", text), text
+        assert reading.read(picture, mode="number", model=predictor).number == text, text
+    for text in ("3.14", "-4", "1+2", "12,5"):
+        assert reading.read(printed(text), model=predictor).number == text, text  # the other marks as before
+
+    def dotted(text: str, dots: list[tuple[float, float]], size: float = 0.12, before: int = 0, after: int = 0):
+        page = Image.fromarray(np.uint8(np.pad(pen_digits(text, 130), ((0, 0), (before, after)),
+                                               constant_values=1) * 255))
+        for x, y in dots:  # in digit heights (100 px) from the first digit's box's top left corner
+            centre = (before + 20 + 100 * x, 30 + 100 * y)
+            ImageDraw.Draw(page).ellipse([centre[0] - 50 * size, centre[1] - 50 * size, centre[0] + 50 * size,
+                                          centre[1] + 50 * size], fill=0)
+        return np.asarray(page, np.float32) / 255
+
+    drawn = reading.read(dotted("2047", [(2.16, 0.35), (2.17, 0.75)]), mode="number", model=predictor)
+    assert drawn.number == "20:47" and drawn.digits[2].mark == ":"
+    not_colons = {"side by side": dotted("2047", [(2.06, 0.5), (2.26, 0.5)]),
+                  "before the first digit": dotted("47", [(-0.3, 0.35), (-0.3, 0.75)], before=60),
+                  "after the last digit": dotted("47", [(2.6, 0.35), (2.6, 0.75)], after=80),
+                  "touching": dotted("2047", [(2.16, 0.4), (2.16, 0.5), (2.16, 0.6)], size=0.14),
+                  "low on the line": dotted("2047", [(2.16, 0.75), (2.16, 1.0)]),
+                  "in a 0's loop": dotted("2047", [(1.6, 0.35), (1.6, 0.7)], size=0.1)}
+    for name, picture in not_colons.items():
+        assert ":" not in [char for _, char in multidigit.marks(images.analyse(picture))[0]], name
+
+
 def test_numbers_written_apart_on_one_line_are_parted_by_a_space():
     """Two numbers written apart on one line read as one ("3     7" read "37", "12      45" "1245"). A gap of a
     digit's height or more and twice the line's other gaps (of two digits alone: two digit heights) parts them with

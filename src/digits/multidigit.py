@@ -54,6 +54,9 @@ DASH_MIDDLE, DASH_NEAR = (0.2, 0.8), 1.0  # the rows of its middle as shares of 
 PLUS_SIZE, PLUS_ACROSS, PLUS_STRAY = (0.25, 0.8), 0.7, 0.15  # a plus sign (marks): its width and height in digit
 # heights, its bar and stem across this share of them, and at most this share of its ink off the two or in the
 # corners of its box (their outer quarters)
+COLON_UPPER, COLON_LOWER, COLON_APART = (0.0, 0.6), (0.4, 1.1), 0.2  # a colon (marks): the middles of its upper
+# and lower dots as shares of the digits' height from their tops, and how far apart they are at least (digit heights)
+COLON_PEN, COLON_PIXELS = 0.5, 2  # and how small its dots may be: pen widths and working pixels across
 LINE_GAP, LINE_SHARE = 0.25, 0.5  # lines of writing: a blank this many digit heights tall parts two bands; a band
 # this many digit heights tall is a line (see lines)
 MAX_JOIN = 10  # a digit joins at most this many pieces (a digit a line wide is cut into about 7 slices)
@@ -110,9 +113,10 @@ def lines(ink: Ink) -> list[Ink]:
 
 
 def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
-    """A line's decimal points and commas, and its ink without them: [(column in the picture, "." or ",")], left to
-    right. A mark is a component of its own between two digits: ink at least MARK_TALL digit heights tall (as
-    `lines` measures a digit) stands wholly left of it and wholly right of it, and no other ink shares its columns
+    """A line's decimal points and commas (and its signs, hyphens and colons, below), and its ink without them:
+    [(column in the picture, "." or "," ...)], left to right. A mark is a component of its own between two digits:
+    ink at least MARK_TALL digit heights tall (as `lines` measures a digit) stands wholly left of it and wholly right
+    of it, and no other ink shares its columns
     (a dash of a digit written with a pen that skips has another above or below it). It is at most MARK_SIZE digit
     heights wide and tall, no more than three times as wide as tall or as tall as wide, and sits on the line: its
     top below the digits' middle, its bottom within MARK_LOW digit heights of their baseline (the upper quartile of
@@ -130,7 +134,12 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
     is level with the stem's top, a 5's bar written apart right of its body stands above the body. A bar written
     over its digit has it below; two dashes one above the other (=) are none. A minus sign is the first ink of its
     line. A plus sign ("+") is a cross (`_cross`) PLUS_SIZE digit heights wide and tall, placed as a dash is, but for
-    the ink beside it, which need not reach above and below it (a cross is no bar broken off a digit)."""
+    the ink beside it, which need not reach above and below it (a cross is no bar broken off a digit).
+
+    A colon (":", a time: "12:30") is two dots one above the other between two digits, nothing else in their columns
+    (`_colon`): each a filled blob as a decimal point is, but as small as COLON_PEN pen widths and COLON_PIXELS working
+    pixels (a colon's dots are often finer than the pen's strokes; two dots stacked in a gap are no speck of noise).
+    Dots that touch each other are one blob and no colon."""
     if ink.labels is None:
         return [], ink
     areas = ink.areas
@@ -142,22 +151,30 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
     middle = float(np.median([(span[0] + span[1]) / 2 for span in tall]))
     tops = float(np.median([span[0] for span in tall]))
     pen = None  # the stroke width, measured once there is a candidate
-    found = []
+    found, used = [], set()
     for label, (top, bottom, left, right) in spans.items():
+        if label in used:
+            continue
         height, width = bottom - top, right - left
         sign = _sign(ink, spans, label, tall, digit, (tops, baseline))
         if sign:
             found.append(((left + right) // 2, sign, label))
             continue
-        if max(height, width) > MARK_COMMA * digit or top < middle or max(height, width) < MARK_PIXELS:
+        if max(height, width) > MARK_COMMA * digit or max(height, width) < COLON_PIXELS:
             continue
         if areas[label] < MARK_FILL * height * width:
             continue  # a dot is a filled blob; an arc broken off a loop is not
         pen = stroke_width(ink.labels > 0) if pen is None else pen
-        if max(height, width) < MARK_PEN * pen:
-            continue  # a speck narrower than the pen
-        if max(height, width) > 3 * min(height, width) or not _alone(spans, label):
-            continue  # nothing above or below it: not a piece of a digit written with a pen that skips
+        if max(height, width) < COLON_PEN * pen or max(height, width) > 3 * min(height, width):
+            continue  # a speck, or a stroke
+        lower = _colon(ink, spans, label, digit, (tops, baseline), pen, tall)
+        if lower:
+            found.append(((left + right) // 2, ":", label))
+            used |= {label, lower}
+            continue
+        if max(height, width) < max(MARK_PEN * pen, MARK_PIXELS) or top < middle or not _alone(spans, label):
+            continue  # a speck narrower than the pen; nothing above or below it: not a piece of a digit written
+            # with a pen that skips
         if not (any(span[3] <= left for span in tall) and any(span[2] >= right for span in tall)):
             continue
         below = bottom - baseline
@@ -167,7 +184,8 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
             found.append(((left + right) // 2, ".", label))
     if not found:
         return [], ink
-    rest = [label for label in range(1, areas.size) if areas[label] and label not in {mark[2] for mark in found}]
+    used |= {mark[2] for mark in found}
+    rest = [label for label in range(1, areas.size) if areas[label] and label not in used]
     return [(column * ink.factor, char) for column, char, _ in sorted(found)], _only(ink, rest)
 
 
@@ -197,6 +215,38 @@ def _sign(ink: Ink, spans: dict, label: int, tall: list, digit: float, rows: tup
     if char == "-" and any(span[0] >= top or span[1] <= bottom for span in beside):
         return ""  # the ink beside a dash must reach above and below it: not a 7's or a 5's bar broken off the digit
     return char if before or beside[0][2] - right <= DASH_NEAR * digit else ""
+
+
+def _colon(ink: Ink, spans: dict, label: int, digit: float, rows: tuple[float, float], pen: float, tall: list) -> int:
+    """The label of the lower dot of a colon whose upper dot is component `label` (a dot: see `marks`), else 0: a dot
+    below it in the same columns (sharing half the narrower one's), with a gap between them; nothing else in the
+    pair's columns; a digit wholly left and wholly right of it; the upper dot's middle COLON_UPPER and the lower
+    one's COLON_LOWER of the way down from the digits' tops (`rows`: their tops' and baseline's rows), the two at
+    least COLON_APART digit heights apart. `tall` the spans of the digits, `pen` the stroke width."""
+    top, bottom, left, right = spans[label]
+    size = max(bottom - top, right - left)
+    if size > MARK_SIZE * digit:
+        return 0
+    share = lambda first, last: ((first + last) / 2 - rows[0]) / max(rows[1] - rows[0], 1.0)  # noqa: E731
+    if not COLON_UPPER[0] <= share(top, bottom) <= COLON_UPPER[1]:
+        return 0
+    for other, (low_top, low_bottom, low_left, low_right) in spans.items():
+        height, width = low_bottom - low_top, low_right - low_left
+        if other == label or low_top < bottom or min(right, low_right) - max(left, low_left) < 0.5 * min(
+                right - left, width):
+            continue
+        if not (COLON_PIXELS <= max(height, width) <= MARK_SIZE * digit and max(height, width) >= COLON_PEN * pen
+                and max(height, width) <= 3 * min(height, width) and ink.areas[other] >= MARK_FILL * height * width):
+            continue  # not a dot
+        if not COLON_LOWER[0] <= share(low_top, low_bottom) <= COLON_LOWER[1] \
+                or (low_top + low_bottom - top - bottom) / 2 < COLON_APART * digit:
+            continue
+        first, last = min(left, low_left), max(right, low_right)
+        if any(key not in (label, other) and span[2] < last and first < span[3] for key, span in spans.items()):
+            return 0  # other ink in its columns: pieces of a digit
+        if any(span[3] <= first for span in tall) and any(span[2] >= last for span in tall):
+            return other
+    return 0
 
 
 def _alone(spans: dict, label: int) -> bool:

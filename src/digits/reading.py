@@ -78,7 +78,7 @@ class Digit:
     class_names: list[str] = field(repr=False, default_factory=list)
     not_a_digit: bool = False  # its confidence is below the model's not-a-digit threshold
     line: int = 0  # the line of writing it stands in, 0 the top one (a picture of several lines)
-    mark: str = ""  # what stands just before it in a number: a decimal point or comma, a dash or plus sign, a space
+    mark: str = ""  # what stands just before it in a number: a point, comma or colon, a dash or plus sign, a space
 
     @property
     def text(self) -> str:
@@ -395,8 +395,8 @@ def _cut_line(ink: images.Ink, reader: _Model, threshold: float | None) -> tuple
 
 
 def _marked(digits: list[Digit], points: list[tuple[int, str]]) -> list[Digit]:
-    """The digits with each decimal point, comma, dash or plus sign (column, character) on the digit after it, where
-    digits stand on both sides of it (a dash or plus also before the first digit: a sign)."""
+    """The digits with each decimal point, comma, colon, dash or plus sign (column, character) on the digit after it,
+    where digits stand on both sides of it (a dash or plus also before the first digit: a sign)."""
     centres = [None if digit.box is None else (digit.box[1] + digit.box[3]) / 2 for digit in digits]
     for column, char in points:
         after = next((index for index, centre in enumerate(centres) if centre is not None and centre > column), None)

@@ -46,9 +46,9 @@ class DigitRead(BaseModel):
     uncertain: bool = Field(description="a digit whose confidence is below DIGITS_UNCERTAIN_BELOW")
     box: list[int] | None = Field(None, description="pictures: top, left, bottom, right of the digit's ink")
     line: int = Field(0, description="pictures: the line of writing it stands in, 0 the top one")
-    mark: str = Field("", description="pictures, in a number: a decimal point, comma, minus sign, hyphen or plus "
-                                      "sign written just before it ('.', ',', '-', '+'), a space after a gap of a "
-                                      "digit's height, else ''")
+    mark: str = Field("", description="pictures, in a number: a decimal point, comma, colon, minus sign, hyphen or "
+                                      "plus sign written just before it ('.', ',', ':', '-', '+'), a space after a gap "
+                                      "of a digit's height, else ''")
     probabilities: list[float] = Field(description="one probability per class")
     top3: list[TopClass]
     input: list[list[int]] | None = Field(None, description="with include_input: the 28x28 the model saw, 0..255")
