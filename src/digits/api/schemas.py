@@ -64,7 +64,8 @@ class Reading(BaseModel):
     label: str | None = Field(description="kind digit: the class name")
     number: str | None = Field(description="kind number: the digits left to right, '?' for a piece that is not a "
                                            "digit, a line break between lines of writing (top to bottom), a decimal "
-                                           "point or comma where one is written between digits, a minus or plus "
+                                           "point, comma or colon where one is written between digits ('12:30'), a "
+                                           "minus or plus "
                                            "sign before the first digit or a hyphen or plus between two ('-42', "
                                            "'+44', '555-1234'), a space between numbers written apart on one line "
                                            "('3 7')")
