@@ -83,6 +83,32 @@ def pen_on_paper(pen: np.ndarray, rng: np.random.Generator, printed=None) -> np.
     return sheet * (1 - pen[..., None]) + np.clip(ink_colour, 0, 1) * pen[..., None]
 
 
+def pen_on_squared_paper(pen: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """A `render` surface: `pen_on_paper` on squared paper (a school exercise book's): printed lines across and down
+    every 14-24 MNIST pixels (0.7-1.2 digit heights: 5 mm squares under digits 4-7 mm tall), 0.4-0.8 MNIST pixels wide
+    (at least a photo pixel), blue (taking red and green) or grey, taking 10-30% of the paper's light, placed at
+    random -> (H, W, 3) 0..1."""
+    spacing, width = rng.uniform(14, 24) * scale, max(rng.uniform(0.4, 0.8) * scale, 1.0)
+    contrast = rng.uniform(0.1, 0.3)
+    colour = np.array([1.3, 1.0, 0.4]) if rng.random() < 0.5 else np.ones(3)
+    lines = []
+    for size in pen.shape:
+        place = np.arange(size) - rng.uniform(0, spacing)
+        distance = np.abs((place + spacing / 2) % spacing - spacing / 2)  # to the nearest line's middle
+        lines.append(np.clip(width / 2 + 0.5 - distance, 0, 1))
+    grid = np.maximum(lines[0][:, None], lines[1][None, :])
+    shade = 1 - np.clip(contrast * grid[..., None] * colour, 0, 1)
+    return pen_on_paper(pen, rng, printed=lambda paper: paper * shade)
+
+
+def render_squared(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
+    """A number of MNIST digits written as `strip_ink` writes a strip (10% of neighbours touching) on squared paper
+    (`pen_on_squared_paper`) -> an encoded photo (digits >= 16 px tall)."""
+    stroke_change = rng.uniform(*STROKE_CHANGE)
+    ink = strip_ink([as_ink(digit) for digit in digits], rng, stroke_change) if len(digits) > 1 else as_ink(digits[0])
+    return render(ink, rng, min_height=16.0, stroke_change=stroke_change, surface=pen_on_squared_paper)
+
+
 def render(ink: np.ndarray, rng: np.random.Generator, min_height: float = 0.0,
            stroke_change: float | None = None, *, blur: float | None = None, surface=None,
            low_resolution: tuple[float, int] | None = None, placement: dict | None = None,

@@ -19,7 +19,8 @@ written one under the other, read in auto mode: the share read exactly, line by 
 in auto mode: the share read exactly (`signed`); with --plus N, the same with a plus sign. With --spaced N, N photos
 of 2-3 numbers written apart on one line, read in auto mode: the share read exactly, a space between the numbers
 (`spaced`). With --colons N, N photos of numbers with a colon between two digits (a time), read in auto mode: the
-share read exactly (`colons`).
+share read exactly (`colons`). With --squared N, N photos of numbers of 1-4 digits on squared paper, read in auto
+mode: the share read exactly (`squared`).
 Each run's accuracy on the validation split itself (its top class of every validation digit, read as the
 28x28 array it is) is reported too, as `validation_accuracy`.
 Every run reads the same strips, so each run after the first is also compared with the first strip by strip
@@ -33,7 +34,7 @@ choice can rest on every strip it has been judged on.
 Writes benchmarks/results/validation_strips.json (or --out).
 Usage: python benchmarks/validation_strips.py --run LABEL=RUN [--run LABEL=RUN ...] [--strips 300]
        [--singles 600] [--non-digits 0] [--auto 0] [--marked 0] [--lines 0] [--decimals 0] [--signs 0]
-       [--plus 0] [--spaced 0] [--colons 0]
+       [--plus 0] [--spaced 0] [--colons 0] [--squared 0]
        [--validation-split 0.05]
        [--seed-base 0]
        python benchmarks/validation_strips.py --pool RESULTS RESULTS [...] --out POOLED
@@ -56,7 +57,7 @@ from stress import parse_runs  # noqa: E402
 
 SEEDS = {"touching": 900, "mixed": 901, "singles": 902, "non_digits": 903, "auto_numbers": 905, "marked": 906,
          "lines": 907, "decimals": 908, "signs": 909, "spaced": 910, "plus": 911,
-         "colons": 912}
+         "colons": 912, "squared": 913}
 AUTO_FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts")  # generated, seed 903
 
 
@@ -202,6 +203,22 @@ def colons(predictor, x_val, y_val, count: int, seed: int) -> dict:
     return {"colons_exact": float(np.mean(exact)), "colons_marked": float(np.mean(found_colon))}
 
 
+def squared(predictor, x_val, y_val, count: int, seed: int) -> dict:
+    """`count` photos of numbers of 1-4 validation digits on squared paper (`real_images.render_squared`), read in
+    auto mode: the share read exactly, and the share read as as many digits as written."""
+    from digits import reading
+
+    exact, counted = [], []
+    for index in range(count):
+        rng = np.random.default_rng([seed, index])
+        chosen = rng.choice(len(x_val), int(rng.integers(1, 5)), replace=False)
+        truth = "".join(str(int(y_val[i])) for i in chosen)
+        found = reading.read(real_images.render_squared([x_val[i] for i in chosen], rng), "auto", predictor)
+        exact.append(found.text == truth)
+        counted.append(len(found.digits) == len(truth))
+    return {"squared_exact": float(np.mean(exact)), "squared_counted": float(np.mean(counted))}
+
+
 def spaced(predictor, x_val, y_val, count: int, seed: int) -> dict:
     """`count` photos of 2-3 numbers of 1-4 validation digits written apart on one line (`real_images.render_spaced`),
     read in auto mode: the share read exactly (the numbers parted by a space), and the share parted into as many
@@ -234,6 +251,8 @@ PHOTOS = {
                "auto mode: how many read exactly, a space between them"),
     "colons": (colons, ("colons_exact", "colons_marked"), "photos of numbers with a colon between two digits (a "
                "time), read in auto mode: how many read exactly, colon and all"),
+    "squared": (squared, ("squared_exact", "squared_counted"), "photos of numbers of 1-4 digits on squared paper, "
+                "read in auto mode: how many read exactly"),
 }
 
 
