@@ -493,43 +493,6 @@ def test_erase_rules_keeps_strokes_that_cross_a_line_and_bars_as_thick_as_stroke
 
 
 
-def squared(page: np.ndarray, spacing: int = 36, width: int = 2, darkness: float = 0.45) -> np.ndarray:
-    """A gray page with squared paper's lines (across and down) drawn on it, under the ink."""
-    lines = np.zeros(page.shape, bool)
-    for start in range(spacing // 3, max(page.shape), spacing):
-        lines[start:start + width] = True
-        lines[:, start:start + width] = True
-    return np.minimum(page, np.where(lines, page.max() - darkness, 1.0)).astype(np.float32)
-
-
-def test_squared_paper_lines_are_taken_out_down_the_page_too(mnist):
-    """Squared paper's lines down the page crossed a digit and made it another shape: a pen "0" with a faint line
-    through it was refused as not a digit ("2047" read "2?47"). They are taken out as lines across are, with the
-    same care: a bar crossing one stays whole, and a stem as thick and dark as the other strokes is a digit's."""
-    for index in range(6):
-        plain = picture(mnist[0][index], size=(200, 160), digit_height=120)
-        lined = images.prepare(squared(plain))
-        assert lined.ink_found
-        assert np.abs(lined.image - images.prepare(plain).image).mean() < 0.03, index
-    page = np.zeros((80, 60), np.float32)
-    page[30:36, 5:55] = 1.0  # a bar 6 px thick
-    page[:, 30] = 0.6  # a line 1 px thick right down
-    erased = images.erase_rules(page)
-    assert (erased[:25, 30] == 0).all() and (erased[40:, 30] == 0).all()  # the line is gone ...
-    assert (erased[30:36, 5:55] == 1.0).all()  # ... the bar is whole, where it crosses the line too
-    ones = np.zeros((60, 80), np.float32)
-    ones[:, 20:26] = 1.0  # two 1s cropped tight: stems right down, as thick as the pen
-    ones[:, 50:56] = 1.0
-    assert np.array_equal(images.erase_rules(ones), ones)
-    from test_multidigit import pen_digits
-
-    from digits import reading, runs
-    from digits.predictor import Predictor
-
-    written = squared(pen_digits("2047", 90), spacing=70, width=2, darkness=0.3)  # "2?47" before
-    assert reading.read(written, mode="number", model=Predictor(runs.shipped_model())).number == "2047"
-
-
 def boxed(page: np.ndarray, box: tuple[int, int, int, int], width: int = 3, level: float = 0.1,
           walls: tuple[int, ...] = ()) -> np.ndarray:
     """A gray page with a printed box (top, left, bottom, right) drawn on it, and inner walls at these columns."""

@@ -12,7 +12,7 @@ or scan is made to match:
         A file of several pages (a multi-page TIFF, an animation) is refused: `load_pages` reads each.
     prepare(gray) -> Prepared: a blocky enlargement of a small picture redrawn smoothly from its
         own pixels (`smooth_blocks`), polarity found (dark-on-light is inverted), lighting removed
-        (a robust quadratic surface), ruled and squared paper's lines taken out (`erase_rules`), and printed
+        (a robust quadratic surface), notebook lines taken out (`erase_rules`), and printed
         form lines: boxes, rows of boxes, a line under the ink (`erase_form_lines`), ink kept with
         its grey edges, specks dropped, stroke
         width brought into MNIST's range, then MNIST's crop / 20x20 / centre-of-mass recipe. With a
@@ -635,13 +635,6 @@ def _scaled(source: np.ndarray, scale: float) -> np.ndarray:
 
 
 def erase_rules(intensity: np.ndarray) -> np.ndarray:
-    """Ink intensity (ground 0) with the lines of ruled or squared paper taken out: `_erase_rows` on the rows (a
-    notebook's ruled lines), then on the columns (squared paper's lines down the page, which crossed a digit's ink
-    and made it read as something else: a "0" with a faint line through it was refused as not a digit)."""
-    return _erase_rows(_erase_rows(intensity).T).T
-
-
-def _erase_rows(intensity: np.ndarray) -> np.ndarray:
     """Ink intensity (ground 0) with ruled lines taken out: bands of rows where faint ink runs across at least
     RULE_ACROSS of the picture's width (a row either side is allowed for a slight tilt) and which are at most
     RULE_THIN times as thick as the strokes of the other ink, with rows beside them far emptier (RULE_BESIDE;
