@@ -209,6 +209,25 @@ def test_numbers_written_one_under_the_other_read_line_by_line(client, mnist):
     assert raw["predictions"][0]["number"] == truth
 
 
+def test_a_number_s_marks_reach_the_json(client, predictor, mnist):
+    """A minus sign before a number and a colon between two of its digits (a drawn "-20:71") come back in the number's
+    text and as the digits' marks, as digits.read reads them, in both modes."""
+    from digits import reading
+
+    x, _ = mnist
+    strip = digit_strip([x[1], x[3], x[0], x[2]], gap=16)  # 2, 0, 7, 1
+    picture = np.zeros((strip.shape[0], strip.shape[1] + 20), np.uint8)
+    picture[:, 20:] = strip
+    picture[25:28, 12:28] = 255  # a minus sign at the digits' middle height, just before the first
+    picture[21:24, 110:113] = picture[30:33, 110:113] = 255  # a colon between the 0 and the 7
+    for mode in ("auto", "number"):
+        result = client.post(f"/predict?mode={mode}", files={"file": ("time.png", png(picture), "image/png")})
+        assert result.status_code == 200, result.text
+        found = result.json()["predictions"][0]
+        assert found["number"] == reading.read(picture, mode=mode, model=predictor).number == "-20:71"
+        assert [digit["mark"] for digit in found["digits"]] == ["-", "", ":", ""]
+
+
 def test_number_mode_reads_several_digits(client, predictor, mnist):
     x, y = mnist
     picture = png(digit_strip([x[1], x[3], x[0]]))  # 2, 0, 7
