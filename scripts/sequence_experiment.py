@@ -4,6 +4,7 @@ with MNIST training digits, here against the lattice of `multidigit` on the same
 
     python scripts/sequence_experiment.py data --count 60000 --seed 1 --out build/seq/train.npz
     python scripts/sequence_experiment.py train --data build/seq/train.npz --epochs 6 --out build/seq/run
+        [--size large]   (a wider model: SIZES; a run resumes at its own size)
     python scripts/sequence_experiment.py eval --model build/seq/run --strips 1000 --lattice --out build/seq/eval.json
     python scripts/sequence_experiment.py combine --results build/seq/eval.json
     python scripts/sequence_experiment.py export --model build/seq/run --out build/seq/sequence.onnx
@@ -131,23 +132,38 @@ def make_data(args):
     print(f"{args.count} numbers -> {args.out}")
 
 
-def build_model():
+# the sequence model's sizes: (Conv2D filters per block, Conv1D widths, Conv1D dilations). "small" is the model
+# shipped since 2026-12-05; "large" has 1.5 times the filters and four dilated Conv1D layers twice as wide (each step
+# sees 33 steps, six or seven digits' width, instead of 9, under two), for the question stop 53 left: does more
+# capacity, not more data (stop 51's sequence2), read touching strips better?
+SIZES = {"small": ((16, 32, 64, 128), (128, 128), (1, 1)),
+         "large": ((24, 48, 96, 192), (256, 256, 256, 256), (1, 2, 4, 1))}
+
+
+def build_model(size: str = "small"):
     import keras
     from keras import layers
 
+    filters, widths, dilations = SIZES[size]
     inputs = keras.Input((HEIGHT, WIDTH, 1))
     x = inputs
-    for filters, pool in ((16, (2, 2)), (32, (2, 2)), (64, (2, 1)), (128, (4, 1))):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+    for count, pool in zip(filters, ((2, 2), (2, 2), (2, 1), (4, 1))):
+        x = layers.Conv2D(count, 3, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization()(x)
         x = layers.ReLU()(x)
         x = layers.MaxPooling2D(pool)(x)
-    x = layers.Reshape((WIDTH // 4, 128))(x)  # (columns, features): 48 steps
-    for _ in range(2):
-        x = layers.Conv1D(128, 5, padding="same", activation="relu")(x)
+    x = layers.Reshape((WIDTH // 4, filters[-1]))(x)  # (columns, features): 48 steps
+    for width, dilation in zip(widths, dilations):
+        x = layers.Conv1D(width, 5, padding="same", dilation_rate=dilation, activation="relu")(x)
         x = layers.Dropout(0.2)(x)
     outputs = layers.Dense(BLANK + 1)(x)  # logits per step
     return keras.Model(inputs, outputs)
+
+
+def run_size(run: Path) -> str:
+    """The size a run was trained at (its size.json; "small" for runs from before sizes)."""
+    found = Path(run) / "size.json"
+    return json.loads(found.read_text())["size"] if found.exists() else "small"
 
 
 def encode(texts):
@@ -167,7 +183,12 @@ def train(args):
     targets, lengths = encode(texts)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = build_model()
+    size = getattr(args, "size", "small")
+    if (out / "state.json").exists() and run_size(out) != size:
+        sys.exit(f"sequence_experiment: error: {out} was trained at --size {run_size(out)}, not {size}; "
+                 f"resume it with --size {run_size(out)} or train into another --out")
+    files.write_json(out / "size.json", {"size": size})
+    model = build_model(size)
     steps = WIDTH // 4
 
     def ctc(y_true, y_pred):
@@ -225,7 +246,7 @@ def evaluate(args):
     if (Path(args.model) / "model.keras").exists():
         model = keras.models.load_model(Path(args.model) / "model.keras", compile=False)
     else:  # a run still training: its last epoch's weights
-        model = build_model()
+        model = build_model(run_size(args.model))
         model.load_weights(Path(args.model) / "checkpoint.weights.h5")
     _, _, x_val, y_val = training_digits()
     baseline = json.loads((ROOT / "benchmarks/results/validation_strips_reader-v6.json").read_text())
@@ -330,6 +351,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--size", choices=sorted(SIZES), default="small", help="train: the model's size (SIZES)")
     parser.add_argument("--model")
     parser.add_argument("--strips", type=int, default=1000)
     parser.add_argument("--lattice", action="store_true", help="eval: also keep each strip's reading by the "

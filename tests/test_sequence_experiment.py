@@ -97,3 +97,26 @@ def test_training_resumes_with_the_optimizer_state(tmp_path):
     assert not skipped  # Adam's moments were loaded, not dropped
     assert json.loads((out / "state.json").read_text())["epoch"] == 2
     assert (out / "model.keras").exists()
+
+
+def test_a_large_model_builds_and_a_run_resumes_only_at_its_own_size(tmp_path):
+    """--size large: a wider model with the same input and output; a run keeps its size (size.json), and resuming it
+    at another size is one line naming both, its checkpoint left as it was."""
+    import argparse
+    import json
+
+    small, large = se.build_model("small"), se.build_model("large")
+    assert small.output_shape == large.output_shape == (None, se.WIDTH // 4, se.BLANK + 1)
+    assert large.count_params() > 4 * small.count_params()
+    rng = np.random.default_rng(0)
+    data_file = tmp_path / "train.npz"
+    np.savez(data_file, pictures=rng.integers(0, 255, (4, se.HEIGHT, se.WIDTH), dtype=np.uint8),
+             texts=np.array(["1", "23", "456", "7"]))
+    out = tmp_path / "run"
+    se.train(argparse.Namespace(data=str(data_file), out=str(out), epochs=1, batch=4, lr=1e-3, size="large"))
+    assert json.loads((out / "size.json").read_text()) == {"size": "large"} and se.run_size(out) == "large"
+    weights = (out / "checkpoint.weights.h5").read_bytes()
+    with pytest.raises(SystemExit, match="trained at --size large, not small"):
+        se.train(argparse.Namespace(data=str(data_file), out=str(out), epochs=2, batch=4, lr=1e-3, size="small"))
+    assert (out / "checkpoint.weights.h5").read_bytes() == weights
+    assert se.run_size(tmp_path) == "small"  # a run from before sizes
