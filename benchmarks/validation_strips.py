@@ -124,117 +124,105 @@ def marked(predictor, x_val, y_val, count: int, seed: int) -> dict:
             "marked_by_family": {family: float(np.mean(found)) for family, found in flagged.items() if found}}
 
 
-def written_lines(predictor, x_val, y_val, count: int, seed: int) -> dict:
-    """`count` photos of 2-3 numbers of 1-4 validation digits written one under the other (`real_images.render_lines`),
-    read in auto mode as `digits predict` reads a file: the share read exactly (each line's digits, a line break
-    between lines), and the share read with the right lines (as many as written)."""
+def _read_photos(predictor, count: int, seed: int, mode: str, draw) -> tuple[float, float]:
+    """`count` photos, each drawn by `draw(index, rng)` -> (true text, encoded photo, check(Reading) -> bool) with
+    rng seeded [seed, index], read in `mode` as `digits predict` reads a file: (the share read exactly, the share
+    that passes its check)."""
     from digits import reading
 
-    exact, counted = [], []
+    exact, checked = [], []
     for index in range(count):
-        rng = np.random.default_rng([seed, index])
+        truth, photo, check = draw(index, np.random.default_rng([seed, index]))
+        found = reading.read(photo, mode, predictor)
+        exact.append(found.text == truth)
+        checked.append(check(found))
+    return float(np.mean(exact)), float(np.mean(checked))
+
+
+def written_lines(predictor, x_val, y_val, count: int, seed: int) -> dict:
+    """`count` photos of 2-3 numbers of 1-4 validation digits written one under the other (`real_images.render_lines`),
+    read in auto mode: the share read exactly (each line's digits, a line break between lines), and the share read
+    with the right lines (as many as written)."""
+    def draw(index, rng):
         lines = [rng.choice(len(x_val), int(rng.integers(1, 5)), replace=False) for _ in range(rng.integers(2, 4))]
         truth = "\n".join("".join(str(int(y_val[i])) for i in line) for line in lines)
-        found = reading.read(real_images.render_lines([[x_val[i] for i in line] for line in lines], rng), "auto",
-                             predictor)
-        exact.append(found.text == truth)
-        counted.append(found.text.count("\n") == truth.count("\n"))
-    return {"lines_exact": float(np.mean(exact)), "lines_counted": float(np.mean(counted))}
+        photo = real_images.render_lines([[x_val[i] for i in line] for line in lines], rng)
+        return truth, photo, lambda found: found.text.count("\n") == truth.count("\n")
+
+    exact, counted = _read_photos(predictor, count, seed, "auto", draw)
+    return {"lines_exact": exact, "lines_counted": counted}
+
+
+def _with_mark(predictor, x_val, y_val, count: int, seed: int, mode: str, render, char_of, sign: bool = False):
+    """`count` photos of numbers of 2-6 validation digits with a mark (`char_of(index)`) between two of them, each
+    drawn by `render(digits, place, rng, char)` and read in `mode` (`_read_photos`): the share read exactly (the
+    digits and the mark in its place), and the share whose mark was read, in its place or not. With `sign`, every
+    other number (of 1-6 digits) has it before its first digit instead."""
+    def draw(index, rng):
+        before = sign and index % 2 == 0
+        chosen = rng.choice(len(x_val), int(rng.integers(1 if before else 2, 7)), replace=False)
+        place, char = 0 if before else int(rng.integers(1, len(chosen))), char_of(index)
+        digits = [str(int(y_val[i])) for i in chosen]
+        truth = "".join(digits[:place]) + char + "".join(digits[place:])
+        return truth, render([x_val[i] for i in chosen], place, rng, char), lambda found: char in found.text
+
+    return _read_photos(predictor, count, seed, mode, draw)
 
 
 def decimals(predictor, x_val, y_val, count: int, seed: int) -> dict:
     """`count` photos of numbers of 2-6 validation digits with a decimal point (a comma in every third) between two
-    of them (`real_images.render_decimal`), read in number mode: the share read exactly (the digits and the mark in
-    its place), and the share whose mark was read, in its place or not."""
-    from digits import reading
-
-    exact, found_mark = [], []
-    for index in range(count):
-        rng = np.random.default_rng([seed, index])
-        chosen = rng.choice(len(x_val), int(rng.integers(2, 7)), replace=False)
-        place, char = int(rng.integers(1, len(chosen))), "," if index % 3 == 2 else "."
-        digits = [str(int(y_val[i])) for i in chosen]
-        truth = "".join(digits[:place]) + char + "".join(digits[place:])
-        found = reading.read(real_images.render_decimal([x_val[i] for i in chosen], place, rng, char == ","),
-                             "number", predictor)
-        exact.append(found.text == truth)
-        found_mark.append(char in found.text)
-    return {"decimals_exact": float(np.mean(exact)), "decimals_marked": float(np.mean(found_mark))}
+    of them (`real_images.render_decimal`), read in number mode (`_with_mark`)."""
+    exact, marked = _with_mark(predictor, x_val, y_val, count, seed, "number",
+                               lambda digits, place, rng, char: real_images.render_decimal(digits, place, rng,
+                                                                                           char == ","),
+                               lambda index: "," if index % 3 == 2 else ".")
+    return {"decimals_exact": exact, "decimals_marked": marked}
 
 
 def signed(predictor, x_val, y_val, count: int, seed: int, char: str = "-") -> dict:
     """`count` photos of numbers of 1-6 validation digits with a dash (`real_images.render_signed`): a minus sign
     before every other one, a hyphen between two digits in the rest (numbers of 2 digits or more), read in auto mode
-    as `digits predict` reads a file: the share read exactly (the digits and the dash in its place), and the share
-    whose dash was read, in its place or not. With `char` "+", a plus sign in its place (keys plus_*)."""
-    from digits import reading
-
-    exact, found_dash = [], []
-    for index in range(count):
-        rng = np.random.default_rng([seed, index])
-        chosen = rng.choice(len(x_val), int(rng.integers(1 if index % 2 == 0 else 2, 7)), replace=False)
-        place = 0 if index % 2 == 0 else int(rng.integers(1, len(chosen)))
-        digits = [str(int(y_val[i])) for i in chosen]
-        truth = "".join(digits[:place]) + char + "".join(digits[place:])
-        found = reading.read(real_images.render_signed([x_val[i] for i in chosen], place, rng, char), "auto",
-                             predictor)
-        exact.append(found.text == truth)
-        found_dash.append(char in found.text)
+    (`_with_mark`). With `char` "+", a plus sign in its place (keys plus_*)."""
+    exact, marked = _with_mark(predictor, x_val, y_val, count, seed, "auto", real_images.render_signed,
+                               lambda index: char, sign=True)
     name = "signs" if char == "-" else "plus"
-    return {f"{name}_exact": float(np.mean(exact)), f"{name}_marked": float(np.mean(found_dash))}
+    return {f"{name}_exact": exact, f"{name}_marked": marked}
 
 
 def colons(predictor, x_val, y_val, count: int, seed: int) -> dict:
     """`count` photos of numbers of 2-6 validation digits with a colon between two of them, as a time is written
-    (`real_images.render_colon`), read in auto mode: the share read exactly (the digits and the colon in its place),
-    and the share whose colon was read, in its place or not."""
-    from digits import reading
-
-    exact, found_colon = [], []
-    for index in range(count):
-        rng = np.random.default_rng([seed, index])
-        chosen = rng.choice(len(x_val), int(rng.integers(2, 7)), replace=False)
-        place = int(rng.integers(1, len(chosen)))
-        digits = [str(int(y_val[i])) for i in chosen]
-        truth = "".join(digits[:place]) + ":" + "".join(digits[place:])
-        found = reading.read(real_images.render_colon([x_val[i] for i in chosen], place, rng), "auto", predictor)
-        exact.append(found.text == truth)
-        found_colon.append(":" in found.text)
-    return {"colons_exact": float(np.mean(exact)), "colons_marked": float(np.mean(found_colon))}
+    (`real_images.render_colon`), read in auto mode (`_with_mark`)."""
+    exact, marked = _with_mark(predictor, x_val, y_val, count, seed, "auto",
+                               lambda digits, place, rng, char: real_images.render_colon(digits, place, rng),
+                               lambda index: ":")
+    return {"colons_exact": exact, "colons_marked": marked}
 
 
 def squared(predictor, x_val, y_val, count: int, seed: int) -> dict:
     """`count` photos of numbers of 1-4 validation digits on squared paper (`real_images.render_squared`), read in
     auto mode: the share read exactly, and the share read as as many digits as written."""
-    from digits import reading
-
-    exact, counted = [], []
-    for index in range(count):
-        rng = np.random.default_rng([seed, index])
+    def draw(index, rng):
         chosen = rng.choice(len(x_val), int(rng.integers(1, 5)), replace=False)
         truth = "".join(str(int(y_val[i])) for i in chosen)
-        found = reading.read(real_images.render_squared([x_val[i] for i in chosen], rng), "auto", predictor)
-        exact.append(found.text == truth)
-        counted.append(len(found.digits) == len(truth))
-    return {"squared_exact": float(np.mean(exact)), "squared_counted": float(np.mean(counted))}
+        photo = real_images.render_squared([x_val[i] for i in chosen], rng)
+        return truth, photo, lambda found: len(found.digits) == len(truth)
+
+    exact, counted = _read_photos(predictor, count, seed, "auto", draw)
+    return {"squared_exact": exact, "squared_counted": counted}
 
 
 def spaced(predictor, x_val, y_val, count: int, seed: int) -> dict:
     """`count` photos of 2-3 numbers of 1-4 validation digits written apart on one line (`real_images.render_spaced`),
     read in auto mode: the share read exactly (the numbers parted by a space), and the share parted into as many
     numbers as written."""
-    from digits import reading
-
-    exact, parted = [], []
-    for index in range(count):
-        rng = np.random.default_rng([seed, index])
+    def draw(index, rng):
         numbers = [rng.choice(len(x_val), int(rng.integers(1, 5)), replace=False) for _ in range(rng.integers(2, 4))]
         truth = " ".join("".join(str(int(y_val[i])) for i in number) for number in numbers)
-        found = reading.read(real_images.render_spaced([[x_val[i] for i in number] for number in numbers], rng),
-                             "auto", predictor)
-        exact.append(found.text == truth)
-        parted.append(len(found.text.split(" ")) == len(numbers))
-    return {"spaced_exact": float(np.mean(exact)), "spaced_parted": float(np.mean(parted))}
+        photo = real_images.render_spaced([[x_val[i] for i in number] for number in numbers], rng)
+        return truth, photo, lambda found: len(found.text.split(" ")) == len(numbers)
+
+    exact, parted = _read_photos(predictor, count, seed, "auto", draw)
+    return {"spaced_exact": exact, "spaced_parted": parted}
 
 
 # the photos of numbers each option reads: --NAME N -> (measure(predictor, x_val, y_val, N, seed), its keys, its help)
