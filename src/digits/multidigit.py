@@ -23,6 +23,7 @@ Pictures with nothing as tall as a digit (a rule, specks, a dot grid) hold no nu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Callable
 
@@ -150,7 +151,7 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
     baseline = float(np.percentile([span[1] for span in tall], 75))  # most digits reach it; a dash of one may not
     middle = float(np.median([(span[0] + span[1]) / 2 for span in tall]))
     tops = float(np.median([span[0] for span in tall]))
-    pen = None  # the stroke width, measured once there is a candidate
+    pen = functools.cache(lambda: stroke_width(ink.labels > 0))  # the stroke width, measured once a candidate needs it
     found, used = [], set()
     for label, (top, bottom, left, right) in spans.items():
         if label in used:
@@ -160,19 +161,14 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
         if sign:
             found.append(((left + right) // 2, sign, label))
             continue
-        if max(height, width) > MARK_COMMA * digit or max(height, width) < COLON_PIXELS:
+        if max(height, width) > MARK_COMMA * digit or not _dot(areas[label], height, width, pen):
             continue
-        if areas[label] < MARK_FILL * height * width:
-            continue  # a dot is a filled blob; an arc broken off a loop is not
-        pen = stroke_width(ink.labels > 0) if pen is None else pen
-        if max(height, width) < COLON_PEN * pen or max(height, width) > 3 * min(height, width):
-            continue  # a speck, or a stroke
         lower = _colon(ink, spans, label, digit, (tops, baseline), pen, tall)
         if lower:
             found.append(((left + right) // 2, ":", label))
             used |= {label, lower}
             continue
-        if max(height, width) < max(MARK_PEN * pen, MARK_PIXELS) or top < middle or not _alone(spans, label):
+        if max(height, width) < max(MARK_PEN * pen(), MARK_PIXELS) or top < middle or not _alone(spans, label):
             continue  # a speck narrower than the pen; nothing above or below it: not a piece of a digit written
             # with a pen that skips
         if not (any(span[3] <= left for span in tall) and any(span[2] >= right for span in tall)):
@@ -217,12 +213,22 @@ def _sign(ink: Ink, spans: dict, label: int, tall: list, digit: float, rows: tup
     return char if before or beside[0][2] - right <= DASH_NEAR * digit else ""
 
 
-def _colon(ink: Ink, spans: dict, label: int, digit: float, rows: tuple[float, float], pen: float, tall: list) -> int:
+def _dot(area: int, height: int, width: int, pen: Callable[[], float]) -> bool:
+    """Whether a component `height` x `width` holding `area` pixels may be a dot (of a decimal point or a colon): a
+    filled blob (MARK_FILL of its box: an arc broken off a loop is not), at most three times as long as wide (not a
+    stroke), at least COLON_PIXELS working pixels and COLON_PEN pen widths (`pen()`, measured only if needed) across."""
+    size = max(height, width)
+    return (size >= COLON_PIXELS and area >= MARK_FILL * height * width and size <= 3 * min(height, width)
+            and size >= COLON_PEN * pen())
+
+
+def _colon(ink: Ink, spans: dict, label: int, digit: float, rows: tuple[float, float], pen: Callable[[], float],
+           tall: list) -> int:
     """The label of the lower dot of a colon whose upper dot is component `label` (a dot: see `marks`), else 0: a dot
     below it in the same columns (sharing half the narrower one's), with a gap between them; nothing else in the
     pair's columns; a digit wholly left and wholly right of it; the upper dot's middle COLON_UPPER and the lower
     one's COLON_LOWER of the way down from the digits' tops (`rows`: their tops' and baseline's rows), the two at
-    least COLON_APART digit heights apart. `tall` the spans of the digits, `pen` the stroke width."""
+    least COLON_APART digit heights apart. `tall` the spans of the digits, `pen()` the stroke width (`_dot`)."""
     top, bottom, left, right = spans[label]
     size = max(bottom - top, right - left)
     if size > MARK_SIZE * digit:
@@ -235,8 +241,7 @@ def _colon(ink: Ink, spans: dict, label: int, digit: float, rows: tuple[float, f
         if other == label or low_top < bottom or min(right, low_right) - max(left, low_left) < 0.5 * min(
                 right - left, width):
             continue
-        if not (COLON_PIXELS <= max(height, width) <= MARK_SIZE * digit and max(height, width) >= COLON_PEN * pen
-                and max(height, width) <= 3 * min(height, width) and ink.areas[other] >= MARK_FILL * height * width):
+        if max(height, width) > MARK_SIZE * digit or not _dot(ink.areas[other], height, width, pen):
             continue  # not a dot
         if not COLON_LOWER[0] <= share(low_top, low_bottom) <= COLON_LOWER[1] \
                 or (low_top + low_bottom - top - bottom) / 2 < COLON_APART * digit:
