@@ -83,6 +83,14 @@ def pen_on_paper(pen: np.ndarray, rng: np.random.Generator, printed=None) -> np.
     return sheet * (1 - pen[..., None]) + np.clip(ink_colour, 0, 1) * pen[..., None]
 
 
+def printed_lines(size: int, spacing: float, width: float, rng: np.random.Generator) -> np.ndarray:
+    """(size,) 0..1: how much of each of `size` rows (or columns) a printed line covers, lines `width` pixels wide every
+    `spacing` pixels from a random offset (ruled or squared paper)."""
+    place = np.arange(size) - rng.uniform(0, spacing)
+    distance = np.abs((place + spacing / 2) % spacing - spacing / 2)  # to the nearest line's middle
+    return np.clip(width / 2 + 0.5 - distance, 0, 1)
+
+
 def pen_on_squared_paper(pen: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
     """A `render` surface: `pen_on_paper` on squared paper (a school exercise book's): printed lines across and down
     every 14-24 MNIST pixels (0.7-1.2 digit heights: 5 mm squares under digits 4-7 mm tall), 0.4-0.8 MNIST pixels wide
@@ -91,12 +99,8 @@ def pen_on_squared_paper(pen: np.ndarray, scale: float, rng: np.random.Generator
     spacing, width = rng.uniform(14, 24) * scale, max(rng.uniform(0.4, 0.8) * scale, 1.0)
     contrast = rng.uniform(0.1, 0.3)
     colour = np.array([1.3, 1.0, 0.4]) if rng.random() < 0.5 else np.ones(3)
-    lines = []
-    for size in pen.shape:
-        place = np.arange(size) - rng.uniform(0, spacing)
-        distance = np.abs((place + spacing / 2) % spacing - spacing / 2)  # to the nearest line's middle
-        lines.append(np.clip(width / 2 + 0.5 - distance, 0, 1))
-    grid = np.maximum(lines[0][:, None], lines[1][None, :])
+    across, down = (printed_lines(size, spacing, width, rng) for size in pen.shape)
+    grid = np.maximum(across[:, None], down[None, :])
     shade = 1 - np.clip(contrast * grid[..., None] * colour, 0, 1)
     return pen_on_paper(pen, rng, printed=lambda paper: paper * shade)
 

@@ -128,10 +128,8 @@ def pencil_on_ruled_paper(pen: np.ndarray, scale: float, rng: np.random.Generato
     tooth = ndimage.gaussian_filter(rng.normal(0, 1, pen.shape), max(0.25 * scale, 0.5))
     tooth = np.clip(0.5 + tooth / (2 * max(float(tooth.std()), 1e-6)), 0, 1)  # the paper's grain, 0..1
     paper = tint * (1 + 0.04 * (tooth - 0.5))[..., None]
-    spacing = line_spacing * scale
-    rows = np.arange(pen.shape[0]) - rng.uniform(0, spacing)
-    distance = np.abs((rows + spacing / 2) % spacing - spacing / 2)  # to the nearest line's middle
-    line = np.clip(max(line_width * scale, 1.0) / 2 + 0.5 - distance, 0, 1)[:, None, None]
+    line = real_images.printed_lines(pen.shape[0], line_spacing * scale, max(line_width * scale, 1.0), rng)
+    line = line[:, None, None]
     paper = paper * (1 - line_contrast * line * np.array([1.3, 1.0, 0.4]))  # bluish: takes red and green
     graphite = pen * (1 - grain * tooth)  # grey: the same share of every colour
     return paper * (1 - ink_contrast * graphite)[..., None]

@@ -452,8 +452,7 @@ def test_a_colon_between_digits_is_read():
         assert reading.read(printed(text), model=predictor).number == text, text  # the other marks as before
 
     def dotted(text: str, dots: list[tuple[float, float]], size: float = 0.12, before: int = 0, after: int = 0):
-        page = Image.fromarray(np.uint8(np.pad(pen_digits(text, 130), ((0, 0), (before, after)),
-                                               constant_values=1) * 255))
+        page = Image.fromarray(np.uint8(dashed(text, [], 130, before, after) * 255))
         for x, y in dots:  # in digit heights (100 px) from the first digit's box's top left corner
             centre = (before + 20 + 100 * x, 30 + 100 * y)
             ImageDraw.Draw(page).ellipse([centre[0] - 50 * size, centre[1] - 50 * size, centre[0] + 50 * size,
