@@ -184,9 +184,10 @@ def train(args):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     size = getattr(args, "size", "small")
-    if (out / "state.json").exists() and run_size(out) != size:
-        sys.exit(f"sequence_experiment: error: {out} was trained at --size {run_size(out)}, not {size}; "
-                 f"resume it with --size {run_size(out)} or train into another --out")
+    trained = run_size(out) if (out / "state.json").exists() else size  # a run resumes at its own size
+    if trained != size:
+        sys.exit(f"sequence_experiment: error: {out} was trained at --size {trained}, not {size}; "
+                 f"resume it with --size {trained} or train into another --out")
     files.write_json(out / "size.json", {"size": size})
     model = build_model(size)
     steps = WIDTH // 4
