@@ -258,6 +258,42 @@ def render_signed(digits: list[np.ndarray], place: int, rng: np.random.Generator
     return render(ink, rng, min_height=16.0, stroke_change=stroke_change)
 
 
+def render_percent(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
+    """A number with a percent sign after it ("42%"): the digits written as `strip_ink` writes a strip (10% of
+    neighbours touching), then, 2-6 MNIST pixels on, a percent sign drawn with a pen 2-3.5 pixels wide: a slash over
+    the digits' height (its ends up to a tenth of it inside or beyond), leaning 55-75 degrees, and two rings 0.24-0.4
+    of that height across (each 0.85-1.2 times as wide as tall, drawn round 330-390 degrees, so now and then left
+    a little open; at least three pen widths across, the pen's width grown as `render` grows the strokes, but at most
+    half the height: a thick pen's rings are larger), one centred 20-30% of the way down and 15-30% across the sign,
+    the other 70-80% down and 70-85% across -> an encoded photo (digits >= 16 px tall)."""
+    stroke_change = rng.uniform(*STROKE_CHANGE)
+    number = _ink_columns(strip_ink([as_ink(digit) for digit in digits], rng, stroke_change))
+    rows = np.flatnonzero(number.max(1) > 0.5)
+    top, bottom = (rows[0] + rng.uniform(-0.1, 0.1) * (rows[-1] - rows[0]),
+                   rows[-1] - rng.uniform(-0.1, 0.1) * (rows[-1] - rows[0]))
+    height, pen = bottom - top, rng.uniform(2.0, 3.5)
+    slant = height / math.tan(math.radians(rng.uniform(55, 75)))  # how far right its top stands of its bottom
+    width = slant + rng.uniform(0.2, 0.35) * height
+    gap = int(rng.integers(2, 7)) + int(math.ceil(max(stroke_change, 0.0)))
+    canvas = int(math.ceil(gap + width + pen + 2))
+    mark = Image.new("L", (4 * canvas, 4 * 32), 0)  # drawn at 4x, then shrunk: smooth strokes of any width
+    draw = ImageDraw.Draw(mark)
+    middle = gap + pen / 2 + width / 2
+    draw.line([(4 * (middle - slant / 2), 4 * bottom), (4 * (middle + slant / 2), 4 * top)], fill=255,
+              width=max(1, round(4 * pen)))
+    left = gap + pen / 2
+    for down, across in (((0.2, 0.3), (0.15, 0.3)), ((0.7, 0.8), (0.7, 0.85))):
+        tall = min(max(rng.uniform(0.24, 0.4) * height, 3 * (pen + max(stroke_change, 0.0))), 0.5 * height)
+        wide = tall * rng.uniform(0.85, 1.2)
+        centre = (left + rng.uniform(*across) * width, top + rng.uniform(*down) * height)
+        start = rng.uniform(0, 360)
+        draw.arc([4 * (centre[0] - wide / 2), 4 * (centre[1] - tall / 2), 4 * (centre[0] + wide / 2),
+                  4 * (centre[1] + tall / 2)], start, start + rng.uniform(330, 390), fill=255,
+                 width=max(1, round(4 * pen)))
+    sign = np.asarray(mark.resize((canvas, 32), Image.Resampling.BOX), np.float32) / 255.0
+    return render(np.concatenate([number, sign], axis=1), rng, min_height=16.0, stroke_change=stroke_change)
+
+
 def render_spaced(numbers: list[list[np.ndarray]], rng: np.random.Generator) -> bytes:
     """Numbers written on one line, each as `strip_ink` writes a strip (10% of neighbours touching), 24-60 MNIST
     pixels apart (1.2 to 3 digit heights: two numbers written apart, not one) -> an encoded photo (digits >= 16 px

@@ -471,6 +471,41 @@ def test_a_colon_between_digits_is_read():
         assert ":" not in [char for _, char in multidigit.marks(images.analyse(picture))[0]], name
 
 
+def test_a_percent_sign_after_a_number_is_read():
+    """A percent sign ("42%") was read as digits ("42010", or "4296" where its rings touch its slash). A group of ink
+    after a digit holding two rings, one high on the left and one low on the right, and a straight slash leaning right
+    between them is read as the last digit's `after` ("%"), printed or drawn with a pen, in auto and number mode; a
+    digit with a percent sign is a number ("5%"). No percent sign for touching digits with loops so placed ("96",
+    "06"), for two rings without the slash, for a slash alone, or for a percent sign before the first digit."""
+    from digits import runs
+    from digits.predictor import Predictor
+
+    predictor = Predictor(runs.shipped_model())
+    for text in ("42%", "5%", "100%", "12.5%"):
+        picture = printed(text)
+        assert [char for _, char in multidigit.marks(images.analyse(picture))[0]] == ["."] * ("." in text) + ["%"]
+        found = reading.read(picture, model=predictor)  # auto mode
+        assert (found.kind, found.number, found.digits[-1].after) == ("number", text, "%"), text
+        assert reading.read(picture, mode="number", model=predictor).number == text, text
+    for text in ("96", "906", "06", "88"):
+        assert reading.read(printed(text), mode="number", model=predictor).number == text, text
+
+    def sign(x: float, slash: bool = True, rings: bool = True) -> list:  # a percent sign's strokes, from x (digits)
+        strokes = [((x + 0.1, 1.0), (x + 0.6, 0.0))] if slash else []
+        for centre in ((x + 0.15, 0.22), (x + 0.6, 0.78)) if rings else ():
+            ring = _arc(*centre, 0.16, 0.16, 0, 2 * np.pi, 40)
+            strokes += list(zip(ring[:-1], ring[1:]))
+        return strokes
+
+    drawn = reading.read(dashed("47", sign(2.05), before=0, after=100), model=predictor)
+    assert (drawn.number, drawn.digits[-1].after) == ("47%", "%")
+    not_percent = {"rings alone": dashed("47", sign(2.05, slash=False), after=100),
+                   "a slash alone": dashed("47", sign(2.05, rings=False), after=100),
+                   "before the first digit": dashed("47", sign(-1.1), before=120)}
+    for name, picture in not_percent.items():
+        assert "%" not in [char for _, char in multidigit.marks(images.analyse(picture))[0]], name
+
+
 def test_numbers_written_apart_on_one_line_are_parted_by_a_space():
     """Two numbers written apart on one line read as one ("3     7" read "37", "12      45" "1245"). A gap of a
     digit's height or more and twice the line's other gaps (of two digits alone: two digit heights) parts them with

@@ -260,7 +260,7 @@ def test_to_dict_has_the_same_fields_and_types_for_every_kind(mnist):
         assert isinstance(answer["confidence"], float) and isinstance(answer["uncertain"], bool)
         for digit in answer["digits"]:
             assert set(digit) == {"digit", "label", "confidence", "not_a_digit", "uncertain", "box", "line",
-                                  "mark", "probabilities", "top3"}
+                                  "mark", "after", "probabilities", "top3"}
             assert isinstance(digit["digit"], int) and isinstance(digit["label"], str) and digit["line"] == 0
             assert [entry["digit"] for entry in digit["top3"]][0] == digit["digit"]
     digit, number, blank = (found.to_dict() for found in readings)
@@ -350,7 +350,8 @@ def test_odd_pictures_always_get_a_reading(tiny_run):
                 elif found.kind == "digit":
                     assert pieces == [False] and found.digit is not None, where
                 else:
-                    text = "".join(digit.text[-1] for digit in found.digits)  # without line breaks and marks
+                    text = "".join(digit.text[len(digit.mark):len(digit.text) - len(digit.after)]
+                                   for digit in found.digits)  # without line breaks and marks
                     assert found.number.replace("\n", "") == "".join(digit.text for digit in found.digits), where
                     assert pieces and len(text) == len(pieces), where
                     assert [char == "?" for char in text] == pieces, where

@@ -79,10 +79,11 @@ class Digit:
     not_a_digit: bool = False  # its confidence is below the model's not-a-digit threshold
     line: int = 0  # the line of writing it stands in, 0 the top one (a picture of several lines)
     mark: str = ""  # what stands just before it in a number: a point, comma or colon, a dash or plus sign, a space
+    after: str = ""  # what stands just after it, the number's last digit: a percent sign
 
     @property
     def text(self) -> str:
-        return self.mark + ("?" if self.not_a_digit else self.label)
+        return self.mark + ("?" if self.not_a_digit else self.label) + self.after
 
     def top(self, count: int = 3) -> list[dict]:
         order = np.argsort(-self.probabilities)[:count]
@@ -93,6 +94,7 @@ class Digit:
         result = {"digit": self.digit, "label": self.label, "confidence": self.confidence,
                   "not_a_digit": self.not_a_digit, "uncertain": not self.not_a_digit and self.confidence < uncertain_below,
                   "box": list(self.box) if self.box is not None else None, "line": self.line, "mark": self.mark,
+                  "after": self.after,
                   "probabilities": self.probabilities.tolist(), "top3": self.top(3)}
         if include_input:
             result["input"] = as_uint8(self.image).tolist()
@@ -378,9 +380,10 @@ def _read_line(ink: images.Ink, mode: str, reader: _Model, threshold: float | No
         return Reading("not_a_digit" if refused else "number", digits, uncertain_below, inverted)
     prepared = prepared or images.prepare_ink(ink, reader.soft_above)
     found = _one_digit(prepared, reader, threshold, uncertain_below, None if whole is None else (whole, whole_scores))
-    if found.kind == "digit" and digits and digits[0].mark in ("-", "+"):  # a sign before one digit: a number
-        return Reading("number", [dataclasses.replace(found.digits[0], mark=digits[0].mark)], uncertain_below,
-                       found.inverted)
+    if found.kind == "digit" and digits and (digits[0].mark in ("-", "+") or digits[0].after):  # a sign before one
+        # digit or a percent sign after it: a number ("-7", "5%")
+        return Reading("number", [dataclasses.replace(found.digits[0], mark=digits[0].mark, after=digits[0].after)],
+                       uncertain_below, found.inverted)
     return found
 
 
@@ -396,9 +399,15 @@ def _cut_line(ink: images.Ink, reader: _Model, threshold: float | None) -> tuple
 
 def _marked(digits: list[Digit], points: list[tuple[int, str]]) -> list[Digit]:
     """The digits with each decimal point, comma, colon, dash or plus sign (column, character) on the digit after it,
-    where digits stand on both sides of it (a dash or plus also before the first digit: a sign)."""
+    where digits stand on both sides of it (a dash or plus also before the first digit: a sign), and each percent sign
+    on the digit before it (its `after`)."""
     centres = [None if digit.box is None else (digit.box[1] + digit.box[3]) / 2 for digit in digits]
     for column, char in points:
+        if char == "%":
+            before = [index for index, centre in enumerate(centres) if centre is not None and centre < column]
+            if before:
+                digits[before[-1]] = dataclasses.replace(digits[before[-1]], after=digits[before[-1]].after + char)
+            continue
         after = next((index for index, centre in enumerate(centres) if centre is not None and centre > column), None)
         if after or (after == 0 and char in "-+"):  # not before the first digit, but for a sign
             digits[after] = dataclasses.replace(digits[after], mark=digits[after].mark + char)

@@ -26,7 +26,7 @@ pytest.importorskip("fastapi", reason="the API needs the api extra: pip install 
 
 READING_KEYS = {"kind", "ink_found", "digit", "label", "number", "confidence", "uncertain", "inverted", "box",
                 "probabilities", "top3", "digits"}
-DIGIT_KEYS = {"digit", "label", "confidence", "not_a_digit", "uncertain", "box", "line", "mark",
+DIGIT_KEYS = {"digit", "label", "confidence", "not_a_digit", "uncertain", "box", "line", "mark", "after",
               "probabilities", "top3"}
 
 
@@ -210,22 +210,32 @@ def test_numbers_written_one_under_the_other_read_line_by_line(client, mnist):
 
 
 def test_a_number_s_marks_reach_the_json(client, predictor, mnist):
-    """A minus sign before a number and a colon between two of its digits (a drawn "-20:71") come back in the number's
-    text and as the digits' marks, as digits.read reads them, in both modes."""
+    """A minus sign before a number, a colon between two of its digits and a percent sign after it (a drawn "-20:71%")
+    come back in the number's text and as the digits' marks (and the last digit's `after`), as digits.read reads them,
+    in both modes."""
+    from PIL import ImageDraw
+
     from digits import reading
 
     x, _ = mnist
     strip = digit_strip([x[1], x[3], x[0], x[2]], gap=16)  # 2, 0, 7, 1
-    picture = np.zeros((strip.shape[0], strip.shape[1] + 20), np.uint8)
-    picture[:, 20:] = strip
+    picture = np.zeros((strip.shape[0], strip.shape[1] + 50), np.uint8)
+    picture[:, 20:-30] = strip
     picture[25:28, 12:28] = 255  # a minus sign at the digits' middle height, just before the first
     picture[21:24, 110:113] = picture[30:33, 110:113] = 255  # a colon between the 0 and the 7
+    page = Image.fromarray(picture)
+    draw = ImageDraw.Draw(page)  # a percent sign after the 1: a slash and two rings
+    draw.line([(200, 39), (214, 13)], fill=255, width=3)
+    for left, top in ((195, 13), (210, 29)):
+        draw.ellipse([left, top, left + 10, top + 10], outline=255, width=2)
+    picture = np.asarray(page)
     for mode in ("auto", "number"):
         result = client.post(f"/predict?mode={mode}", files={"file": ("time.png", png(picture), "image/png")})
         assert result.status_code == 200, result.text
         found = result.json()["predictions"][0]
-        assert found["number"] == reading.read(picture, mode=mode, model=predictor).number == "-20:71"
+        assert found["number"] == reading.read(picture, mode=mode, model=predictor).number == "-20:71%"
         assert [digit["mark"] for digit in found["digits"]] == ["-", "", ":", ""]
+        assert [digit["after"] for digit in found["digits"]] == ["", "", "", "%"]
 
 
 def test_number_mode_reads_several_digits(client, predictor, mnist):

@@ -49,6 +49,8 @@ class DigitRead(BaseModel):
     mark: str = Field("", description="pictures, in a number: a decimal point, comma, colon, minus sign, hyphen or "
                                       "plus sign written just before it ('.', ',', ':', '-', '+'), a space after a gap "
                                       "of a digit's height, else ''")
+    after: str = Field("", description="pictures, in a number: a percent sign written just after it, the number's "
+                                       "last digit ('%'), else ''")
     probabilities: list[float] = Field(description="one probability per class")
     top3: list[TopClass]
     input: list[list[int]] | None = Field(None, description="with include_input: the 28x28 the model saw, 0..255")
