@@ -284,7 +284,6 @@ def _percent(shape: np.ndarray) -> bool:
     height, width = shape.shape
     if not PERCENT_WIDE[0] * height <= width <= PERCENT_WIDE[1] * height:
         return False
-    pen = stroke_width(shape)
     holes, count = ndimage.label(ndimage.binary_fill_holes(shape) & ~shape)
     sizes = np.bincount(holes.ravel(), minlength=count + 1)
     rings = [label for label in range(1, count + 1) if sizes[label] >= max(2, 0.1 * sizes[1:].max())]
@@ -296,6 +295,7 @@ def _percent(shape: np.ndarray) -> bool:
     if any(boxes[label - 1][0].stop - boxes[label - 1][0].start > PERCENT_RING * height for label in rings) \
             or not upper_row < height / 2 < lower_row or upper_column >= lower_column:
         return False
+    pen = stroke_width(shape)  # measured only for a shape with its rings in place (most digits have none)
     near = ndimage.distance_transform_edt(~np.isin(holes, rings)) <= 1.5 * pen + 1
     rows, columns = np.nonzero(shape & ~near)
     if rows.size < 3 or rows.max() + 1 - rows.min() < PERCENT_REACH * height:
