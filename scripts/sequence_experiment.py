@@ -140,9 +140,20 @@ SIZES = {"small": ((16, 32, 64, 128), (128, 128), (1, 1)),
          "large": ((24, 48, 96, 192), (256, 256, 256, 256), (1, 2, 4, 1))}
 
 
-def build_model(size: str = "small"):
+def _keras():
+    """Keras, with TensorFlow imported first and quietly (`digits.runtime.load`: its start-up banners go to no one,
+    its real errors still reach stderr)."""
+    from digits import runtime
+
+    runtime.load()
     import keras
-    from keras import layers
+
+    return keras
+
+
+def build_model(size: str = "small"):
+    keras = _keras()
+    layers = keras.layers
 
     filters, widths, dilations = SIZES[size]
     inputs = keras.Input((HEIGHT, WIDTH, 1))
@@ -175,7 +186,7 @@ def encode(texts):
 
 
 def train(args):
-    import keras
+    keras = _keras()
     import tensorflow as tf
 
     loaded = np.load(args.data)
@@ -236,7 +247,7 @@ decode = sequence.decode  # greedy CTC decoding: (text, sure) per row
 
 
 def evaluate(args):
-    import keras
+    keras = _keras()
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import real_images
@@ -291,7 +302,7 @@ def export(args):
     """The trained model as ONNX (`digits.export.convert`, as runs are exported), for the reading half
     (`digits.sequence.SequenceReader`); checked against Keras on generated numbers: the same logits (within
     1e-3) and the same readings. `ship_model.py --sequence` installs it beside the shipped model."""
-    import keras
+    keras = _keras()
 
     from digits.export import convert
 
@@ -341,6 +352,10 @@ def combine(args):
         files.write_json(args.out, result)
 
 
+NEEDS = {"data": ("out",), "train": ("data", "out"), "eval": ("model",), "combine": ("results",),
+         "export": ("model", "out")}  # the options each action cannot do without
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["data", "train", "eval", "combine", "export"])
@@ -359,6 +374,16 @@ def main():
                         "shipped model through the package (slow: the lattice reads every strip again)")
     parser.add_argument("--out")
     args = parser.parse_args()
+    for name in NEEDS[args.action]:
+        if not getattr(args, name):
+            parser.error(f"{args.action} needs --{name} (see the usage at the top of {Path(__file__).name})")
+    for name, makes in (("data", "data --out FILE"), ("results", "eval --lattice --out FILE")):
+        if name in NEEDS[args.action] and not Path(getattr(args, name)).is_file():
+            parser.error(f"--{name} {getattr(args, name)}: no such file; write one with `{makes}`")
+    trained = ("model.keras",) if args.action == "export" else ("model.keras", "checkpoint.weights.h5")
+    if "model" in NEEDS[args.action] and not any((Path(args.model) / name).is_file() for name in trained):
+        parser.error(f"--model {args.model}: no trained model there; train one with `train --data FILE --out "
+                     f"{args.model}` (export needs a finished run: model.keras)")
     {"data": make_data, "train": train, "eval": evaluate, "combine": combine, "export": export}[args.action](args)
 
 

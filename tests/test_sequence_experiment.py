@@ -120,3 +120,18 @@ def test_a_large_model_builds_and_a_run_resumes_only_at_its_own_size(tmp_path):
         se.train(argparse.Namespace(data=str(data_file), out=str(out), epochs=2, batch=4, lr=1e-3, size="small"))
     assert (out / "checkpoint.weights.h5").read_bytes() == weights
     assert se.run_size(tmp_path) == "small"  # a run from before sizes
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["train", "--data", "missing.npz", "--out", "run"], ["--data missing.npz: no such file", "data --out FILE"]),
+    (["train", "--out", "run"], ["train needs --data"]),
+    (["eval", "--model", "nowhere"], ["--model nowhere: no trained model there", "train --data FILE"]),
+    (["export", "--model", "nowhere", "--out", "x.onnx"], ["--model nowhere: no trained model there"]),
+    (["combine", "--results", "none.json"], ["--results none.json: no such file", "eval --lattice --out FILE"]),
+    (["data"], ["data needs --out"]),
+])
+def test_a_missing_input_is_one_line_naming_it_and_the_fix(tmp_path, args, fragments):
+    """Each action checks what it cannot do without before it starts: one line on stderr, no traceback."""
+    from helpers import assert_clean_error, run_cli
+
+    assert_clean_error(run_cli(*args, cwd=tmp_path, script="scripts/sequence_experiment.py"), *fragments)
