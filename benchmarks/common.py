@@ -27,6 +27,20 @@ def best_runs_arguments(description: str):
     return args, [Path(args.runs_dir) / f"{args.stem}-seed{seed}" for seed in args.seeds]
 
 
+def predictors(parser, paths):
+    """{path: digits.predictor.Predictor} for each model path given (a run directory or a model file), loaded before the
+    long part; a path that holds no model ends the script with the parser's one-line error naming it and the fix."""
+    from digits.predictor import Predictor
+
+    loaded = {}
+    for path in paths:
+        try:
+            loaded[path] = Predictor(path)
+        except ValueError as error:
+            parser.error(str(error))
+    return loaded
+
+
 def results_name(kind: str, stem: str) -> str:
     """best_model.json for configs/best.json, best_model_<recipe>.json for another recipe."""
     return kind if stem == "best" else f"{kind}_{stem}"

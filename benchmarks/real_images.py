@@ -406,11 +406,12 @@ def main() -> None:
     parser.add_argument("--out", help="where to write the JSON (default: benchmarks/results/real_images.json)")
     args = parser.parse_args()
 
-    from common import machine, save
+    from common import machine, predictors, save
 
     from digits import config, data, train
     from digits.predictor import Predictor
 
+    given = predictors(parser, [args.run] if args.run else [])
     with tempfile.TemporaryDirectory() as scratch:
         if args.run:
             run, recipe = Path(args.run), None
@@ -419,7 +420,7 @@ def main() -> None:
             print(f"training {recipe} (no --run given) ...", file=sys.stderr)
             path = Path(recipe) if Path(recipe).is_file() else Path(__file__).resolve().parents[1] / recipe
             run = train.train(config.load(path), out=Path(scratch) / "run", verbose=0).run_dir
-        predictor = Predictor(run)
+        predictor = given.get(args.run) or Predictor(run)
         dataset = data.load_dataset("mnist")
         result = measure(predictor.predict_proba, dataset.x_test, dataset.y_test, args.samples, args.strips,
                          args.seed, model=predictor, touching_strips=args.touching_strips)

@@ -152,13 +152,14 @@ def main() -> None:
     parser.add_argument("--out", help="where to write the JSON (default: benchmarks/results/rejection.json)")
     args = parser.parse_args()
 
-    from common import machine, repo_relative, save
+    from common import machine, predictors, repo_relative, save
     from real_images import render_digit
     from tqdm import tqdm
 
     from digits import config, data, train
     from digits.predictor import Predictor
 
+    given = predictors(parser, args.run or [])
     started = time.perf_counter()
     print("rendering the pictures ...", file=sys.stderr)
     mnist = data.load_dataset("mnist")
@@ -182,13 +183,13 @@ def main() -> None:
     configs = args.config or ([] if args.run else ["configs/cnn-995.json", "configs/cnn-995-oe.json"])
     recipes = {}
     with tempfile.TemporaryDirectory() as scratch:
-        runs = [(repo_relative(str(Path(run).resolve())), Path(run)) for run in args.run or []]
+        runs = [(repo_relative(str(Path(run).resolve())), run) for run in args.run or []]
         for recipe in configs:
             path = Path(recipe) if Path(recipe).is_file() else ROOT / recipe
             print(f"training {recipe} ...", file=sys.stderr)
             runs.append((recipe, train.train(config.load(path), out=Path(scratch) / path.stem, verbose=0).run_dir))
         for name, run in runs:
-            predictor = Predictor(run)
+            predictor = given.get(run) or Predictor(run)
             result = measure(predictor, *inputs(predictor.soft_above))
             result["soft_above"] = predictor.soft_above
             result["test_accuracy"] = predictor.info.metrics.get("test_accuracy")

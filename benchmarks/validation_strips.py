@@ -53,7 +53,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_images  # noqa: E402
-from common import machine, save  # noqa: E402
+from common import machine, predictors, save  # noqa: E402
 from stress import parse_runs  # noqa: E402
 
 SEEDS = {"touching": 900, "mixed": 901, "singles": 902, "non_digits": 903, "auto_numbers": 905, "marked": 906,
@@ -397,12 +397,12 @@ def main() -> None:
         parser.error("give --run LABEL=RUN (or --pool RESULTS ...)")
     seeds = {name: seed + args.seed_base for name, seed in SEEDS.items()}
     from digits import data
-    from digits.predictor import Predictor
 
     try:
         runs = parse_runs(args.run)
     except ValueError as error:
         parser.error(str(error))
+    loaded = predictors(parser, runs.values())
     dataset = data.load_dataset("mnist", allow_download=False)
     _, _, x_val, y_val = data.split_validation(dataset.x_train, dataset.y_train, args.validation_split)
     non_digits = None
@@ -418,7 +418,7 @@ def main() -> None:
             parser.error(earlier)
     results = {}
     for label, path in runs.items():
-        predictor = Predictor(path)
+        predictor = loaded[path]
         results[label] = {"run": path, "validation_accuracy": validation_accuracy(predictor, x_val, y_val),
                           **measure(predictor, x_val, y_val, args.strips, args.singles, seeds)}
         if non_digits is not None:

@@ -235,3 +235,18 @@ def test_pooling_weighs_each_file_by_what_it_read(monkeypatch):
         validation_strips.pool([one, other], ["one.json", "other.json"])
     with pytest.raises(ValueError, match="same seeds"):
         validation_strips.pool([one, one], ["one.json", "one.json"])
+
+
+@pytest.mark.parametrize("script, args", [
+    ("benchmarks/validation_strips.py", ["--run", "a={}", "--strips", "1"]),
+    ("benchmarks/real_images.py", ["--run", "{}"]),
+    ("benchmarks/rejection.py", ["--run", "{}"]),
+])
+def test_a_missing_model_is_one_line_before_any_work(tmp_path, script, args):
+    """A --run that holds no model ends the benchmark at once (common.predictors, before the long part) with one line
+    naming it and the fix, no traceback."""
+    from helpers import assert_clean_error
+
+    missing = str(tmp_path / "nowhere")
+    result = run_cli(*[arg.format(missing) for arg in args], script=script)
+    assert_clean_error(result, f"run directory {missing} does not exist", "pass a directory that `digits train` wrote")
