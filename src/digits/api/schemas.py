@@ -69,8 +69,8 @@ class Reading(BaseModel):
                                            "point, comma or colon where one is written between digits ('12:30'), a "
                                            "minus or plus "
                                            "sign before the first digit or a hyphen or plus between two ('-42', "
-                                           "'+44', '555-1234'), a space between numbers written apart on one line "
-                                           "('3 7')")
+                                           "'+44', '555-1234'), a percent sign after the last digit ('42%'), a "
+                                           "space between numbers written apart on one line ('3 7')")
     confidence: float = Field(description="a digit's top probability; a number's: the product of its digits'")
     uncertain: bool = Field(description="a digit or number whose confidence is below DIGITS_UNCERTAIN_BELOW, or a "
                                         "number holding a piece that is not a digit")
