@@ -163,9 +163,9 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
     for group in _column_groups(spans):
         top, bottom = min(spans[label][0] for label in group), max(spans[label][1] for label in group)
         left, right = min(spans[label][2] for label in group), max(spans[label][3] for label in group)
-        share = ((top + bottom) / 2 - tops) / max(baseline - tops, 1.0)
-        if PERCENT_TALL[0] * digit <= bottom - top <= PERCENT_TALL[1] * digit and DASH_MIDDLE[0] <= share \
-                <= DASH_MIDDLE[1] and any(span[3] <= left for span in tall) \
+        if PERCENT_TALL[0] * digit <= bottom - top <= PERCENT_TALL[1] * digit \
+                and DASH_MIDDLE[0] <= _down(top, bottom, (tops, baseline)) <= DASH_MIDDLE[1] \
+                and any(span[3] <= left for span in tall) \
                 and _percent(np.isin(ink.labels[top:bottom, left:right], group)):
             found.append(((left + right) // 2, "%", group[0]))
             used |= set(group)
@@ -206,8 +206,7 @@ def _sign(ink: Ink, spans: dict, label: int, tall: list, digit: float, rows: tup
     `tall` the spans of the digits, `rows` their tops' and baseline's rows."""
     top, bottom, left, right = spans[label]
     height, width = bottom - top, right - left
-    share = ((top + bottom) / 2 - rows[0]) / max(rows[1] - rows[0], 1.0)
-    if not DASH_MIDDLE[0] <= share <= DASH_MIDDLE[1]:
+    if not DASH_MIDDLE[0] <= _down(top, bottom, rows) <= DASH_MIDDLE[1]:
         return ""
     if DASH_SHORT * digit <= width <= DASH_LONG * digit and height <= DASH_THIN * digit \
             and width >= DASH_FLAT * max(height, 1):
@@ -227,6 +226,12 @@ def _sign(ink: Ink, spans: dict, label: int, tall: list, digit: float, rows: tup
     if char == "-" and any(span[0] >= top or span[1] <= bottom for span in beside):
         return ""  # the ink beside a dash must reach above and below it: not a 7's or a 5's bar broken off the digit
     return char if before or beside[0][2] - right <= DASH_NEAR * digit else ""
+
+
+def _down(top: float, bottom: float, rows: tuple[float, float]) -> float:
+    """How far down the digits a mark's middle stands, rows `top` to `bottom`: a share of the digits' height from their
+    tops (`rows`: their tops' and baseline's rows; 0 at the tops, 1 on the baseline)."""
+    return ((top + bottom) / 2 - rows[0]) / max(rows[1] - rows[0], 1.0)
 
 
 def _dot(area: int, height: int, width: int, pen: Callable[[], float]) -> bool:
@@ -249,8 +254,7 @@ def _colon(ink: Ink, spans: dict, label: int, digit: float, rows: tuple[float, f
     size = max(bottom - top, right - left)
     if size > MARK_SIZE * digit:
         return 0
-    share = lambda first, last: ((first + last) / 2 - rows[0]) / max(rows[1] - rows[0], 1.0)  # noqa: E731
-    if not COLON_UPPER[0] <= share(top, bottom) <= COLON_UPPER[1]:
+    if not COLON_UPPER[0] <= _down(top, bottom, rows) <= COLON_UPPER[1]:
         return 0
     for other, (low_top, low_bottom, low_left, low_right) in spans.items():
         height, width = low_bottom - low_top, low_right - low_left
@@ -259,7 +263,7 @@ def _colon(ink: Ink, spans: dict, label: int, digit: float, rows: tuple[float, f
             continue
         if max(height, width) > MARK_SIZE * digit or not _dot(ink.areas[other], height, width, pen):
             continue  # not a dot
-        if not COLON_LOWER[0] <= share(low_top, low_bottom) <= COLON_LOWER[1] \
+        if not COLON_LOWER[0] <= _down(low_top, low_bottom, rows) <= COLON_LOWER[1] \
                 or (low_top + low_bottom - top - bottom) / 2 < COLON_APART * digit:
             continue
         first, last = min(left, low_left), max(right, low_right)
