@@ -414,13 +414,12 @@ def main() -> None:
     given = predictors(parser, [args.run] if args.run else [])
     with tempfile.TemporaryDirectory() as scratch:
         if args.run:
-            run, recipe = Path(args.run), None
+            predictor, recipe = given[args.run], None
         else:
             recipe = args.config
             print(f"training {recipe} (no --run given) ...", file=sys.stderr)
             path = Path(recipe) if Path(recipe).is_file() else Path(__file__).resolve().parents[1] / recipe
-            run = train.train(config.load(path), out=Path(scratch) / "run", verbose=0).run_dir
-        predictor = given.get(args.run) or Predictor(run)
+            predictor = Predictor(train.train(config.load(path), out=Path(scratch) / "run", verbose=0).run_dir)
         dataset = data.load_dataset("mnist")
         result = measure(predictor.predict_proba, dataset.x_test, dataset.y_test, args.samples, args.strips,
                          args.seed, model=predictor, touching_strips=args.touching_strips)

@@ -183,13 +183,13 @@ def main() -> None:
     configs = args.config or ([] if args.run else ["configs/cnn-995.json", "configs/cnn-995-oe.json"])
     recipes = {}
     with tempfile.TemporaryDirectory() as scratch:
-        runs = [(repo_relative(str(Path(run).resolve())), run) for run in args.run or []]
+        models = [(repo_relative(str(Path(run).resolve())), predictor) for run, predictor in given.items()]
         for recipe in configs:
             path = Path(recipe) if Path(recipe).is_file() else ROOT / recipe
             print(f"training {recipe} ...", file=sys.stderr)
-            runs.append((recipe, train.train(config.load(path), out=Path(scratch) / path.stem, verbose=0).run_dir))
-        for name, run in runs:
-            predictor = given.get(run) or Predictor(run)
+            models.append((recipe, Predictor(train.train(config.load(path), out=Path(scratch) / path.stem,
+                                                         verbose=0).run_dir)))
+        for name, predictor in models:
             result = measure(predictor, *inputs(predictor.soft_above))
             result["soft_above"] = predictor.soft_above
             result["test_accuracy"] = predictor.info.metrics.get("test_accuracy")
