@@ -294,6 +294,40 @@ def render_percent(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
     return render(np.concatenate([number, sign], axis=1), rng, min_height=16.0, stroke_change=stroke_change)
 
 
+def render_parens(inside: list[np.ndarray], after: list[np.ndarray], rng: np.random.Generator) -> bytes:
+    """A number in parentheses ("(42)"), and after them, where `after` holds digits, a second number 24-40 MNIST pixels
+    on (a telephone number's "(555) 123"): each number written as `strip_ink` writes a strip (10% of neighbours
+    touching), each parenthesis an arc drawn with a pen 2-3.5 pixels wide, 1.0-1.3 times the digits' height tall, its
+    middle bowed out 10-25% of that height from its ends, leaning -8 to 8 degrees, its middle 0-10% of the digits'
+    height above or below theirs, 2-6 pixels from the digits -> an encoded photo (digits >= 16 px tall)."""
+    stroke_change = rng.uniform(*STROKE_CHANGE)
+    number = _ink_columns(strip_ink([as_ink(digit) for digit in inside], rng, stroke_change))
+    rows = np.flatnonzero(number.max(1) > 0.5)
+    digits_tall = rows[-1] - rows[0]
+    middle = (rows[0] + rows[-1]) / 2 + rng.uniform(-0.1, 0.1) * digits_tall
+    height, pen = rng.uniform(1.0, 1.3) * digits_tall, rng.uniform(2.0, 3.5)
+    bow, lean = rng.uniform(0.1, 0.25) * height, math.tan(math.radians(rng.uniform(-8, 8)))
+    grown = int(math.ceil(max(stroke_change, 0.0)))
+
+    def paren(opening: bool) -> np.ndarray:
+        gap = int(rng.integers(2, 7)) + grown
+        width = int(math.ceil(bow + abs(lean) * height + pen + gap + 2))
+        mark = Image.new("L", (4 * width, 4 * 32), 0)  # drawn at 4x, then shrunk: a smooth stroke of any width
+        ends = pen / 2 + 1 + (bow if opening else 0.0) + abs(lean) * height / 2 + (0 if opening else gap)
+        points = []
+        for along in np.linspace(-1, 1, 24):  # top to bottom: a parabola, its middle `bow` out of its ends
+            column = ends + (-1 if opening else 1) * bow * (1 - along ** 2) - lean * along * height / 2
+            points.append((4 * column, 4 * (middle + along * height / 2)))
+        ImageDraw.Draw(mark).line(points, fill=255, width=max(1, round(4 * pen)), joint="curve")
+        return np.asarray(mark.resize((width, 32), Image.Resampling.BOX), np.float32) / 255.0
+
+    parts = [paren(True), number, paren(False)]
+    if after:
+        parts += [np.zeros((32, int(rng.integers(24, 41))), np.float32),
+                  _ink_columns(strip_ink([as_ink(digit) for digit in after], rng, stroke_change))]
+    return render(np.concatenate(parts, axis=1), rng, min_height=16.0, stroke_change=stroke_change)
+
+
 def render_spaced(numbers: list[list[np.ndarray]], rng: np.random.Generator) -> bytes:
     """Numbers written on one line, each as `strip_ink` writes a strip (10% of neighbours touching), 24-60 MNIST
     pixels apart (1.2 to 3 digit heights: two numbers written apart, not one) -> an encoded photo (digits >= 16 px

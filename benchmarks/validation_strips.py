@@ -21,7 +21,9 @@ of 2-3 numbers written apart on one line, read in auto mode: the share read exac
 (`spaced`). With --colons N, N photos of numbers with a colon between two digits (a time), read in auto mode: the
 share read exactly (`colons`). With --squared N, N photos of numbers of 1-4 digits on squared paper, read in auto
 mode: the share read exactly (`squared`). With --percent N, N photos of numbers of 1-4 digits with a percent sign
-after them, read in auto mode: the share read exactly (`percent`).
+after them, read in auto mode: the share read exactly (`percent`). With --parens N, N photos of numbers of 1-4 digits in
+parentheses, every other one followed by a second number ("(555) 123"), read in auto mode: the share read exactly
+(`parens`).
 Each run's accuracy on the validation split itself (its top class of every validation digit, read as the
 28x28 array it is) is reported too, as `validation_accuracy`.
 Every run reads the same strips, so each run after the first is also compared with the first strip by strip
@@ -35,7 +37,7 @@ choice can rest on every strip it has been judged on.
 Writes benchmarks/results/validation_strips.json (or --out).
 Usage: python benchmarks/validation_strips.py --run LABEL=RUN [--run LABEL=RUN ...] [--strips 300]
        [--singles 600] [--non-digits 0] [--auto 0] [--marked 0] [--lines 0] [--decimals 0] [--signs 0]
-       [--plus 0] [--spaced 0] [--colons 0] [--squared 0] [--percent 0]
+       [--plus 0] [--spaced 0] [--colons 0] [--squared 0] [--percent 0] [--parens 0]
        [--validation-split 0.05]
        [--seed-base 0]
        python benchmarks/validation_strips.py --pool RESULTS RESULTS [...] --out POOLED
@@ -58,7 +60,7 @@ from stress import parse_runs  # noqa: E402
 
 SEEDS = {"touching": 900, "mixed": 901, "singles": 902, "non_digits": 903, "auto_numbers": 905, "marked": 906,
          "lines": 907, "decimals": 908, "signs": 909, "spaced": 910, "plus": 911,
-         "colons": 912, "squared": 913, "percent": 914}
+         "colons": 912, "squared": 913, "percent": 914, "parens": 915}
 AUTO_FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts")  # generated, seed 903
 
 
@@ -224,6 +226,22 @@ def percent(predictor, x_val, y_val, count: int, seed: int) -> dict:
     return {"percent_exact": exact, "percent_marked": marked}
 
 
+def parens(predictor, x_val, y_val, count: int, seed: int) -> dict:
+    """`count` photos of numbers of 1-4 validation digits in parentheses, every other one followed by a second number
+    of 1-4 digits written apart (`real_images.render_parens`: "(42)", "(555) 123"), read in auto mode: the share read
+    exactly, and the share whose two parentheses were read."""
+    def draw(index, rng):
+        inside = rng.choice(len(x_val), int(rng.integers(1, 5)), replace=False)
+        after = rng.choice(len(x_val), int(rng.integers(1, 5)), replace=False) if index % 2 else []
+        truth = "(" + "".join(str(int(y_val[i])) for i in inside) + ")"
+        truth += (" " + "".join(str(int(y_val[i])) for i in after)) if len(after) else ""
+        photo = real_images.render_parens([x_val[i] for i in inside], [x_val[i] for i in after], rng)
+        return truth, photo, lambda found: "(" in found.text and ")" in found.text
+
+    exact, marked = _read_photos(predictor, count, seed, "auto", draw)
+    return {"parens_exact": exact, "parens_marked": marked}
+
+
 def spaced(predictor, x_val, y_val, count: int, seed: int) -> dict:
     """`count` photos of 2-3 numbers of 1-4 validation digits written apart on one line (`real_images.render_spaced`),
     read in auto mode: the share read exactly (the numbers parted by a space), and the share parted into as many
@@ -256,6 +274,8 @@ PHOTOS = {
                 "read in auto mode: how many read exactly"),
     "percent": (percent, ("percent_exact", "percent_marked"), "photos of numbers of 1-4 digits with a percent sign "
                 "after them, read in auto mode: how many read exactly, sign and all"),
+    "parens": (parens, ("parens_exact", "parens_marked"), "photos of numbers of 1-4 digits in parentheses, every "
+               "other one followed by a second number, read in auto mode: how many read exactly, parentheses and all"),
 }
 
 

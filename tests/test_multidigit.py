@@ -506,6 +506,42 @@ def test_a_percent_sign_after_a_number_is_read():
         assert "%" not in [char for _, char in multidigit.marks(images.analyse(picture))[0]], name
 
 
+def test_parentheses_around_digits_are_read():
+    """Parentheses were read as 1s: "(555) 123-4567" read "15551123-4567", "(42)" "1421". A pair of smooth strokes
+    bowing out around digits, each a component of its own about a digit tall, is read as "(" (the mark of the digit
+    after it) and ")" (the `after` of the digit before it), printed or drawn with a pen, in auto and number mode; one
+    digit in parentheses is a number ("(5)"). None for a lone bowed stroke (it may be a 1 written bowed), for straight
+    strokes around digits, for a pair bowing the wrong way (")42("), or for a pair with no digit between them."""
+    from digits import runs
+    from digits.predictor import Predictor
+
+    predictor = Predictor(runs.shipped_model())
+    for text in ("(555) 123-4567", "(42)", "(5)", "3(4)"):
+        picture = printed(text)
+        found = reading.read(picture, model=predictor)  # auto mode
+        assert (found.kind, found.number) == ("number", text), text
+        assert reading.read(picture, mode="number", model=predictor).number == text, text
+    digits = reading.read(printed("(42)"), model=predictor).to_dict()["digits"]
+    assert [(digit["mark"], digit["after"]) for digit in digits] == [("(", ""), ("", ")")]
+
+    def paren(x: float, opening: bool, bow: float = 0.2) -> list:  # a parenthesis 1.2 digits tall, its ends from x
+        along = np.linspace(-1, 1, 20)
+        points = list(zip(x + bow * (along ** 2 if opening else 1 - along ** 2), 0.5 + 0.6 * along))
+        return list(zip(points[:-1], points[1:]))
+
+    drawn = reading.read(dashed("42", paren(-0.45, True) + paren(1.95, False), before=80, after=80), model=predictor)
+    assert (drawn.number, drawn.digits[0].mark, drawn.digits[-1].after) == ("(42)", "(", ")")
+    straight = [((-0.35, -0.1), (-0.35, 1.1)), ((2.05, -0.1), (2.05, 1.1))]
+    not_parens = {"a lone opening one": dashed("42", paren(-0.45, True), before=80),
+                  "a lone closing one": dashed("42", paren(1.95, False), after=80),
+                  "straight strokes": dashed("42", straight, before=80, after=80),
+                  "bowing the wrong way": dashed("42", paren(-0.45, False) + paren(1.95, True), before=80, after=80),
+                  "no digit between them": dashed("42", paren(1.95, True) + paren(2.35, False), after=160)}
+    for name, picture in not_parens.items():
+        found = [char for _, char in multidigit.marks(images.analyse(picture))[0]]
+        assert "(" not in found and ")" not in found, name
+
+
 def test_numbers_written_apart_on_one_line_are_parted_by_a_space():
     """Two numbers written apart on one line read as one ("3     7" read "37", "12      45" "1245"). A gap of a
     digit's height or more and twice the line's other gaps (of two digits alone: two digit heights) parts them with

@@ -62,6 +62,12 @@ PERCENT_TALL, PERCENT_WIDE, PERCENT_RING = (0.6, 1.5), (0.5, 1.3), 0.5  # a perc
 # heights, its width in its own heights, and its rings' holes' height at most (its heights)
 PERCENT_ACROSS, PERCENT_STEEP, PERCENT_REACH = 0.5, 45.0, 0.7  # its slash: spread across its line at most this many
 # pen widths (a standard deviation), this many degrees from lying flat, reaching down this share of the sign's height
+PAREN_TALL, PAREN_THIN, PAREN_BOW, PAREN_SMOOTH = (0.8, 1.8), 0.5, 0.08, 0.04  # a parenthesis (marks): its height in
+# digit heights, its width in its own heights (at most), how far its middle bows out from the line through its ends
+# (at least, in its own heights) and how far its midline strays from a smooth arc (at most: a standard deviation, in
+# its own heights)
+PAREN_CROSSED, PAREN_RUN = 0.1, 2.5  # one stroke: the share of its rows crossing ink twice, its fullest row's ink
+# against the median row's (at most)
 LINE_GAP, LINE_SHARE = 0.25, 0.5  # lines of writing: a blank this many digit heights tall parts two bands; a band
 # this many digit heights tall is a line (see lines)
 MAX_JOIN = 10  # a digit joins at most this many pieces (a digit a line wide is cut into about 7 slices)
@@ -147,20 +153,27 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
     Dots that touch each other are one blob and no colon.
 
     A percent sign ("%", "42%") is a group of components sharing columns (`_column_groups`) after a digit, PERCENT_TALL
-    digit heights tall, its middle placed as a dash's, whose ink is two rings and a slash (`_percent`)."""
+    digit heights tall, its middle placed as a dash's, whose ink is two rings and a slash (`_percent`).
+
+    Parentheses ("(555) 123", "(42)") are found first, in pairs around digits (`_parens`), and are not digits where
+    the others are measured."""
     if ink.labels is None:
         return [], ink
     areas = ink.areas
     spans, digit = _components(ink)
-    tall = [span for span in spans.values() if span[1] - span[0] >= MARK_TALL * digit]
+    parens = _parens(ink, spans, digit)
+    tall = [span for label, span in spans.items() if span[1] - span[0] >= MARK_TALL * digit and label not in parens]
     if not tall:
         return [], ink
     baseline = float(np.percentile([span[1] for span in tall], 75))  # most digits reach it; a dash of one may not
     middle = float(np.median([(span[0] + span[1]) / 2 for span in tall]))
     tops = float(np.median([span[0] for span in tall]))
     pen = functools.cache(lambda: stroke_width(ink.labels > 0))  # the stroke width, measured once a candidate needs it
-    found, used = [], set()
+    found = [((spans[label][2] + spans[label][3]) // 2, char, label) for label, char in parens.items()]
+    used = set(parens)
     for group in _column_groups(spans):
+        if used & set(group):
+            continue
         top, bottom = min(spans[label][0] for label in group), max(spans[label][1] for label in group)
         left, right = min(spans[label][2] for label in group), max(spans[label][3] for label in group)
         if PERCENT_TALL[0] * digit <= bottom - top <= PERCENT_TALL[1] * digit \
@@ -309,6 +322,61 @@ def _percent(shape: np.ndarray) -> bool:
     steep = math.degrees(math.atan2(abs(direction[1]), abs(direction[0])))
     return math.sqrt(max(across, 0.0)) <= PERCENT_ACROSS * pen and direction[0] * direction[1] < 0 \
         and steep >= PERCENT_STEEP
+
+
+def _parens(ink: Ink, spans: dict, digit: float) -> dict[int, str]:
+    """The components that are parentheses, in pairs around digits: label -> "(" or ")". Each is a component of its own
+    (nothing above or below it), PAREN_TALL digit heights tall (`digit`), at most PAREN_THIN of its height wide, and a
+    smooth stroke bowing out (`_arc`). Each ")" is paired with the nearest "(" left of it that
+    holds a digit between them (a component MARK_TALL digit heights tall) whose middle row lies within both
+    parentheses' rows; one alone is no parenthesis. A "1" written bowed is as thin as one, and reads as one where it
+    is not paired."""
+    sides = {}
+    for label, (top, bottom, left, right) in spans.items():
+        height = bottom - top
+        if not PAREN_TALL[0] * digit <= height <= PAREN_TALL[1] * digit or right - left > PAREN_THIN * height \
+                or not _alone(spans, label):
+            continue
+        side = _arc(ink.labels[top:bottom, left:right] == label)
+        if side:
+            sides[label] = side
+    pairs: dict[int, str] = {}
+    for label in sorted((label for label in sides if sides[label] == ")"), key=lambda label: spans[label][2]):
+        closing = spans[label]
+        for first in sorted((other for other in sides if sides[other] == "(" and other not in pairs
+                             and spans[other][3] <= closing[2]), key=lambda other: -spans[other][3]):
+            opening = spans[first]
+            rows = (max(opening[0], closing[0]), min(opening[1], closing[1]))
+            inside = [span for other, span in spans.items() if other not in (first, label) and other not in pairs
+                      and span[2] >= opening[3] and span[3] <= closing[2] and span[1] - span[0] >= MARK_TALL * digit]
+            if inside and all(rows[0] <= (span[0] + span[1]) / 2 <= rows[1] for span in inside):
+                pairs[first], pairs[label] = "(", ")"
+                break
+    return pairs
+
+
+def _arc(shape: np.ndarray) -> str:
+    """"(" or ")" where a shape (a component's pixels in its box) is one smooth stroke bowing out as a parenthesis
+    does, else "": its midline (each row's middle column of ink), fitted with a parabola against the rows, bows out
+    at least PAREN_BOW of its height from the line through its ends (its middle left of them for "(") and strays from
+    it at most PAREN_SMOOTH of its height (a standard deviation: a 1's flag or foot strays); at most PAREN_CROSSED of
+    its rows cross ink more than once (a 6's loop does) and none holds more than PAREN_RUN times the median row's ink
+    (a 7's bar does)."""
+    rows = np.flatnonzero(shape.any(1))
+    if rows.size < 5:
+        return ""
+    inked = shape[rows]
+    runs = inked[:, 0].astype(int) + (np.diff(inked.astype(int), axis=1) == 1).sum(1)
+    widths = inked.sum(1)
+    if np.mean(runs > 1) > PAREN_CROSSED or widths.max() > PAREN_RUN * np.median(widths):
+        return ""
+    middles = (inked * np.arange(shape.shape[1])).sum(1) / widths
+    along = (rows - (rows[0] + rows[-1]) / 2) / max((rows[-1] - rows[0]) / 2, 1.0)
+    fit = np.polyfit(along, middles, 2)
+    height = shape.shape[0]
+    if np.std(middles - np.polyval(fit, along)) > PAREN_SMOOTH * height or abs(fit[0]) < PAREN_BOW * height:
+        return ""
+    return "(" if fit[0] > 0 else ")"
 
 
 def _column_groups(spans: dict) -> list[list[int]]:

@@ -78,8 +78,9 @@ class Digit:
     class_names: list[str] = field(repr=False, default_factory=list)
     not_a_digit: bool = False  # its confidence is below the model's not-a-digit threshold
     line: int = 0  # the line of writing it stands in, 0 the top one (a picture of several lines)
-    mark: str = ""  # what stands just before it in a number: a point, comma or colon, a dash or plus sign, a space
-    after: str = ""  # what stands just after it, the number's last digit: a percent sign
+    mark: str = ""  # what stands just before it in a number: a point, comma or colon, a dash or plus sign, an opening
+    # parenthesis, a space
+    after: str = ""  # what stands just after it in a number: a closing parenthesis, a percent sign
 
     @property
     def text(self) -> str:
@@ -380,8 +381,8 @@ def _read_line(ink: images.Ink, mode: str, reader: _Model, threshold: float | No
         return Reading("not_a_digit" if refused else "number", digits, uncertain_below, inverted)
     prepared = prepared or images.prepare_ink(ink, reader.soft_above)
     found = _one_digit(prepared, reader, threshold, uncertain_below, None if whole is None else (whole, whole_scores))
-    if found.kind == "digit" and digits and (digits[0].mark in ("-", "+") or digits[0].after):  # a sign before one
-        # digit or a percent sign after it: a number ("-7", "5%")
+    if found.kind == "digit" and digits and (digits[0].mark or digits[0].after):  # a sign or "(" before one digit,
+        # a percent sign or ")" after it: a number ("-7", "5%", "(5)")
         return Reading("number", [dataclasses.replace(found.digits[0], mark=digits[0].mark, after=digits[0].after)],
                        uncertain_below, found.inverted)
     return found
@@ -398,18 +399,18 @@ def _cut_line(ink: images.Ink, reader: _Model, threshold: float | None) -> tuple
 
 
 def _marked(digits: list[Digit], points: list[tuple[int, str]]) -> list[Digit]:
-    """The digits with each decimal point, comma, colon, dash or plus sign (column, character) on the digit after it,
-    where digits stand on both sides of it (a dash or plus also before the first digit: a sign), and each percent sign
-    on the digit before it (its `after`)."""
+    """The digits with each decimal point, comma, colon, dash, plus sign or opening parenthesis (column, character) on
+    the digit after it, where digits stand on both sides of it (a dash, plus or "(" also before the first digit), and
+    each closing parenthesis or percent sign on the digit before it (its `after`)."""
     centres = [None if digit.box is None else (digit.box[1] + digit.box[3]) / 2 for digit in digits]
     for column, char in points:
-        if char == "%":
+        if char in "%)":
             before = [index for index, centre in enumerate(centres) if centre is not None and centre < column]
             if before:
                 digits[before[-1]] = dataclasses.replace(digits[before[-1]], after=digits[before[-1]].after + char)
             continue
         after = next((index for index, centre in enumerate(centres) if centre is not None and centre > column), None)
-        if after or (after == 0 and char in "-+"):  # not before the first digit, but for a sign
+        if after or (after == 0 and char in "-+("):  # not before the first digit, but for a sign or a parenthesis
             digits[after] = dataclasses.replace(digits[after], mark=digits[after].mark + char)
     return digits
 

@@ -238,6 +238,31 @@ def test_a_number_s_marks_reach_the_json(client, predictor, mnist):
         assert [digit["after"] for digit in found["digits"]] == ["", "", "", "%"]
 
 
+def test_parentheses_reach_the_json(client, predictor, mnist):
+    """A number in parentheses (a drawn "(207)") comes back with them in its text, the opening one as the first digit's
+    mark and the closing one as the last digit's `after`, as digits.read reads it, in both modes."""
+    from PIL import ImageDraw
+
+    from digits import reading
+
+    x, _ = mnist
+    strip = digit_strip([x[1], x[3], x[0]])  # 2, 0, 7
+    picture = np.zeros((strip.shape[0], strip.shape[1] + 40), np.uint8)
+    picture[:, 20:-20] = strip
+    page = Image.fromarray(picture)
+    along = np.linspace(-1, 1, 20)
+    for left, sign in ((22, 1), (picture.shape[1] - 28, -1)):  # parentheses 26 px tall, bowing out 5 px
+        points = [(left + 5 * (t ** 2 if sign > 0 else 1 - t ** 2), 26 + 13 * t) for t in along]
+        ImageDraw.Draw(page).line(points, fill=255, width=3, joint="curve")
+    picture = np.asarray(page)
+    for mode in ("auto", "number"):
+        result = client.post(f"/predict?mode={mode}", files={"file": ("parens.png", png(picture), "image/png")})
+        assert result.status_code == 200, result.text
+        found = result.json()["predictions"][0]
+        assert found["number"] == reading.read(picture, mode=mode, model=predictor).number == "(207)"
+        assert [(digit["mark"], digit["after"]) for digit in found["digits"]] == [("(", ""), ("", ""), ("", ")")]
+
+
 def test_number_mode_reads_several_digits(client, predictor, mnist):
     x, y = mnist
     picture = png(digit_strip([x[1], x[3], x[0]]))  # 2, 0, 7
