@@ -516,7 +516,7 @@ def test_parentheses_around_digits_are_read():
     from digits.predictor import Predictor
 
     predictor = Predictor(runs.shipped_model())
-    for text in ("(555) 123-4567", "(42)", "(5)", "3(4)"):
+    for text in ("(555) 123-4567", "(42)", "(5)", "3(4)", "(-42)", "(3.5)", "(42%)"):
         picture = printed(text)
         found = reading.read(picture, model=predictor)  # auto mode
         assert (found.kind, found.number) == ("number", text), text

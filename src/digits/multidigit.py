@@ -156,12 +156,14 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
     digit heights tall, its middle placed as a dash's, whose ink is two rings and a slash (`_percent`).
 
     Parentheses ("(555) 123", "(42)") are found first, in pairs around digits (`_parens`), and are not digits where
-    the others are measured."""
+    the others are measured (nor in the digits' height: they stand taller)."""
     if ink.labels is None:
         return [], ink
     areas = ink.areas
     spans, digit = _components(ink)
     parens = _parens(ink, spans, digit)
+    if parens:  # taller than the digits: the digits' height without them
+        digit = _components(ink, parens)[1] or digit
     tall = [span for label, span in spans.items() if span[1] - span[0] >= MARK_TALL * digit and label not in parens]
     if not tall:
         return [], ink
@@ -421,17 +423,17 @@ def _cross(shape: np.ndarray) -> bool:
     return float(shape[~on].sum()) <= stray and float(shape[corners].sum()) <= stray
 
 
-def _components(ink: Ink) -> tuple[dict[int, tuple[int, int, int, int]], float]:
+def _components(ink: Ink, besides: dict | set = frozenset()) -> tuple[dict[int, tuple[int, int, int, int]], float]:
     """The components worth reading (2% of the largest one's ink or more, as `_pieces` keeps them), each label's
     span (top, bottom, left, right), and a digit's height: the upper quartile of the heights of those holding a
-    tenth of the largest one's ink or more."""
+    tenth of the largest one's ink or more, but for the labels `besides` (parentheses, taller than digits)."""
     areas = ink.areas
     largest = areas[1:].max()
     spans = {label: (box[0].start, box[0].stop, box[1].start, box[1].stop)
              for label, box in enumerate(ink.boxes, 1) if areas[label] >= 0.02 * largest}
-    digit = float(np.percentile([bottom - top for label, (top, bottom, _, _) in spans.items()
-                                 if areas[label] >= 0.1 * largest], 75))
-    return spans, digit
+    heights = [bottom - top for label, (top, bottom, _, _) in spans.items()
+               if areas[label] >= 0.1 * largest and label not in besides]
+    return spans, float(np.percentile(heights, 75)) if heights else 0.0
 
 
 def _only(ink: Ink, labels: list[int]) -> Ink:
