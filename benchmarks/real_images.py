@@ -328,6 +328,32 @@ def render_parens(inside: list[np.ndarray], after: list[np.ndarray], rng: np.ran
     return render(np.concatenate(parts, axis=1), rng, min_height=16.0, stroke_change=stroke_change)
 
 
+def render_date(parts: list[list[np.ndarray]], rng: np.random.Generator) -> bytes:
+    """A date ("12/05/2026"): its parts (lists of digits) each written as `strip_ink` writes a strip (10% of
+    neighbours touching), a slash between each two drawn with a pen 2-3.5 pixels wide, 1.0-1.3 times the digits' height
+    tall, leaning right 15-40 degrees from upright (the writer's lean, each slash within 4 degrees of it), its middle
+    0-10% of the digits' height above or below theirs, 2-6 pixels from the digits on each side -> an encoded photo
+    (digits >= 16 px tall)."""
+    stroke_change = rng.uniform(*STROKE_CHANGE)
+    strips = [_ink_columns(strip_ink([as_ink(digit) for digit in part], rng, stroke_change)) for part in parts]
+    rows = np.flatnonzero(np.maximum.reduce([strip.max(1) for strip in strips]) > 0.5)
+    digits_tall, grown = rows[-1] - rows[0], int(math.ceil(max(stroke_change, 0.0)))
+    lean, ink = rng.uniform(15, 40), [strips[0]]
+    for strip in strips[1:]:
+        height, pen = rng.uniform(1.0, 1.3) * digits_tall, rng.uniform(2.0, 3.5)
+        middle = (rows[0] + rows[-1]) / 2 + rng.uniform(-0.1, 0.1) * digits_tall
+        slant = height * math.tan(math.radians(lean + rng.uniform(-4, 4)))  # how far right its top is of its bottom
+        gaps = rng.integers(2, 7, 2) + grown
+        width = int(math.ceil(gaps.sum() + slant + pen + 2))
+        mark = Image.new("L", (4 * width, 4 * 32), 0)  # drawn at 4x, then shrunk: a smooth line of any width
+        bottom_x = gaps[0] + 1 + pen / 2
+        ImageDraw.Draw(mark).line([(4 * bottom_x, 4 * (middle + height / 2)),
+                                   (4 * (bottom_x + slant), 4 * (middle - height / 2))], fill=255,
+                                  width=max(1, round(4 * pen)))
+        ink += [np.asarray(mark.resize((width, 32), Image.Resampling.BOX), np.float32) / 255.0, strip]
+    return render(np.concatenate(ink, axis=1), rng, min_height=16.0, stroke_change=stroke_change)
+
+
 def render_spaced(numbers: list[list[np.ndarray]], rng: np.random.Generator) -> bytes:
     """Numbers written on one line, each as `strip_ink` writes a strip (10% of neighbours touching), 24-60 MNIST
     pixels apart (1.2 to 3 digit heights: two numbers written apart, not one) -> an encoded photo (digits >= 16 px

@@ -23,7 +23,8 @@ share read exactly (`colons`). With --squared N, N photos of numbers of 1-4 digi
 mode: the share read exactly (`squared`). With --percent N, N photos of numbers of 1-4 digits with a percent sign
 after them, read in auto mode: the share read exactly (`percent`). With --parens N, N photos of numbers of 1-4 digits in
 parentheses, every other one followed by a second number ("(555) 123"), read in auto mode: the share read exactly
-(`parens`).
+(`parens`). With --dates N, N photos of dates written with slashes ("12/05/2026"), read in auto mode: the share read
+exactly (`dates`).
 Each run's accuracy on the validation split itself (its top class of every validation digit, read as the
 28x28 array it is) is reported too, as `validation_accuracy`.
 Every run reads the same strips, so each run after the first is also compared with the first strip by strip
@@ -38,6 +39,7 @@ Writes benchmarks/results/validation_strips.json (or --out).
 Usage: python benchmarks/validation_strips.py --run LABEL=RUN [--run LABEL=RUN ...] [--strips 300]
        [--singles 600] [--non-digits 0] [--auto 0] [--marked 0] [--lines 0] [--decimals 0] [--signs 0]
        [--plus 0] [--spaced 0] [--colons 0] [--squared 0] [--percent 0] [--parens 0]
+       [--dates 0]
        [--validation-split 0.05]
        [--seed-base 0]
        python benchmarks/validation_strips.py --pool RESULTS RESULTS [...] --out POOLED
@@ -60,7 +62,7 @@ from stress import parse_runs  # noqa: E402
 
 SEEDS = {"touching": 900, "mixed": 901, "singles": 902, "non_digits": 903, "auto_numbers": 905, "marked": 906,
          "lines": 907, "decimals": 908, "signs": 909, "spaced": 910, "plus": 911,
-         "colons": 912, "squared": 913, "percent": 914, "parens": 915}
+         "colons": 912, "squared": 913, "percent": 914, "parens": 915, "dates": 916}
 AUTO_FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts")  # generated, seed 903
 
 
@@ -242,6 +244,21 @@ def parens(predictor, x_val, y_val, count: int, seed: int) -> dict:
     return {"parens_exact": exact, "parens_marked": marked}
 
 
+def dates(predictor, x_val, y_val, count: int, seed: int) -> dict:
+    """`count` photos of dates written with slashes (`real_images.render_date`: a day and a month of 1-2 validation
+    digits each, a year of 2 or 4), read in auto mode: the share read exactly ("12/05/2026"), and the share whose two
+    slashes were read."""
+    def draw(index, rng):
+        parts = [rng.choice(len(x_val), int(size), replace=False)
+                 for size in (rng.integers(1, 3), rng.integers(1, 3), 2 * rng.integers(1, 3))]
+        truth = "/".join("".join(str(int(y_val[i])) for i in part) for part in parts)
+        photo = real_images.render_date([[x_val[i] for i in part] for part in parts], rng)
+        return truth, photo, lambda found: found.text.count("/") == 2
+
+    exact, marked = _read_photos(predictor, count, seed, "auto", draw)
+    return {"dates_exact": exact, "dates_marked": marked}
+
+
 def spaced(predictor, x_val, y_val, count: int, seed: int) -> dict:
     """`count` photos of 2-3 numbers of 1-4 validation digits written apart on one line (`real_images.render_spaced`),
     read in auto mode: the share read exactly (the numbers parted by a space), and the share parted into as many
@@ -276,6 +293,8 @@ PHOTOS = {
                 "after them, read in auto mode: how many read exactly, sign and all"),
     "parens": (parens, ("parens_exact", "parens_marked"), "photos of numbers of 1-4 digits in parentheses, every "
                "other one followed by a second number, read in auto mode: how many read exactly, parentheses and all"),
+    "dates": (dates, ("dates_exact", "dates_marked"), "photos of dates written with slashes (12/05/2026), read in auto "
+              "mode: how many read exactly, slashes and all"),
 }
 
 

@@ -542,6 +542,37 @@ def test_parentheses_around_digits_are_read():
         assert "(" not in found and ")" not in found, name
 
 
+def test_the_slashes_of_a_date_are_read():
+    """A date's slashes were read as 1s: "12/05/2026" read "1210512026". Two straight strokes of their own leaning right
+    alike, parting the line's digits as a date is parted (1-2, 1-2, then a year of 2-4), are read as "/", the mark of
+    the digit after each, printed or drawn with a pen, in auto and number mode. None for a lone slash (a 1 written
+    leaning is as straight: "3/4" keeps its "1"), two leaning unlike each other, two that part the digits otherwise
+    ("1/2/3"), or upright strokes."""
+    from digits import runs
+    from digits.predictor import Predictor
+
+    predictor = Predictor(runs.shipped_model())
+    for text in ("12/05/2026", "3/4/21", "1/1/2020", "12/05/26"):
+        picture = printed(text)
+        found = reading.read(picture, model=predictor)  # auto mode
+        assert (found.kind, found.number) == ("number", text), text
+        assert reading.read(picture, mode="number", model=predictor).number == text, text
+    assert [digit.mark for digit in reading.read(printed("3/4/21"), model=predictor).digits] == ["", "/", "/", ""]
+
+    def slash(box: int, lean: float = 25.0) -> tuple:  # a slash in the empty box `box` of pen_digits, 1.2 digits tall
+        reach = 1.2 * np.tan(np.radians(lean))
+        return (1.2 * box + 0.3 - reach / 2, 1.1), (1.2 * box + 0.3 + reach / 2, -0.1)
+
+    drawn = reading.read(dashed("20 07 2024", [slash(2), slash(5)]), model=predictor)
+    assert drawn.number == "20/07/2024"
+    not_dates = {"a lone slash": dashed("3 4", [slash(1)]),
+                 "leaning unlike each other": dashed("20 07 2024", [slash(2, 20.0), slash(5, 40.0)]),
+                 "a year of one digit": dashed("1 2 3", [slash(1), slash(3)]),
+                 "upright strokes": dashed("20 07 2024", [slash(2, 0.0), slash(5, 0.0)])}
+    for name, picture in not_dates.items():
+        assert "/" not in [char for _, char in multidigit.marks(images.analyse(picture))[0]], name
+
+
 def test_numbers_written_apart_on_one_line_are_parted_by_a_space():
     """Two numbers written apart on one line read as one ("3     7" read "37", "12      45" "1245"). A gap of a
     digit's height or more and twice the line's other gaps (of two digits alone: two digit heights) parts them with

@@ -66,6 +66,10 @@ PAREN_TALL, PAREN_THIN, PAREN_BOW, PAREN_SMOOTH = (0.8, 1.8), 0.5, 0.08, 0.04  #
 # digit heights, its width in its own heights (at most), how far its middle bows out from the line through its ends
 # (at least, in its own heights) and how far its midline strays from a smooth arc (at most: a standard deviation, in
 # its own heights)
+SLASH_TALL, SLASH_LEAN, SLASH_ALIKE = 0.7, 10.0, 10.0  # the slashes of a date (marks): their height in digit
+# heights, their lean right from upright (at least, degrees) and how far the two leans differ (at most, degrees)
+SLASH_PARTS, SLASH_PAIR = ((1, 2), (1, 2), (2, 4)), 1.0  # a date's parts around its two slashes: how many digits each
+# holds, a component this many digit heights wide or wider counted as two (touching digits)
 PAREN_CROSSED, PAREN_RUN = 0.1, 2.5  # one stroke: the share of its rows crossing ink twice, its fullest row's ink
 # against the median row's (at most)
 LINE_GAP, LINE_SHARE = 0.25, 0.5  # lines of writing: a blank this many digit heights tall parts two bands; a band
@@ -155,24 +159,25 @@ def marks(ink: Ink) -> tuple[list[tuple[int, str]], Ink]:
     A percent sign ("%", "42%") is a group of components sharing columns (`_column_groups`) after a digit, PERCENT_TALL
     digit heights tall, its middle placed as a dash's, whose ink is two rings and a slash (`_percent`).
 
-    Parentheses ("(555) 123", "(42)") are found first, in pairs around digits (`_parens`), and are not digits where
-    the others are measured (nor in the digits' height: they stand taller)."""
+    Parentheses ("(555) 123", "(42)") and the two slashes of a date ("12/05/2026") are found first, in pairs
+    (`_parens`, `_slashes`), and are not digits where the others are measured (nor in the digits' height: they stand
+    taller)."""
     if ink.labels is None:
         return [], ink
     areas = ink.areas
     spans, digit = _components(ink)
-    parens = _parens(ink, spans, digit)
-    if parens:  # taller than the digits: the digits' height without them
-        digit = _components(ink, parens)[1] or digit
-    tall = [span for label, span in spans.items() if span[1] - span[0] >= MARK_TALL * digit and label not in parens]
+    pairs = {**_parens(ink, spans, digit), **_slashes(ink, spans, digit)}  # parentheses and a date's slashes
+    if pairs:  # taller than the digits: the digits' height without them
+        digit = _components(ink, pairs)[1] or digit
+    tall = [span for label, span in spans.items() if span[1] - span[0] >= MARK_TALL * digit and label not in pairs]
     if not tall:
         return [], ink
     baseline = float(np.percentile([span[1] for span in tall], 75))  # most digits reach it; a dash of one may not
     middle = float(np.median([(span[0] + span[1]) / 2 for span in tall]))
     tops = float(np.median([span[0] for span in tall]))
     pen = functools.cache(lambda: stroke_width(ink.labels > 0))  # the stroke width, measured once a candidate needs it
-    found = [((spans[label][2] + spans[label][3]) // 2, char, label) for label, char in parens.items()]
-    used = set(parens)
+    found = [((spans[label][2] + spans[label][3]) // 2, char, label) for label, char in pairs.items()]
+    used = set(pairs)
     for group in _column_groups(spans):
         if used & set(group):
             continue
@@ -355,6 +360,51 @@ def _parens(ink: Ink, spans: dict, digit: float) -> dict[int, str]:
                 pairs[first], pairs[label] = "(", ")"
                 break
     return pairs
+
+
+def _slashes(ink: Ink, spans: dict, digit: float) -> dict[int, str]:
+    """The two slashes of a date ("12/05/2026", "3/4/21"): label -> "/", else none. A slash is a component of its own
+    (nothing above or below it), SLASH_TALL digit heights tall or more, one straight stroke (`_lean`) leaning right
+    SLASH_LEAN degrees or more. A "1" written leaning is one too (of MNIST's training 1s, 54% lean so), so only two
+    that part the line's tall components (MARK_TALL digit heights: digits, the slashes) as a date is parted are taken:
+    SLASH_PARTS digits before, between and after them (a year of two digits or more; a component SLASH_PAIR digit
+    heights wide may hold two, touching), leaning within SLASH_ALIKE degrees of each other; of several such
+    pairs, the one leaning most. A lone slash ("3/4") stays a "1"."""
+    line = sorted((label for label, span in spans.items() if span[1] - span[0] >= MARK_TALL * digit),
+                  key=lambda label: spans[label][2])
+    leaning = {}
+    for label in line:
+        top, bottom, left, right = spans[label]
+        if bottom - top >= SLASH_TALL * digit and _alone(spans, label):
+            lean = _lean(ink.labels[top:bottom, left:right] == label)
+            if lean >= SLASH_LEAN:
+                leaning[label] = lean
+    most = [1 + (spans[label][3] - spans[label][2] >= SLASH_PAIR * digit) for label in line]  # digits each may hold
+    best: tuple = ()
+    for first, second in ((first, second) for first in leaning for second in leaning):
+        at, to = line.index(first), line.index(second)
+        if at >= to:
+            continue
+        parts = [(stop - start, sum(most[start:stop])) for start, stop in ((0, at), (at + 1, to), (to + 1, len(line)))]
+        if all(fewest <= high and low <= largest for (fewest, largest), (low, high) in zip(parts, SLASH_PARTS)) \
+                and abs(leaning[first] - leaning[second]) <= SLASH_ALIKE \
+                and (not best or min(leaning[first], leaning[second]) > best[0]):
+            best = (min(leaning[first], leaning[second]), first, second)
+    return {best[1]: "/", best[2]: "/"} if best else {}
+
+
+def _lean(shape: np.ndarray) -> float:
+    """How far a shape (a component's pixels in its box) leans right from upright, in degrees, where it is one straight
+    stroke (its spread across its main axis at most PERCENT_ACROSS of its stroke width, as a percent sign's slash), else
+    -1 (a 1's flag or foot spreads it; so does every other digit)."""
+    rows, columns = np.nonzero(shape)
+    if rows.size < 3:
+        return -1.0
+    (across, _), axes = np.linalg.eigh(np.cov(np.stack([columns, rows]).astype(float)))
+    direction = axes[:, 1]  # (columns, rows) along the stroke
+    if math.sqrt(max(across, 0.0)) > PERCENT_ACROSS * stroke_width(shape) or direction[0] * direction[1] >= 0:
+        return -1.0
+    return 90.0 - math.degrees(math.atan2(abs(direction[1]), abs(direction[0])))
 
 
 def _arc(shape: np.ndarray) -> str:

@@ -78,8 +78,8 @@ class Digit:
     class_names: list[str] = field(repr=False, default_factory=list)
     not_a_digit: bool = False  # its confidence is below the model's not-a-digit threshold
     line: int = 0  # the line of writing it stands in, 0 the top one (a picture of several lines)
-    mark: str = ""  # what stands just before it in a number: a point, comma or colon, a dash or plus sign, an opening
-    # parenthesis, a space
+    mark: str = ""  # what stands just before it in a number: a point, comma or colon, a dash or plus sign, a date's
+    # slash, an opening parenthesis, a space
     after: str = ""  # what stands just after it in a number: a closing parenthesis, a percent sign
 
     @property
@@ -399,9 +399,9 @@ def _cut_line(ink: images.Ink, reader: _Model, threshold: float | None) -> tuple
 
 
 def _marked(digits: list[Digit], points: list[tuple[int, str]]) -> list[Digit]:
-    """The digits with each decimal point, comma, colon, dash, plus sign or opening parenthesis (column, character) on
-    the digit after it, where digits stand on both sides of it (a dash, plus or "(" also before the first digit), and
-    each closing parenthesis or percent sign on the digit before it (its `after`)."""
+    """The digits with each decimal point, comma, colon, dash, plus sign, slash or opening parenthesis (column,
+    character) on the digit after it, where digits stand on both sides of it (a dash, plus or "(" also before the
+    first digit), and each closing parenthesis or percent sign on the digit before it (its `after`)."""
     centres = [None if digit.box is None else (digit.box[1] + digit.box[3]) / 2 for digit in digits]
     for column, char in points:
         if char in "%)":

@@ -263,6 +263,29 @@ def test_parentheses_reach_the_json(client, predictor, mnist):
         assert [(digit["mark"], digit["after"]) for digit in found["digits"]] == [("(", ""), ("", ""), ("", ")")]
 
 
+def test_a_date_s_slashes_reach_the_json(client, predictor, mnist):
+    """A date written with slashes (a drawn "2/0/71") comes back with them in its text, each the mark of the digit after
+    it, as digits.read reads it, in both modes."""
+    from PIL import ImageDraw
+
+    from digits import reading
+
+    x, _ = mnist
+    picture = np.zeros((52, 180), np.uint8)
+    for left, index in ((12, 1), (60, 3), (108, 0), (138, 2)):  # 2, 0, 7, 1
+        picture[12:40, left:left + 28] = x[index]
+    page = Image.fromarray(picture)
+    for middle in (50, 98):  # slashes 26 px tall leaning 25 degrees, in the gaps
+        ImageDraw.Draw(page).line([(middle - 6, 39), (middle + 6, 13)], fill=255, width=3)
+    picture = np.asarray(page)
+    for mode in ("auto", "number"):
+        result = client.post(f"/predict?mode={mode}", files={"file": ("date.png", png(picture), "image/png")})
+        assert result.status_code == 200, result.text
+        found = result.json()["predictions"][0]
+        assert found["number"] == reading.read(picture, mode=mode, model=predictor).number == "2/0/71"
+        assert [digit["mark"] for digit in found["digits"]] == ["", "/", "/", ""]
+
+
 def test_number_mode_reads_several_digits(client, predictor, mnist):
     x, y = mnist
     picture = png(digit_strip([x[1], x[3], x[0]]))  # 2, 0, 7

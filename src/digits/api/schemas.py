@@ -47,8 +47,9 @@ class DigitRead(BaseModel):
     box: list[int] | None = Field(None, description="pictures: top, left, bottom, right of the digit's ink")
     line: int = Field(0, description="pictures: the line of writing it stands in, 0 the top one")
     mark: str = Field("", description="pictures, in a number: a decimal point, comma, colon, minus sign, hyphen, "
-                                      "plus sign or opening parenthesis written just before it ('.', ',', ':', '-', "
-                                      "'+', '('), a space after a gap of a digit's height, else ''")
+                                      "plus sign, a date's slash or an opening parenthesis written just before it "
+                                      "('.', ',', ':', '-', '+', '/', '('), a space after a gap of a digit's height, "
+                                      "else ''")
     after: str = Field("", description="pictures, in a number: a closing parenthesis or a percent sign written just "
                                        "after it (')', '%'), else ''")
     probabilities: list[float] = Field(description="one probability per class")
@@ -70,8 +71,8 @@ class Reading(BaseModel):
                                            "minus or plus "
                                            "sign before the first digit or a hyphen or plus between two ('-42', "
                                            "'+44', '555-1234'), a percent sign after the last digit ('42%'), "
-                                           "parentheses around digits ('(555) 123'), a space between numbers written "
-                                           "apart on one line ('3 7')")
+                                           "parentheses around digits ('(555) 123'), a date's two slashes "
+                                           "('12/05/2026'), a space between numbers written apart on one line ('3 7')")
     confidence: float = Field(description="a digit's top probability; a number's: the product of its digits'")
     uncertain: bool = Field(description="a digit or number whose confidence is below DIGITS_UNCERTAIN_BELOW, or a "
                                         "number holding a piece that is not a digit")
