@@ -215,8 +215,6 @@ def test_a_number_s_marks_reach_the_json(client, predictor, mnist):
     in both modes."""
     from PIL import ImageDraw
 
-    from digits import reading
-
     x, _ = mnist
     strip = digit_strip([x[1], x[3], x[0], x[2]], gap=16)  # 2, 0, 7, 1
     picture = np.zeros((strip.shape[0], strip.shape[1] + 50), np.uint8)
@@ -228,22 +226,30 @@ def test_a_number_s_marks_reach_the_json(client, predictor, mnist):
     draw.line([(200, 39), (214, 13)], fill=255, width=3)
     for left, top in ((195, 13), (210, 29)):
         draw.ellipse([left, top, left + 10, top + 10], outline=255, width=2)
-    picture = np.asarray(page)
+    for digits in _marked_number(client, predictor, np.asarray(page), "-20:71%"):
+        assert [digit["mark"] for digit in digits] == ["-", "", ":", ""]
+        assert [digit["after"] for digit in digits] == ["", "", "", "%"]
+
+
+def _marked_number(client, predictor, picture: np.ndarray, number: str) -> list[list[dict]]:
+    """`picture` posted to /predict in both modes: each answer's digits, once its number is `number`, as digits.read
+    reads it."""
+    from digits import reading
+
+    answers = []
     for mode in ("auto", "number"):
-        result = client.post(f"/predict?mode={mode}", files={"file": ("time.png", png(picture), "image/png")})
+        result = client.post(f"/predict?mode={mode}", files={"file": ("marked.png", png(picture), "image/png")})
         assert result.status_code == 200, result.text
         found = result.json()["predictions"][0]
-        assert found["number"] == reading.read(picture, mode=mode, model=predictor).number == "-20:71%"
-        assert [digit["mark"] for digit in found["digits"]] == ["-", "", ":", ""]
-        assert [digit["after"] for digit in found["digits"]] == ["", "", "", "%"]
+        assert found["number"] == reading.read(picture, mode=mode, model=predictor).number == number
+        answers.append(found["digits"])
+    return answers
 
 
 def test_parentheses_reach_the_json(client, predictor, mnist):
     """A number in parentheses (a drawn "(207)") comes back with them in its text, the opening one as the first digit's
     mark and the closing one as the last digit's `after`, as digits.read reads it, in both modes."""
     from PIL import ImageDraw
-
-    from digits import reading
 
     x, _ = mnist
     strip = digit_strip([x[1], x[3], x[0]])  # 2, 0, 7
@@ -254,21 +260,14 @@ def test_parentheses_reach_the_json(client, predictor, mnist):
     for left, sign in ((22, 1), (picture.shape[1] - 28, -1)):  # parentheses 26 px tall, bowing out 5 px
         points = [(left + 5 * (t ** 2 if sign > 0 else 1 - t ** 2), 26 + 13 * t) for t in along]
         ImageDraw.Draw(page).line(points, fill=255, width=3, joint="curve")
-    picture = np.asarray(page)
-    for mode in ("auto", "number"):
-        result = client.post(f"/predict?mode={mode}", files={"file": ("parens.png", png(picture), "image/png")})
-        assert result.status_code == 200, result.text
-        found = result.json()["predictions"][0]
-        assert found["number"] == reading.read(picture, mode=mode, model=predictor).number == "(207)"
-        assert [(digit["mark"], digit["after"]) for digit in found["digits"]] == [("(", ""), ("", ""), ("", ")")]
+    for digits in _marked_number(client, predictor, np.asarray(page), "(207)"):
+        assert [(digit["mark"], digit["after"]) for digit in digits] == [("(", ""), ("", ""), ("", ")")]
 
 
 def test_a_date_s_slashes_reach_the_json(client, predictor, mnist):
     """A date written with slashes (a drawn "2/0/71") comes back with them in its text, each the mark of the digit after
     it, as digits.read reads it, in both modes."""
     from PIL import ImageDraw
-
-    from digits import reading
 
     x, _ = mnist
     picture = np.zeros((52, 180), np.uint8)
@@ -277,13 +276,8 @@ def test_a_date_s_slashes_reach_the_json(client, predictor, mnist):
     page = Image.fromarray(picture)
     for middle in (50, 98):  # slashes 26 px tall leaning 25 degrees, in the gaps
         ImageDraw.Draw(page).line([(middle - 6, 39), (middle + 6, 13)], fill=255, width=3)
-    picture = np.asarray(page)
-    for mode in ("auto", "number"):
-        result = client.post(f"/predict?mode={mode}", files={"file": ("date.png", png(picture), "image/png")})
-        assert result.status_code == 200, result.text
-        found = result.json()["predictions"][0]
-        assert found["number"] == reading.read(picture, mode=mode, model=predictor).number == "2/0/71"
-        assert [digit["mark"] for digit in found["digits"]] == ["", "/", "/", ""]
+    for digits in _marked_number(client, predictor, np.asarray(page), "2/0/71"):
+        assert [digit["mark"] for digit in digits] == ["", "/", "/", ""]
 
 
 def test_number_mode_reads_several_digits(client, predictor, mnist):
