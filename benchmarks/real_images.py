@@ -354,6 +354,19 @@ def render_date(parts: list[list[np.ndarray]], rng: np.random.Generator) -> byte
     return render(np.concatenate(ink, axis=1), rng, min_height=16.0, stroke_change=stroke_change)
 
 
+def render_uneven(digits: list[np.ndarray], place: int, rng: np.random.Generator) -> bytes:
+    """A number whose digit `place` is written smaller, 0.6-0.8 times the others' height, on their baseline (MNIST's
+    row 24), the digits written as `strip_ink` writes a strip (10% of neighbours touching) -> an encoded photo (digits
+    >= 16 px tall)."""
+    scale, cells = rng.uniform(0.6, 0.8), [as_ink(digit) for digit in digits]
+    size = max(1, round(28 * scale))
+    smaller = np.asarray(Image.fromarray(cells[place]).resize((size, size), Image.Resampling.BILINEAR), np.float32)
+    top = min(round(24 - 24 * scale), 28 - size)
+    cells[place] = np.pad(smaller, ((top, 28 - size - top), ((28 - size) // 2, 28 - size - (28 - size) // 2)))
+    stroke_change = rng.uniform(*STROKE_CHANGE)
+    return render(strip_ink(cells, rng, stroke_change), rng, min_height=16.0, stroke_change=stroke_change)
+
+
 def render_spaced(numbers: list[list[np.ndarray]], rng: np.random.Generator) -> bytes:
     """Numbers written on one line, each as `strip_ink` writes a strip (10% of neighbours touching), 24-60 MNIST
     pixels apart (1.2 to 3 digit heights: two numbers written apart, not one) -> an encoded photo (digits >= 16 px

@@ -24,7 +24,8 @@ mode: the share read exactly (`squared`). With --percent N, N photos of numbers 
 after them, read in auto mode: the share read exactly (`percent`). With --parens N, N photos of numbers of 1-4 digits in
 parentheses, every other one followed by a second number ("(555) 123"), read in auto mode: the share read exactly
 (`parens`). With --dates N, N photos of dates written with slashes ("12/05/2026"), read in auto mode: the share read
-exactly (`dates`).
+exactly (`dates`). With --uneven N, N photos of numbers of 2-6 digits, one of them written smaller (0.6-0.8 of the
+others' height), read in auto mode: the share read exactly (`uneven`).
 Each run's accuracy on the validation split itself (its top class of every validation digit, read as the
 28x28 array it is) is reported too, as `validation_accuracy`.
 Every run reads the same strips, so each run after the first is also compared with the first strip by strip
@@ -39,7 +40,7 @@ Writes benchmarks/results/validation_strips.json (or --out).
 Usage: python benchmarks/validation_strips.py --run LABEL=RUN [--run LABEL=RUN ...] [--strips 300]
        [--singles 600] [--non-digits 0] [--auto 0] [--marked 0] [--lines 0] [--decimals 0] [--signs 0]
        [--plus 0] [--spaced 0] [--colons 0] [--squared 0] [--percent 0] [--parens 0]
-       [--dates 0]
+       [--dates 0] [--uneven 0]
        [--validation-split 0.05]
        [--seed-base 0]
        python benchmarks/validation_strips.py --pool RESULTS RESULTS [...] --out POOLED
@@ -62,7 +63,7 @@ from stress import parse_runs  # noqa: E402
 
 SEEDS = {"touching": 900, "mixed": 901, "singles": 902, "non_digits": 903, "auto_numbers": 905, "marked": 906,
          "lines": 907, "decimals": 908, "signs": 909, "spaced": 910, "plus": 911,
-         "colons": 912, "squared": 913, "percent": 914, "parens": 915, "dates": 916}
+         "colons": 912, "squared": 913, "percent": 914, "parens": 915, "dates": 916, "uneven": 917}
 AUTO_FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts")  # generated, seed 903
 
 
@@ -259,6 +260,20 @@ def dates(predictor, x_val, y_val, count: int, seed: int) -> dict:
     return {"dates_exact": exact, "dates_marked": marked}
 
 
+def uneven(predictor, x_val, y_val, count: int, seed: int) -> dict:
+    """`count` photos of numbers of 2-6 validation digits, one of them written smaller (0.6-0.8 times the others'
+    height, on their baseline: `real_images.render_uneven`), read in auto mode: the share read exactly, and the share
+    read as as many digits as written, nothing else."""
+    def draw(index, rng):
+        chosen = rng.choice(len(x_val), int(rng.integers(2, 7)), replace=False)
+        truth = "".join(str(int(y_val[i])) for i in chosen)
+        photo = real_images.render_uneven([x_val[i] for i in chosen], int(rng.integers(0, len(chosen))), rng)
+        return truth, photo, lambda found: len(found.digits) == len(truth) and found.text.isdigit()
+
+    exact, counted = _read_photos(predictor, count, seed, "auto", draw)
+    return {"uneven_exact": exact, "uneven_counted": counted}
+
+
 def spaced(predictor, x_val, y_val, count: int, seed: int) -> dict:
     """`count` photos of 2-3 numbers of 1-4 validation digits written apart on one line (`real_images.render_spaced`),
     read in auto mode: the share read exactly (the numbers parted by a space), and the share parted into as many
@@ -295,6 +310,8 @@ PHOTOS = {
                "other one followed by a second number, read in auto mode: how many read exactly, parentheses and all"),
     "dates": (dates, ("dates_exact", "dates_marked"), "photos of dates written with slashes (12/05/2026), read in auto "
               "mode: how many read exactly, slashes and all"),
+    "uneven": (uneven, ("uneven_exact", "uneven_counted"), "photos of numbers with one digit written smaller (0.6-0.8 "
+               "of the others' height), read in auto mode: how many read exactly"),
 }
 
 

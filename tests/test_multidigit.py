@@ -402,7 +402,8 @@ def test_a_plus_sign_is_read():
     """A plus sign was dropped ("+9" read "9", "161+8" "1618") or read as a piece that is not a digit ("+44" read
     "?44"). A cross of its own at the digits' middle height, before the first digit or between two, is read as the
     digit after it's mark. A 4, an x, a T, an L and a 5 or 9 written bold (which filled the shape of a plus sign on
-    validation strips: "57815" read "+7815" before the corners of a plus were checked) are none."""
+    validation strips: "57815" read "+7815" before the corners of a plus were checked) are none, nor is a bold 0
+    written small (a loop enclosing a hole: without that check it passes)."""
     from digits import runs
     from digits.predictor import Predictor
 
@@ -430,6 +431,10 @@ def test_a_plus_sign_is_read():
     loop = [(22 + 14 * np.cos(angle), 14 + 11 * np.sin(angle)) for angle in np.linspace(0, 2 * np.pi, 24)]
     for name, line in {"a bold 5": [(38, 4), (8, 4), (6, 20)] + bowl, "a bold 9": loop + [(36, 14), (32, 42)]}.items():
         assert not multidigit._cross(shape(line, width=14)), name
+    assert multidigit._cross(shape([(22, 2), (22, 42)], [(2, 22), (42, 22)], width=12))  # a thick pen's plus
+    page = Image.new("L", (44, 44), 0)  # a bold 0 written small, its loop nearly closed: full rows and columns, empty
+    ImageDraw.Draw(page).ellipse((6, 4, 38, 40), outline=255, width=14)  # corners, but a hole (of 37 pixels)
+    assert not multidigit._cross(np.asarray(page) > 127)
 
 
 def test_a_colon_between_digits_is_read():

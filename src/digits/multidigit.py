@@ -458,7 +458,8 @@ def _cross(shape: np.ndarray) -> bool:
     PLUS_ACROSS of its width and its fullest column (the stem) down PLUS_ACROSS of its height, the two crossing in its
     middle half both ways, at most PLUS_STRAY of its ink lies off the rows and columns at least half as full as them
     (a 4's slanted stroke does, an x has no full row), and at most PLUS_STRAY in the corners of its box, the outer
-    quarter of its rows and of its columns (a bold digit written as a blob fills them)."""
+    quarter of its rows and of its columns (a bold digit written as a blob fills them); and it encloses no hole, however
+    small (a bold 0, 4, 6 or 9 written smaller than the other digits passes the rest)."""
     height, width = shape.shape
     rows, columns = shape.sum(1), shape.sum(0)
     bar, stem = int(np.argmax(rows)), int(np.argmax(columns))
@@ -466,6 +467,8 @@ def _cross(shape: np.ndarray) -> bool:
         return False
     if not (0.25 * height <= bar + 0.5 <= 0.75 * height and 0.25 * width <= stem + 0.5 <= 0.75 * width):
         return False
+    if (ndimage.binary_fill_holes(shape) & ~shape).any():
+        return False  # a loop, however small: a bold 0, 4, 6 or 9 written small, not a cross
     on = (rows >= 0.5 * rows[bar])[:, None] | (columns >= 0.5 * columns[stem])[None, :]
     edge = (np.arange(height) < height / 4) | (np.arange(height) >= 3 * height / 4)
     corners = edge[:, None] & ((np.arange(width) < width / 4) | (np.arange(width) >= 3 * width / 4))[None, :]
