@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 from typing import Callable
 
@@ -66,12 +67,12 @@ PAREN_TALL, PAREN_THIN, PAREN_BOW, PAREN_SMOOTH = (0.8, 1.8), 0.5, 0.08, 0.04  #
 # digit heights, its width in its own heights (at most), how far its middle bows out from the line through its ends
 # (at least, in its own heights) and how far its midline strays from a smooth arc (at most: a standard deviation, in
 # its own heights)
+PAREN_CROSSED, PAREN_RUN = 0.1, 2.5  # one stroke: the share of its rows crossing ink twice, its fullest row's ink
+# against the median row's (at most)
 SLASH_TALL, SLASH_LEAN, SLASH_ALIKE = 0.7, 10.0, 10.0  # the slashes of a date (marks): their height in digit
 # heights, their lean right from upright (at least, degrees) and how far the two leans differ (at most, degrees)
 SLASH_PARTS, SLASH_PAIR = ((1, 2), (1, 2), (2, 4)), 1.0  # a date's parts around its two slashes: how many digits each
-# holds, a component this many digit heights wide or wider counted as two (touching digits)
-PAREN_CROSSED, PAREN_RUN = 0.1, 2.5  # one stroke: the share of its rows crossing ink twice, its fullest row's ink
-# against the median row's (at most)
+# holds, a component this many digit heights wide or wider may hold two (touching digits)
 LINE_GAP, LINE_SHARE = 0.25, 0.5  # lines of writing: a blank this many digit heights tall parts two bands; a band
 # this many digit heights tall is a line (see lines)
 MAX_JOIN = 10  # a digit joins at most this many pieces (a digit a line wide is cut into about 7 slices)
@@ -334,10 +335,9 @@ def _percent(shape: np.ndarray) -> bool:
 def _parens(ink: Ink, spans: dict, digit: float) -> dict[int, str]:
     """The components that are parentheses, in pairs around digits: label -> "(" or ")". Each is a component of its own
     (nothing above or below it), PAREN_TALL digit heights tall (`digit`), at most PAREN_THIN of its height wide, and a
-    smooth stroke bowing out (`_arc`). Each ")" is paired with the nearest "(" left of it that
-    holds a digit between them (a component MARK_TALL digit heights tall) whose middle row lies within both
-    parentheses' rows; one alone is no parenthesis. A "1" written bowed is as thin as one, and reads as one where it
-    is not paired."""
+    smooth stroke bowing out (`_arc`). Each ")" is paired with the nearest "(" left of it that holds a digit between
+    them (a component MARK_TALL digit heights tall) whose middle row lies within both parentheses' rows; one alone is no
+    parenthesis. A "1" written bowed is as thin as one, and reads as one where it is not paired."""
     sides = {}
     for label, (top, bottom, left, right) in spans.items():
         height = bottom - top
@@ -381,10 +381,8 @@ def _slashes(ink: Ink, spans: dict, digit: float) -> dict[int, str]:
                 leaning[label] = lean
     most = [1 + (spans[label][3] - spans[label][2] >= SLASH_PAIR * digit) for label in line]  # digits each may hold
     best: tuple = ()
-    for first, second in ((first, second) for first in leaning for second in leaning):
+    for first, second in itertools.combinations([label for label in line if label in leaning], 2):  # left to right
         at, to = line.index(first), line.index(second)
-        if at >= to:
-            continue
         parts = [(stop - start, sum(most[start:stop])) for start, stop in ((0, at), (at + 1, to), (to + 1, len(line)))]
         if all(fewest <= high and low <= largest for (fewest, largest), (low, high) in zip(parts, SLASH_PARTS)) \
                 and abs(leaning[first] - leaning[second]) <= SLASH_ALIKE \
@@ -479,7 +477,8 @@ def _cross(shape: np.ndarray) -> bool:
 def _components(ink: Ink, besides: dict | set = frozenset()) -> tuple[dict[int, tuple[int, int, int, int]], float]:
     """The components worth reading (2% of the largest one's ink or more, as `_pieces` keeps them), each label's
     span (top, bottom, left, right), and a digit's height: the upper quartile of the heights of those holding a
-    tenth of the largest one's ink or more, but for the labels `besides` (parentheses, taller than digits)."""
+    tenth of the largest one's ink or more, but for the labels `besides` (parentheses and a date's slashes, taller than
+    digits)."""
     areas = ink.areas
     largest = areas[1:].max()
     spans = {label: (box[0].start, box[0].stop, box[1].start, box[1].stop)
