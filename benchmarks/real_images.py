@@ -209,6 +209,17 @@ def render_decimal(digits: list[np.ndarray], place: int, rng: np.random.Generato
     return render(ink, rng, min_height=16.0, stroke_change=stroke_change)
 
 
+def _mark_canvas(width: int) -> Image.Image:
+    """A blank canvas for a mark (a sign, dots, a parenthesis) `width` MNIST pixels wide and a strip's 32 rows tall,
+    at 4 times their size: draw on it in 4-times coordinates, then `_shrunk` (smooth strokes and dots of any width)."""
+    return Image.new("L", (4 * width, 4 * 32), 0)
+
+
+def _shrunk(mark: Image.Image) -> np.ndarray:
+    """A mark drawn on a `_mark_canvas`, shrunk by area to the strip's pixels: (32, width) ink 0..1."""
+    return np.asarray(mark.resize((mark.width // 4, 32), Image.Resampling.BOX), np.float32) / 255.0
+
+
 def render_colon(digits: list[np.ndarray], place: int, rng: np.random.Generator) -> bytes:
     """A number with a colon before digit `place` (1 .. len - 1, as in a time, "12:30"): the digits on both sides
     written as `strip_ink` writes a strip (10% of neighbours touching), two dots 2.4-4.4 MNIST pixels across one above
@@ -221,13 +232,12 @@ def render_colon(digits: list[np.ndarray], place: int, rng: np.random.Generator)
     radius = rng.uniform(1.2, 2.2)
     gaps = rng.integers(3, 7, 2) + int(math.ceil(max(stroke_change, 0.0)))
     width = int(gaps.sum() + 2 * math.ceil(radius) + 2)
-    mark = Image.new("L", (4 * width, 4 * 32), 0)  # drawn at 4x, then shrunk: smooth dots of any size
+    mark = _mark_canvas(width)
     for low, high in ((0.25, 0.45), (0.6, 0.85)):
         centre = (gaps[0] + 1 + radius + rng.uniform(-1, 1), rows[0] + rng.uniform(low, high) * (rows[-1] - rows[0]))
         ImageDraw.Draw(mark).ellipse([4 * (centre[0] - radius), 4 * (centre[1] - radius), 4 * (centre[0] + radius),
                                       4 * (centre[1] + radius)], fill=255)
-    dots = np.asarray(mark.resize((width, 32), Image.Resampling.BOX), np.float32) / 255.0
-    return render(np.concatenate([left, dots, right], axis=1), rng, min_height=16.0, stroke_change=stroke_change)
+    return render(np.concatenate([left, _shrunk(mark), right], axis=1), rng, min_height=16.0, stroke_change=stroke_change)
 
 
 def render_signed(digits: list[np.ndarray], place: int, rng: np.random.Generator, char: str = "-") -> bytes:
@@ -246,14 +256,14 @@ def render_signed(digits: list[np.ndarray], place: int, rng: np.random.Generator
     gaps = rng.integers(2, 6, 2) + int(math.ceil(max(stroke_change, 0.0)))
     width = int(gaps.sum() + math.ceil(length) + 2)
     middle = rows[0] + rng.uniform(0.4, 0.65) * (rows[-1] - rows[0])
-    mark = Image.new("L", (4 * width, 4 * 32), 0)  # drawn at 4x, then shrunk: a smooth line of any thickness
+    mark = _mark_canvas(width)
     half = (length / 2 * math.cos(tilt), length / 2 * math.sin(tilt))
     centre = (gaps[0] + 1 + length / 2, middle)
     for along in [half] + ([(-half[1], half[0])] if char == "+" else []):  # a plus: a line across the dash too
         ImageDraw.Draw(mark).line([(4 * (centre[0] - along[0]), 4 * (centre[1] + along[1])),
                                    (4 * (centre[0] + along[0]), 4 * (centre[1] - along[1]))], fill=255,
                                   width=max(1, round(4 * thickness)))
-    dash = np.asarray(mark.resize((width, 32), Image.Resampling.BOX), np.float32) / 255.0
+    dash = _shrunk(mark)
     ink = np.concatenate([dash, *parts] if place == 0 else [parts[0], dash, parts[1]], axis=1)
     return render(ink, rng, min_height=16.0, stroke_change=stroke_change)
 
@@ -276,7 +286,7 @@ def render_percent(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
     width = slant + rng.uniform(0.2, 0.35) * height
     gap = int(rng.integers(2, 7)) + int(math.ceil(max(stroke_change, 0.0)))
     canvas = int(math.ceil(gap + width + pen + 2))
-    mark = Image.new("L", (4 * canvas, 4 * 32), 0)  # drawn at 4x, then shrunk: smooth strokes of any width
+    mark = _mark_canvas(canvas)
     draw = ImageDraw.Draw(mark)
     middle = gap + pen / 2 + width / 2
     draw.line([(4 * (middle - slant / 2), 4 * bottom), (4 * (middle + slant / 2), 4 * top)], fill=255,
@@ -290,8 +300,7 @@ def render_percent(digits: list[np.ndarray], rng: np.random.Generator) -> bytes:
         draw.arc([4 * (centre[0] - wide / 2), 4 * (centre[1] - tall / 2), 4 * (centre[0] + wide / 2),
                   4 * (centre[1] + tall / 2)], start, start + rng.uniform(330, 390), fill=255,
                  width=max(1, round(4 * pen)))
-    sign = np.asarray(mark.resize((canvas, 32), Image.Resampling.BOX), np.float32) / 255.0
-    return render(np.concatenate([number, sign], axis=1), rng, min_height=16.0, stroke_change=stroke_change)
+    return render(np.concatenate([number, _shrunk(mark)], axis=1), rng, min_height=16.0, stroke_change=stroke_change)
 
 
 def render_parens(inside: list[np.ndarray], after: list[np.ndarray], rng: np.random.Generator) -> bytes:
@@ -312,14 +321,14 @@ def render_parens(inside: list[np.ndarray], after: list[np.ndarray], rng: np.ran
     def paren(opening: bool) -> np.ndarray:
         gap = int(rng.integers(2, 7)) + grown
         width = int(math.ceil(bow + abs(lean) * height + pen + gap + 2))
-        mark = Image.new("L", (4 * width, 4 * 32), 0)  # drawn at 4x, then shrunk: a smooth stroke of any width
+        mark = _mark_canvas(width)
         ends = pen / 2 + 1 + (bow if opening else 0.0) + abs(lean) * height / 2 + (0 if opening else gap)
         points = []
         for along in np.linspace(-1, 1, 24):  # top to bottom: a parabola, its middle `bow` out of its ends
             column = ends + (-1 if opening else 1) * bow * (1 - along ** 2) - lean * along * height / 2
             points.append((4 * column, 4 * (middle + along * height / 2)))
         ImageDraw.Draw(mark).line(points, fill=255, width=max(1, round(4 * pen)), joint="curve")
-        return np.asarray(mark.resize((width, 32), Image.Resampling.BOX), np.float32) / 255.0
+        return _shrunk(mark)
 
     parts = [paren(True), number, paren(False)]
     if after:
@@ -345,12 +354,12 @@ def render_date(parts: list[list[np.ndarray]], rng: np.random.Generator) -> byte
         slant = height * math.tan(math.radians(lean + rng.uniform(-4, 4)))  # how far right its top is of its bottom
         gaps = rng.integers(2, 7, 2) + grown
         width = int(math.ceil(gaps.sum() + slant + pen + 2))
-        mark = Image.new("L", (4 * width, 4 * 32), 0)  # drawn at 4x, then shrunk: a smooth line of any width
+        mark = _mark_canvas(width)
         bottom_x = gaps[0] + 1 + pen / 2
         ImageDraw.Draw(mark).line([(4 * bottom_x, 4 * (middle + height / 2)),
                                    (4 * (bottom_x + slant), 4 * (middle - height / 2))], fill=255,
                                   width=max(1, round(4 * pen)))
-        ink += [np.asarray(mark.resize((width, 32), Image.Resampling.BOX), np.float32) / 255.0, strip]
+        ink += [_shrunk(mark), strip]
     return render(np.concatenate(ink, axis=1), rng, min_height=16.0, stroke_change=stroke_change)
 
 
