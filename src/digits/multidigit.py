@@ -325,11 +325,7 @@ def _percent(shape: np.ndarray) -> bool:
     rows, columns = np.nonzero(shape & ~near)
     if rows.size < 3 or rows.max() + 1 - rows.min() < PERCENT_REACH * height:
         return False
-    (across, _), axes = np.linalg.eigh(np.cov(np.stack([columns, rows]).astype(float)))
-    direction = axes[:, 1]  # (columns, rows) along the stroke
-    steep = math.degrees(math.atan2(abs(direction[1]), abs(direction[0])))
-    return math.sqrt(max(across, 0.0)) <= PERCENT_ACROSS * pen and direction[0] * direction[1] < 0 \
-        and steep >= PERCENT_STEEP
+    return 0.0 <= _leaning(rows, columns, pen) <= 90.0 - PERCENT_STEEP
 
 
 def _parens(ink: Ink, spans: dict, digit: float) -> dict[int, str]:
@@ -372,6 +368,8 @@ def _slashes(ink: Ink, spans: dict, digit: float) -> dict[int, str]:
     pairs, the one leaning most. A lone slash ("3/4") stays a "1"."""
     line = sorted((label for label, span in spans.items() if span[1] - span[0] >= MARK_TALL * digit),
                   key=lambda label: spans[label][2])
+    if len(line) < 5:  # a digit, two slashes, a digit and a year (one component at the least): no date in fewer
+        return {}
     leaning = {}
     for label in line:
         top, bottom, left, right = spans[label]
@@ -393,14 +391,18 @@ def _slashes(ink: Ink, spans: dict, digit: float) -> dict[int, str]:
 
 def _lean(shape: np.ndarray) -> float:
     """How far a shape (a component's pixels in its box) leans right from upright, in degrees, where it is one straight
-    stroke (its spread across its main axis at most PERCENT_ACROSS of its stroke width, as a percent sign's slash), else
-    -1 (a 1's flag or foot spreads it; so does every other digit)."""
+    stroke (`_leaning`, as a percent sign's slash), else -1 (a 1's flag or foot spreads it; so does every other digit)."""
     rows, columns = np.nonzero(shape)
-    if rows.size < 3:
-        return -1.0
+    return _leaning(rows, columns, stroke_width(shape)) if rows.size >= 3 else -1.0
+
+
+def _leaning(rows: np.ndarray, columns: np.ndarray, pen: float) -> float:
+    """How far ink (its pixels' `rows` and `columns`, three or more) leans right from upright, in degrees, where it lies
+    along one straight line leaning right (its spread across its main axis at most PERCENT_ACROSS of the stroke width
+    `pen`, a standard deviation), else -1."""
     (across, _), axes = np.linalg.eigh(np.cov(np.stack([columns, rows]).astype(float)))
     direction = axes[:, 1]  # (columns, rows) along the stroke
-    if math.sqrt(max(across, 0.0)) > PERCENT_ACROSS * stroke_width(shape) or direction[0] * direction[1] >= 0:
+    if math.sqrt(max(across, 0.0)) > PERCENT_ACROSS * pen or direction[0] * direction[1] >= 0:
         return -1.0
     return 90.0 - math.degrees(math.atan2(abs(direction[1]), abs(direction[0])))
 
