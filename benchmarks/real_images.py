@@ -237,7 +237,8 @@ def render_colon(digits: list[np.ndarray], place: int, rng: np.random.Generator)
         centre = (gaps[0] + 1 + radius + rng.uniform(-1, 1), rows[0] + rng.uniform(low, high) * (rows[-1] - rows[0]))
         ImageDraw.Draw(mark).ellipse([4 * (centre[0] - radius), 4 * (centre[1] - radius), 4 * (centre[0] + radius),
                                       4 * (centre[1] + radius)], fill=255)
-    return render(np.concatenate([left, _shrunk(mark), right], axis=1), rng, min_height=16.0, stroke_change=stroke_change)
+    ink = np.concatenate([left, _shrunk(mark), right], axis=1)
+    return render(ink, rng, min_height=16.0, stroke_change=stroke_change)
 
 
 def render_signed(digits: list[np.ndarray], place: int, rng: np.random.Generator, char: str = "-") -> bytes:

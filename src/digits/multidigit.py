@@ -391,7 +391,8 @@ def _slashes(ink: Ink, spans: dict, digit: float) -> dict[int, str]:
 
 def _lean(shape: np.ndarray) -> float:
     """How far a shape (a component's pixels in its box) leans right from upright, in degrees, where it is one straight
-    stroke (`_leaning`, as a percent sign's slash), else -1 (a 1's flag or foot spreads it; so does every other digit)."""
+    stroke (`_leaning`, as a percent sign's slash), else -1 (a 1's flag or foot spreads it; so does every other
+    digit)."""
     rows, columns = np.nonzero(shape)
     return _leaning(rows, columns, stroke_width(shape)) if rows.size >= 3 else -1.0
 
