@@ -63,6 +63,8 @@ class Config:
     # (digits.synthetic.touching_pieces: what the reader sees of a digit in a number; 0: none)
     digit_photos: int = 0  # photos of training digits, prepared as the reader prepares a picture, added to the
     # training split (digits.synthetic.digit_photos: the path Outlier Exposure's non-digits come by; 0: none)
+    printed_digits: int = 0  # digits printed in matplotlib's fonts, photographed and prepared, added to the training
+    # split (digits.synthetic.printed_digits: a flagged 1, an open 4, serifs MNIST's writers seldom drew; 0: none)
     reject_rate: float = 0.005  # share of validation digits the stored not-a-digit threshold may refuse
 
     def validate(self) -> "Config":
@@ -100,6 +102,8 @@ class Config:
             raise ValueError(f"touching_pieces must be 0 or more, got {self.touching_pieces}; try 12000 (0: none)")
         if self.digit_photos < 0:
             raise ValueError(f"digit_photos must be 0 or more, got {self.digit_photos}; try 30000 (0: none)")
+        if self.printed_digits < 0:
+            raise ValueError(f"printed_digits must be 0 or more, got {self.printed_digits}; try 12000 (0: none)")
         if self.outlier_images < 10:
             raise ValueError(f"outlier_images must be at least 10, got {self.outlier_images}; try 12000")
         unknown = [family for family in self.outlier_families if family not in OUTLIER_FAMILIES]

@@ -863,3 +863,106 @@ def _photos(digits: np.ndarray, labels: np.ndarray, count: int, seed: int) -> tu
             out_labels[made] = int(labels[index])
             made += 1
     raise RuntimeError("the reader finds no ink in the digits' photos; the generator is broken")
+
+
+# ---------------------------------------------------------------- digits printed in fonts
+
+PRINTED_CHUNK = 500  # printed digits per task of printed_digits; part of the seeding
+NUMERAL_FONTS_LEFT_OUT = ("cmmi10",)  # TeX's math italic draws old-style figures (a 3, 4, 5, 7, 9 below the line)
+PEN_SHARE = 0.3  # this share of printed_digits is a 1 or a 7 drawn by pen as continental writers draw them
+ONE_FLAG = ((25.0, 65.0), (0.15, 0.45))  # a 1's flag: degrees below horizontal, length in digit heights
+SEVEN_BAR = ((-10.0, 10.0), (0.4, 0.8))  # a 7's bar: degrees off horizontal, length in digit heights
+
+
+def numeral_fonts() -> list[Path]:
+    """training_fonts() that draw lining figures: the fonts printed_digits draws with by default."""
+    return [font for font in training_fonts() if font.stem not in NUMERAL_FONTS_LEFT_OUT]
+
+
+def _pen_digit(digit: int, rng: np.random.Generator) -> list:
+    """A 1 or a 7 as strokes in unit coordinates (y down), the way writers outside MNIST's draw them: a 1 with a
+    flag falling from the top of its stem (ONE_FLAG), sometimes a foot; a 7 with a near-level bar (SEVEN_BAR),
+    its stem upright to slanting, sometimes crossed. The flag falls and the bar does not: that tells them apart."""
+    lean = rng.uniform(-0.05, 0.2)  # how far the top stands right of the foot, in digit heights
+    top, foot = np.array([lean, 0.0]), np.array([0.0, 1.0])
+    if digit == 1:
+        angle, length = math.radians(rng.uniform(*ONE_FLAG[0])), rng.uniform(*ONE_FLAG[1])
+        parts = [("line", np.array([top + length * np.array([-math.cos(angle), math.sin(angle)]), top, foot]))]
+        if rng.random() < 0.35:
+            half = rng.uniform(0.15, 0.3)
+            parts.append(("line", np.array([foot - [half, 0.0], foot + [half, 0.0]])))
+        return parts
+    angle, length = math.radians(rng.uniform(*SEVEN_BAR[0])), rng.uniform(*SEVEN_BAR[1])
+    top = top + [length, 0.0]
+    foot = top + [-rng.uniform(0.0, 0.5), 1.0]
+    parts = [("line", np.array([top - length * np.array([math.cos(angle), math.sin(angle)]), top, foot]))]
+    if rng.random() < 0.4:
+        middle, half = (top + foot) / 2, rng.uniform(0.15, 0.3)
+        parts.append(("line", np.array([middle - [half, 0.0], middle + [half, 0.0]])))
+    return parts
+
+
+def _printed(count: int, seed: int, fonts: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(count, 28, 28) uint8 and (count,) labels: one task of printed_digits."""
+    rng = np.random.default_rng([int(seed), zlib.crc32(b"printed")])
+    table = {char: having for char, having in _glyphs("0123456789", fonts)}
+    if len(table) < 10:
+        raise ValueError(f"the fonts {list(fonts)} draw only the digits {''.join(sorted(table))}; pass fonts that "
+                         "draw all ten")
+    out, out_labels, made = np.zeros((count, images.CANVAS, images.CANVAS), np.uint8), np.zeros(count, np.int64), 0
+    for _ in range(count * 20):  # a picture whose ink the reader cannot find is drawn again; never this often
+        if made == count:
+            return out, out_labels
+        height = _side(rng)
+        width = int(np.clip(round(height * rng.uniform(0.8, 1.25)), *SIDE))
+        if rng.random() < PEN_SHARE:
+            digit = int(rng.choice([1, 7]))
+            ink = _draw(_pen_digit(digit, rng), rng.uniform(0.6, 1.6), rng, height, width)
+        else:
+            digit = int(rng.integers(10))
+            ink = _glyph(rng, [(str(digit), table[str(digit)])], height, width)
+        prepared = images.prepare(_photograph(ink, rng))
+        if prepared.ink_found:
+            out[made] = np.round(prepared.image * 255).astype(np.uint8)
+            out_labels[made] = digit
+            made += 1
+    raise RuntimeError("the reader finds no ink in the printed digits; the generator is broken")
+
+
+def printed_digits(count: int, seed: int, fonts: list[Path] | None = None,
+                   progress: Callable[[int, int], None] | None = None,
+                   workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(count, 28, 28) uint8 digits and (count,) their labels (0-9 drawn evenly at random): each digit printed
+    in one of `fonts` (default numeral_fonts(): matplotlib's bundled fonts, so training is reproducible
+    anywhere) as the letters of Outlier Exposure are (`_glyph`: a size, a bolder stroke, a small rotation, a
+    narrower or wider shape), photographed (`_photograph`) and prepared by `images.prepare`. Printed figures
+    hold shapes MNIST's writers seldom drew, a 1 with a flag and a foot, a 4 open at the top, a 7 with a serif.
+    Seeded; cached and run in worker processes like touching_pieces (the result does not depend on them)."""
+    _whole("count", count)
+    _whole("seed", seed)
+    paths = [Path(font) for font in (numeral_fonts() if fonts is None else fonts)]
+    absent = [str(font) for font in paths if not font.is_file()]
+    if absent or not paths:
+        raise ValueError(f"fonts {absent or '[]'} not found; pass existing .ttf/.otf files or None")
+    having = tuple(str(font.resolve()) for font in paths)
+    key = {"generator": "printed-1", "count": int(count), "seed": int(seed), "pillow": PIL.__version__,
+           "chunk": PRINTED_CHUNK, "fonts": [Path(font).name for font in having], "source": _fingerprint()}
+    path = _cache_dir() / f"printed-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            cached, cached_labels = stored["images"], stored["labels"]
+        if cached.shape == (count, images.CANVAS, images.CANVAS) and cached_labels.shape == (count,):
+            if progress:
+                progress(count, count)
+            return cached, cached_labels
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
+        pass
+    tasks = [(min(PRINTED_CHUNK, count - start), _derived(seed, chunk), having)
+             for chunk, start in enumerate(range(0, count, PRINTED_CHUNK))]
+    results = _run(_printed, tasks, [task[0] for task in tasks], _workers(workers, count, len(tasks)), progress)
+    empty = (np.zeros((0, images.CANVAS, images.CANVAS), np.uint8), np.zeros(0, np.int64))
+    made, made_labels = (np.concatenate(parts) for parts in zip(*results)) if results else empty
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=made, labels=made_labels)
+    files.write_bytes(path, buffer.getvalue())
+    return made, made_labels

@@ -175,16 +175,21 @@ def non_digit_images(config: Config, x_train, x_val):
 def with_drawn_digits(config: Config, x_train, y_train, progress=None):
     """The training split with digits drawn from its own digits appended, seeded by the run's seed:
     config.touching_pieces digits cut out of touching numbers (digits.synthetic.touching_pieces), then
-    config.digit_photos photos prepared as the reader prepares a picture (digits.synthetic.digit_photos); as given
-    when both are 0. `progress(what, done, total)` hears of each drawing. The validation split stays MNIST's own
-    digits, so validation accuracy means what it always did."""
-    if not (config.touching_pieces or config.digit_photos):
+    config.digit_photos photos prepared as the reader prepares a picture (digits.synthetic.digit_photos), then
+    config.printed_digits digits printed in fonts (digits.synthetic.printed_digits, drawn from no digit of the
+    split); as given when all are 0. `progress(what, done, total)` hears of each drawing. The validation split
+    stays MNIST's own digits, so validation accuracy means what it always did."""
+    if not (config.touching_pieces or config.digit_photos or config.printed_digits):
         return x_train, y_train
     from . import synthetic
 
+    def printed(_digits, _labels, count, seed, progress=None):
+        return synthetic.printed_digits(count, seed, progress=progress)
+
     parts = [(x_train, y_train)]
     for count, draw, what in ((config.touching_pieces, synthetic.touching_pieces, "drawing touching pieces"),
-                              (config.digit_photos, synthetic.digit_photos, "drawing digit photos")):
+                              (config.digit_photos, synthetic.digit_photos, "drawing digit photos"),
+                              (config.printed_digits, printed, "printing digits")):
         if count:
             told = None if progress is None else (lambda done, total, what=what: progress(what, done, total))
             drawn, labels = draw(x_train, y_train, count, seed=config.seed, progress=told)
