@@ -6,6 +6,8 @@ takes them."""
 
 from __future__ import annotations
 
+import math
+
 import os
 import signal
 import subprocess
@@ -387,8 +389,9 @@ def test_touching_pieces_refuse_bad_arguments():
 
 def test_drawn_digits_join_the_training_split_only():
     """train.with_drawn_digits: config.touching_pieces digits cut from the training split's own digits, then
-    config.digit_photos photos of them, are appended with their labels, each drawing heard of by `progress`; 0 and
-    0 leave the split as it is; a negative count is refused by the config."""
+    config.digit_photos photos of them, then config.printed_digits digits printed in fonts, are appended with their
+    labels, each drawing heard of by `progress`; all 0 leave the split as it is; a negative count is refused by the
+    config."""
     from digits import config, data, train
 
     mnist = data.load_dataset("mnist", allow_download=False)
@@ -397,20 +400,75 @@ def test_drawn_digits_join_the_training_split_only():
     same = train.with_drawn_digits(config.Config(), x_train, labels)
     assert same[0] is x_train and same[1] is labels
     seen = []
-    for pieces, photos in ((12, 0), (0, 8), (12, 8)):
-        recipe = config.Config(touching_pieces=pieces, digit_photos=photos, seed=3)
+    for pieces, photos, printed in ((12, 0, 0), (0, 8, 0), (12, 8, 0), (0, 0, 10), (12, 0, 10)):
+        recipe = config.Config(touching_pieces=pieces, digit_photos=photos, printed_digits=printed, seed=3)
         grown, grown_labels = train.with_drawn_digits(recipe, x_train, labels, lambda *told: seen.append(told))
-        assert grown.shape == (100 + pieces + photos, 28, 28, 1) and grown.dtype == np.float32
+        assert grown.shape == (100 + pieces + photos + printed, 28, 28, 1) and grown.dtype == np.float32
         assert grown_labels.dtype == labels.dtype
         assert np.array_equal(grown[:100], x_train) and np.array_equal(grown_labels[:100], labels)
         drawn = [synthetic.touching_pieces(x_train, labels, pieces, seed=3)] if pieces else []
         drawn += [synthetic.digit_photos(x_train, labels, photos, seed=3)] if photos else []  # from the split's own
+        drawn += [synthetic.printed_digits(printed, seed=3)] if printed else []  # from no digit of the split
         assert np.array_equal(grown[100:], np.concatenate([images.to_model_input(made) for made, _ in drawn]))
         assert np.array_equal(grown_labels[100:], np.concatenate([made_labels for _, made_labels in drawn]))
     assert ("drawing touching pieces", 12, 12) in seen and ("drawing digit photos", 8, 8) in seen
-    for setting in ("touching_pieces", "digit_photos"):
+    assert ("printing digits", 10, 10) in seen
+    for setting in ("touching_pieces", "digit_photos", "printed_digits"):
         with pytest.raises(ValueError, match=f"{setting} must be 0 or more"):
             config.Config(**{setting: -1}).validate()
+
+
+def test_printed_digits_keep_their_labels_and_are_seeded(monkeypatch, tmp_path):
+    """Digits printed in matplotlib's fonts, prepared: each is nearest, by correlation, to the same digit printed
+    plainly in the same fonts and prepared, nearly always; each fills MNIST's 20 px box; the same seed prints the
+    same digits (from the cache, with one worker or two), another seed others. TeX's math italic, whose figures
+    are old-style, is not among the fonts; a font that is not there is refused with the fix."""
+    monkeypatch.setattr(synthetic, "PEN_SHARE", 0.0)
+    monkeypatch.setattr(synthetic, "PRINTED_CHUNK", 30)  # three tasks, so that two workers share them
+    made, labels = synthetic.printed_digits(90, seed=2, workers=1)
+    assert made.shape == (90, 28, 28) and made.dtype == np.uint8 and len(set(labels.tolist())) == 10
+    fonts = synthetic.numeral_fonts()
+    assert fonts and "cmmi10" not in {font.stem for font in fonts} and "DejaVuSans" in {font.stem for font in fonts}
+    plain, plain_labels = [], []
+    for font in fonts:
+        for digit in range(10):
+            picture = synthetic._text(str(digit), synthetic._font(str(font), 64), 0)
+            plain.append(images.prepare(1.0 - np.asarray(picture, np.float32) / 255).image.reshape(-1))
+            plain_labels.append(digit)
+    centred = [rows - rows.mean(1, keepdims=True) for rows in (np.array(plain), made.reshape(90, -1) / 255.0)]
+    unit = [rows / np.linalg.norm(rows, axis=1, keepdims=True) for rows in centred]
+    assert (np.array(plain_labels)[(unit[1] @ unit[0].T).argmax(1)] == labels).mean() >= 0.9
+    boxes = [images.bounds(image >= 128) for image in made]
+    assert all(16 <= max(bottom - top, right - left) <= 22 for top, left, bottom, right in boxes), boxes
+    again = synthetic.printed_digits(90, seed=2)  # from the cache
+    assert all(np.array_equal(first, second) for first, second in zip((made, labels), again))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other"))
+    drawn = synthetic.printed_digits(90, seed=2, workers=2)
+    assert all(np.array_equal(first, second) for first, second in zip((made, labels), drawn))
+    assert not np.array_equal(synthetic.printed_digits(90, seed=3, workers=1)[0], made)
+    with pytest.raises(ValueError, match="not found; pass existing"):
+        synthetic.printed_digits(5, seed=1, fonts=[tmp_path / "absent.ttf"])
+
+
+def test_pen_drawn_ones_have_a_falling_flag_and_sevens_a_level_bar(monkeypatch):
+    """The pen-drawn share of printed_digits holds only 1s and 7s. A 1's flag falls from the top of its stem,
+    leftwards, by ONE_FLAG's angle; a 7's bar runs left from the top of its stem within SEVEN_BAR's angle of level,
+    its stem upright or leaning left: the shapes that tell a flagged 1 from a 7 are drawn apart."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        one = synthetic._pen_digit(1, rng)[0][1]  # flag end, stem top, foot
+        drop, reach = one[0][1] - one[1][1], one[1][0] - one[0][0]
+        assert reach > 0 and drop > 0
+        assert synthetic.ONE_FLAG[0][0] - 1e-6 <= math.degrees(math.atan2(drop, reach)) <= synthetic.ONE_FLAG[0][1] + 1e-6
+        assert one[2][1] - one[1][1] == 1.0  # the stem runs the digit's height
+        seven = synthetic._pen_digit(7, rng)[0][1]  # bar end, bar's right end (the stem's top), foot
+        bar = seven[1] - seven[0]
+        assert bar[0] >= synthetic.SEVEN_BAR[1][0] * math.cos(math.radians(10)) - 1e-6
+        assert abs(math.degrees(math.atan2(bar[1], bar[0]))) <= synthetic.SEVEN_BAR[0][1] + 1e-6
+        assert seven[2][1] - seven[1][1] == 1.0 and seven[2][0] <= seven[1][0]  # the stem upright or leaning left
+    monkeypatch.setattr(synthetic, "PEN_SHARE", 1.0)
+    _, labels = synthetic.printed_digits(40, seed=5)
+    assert set(labels.tolist()) == {1, 7}
 
 
 def test_digit_photos_are_the_readers_view_of_their_own_digit_and_are_seeded(monkeypatch, tmp_path):

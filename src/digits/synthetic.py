@@ -902,8 +902,8 @@ def _pen_digit(digit: int, rng: np.random.Generator) -> list:
     return parts
 
 
-def _printed(count: int, seed: int, fonts: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(count, 28, 28) uint8 and (count,) labels: one task of printed_digits."""
+def _printed(count: int, seed: int, fonts: tuple[str, ...], pen_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """(count, 28, 28) uint8 and (count,) labels: one task of printed_digits, `pen_share` of them drawn by pen."""
     rng = np.random.default_rng([int(seed), zlib.crc32(b"printed")])
     table = {char: having for char, having in _glyphs("0123456789", fonts)}
     if len(table) < 10:
@@ -915,7 +915,7 @@ def _printed(count: int, seed: int, fonts: tuple[str, ...]) -> tuple[np.ndarray,
             return out, out_labels
         height = _side(rng)
         width = int(np.clip(round(height * rng.uniform(0.8, 1.25)), *SIDE))
-        if rng.random() < PEN_SHARE:
+        if rng.random() < pen_share:
             digit = int(rng.choice([1, 7]))
             ink = _draw(_pen_digit(digit, rng), rng.uniform(0.6, 1.6), rng, height, width)
         else:
@@ -946,7 +946,8 @@ def printed_digits(count: int, seed: int, fonts: list[Path] | None = None,
         raise ValueError(f"fonts {absent or '[]'} not found; pass existing .ttf/.otf files or None")
     having = tuple(str(font.resolve()) for font in paths)
     key = {"generator": "printed-1", "count": int(count), "seed": int(seed), "pillow": PIL.__version__,
-           "chunk": PRINTED_CHUNK, "fonts": [Path(font).name for font in having], "source": _fingerprint()}
+           "chunk": PRINTED_CHUNK, "pen_share": PEN_SHARE, "fonts": [Path(font).name for font in having],
+           "source": _fingerprint()}
     path = _cache_dir() / f"printed-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()}.npz"
     try:
         with np.load(path, allow_pickle=False) as stored:
@@ -957,7 +958,7 @@ def printed_digits(count: int, seed: int, fonts: list[Path] | None = None,
             return cached, cached_labels
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
         pass
-    tasks = [(min(PRINTED_CHUNK, count - start), _derived(seed, chunk), having)
+    tasks = [(min(PRINTED_CHUNK, count - start), _derived(seed, chunk), having, PEN_SHARE)
              for chunk, start in enumerate(range(0, count, PRINTED_CHUNK))]
     results = _run(_printed, tasks, [task[0] for task in tasks], _workers(workers, count, len(tasks)), progress)
     empty = (np.zeros((0, images.CANVAS, images.CANVAS), np.uint8), np.zeros(0, np.int64))
