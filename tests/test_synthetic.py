@@ -459,7 +459,8 @@ def test_pen_drawn_ones_have_a_falling_flag_and_sevens_a_level_bar(monkeypatch):
         one = synthetic._pen_digit(1, rng)[0][1]  # flag end, stem top, foot
         drop, reach = one[0][1] - one[1][1], one[1][0] - one[0][0]
         assert reach > 0 and drop > 0
-        assert synthetic.ONE_FLAG[0][0] - 1e-6 <= math.degrees(math.atan2(drop, reach)) <= synthetic.ONE_FLAG[0][1] + 1e-6
+        low, high = synthetic.ONE_FLAG[0]
+        assert low - 1e-6 <= math.degrees(math.atan2(drop, reach)) <= high + 1e-6
         assert one[2][1] - one[1][1] == 1.0  # the stem runs the digit's height
         seven = synthetic._pen_digit(7, rng)[0][1]  # bar end, bar's right end (the stem's top), foot
         bar = seven[1] - seven[0]

@@ -791,6 +791,22 @@ def _from_digits(name: str, draw: Callable, digits: np.ndarray, labels: np.ndarr
            "chunk": PIECE_CHUNK, "pool": PIECE_POOL,
            "digits": hashlib.sha256(pixels.tobytes() + labels.astype(np.int64).tobytes()).hexdigest(),
            "source": source}
+
+    def tasks() -> list[tuple]:  # (digits, labels, pictures, seed): each draws from its own seeded subset of the digits
+        made = []
+        for chunk, start in enumerate(range(0, count, PIECE_CHUNK)):
+            chosen = np.random.default_rng([int(seed), chunk]).choice(len(pixels), min(PIECE_POOL, len(pixels)),
+                                                                      replace=False)
+            made.append((pixels[chosen], labels[chosen], min(PIECE_CHUNK, count - start), _derived(seed, chunk)))
+        return made
+
+    return _labelled(name, key, count, draw, tasks, 2, workers, progress)
+
+
+def _labelled(name: str, key: dict, count: int, draw: Callable, tasks: Callable[[], list[tuple]], size_at: int,
+              workers: int | None, progress: Callable[[int, int], None] | None) -> tuple[np.ndarray, np.ndarray]:
+    """(count, 28, 28) uint8 digits and (count,) labels cached under `name` and `key`, or `draw(*task)` run for each
+    of `tasks()` (task[size_at] pictures each) in worker processes, joined in order and cached atomically."""
     path = _cache_dir() / f"{name}-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()}.npz"
     try:
         with np.load(path, allow_pickle=False) as stored:
@@ -801,12 +817,8 @@ def _from_digits(name: str, draw: Callable, digits: np.ndarray, labels: np.ndarr
             return cached, cached_labels
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
         pass
-    tasks = []  # (digits, labels, pictures, seed): each task draws from its own seeded subset of the digits
-    for chunk, start in enumerate(range(0, count, PIECE_CHUNK)):
-        chosen = np.random.default_rng([int(seed), chunk]).choice(len(pixels), min(PIECE_POOL, len(pixels)),
-                                                                  replace=False)
-        tasks.append((pixels[chosen], labels[chosen], min(PIECE_CHUNK, count - start), _derived(seed, chunk)))
-    results = _run(draw, tasks, [task[2] for task in tasks], _workers(workers, count, len(tasks)), progress)
+    jobs = tasks()
+    results = _run(draw, jobs, [job[size_at] for job in jobs], _workers(workers, count, len(jobs)), progress)
     empty = (np.zeros((0, images.CANVAS, images.CANVAS), np.uint8), np.zeros(0, np.int64))
     made, made_labels = (np.concatenate(parts) for parts in zip(*results)) if results else empty
     buffer = io.BytesIO()
@@ -948,22 +960,6 @@ def printed_digits(count: int, seed: int, fonts: list[Path] | None = None,
     key = {"generator": "printed-1", "count": int(count), "seed": int(seed), "pillow": PIL.__version__,
            "chunk": PRINTED_CHUNK, "pen_share": PEN_SHARE, "fonts": [Path(font).name for font in having],
            "source": _fingerprint()}
-    path = _cache_dir() / f"printed-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()}.npz"
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            cached, cached_labels = stored["images"], stored["labels"]
-        if cached.shape == (count, images.CANVAS, images.CANVAS) and cached_labels.shape == (count,):
-            if progress:
-                progress(count, count)
-            return cached, cached_labels
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
-        pass
-    tasks = [(min(PRINTED_CHUNK, count - start), _derived(seed, chunk), having, PEN_SHARE)
-             for chunk, start in enumerate(range(0, count, PRINTED_CHUNK))]
-    results = _run(_printed, tasks, [task[0] for task in tasks], _workers(workers, count, len(tasks)), progress)
-    empty = (np.zeros((0, images.CANVAS, images.CANVAS), np.uint8), np.zeros(0, np.int64))
-    made, made_labels = (np.concatenate(parts) for parts in zip(*results)) if results else empty
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, images=made, labels=made_labels)
-    files.write_bytes(path, buffer.getvalue())
-    return made, made_labels
+    return _labelled("printed", key, count, _printed,
+                     lambda: [(min(PRINTED_CHUNK, count - start), _derived(seed, chunk), having, PEN_SHARE)
+                              for chunk, start in enumerate(range(0, count, PRINTED_CHUNK))], 0, workers, progress)
