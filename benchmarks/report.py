@@ -304,6 +304,29 @@ def form_lines(result: dict) -> list[str]:
              if (RESULTS / "form_lines.png").is_file() else [])
     return lines + [*sheet, "", f"Machine: {machine_line(result['machine'])}."]
 
+def printed(result: dict) -> list[str]:
+    labels = list(result["runs"])
+    sizes = " and ".join(str(size) for size in result["single_sizes"])
+    lines = [f"**Printed digits** (`python benchmarks/printed.py --set choosing --set held-out`; "
+             f"{', '.join(f'`{label}`' for label in labels)}): the ten digits alone, every font at {sizes} px, and "
+             f"{result['numbers']:,} numbers of 2-8 digits (seed {result['seed']}), each in one font at "
+             f"{result['number_size'][0]}-{result['number_size'][1]} px on paper with noise and a little blur, printed "
+             "in Debian's fonts (no training step prints in them) and read in auto mode; right: read exactly. The "
+             "`choosing` fonts judge a recipe; the `held-out` fonts are read for these figures only:", "",
+             "| fonts | picture | " + " | ".join(f"`{label}`" for label in labels) + " |",
+             "|---|---|" + "---|" * len(labels)]
+    for name, entry in result["sets"].items():
+        models = entry["models"]
+        fonts = f"{name} ({len(entry['packages'])} packages, {sum(map(len, entry['packages'].values()))} fonts)"
+        for title, figure in (("the ten digits alone", lambda row: row["singles"]["read_exactly"]),
+                              ("its 1s alone", lambda row: row["singles"]["per_digit"]["1"]),
+                              ("numbers", lambda row: row["numbers"]["read_exactly"])):
+            lines.append(f"| {fonts} | {title} | " + " | ".join(f"{figure(models[label]):.2%}" for label in labels)
+                         + " |")
+            fonts = ""
+    return lines + ["", f"Machine: {machine_line(result['machine'])}."]
+
+
 def serve_costs(result: dict) -> list[str]:
     apps, parts = result["in_process_us_per_request"], result["unavoidable_us"]
     lines = ["**Where the time goes** (`python benchmarks/serve_costs.py`: in one process without HTTP, 32 "
@@ -591,7 +614,7 @@ def battery(result: dict) -> list[str]:
 
 SECTIONS = {"original_mlp": original_mlp, "time_to_accuracy": time_to_accuracy, "best_model": best_model,
             "ensemble": ensemble, "inference": inference, "real_images": real_images, "stress": stress,
-            "stress_numbers": stress_numbers, "form_lines": form_lines,
+            "stress_numbers": stress_numbers, "form_lines": form_lines, "printed": printed,
             "rejection": rejection, "serve": serve, "serve_costs": serve_costs, "footprint": footprint, "battery": battery}
 CARD = ROOT / "src" / "digits" / "shipped" / "card.json"
 CARD_START, CARD_END = "<!-- card:start -->", "<!-- card:end -->"

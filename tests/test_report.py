@@ -120,3 +120,15 @@ def test_the_sequence_line_says_how_reading_weighs_the_model():
     assert "plus 1.5 times the model's log-likelihood, the lattice's own 5.0 more" in weighed
     assert "at least 0.98 sure" in report.sequence_line({"sequence": {**entry, "sure": 0.98}})[0]  # an older card
     assert report.sequence_line({}) == []
+
+
+def test_printed_digits_render_per_font_set_and_model():
+    entry = {"singles": {"read_exactly": 0.94, "per_digit": {"1": 0.5}}, "numbers": {"read_exactly": 0.72}}
+    result = {"runs": {"a": "x.onnx", "b": "y.onnx"}, "single_sizes": [24, 64], "numbers": 300, "seed": 3,
+              "number_size": [16, 64], "machine": RESULT["machine"],
+              "sets": {"choosing": {"packages": {"fonts-x": ["X.ttf", "Y.ttf"], "fonts-z": ["Z.otf"]},
+                                    "models": {"a": entry, "b": entry | {"numbers": {"read_exactly": 0.9}}}}}}
+    lines = report.printed(result)
+    assert "| choosing (2 packages, 3 fonts) | the ten digits alone | 94.00% | 94.00% |" in lines
+    assert "|  | its 1s alone | 50.00% | 50.00% |" in lines and "|  | numbers | 72.00% | 90.00% |" in lines
+    assert "(seed 3)" in lines[0] and "24 and 64 px" in lines[0] and lines[-1].startswith("Machine: a CPU")
