@@ -412,7 +412,7 @@ def test_drawn_digits_join_the_training_split_only():
         assert np.array_equal(grown[100:], np.concatenate([images.to_model_input(made) for made, _ in drawn]))
         assert np.array_equal(grown_labels[100:], np.concatenate([made_labels for _, made_labels in drawn]))
     assert ("drawing touching pieces", 12, 12) in seen and ("drawing digit photos", 8, 8) in seen
-    assert ("printing digits", 10, 10) in seen
+    assert ("drawing printed digits", 10, 10) in seen
     for setting in ("touching_pieces", "digit_photos", "printed_digits"):
         with pytest.raises(ValueError, match=f"{setting} must be 0 or more"):
             config.Config(**{setting: -1}).validate()

@@ -189,7 +189,7 @@ def with_drawn_digits(config: Config, x_train, y_train, progress=None):
     parts = [(x_train, y_train)]
     for count, draw, what in ((config.touching_pieces, synthetic.touching_pieces, "drawing touching pieces"),
                               (config.digit_photos, synthetic.digit_photos, "drawing digit photos"),
-                              (config.printed_digits, printed, "printing digits")):
+                              (config.printed_digits, printed, "drawing printed digits")):
         if count:
             told = None if progress is None else (lambda done, total, what=what: progress(what, done, total))
             drawn, labels = draw(x_train, y_train, count, seed=config.seed, progress=told)
