@@ -23,6 +23,7 @@ Writes benchmarks/results/printed.json (or --out) with the machine it ran on.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from collections import Counter
@@ -95,16 +96,13 @@ def printed(text: str, font_path: Path, size: int, rng: np.random.Generator | No
 def measure(predictor, fonts: dict[str, list[Path]], numbers: int, seed: int) -> dict:
     from digits import reading
 
-    right, per_digit, misread = [], {str(digit): [] for digit in range(10)}, Counter()
-    for package, files in fonts.items():
-        for path in files:
-            for size in SINGLE_SIZES:
-                for digit in "0123456789":
-                    text = reading.read(printed(digit, path, size), "auto", predictor).text
-                    right.append(text == digit)
-                    per_digit[digit].append(text == digit)
-                    if text != digit:
-                        misread[f"{digit} -> {text or '(nothing)'}"] += 1
+    per_digit, misread = {digit: [] for digit in "0123456789"}, Counter()
+    for path, size, digit in itertools.product(itertools.chain(*fonts.values()), SINGLE_SIZES, "0123456789"):
+        text = reading.read(printed(digit, path, size), "auto", predictor).text
+        per_digit[digit].append(text == digit)
+        if text != digit:
+            misread[f"{digit} -> {text or '(nothing)'}"] += 1
+    right = [hit for hits in per_digit.values() for hit in hits]
     exact, examples, packages = [], [], list(fonts)
     for index in range(numbers):
         rng = np.random.default_rng([seed, index])

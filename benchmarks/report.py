@@ -325,9 +325,10 @@ def printed(result: dict) -> list[str]:
                          + " |")
             fonts = ""
     others = [f"`{label}`" for label in labels if label != "shipped"]
-    verdict = ([f"{', '.join(others)}: a recipe judged in the recipe table below (\"Models and recipes\"), read here "
-                "beside the shipped model, not installed."] if others else [])
-    return lines + [""] * bool(verdict) + verdict + ["", f"Machine: {machine_line(result['machine'])}."]
+    if others:
+        lines += ["", f"{', '.join(others)}: a recipe judged in the recipe table below (\"Models and recipes\"), read "
+                      "here beside the shipped model, not installed."]
+    return lines + ["", f"Machine: {machine_line(result['machine'])}."]
 
 
 def serve_costs(result: dict) -> list[str]:
