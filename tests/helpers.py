@@ -32,14 +32,19 @@ def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> 
     return error_lines[0]
 
 
+def dejavu_sans():
+    """The path of DejaVu Sans, matplotlib's bundled font (`synthetic.training_fonts()`): on every machine."""
+    from digits import synthetic
+
+    return next(path for path in synthetic.training_fonts() if path.name == "DejaVuSans.ttf")
+
+
 def drawn_text(text: str, size: tuple[int, int] = (160, 160), font_size: int = 112):
     """`text` in DejaVu Sans (matplotlib's bundled font, `synthetic.training_fonts()`), dark ink on white paper,
     centred: a PIL picture of letters or symbols, as a phone would photograph them."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from digits import synthetic
-
-    font = next(path for path in synthetic.training_fonts() if path.name == "DejaVuSans.ttf")
+    font = dejavu_sans()
     picture = Image.new("L", size, 255)
     ImageDraw.Draw(picture).text((size[0] / 2, size[1] / 2), text, fill=0, anchor="mm",
                                  font=ImageFont.truetype(str(font), font_size))

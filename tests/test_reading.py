@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import drawn_text
+from helpers import dejavu_sans, drawn_text
 from PIL import Image
 from scipy import ndimage
 
@@ -478,10 +478,9 @@ def test_a_small_equals_sign_near_the_corner_is_read_not_raised(tiny_run):
     IndexError. It is read (as something) in every mode, by a real model and by a classifier with no opinion."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from digits import synthetic
     from digits.predictor import Predictor
 
-    font = next(path for path in synthetic.training_fonts() if path.name == "DejaVuSans.ttf")
+    font = dejavu_sans()
     no_opinion = lambda batch: np.full((len(batch), 10), 0.1, np.float32)  # noqa: E731 - cuts by shape alone
     for model in (Predictor(tiny_run), no_opinion):
         for size, grey, corner in ((40, 211, (4, 4)), (61, 236, (2, 8)), (40, 236, (2, 8))):
