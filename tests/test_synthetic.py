@@ -413,9 +413,15 @@ def test_drawn_digits_join_the_training_split_only():
         assert np.array_equal(grown_labels[100:], np.concatenate([made_labels for _, made_labels in drawn]))
     assert ("drawing touching pieces", 12, 12) in seen and ("drawing digit photos", 8, 8) in seen
     assert ("drawing printed digits", 10, 10) in seen
+    pens = config.Config(printed_digits=10, printed_pen_share=1.0, seed=3)  # the recipe's pen share is the one drawn
+    grown, grown_labels = train.with_drawn_digits(pens, x_train, labels)
+    made, made_labels = synthetic.printed_digits(10, seed=3, pen_share=1.0)
+    assert np.array_equal(grown[100:], images.to_model_input(made)) and set(grown_labels[100:].tolist()) <= {1, 7}
     for setting in ("touching_pieces", "digit_photos", "printed_digits"):
         with pytest.raises(ValueError, match=f"{setting} must be 0 or more"):
             config.Config(**{setting: -1}).validate()
+    with pytest.raises(ValueError, match="printed_pen_share is a share"):
+        config.Config(printed_pen_share=-0.1).validate()
 
 
 def test_printed_digits_keep_their_labels_and_are_seeded(monkeypatch, tmp_path):
@@ -467,9 +473,12 @@ def test_pen_drawn_ones_have_a_falling_flag_and_sevens_a_level_bar(monkeypatch):
         assert bar[0] >= synthetic.SEVEN_BAR[1][0] * math.cos(math.radians(10)) - 1e-6
         assert abs(math.degrees(math.atan2(bar[1], bar[0]))) <= synthetic.SEVEN_BAR[0][1] + 1e-6
         assert seven[2][1] - seven[1][1] == 1.0 and seven[2][0] <= seven[1][0]  # the stem upright or leaning left
-    monkeypatch.setattr(synthetic, "PEN_SHARE", 1.0)
-    _, labels = synthetic.printed_digits(40, seed=5)
+    _, labels = synthetic.printed_digits(40, seed=5, pen_share=1.0)
     assert set(labels.tolist()) == {1, 7}
+    _, labels = synthetic.printed_digits(40, seed=5, pen_share=0.0)  # fonts only: every digit
+    assert len(set(labels.tolist())) >= 8
+    with pytest.raises(ValueError, match="pen_share is a share"):
+        synthetic.printed_digits(4, seed=5, pen_share=1.5)
 
 
 def test_digit_photos_are_the_readers_view_of_their_own_digit_and_are_seeded(monkeypatch, tmp_path):

@@ -65,6 +65,7 @@ class Config:
     # training split (digits.synthetic.digit_photos: the path Outlier Exposure's non-digits come by; 0: none)
     printed_digits: int = 0  # digits printed in matplotlib's fonts, photographed and prepared, added to the training
     # split (digits.synthetic.printed_digits: a flagged 1, an open 4, serifs MNIST's writers seldom drew; 0: none)
+    printed_pen_share: float = 0.3  # the share of printed_digits that is a 1 or a 7 drawn by pen (1: only those)
     reject_rate: float = 0.005  # share of validation digits the stored not-a-digit threshold may refuse
 
     def validate(self) -> "Config":
@@ -104,6 +105,8 @@ class Config:
             raise ValueError(f"digit_photos must be 0 or more, got {self.digit_photos}; try 30000 (0: none)")
         if self.printed_digits < 0:
             raise ValueError(f"printed_digits must be 0 or more, got {self.printed_digits}; try 12000 (0: none)")
+        if not 0.0 <= self.printed_pen_share <= 1.0:
+            raise ValueError(f"printed_pen_share is a share (0..1), got {self.printed_pen_share}; try 0.3")
         if self.outlier_images < 10:
             raise ValueError(f"outlier_images must be at least 10, got {self.outlier_images}; try 12000")
         unknown = [family for family in self.outlier_families if family not in OUTLIER_FAMILIES]

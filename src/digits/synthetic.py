@@ -943,24 +943,26 @@ def _printed(count: int, seed: int, fonts: tuple[str, ...], pen_share: float) ->
 
 def printed_digits(count: int, seed: int, fonts: list[Path] | None = None,
                    progress: Callable[[int, int], None] | None = None,
-                   workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   workers: int | None = None, pen_share: float = PEN_SHARE) -> tuple[np.ndarray, np.ndarray]:
     """(count, 28, 28) uint8 digits and (count,) their labels: each digit (0-9 at random) printed in one of
     `fonts` (default numeral_fonts(): matplotlib's bundled fonts, so training is reproducible anywhere) as the
     letters of Outlier Exposure are (`_glyph`: a size, a bolder stroke, a small rotation, a narrower or wider
-    shape), or, for PEN_SHARE of them, a 1 or a 7 drawn by pen (`_pen_digit`), then photographed (`_photograph`)
+    shape), or, for `pen_share` of them (1: all), a 1 or a 7 drawn by pen (`_pen_digit`), then photographed (`_photograph`)
     and prepared by `images.prepare`. Print holds shapes MNIST's writers seldom drew, a 1 with a flag and a foot,
     a 4 open at the top, a 7 with a serif; the pen, a 1 with a flag and no foot, a crossed 7. Seeded; cached and
     run in worker processes like touching_pieces (the result does not depend on them)."""
     _whole("count", count)
     _whole("seed", seed)
+    if not 0.0 <= pen_share <= 1.0:
+        raise ValueError(f"pen_share is a share (0..1), got {pen_share}; try {PEN_SHARE}")
     paths = [Path(font) for font in (numeral_fonts() if fonts is None else fonts)]
     absent = [str(font) for font in paths if not font.is_file()]
     if absent or not paths:
         raise ValueError(f"fonts {absent or '[]'} not found; pass existing .ttf/.otf files or None")
     having = tuple(str(font.resolve()) for font in paths)
     key = {"generator": "printed-1", "count": int(count), "seed": int(seed), "pillow": PIL.__version__,
-           "chunk": PRINTED_CHUNK, "pen_share": PEN_SHARE, "fonts": [Path(font).name for font in having],
+           "chunk": PRINTED_CHUNK, "pen_share": float(pen_share), "fonts": [Path(font).name for font in having],
            "source": _fingerprint()}
     return _labelled("printed", key, count, _printed,
-                     lambda: [(min(PRINTED_CHUNK, count - start), _derived(seed, chunk), having, PEN_SHARE)
+                     lambda: [(min(PRINTED_CHUNK, count - start), _derived(seed, chunk), having, float(pen_share))
                               for chunk, start in enumerate(range(0, count, PRINTED_CHUNK))], 0, workers, progress)

@@ -177,14 +177,14 @@ def with_drawn_digits(config: Config, x_train, y_train, progress=None):
     config.touching_pieces digits cut out of touching numbers (digits.synthetic.touching_pieces), then
     config.digit_photos photos prepared as the reader prepares a picture (digits.synthetic.digit_photos), then
     config.printed_digits digits printed in fonts (digits.synthetic.printed_digits, drawn from no digit of the
-    split); as given when all are 0. `progress(what, done, total)` hears of each drawing. The validation split
+    split; config.printed_pen_share of them a 1 or a 7 drawn by pen); as given when all are 0. `progress(what, done, total)` hears of each drawing. The validation split
     stays MNIST's own digits, so validation accuracy means what it always did."""
     if not (config.touching_pieces or config.digit_photos or config.printed_digits):
         return x_train, y_train
     from . import synthetic
 
     def printed(_digits, _labels, count, seed, progress=None):
-        return synthetic.printed_digits(count, seed, progress=progress)
+        return synthetic.printed_digits(count, seed, progress=progress, pen_share=config.printed_pen_share)
 
     parts = [(x_train, y_train)]
     for count, draw, what in ((config.touching_pieces, synthetic.touching_pieces, "drawing touching pieces"),
