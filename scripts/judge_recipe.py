@@ -1,0 +1,137 @@
+"""A candidate reader against a baseline, clause by clause, by the rule recipes are judged by (docs/reader.md).
+
+Reads the JSON the judging commands wrote on validation data (never the test set), one or more runs per file,
+each run found by its label:
+
+    python benchmarks/stress.py --split validation --seed S --samples 1000 --run LABEL=MODEL ... --out A.json
+    python benchmarks/validation_strips.py --run LABEL=MODEL --strips 1000 --singles 600 --non-digits 2000 \\
+        --auto 300 --marked 600 --decimals 120 --signs 120 --plus 120 --colons 120 --percent 120 --parens 120 \\
+        --dates 120 --seed-base B --out B.json
+    python benchmarks/printed.py --run LABEL=MODEL --numbers 300 --seed P --out C.json     (with --gains printed)
+
+    python scripts/judge_recipe.py --baseline shipped --candidate reader-v10 A.json B.json C.json ... \\
+        [--gains printed] [--out verdict.json]
+
+The rule (written for reader-v10 on 2026-12-07, the clauses of reader-v8's and v9's with the marks added): the
+candidate reads touching and mixed strips whole each at most 0.5 point worse; splits no more single digits;
+refuses generated non-digits at most 0.5 point less often; marks numbers holding a non-digit at most 2 points less
+often; reads its validation split at most 0.1 point worse; loses no stress condition by more than 0.5 point;
+refuses auto mode's six families at most 1 point less on average; reads the seven shares of numbers with a mark
+exactly at most 2 points worse on average. With --gains printed, the gain a print recipe is for: printed numbers
+(printed.py's choosing fonts) read exactly at least 5 points more often, and the ten digits alone at least 2 points
+more often. Prints each clause and the verdict; --out writes them as JSON. Exit status 0 either way (2: bad input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from digits import files  # noqa: E402
+
+FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts")  # auto mode's refusal shares
+MARKS = ("decimals", "signs", "plus", "colons", "percent", "parens", "dates")  # numbers with a mark, read exactly
+STRIPS = (  # validation_strips.py's figure, how the candidate may differ (its value minus the baseline's), what it is
+    ("touching_read_whole", -0.005, "touching strips read whole"),
+    ("mixed_read_whole", -0.005, "mixed strips read whole"),
+    ("singles_split", 0.0, "single digits split (no more)"),
+    ("non_digits_refused", -0.005, "generated non-digits refused"),
+    ("marked_numbers", -0.02, "numbers holding a non-digit marked"),
+    ("validation_accuracy", -0.001, "validation split read"),
+)
+STRESS_ALLOWED, FAMILIES_ALLOWED, MARKS_ALLOWED = -0.005, -0.01, -0.02
+WRITERS = {"stress": "stress.py", "strips": "validation_strips.py", "printed": "printed.py"}
+GAINS = {"printed": (("numbers", 0.05, "printed numbers read exactly"),
+                     ("singles", 0.02, "the ten printed digits alone read"))}
+
+
+class JudgeError(ValueError):
+    """Bad input: its message names the problem and the fix."""
+
+
+def figures(files: list[Path], label: str) -> dict:
+    """The label's run in each kind of file: {"stress": {condition: accuracy}, "strips": {...}, "printed": {...}}."""
+    found = {}
+    for path in files:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as error:
+            raise JudgeError(f"{path}: cannot read it as JSON ({error}); pass a file a judging command wrote") from None
+        if "conditions" in data:
+            rows = {name: row["accuracy"][label] for name, row in data["conditions"].items()
+                    if label in row.get("accuracy", {})}
+            if rows:
+                found["stress"] = rows
+        elif label in data.get("runs", {}) and "sets" in data:
+            found["printed"] = data["sets"]["choosing"]["models"][label]
+        elif label in data.get("runs", {}):
+            found["strips"] = data["runs"][label]
+    return found
+
+
+def clause(name: str, candidate: float, baseline: float, allowed: float, text: str) -> dict:
+    """One clause: passed when the candidate's figure minus the baseline's is at least `allowed` (for a share
+    that must not grow, the figures are passed negated)."""
+    return {"clause": name, "what": text, "candidate": candidate, "baseline": baseline, "allowed": allowed,
+            "passed": bool(candidate - baseline >= allowed - 1e-12)}
+
+
+def judge(base: dict, cand: dict, gains: list[str]) -> list[dict]:
+    """Every clause of the rule, from the figures of the baseline and the candidate."""
+    needed = ["stress", "strips"] + (["printed"] if gains else [])
+    for kind in needed:
+        for who, got in (("baseline", base), ("candidate", cand)):
+            if kind not in got:
+                raise JudgeError(f"no {kind} figures for the {who} in the files given; pass the JSON that "
+                                 f"benchmarks/{WRITERS[kind]} wrote with its label")
+    out = []
+    a, b = base["strips"], cand["strips"]
+    for key, allowed, text in STRIPS:
+        sign = -1.0 if key == "singles_split" else 1.0
+        out.append(clause(key, sign * b[key], sign * a[key], allowed, text))
+    for name in base["stress"]:
+        out.append(clause(f"stress {name}", cand["stress"][name], base["stress"][name], STRESS_ALLOWED,
+                          f"validation digits under the stress condition {name}"))
+    mean = lambda run, keys, pattern: sum(run[pattern.format(key)] for key in keys) / len(keys)  # noqa: E731
+    out.append(clause("auto families", mean(b, FAMILIES, "auto_refused_{}"), mean(a, FAMILIES, "auto_refused_{}"),
+                      FAMILIES_ALLOWED, "auto mode's six families refused, on average"))
+    out.append(clause("marks", mean(b, MARKS, "{}_exact"), mean(a, MARKS, "{}_exact"), MARKS_ALLOWED,
+                      "the seven shares of numbers with a mark read exactly, on average"))
+    for gain in gains:
+        for part, needed_gain, text in GAINS[gain]:
+            out.append(clause(f"{gain} {part} (gain)", cand["printed"][part]["read_exactly"],
+                              base["printed"][part]["read_exactly"], needed_gain, text))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("files", nargs="+", type=Path, help="JSON written by the judging commands")
+    parser.add_argument("--baseline", required=True, help="the baseline's label in those files")
+    parser.add_argument("--candidate", required=True, help="the candidate's label in those files")
+    parser.add_argument("--gains", nargs="*", choices=list(GAINS), default=[], help="the gains the recipe is for")
+    parser.add_argument("--out", type=Path, help="write the clauses and the verdict here as JSON")
+    args = parser.parse_args(argv)
+    try:
+        clauses = judge(figures(args.files, args.baseline), figures(args.files, args.candidate), args.gains)
+    except JudgeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for row in clauses:
+        print(f"{'pass' if row['passed'] else 'FAIL'}  {row['what']}: {abs(row['candidate']):.2%} against "
+              f"{abs(row['baseline']):.2%} (at least {row['allowed'] * 100:+.1f} points)")
+    met = all(row["passed"] for row in clauses)
+    print(f"verdict: {args.candidate} against {args.baseline}: {'met' if met else 'failed'} "
+          f"({sum(not row['passed'] for row in clauses)} of {len(clauses)} clauses failed)")
+    if args.out:
+        result = {"baseline": args.baseline, "candidate": args.candidate, "gains": args.gains, "met": met,
+                  "clauses": clauses, "files": [path.name for path in args.files]}
+        files.write_json(args.out, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

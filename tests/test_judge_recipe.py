@@ -1,0 +1,63 @@
+"""scripts/judge_recipe.py: the rule recipes are judged by, read from the judging commands' JSON; checked on the
+judging runs stored for reader-v10 (docs/reader.md: it failed touching strips, the validation split and broken
+strokes, and gained what it was for)."""
+
+import json
+import sys
+
+from helpers import REPO, assert_clean_error, run_cli
+
+sys.path.insert(0, str(REPO / "scripts"))
+import judge_recipe  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+V10 = [RESULTS / name for name in (
+    "stress_validation_reader-v10.json", "stress_validation_shipped-seed10.json", "validation_strips_reader-v10.json",
+    "validation_strips_shipped-2200.json", "printed_reader-v10_seed2.json", "printed_shipped_seed2.json")]
+
+
+def verdict(baseline: str, candidate: str, gains=("printed",)) -> dict:
+    clauses = judge_recipe.judge(judge_recipe.figures(V10, baseline), judge_recipe.figures(V10, candidate),
+                                 list(gains))
+    return {row["clause"]: row["passed"] for row in clauses}
+
+
+def test_reader_v10_fails_the_three_clauses_docs_reader_names_and_passes_its_gains():
+    passed = verdict("shipped", "v10")
+    assert sorted(name for name, ok in passed.items() if not ok) == \
+        ["stress broken", "touching_read_whole", "validation_accuracy"]
+    assert passed["printed numbers (gain)"] and passed["printed singles (gain)"]
+    assert len([name for name in passed if name.startswith("stress ")]) == 9  # every condition, clean included
+
+
+def test_a_model_against_itself_meets_every_clause_but_a_gain():
+    assert all(verdict("v10", "v10", gains=()).values())
+    passed = verdict("shipped", "shipped")
+    assert [name for name, ok in passed.items() if not ok] == ["printed numbers (gain)", "printed singles (gain)"]
+
+
+def test_the_baseline_better_than_the_candidate_fails_where_the_candidate_gained():
+    """Turned round, the shipped model as the candidate loses what reader-v10 gained on printed digits (no clause
+    measures them but the gains) and is no worse on the three: a share that must not grow (singles split) is
+    compared the right way round."""
+    passed = verdict("v10", "shipped", gains=())
+    assert passed["touching_read_whole"] and passed["validation_accuracy"] and passed["stress broken"]
+    assert passed["singles_split"]
+
+
+def test_the_command_prints_each_clause_writes_json_and_refuses_a_missing_label(tmp_path):
+    out = tmp_path / "verdict.json"
+    result = run_cli("--baseline", "shipped", "--candidate", "v10", *map(str, V10), "--gains", "printed",
+                     "--out", str(out), script="scripts/judge_recipe.py")
+    assert result.returncode == 0, result.stderr
+    assert "FAIL  touching strips read whole: 87.70% against 88.70% (at least -0.5 points)" in result.stdout
+    assert "verdict: v10 against shipped: failed (3 of 19 clauses failed)" in result.stdout
+    written = json.loads(out.read_text())
+    assert written["met"] is False and len(written["clauses"]) == 19 and str(REPO) not in out.read_text()
+    missing = run_cli("--baseline", "shipped", "--candidate", "reader-v99", *map(str, V10),
+                      script="scripts/judge_recipe.py")
+    assert_clean_error(missing, "no stress figures for the candidate")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    assert_clean_error(run_cli("--baseline", "a", "--candidate", "b", str(broken), script="scripts/judge_recipe.py"),
+                       "cannot read it as JSON")
