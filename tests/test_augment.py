@@ -140,7 +140,7 @@ def test_lowres_blur_and_texture_soften_the_edges():
     assert (textured[:, :, 14:, 0] > 0).mean() > 0.3  # paper noise away from the bar
 
 
-@pytest.mark.parametrize("recipe_file", ["reader.json", "reader-v7.json", "reader-v10.json"])
+@pytest.mark.parametrize("recipe_file", ["reader.json", "reader-v7.json", "reader-v10.json", "reader-v11.json"])
 def test_the_reader_recipe_builds_and_trains_a_few_steps(tmp_path, recipe_file):
     import dataclasses
     import json
@@ -152,6 +152,7 @@ def test_the_reader_recipe_builds_and_trains_a_few_steps(tmp_path, recipe_file):
     result = train.train(recipe, out=tmp_path / "run", verbose=0, tensorboard=False)
     saved = json.loads((result.run_dir / "config.json").read_text())
     assert saved["digit_photos"] == recipe.digit_photos and saved["printed_digits"] == recipe.printed_digits
+    assert saved["printed_pen_share"] == recipe.printed_pen_share
     assert {key: saved[key] for key in saved if key.startswith("augment_")} == \
         {f"augment_{name}": value for name, value in train.augmentation(recipe).items()}
     assert np.isfinite(result.history["loss"]).all() and 0.0 <= result.metrics["test_accuracy"] <= 1.0
