@@ -19,7 +19,8 @@ often; reads its validation split at most 0.1 point worse; loses no stress condi
 refuses auto mode's six families at most 1 point less on average; reads the seven shares of numbers with a mark
 exactly at most 2 points worse on average. With --gains printed, the gain a print recipe is for: printed numbers
 (printed.py's choosing fonts) read exactly at least 5 points more often, and the ten digits alone at least 2 points
-more often. Prints each clause and the verdict; --out writes them as JSON. Exit status 0 either way (2: bad input).
+more often. Prints each clause and the verdict (for touching and mixed strips also the strips only one of the two read
+whole, and the 95% interval of the difference: `validation_strips.paired_strips`); --out writes them as JSON. Exit status 0 either way (2: bad input).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from validation_strips import paired_strips  # noqa: E402
+
 from digits import files  # noqa: E402
 
 FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts")  # auto mode's refusal shares
@@ -89,9 +93,12 @@ def judge(base: dict, cand: dict, gains: list[str]) -> list[dict]:
                                  f"benchmarks/{WRITERS[kind]} wrote with its label")
     out = []
     a, b = base["strips"], cand["strips"]
+    both = paired_strips(a, b) if len(a.get("touching_strips", "")) == len(b.get("touching_strips", "")) else {}
     for key, allowed, text in STRIPS:
         sign = -1.0 if key == "singles_split" else 1.0
         out.append(clause(key, sign * b[key], sign * a[key], allowed, text))
+        if key.split("_")[0] in both:  # the same strips read by both: which each read whole alone, and the interval
+            out[-1]["paired"] = both[key.split("_")[0]]
     for name in base["stress"]:
         out.append(clause(f"stress {name}", cand["stress"][name], base["stress"][name], STRESS_ALLOWED,
                           f"validation digits under the stress condition {name}"))
@@ -121,8 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for row in clauses:
+        pair = row.get("paired")
+        told = "" if pair is None else (f"; {pair['better']} strips won, {pair['worse']} lost, 95% interval "
+                                        f"{pair['ci95'][0] * 100:+.1f} to {pair['ci95'][1] * 100:+.1f} points")
         print(f"{'pass' if row['passed'] else 'FAIL'}  {row['what']}: {abs(row['candidate']):.2%} against "
-              f"{abs(row['baseline']):.2%} (at least {row['allowed'] * 100:+.1f} points)")
+              f"{abs(row['baseline']):.2%} (at least {row['allowed'] * 100:+.1f} points{told})")
     met = all(row["passed"] for row in clauses)
     print(f"verdict: {args.candidate} against {args.baseline}: {'met' if met else 'failed'} "
           f"({sum(not row['passed'] for row in clauses)} of {len(clauses)} clauses failed)")

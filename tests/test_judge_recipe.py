@@ -28,6 +28,10 @@ def test_reader_v10_fails_the_three_clauses_docs_reader_names_and_passes_its_gai
         ["stress broken", "touching_read_whole", "validation_accuracy"]
     assert passed["printed numbers (gain)"] and passed["printed singles (gain)"]
     assert len([name for name in passed if name.startswith("stress ")]) == 9  # every condition, clean included
+    touching = judge_recipe.judge(judge_recipe.figures(V10, "shipped"), judge_recipe.figures(V10, "v10"), [])[0]
+    pair = touching["paired"]  # the same 1,000 strips: the difference is the strips each read whole alone
+    assert pair["strips"] == 1000 and (pair["better"] - pair["worse"]) / 1000 == round(-0.01, 6)
+    assert pair["ci95"][0] < -0.01 < pair["ci95"][1]
 
 
 def test_a_model_against_itself_meets_every_clause_but_a_gain():
@@ -50,7 +54,7 @@ def test_the_command_prints_each_clause_writes_json_and_refuses_a_missing_label(
     result = run_cli("--baseline", "shipped", "--candidate", "v10", *map(str, V10), "--gains", "printed",
                      "--out", str(out), script="scripts/judge_recipe.py")
     assert result.returncode == 0, result.stderr
-    assert "FAIL  touching strips read whole: 87.70% against 88.70% (at least -0.5 points)" in result.stdout
+    assert "FAIL  touching strips read whole: 87.70% against 88.70% (at least -0.5 points; " in result.stdout
     assert "verdict: v10 against shipped: failed (3 of 19 clauses failed)" in result.stdout
     written = json.loads(out.read_text())
     assert written["met"] is False and len(written["clauses"]) == 19 and str(REPO) not in out.read_text()
