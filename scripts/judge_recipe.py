@@ -10,17 +10,20 @@ each run found by its label:
     python benchmarks/printed.py --run LABEL=MODEL --numbers 300 --seed P --out C.json     (with --gains printed)
 
     python scripts/judge_recipe.py --baseline shipped --candidate reader-v10 A.json B.json C.json ... \\
-        [--gains printed] [--out verdict.json]
+        [--control seed2] [--gains printed] [--out verdict.json]
 
 The rule (written for reader-v10 on 2026-12-07, the clauses of reader-v8's and v9's with the marks added): the
-candidate reads touching and mixed strips whole each at most 0.5 point worse; splits no more single digits;
-refuses generated non-digits at most 0.5 point less often; marks numbers holding a non-digit at most 2 points less
-often; reads its validation split at most 0.1 point worse; loses no stress condition by more than 0.5 point;
-refuses auto mode's six families at most 1 point less on average; reads the seven shares of numbers with a mark
-exactly at most 2 points worse on average. With --gains printed, the gain a print recipe is for: printed numbers
-(printed.py's choosing fonts) read exactly at least 5 points more often, and the ten digits alone at least 2 points
-more often. Prints each clause and the verdict (for touching and mixed strips also the strips only one of the two read
-whole, and the 95% interval of the difference: `validation_strips.paired_strips`); --out writes them as JSON. Exit status 0 either way (2: bad input).
+candidate reads touching and mixed strips whole each at most 0.5 point worse; splits no more single digits; refuses
+generated non-digits at most 0.5 point less often; marks numbers holding a non-digit at most 2 points less often;
+reads its validation split at most 0.1 point worse; loses no stress condition by more than 0.5 point; refuses auto
+mode's six families at most 1 point less on average; reads the seven shares of numbers with a mark exactly at most 2
+points worse on average. With --gains printed, the gain a print recipe is for: printed numbers (printed.py's
+choosing fonts) read exactly at least 5 points more often, and the ten digits alone at least 2 points more often.
+With --control, a clause the control (the baseline's recipe trained again with another seed, read by the same
+commands) fails against the baseline is judged against the control instead: there the baseline is a lucky draw, and
+the control is its recipe's other one (reader-v11's rule). Prints each clause and the verdict (for touching and
+mixed strips also the strips only one of the two read whole, and the 95% interval of the difference:
+`validation_strips.paired_strips`); --out writes them as JSON. Exit status 0 either way (2: bad input).
 """
 
 from __future__ import annotations
@@ -114,16 +117,30 @@ def judge(base: dict, cand: dict, gains: list[str]) -> list[dict]:
     return out
 
 
+def with_control(base: dict, control: dict, cand: dict, gains: list[str]) -> list[dict]:
+    """judge(), but a clause the control (the baseline's recipe trained with another seed) fails against the
+    baseline is judged against the control instead: there the baseline is a lucky draw. Such a clause says so
+    (`against`: "control")."""
+    lucky = {row["clause"] for row in judge(base, control, []) if not row["passed"]}
+    again = {row["clause"]: row for row in judge(control, cand, gains)}
+    return [{**again[row["clause"]], "against": "control"} if row["clause"] in lucky else {**row, "against": "baseline"}
+            for row in judge(base, cand, gains)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("files", nargs="+", type=Path, help="JSON written by the judging commands")
     parser.add_argument("--baseline", required=True, help="the baseline's label in those files")
     parser.add_argument("--candidate", required=True, help="the candidate's label in those files")
+    parser.add_argument("--control", help="the label of the baseline's recipe trained with another seed: a clause it "
+                        "fails against the baseline is judged against it instead")
     parser.add_argument("--gains", nargs="*", choices=list(GAINS), default=[], help="the gains the recipe is for")
     parser.add_argument("--out", type=Path, help="write the clauses and the verdict here as JSON")
     args = parser.parse_args(argv)
     try:
-        clauses = judge(figures(args.files, args.baseline), figures(args.files, args.candidate), args.gains)
+        base, cand = figures(args.files, args.baseline), figures(args.files, args.candidate)
+        clauses = (with_control(base, figures(args.files, args.control), cand, args.gains) if args.control
+                   else judge(base, cand, args.gains))
     except JudgeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -131,13 +148,15 @@ def main(argv: list[str] | None = None) -> int:
         pair = row.get("paired")
         told = "" if pair is None else (f"; {pair['better']} strips won, {pair['worse']} lost, 95% interval "
                                         f"{pair['ci95'][0] * 100:+.1f} to {pair['ci95'][1] * 100:+.1f} points")
+        whom = f" ({args.control}'s, the control's)" if row.get("against") == "control" else ""
         print(f"{'pass' if row['passed'] else 'FAIL'}  {row['what']}: {abs(row['candidate']):.2%} against "
-              f"{abs(row['baseline']):.2%} (at least {row['allowed'] * 100:+.1f} points{told})")
+              f"{abs(row['baseline']):.2%}{whom} (at least {row['allowed'] * 100:+.1f} points{told})")
     met = all(row["passed"] for row in clauses)
     print(f"verdict: {args.candidate} against {args.baseline}: {'met' if met else 'failed'} "
           f"({sum(not row['passed'] for row in clauses)} of {len(clauses)} clauses failed)")
     if args.out:
-        result = {"baseline": args.baseline, "candidate": args.candidate, "gains": args.gains, "met": met,
+        result = {"baseline": args.baseline, "candidate": args.candidate, "control": args.control,
+                  "gains": args.gains, "met": met,
                   "clauses": clauses, "files": [path.name for path in args.files]}
         files.write_json(args.out, result)
     return 0
