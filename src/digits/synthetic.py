@@ -944,10 +944,10 @@ def _printed(count: int, seed: int, fonts: tuple[str, ...], pen_share: float) ->
 def printed_digits(count: int, seed: int, fonts: list[Path] | None = None,
                    progress: Callable[[int, int], None] | None = None,
                    workers: int | None = None, pen_share: float = PEN_SHARE) -> tuple[np.ndarray, np.ndarray]:
-    """(count, 28, 28) uint8 digits and (count,) their labels: each digit (0-9 at random) printed in one of
-    `fonts` (default numeral_fonts(): matplotlib's bundled fonts, so training is reproducible anywhere) as the
-    letters of Outlier Exposure are (`_glyph`: a size, a bolder stroke, a small rotation, a narrower or wider
-    shape), or, for `pen_share` of them (1: all), a 1 or a 7 drawn by pen (`_pen_digit`), then photographed (`_photograph`)
+    """(count, 28, 28) uint8 digits and (count,) their labels: each digit (0-9 at random) printed in one of `fonts`
+    (default numeral_fonts(): matplotlib's bundled fonts, so training is reproducible anywhere) as the letters of
+    Outlier Exposure are (`_glyph`: a size, a bolder stroke, a small rotation, a narrower or wider shape), or,
+    for `pen_share` of them (1: all), a 1 or a 7 drawn by pen (`_pen_digit`), then photographed (`_photograph`)
     and prepared by `images.prepare`. Print holds shapes MNIST's writers seldom drew, a 1 with a flag and a foot,
     a 4 open at the top, a 7 with a serif; the pen, a 1 with a flag and no foot, a crossed 7. Seeded; cached and
     run in worker processes like touching_pieces (the result does not depend on them)."""

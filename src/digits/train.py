@@ -177,8 +177,9 @@ def with_drawn_digits(config: Config, x_train, y_train, progress=None):
     config.touching_pieces digits cut out of touching numbers (digits.synthetic.touching_pieces), then
     config.digit_photos photos prepared as the reader prepares a picture (digits.synthetic.digit_photos), then
     config.printed_digits digits printed in fonts (digits.synthetic.printed_digits, drawn from no digit of the
-    split; config.printed_pen_share of them a 1 or a 7 drawn by pen); as given when all are 0. `progress(what, done, total)` hears of each drawing. The validation split
-    stays MNIST's own digits, so validation accuracy means what it always did."""
+    split; config.printed_pen_share of them a 1 or a 7 drawn by pen); as given when all are 0.
+    `progress(what, done, total)` hears of each drawing. The validation split stays MNIST's own digits, so
+    validation accuracy means what it always did."""
     if not (config.touching_pieces or config.digit_photos or config.printed_digits):
         return x_train, y_train
     from . import synthetic
