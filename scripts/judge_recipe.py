@@ -59,14 +59,22 @@ class JudgeError(ValueError):
     """Bad input: its message names the problem and the fix."""
 
 
-def figures(files: list[Path], label: str) -> dict:
-    """The label's run in each kind of file: {"stress": {condition: accuracy}, "strips": {...}, "printed": {...}}."""
-    found = {}
+def load(files: list[Path]) -> list[dict]:
+    """Each judging file's JSON, read once for every label looked up in it."""
+    loaded = []
     for path in files:
         try:
-            data = json.loads(Path(path).read_text())
+            loaded.append(json.loads(Path(path).read_text()))
         except (OSError, ValueError) as error:
             raise JudgeError(f"{path}: cannot read it as JSON ({error}); pass a file a judging command wrote") from None
+    return loaded
+
+
+def figures(loaded: list[dict], label: str) -> dict:
+    """The label's run in each kind of file (`load`): {"stress": {condition: accuracy}, "strips": {...},
+    "printed": {...}}."""
+    found = {}
+    for data in loaded:
         if "conditions" in data:
             rows = {name: row["accuracy"][label] for name, row in data["conditions"].items()
                     if label in row.get("accuracy", {})}
@@ -100,8 +108,9 @@ def judge(base: dict, cand: dict, gains: list[str]) -> list[dict]:
     for key, allowed, text in STRIPS:
         sign = -1.0 if key == "singles_split" else 1.0
         out.append(clause(key, sign * b[key], sign * a[key], allowed, text))
-        if key.split("_")[0] in both:  # the same strips read by both: which each read whole alone, and the interval
-            out[-1]["paired"] = both[key.split("_")[0]]
+        kind = key.split("_")[0]
+        if kind in both:  # the same strips read by both: which each read whole alone, and the interval
+            out[-1]["paired"] = both[kind]
     for name in base["stress"]:
         out.append(clause(f"stress {name}", cand["stress"][name], base["stress"][name], STRESS_ALLOWED,
                           f"validation digits under the stress condition {name}"))
@@ -138,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the clauses and the verdict here as JSON")
     args = parser.parse_args(argv)
     try:
-        base, cand = figures(args.files, args.baseline), figures(args.files, args.candidate)
-        clauses = (with_control(base, figures(args.files, args.control), cand, args.gains) if args.control
+        loaded = load(args.files)
+        base, cand = figures(loaded, args.baseline), figures(loaded, args.candidate)
+        clauses = (with_control(base, figures(loaded, args.control), cand, args.gains) if args.control
                    else judge(base, cand, args.gains))
     except JudgeError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -11,12 +11,13 @@ sys.path.insert(0, str(REPO / "scripts"))
 import judge_recipe  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
-V10 = [RESULTS / name for name in (
+V10_FILES = [RESULTS / name for name in (
     "stress_validation_reader-v10.json", "stress_validation_shipped-seed10.json", "validation_strips_reader-v10.json",
     "validation_strips_shipped-2200.json", "printed_reader-v10_seed2.json", "printed_shipped_seed2.json")]
 
-CONTROL = [RESULTS / name for name in (  # the shipped recipe trained again with seed 2, read by the same commands
+CONTROL_FILES = [RESULTS / name for name in (  # the shipped recipe trained again with seed 2, read by the same commands
     "stress_validation_reader-seed2.json", "validation_strips_reader-seed2.json", "printed_reader-seed2_seed2.json")]
+V10, CONTROL = judge_recipe.load(V10_FILES), judge_recipe.load(CONTROL_FILES)  # read once
 
 
 def verdict(baseline: str, candidate: str, gains=("printed",)) -> dict:
@@ -33,7 +34,7 @@ def test_reader_v10_fails_the_three_clauses_docs_reader_names_and_passes_its_gai
     assert len([name for name in passed if name.startswith("stress ")]) == 9  # every condition, clean included
     touching = judge_recipe.judge(judge_recipe.figures(V10, "shipped"), judge_recipe.figures(V10, "v10"), [])[0]
     pair = touching["paired"]  # the same 1,000 strips: the difference is the strips each read whole alone
-    assert pair["strips"] == 1000 and (pair["better"] - pair["worse"]) / 1000 == round(-0.01, 6)
+    assert pair["strips"] == 1000 and pair["better"] - pair["worse"] == -10  # 87.7% against 88.7%
     assert pair["ci95"][0] < -0.01 < pair["ci95"][1]
 
 
@@ -54,14 +55,14 @@ def test_the_baseline_better_than_the_candidate_fails_where_the_candidate_gained
 
 def test_the_command_prints_each_clause_writes_json_and_refuses_a_missing_label(tmp_path):
     out = tmp_path / "verdict.json"
-    result = run_cli("--baseline", "shipped", "--candidate", "v10", *map(str, V10), "--gains", "printed",
+    result = run_cli("--baseline", "shipped", "--candidate", "v10", *map(str, V10_FILES), "--gains", "printed",
                      "--out", str(out), script="scripts/judge_recipe.py")
     assert result.returncode == 0, result.stderr
     assert "FAIL  touching strips read whole: 87.70% against 88.70% (at least -0.5 points; " in result.stdout
     assert "verdict: v10 against shipped: failed (3 of 19 clauses failed)" in result.stdout
     written = json.loads(out.read_text())
     assert written["met"] is False and len(written["clauses"]) == 19 and str(REPO) not in out.read_text()
-    missing = run_cli("--baseline", "shipped", "--candidate", "reader-v99", *map(str, V10),
+    missing = run_cli("--baseline", "shipped", "--candidate", "reader-v99", *map(str, V10_FILES),
                       script="scripts/judge_recipe.py")
     assert_clean_error(missing, "no stress figures for the candidate")
     broken = tmp_path / "broken.json"
@@ -75,8 +76,7 @@ def test_a_clause_the_control_fails_is_judged_against_the_control():
     shipped model beyond the rule's allowance: there the shipped model is a lucky draw. Judged with the control,
     reader-v10 meets those two clauses against the control's figures and still fails broken strokes, which the
     control reads as well as the shipped model (docs/reader.md)."""
-    files = V10 + CONTROL
-    shipped, control, v10 = (judge_recipe.figures(files, label) for label in ("shipped", "seed2", "v10"))
+    shipped, control, v10 = (judge_recipe.figures(V10 + CONTROL, label) for label in ("shipped", "seed2", "v10"))
     assert sorted(row["clause"] for row in judge_recipe.judge(shipped, control, []) if not row["passed"]) == \
         ["touching_read_whole", "validation_accuracy"]
     rows = {row["clause"]: row for row in judge_recipe.with_control(shipped, control, v10, ["printed"])}
@@ -85,7 +85,7 @@ def test_a_clause_the_control_fails_is_judged_against_the_control():
         {"touching_read_whole", "validation_accuracy"}
     assert rows["touching_read_whole"]["baseline"] == control["strips"]["touching_read_whole"]
     assert rows["stress broken"]["baseline"] == shipped["stress"]["broken"]
-    result = run_cli("--baseline", "shipped", "--candidate", "v10", "--control", "seed2", *map(str, files),
-                     "--gains", "printed", script="scripts/judge_recipe.py")
+    result = run_cli("--baseline", "shipped", "--candidate", "v10", "--control", "seed2",
+                     *map(str, V10_FILES + CONTROL_FILES), "--gains", "printed", script="scripts/judge_recipe.py")
     assert "pass  touching strips read whole: 87.70% against 88.00% (seed2's, the control's)" in result.stdout
     assert "verdict: v10 against shipped: failed (1 of 19 clauses failed)" in result.stdout

@@ -456,7 +456,7 @@ def test_printed_digits_keep_their_labels_and_are_seeded(monkeypatch, tmp_path):
         synthetic.printed_digits(5, seed=1, fonts=[tmp_path / "absent.ttf"])
 
 
-def test_pen_drawn_ones_have_a_falling_flag_and_sevens_a_level_bar(monkeypatch):
+def test_pen_drawn_ones_have_a_falling_flag_and_sevens_a_level_bar():
     """The pen-drawn share of printed_digits holds only 1s and 7s. A 1's flag falls from the top of its stem,
     leftwards, by ONE_FLAG's angle; a 7's bar runs left from the top of its stem within SEVEN_BAR's angle of level,
     its stem upright or leaning left: the shapes that tell a flagged 1 from a 7 are drawn apart."""
