@@ -21,9 +21,11 @@ points worse on average. With --gains printed, the gain a print recipe is for: p
 choosing fonts) read exactly at least 5 points more often, and the ten digits alone at least 2 points more often.
 With --control, a clause the control (the baseline's recipe trained again with another seed, read by the same
 commands) fails against the baseline is judged against the control instead: there the baseline is a lucky draw, and
-the control is its recipe's other one (reader-v11's rule). Prints each clause and the verdict (for touching and
-mixed strips also the strips only one of the two read whole, and the 95% interval of the difference:
-`validation_strips.paired_strips`); --out writes them as JSON. Exit status 0 either way (2: bad input).
+the control is its recipe's other one (reader-v11's rule). Labels joined by commas (--baseline shipped,seed2
+--candidate v11,v11s2) judge each recipe by the mean of its seeds' figures (reader-v11's two-seed rule). Prints
+each clause and the verdict (for touching and mixed strips of two single runs also the strips only one of the two
+read whole, and the 95% interval of the difference: `validation_strips.paired_strips`); --out writes them as JSON.
+Exit status 0 either way (2: bad input).
 """
 
 from __future__ import annotations
@@ -70,9 +72,28 @@ def load(files: list[Path]) -> list[dict]:
     return loaded
 
 
+def averaged(runs: list[dict]) -> dict:
+    """The mean of several runs' figures, key by key (nested alike); what is not a number, or is missing from a
+    run, is left out (a strip-by-strip record pairs two runs, not their means)."""
+    out = {}
+    for key, value in runs[0].items():
+        values = [run[key] for run in runs if key in run]
+        if len(values) < len(runs):
+            continue
+        if isinstance(value, dict):
+            out[key] = averaged(values)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = sum(values) / len(values)
+    return out
+
+
 def figures(loaded: list[dict], label: str) -> dict:
     """The label's run in each kind of file (`load`): {"stress": {condition: accuracy}, "strips": {...},
-    "printed": {...}}."""
+    "printed": {...}}. Labels joined by commas ("shipped,seed2": one recipe's seeds) give the mean of their
+    figures, each kind found for every one of them."""
+    if "," in label:
+        each = [figures(loaded, one) for one in label.split(",")]
+        return {kind: averaged([got[kind] for got in each]) for kind in each[0] if all(kind in got for got in each)}
     found = {}
     for data in loaded:
         if "conditions" in data:
@@ -104,7 +125,8 @@ def judge(base: dict, cand: dict, gains: list[str]) -> list[dict]:
                                  f"benchmarks/{WRITERS[kind]} wrote with its label")
     out = []
     a, b = base["strips"], cand["strips"]
-    both = paired_strips(a, b) if len(a.get("touching_strips", "")) == len(b.get("touching_strips", "")) else {}
+    same = "touching_strips" in a and len(a["touching_strips"]) == len(b.get("touching_strips", ""))
+    both = paired_strips(a, b) if same else {}
     for key, allowed, text in STRIPS:
         sign = -1.0 if key == "singles_split" else 1.0
         out.append(clause(key, sign * b[key], sign * a[key], allowed, text))
@@ -139,8 +161,10 @@ def with_control(base: dict, control: dict, cand: dict, gains: list[str]) -> lis
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("files", nargs="+", type=Path, help="JSON written by the judging commands")
-    parser.add_argument("--baseline", required=True, help="the baseline's label in those files")
-    parser.add_argument("--candidate", required=True, help="the candidate's label in those files")
+    parser.add_argument("--baseline", required=True, help="the baseline's label in those files (labels joined by "
+                        "commas: the mean of those runs, one recipe's seeds)")
+    parser.add_argument("--candidate", required=True, help="the candidate's label in those files (commas as for "
+                        "--baseline)")
     parser.add_argument("--control", help="the label of the baseline's recipe trained with another seed: a clause it "
                         "fails against the baseline is judged against it instead")
     parser.add_argument("--gains", nargs="*", choices=list(GAINS), default=[], help="the gains the recipe is for")

@@ -5,6 +5,8 @@ strokes, and gained what it was for)."""
 import json
 import sys
 
+import pytest
+
 from helpers import REPO, assert_clean_error, run_cli
 
 sys.path.insert(0, str(REPO / "scripts"))
@@ -89,3 +91,26 @@ def test_a_clause_the_control_fails_is_judged_against_the_control():
                      *map(str, V10_FILES + CONTROL_FILES), "--gains", "printed", script="scripts/judge_recipe.py")
     assert "pass  touching strips read whole: 87.70% against 88.00% (seed2's, the control's)" in result.stdout
     assert "verdict: v10 against shipped: failed (1 of 19 clauses failed)" in result.stdout
+
+
+def test_labels_joined_by_commas_judge_each_recipe_by_the_mean_of_its_seeds():
+    """The two-seed rule: "shipped,seed2" is the shipped recipe's mean over its two draws, figure by figure
+    (nested alike, the strip-by-strip records left out: they pair two runs, not two means)."""
+    both = V10 + CONTROL
+    shipped, control = judge_recipe.figures(both, "shipped"), judge_recipe.figures(both, "seed2")
+    mean = judge_recipe.figures(both, "shipped,seed2")
+    for kind, key in (("strips", "touching_read_whole"), ("stress", "broken")):
+        assert mean[kind][key] == (shipped[kind][key] + control[kind][key]) / 2
+    assert mean["printed"]["numbers"]["read_exactly"] == \
+        (shipped["printed"]["numbers"]["read_exactly"] + control["printed"]["numbers"]["read_exactly"]) / 2
+    assert "touching_strips" not in mean["strips"] and "touching_strips" in shipped["strips"]
+    rows = judge_recipe.judge(mean, judge_recipe.figures(both, "v10,v10"), ["printed"])
+    assert "paired" not in rows[0] and rows[0]["candidate"] == pytest.approx(shipped["strips"]["touching_read_whole"]
+                                                                             - 0.01)  # reader-v10 read 87.7%
+    result = run_cli("--baseline", "shipped,seed2", "--candidate", "v10,v10", *map(str, V10_FILES + CONTROL_FILES),
+                     "--gains", "printed", script="scripts/judge_recipe.py")
+    assert "verdict: v10,v10 against shipped,seed2: failed (" in result.stdout
+    assert "FAIL  touching strips read whole: 87.70% against 88.35% (at least -0.5 points)\n" in result.stdout
+    missing = run_cli("--baseline", "shipped,seed2", "--candidate", "v10,reader-v99",
+                      *map(str, V10_FILES + CONTROL_FILES), script="scripts/judge_recipe.py")
+    assert_clean_error(missing, "no stress figures for the candidate")
