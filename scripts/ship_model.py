@@ -60,11 +60,21 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "src"))
 
 NAME = "digits-reader"  # the card's name; its version is the build date
+DEFAULT_CONFIG, DEFAULT_SEED = ROOT / "configs" / "reader.json", 1  # the recipe and seed built when none is named
 
 
 def command(args, run: Path) -> list[str]:
     return ["digits", "train", "--config", relative(args.config), "--seed", str(args.seed), "--out", relative(run),
             "--no-tensorboard"]
+
+
+def rebuild_command(args, *more: str) -> str:
+    """The command that builds this model again: `python scripts/ship_model.py`, with --config and --seed where they
+    are not the defaults (a recipe other than configs/reader.json, or another seed, is rebuilt as it was built), then
+    `more` (--add-member SEED: the seed is the member's)."""
+    chosen = [] if relative(args.config) == relative(DEFAULT_CONFIG) else ["--config", relative(args.config)]
+    chosen += [] if more or args.seed == DEFAULT_SEED else ["--seed", str(args.seed)]
+    return shlex.join(["python", "scripts/ship_model.py", *chosen, *more])
 
 
 def relative(path) -> str:
@@ -347,7 +357,7 @@ def add_member(args, work: Path) -> tuple[Path, dict]:
               **({"trained_on": machine_name()} if trained_here else {})}  # a reused run's machine is not known
     card = {**card, "sha256": runs.sha256(model), "size_bytes": model.stat().st_size, "parameters": parameters(model),
             "calibration": fitted, "members": card.get("members", [first]) + [member],
-            "rebuild": f"{card['rebuild']} && python scripts/ship_model.py --add-member {args.add_member}",
+            "rebuild": f"{card['rebuild']} && {rebuild_command(args, '--add-member', str(args.add_member))}",
             "ensemble": {"from": card["name"], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                          "what": f"seed {args.add_member} added: the members' logits averaged, calibrated again",
                          "command": f"python scripts/ship_model.py --add-member {args.add_member}"}}
@@ -377,7 +387,7 @@ def build_card(args, run: Path) -> dict:
     return {"file": "model.onnx", "format": "onnx", "sha256": runs.sha256(model), "size_bytes": model.stat().st_size,
             "parameters": parameters(model), "recipe": relative(args.config), "seed": args.seed,
             "config": json.loads((run / "config.json").read_text()), "command": " ".join(command(args, run)),
-            "rebuild": "python scripts/ship_model.py", "dataset": metrics["dataset"],
+            "rebuild": rebuild_command(args), "dataset": metrics["dataset"],
             "calibration": metrics["calibration"], "training_test_accuracy": metrics["test_accuracy"],
             "training_seconds": metrics.get("training_seconds"),
             "training": {key: metrics.get(key) for key in ("epochs", "train_images", "validation_images", "precision",
@@ -399,8 +409,8 @@ def check_recipe(args, run: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=str(ROOT / "configs" / "reader.json"), help="(default: configs/reader.json)")
-    parser.add_argument("--seed", type=int, default=1, help="(default: 1)")
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help=f"(default: {relative(DEFAULT_CONFIG)})")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"(default: {DEFAULT_SEED})")
     parser.add_argument("--work", default=str(ROOT / "build" / "shipped"), help="(default: build/shipped)")
     parser.add_argument("--samples", type=int, default=2000, help="rejection.py --samples (default: 2000)")
     parser.add_argument("--photos", type=int, default=10_000, help="real_images.py --samples (default: 10000)")

@@ -33,8 +33,10 @@ def test_the_card_describes_the_file_and_its_recipe():
     assert len({member["seed"] for member in members}) == len(members)
     assert card["figures"]["mnist_test_accuracy"] >= 0.9965, "the shipped model must reach 99.65% on MNIST"
     assert (REPO / "scripts" / "ship_model.py").is_file()
-    assert card["rebuild"] == " && ".join([runs.BUILD_SHIPPED] + [f"{runs.BUILD_SHIPPED} --add-member {member['seed']}"
-                                                                  for member in members[1:]])
+    recipe_named = "" if card["recipe"] == "configs/reader.json" else f" --config {card['recipe']}"
+    first = runs.BUILD_SHIPPED + recipe_named + ("" if members[0]["seed"] == 1 else f" --seed {members[0]['seed']}")
+    assert card["rebuild"] == " && ".join([first] + [f"{runs.BUILD_SHIPPED}{recipe_named} --add-member {member['seed']}"
+                                                     for member in members[1:]])
     written = (runs.SHIPPED_DIR / "MODEL_CARD.md").read_text()
     assert card["sha256"] in written and f"{card['figures']['mnist_test_accuracy']:.2%}" in written
 
@@ -143,6 +145,13 @@ def test_ship_model_refuses_a_finished_run_of_another_recipe(tmp_path, monkeypat
     (run / "config.json").write_text(json.dumps(trained | {"digit_photos": 10}))
     with pytest.raises(SystemExit, match="another recipe"):
         ship_model.check_recipe(argparse.Namespace(config=REPO / "configs" / "cnn-fast.json", seed=1), run)
+    # the card's rebuild command names the recipe and seed where they are not the defaults, so it builds the same
+    assert ship_model.rebuild_command(argparse.Namespace(config=REPO / "configs" / "reader.json", seed=1)) == \
+        runs.BUILD_SHIPPED
+    v11 = argparse.Namespace(config=REPO / "configs" / "reader-v11.json", seed=2)
+    assert ship_model.rebuild_command(v11) == f"{runs.BUILD_SHIPPED} --config configs/reader-v11.json --seed 2"
+    assert ship_model.rebuild_command(v11, "--add-member", "3") == \
+        f"{runs.BUILD_SHIPPED} --config configs/reader-v11.json --add-member 3"  # the member's seed, not the first's
 
 
 def test_the_shipped_model_refuses_by_the_score_its_card_stores():
@@ -243,7 +252,7 @@ def test_add_member_averages_the_shipped_model_with_another_seed_of_its_recipe(t
     np.testing.assert_allclose(averaged.logits(batch), np.mean([one.logits(batch) for one in members], 0), atol=1e-5)
     assert [member["seed"] for member in staged["members"]] == [trained["seed"], 2]
     assert staged["members"][1]["command"] == f"digits train --config {recipe} --seed 2 --out {other} --no-tensorboard"
-    assert staged["rebuild"] == f"{runs.BUILD_SHIPPED} && {runs.BUILD_SHIPPED} --add-member 2"
+    assert staged["rebuild"] == f"{runs.BUILD_SHIPPED} && {runs.BUILD_SHIPPED} --config {recipe} --add-member 2"
     assert "remeasured" not in staged and staged["ensemble"]["from"] == "digits-reader-tiny"
     assert "figures" not in staged and "test_accuracy" not in staged  # the single model's, not the average's
     assert runs.describe(model) == f"model {model} (digits-reader-tiny + seed 2 (staged) beside it, not measured yet)"
