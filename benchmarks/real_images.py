@@ -226,6 +226,11 @@ def render_colon(digits: list[np.ndarray], place: int, rng: np.random.Generator)
     the other, each nudged up to a pixel sideways, the upper one's centre 25-45% and the lower one's 60-85% of the way
     down the digits' ink, in a gap of 3-6 pixels each side -> an encoded photo (digits >= 16 px tall)."""
     stroke_change = rng.uniform(*STROKE_CHANGE)
+    return render(colon_ink(digits, place, rng, stroke_change), rng, min_height=16.0, stroke_change=stroke_change)
+
+
+def colon_ink(digits: list[np.ndarray], place: int, rng: np.random.Generator, stroke_change: float) -> np.ndarray:
+    """`render_colon`'s ink, before it is photographed: (32, width) 0..1."""
     scaled = [as_ink(digit) for digit in digits]
     left, right = (_ink_columns(strip_ink(part, rng, stroke_change)) for part in (scaled[:place], scaled[place:]))
     rows = np.flatnonzero(np.maximum(left.max(1), right.max(1)) > 0.5)
@@ -237,8 +242,7 @@ def render_colon(digits: list[np.ndarray], place: int, rng: np.random.Generator)
         centre = (gaps[0] + 1 + radius + rng.uniform(-1, 1), rows[0] + rng.uniform(low, high) * (rows[-1] - rows[0]))
         ImageDraw.Draw(mark).ellipse([4 * (centre[0] - radius), 4 * (centre[1] - radius), 4 * (centre[0] + radius),
                                       4 * (centre[1] + radius)], fill=255)
-    ink = np.concatenate([left, _shrunk(mark), right], axis=1)
-    return render(ink, rng, min_height=16.0, stroke_change=stroke_change)
+    return np.concatenate([left, _shrunk(mark), right], axis=1)
 
 
 def render_signed(digits: list[np.ndarray], place: int, rng: np.random.Generator, char: str = "-") -> bytes:
@@ -338,12 +342,14 @@ def render_parens(inside: list[np.ndarray], after: list[np.ndarray], rng: np.ran
     return render(np.concatenate(parts, axis=1), rng, min_height=16.0, stroke_change=stroke_change)
 
 
-def render_date(parts: list[list[np.ndarray]], rng: np.random.Generator) -> bytes:
+def render_date(parts: list[list[np.ndarray]], rng: np.random.Generator,
+                time: list[np.ndarray] | None = None) -> bytes:
     """A date ("12/05/2026"): its parts (lists of digits) each written as `strip_ink` writes a strip (10% of
     neighbours touching), a slash between each two drawn with a pen 2-3.5 pixels wide, 1.0-1.3 times the digits' height
     tall, leaning right 15-40 degrees from upright (the writer's lean, each slash within 4 degrees of it), its middle
     0-10% of the digits' height above or below theirs, 2-6 pixels from the digits on each side -> an encoded photo
-    (digits >= 16 px tall)."""
+    (digits >= 16 px tall). With `time` (four digits), the time written after it as `render_spaced` parts two numbers
+    (24-60 pixels on), hours and minutes parted by a colon as `render_colon` writes one ("12/05/2026 14:30")."""
     stroke_change = rng.uniform(*STROKE_CHANGE)
     strips = [_ink_columns(strip_ink([as_ink(digit) for digit in part], rng, stroke_change)) for part in parts]
     rows = np.flatnonzero(np.maximum.reduce([strip.max(1) for strip in strips]) > 0.5)
@@ -361,6 +367,8 @@ def render_date(parts: list[list[np.ndarray]], rng: np.random.Generator) -> byte
                                    (4 * (bottom_x + slant), 4 * (middle - height / 2))], fill=255,
                                   width=max(1, round(4 * pen)))
         ink += [_shrunk(mark), strip]
+    if time is not None:
+        ink += [np.zeros((32, int(rng.integers(24, 61))), np.float32), colon_ink(time, 2, rng, stroke_change)]
     return render(np.concatenate(ink, axis=1), rng, min_height=16.0, stroke_change=stroke_change)
 
 

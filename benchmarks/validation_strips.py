@@ -24,8 +24,9 @@ mode: the share read exactly (`squared`). With --percent N, N photos of numbers 
 after them, read in auto mode: the share read exactly (`percent`). With --parens N, N photos of numbers of 1-4 digits in
 parentheses, every other one followed by a second number ("(555) 123"), read in auto mode: the share read exactly
 (`parens`). With --dates N, N photos of dates written with slashes ("12/05/2026"), read in auto mode: the share read
-exactly (`dates`). With --uneven N, N photos of numbers of 2-6 digits, one of them written smaller (0.6-0.8 of the
-others' height), read in auto mode: the share read exactly (`uneven`).
+exactly (`dates`); with --datetimes N, N such photos each with a time written after it ("12/05/2026 14:30"): the
+share read exactly (`datetimes`). With --uneven N, N photos of numbers of 2-6 digits, one of them written smaller
+(0.6-0.8 of the others' height), read in auto mode: the share read exactly (`uneven`).
 Each run's accuracy on the validation split itself (its top class of every validation digit, read as the
 28x28 array it is) is reported too, as `validation_accuracy`.
 Every run reads the same strips, so each run after the first is also compared with the first strip by strip
@@ -40,7 +41,7 @@ Writes benchmarks/results/validation_strips.json (or --out).
 Usage: python benchmarks/validation_strips.py --run LABEL=RUN [--run LABEL=RUN ...] [--strips 300]
        [--singles 600] [--non-digits 0] [--auto 0] [--marked 0] [--lines 0] [--decimals 0] [--signs 0]
        [--plus 0] [--spaced 0] [--colons 0] [--squared 0] [--percent 0] [--parens 0]
-       [--dates 0] [--uneven 0]
+       [--dates 0] [--datetimes 0] [--uneven 0]
        [--validation-split 0.05]
        [--seed-base 0]
        python benchmarks/validation_strips.py --pool RESULTS RESULTS [...] --out POOLED
@@ -63,7 +64,8 @@ from stress import parse_runs  # noqa: E402
 
 SEEDS = {"touching": 900, "mixed": 901, "singles": 902, "non_digits": 903, "auto_numbers": 905, "marked": 906,
          "lines": 907, "decimals": 908, "signs": 909, "spaced": 910, "plus": 911,
-         "colons": 912, "squared": 913, "percent": 914, "parens": 915, "dates": 916, "uneven": 917}
+         "colons": 912, "squared": 913, "percent": 914, "parens": 915, "dates": 916, "uneven": 917,
+         "datetimes": 918}
 AUTO_FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts")  # generated, seed 903
 
 
@@ -245,19 +247,26 @@ def parens(predictor, x_val, y_val, count: int, seed: int) -> dict:
     return {"parens_exact": exact, "parens_marked": marked}
 
 
-def dates(predictor, x_val, y_val, count: int, seed: int) -> dict:
+def dates(predictor, x_val, y_val, count: int, seed: int, time: bool = False) -> dict:
     """`count` photos of dates written with slashes (`real_images.render_date`: a day and a month of 1-2 validation
     digits each, a year of 2 or 4), read in auto mode: the share read exactly ("12/05/2026"), and the share whose two
-    slashes were read."""
+    slashes were read. With `time`, a time of four validation digits written after each ("12/05/2026 14:30", shares
+    named `datetimes_...`)."""
     def draw(index, rng):
         parts = [rng.choice(len(x_val), int(size), replace=False)
                  for size in (rng.integers(1, 3), rng.integers(1, 3), 2 * rng.integers(1, 3))]
         truth = "/".join("".join(str(int(y_val[i])) for i in part) for part in parts)
-        photo = real_images.render_date([[x_val[i] for i in part] for part in parts], rng)
+        clock = rng.choice(len(x_val), 4, replace=False) if time else None
+        if time:
+            written = [str(int(y_val[i])) for i in clock]
+            truth += f" {''.join(written[:2])}:{''.join(written[2:])}"
+        photo = real_images.render_date([[x_val[i] for i in part] for part in parts], rng,
+                                        time=None if clock is None else [x_val[i] for i in clock])
         return truth, photo, lambda found: found.text.count("/") == 2
 
     exact, marked = _read_photos(predictor, count, seed, "auto", draw)
-    return {"dates_exact": exact, "dates_marked": marked}
+    name = "datetimes" if time else "dates"
+    return {f"{name}_exact": exact, f"{name}_marked": marked}
 
 
 def uneven(predictor, x_val, y_val, count: int, seed: int) -> dict:
@@ -310,6 +319,8 @@ PHOTOS = {
                "other one followed by a second number, read in auto mode: how many read exactly, parentheses and all"),
     "dates": (dates, ("dates_exact", "dates_marked"), "photos of dates written with slashes (12/05/2026), read in auto "
               "mode: how many read exactly, slashes and all"),
+    "datetimes": (lambda *args: dates(*args, time=True), ("datetimes_exact", "datetimes_marked"), "photos of dates "
+                  "with a time written after them (12/05/2026 14:30), read in auto mode: how many read exactly"),
     "uneven": (uneven, ("uneven_exact", "uneven_counted"), "photos of numbers with one digit written smaller (0.6-0.8 "
                "of the others' height), read in auto mode: how many read exactly"),
 }

@@ -83,14 +83,16 @@ def test_numbers_holding_a_non_digit_read_in_number_mode(tiny_run, tmp_path, mon
 
 def test_numbers_on_lines_with_decimal_points_signs_and_spaces(tiny_run, tmp_path, monkeypatch):
     """--lines N, --decimals N, --signs N, --plus N, --spaced N, --colons N, --squared N, --percent N, --parens N,
-    --dates N and --uneven N: photos of 2-3 numbers one under the other read in auto mode, of numbers with a decimal
-    point or comma read in number mode, with a minus sign or hyphen, a plus sign, of numbers written apart on one line,
-    with a colon, on squared paper, with a percent sign, in parentheses, of dates and of numbers with a digit written
-    smaller read in auto mode, each the share read exactly; the photos are seeded."""
+    --dates N, --datetimes N and --uneven N: photos of 2-3 numbers one under the other read in auto mode, of numbers
+    with a decimal point or comma read in number mode, with a minus sign or hyphen, a plus sign, of numbers written
+    apart on one line, with a colon, on squared paper, with a percent sign, in parentheses, of dates, of dates with a
+    time and of numbers with a digit written smaller read in auto mode, each the share read exactly; the photos are
+    seeded."""
     out = tmp_path / "lines.json"
     result = run_cli("--run", f"tiny={tiny_run}", "--strips", "0", "--singles", "0", "--lines", "3",
                      "--decimals", "3", "--signs", "3", "--plus", "3", "--spaced", "3", "--colons", "3", "--squared", "3",
-                     "--percent", "3", "--parens", "3", "--dates", "3", "--uneven", "3",
+                     "--percent", "3", "--parens", "3", "--dates", "3", "--datetimes", "3",
+                     "--uneven", "3",
                      "--validation-split", "0.1",
                      "--out", str(out),
                      script="benchmarks/validation_strips.py")
@@ -98,10 +100,11 @@ def test_numbers_on_lines_with_decimal_points_signs_and_spaces(tiny_run, tmp_pat
     saved = json.loads(out.read_text())
     row = saved["runs"]["tiny"]
     assert [saved[name] for name in ("lines", "decimals", "signs", "plus", "spaced", "colons", "squared",
-                                     "percent", "parens", "dates", "uneven")] == [3] * 11
+                                     "percent", "parens", "dates", "datetimes", "uneven")] == [3] * 12
     for kind, found in (("lines", "counted"), ("decimals", "marked"), ("signs", "marked"), ("plus", "marked"),
                         ("spaced", "parted"), ("colons", "marked"), ("squared", "counted"), ("percent", "marked"),
-                        ("parens", "marked"), ("dates", "marked"), ("uneven", "counted")):
+                        ("parens", "marked"), ("dates", "marked"), ("datetimes", "marked"),
+                        ("uneven", "counted")):
         for key in (f"{kind}_exact", f"{kind}_{found}"):
             assert row[key] in [share / 3 for share in range(4)], key
         assert row[f"{kind}_exact"] <= row[f"{kind}_{found}"], kind
@@ -124,6 +127,8 @@ def test_numbers_on_lines_with_decimal_points_signs_and_spaces(tiny_run, tmp_pat
                  lambda rng: real_images.render_parens(list(digits[:2]), list(digits[2:]), rng),
                  lambda rng: real_images.render_parens(list(digits[:1]), [], rng),
                  lambda rng: real_images.render_date([list(digits[:1]), list(digits[1:2]), list(digits[2:])], rng),
+                 lambda rng: real_images.render_date([list(digits[:1]), list(digits[1:2]), list(digits[2:])], rng,
+                                                     time=list(digits)),
                  lambda rng: real_images.render_uneven(list(digits), 1, rng)):
         photo = draw(np.random.default_rng(3))
         assert photo == draw(np.random.default_rng(3)) and photo[:2] in (b"\xff\xd8", b"\x89P")
