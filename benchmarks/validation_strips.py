@@ -256,12 +256,12 @@ def dates(predictor, x_val, y_val, count: int, seed: int, time: bool = False) ->
         parts = [rng.choice(len(x_val), int(size), replace=False)
                  for size in (rng.integers(1, 3), rng.integers(1, 3), 2 * rng.integers(1, 3))]
         truth = "/".join("".join(str(int(y_val[i])) for i in part) for part in parts)
-        clock = rng.choice(len(x_val), 4, replace=False) if time else None
+        clock = rng.choice(len(x_val), 4, replace=False) if time else []  # hours and minutes
         if time:
-            written = [str(int(y_val[i])) for i in clock]
-            truth += f" {''.join(written[:2])}:{''.join(written[2:])}"
+            written = "".join(str(int(y_val[i])) for i in clock)
+            truth += f" {written[:2]}:{written[2:]}"
         photo = real_images.render_date([[x_val[i] for i in part] for part in parts], rng,
-                                        time=None if clock is None else [x_val[i] for i in clock])
+                                        time=[x_val[i] for i in clock] if time else None)
         return truth, photo, lambda found: found.text.count("/") == 2
 
     exact, marked = _read_photos(predictor, count, seed, "auto", draw)
