@@ -72,9 +72,11 @@ def rebuild_command(args, *more: str) -> str:
     """The command that builds this model again: `python scripts/ship_model.py`, with --config and --seed where they
     are not the defaults (a recipe other than configs/reader.json, or another seed, is rebuilt as it was built), then
     `more` (--add-member SEED: the seed is the member's)."""
+    from digits import runs
+
     chosen = [] if relative(args.config) == relative(DEFAULT_CONFIG) else ["--config", relative(args.config)]
     chosen += [] if more or args.seed == DEFAULT_SEED else ["--seed", str(args.seed)]
-    return shlex.join(["python", "scripts/ship_model.py", *chosen, *more])
+    return " ".join([runs.BUILD_SHIPPED, *map(shlex.quote, [*chosen, *more])])
 
 
 def relative(path) -> str:
