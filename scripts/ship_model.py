@@ -362,7 +362,7 @@ def add_member(args, work: Path) -> tuple[Path, dict]:
             "rebuild": f"{card['rebuild']} && {rebuild_command(args, '--add-member', str(args.add_member))}",
             "ensemble": {"from": card["name"], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                          "what": f"seed {args.add_member} added: the members' logits averaged, calibrated again",
-                         "command": f"python scripts/ship_model.py --add-member {args.add_member}"}}
+                         "command": rebuild_command(args, "--add-member", str(args.add_member))}}
     for key in ("remeasured", "refit", "figures", "test_accuracy"):  # the single model's: measured again at install
         card.pop(key, None)
     card["name"] = f"{card['name']} + seed {args.add_member} (staged)"  # install names it by its build date

@@ -254,6 +254,7 @@ def test_add_member_averages_the_shipped_model_with_another_seed_of_its_recipe(t
     assert staged["members"][1]["command"] == f"digits train --config {recipe} --seed 2 --out {other} --no-tensorboard"
     assert staged["rebuild"] == f"{runs.BUILD_SHIPPED} && {runs.BUILD_SHIPPED} --config {recipe} --add-member 2"
     assert "remeasured" not in staged and staged["ensemble"]["from"] == "digits-reader-tiny"
+    assert staged["ensemble"]["command"] == f"{runs.BUILD_SHIPPED} --config {recipe} --add-member 2"  # the recipe too
     assert "figures" not in staged and "test_accuracy" not in staged  # the single model's, not the average's
     assert runs.describe(model) == f"model {model} (digits-reader-tiny + seed 2 (staged) beside it, not measured yet)"
     _, _, _, x_val, y_val = data.training_arrays(config.load(recipe))
