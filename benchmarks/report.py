@@ -324,7 +324,9 @@ def printed(result: dict) -> list[str]:
             lines.append(f"| {fonts} | {title} | " + " | ".join(f"{figure(models[label]):.2%}" for label in labels)
                          + " |")
             fonts = ""
-    others = [f"`{label}`" for label in labels if label != "shipped"]
+    others = [f"`{label}`" for label in labels if label not in ("shipped", "previous")]
+    if "previous" in labels:
+        lines += ["", "`previous`: the model shipped before the installed one, read beside it."]
     if others:
         lines += ["", f"{', '.join(others)}: a recipe judged in the recipe table below (\"Models and recipes\"), read "
                       "here beside the shipped model, not installed."]
@@ -417,8 +419,8 @@ def generated(config: dict) -> str:
     return "".join(f", plus {item}" if index == 0 else f" and {item}" for index, item in enumerate(added))
 
 
-def model_card(card: dict, level: int = 1) -> list[str]:
-    """The shipped model's card in Markdown, from its card.json: MODEL_CARD.md beside the model, and the README."""
+def card_rows(card: dict) -> list[tuple[str, str]]:
+    """The card's figures, (measure, value) rows."""
     fig = card["figures"]
     rows = [("MNIST test accuracy (ONNX, through the reading half)", f"{fig['mnist_test_accuracy']:.2%}"),
             ("MNIST test ECE (15 bins)", f"{fig['mnist_test_ece']:.4f}"),
@@ -445,6 +447,22 @@ def model_card(card: dict, level: int = 1) -> list[str]:
     rows += [(f"non-digits refused: {name} (AUROC)" + ("; read in auto mode" if auto else ""),
               f"{share:.1%} ({fig['non_digits_auroc'][name]:.4f})" + (f"; {auto[name]:.1%}" if name in auto else ""))
              for name, share in fig["non_digits_refused"].items()]
+    return rows
+
+
+def model_card(card: dict, level: int = 1, previous: dict | None = None) -> list[str]:
+    """The shipped model's card in Markdown, from its card.json: MODEL_CARD.md beside the model, and the README. With
+    `previous` (the card of the model shipped before it), the table holds that model's figures beside its own."""
+    rows = card_rows(card)
+    if previous is None:
+        table = ["| measure | value |", "|---|---|", *[f"| {name} | {value} |" for name, value in rows]]
+        before = []
+    else:
+        earlier = dict(card_rows(previous))
+        table = ["| measure | value | the model before it |", "|---|---|---|",
+                 *[f"| {name} | {value} | {earlier.get(name, 'not measured')} |" for name, value in rows]]
+        before = ["", f"The model before it: {previous['name']} (`{previous['recipe']}`, seed {previous['seed']}), "
+                      f"its own card's figures (`{PREVIOUS_CARD.relative_to(ROOT)}`), measured the same way."]
     lines = [f"{'#' * level} Model card: {card['name']}", "",
              "The pretrained reader `pip install digits` carries: what `digits predict`, `digits.read` and "
              "`digits serve` use when no run is named and `runs/` holds none.", "",
@@ -459,7 +477,7 @@ def model_card(card: dict, level: int = 1) -> list[str]:
              *sequence_line(card),
              f"- **Built**: {card['created']} on {card['machine']['cpu']}, {card['machine']['cores']} cores, "
              f"TensorFlow {card['machine']['tensorflow']}, Keras {card['machine']['keras']}", "",
-             "| measure | value |", "|---|---|", *[f"| {name} | {value} |" for name, value in rows], "",
+             *table, *before, "",
              "Figures from `benchmarks/real_images.py` and `benchmarks/rejection.py` run on this file; "
              "`python scripts/ship_model.py` reruns them all.", ""]
     return lines
@@ -621,6 +639,7 @@ SECTIONS = {"original_mlp": original_mlp, "time_to_accuracy": time_to_accuracy, 
             "stress_numbers": stress_numbers, "form_lines": form_lines, "printed": printed,
             "rejection": rejection, "serve": serve, "serve_costs": serve_costs, "footprint": footprint, "battery": battery}
 CARD = ROOT / "src" / "digits" / "shipped" / "card.json"
+PREVIOUS_CARD = RESULTS / "shipped_card_previous.json"  # the card of the model shipped before it, kept when it changed
 CARD_START, CARD_END = "<!-- card:start -->", "<!-- card:end -->"
 
 
@@ -640,7 +659,8 @@ def render() -> str:
 def render_card() -> str:
     if not CARD.is_file():
         return "No shipped model in this tree yet: build it with `python scripts/ship_model.py`."
-    return "\n".join(model_card(json.loads(CARD.read_text()), level=3)).strip()
+    previous = json.loads(PREVIOUS_CARD.read_text()) if PREVIOUS_CARD.is_file() else None
+    return "\n".join(model_card(json.loads(CARD.read_text()), level=3, previous=previous)).strip()
 
 
 def replace_block(text: str, start: str, end: str, content: str) -> str:

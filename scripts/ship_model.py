@@ -61,6 +61,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 NAME = "digits-reader"  # the card's name; its version is the build date
 DEFAULT_CONFIG, DEFAULT_SEED = ROOT / "configs" / "reader.json", 1  # the recipe and seed built when none is named
+DEFAULT_DESTINATION = ROOT / "src" / "digits" / "shipped"
 
 
 def command(args, run: Path) -> list[str]:
@@ -243,12 +244,20 @@ def with_soft_above(args, work: Path, model: Path, card: dict) -> dict:
                                                           "measured": result["machine"]["measured"]}}}
 
 
-def install(model: Path, card: dict, destination: Path) -> None:
+def install(model: Path, card: dict, destination: Path, previous: Path | None = None) -> None:
     """Put the model (and its sequence model, where the card lists one), card.json and MODEL_CARD.md into
-    `destination` together (new directory, then swap)."""
+    `destination` together (new directory, then swap). With `previous`, the card of the model it replaces is kept
+    there first (the README's card shows its figures beside the new one's); not when the model file stays the same
+    (--keep)."""
     from report import model_card
 
     from digits import files
+
+    old_card = destination / "card.json"
+    if previous is not None and old_card.is_file():
+        replaced = json.loads(old_card.read_text())
+        if replaced.get("sha256") != card["sha256"]:
+            files.write_json(previous, replaced)
 
     staging = destination.with_name(destination.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
@@ -437,12 +446,12 @@ def main() -> None:
     parser.add_argument("--sequence", help="an ONNX sequence model to ship beside the model (module doc)")
     parser.add_argument("--sequence-command", action="append", dest="sequence_commands",
                         help="a command that made the sequence model, recorded in the card (repeat, in order)")
-    parser.add_argument("--destination", default=str(ROOT / "src" / "digits" / "shipped"),
+    parser.add_argument("--destination", default=str(DEFAULT_DESTINATION),
                         help="where the package's copy goes (default: src/digits/shipped)")
     args = parser.parse_args()
 
     from common import machine
-    from report import model_card
+    from report import PREVIOUS_CARD, model_card
 
     from digits import runs
 
@@ -500,7 +509,8 @@ def main() -> None:
     card = {"name": name} | staged_card | {"name": name, "test_accuracy": accuracy,  # the name first, as before
             "figures": figures(accuracy, json.loads(real_json.read_text()), json.loads(rejection_json.read_text())),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": built}
-    install(model, card, Path(args.destination))
+    package = Path(args.destination).resolve() == DEFAULT_DESTINATION.resolve()  # not a copy elsewhere
+    install(model, card, Path(args.destination), PREVIOUS_CARD if package else None)
     print("\n".join(model_card(card)))
     what = ("refit" if args.refit else "kept" if args.keep else f"with seed {args.add_member} added"
             if args.add_member is not None else f"built from {relative(run)}")

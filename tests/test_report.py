@@ -132,3 +132,46 @@ def test_printed_digits_render_per_font_set_and_model():
     assert "| choosing (2 packages, 3 fonts) | the ten digits alone | 94.00% | 94.00% |" in lines
     assert "|  | its 1s alone | 50.00% | 50.00% |" in lines and "|  | numbers | 72.00% | 90.00% |" in lines
     assert "(seed 3)" in lines[0] and "24 and 64 px" in lines[0] and lines[-1].startswith("Machine: a CPU")
+
+
+def test_printed_digits_name_the_previous_model_and_recipes_apart():
+    """`previous` (the model shipped before, `printed.py --run previous=...`) is said to be that, not a recipe judged
+    in the recipe table; any other label beside `shipped` still is."""
+    entry = {"singles": {"read_exactly": 0.94, "per_digit": {"1": 0.5}}, "numbers": {"read_exactly": 0.72}}
+    result = {"runs": {"shipped": "x.onnx", "previous": "y.onnx", "reader-v12": "z.onnx"}, "single_sizes": [24, 64],
+              "numbers": 300, "seed": 1, "number_size": [16, 64], "machine": RESULT["machine"],
+              "sets": {"choosing": {"packages": {"fonts-x": ["X.ttf"]},
+                                    "models": {"shipped": entry, "previous": entry, "reader-v12": entry}}}}
+    text = "\n".join(report.printed(result))
+    assert "`previous`: the model shipped before the installed one, read beside it." in text
+    assert "\n`reader-v12`: a recipe judged in the recipe table below" in text and "`previous`, `reader-v12`:" not in text
+
+
+def test_the_card_shows_the_model_before_it_beside_its_own_figures(tmp_path):
+    """With the card of the model it replaced (ship_model.install keeps it when the file changes), the README's card
+    holds both models' figures row by row, a row the older card never measured said so; without one, one column.
+    install keeps the replaced card only where the model file changed."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import ship_model
+
+    card = json.loads((Path(__file__).resolve().parents[1] / "src" / "digits" / "shipped" / "card.json").read_text())
+    figures = {key: value for key, value in card["figures"].items() if key != "single_digits_split_in_auto_mode"}
+    older = {**card, "name": "digits-reader-old", "recipe": "configs/old.json", "seed": 3, "sha256": "0" * 64,
+             "figures": {**figures, "mnist_test_accuracy": 0.9912}}
+    table = "\n".join(report.model_card(card, previous=older))
+    assert "| measure | value | the model before it |" in table
+    assert f"| MNIST test accuracy (ONNX, through the reading half) | {card['figures']['mnist_test_accuracy']:.2%} | " \
+           "99.12% |" in table
+    assert "| rendered photos of one digit read as several (auto mode) | " in table and "| not measured |" in table
+    assert "The model before it: digits-reader-old (`configs/old.json`, seed 3)" in table
+    assert "the model before it" not in "\n".join(report.model_card(card))
+
+    model, destination, previous = tmp_path / "model.onnx", tmp_path / "shipped", tmp_path / "previous.json"
+    model.write_bytes(b"onnx")
+    ship_model.install(model, {**older, "sequence": None}, destination, previous)  # nothing installed before it
+    assert not previous.exists()
+    ship_model.install(model, {**card, "sequence": None}, destination, previous)
+    assert json.loads(previous.read_text())["name"] == "digits-reader-old"
+    ship_model.install(model, {**card, "sequence": None, "name": "remeasured"}, destination, previous)  # same file
+    assert json.loads(previous.read_text())["name"] == "digits-reader-old"
+    assert json.loads((destination / "card.json").read_text())["name"] == "remeasured"
