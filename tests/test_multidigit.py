@@ -578,6 +578,30 @@ def test_the_slashes_of_a_date_are_read():
         assert "/" not in [char for _, char in multidigit.marks(images.analyse(picture))[0]], name
 
 
+def test_a_date_with_other_writing_on_its_line_keeps_its_slashes():
+    """A date with a time after it read its slashes as 1s: "12/05/2026 14:30" read "121051202614:30" (its year's part
+    held the time's digits too). Where the whole line holds no date, a gap of a digit's height or more bounds a date's
+    first and last parts, so the time, or a number before it, stays out. A date alone on its line is found over the
+    whole line as before, a gap inside it as wide as that or wider included (bounded by such gaps first, "55/2/74"
+    drawn with a wide blank before a slash lost its day and read "5512174")."""
+    from digits import runs
+    from digits.predictor import Predictor
+
+    predictor = Predictor(runs.shipped_model())
+    for text, expected in (("12/05/2026      14:30", "12/05/2026 14:30"), ("7      3/4/21", "7 3/4/21")):
+        found = reading.read(printed(text), model=predictor)
+        assert (found.kind, found.number) == ("number", expected), text
+
+    def slash(box: int, lean: float = 25.0) -> tuple:  # as test_the_slashes_of_a_date_are_read draws one
+        reach = 1.2 * np.tan(np.radians(lean))
+        return (1.2 * box + 0.3 - reach / 2, 1.1), (1.2 * box + 0.3 + reach / 2, -0.1)
+
+    drawn = reading.read(dashed("20 07 2024   2030", [slash(2), slash(5)]), model=predictor)
+    assert drawn.number == "20/07/2024 2030"
+    wide = dashed("20  07 24", [slash(3), slash(6)])  # a box and more of blank paper between the day and its slash
+    assert [char for _, char in multidigit.marks(images.analyse(wide))[0]] == ["/", "/"]
+
+
 def test_numbers_written_apart_on_one_line_are_parted_by_a_space():
     """Two numbers written apart on one line read as one ("3     7" read "37", "12      45" "1245"). A gap of a
     digit's height or more and twice the line's other gaps (of two digits alone: two digit heights) parts them with

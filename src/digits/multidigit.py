@@ -73,6 +73,8 @@ SLASH_TALL, SLASH_LEAN, SLASH_ALIKE = 0.7, 10.0, 10.0  # the slashes of a date (
 # heights, their lean right from upright (at least, degrees) and how far the two leans differ (at most, degrees)
 SLASH_PARTS, SLASH_PAIR = ((1, 2), (1, 2), (2, 4)), 1.0  # a date's parts around its two slashes: how many digits each
 # holds, a component this many digit heights wide or wider may hold two (touching digits)
+SLASH_WORD = 1.0  # a gap this many digit heights wide (reading.SPACE: two numbers written apart) bounds a date: other
+# writing on its line before or after it ("12/05/2026 14:30") is not its day or its year
 LINE_GAP, LINE_SHARE = 0.25, 0.5  # lines of writing: a blank this many digit heights tall parts two bands; a band
 # this many digit heights tall is a line (see lines)
 MAX_JOIN = 10  # a digit joins at most this many pieces (a digit a line wide is cut into about 7 slices)
@@ -365,7 +367,10 @@ def _slashes(ink: Ink, spans: dict, digit: float) -> dict[int, str]:
     that part the line's tall components (MARK_TALL digit heights: digits, the slashes) as a date is parted are taken:
     SLASH_PARTS digits before, between and after them (a year of two digits or more; a component SLASH_PAIR digit
     heights wide may hold two, touching), leaning within SLASH_ALIKE degrees of each other; of several such
-    pairs, the one leaning most. A lone slash ("3/4") stays a "1"."""
+    pairs, the one leaning most. Where the whole line holds none, the date's first part starts after the last gap
+    SLASH_WORD digit heights wide before its first slash, and its year ends at the first such gap after the second
+    (none lies between them): a time or another number written apart on the line ("12/05/2026 14:30") stays out of
+    it. A lone slash ("3/4") stays a "1"."""
     line = sorted((label for label, span in spans.items() if span[1] - span[0] >= MARK_TALL * digit),
                   key=lambda label: spans[label][2])
     if len(line) < 5:  # a digit, two slashes, a digit and a year (one component at the least): no date in fewer
@@ -378,15 +383,27 @@ def _slashes(ink: Ink, spans: dict, digit: float) -> dict[int, str]:
             if lean >= SLASH_LEAN:
                 leaning[label] = lean
     most = [1 + (spans[label][3] - spans[label][2] >= SLASH_PAIR * digit) for label in line]  # digits each may hold
-    best: tuple = ()
-    for first, second in itertools.combinations([label for label in line if label in leaning], 2):  # left to right
-        at, to = line.index(first), line.index(second)
-        parts = [(stop - start, sum(most[start:stop])) for start, stop in ((0, at), (at + 1, to), (to + 1, len(line)))]
-        if all(fewest <= high and low <= largest for (fewest, largest), (low, high) in zip(parts, SLASH_PARTS)) \
-                and abs(leaning[first] - leaning[second]) <= SLASH_ALIKE \
-                and (not best or min(leaning[first], leaning[second]) > best[0]):
-            best = (min(leaning[first], leaning[second]), first, second)
-    return {best[1]: "/", best[2]: "/"} if best else {}
+    reach = np.maximum.accumulate([spans[label][3] for label in line])  # the rightmost ink so far
+    words = [index for index in range(1, len(line)) if spans[line[index]][2] - reach[index - 1] >= SLASH_WORD * digit]
+    for bounded in (False, True) if words else (False,):  # the whole line first: a date alone on it as before
+        best: tuple = ()
+        for first, second in itertools.combinations([label for label in line if label in leaning], 2):  # left to right
+            at, to = line.index(first), line.index(second)
+            begin, end = 0, len(line)
+            if bounded:
+                if any(at < index <= to for index in words):  # the slashes of one date are not written apart
+                    continue
+                begin = max([index for index in words if index <= at], default=0)
+                end = min([index for index in words if index > to], default=len(line))
+            parts = [(stop - start, sum(most[start:stop]))
+                     for start, stop in ((begin, at), (at + 1, to), (to + 1, end))]
+            if all(fewest <= high and low <= largest for (fewest, largest), (low, high) in zip(parts, SLASH_PARTS)) \
+                    and abs(leaning[first] - leaning[second]) <= SLASH_ALIKE \
+                    and (not best or min(leaning[first], leaning[second]) > best[0]):
+                best = (min(leaning[first], leaning[second]), first, second)
+        if best:
+            return {best[1]: "/", best[2]: "/"}
+    return {}
 
 
 def _lean(shape: np.ndarray) -> float:
