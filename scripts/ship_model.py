@@ -13,6 +13,7 @@
    (`digits.sequence`) beside it, so a new build never drops it unasked; measures it there through the reading
    half, as the package will read it: the MNIST test set, `benchmarks/real_images.py` (photos and whole-number
    strips) and `benchmarks/rejection.py` (non-digits), side by side, each with `--run` and `--out` beside it.
+   A model under FLOOR (99.65%) on MNIST's test set is not installed (issue 12): one line says so.
 3. Writes the card, `src/digits/shipped/card.json` (name, recipe, commands, data checksum, calibration,
    figures, size, SHA-256, date, machine), and `MODEL_CARD.md` beside it, generated from the card.
 4. Puts `model.onnx` (and its sequence model) and the card into `src/digits/shipped/` together: all are written
@@ -62,6 +63,7 @@ sys.path.insert(0, str(ROOT / "src"))
 NAME = "digits-reader"  # the card's name; its version is the build date
 DEFAULT_CONFIG, DEFAULT_SEED = ROOT / "configs" / "reader.json", 1  # the recipe and seed built when none is named
 DEFAULT_DESTINATION = ROOT / "src" / "digits" / "shipped"
+FLOOR = 0.9965  # MNIST test accuracy a shipped model reaches at least (issue 12; tests/test_shipped.py checks the card)
 
 
 def command(args, run: Path) -> list[str]:
@@ -242,6 +244,14 @@ def with_soft_above(args, work: Path, model: Path, card: dict) -> dict:
     return {**card, "calibration": {**card["calibration"], "soft_above": None if chosen == "never" else float(chosen),
                                     "soft_above_chosen": {"by": result["command"], "results": "soft_tune.json",
                                                           "measured": result["machine"]["measured"]}}}
+
+
+def check_floor(accuracy: float, model: Path) -> None:
+    """A model under FLOOR on MNIST's test set (issue 12: what a shipped model must reach) is not installed: one line
+    that says so, its measurements left beside it."""
+    if accuracy < FLOOR:
+        sys.exit(f"ship_model: error: {relative(model)} reads MNIST's test set at {accuracy:.2%}, under the "
+                 f"{FLOOR:.2%} a shipped model must reach; not installed (its measurements are beside it)")
 
 
 def install(model: Path, card: dict, destination: Path, previous: Path | None = None) -> None:
@@ -505,6 +515,7 @@ def main() -> None:
     run_steps(steps)
     built = machine()
     accuracy = test_accuracy(model)
+    check_floor(accuracy, model)
     name = version_name(built["measured"][:10], Path(args.destination), identity(staged_card))
     card = {"name": name} | staged_card | {"name": name, "test_accuracy": accuracy,  # the name first, as before
             "figures": figures(accuracy, json.loads(real_json.read_text()), json.loads(rejection_json.read_text())),
