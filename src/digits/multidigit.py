@@ -383,27 +383,36 @@ def _slashes(ink: Ink, spans: dict, digit: float) -> dict[int, str]:
             if lean >= SLASH_LEAN:
                 leaning[label] = lean
     most = [1 + (spans[label][3] - spans[label][2] >= SLASH_PAIR * digit) for label in line]  # digits each may hold
-    reach = np.maximum.accumulate([spans[label][3] for label in line])  # the rightmost ink so far
-    words = [index for index in range(1, len(line)) if spans[line[index]][2] - reach[index - 1] >= SLASH_WORD * digit]
-    for bounded in (False, True) if words else (False,):  # the whole line first: a date alone on it as before
+
+    def pair(bounds: Callable[[int, int], tuple[int, int] | None]) -> dict[int, str]:
+        """The pair leaning most whose parts, within `bounds(at, to)` of the line (None: no date), part as a date's."""
         best: tuple = ()
         for first, second in itertools.combinations([label for label in line if label in leaning], 2):  # left to right
             at, to = line.index(first), line.index(second)
-            begin, end = 0, len(line)
-            if bounded:
-                if any(at < index <= to for index in words):  # the slashes of one date are not written apart
-                    continue
-                begin = max([index for index in words if index <= at], default=0)
-                end = min([index for index in words if index > to], default=len(line))
+            within = bounds(at, to)
+            if within is None:
+                continue
             parts = [(stop - start, sum(most[start:stop]))
-                     for start, stop in ((begin, at), (at + 1, to), (to + 1, end))]
+                     for start, stop in ((within[0], at), (at + 1, to), (to + 1, within[1]))]
             if all(fewest <= high and low <= largest for (fewest, largest), (low, high) in zip(parts, SLASH_PARTS)) \
                     and abs(leaning[first] - leaning[second]) <= SLASH_ALIKE \
                     and (not best or min(leaning[first], leaning[second]) > best[0]):
                 best = (min(leaning[first], leaning[second]), first, second)
-        if best:
-            return {best[1]: "/", best[2]: "/"}
-    return {}
+        return {best[1]: "/", best[2]: "/"} if best else {}
+
+    found = pair(lambda at, to: (0, len(line)))  # the whole line first: a date alone on it as before
+    if found:
+        return found
+    reach = np.maximum.accumulate([spans[label][3] for label in line])  # the rightmost ink so far
+    words = [index for index in range(1, len(line)) if spans[line[index]][2] - reach[index - 1] >= SLASH_WORD * digit]
+
+    def between_words(at: int, to: int) -> tuple[int, int] | None:
+        if any(at < index <= to for index in words):  # the slashes of one date are not written apart
+            return None
+        return (max([index for index in words if index <= at], default=0),
+                min([index for index in words if index > to], default=len(line)))
+
+    return pair(between_words) if words else {}
 
 
 def _lean(shape: np.ndarray) -> float:
