@@ -488,7 +488,9 @@ def model_line(card: dict) -> str:
     members = card.get("members")
     if not members:
         return f"`{card['config']['model']}`"
-    return (f"an ensemble of {len(members)} `{card['config']['model']}` networks (one recipe, other seeds) whose "
+    recipes = {member.get("recipe", card["recipe"]) for member in members}
+    return (f"an ensemble of {len(members)} `{card['config']['model']}` networks "
+            f"({'one recipe, other seeds' if len(recipes) == 1 else f'{len(recipes)} recipes'}) whose "
             "logits are averaged (`digits.export.average_onnx`)")
 
 
@@ -498,13 +500,22 @@ def training_lines(card: dict) -> list[str]:
     if not members:
         return [f"- **Recipe**: `{card['recipe']}`, seed {card['seed']}",
                 f"- **Trained with**: `{card['command']}` ({card['training_seconds'] / 60:.0f} min)"]
+    recipes = [member.get("recipe", card["recipe"]) for member in members]
+    if len(set(recipes)) > 1:  # members of several recipes (ship_model --config ... --add-member): each its own
+        return ["- **Recipes**: " + "; ".join(f"`{recipe}`, seed {member['seed']}"
+                                               for recipe, member in zip(recipes, members)),
+                f"- **Trained with**: {trained_commands(members)}"]
     seeds = ", ".join(str(member["seed"]) for member in members)
-    trained = "; ".join(f"`{member['command']}` ("
-                        + (f"{member['training_seconds'] / 60:.0f} min" if member.get("training_seconds")
-                           else "time not recorded")
-                        + (f" on {member['trained_on']}" if member.get("trained_on") else "")
-                        + f", test accuracy {member['training_test_accuracy']:.2%} alone)" for member in members)
-    return [f"- **Recipe**: `{card['recipe']}`, seeds {seeds}", f"- **Trained with**: {trained}"]
+    return [f"- **Recipe**: `{card['recipe']}`, seeds {seeds}", f"- **Trained with**: {trained_commands(members)}"]
+
+
+def trained_commands(members: list[dict]) -> str:
+    """Each ensemble member's training command, its time, machine and test accuracy alone."""
+    return "; ".join(f"`{member['command']}` ("
+                     + (f"{member['training_seconds'] / 60:.0f} min" if member.get("training_seconds")
+                        else "time not recorded")
+                     + (f" on {member['trained_on']}" if member.get("trained_on") else "")
+                     + f", test accuracy {member['training_test_accuracy']:.2%} alone)" for member in members)
 
 
 def sequence_line(card: dict) -> list[str]:

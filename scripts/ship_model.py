@@ -32,10 +32,11 @@ sequence.onnx, listed in the card with its SHA-256, and everything is measured w
 there is no training and no refit: the shipped model.onnx and its calibration are taken as they are (to add a
 sequence model to it and measure the pair again); the card keeps its training record and says what changed.
 
-With --add-member SEED the shipped model becomes a deep ensemble (Lakshminarayanan et al. 2017): its recipe is
-trained again with SEED (`digits train --config ... --seed SEED --out WORK/run-seedSEED`, resumed or reused like the
+With --add-member SEED the shipped model becomes a deep ensemble (Lakshminarayanan et al. 2017): its recipe (or the
+one --config names, if it holds out the same validation split) is trained again with SEED (`digits train --config
+... --seed SEED --out WORK/run-seedSEED`, or WORK/run-RECIPE-seedSEED for another recipe, resumed or reused like the
 first run), the two files are averaged into one (`digits.export.average_onnx`: the mean of their logits, and its
-softmax) and calibrated on the recipe's validation split as a trained run is; the card lists every member's
+softmax) and calibrated on the validation split as a trained run is; the card lists every member's recipe and
 training command. `python scripts/ship_model.py && python scripts/ship_model.py --add-member 2` rebuilds such a
 model from nothing. --stage-only (with any of these, or a build) stops once the model is staged in --work/staged
 with its card (it reads as a shipped model there), so it can be compared with the installed one on validation data
@@ -341,19 +342,27 @@ def refit(args, work: Path) -> tuple[Path, dict]:
 
 def add_member(args, work: Path) -> tuple[Path, dict]:
     """--add-member SEED: (the staged model file, its card so far), in work/ensemble: the shipped model and the run
-    of its recipe trained with SEED (work/run-seedSEED, trained here unless finished), averaged into one file
-    (`digits.export.average_onnx`: the mean of their logits) and calibrated on the recipe's validation split, as a
-    trained run is (`calibration.fit`, the energy score); see the module doc."""
+    of --config trained with SEED (work/run-seedSEED for the shipped model's recipe, work/run-RECIPE-seedSEED for
+    another; trained here unless finished), averaged into one file (`digits.export.average_onnx`: the mean of their
+    logits) and calibrated on the shipped recipe's validation split, as a trained run is (`calibration.fit`, the
+    energy score); a member of another recipe must hold out the same split. See the module doc."""
     from digits import backends, config, data, export, files, runs
 
     card = runs.read_card(Path(args.destination))
-    seeds = [member["seed"] for member in card.get("members", [card])]
-    if args.add_member in seeds:
-        sys.exit(f"ship_model: error: the shipped model already holds seed {args.add_member}; pick another seed")
-    if relative(args.config) != card["recipe"]:
-        sys.exit(f"ship_model: error: the shipped model was trained with {card['recipe']}, "
-                 f"not {relative(args.config)}: its members share one recipe")
-    run = work / f"run-seed{args.add_member}"
+    recipe_path = relative(args.config)
+    held = [(member.get("recipe", card["recipe"]), member["seed"]) for member in card.get("members", [card])]
+    if (recipe_path, args.add_member) in held:
+        sys.exit(f"ship_model: error: the shipped model already holds seed {args.add_member} of {recipe_path}; "
+                 "pick another seed")
+    own = recipe_path == card["recipe"]  # a member of the shipped model's recipe, or of another one
+    if not own:  # calibrated on the first member's validation split: every member must have been kept off it
+        split = config.load(args.config)
+        first = config.from_run(card["config"])
+        if (split.dataset, split.limit, split.validation_split) != (first.dataset, first.limit, first.validation_split):
+            sys.exit(f"ship_model: error: {recipe_path} holds out another validation split than {card['recipe']} "
+                     "(dataset, limit or validation_split differ), on which the ensemble is calibrated; "
+                     "add a member of a recipe with the same split")
+    run = work / (f"run-seed{args.add_member}" if own else f"run-{Path(args.config).stem}-seed{args.add_member}")
     member_args = argparse.Namespace(**{**vars(args), "seed": args.add_member})
     trained_here = not (run / "metrics.json").is_file()
     if trained_here:
@@ -370,9 +379,10 @@ def add_member(args, work: Path) -> tuple[Path, dict]:
     recipe = config.from_run(card["config"])
     _, _, _, x_val, y_val = data.training_arrays(recipe)
     fitted = validation_fit(backends.load("onnx", model), recipe, x_val, y_val)
-    first = {key: card[key] for key in ("seed", "command", "training_seconds", "training_test_accuracy", "sha256")
-             if key in card}
-    member = {"seed": args.add_member, "command": " ".join(command(member_args, run)),
+    first = {"recipe": card["recipe"], **{key: card[key] for key in ("seed", "command", "training_seconds",
+                                                                      "training_test_accuracy", "sha256")
+                                          if key in card}}
+    member = {"recipe": recipe_path, "seed": args.add_member, "command": " ".join(command(member_args, run)),
               "training_seconds": metrics.get("training_seconds"), "training_test_accuracy": metrics["test_accuracy"],
               "sha256": runs.sha256(run / "model.onnx"),
               **({"trained_on": machine_name()} if trained_here else {})}  # a reused run's machine is not known
@@ -380,11 +390,15 @@ def add_member(args, work: Path) -> tuple[Path, dict]:
             "calibration": fitted, "members": card.get("members", [first]) + [member],
             "rebuild": f"{card['rebuild']} && {rebuild_command(args, '--add-member', str(args.add_member))}",
             "ensemble": {"from": card["name"], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                         "what": f"seed {args.add_member} added: the members' logits averaged, calibrated again",
+                         "what": f"seed {args.add_member}{'' if own else f' of {recipe_path}'} added: the members' "
+                                 "logits averaged, calibrated again",
                          "command": rebuild_command(args, "--add-member", str(args.add_member))}}
     for key in ("remeasured", "refit", "figures", "test_accuracy"):  # the single model's: measured again at install
         card.pop(key, None)
-    card["name"] = f"{card['name']} + seed {args.add_member} (staged)"  # install names it by its build date
+    card["name"] = f"{card['name']} + {'' if own else f'{Path(args.config).stem} '}seed {args.add_member} (staged)"
+    sequence_file = runs.shipped_sequence(Path(args.destination), card)  # read beside it as the package reads it
+    if sequence_file:
+        shutil.copyfile(sequence_file, staged / "sequence.onnx")  # install names it by its build date
     files.write_json(staged / "card.json", card)  # the staged file reads as a shipped model (its card beside it)
     return model, card
 

@@ -28,15 +28,19 @@ def test_the_card_describes_the_file_and_its_recipe():
     assert {key: card["config"][key] for key in recipe} == recipe, "the card's config is not its recipe file"
     assert card["dataset"]["checksum"] == data.load_dataset("mnist").checksum
     members = card.get("members", [card])  # one network, or an ensemble (ship_model --add-member)
-    for member in members:
-        assert member["command"].startswith(f"digits train --config {card['recipe']} --seed {member['seed']} ")
-    assert len({member["seed"] for member in members}) == len(members)
+    recipes = [member.get("recipe", card["recipe"]) for member in members]  # an ensemble's members may differ
+    assert recipes[0] == card["recipe"]
+    for recipe_file, member in zip(recipes, members):
+        assert member["command"].startswith(f"digits train --config {recipe_file} --seed {member['seed']} ")
+    assert len(set(zip(recipes, (member["seed"] for member in members)))) == len(members)
     assert card["figures"]["mnist_test_accuracy"] >= 0.9965, "the shipped model must reach 99.65% on MNIST"
     assert (REPO / "scripts" / "ship_model.py").is_file()
-    recipe_named = "" if card["recipe"] == "configs/reader.json" else f" --config {card['recipe']}"
-    first = runs.BUILD_SHIPPED + recipe_named + ("" if members[0]["seed"] == 1 else f" --seed {members[0]['seed']}")
-    assert card["rebuild"] == " && ".join([first] + [f"{runs.BUILD_SHIPPED}{recipe_named} --add-member {member['seed']}"
-                                                     for member in members[1:]])
+    named = lambda recipe_file: "" if recipe_file == "configs/reader.json" else f" --config {recipe_file}"  # noqa: E731
+    first = runs.BUILD_SHIPPED + named(recipes[0]) + ("" if members[0]["seed"] == 1
+                                                      else f" --seed {members[0]['seed']}")
+    assert card["rebuild"] == " && ".join([first] + [f"{runs.BUILD_SHIPPED}{named(recipe_file)} --add-member "
+                                                     f"{member['seed']}"
+                                                     for recipe_file, member in zip(recipes[1:], members[1:])])
     written = (runs.SHIPPED_DIR / "MODEL_CARD.md").read_text()
     assert card["sha256"] in written and f"{card['figures']['mnist_test_accuracy']:.2%}" in written
 
@@ -273,6 +277,28 @@ def test_add_member_averages_the_shipped_model_with_another_seed_of_its_recipe(t
     shutil.copytree(other, tmp_path / "work3" / "run-seed3")  # a run of seed 2 where seed 3's should be
     with pytest.raises(SystemExit, match="another recipe or seed"):
         ship_model.add_member(argparse.Namespace(**{**vars(args), "add_member": 3}), tmp_path / "work3")
+    second = tmp_path / "second.json"  # another recipe file (here with the same settings): its own member
+    second.write_text(recipe.read_text())
+    shutil.copytree(other, tmp_path / "work4" / "run-second-seed2")
+    package = runs.read_card()  # a shipped model with its sequence model: the ensemble is read with it beside it
+    shutil.copy(runs.SHIPPED_DIR / package["sequence"]["file"], shipped / "sequence.onnx")
+    (shipped / "card.json").write_text(json.dumps({**card, "sequence": package["sequence"]}))
+    _, mixed = ship_model.add_member(argparse.Namespace(**{**vars(args), "config": str(second)}), tmp_path / "work4")
+    assert [(member["recipe"], member["seed"]) for member in mixed["members"]] == [(str(recipe), trained["seed"]),
+                                                                                       (str(second), 2)]
+    assert mixed["members"][1]["command"].startswith(f"digits train --config {second} --seed 2 --out ")
+    assert mixed["rebuild"] == f"{runs.BUILD_SHIPPED} && {runs.BUILD_SHIPPED} --config {second} --add-member 2"
+    assert mixed["ensemble"]["what"].startswith(f"seed 2 of {second} added")
+    assert mixed["calibration"]["energy_below"] == pytest.approx(expected["energy_below"])  # the same two networks
+    assert runs.sha256(tmp_path / "work4" / "ensemble" / "sequence.onnx") == package["sequence"]["sha256"]
+    import report
+
+    lines = report.training_lines(mixed)
+    assert lines[0] == f"- **Recipes**: `{recipe}`, seed {trained['seed']}; `{second}`, seed 2"
+    assert "(2 recipes)" in report.model_line(mixed)
+    second.write_text(json.dumps({**json.loads(recipe.read_text()), "validation_split": 0.2}))
+    with pytest.raises(SystemExit, match="another validation split"):  # calibrated on the first member's split
+        ship_model.add_member(argparse.Namespace(**{**vars(args), "config": str(second)}), tmp_path / "work5")
 
 
 def test_two_models_built_the_same_day_never_share_a_name(tmp_path, monkeypatch):
