@@ -489,9 +489,12 @@ def model_line(card: dict) -> str:
     if not members:
         return f"`{card['config']['model']}`"
     recipes = {member.get("recipe", card["recipe"]) for member in members}
+    share = members[-1].get("share")  # ship_model --member-weight: the last member's share of the logits
     return (f"an ensemble of {len(members)} `{card['config']['model']}` networks "
             f"({'one recipe, other seeds' if len(recipes) == 1 else f'{len(recipes)} recipes'}) whose "
-            "logits are averaged (`digits.export.average_onnx`)")
+            + ("logits are averaged" if share is None else
+               f"logits are averaged with weights {1 - share:g} and {share:g} (the last member's)")
+            + " (`digits.export.average_onnx`)")
 
 
 def training_lines(card: dict) -> list[str]:

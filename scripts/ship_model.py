@@ -2,7 +2,7 @@
 
     python scripts/ship_model.py [--config configs/reader.json] [--seed 1] [--work build/shipped]
                                  [--samples 2000] [--photos 10000] [--strips 1000] [--reuse] [--refit]
-                                 [--keep] [--add-member SEED] [--stage-only]
+                                 [--keep] [--add-member SEED [--member-weight W]] [--stage-only]
 
 1. Trains the recipe with the exact command the card records (`digits train --config configs/reader.json
    --seed 1 --out build/shipped/run --no-tensorboard`); a killed build resumes where it stopped, a finished run
@@ -36,11 +36,12 @@ With --add-member SEED the shipped model becomes a deep ensemble (Lakshminarayan
 one --config names, if it holds out the same validation split) is trained again with SEED (`digits train --config
 ... --seed SEED --out WORK/run-seedSEED`, or WORK/run-RECIPE-seedSEED for another recipe, resumed or reused like the
 first run), the two files are averaged into one (`digits.export.average_onnx`: the mean of their logits, and its
-softmax) and calibrated on the validation split as a trained run is; the card lists every member's recipe and
-training command. `python scripts/ship_model.py && python scripts/ship_model.py --add-member 2` rebuilds such a
-model from nothing. --stage-only (with any of these, or a build) stops once the model is staged in --work/staged
-with its card (it reads as a shipped model there), so it can be compared with the installed one on validation data
-before it is measured and installed.
+softmax; with --member-weight W weighted, W for the new member and 1 - W for the model shipped now) and calibrated
+on the validation split as a trained run is; the card lists every member's recipe and training command.
+`python scripts/ship_model.py && python scripts/ship_model.py --add-member 2` rebuilds such a model from nothing.
+--stage-only (with any of these, or a build) stops once the model is staged in --work/staged with its card (it
+reads as a shipped model there), so it can be compared with the installed one on validation data before it is
+measured and installed.
 
 Then `python benchmarks/report.py` regenerates the README's model card section from the card.
 """
@@ -340,12 +341,13 @@ def refit(args, work: Path) -> tuple[Path, dict]:
     return model, card
 
 
-def add_member(args, work: Path) -> tuple[Path, dict]:
+def add_member(args, work: Path, run: Path | None = None) -> tuple[Path, dict]:
     """--add-member SEED: (the staged model file, its card so far), in work/ensemble: the shipped model and the run
     of --config trained with SEED (work/run-seedSEED for the shipped model's recipe, work/run-RECIPE-seedSEED for
     another; trained here unless finished), averaged into one file (`digits.export.average_onnx`: the mean of their
     logits) and calibrated on the shipped recipe's validation split, as a trained run is (`calibration.fit`, the
-    energy score); a member of another recipe must hold out the same split. See the module doc."""
+    energy score); a member of another recipe must hold out the same split. `run`: the member's run directory, where
+    it is not in work (scripts/weigh_members.py). See the module doc."""
     from digits import backends, config, data, export, files, runs
 
     card = runs.read_card(Path(args.destination))
@@ -362,7 +364,8 @@ def add_member(args, work: Path) -> tuple[Path, dict]:
             sys.exit(f"ship_model: error: {recipe_path} holds out another validation split than {card['recipe']} "
                      "(dataset, limit or validation_split differ), on which the ensemble is calibrated; "
                      "add a member of a recipe with the same split")
-    run = work / (f"run-seed{args.add_member}" if own else f"run-{Path(args.config).stem}-seed{args.add_member}")
+    run = run or work / (f"run-seed{args.add_member}" if own
+                         else f"run-{Path(args.config).stem}-seed{args.add_member}")
     member_args = argparse.Namespace(**{**vars(args), "seed": args.add_member})
     trained_here = not (run / "metrics.json").is_file()
     if trained_here:
@@ -375,7 +378,10 @@ def add_member(args, work: Path) -> tuple[Path, dict]:
     staged = work / "ensemble"
     staged.mkdir(parents=True, exist_ok=True)
     model = staged / "model.onnx"
-    export.average_onnx([runs.shipped_model(Path(args.destination)), run / "model.onnx"], model)
+    share = getattr(args, "member_weight", None)  # the new member's share of the logits; None: an equal mean
+    export.average_onnx([runs.shipped_model(Path(args.destination)), run / "model.onnx"], model,
+                        None if share is None else [1 - share, share])
+    more = ["--add-member", str(args.add_member), *([] if share is None else ["--member-weight", str(share)])]
     recipe = config.from_run(card["config"])
     _, _, _, x_val, y_val = data.training_arrays(recipe)
     fitted = validation_fit(backends.load("onnx", model), recipe, x_val, y_val)
@@ -385,20 +391,24 @@ def add_member(args, work: Path) -> tuple[Path, dict]:
     member = {"recipe": recipe_path, "seed": args.add_member, "command": " ".join(command(member_args, run)),
               "training_seconds": metrics.get("training_seconds"), "training_test_accuracy": metrics["test_accuracy"],
               "sha256": runs.sha256(run / "model.onnx"),
-              **({"trained_on": machine_name()} if trained_here else {})}  # a reused run's machine is not known
+              **({"trained_on": machine_name()} if trained_here else {}),  # a reused run's machine is not known
+              **({} if share is None else {"share": share})}
     card = {**card, "sha256": runs.sha256(model), "size_bytes": model.stat().st_size, "parameters": parameters(model),
             "calibration": fitted, "members": card.get("members", [first]) + [member],
-            "rebuild": f"{card['rebuild']} && {rebuild_command(args, '--add-member', str(args.add_member))}",
+            "rebuild": f"{card['rebuild']} && {rebuild_command(args, *more)}",
             "ensemble": {"from": card["name"], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                          "what": f"seed {args.add_member}{'' if own else f' of {recipe_path}'} added: the members' "
-                                 "logits averaged, calibrated again",
-                         "command": rebuild_command(args, "--add-member", str(args.add_member))}}
+                                 + ("logits averaged" if share is None else
+                                    f"logits averaged with weights {1 - share:g} and {share:g}")
+                                 + ", calibrated again",
+                         "command": rebuild_command(args, *more)}}
     for key in ("remeasured", "refit", "figures", "test_accuracy"):  # the single model's: measured again at install
         card.pop(key, None)
     card["name"] = f"{card['name']} + {'' if own else f'{Path(args.config).stem} '}seed {args.add_member} (staged)"
+    # the staged name; install names it by its build date
     sequence_file = runs.shipped_sequence(Path(args.destination), card)  # read beside it as the package reads it
     if sequence_file:
-        shutil.copyfile(sequence_file, staged / "sequence.onnx")  # install names it by its build date
+        shutil.copyfile(sequence_file, staged / "sequence.onnx")
     files.write_json(staged / "card.json", card)  # the staged file reads as a shipped model (its card beside it)
     return model, card
 
@@ -461,6 +471,9 @@ def main() -> None:
                         "recorded in the card")
     parser.add_argument("--add-member", type=int, metavar="SEED",
                         help="ship the average of the shipped model and the recipe trained with SEED (module doc)")
+    parser.add_argument("--member-weight", type=float, metavar="W",
+                        help="--add-member: the new member's share of the averaged logits, between 0 and 1 (the "
+                             "model shipped now has the rest; default: an equal mean)")
     parser.add_argument("--soft-digits", type=int, default=1600,
                         help="validation digits scripts/tune_soft.py chooses a new model's soft_above on (default: "
                              "1600)")
@@ -483,6 +496,8 @@ def main() -> None:
     run = work / "run"
     if sum(map(bool, (args.refit, args.keep, args.add_member is not None))) > 1:
         sys.exit("ship_model: error: --refit, --keep and --add-member exclude each other; pass one")
+    if args.member_weight is not None and (args.add_member is None or not 0 < args.member_weight < 1):
+        sys.exit("ship_model: error: --member-weight goes with --add-member and lies between 0 and 1 (e.g. 0.6)")
     if args.reason and not args.keep:
         sys.exit("ship_model: error: --reason goes with --keep (a refit or a build records its own)")
     if args.sequence and not Path(args.sequence).is_file():

@@ -197,6 +197,15 @@ def test_average_onnx_reads_as_the_mean_of_its_members_logits(tiny_run, cnn_fast
     assert not np.array_equal(averaged(batch).argmax(1), alone[0])  # not just the first member
     with pytest.raises(ValueError, match="at least two"):
         export.average_onnx(members[:1], tmp_path / "one.onnx")
+    export.average_onnx(members, tmp_path / "weighted.onnx", weights=[0.3, 0.7])  # a weighted mean of the logits
+    logits = [backends.load("onnx", path).logits(batch) for path in members]
+    weighted = backends.load("onnx", tmp_path / "weighted.onnx")
+    np.testing.assert_allclose(weighted.logits(batch), 0.3 * logits[0] + 0.7 * logits[1], atol=1e-5)
+    np.testing.assert_allclose(weighted(batch), calibration.softmax(0.3 * logits[0] + 0.7 * logits[1]), atol=1e-6)
+    for bad in ([0.5, 0.6], [1.0, 0.0], [1.0]):  # not summing to 1, a member weighing nothing, one for two members
+        with pytest.raises(ValueError, match="one positive weight per member, summing to 1"):
+            export.average_onnx(members, tmp_path / "bad-weights.onnx", weights=bad)
+    assert not (tmp_path / "bad-weights.onnx").exists()
     plain = onnx.load(str(members[0]))
     kept = [output for output in plain.graph.output if output.name != backends.LOGITS]
     del plain.graph.output[:]

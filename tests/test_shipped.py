@@ -296,6 +296,14 @@ def test_add_member_averages_the_shipped_model_with_another_seed_of_its_recipe(t
     lines = report.training_lines(mixed)
     assert lines[0] == f"- **Recipes**: `{recipe}`, seed {trained['seed']}; `{second}`, seed 2"
     assert "(2 recipes)" in report.model_line(mixed)
+    weigh = argparse.Namespace(**{**vars(args), "config": str(second), "member_weight": 0.7})
+    _, weighted = ship_model.add_member(weigh, tmp_path / "work6", run=tmp_path / "work4" / "run-second-seed2")
+    assert weighted["members"][1]["share"] == 0.7 and "weights 0.3 and 0.7" in weighted["ensemble"]["what"]
+    assert weighted["rebuild"].endswith(f"--config {second} --add-member 2 --member-weight 0.7")
+    assert "weights 0.3 and 0.7 (the last member's)" in report.model_line(weighted)
+    members = [backends.load("onnx", path) for path in (shipped / "model.onnx", other / "model.onnx")]
+    np.testing.assert_allclose(backends.load("onnx", tmp_path / "work6" / "ensemble" / "model.onnx").logits(batch),
+                               0.3 * members[0].logits(batch) + 0.7 * members[1].logits(batch), atol=1e-5)
     second.write_text(json.dumps({**json.loads(recipe.read_text()), "validation_split": 0.2}))
     with pytest.raises(SystemExit, match="another validation split"):  # calibrated on the first member's split
         ship_model.add_member(argparse.Namespace(**{**vars(args), "config": str(second)}), tmp_path / "work5")
@@ -437,3 +445,30 @@ def test_ship_model_installs_no_model_under_the_floor(monkeypatch):
     with pytest.raises(SystemExit, match=r"^ship_model: error: build/staged/model\.onnx reads MNIST's test set at "
                                          r"99\.56%, under the 99\.65% a shipped model must reach; not installed"):
         ship_model.check_floor(0.9956, REPO / "build" / "staged" / "model.onnx")
+
+
+def test_a_member_weight_goes_with_a_new_member_and_lies_between_0_and_1():
+    """ship_model --member-weight W: the new member's share of the logits; without --add-member, or outside (0, 1),
+    it is refused in one line before anything is built."""
+    for extra in (["--member-weight", "0.7"], ["--add-member", "2", "--member-weight", "1.5"]):
+        done = subprocess.run([sys.executable, str(REPO / "scripts" / "ship_model.py"), *extra, "--work",
+                               "build/never"], capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert done.stderr.strip() == ("ship_model: error: --member-weight goes with --add-member and lies between 0 "
+                                       "and 1 (e.g. 0.6)")
+    assert not (REPO / "build" / "never").exists()
+
+
+def test_weigh_members_chooses_the_smallest_weight_that_clears_both_margins(monkeypatch):
+    """scripts/weigh_members.py's choice: the smallest weight whose printed singles and numbers each read more often
+    than the shipped model's by their margins; none where no weight clears both."""
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import weigh_members
+
+    read = lambda singles, numbers: {"singles": {"read_exactly": singles},  # noqa: E731
+                                     "numbers": {"read_exactly": numbers}}
+    models = {"shipped": read(0.94, 0.77), "w0.6": read(0.96, 0.86), "w0.7": read(0.97, 0.84), "w0.8": read(0.98, 0.9)}
+    assert weigh_members.choose(models, [0.8, 0.6, 0.7], 0.025, 0.06) == 0.7  # 0.6: singles 2 points, under 2.5
+    assert weigh_members.choose(models, [0.6, 0.7, 0.8], 0.025, 0.08) == 0.8  # 0.7: numbers 7 points, under 8
+    assert weigh_members.choose(models, [0.6, 0.7, 0.8], 0.05, 0.06) is None

@@ -111,17 +111,22 @@ def add_logits_output(path: Path) -> bool:
     return True
 
 
-def average_onnx(members: list[Path], out: Path) -> None:
+def average_onnx(members: list[Path], out: Path, weights: list[float] | None = None) -> None:
     """One ONNX file that reads as the members' average (a deep ensemble, Lakshminarayanan et al. 2017): every
     member runs on the same input, their logits are averaged (the "logits" output, which the energy score reads)
-    and the first output is the softmax of that average. Each member must be an ONNX classifier with a "logits"
-    output (`add_logits_output`) and the same input and class count; else a ValueError naming the file. Written
-    atomically, checked by onnx's checker."""
+    and the first output is the softmax of that average. With `weights` (one per member, positive, summing to 1)
+    the average is weighted. Each member must be an ONNX classifier with a "logits" output (`add_logits_output`)
+    and the same input and class count; else a ValueError naming the file. Written atomically, checked by onnx's
+    checker."""
     import onnx
-    from onnx import compose, helper
+    from onnx import compose, helper, numpy_helper
 
     if len(members) < 2:
         raise ValueError("average_onnx needs at least two member files")
+    if weights is not None and (len(weights) != len(members) or min(weights) <= 0
+                                or not np.isclose(sum(weights), 1.0)):
+        raise ValueError(f"average_onnx takes one positive weight per member, summing to 1; got {list(weights)} "
+                         f"for {len(members)} members")
     loaded = []
     for path in members:
         model = onnx.load(str(path))
@@ -154,7 +159,15 @@ def average_onnx(members: list[Path], out: Path) -> None:
         initializers.extend(graph.initializer)
         value_info.extend(graph.value_info)
         member_logits.append(f"member{index}/{backends.LOGITS}")
-    nodes.append(helper.make_node("Mean", member_logits, [backends.LOGITS], name="average_logits"))
+    if weights is None:
+        nodes.append(helper.make_node("Mean", member_logits, [backends.LOGITS], name="average_logits"))
+    else:  # each member's logits times its weight, then their sum
+        for index, weight in enumerate(weights):
+            initializers.append(numpy_helper.from_array(np.array(weight, np.float32), f"member{index}/weight"))
+            nodes.append(helper.make_node("Mul", [member_logits[index], f"member{index}/weight"],
+                                          [f"member{index}/weighted"], name=f"member{index}/weigh"))
+        nodes.append(helper.make_node("Sum", [f"member{index}/weighted" for index in range(len(weights))],
+                                      [backends.LOGITS], name="average_logits"))
     nodes.append(helper.make_node("Softmax", [backends.LOGITS], [output_name], axis=-1, name="probabilities"))
     graph = helper.make_graph(nodes, "average", [first.graph.input[0]],
                               [first.graph.output[0], next(output for output in first.graph.output
