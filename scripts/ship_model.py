@@ -379,8 +379,15 @@ def add_member(args, work: Path, run: Path | None = None) -> tuple[Path, dict]:
     staged.mkdir(parents=True, exist_ok=True)
     model = staged / "model.onnx"
     share = getattr(args, "member_weight", None)  # the new member's share of the logits; None: an equal mean
-    export.average_onnx([runs.shipped_model(Path(args.destination)), run / "model.onnx"], model,
+    averaged = staged / "model.new.onnx"  # kept only if it differs: the same file keeps its time (--reuse)
+    export.average_onnx([runs.shipped_model(Path(args.destination)), run / "model.onnx"], averaged,
                         None if share is None else [1 - share, share])
+    same = model.is_file() and runs.sha256(model) == runs.sha256(averaged)
+    if same:
+        averaged.unlink()
+    else:
+        averaged.replace(model)
+    before = json.loads((staged / "card.json").read_text()) if same and (staged / "card.json").is_file() else {}
     more = ["--add-member", str(args.add_member), *([] if share is None else ["--member-weight", str(share)])]
     recipe = config.from_run(card["config"])
     _, _, _, x_val, y_val = data.training_arrays(recipe)
@@ -396,7 +403,9 @@ def add_member(args, work: Path, run: Path | None = None) -> tuple[Path, dict]:
     card = {**card, "sha256": runs.sha256(model), "size_bytes": model.stat().st_size, "parameters": parameters(model),
             "calibration": fitted, "members": card.get("members", [first]) + [member],
             "rebuild": f"{card['rebuild']} && {rebuild_command(args, *more)}",
-            "ensemble": {"from": card["name"], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "ensemble": {"from": card["name"],  # the same file staged again keeps its date (and its measurements)
+                         "created": before.get("ensemble", {}).get("created")
+                         or datetime.now(timezone.utc).isoformat(timespec="seconds"),
                          "what": f"seed {args.add_member}{'' if own else f' of {recipe_path}'} added: the members' "
                                  + ("logits averaged" if share is None else
                                     f"logits averaged with weights {1 - share:g} and {share:g}")
@@ -409,7 +418,8 @@ def add_member(args, work: Path, run: Path | None = None) -> tuple[Path, dict]:
     sequence_file = runs.shipped_sequence(Path(args.destination), card)  # read beside it as the package reads it
     if sequence_file:
         shutil.copyfile(sequence_file, staged / "sequence.onnx")
-    files.write_json(staged / "card.json", card)  # the staged file reads as a shipped model (its card beside it)
+    if card != before:  # the staged file reads as a shipped model (its card beside it)
+        files.write_json(staged / "card.json", card)
     return model, card
 
 

@@ -299,6 +299,10 @@ def test_add_member_averages_the_shipped_model_with_another_seed_of_its_recipe(t
     weigh = argparse.Namespace(**{**vars(args), "config": str(second), "member_weight": 0.7})
     _, weighted = ship_model.add_member(weigh, tmp_path / "work6", run=tmp_path / "work4" / "run-second-seed2")
     assert weighted["members"][1]["share"] == 0.7 and "weights 0.3 and 0.7" in weighted["ensemble"]["what"]
+    staged_files = [tmp_path / "work6" / "ensemble" / name for name in ("model.onnx", "card.json")]
+    times = [path.stat().st_mtime_ns for path in staged_files]
+    _, again = ship_model.add_member(weigh, tmp_path / "work6", run=tmp_path / "work4" / "run-second-seed2")
+    assert again == weighted and [path.stat().st_mtime_ns for path in staged_files] == times  # reusable (--reuse)
     assert weighted["rebuild"].endswith(f"--config {second} --add-member 2 --member-weight 0.7")
     assert "weights 0.3 and 0.7 (the last member's)" in report.model_line(weighted)
     members = [backends.load("onnx", path) for path in (shipped / "model.onnx", other / "model.onnx")]
