@@ -256,12 +256,13 @@ def dates(predictor, x_val, y_val, count: int, seed: int, time: bool = False) ->
         parts = [rng.choice(len(x_val), int(size), replace=False)
                  for size in (rng.integers(1, 3), rng.integers(1, 3), 2 * rng.integers(1, 3))]
         truth = "/".join("".join(str(int(y_val[i])) for i in part) for part in parts)
-        clock = rng.choice(len(x_val), 4, replace=False) if time else []  # hours and minutes
-        if time:
-            written = "".join(str(int(y_val[i])) for i in clock)
+        clock = None
+        if time:  # hours and minutes, four digits written after the date
+            chosen = rng.choice(len(x_val), 4, replace=False)
+            written = "".join(str(int(y_val[i])) for i in chosen)
             truth += f" {written[:2]}:{written[2:]}"
-        photo = real_images.render_date([[x_val[i] for i in part] for part in parts], rng,
-                                        time=[x_val[i] for i in clock] if time else None)
+            clock = [x_val[i] for i in chosen]
+        photo = real_images.render_date([[x_val[i] for i in part] for part in parts], rng, time=clock)
         return truth, photo, lambda found: found.text.count("/") == 2
 
     exact, marked = _read_photos(predictor, count, seed, "auto", draw)
