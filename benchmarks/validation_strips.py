@@ -2,7 +2,8 @@
 
 The validation split that every recipe with the same `validation_split` holds out (data.split_validation's
 seeded order; 5% for configs/reader.json) is rendered as benchmarks/real_images.py renders test digits:
-strips whose neighbours all touch, mixed strips (10% of neighbours touching), both read whole in number mode,
+strips whose neighbours all touch, mixed strips (10% of neighbours touching), both read whole in number mode
+(and the share whose every digit's class is right, refused or not: `*_refusal_off`, what refusal costs them),
 and single digits read in auto mode (how many come back as several digits). The seeds differ from
 real_images.py's. With --non-digits N, also "not a digit" at each run's stored threshold: the share of the
 validation digits refused, and of N non-digits generated fresh (their own seed, never a training picture) from
@@ -358,8 +359,9 @@ def measure(predictor, x_val, y_val, strips: int, singles: int, seeds: dict = SE
     started, result = time.perf_counter(), {}
     if strips:
         for kind, touching, seed in (("touching", 1.0, seeds["touching"]), ("mixed", None, seeds["mixed"])):
-            whole = real_images._strips_read(predictor, x_val, y_val, strips, [seed], touching=touching)[0]
+            whole, _, right = real_images._strips_read(predictor, x_val, y_val, strips, [seed], touching=touching)
             result[f"{kind}_read_whole"] = float(np.mean(whole))
+            result[f"{kind}_refusal_off"] = float(np.mean(right))  # every digit's class right, refused or not
             result[f"{kind}_strips"] = "".join("1" if read else "0" for read in whole)
     if singles:
         split = sum(real_images._auto_split(predictor, real_images.render_digit(x_val[index], np.random.default_rng(
@@ -408,6 +410,9 @@ def pool(results: list[dict], names: list[str]) -> dict:
         for kind in ("touching", "mixed"):
             row[f"{kind}_strips"] = "".join(found[f"{kind}_strips"] for found in rows)
             row[f"{kind}_read_whole"] = row[f"{kind}_strips"].count("1") / len(row[f"{kind}_strips"])
+            if all(f"{kind}_refusal_off" in found for found in rows):  # (files written before it lack it)
+                row[f"{kind}_refusal_off"] = sum(found[f"{kind}_refusal_off"] * len(found[f"{kind}_strips"])
+                                                 for found in rows) / len(row[f"{kind}_strips"])
         shares = [("singles_split", "singles")] + [(key, "auto") for key in rows[0] if key.startswith("auto_")]
         if all(result.get("marked") for result in results):
             shares += [("marked_numbers", "marked"), ("marked_exact", "marked")]

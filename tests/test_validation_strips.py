@@ -146,6 +146,8 @@ def test_two_runs_are_compared_strip_by_strip(tiny_run, tmp_path):
     for kind in ("touching", "mixed"):
         assert len(first[f"{kind}_strips"]) == 4 and set(first[f"{kind}_strips"]) <= {"0", "1"}
         assert first[f"{kind}_strips"].count("1") / 4 == first[f"{kind}_read_whole"]
+        assert first[f"{kind}_refusal_off"] in (0, 0.25, 0.5, 0.75, 1)  # a share of the 4 strips
+        assert first[f"{kind}_refusal_off"] >= first[f"{kind}_read_whole"]  # a strip read whole has every class right
         assert first[f"{kind}_strips"] == second[f"{kind}_strips"]
         assert saved["paired"]["runs"]["b"][kind] == {"difference": 0.0, "ci95": [0.0, 0.0], "better": 0, "worse": 0,
                                                       "strips": 4}
@@ -204,6 +206,8 @@ def test_a_fresh_look_with_another_seed_base_pooled_with_the_first(tiny_run, tmp
     assert row["touching_strips"] == joined
     assert row["mixed_read_whole"] == (first["runs"]["tiny"]["mixed_read_whole"]
                                        + second["runs"]["tiny"]["mixed_read_whole"]) / 2
+    assert row["touching_refusal_off"] == pytest.approx((first["runs"]["tiny"]["touching_refusal_off"]
+                                                         + second["runs"]["tiny"]["touching_refusal_off"]) / 2)
     assert (pooled["strips"], pooled["singles"]) == (6, 4) and [entry["seeds"]["touching"] for entry in
                                                                 pooled["pooled"]] == [900, 1000]
     twice = run_cli("--pool", str(files[0]), str(files[0]), script="benchmarks/validation_strips.py")
