@@ -483,12 +483,18 @@ def model_card(card: dict, level: int = 1, previous: dict | None = None) -> list
     return lines
 
 
+def member_recipes(card: dict) -> list[str]:
+    """Each network's recipe file: the card's one, or each ensemble member's (cards before members had recipes of
+    their own: the card's)."""
+    return [member.get("recipe", card["recipe"]) for member in card.get("members", [card])]
+
+
 def model_line(card: dict) -> str:
     """The card's model: one network, or an ensemble of several (ship_model --add-member)."""
     members = card.get("members")
     if not members:
         return f"`{card['config']['model']}`"
-    recipes = {member.get("recipe", card["recipe"]) for member in members}
+    recipes = set(member_recipes(card))
     share = members[-1].get("share")  # ship_model --member-weight: the last member's share of the logits
     return (f"an ensemble of {len(members)} `{card['config']['model']}` networks "
             f"({'one recipe, other seeds' if len(recipes) == 1 else f'{len(recipes)} recipes'}) whose "
@@ -503,7 +509,7 @@ def training_lines(card: dict) -> list[str]:
     if not members:
         return [f"- **Recipe**: `{card['recipe']}`, seed {card['seed']}",
                 f"- **Trained with**: `{card['command']}` ({card['training_seconds'] / 60:.0f} min)"]
-    recipes = [member.get("recipe", card["recipe"]) for member in members]
+    recipes = member_recipes(card)
     if len(set(recipes)) > 1:  # members of several recipes (ship_model --config ... --add-member): each its own
         return ["- **Recipes**: " + "; ".join(f"`{recipe}`, seed {member['seed']}"
                                                for recipe, member in zip(recipes, members)),

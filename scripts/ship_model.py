@@ -200,6 +200,23 @@ def weighing() -> dict:
     return {"weight": sequence.WEIGHT, "margin": sequence.MARGIN}
 
 
+def place(source: Path, target: Path) -> bool:
+    """Copy `source` to `target` unless it holds the same bytes already, which then keeps its time (--reuse reads
+    a result newer than the file as measured on it); True if it did hold them."""
+    from digits import runs
+
+    same = target.is_file() and runs.sha256(target) == runs.sha256(source)
+    if not same:
+        shutil.copyfile(source, target)
+    return same
+
+
+def member_run(work: Path, config, seed: int, own: bool) -> Path:
+    """Where --add-member trains (or finds) a member: work/run-seedSEED for the shipped model's recipe,
+    work/run-RECIPE-seedSEED for another (seed 2 of two recipes never share a directory)."""
+    return work / (f"run-seed{seed}" if own else f"run-{Path(config).stem}-seed{seed}")
+
+
 def stage(args, work: Path, model: Path, card: dict) -> tuple[Path, dict]:
     """(the staged model file, its card): `model` copied into work/staged with `card` beside it, so that it reads as
     the shipped model will, with --sequence's file as sequence.onnx, listed in the card; without --sequence, the
@@ -209,15 +226,11 @@ def stage(args, work: Path, model: Path, card: dict) -> tuple[Path, dict]:
     staged = work / "staged"
     staged.mkdir(parents=True, exist_ok=True)
 
-    def put(source: Path, name: str) -> None:  # a file already staged with the same bytes keeps its time (--reuse)
-        if not ((staged / name).is_file() and runs.sha256(staged / name) == runs.sha256(source)):
-            shutil.copyfile(source, staged / name)
-
     keep = None if args.sequence else runs.shipped_sequence(Path(args.destination), card)
     card = {key: value for key, value in card.items() if key != "sequence" or keep is not None}
-    put(model, "model.onnx")
+    place(model, staged / "model.onnx")
     if args.sequence or keep:
-        put(Path(args.sequence or keep), "sequence.onnx")
+        place(Path(args.sequence or keep), staged / "sequence.onnx")
     else:
         (staged / "sequence.onnx").unlink(missing_ok=True)
     if args.sequence:
@@ -350,9 +363,11 @@ def add_member(args, work: Path, run: Path | None = None) -> tuple[Path, dict]:
     it is not in work (scripts/weigh_members.py). See the module doc."""
     from digits import backends, config, data, export, files, runs
 
+    from report import member_recipes
+
     card = runs.read_card(Path(args.destination))
     recipe_path = relative(args.config)
-    held = [(member.get("recipe", card["recipe"]), member["seed"]) for member in card.get("members", [card])]
+    held = list(zip(member_recipes(card), (member["seed"] for member in card.get("members", [card]))))
     if (recipe_path, args.add_member) in held:
         sys.exit(f"ship_model: error: the shipped model already holds seed {args.add_member} of {recipe_path}; "
                  "pick another seed")
@@ -364,8 +379,7 @@ def add_member(args, work: Path, run: Path | None = None) -> tuple[Path, dict]:
             sys.exit(f"ship_model: error: {recipe_path} holds out another validation split than {card['recipe']} "
                      "(dataset, limit or validation_split differ), on which the ensemble is calibrated; "
                      "add a member of a recipe with the same split")
-    run = run or work / (f"run-seed{args.add_member}" if own
-                         else f"run-{Path(args.config).stem}-seed{args.add_member}")
+    run = run or member_run(work, args.config, args.add_member, own)
     member_args = argparse.Namespace(**{**vars(args), "seed": args.add_member})
     trained_here = not (run / "metrics.json").is_file()
     if trained_here:
@@ -379,14 +393,11 @@ def add_member(args, work: Path, run: Path | None = None) -> tuple[Path, dict]:
     staged.mkdir(parents=True, exist_ok=True)
     model = staged / "model.onnx"
     share = getattr(args, "member_weight", None)  # the new member's share of the logits; None: an equal mean
-    averaged = staged / "model.new.onnx"  # kept only if it differs: the same file keeps its time (--reuse)
+    averaged = staged / "model.new.onnx"
     export.average_onnx([runs.shipped_model(Path(args.destination)), run / "model.onnx"], averaged,
                         None if share is None else [1 - share, share])
-    same = model.is_file() and runs.sha256(model) == runs.sha256(averaged)
-    if same:
-        averaged.unlink()
-    else:
-        averaged.replace(model)
+    same = place(averaged, model)  # the same file staged again keeps its time (--reuse)
+    averaged.unlink()
     before = json.loads((staged / "card.json").read_text()) if same and (staged / "card.json").is_file() else {}
     more = ["--add-member", str(args.add_member), *([] if share is None else ["--member-weight", str(share)])]
     recipe = config.from_run(card["config"])
@@ -417,7 +428,7 @@ def add_member(args, work: Path, run: Path | None = None) -> tuple[Path, dict]:
     # the staged name; install names it by its build date
     sequence_file = runs.shipped_sequence(Path(args.destination), card)  # read beside it as the package reads it
     if sequence_file:
-        shutil.copyfile(sequence_file, staged / "sequence.onnx")
+        place(sequence_file, staged / "sequence.onnx")
     if card != before:  # the staged file reads as a shipped model (its card beside it)
         files.write_json(staged / "card.json", card)
     return model, card

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import ship_model  # noqa: E402
 
-from digits import files  # noqa: E402
+from digits import files, runs  # noqa: E402
 
 
 def label(weight: float) -> str:
@@ -53,7 +53,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="the new member's recipe")
     parser.add_argument("--seed", type=int, required=True, help="the new member's seed")
-    parser.add_argument("--run", help="its finished run (default: build/shipped/run-RECIPE-seedSEED)")
+    parser.add_argument("--run", help="its finished run (default: where ship_model.py --add-member puts it, "
+                        "build/shipped/run-RECIPE-seedSEED)")
     parser.add_argument("--weights", type=float, nargs="+", required=True, help="the member's shares to try")
     parser.add_argument("--work", default=str(ROOT / "build" / "weigh"), help="(default: build/weigh)")
     parser.add_argument("--soft-above", type=float, default=0.6, help="every pair's soft_above (default: 0.6)")
@@ -66,12 +67,13 @@ def main() -> None:
     args = parser.parse_args()
     if not all(0 < weight < 1 for weight in args.weights):
         parser.error("--weights lie between 0 and 1 (e.g. 0.6 0.7)")
-    run = Path(args.run or ROOT / "build" / "shipped" / f"run-{Path(args.config).stem}-seed{args.seed}")
+    own = ship_model.relative(args.config) == runs.read_card(Path(args.destination))["recipe"]
+    run = Path(args.run or ship_model.member_run(ROOT / "build" / "shipped", args.config, args.seed, own))
     if not (run / "metrics.json").is_file():
         parser.error(f"--run {ship_model.relative(run)} is no finished run; train it first "
                      "(ship_model.py --add-member)")
 
-    runs = [f"shipped={ship_model.relative(Path(args.destination) / 'model.onnx')}"]
+    labels = [f"shipped={ship_model.relative(Path(args.destination) / 'model.onnx')}"]
     for weight in args.weights:
         member = argparse.Namespace(destination=args.destination, config=args.config, add_member=args.seed,
                                     member_weight=weight, work=args.work)
@@ -80,9 +82,9 @@ def main() -> None:
         files.write_json(model.parent / "card.json", card)
         print(f"{label(weight)}: {ship_model.relative(model)} (temperature {card['calibration']['temperature']:.3f})",
               file=sys.stderr)
-        runs.append(f"{label(weight)}={ship_model.relative(model)}")
+        labels.append(f"{label(weight)}={ship_model.relative(model)}")
     out = Path(args.out)
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "printed.py"), *(f"--run={item}" for item in runs),
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "printed.py"), *(f"--run={item}" for item in labels),
                     "--numbers", str(args.numbers), "--seed", str(args.printed_seed), "--out", str(out)],
                    check=True, cwd=ROOT)
     result = json.loads(out.read_text())
