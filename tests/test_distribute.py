@@ -3,6 +3,7 @@ precision and the environment a run records."""
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -25,7 +26,18 @@ def _free_ports(count):
     return ports
 
 
+def _causes(stderr: str) -> str:
+    """What a failed worker said first about why (the cause is far above the traceback's tail), then the tail."""
+    lines = [line.strip() for line in stderr.splitlines() if re.search(r"aborted by|is down|seems down|Error:", line)]
+    return " | ".join(dict.fromkeys(lines[:6])) + " ... " + stderr[-1200:]
+
+
+# Two workers beside the rest of the suite on 2 cores once failed in CI with their collectives aborted ("Collective
+# ops is aborted by: ... Restart your program to reset."; the log kept no cause, hence _causes). Only that failure is
+# tried once more, on fresh ports; any other one, or the same one twice, fails. The likely cause: TensorFlow's cluster
+# health check (CollectiveAllReduceExtended) aborts every worker's collectives when a peer misses three 10 s pings.
 @pytest.mark.slow
+@pytest.mark.flaky(reruns=1, only_rerun=["Restart your program to reset"])
 def test_two_workers_match_one_process(tmp_path):
     single = run_cli(*ARGS, "--out", str(tmp_path / "single"))
     assert single.returncode == 0, single.stderr[-2000:]
@@ -38,7 +50,7 @@ def test_two_workers_match_one_process(tmp_path):
                                          "--out", str(tmp_path / "together")], env=environment, cwd=tmp_path,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [worker.communicate(timeout=600) for worker in workers]
-    assert all(worker.returncode == 0 for worker in workers), [err[-2000:] for _, err in outputs]
+    assert all(worker.returncode == 0 for worker in workers), [_causes(err) for _, err in outputs]
     together = json.loads((tmp_path / "together" / "metrics.json").read_text())
     alone = json.loads((tmp_path / "single" / "metrics.json").read_text())
     assert together["distribute"] == "multi-worker" and together["replicas"] == 2
