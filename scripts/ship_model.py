@@ -2,7 +2,7 @@
 
     python scripts/ship_model.py [--config configs/reader.json] [--seed 1] [--work build/shipped]
                                  [--samples 2000] [--photos 10000] [--strips 1000] [--reuse] [--refit]
-                                 [--keep] [--add-member SEED [--member-weight W]] [--stage-only]
+                                 [--keep] [--add-member SEED [--member-weight W] [--first DIR]] [--stage-only]
 
 1. Trains the recipe with the exact command the card records (`digits train --config configs/reader.json
    --seed 1 --out build/shipped/run --no-tensorboard`); a killed build resumes where it stopped, a finished run
@@ -39,6 +39,10 @@ first run), the two files are averaged into one (`digits.export.average_onnx`: t
 softmax; with --member-weight W weighted, W for the new member and 1 - W for the model shipped now) and calibrated
 on the validation split as a trained run is; the card lists every member's recipe and training command.
 `python scripts/ship_model.py && python scripts/ship_model.py --add-member 2` rebuilds such a model from nothing.
+With --first DIR the first member is the model staged in DIR (`--stage-only`'s WORK/staged, with its card) rather
+than the installed one: two seeds of a recipe whose single model is under FLOOR, which is never installed (`python
+scripts/ship_model.py --config configs/reader-v11.json --seed 2 --work build/v11s2 --stage-only && python
+scripts/ship_model.py --config configs/reader-v11.json --add-member 3 --first build/v11s2/staged --work build/v11pair`).
 --stage-only (with any of these, or a build) stops once the model is staged in --work/staged with its card (it
 reads as a shipped model there), so it can be compared with the installed one on validation data before it is
 measured and installed.
@@ -217,6 +221,11 @@ def member_run(work: Path, config, seed: int, own: bool) -> Path:
     return work / (f"run-seed{seed}" if own else f"run-{Path(config).stem}-seed{seed}")
 
 
+def source(args) -> Path:
+    """Where the first member and its card are: --first's staging directory, else --destination (the installed)."""
+    return Path(getattr(args, "first", None) or args.destination)
+
+
 def stage(args, work: Path, model: Path, card: dict) -> tuple[Path, dict]:
     """(the staged model file, its card): `model` copied into work/staged with `card` beside it, so that it reads as
     the shipped model will, with --sequence's file as sequence.onnx, listed in the card; without --sequence, the
@@ -226,7 +235,7 @@ def stage(args, work: Path, model: Path, card: dict) -> tuple[Path, dict]:
     staged = work / "staged"
     staged.mkdir(parents=True, exist_ok=True)
 
-    keep = None if args.sequence else runs.shipped_sequence(Path(args.destination), card)
+    keep = None if args.sequence else runs.shipped_sequence(source(args), card)
     card = {key: value for key, value in card.items() if key != "sequence" or keep is not None}
     place(model, staged / "model.onnx")
     if args.sequence or keep:
@@ -360,12 +369,17 @@ def add_member(args, work: Path, run: Path | None = None) -> tuple[Path, dict]:
     another; trained here unless finished), averaged into one file (`digits.export.average_onnx`: the mean of their
     logits) and calibrated on the shipped recipe's validation split, as a trained run is (`calibration.fit`, the
     energy score); a member of another recipe must hold out the same split. `run`: the member's run directory, where
-    it is not in work (scripts/weigh_members.py). See the module doc."""
+    it is not in work (scripts/weigh_members.py). With --first DIR the first member is the model staged there, its
+    card's rebuild command then staging it there again. See the module doc."""
     from digits import backends, config, data, export, files, runs
 
     from report import member_recipes
 
-    card = runs.read_card(Path(args.destination))
+    first_dir = source(args)
+    card = runs.read_card(first_dir)
+    if getattr(args, "first", None):  # a staged build has no name yet: its recipe and seed
+        card = {**card, "name": card.get("name") or f"{Path(card['recipe']).stem} seed {card['seed']}",
+                "rebuild": f"{card['rebuild']} --work {relative(first_dir.parent)} --stage-only"}
     recipe_path = relative(args.config)
     held = list(zip(member_recipes(card), (member["seed"] for member in card.get("members", [card]))))
     if (recipe_path, args.add_member) in held:
@@ -394,12 +408,13 @@ def add_member(args, work: Path, run: Path | None = None) -> tuple[Path, dict]:
     model = staged / "model.onnx"
     share = getattr(args, "member_weight", None)  # the new member's share of the logits; None: an equal mean
     averaged = staged / "model.new.onnx"
-    export.average_onnx([runs.shipped_model(Path(args.destination)), run / "model.onnx"], averaged,
+    export.average_onnx([runs.shipped_model(first_dir), run / "model.onnx"], averaged,
                         None if share is None else [1 - share, share])
     same = place(averaged, model)  # the same file staged again keeps its time (--reuse)
     averaged.unlink()
     before = json.loads((staged / "card.json").read_text()) if same and (staged / "card.json").is_file() else {}
-    more = ["--add-member", str(args.add_member), *([] if share is None else ["--member-weight", str(share)])]
+    more = ["--add-member", str(args.add_member), *([] if share is None else ["--member-weight", str(share)]),
+            *(["--first", relative(first_dir), "--work", relative(work)] if getattr(args, "first", None) else [])]
     recipe = config.from_run(card["config"])
     _, _, _, x_val, y_val = data.training_arrays(recipe)
     fitted = validation_fit(backends.load("onnx", model), recipe, x_val, y_val)
@@ -426,7 +441,7 @@ def add_member(args, work: Path, run: Path | None = None) -> tuple[Path, dict]:
         card.pop(key, None)
     card["name"] = f"{card['name']} + {'' if own else f'{Path(args.config).stem} '}seed {args.add_member} (staged)"
     # the staged name; install names it by its build date
-    sequence_file = runs.shipped_sequence(Path(args.destination), card)  # read beside it as the package reads it
+    sequence_file = runs.shipped_sequence(first_dir, card)  # read beside it as the package reads it
     if sequence_file:
         place(sequence_file, staged / "sequence.onnx")
     if card != before:  # the staged file reads as a shipped model (its card beside it)
@@ -495,6 +510,9 @@ def main() -> None:
     parser.add_argument("--member-weight", type=float, metavar="W",
                         help="--add-member: the new member's share of the averaged logits, between 0 and 1 (the "
                              "model shipped now has the rest; default: an equal mean)")
+    parser.add_argument("--first", metavar="DIR",
+                        help="--add-member: the first member is the model staged in DIR (a --stage-only build's "
+                             "WORK/staged) rather than the installed one (module doc)")
     parser.add_argument("--soft-digits", type=int, default=1600,
                         help="validation digits scripts/tune_soft.py chooses a new model's soft_above on (default: "
                              "1600)")
@@ -519,6 +537,10 @@ def main() -> None:
         sys.exit("ship_model: error: --refit, --keep and --add-member exclude each other; pass one")
     if args.member_weight is not None and (args.add_member is None or not 0 < args.member_weight < 1):
         sys.exit("ship_model: error: --member-weight goes with --add-member and lies between 0 and 1 (e.g. 0.6)")
+    if args.first and (args.add_member is None or not (Path(args.first) / "card.json").is_file()
+                       or Path(args.first).resolve() in {(work / name).resolve() for name in ("staged", "ensemble")}):
+        sys.exit(f"ship_model: error: --first {args.first} goes with --add-member and names a staged model with its "
+                 "card (a --stage-only build's WORK/staged) outside this --work; e.g. --work build/v11pair")
     if args.reason and not args.keep:
         sys.exit("ship_model: error: --reason goes with --keep (a refit or a build records its own)")
     if args.sequence and not Path(args.sequence).is_file():

@@ -311,6 +311,32 @@ def test_add_member_averages_the_shipped_model_with_another_seed_of_its_recipe(t
     second.write_text(json.dumps({**json.loads(recipe.read_text()), "validation_split": 0.2}))
     with pytest.raises(SystemExit, match="another validation split"):  # calibrated on the first member's split
         ship_model.add_member(argparse.Namespace(**{**vars(args), "config": str(second)}), tmp_path / "work5")
+    first = tmp_path / "built" / "staged"  # a --stage-only build (a recipe under the floor): no name, not installed
+    first.mkdir(parents=True)
+    shutil.copy(tiny_run / "model.onnx", first / "model.onnx")
+    shutil.copy(shipped / "sequence.onnx", first / "sequence.onnx")
+    built = f"{runs.BUILD_SHIPPED} --config {recipe} --seed {trained['seed']}"
+    (first / "card.json").write_text(json.dumps({**{key: value for key, value in card.items() if key != "name"},
+                                                 "sequence": package["sequence"], "rebuild": built}))
+    (shipped / "model.onnx").write_bytes(b"the installed model is no member")
+    _, paired = ship_model.add_member(argparse.Namespace(**{**vars(args), "first": str(first)}), tmp_path / "work7",
+                                      run=other)
+    np.testing.assert_allclose(backends.load("onnx", tmp_path / "work7" / "ensemble" / "model.onnx").logits(batch),
+                               np.mean([one.logits(batch) for one in members], 0), atol=1e-5)
+    assert paired["rebuild"] == (f"{built} --work {first.parent} --stage-only && {runs.BUILD_SHIPPED} --config "
+                                 f"{recipe} --add-member 2 --first {first} --work {tmp_path / 'work7'}")
+    assert paired["name"] == f"tiny seed {trained['seed']} + seed 2 (staged)" and paired["ensemble"]["from"] == \
+        f"tiny seed {trained['seed']}"
+    assert runs.sha256(tmp_path / "work7" / "ensemble" / "sequence.onnx") == package["sequence"]["sha256"]
+    work7 = tmp_path / "work7"
+    for wrong in (["--first", str(first)], ["--add-member", "3", "--first", str(tmp_path / "nothing")],
+                  ["--add-member", "3", "--first", str(work7 / "staged"), "--work", str(work7)]):  # its own output
+        (tmp_path / "work7" / "staged").mkdir(exist_ok=True)
+        shutil.copy(first / "card.json", tmp_path / "work7" / "staged" / "card.json")
+        refused = subprocess.run([sys.executable, str(REPO / "scripts" / "ship_model.py"), *wrong],
+                                 capture_output=True, text=True, cwd=tmp_path)
+        assert refused.returncode == 1, refused.stderr
+        assert refused.stderr.strip().startswith("ship_model: error: --first"), refused.stderr
 
 
 def test_two_models_built_the_same_day_never_share_a_name(tmp_path, monkeypatch):
