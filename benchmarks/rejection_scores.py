@@ -185,7 +185,7 @@ def strips_whole(predictor, session, digits: np.ndarray, labels: np.ndarray, cou
             ink = images.analyse(images.to_gray(photo))
             if len(multidigit.lines(ink)) > 1:
                 continue  # read as lines of writing: its text breaks, not whole
-            _, pieces, _, cut = reading._cut_line(ink, reader, reader.stored)  # as reading cuts it, a point apart
+            _, pieces, _, cut, _ = reading._cut_line(ink, reader, reader.stored)  # as reading cuts it, a point apart
             if "".join(digit.mark + str(digit.digit) for digit in cut) != truth:
                 continue  # misread, a point read where none is written, or no digits: not whole, whatever the score
             _, logits, features = read(session, np.stack([piece.image for piece in pieces]))

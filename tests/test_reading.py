@@ -146,6 +146,35 @@ def test_refusal_follows_the_models_digit_score_not_its_top_probability(mnist):
     assert [digit.not_a_digit for digit in number.digits] == [False, True, False]
 
 
+def test_a_numbers_pieces_are_shown_refused_below_the_pieces_threshold(mnist, monkeypatch):
+    """A piece of a number of two or more digits is shown refused below reading.PIECES times the threshold; a digit
+    alone, auto mode's rules and the cuts (multidigit settles them) keep the threshold itself."""
+    from digits import multidigit
+
+    x_test, _ = mnist
+    assert 0.0 < reading.PIECES <= 1.0 and reading._pieces_threshold(None) is None
+    monkeypatch.setattr(reading, "PIECES", 0.5)  # pieces refused below 0.25 where the threshold is 0.5
+    assert reading._pieces_threshold(0.5) == pytest.approx(0.25)
+    settled = []
+
+    def spied(*args, **kwargs):
+        settled.append(args[3])  # the threshold the cuts are settled with
+        return read_scored(*args, **kwargs)
+
+    read_scored = multidigit.read_scored
+    monkeypatch.setattr(multidigit, "read_scored", spied)
+    picture = strip([x_test[i] for i in (3, 2, 1)])
+    unsure_one = reading.read(picture, mode="number", model=EnergyReader(0.95, narrow=0.4))  # the 1 scores 0.4
+    assert unsure_one.kind == "number" and len(unsure_one.number) == 3 and "?" not in unsure_one.number
+    assert settled == [0.5]
+    no_one = reading.read(picture, mode="number", model=EnergyReader(0.95, narrow=0.2))  # under 0.25 too
+    assert [digit.not_a_digit for digit in no_one.digits] == [False, True, False]
+    one_alone = 1.0 - x_test[2] / 255.0
+    assert reading.read(one_alone, mode="digit", model=EnergyReader(0.95, narrow=0.4)).kind == "not_a_digit"
+    assert reading.read(one_alone, model=EnergyReader(0.95, narrow=0.4)).kind == "not_a_digit"
+    assert reading.read(picture, model=EnergyReader(0.95, digit=0.4)).kind == "not_a_digit"  # auto: none a digit
+
+
 def test_a_piece_that_is_not_a_digit_is_marked_in_a_number(mnist):
     x_test, _ = mnist
     picture = strip([x_test[i] for i in (3, 2, 1)])

@@ -265,3 +265,26 @@ def test_a_missing_model_is_one_line_before_any_work(tmp_path, script, args):
     missing = str(tmp_path / "nowhere")
     result = run_cli(*[arg.format(missing) for arg in args], script=script)
     assert_clean_error(result, f"run directory {missing} does not exist", "pass a directory that `digits train` wrote")
+
+
+def test_pieces_look_reads_the_same_pictures_at_each_threshold_and_factor(tiny_run, tmp_path):
+    """benchmarks/pieces_look.py: one model at its stored threshold, at each --thresholds value and each --pieces
+    factor; refusal off (threshold 0) flags no marked number; a value outside 0..1 is one line."""
+    out = tmp_path / "look.json"
+    result = run_cli("--run", f"tiny={tiny_run}", "--strips", "2", "--marked", "6", "--thresholds", "0",
+                     "--pieces", "0", "--validation-split", "0.1", "--out", str(out), script="benchmarks/pieces_look.py")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(out.read_text())
+    assert list(saved["rows"]) == ["stored", "threshold 0", "pieces 0"]
+    stored = json.loads((tiny_run / "metrics.json").read_text())["calibration"]["reject_below"]
+    assert [(row["reject_below"], row["pieces"]) for row in saved["rows"].values()] == [(stored, 1.0), (0.0, 1.0),
+                                                                                         (stored, 0.0)]
+    off, rows = saved["rows"]["threshold 0"], saved["rows"]
+    assert off["marked_numbers"] == 0.0 and off["touching_read_whole"] == off["touching_refusal_off"]  # none refused
+    assert rows["pieces 0"]["marked_numbers"] <= rows["stored"]["marked_numbers"]  # (a line read as one piece keeps
+    # the stored threshold)
+    assert saved["machine"]["cpu"] and str(REPO) not in out.read_text()
+    from helpers import assert_clean_error
+
+    assert_clean_error(run_cli("--run", f"tiny={tiny_run}", "--pieces", "1.5", script="benchmarks/pieces_look.py"),
+                       "lie between 0 and 1, got 1.5")

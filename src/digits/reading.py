@@ -32,7 +32,8 @@ the 28x28 the model saw and whether it is a digit at all. Kinds:
     not_a_digit  ink, but not a digit: its digit score is below the model's stored threshold (fitted
                  on validation data when it was trained; `reject_below` overrides): the calibrated
                  chance that it is a digit at all, from the energy of the logits, for models fitted
-                 so; the calibrated top probability for older ones (`Predictor.score`)
+                 so; the calibrated top probability for older ones (`Predictor.score`); a piece of a
+                 number of two or more digits below PIECES (1) times it (`_pieces_threshold`)
     no_ink       a blank or noise-only picture: nothing to read
 
 Confidences are calibrated (the model's temperature). The rule for `uncertain` is the same for
@@ -62,6 +63,9 @@ CROWDED, ONES_SHARE = 1.5, 1 / 3  # auto mode: one shape cut into this many piec
 ONE_WIDE = 2.2  # auto mode: a shape up to this times as wide as tall may be one wide digit (see read)
 SPACE, SPACE_RATIO, SPACE_PAIR = 1.0, 2.0, 2.0  # a gap between digits this many digit heights wide, and this many
 # times the line's other gaps (of two digits: SPACE_PAIR digit heights), parts two numbers with a space (see _spaced)
+PIECES = 1.0  # a piece of a number of two or more digits is shown refused below this times the not-a-digit threshold
+# (_pieces_threshold). 1: the same threshold. Lower values read more strips whole and flag far fewer numbers holding a
+# non-digit (benchmarks/pieces_look.py; docs/reader.md, 2026-12-08), so none was kept
 UNCERTAIN_BELOW = 0.5  # default threshold for the uncertain flag (CLI --uncertain-below, DIGITS_UNCERTAIN_BELOW)
 
 
@@ -343,7 +347,7 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
         if value is not None and not 0.0 <= value <= 1.0:
             raise ValueError(f"{flag} must be between 0 and 1, got {value}")
     reader = _model(model)
-    threshold = reader.stored if reject_below is None else reject_below
+    threshold = reader.stored if reject_below is None else reject_below  # PIECES times it for a number's pieces
     gray = images.to_gray(source, name)
     if mode == "digit":
         return _one_digit(images.prepare(gray, reader.soft_above), reader, threshold, uncertain_below)
@@ -358,7 +362,7 @@ def read(source, mode: str = "auto", model=None, uncertain_below: float = UNCERT
 def _read_line(ink: images.Ink, mode: str, reader: _Model, threshold: float | None,
                uncertain_below: float) -> Reading:
     """`read` of one line of writing (`ink`: its analysis), in mode "auto" or "number"."""
-    ink, pieces, probabilities, digits = _cut_line(ink, reader, threshold)
+    ink, pieces, probabilities, digits, loose = _cut_line(ink, reader, threshold)
     several = len(pieces) > 1 and not _one_glyph(pieces, _ones(probabilities, reader.class_names))
     # one shape, part refused: a number only if its whole is not refused too (a shoe is not "1?"). Chosen on
     # validation data (shipped model; 500 each of six generated non-digit families, seed 903, and of numbers
@@ -377,8 +381,11 @@ def _read_line(ink: images.Ink, mode: str, reader: _Model, threshold: float | No
         inverted = pieces[0].inverted if pieces else False
         if not digits:
             return Reading("no_ink", [], uncertain_below, inverted)
-        refused = mode == "auto" and all(digit.not_a_digit for digit in digits)  # letters, a word, a drawing
-        return Reading("not_a_digit" if refused else "number", digits, uncertain_below, inverted)
+        if mode == "auto" and all(digit.not_a_digit for digit in digits):  # letters, a word, a drawing
+            return Reading("not_a_digit", digits, uncertain_below, inverted)
+        if len(digits) > 1:  # a number's pieces: refused at the pieces' threshold
+            digits = [dataclasses.replace(digit, not_a_digit=refused) for digit, refused in zip(digits, loose)]
+        return Reading("number", digits, uncertain_below, inverted)
     prepared = prepared or images.prepare_ink(ink, reader.soft_above)
     found = _one_digit(prepared, reader, threshold, uncertain_below, None if whole is None else (whole, whole_scores))
     if found.kind == "digit" and digits and (digits[0].mark or digits[0].after):  # a sign or "(" before one digit,
@@ -388,14 +395,26 @@ def _read_line(ink: images.Ink, mode: str, reader: _Model, threshold: float | No
     return found
 
 
+def _pieces_threshold(threshold: float | None) -> float | None:
+    """The not-a-digit threshold for a piece of a number of two or more digits: PIECES times `threshold` (None:
+    refusal off). A digit cut from touching ink reads less surely than one alone, and the threshold fitted on single
+    validation digits refuses some true pieces; but a number's non-digit piece scores little lower, so no factor
+    under 1 kept the numbers holding one flagged (docs/reader.md, "A looser not-a-digit threshold for the pieces of
+    a number")."""
+    return None if threshold is None else threshold * PIECES
+
+
 def _cut_line(ink: images.Ink, reader: _Model, threshold: float | None) -> tuple:
     """One line of writing cut into its digits as reading cuts it: its decimal points, commas and dashes read apart
-    from them (`multidigit.marks`), then the cuts (`reader.cut`): the ink without the marks, the pieces, their
-    probabilities, and the Digits, each carrying the mark before it (or a space: `_spaced`)."""
+    from them (`multidigit.marks`), then the cuts (`reader.cut`, settled at `threshold`): the ink without the marks,
+    the pieces, their probabilities, the Digits, each carrying the mark before it (or a space: `_spaced`) and refused
+    at `threshold`, and whether each is refused at the pieces' threshold (`_pieces_threshold`)."""
     points, ink = multidigit.marks(ink)
     pieces, probabilities, scores = reader.cut(ink, threshold)
-    return ink, pieces, probabilities, _spaced(_marked(_digits(pieces, probabilities, reader.class_names, threshold,
-                                                               scores), points))
+    digits = _spaced(_marked(_digits(pieces, probabilities, reader.class_names, threshold, scores), points))
+    refused = [digit.not_a_digit for digit in _digits(pieces, probabilities, reader.class_names,
+                                                      _pieces_threshold(threshold), scores)]
+    return ink, pieces, probabilities, digits, refused
 
 
 def _marked(digits: list[Digit], points: list[tuple[int, str]]) -> list[Digit]:
