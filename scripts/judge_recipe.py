@@ -19,6 +19,7 @@ reads its validation split at most 0.1 point worse; loses no stress condition by
 mode's six families at most 1 point less on average; reads the seven shares of numbers with a mark exactly at most 2
 points worse on average. With --gains printed, the gain a print recipe is for: printed numbers (printed.py's
 choosing fonts) read exactly at least 5 points more often, and the ten digits alone at least 2 points more often.
+With --gains marked (reader-v12's): numbers holding a non-digit marked at least 5 points more often.
 With --control, a clause the control (the baseline's recipe trained again with another seed, read by the same
 commands) fails against the baseline is judged against the control instead: there the baseline is a lucky draw, and
 the control is its recipe's other one (reader-v11's rule). Labels joined by commas (--baseline shipped,seed2
@@ -53,8 +54,11 @@ STRIPS = (  # validation_strips.py's figure, how the candidate may differ (its v
 )
 STRESS_ALLOWED, FAMILIES_ALLOWED, MARKS_ALLOWED = -0.005, -0.01, -0.02
 WRITERS = {"stress": "stress.py", "strips": "validation_strips.py", "printed": "printed.py"}
-GAINS = {"printed": (("numbers", 0.05, "printed numbers read exactly"),
-                     ("singles", 0.02, "the ten printed digits alone read"))}
+GAINS = {  # what a recipe is for: (kind of figures, figure, gain asked, what it is)
+    "printed": (("printed", "numbers", 0.05, "printed numbers read exactly"),
+                ("printed", "singles", 0.02, "the ten printed digits alone read")),
+    "marked": (("strips", "marked_numbers", 0.05, "numbers holding a non-digit marked"),),
+}
 
 
 class JudgeError(ValueError):
@@ -117,7 +121,7 @@ def clause(name: str, candidate: float, baseline: float, allowed: float, text: s
 
 def judge(base: dict, cand: dict, gains: list[str]) -> list[dict]:
     """Every clause of the rule, from the figures of the baseline and the candidate."""
-    needed = ["stress", "strips"] + (["printed"] if gains else [])
+    needed = ["stress", "strips"] + (["printed"] if "printed" in gains else [])
     for kind in needed:
         for who, got in (("baseline", base), ("candidate", cand)):
             if kind not in got:
@@ -141,10 +145,12 @@ def judge(base: dict, cand: dict, gains: list[str]) -> list[dict]:
                       FAMILIES_ALLOWED, "auto mode's six families refused, on average"))
     out.append(clause("marks", mean(b, MARKS, "{}_exact"), mean(a, MARKS, "{}_exact"), MARKS_ALLOWED,
                       "the seven shares of numbers with a mark read exactly, on average"))
+    read = {"printed": lambda run, part: run["printed"][part]["read_exactly"],
+            "strips": lambda run, part: run["strips"][part]}
     for gain in gains:
-        for part, needed_gain, text in GAINS[gain]:
-            out.append(clause(f"{gain} {part} (gain)", cand["printed"][part]["read_exactly"],
-                              base["printed"][part]["read_exactly"], needed_gain, text))
+        for kind, part, needed_gain, text in GAINS[gain]:
+            out.append(clause(f"{gain} {part} (gain)", read[kind](cand, part), read[kind](base, part), needed_gain,
+                              text))
     return out
 
 

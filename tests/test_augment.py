@@ -140,7 +140,8 @@ def test_lowres_blur_and_texture_soften_the_edges():
     assert (textured[:, :, 14:, 0] > 0).mean() > 0.3  # paper noise away from the bar
 
 
-@pytest.mark.parametrize("recipe_file", ["reader.json", "reader-v7.json", "reader-v10.json", "reader-v11.json"])
+@pytest.mark.parametrize("recipe_file", ["reader.json", "reader-v7.json", "reader-v10.json", "reader-v11.json",
+                                         "reader-v12.json"])
 def test_the_reader_recipe_builds_and_trains_a_few_steps(tmp_path, recipe_file):
     import dataclasses
     import json

@@ -306,6 +306,18 @@ def test_outlier_exposure_shares_its_images_among_the_configured_families(monkey
     assert [count for _, count in asked] == [0, 0] and training.shape == (30, 28, 28, 1)
     before = synthetic.non_digits(40, seed=42, families=tuple(default.outlier_families))  # what it drew before
     assert np.array_equal(training, images.to_model_input(before[:30]))
+    cut, heard = [], []
+    intruders = synthetic.intruders
+    monkeypatch.setattr(synthetic, "intruders", lambda source, others, count, seed, progress: (
+        cut.append((source, len(others), count, seed)), intruders(source, others, count, seed, progress))[1])
+    recipe = config.Config(outlier_exposure=0.3, outlier_images=30, outlier_families=["shapes", "pairs", "intruders"])
+    training, validation = train.non_digit_images(recipe, x_train, x_val, lambda *told: heard.append(told))
+    assert training.shape == (30, 28, 28, 1) and validation.shape == (10, 28, 28, 1)
+    assert [(source is x_train, source is x_val, others, count, seed) for source, others, count, seed in cut] == [
+        (True, False, 10, 10, recipe.seed), (False, True, 4, 3, recipe.seed + 1)]  # each split's own shapes
+    assert heard and {what for what, _, _ in heard} == {"drawing non-digits in numbers"}
+    with pytest.raises(ValueError, match="intruders but nothing they are drawn from"):
+        config.Config(outlier_exposure=0.3, outlier_families=["pairs", "intruders"]).validate()
 
 
 # ---------------------------------------------------------------- digits cut out of touching numbers
@@ -375,6 +387,24 @@ def test_touching_pieces_of_mnist_digits_carry_the_label_of_the_digit_they_hold(
     cached.write_bytes(b"not a zip file")
     again = synthetic.touching_pieces(digits, labels, 60, seed=1, workers=1)
     assert all(np.array_equal(first, second) for first, second in zip((made, made_labels), again))
+
+
+def test_intruders_are_the_non_digit_cut_out_of_a_number_and_seeded(monkeypatch, tmp_path):
+    """Crosses (standing in for non-digits) written touching rings (the digits), cut apart: every piece taken has its
+    middle inked, so it is the cross's; the same seed draws the same, from the cache or not, with one worker or two;
+    another seed draws others; no non-digits is one ValueError."""
+    shapes, labels = _rings_and_crosses(60)
+    rings, crosses = shapes[labels == 0], shapes[labels == 1]
+    monkeypatch.setattr(synthetic, "PIECE_CHUNK", 15)  # two tasks
+    made = synthetic.intruders(rings, crosses, 30, seed=4, workers=1)
+    assert made.shape == (30, 28, 28) and made.dtype == np.uint8
+    assert all(_middle_inked(image) for image in made), [_middle_inked(image) for image in made]
+    assert np.array_equal(synthetic.intruders(rings, crosses, 30, seed=4), made)  # from the cache
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other"))
+    assert np.array_equal(synthetic.intruders(images.to_model_input(rings), crosses, 30, seed=4, workers=2), made)
+    assert not np.array_equal(synthetic.intruders(rings, crosses, 30, seed=5, workers=1), made)
+    with pytest.raises(ValueError, match="non_digits"):
+        synthetic.intruders(rings, crosses[:0], 5, seed=0)
 
 
 def test_touching_pieces_refuse_bad_arguments():

@@ -22,9 +22,11 @@ SCHEDULES = ("constant", "one_cycle", "cosine")
 PRECISIONS = ("float32", "mixed_bfloat16", "auto")
 AUGMENTATIONS = ("shift", "rotation", "zoom", "slant", "aspect", "elastic", "stroke", "broken", "lowres", "blur",
                  "texture")  # Config.augment_<name> -> digits.augment.batch(<name>=...)
-OUTLIER_FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts", "pairs")  # the non-digits
+OUTLIER_FAMILIES = ("letters", "symbols", "shapes", "scribbles", "silhouettes", "scripts", "pairs",
+                    "intruders")  # the non-digits
 # Outlier Exposure can draw (digits.synthetic): the first five are the default; scripts: letters of other scripts
-# (never Greek or Cyrillic, kept unseen for benchmarks/rejection.py); pairs: two training digits side by side
+# (never Greek or Cyrillic, kept unseen for benchmarks/rejection.py); pairs: two training digits side by side;
+# intruders: one of the drawn families' non-digits cut out of a number of training digits it touches
 DISTRIBUTIONS = ("mirrored", "multi-worker")  # digits train --distribute: tf.distribute strategies (distribute.py)
 
 
@@ -113,6 +115,9 @@ class Config:
         if unknown or not self.outlier_families or len(set(self.outlier_families)) < len(self.outlier_families):
             raise ValueError(f"outlier_families must list distinct families from {', '.join(OUTLIER_FAMILIES)}, got "
                              f"{self.outlier_families}; try {list(OUTLIER_FAMILIES[:5])}")
+        if not set(self.outlier_families) - {"pairs", "intruders"} and "intruders" in self.outlier_families:
+            raise ValueError(f"outlier_families {self.outlier_families} has intruders but nothing they are drawn "
+                             f"from; add a drawn family, e.g. {list(OUTLIER_FAMILIES[:5]) + ['intruders']}")
         if not 0.0 <= self.reject_rate < 0.5:
             raise ValueError(f"reject_rate must be in [0, 0.5), got {self.reject_rate}; try 0.005")
         if self.limit is not None and self.limit < 2:

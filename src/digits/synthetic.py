@@ -691,7 +691,12 @@ def _number(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, n
     """2-4 of `digits` (float 0..1) written touching: (ink, owner: each pixel's digit 0..D-1, chosen indices)."""
     chosen = [int(index) for index in rng.integers(len(digits), size=int(rng.integers(PIECE_DIGITS[0],
                                                                                         PIECE_DIGITS[1] + 1)))]
-    parts = [digits[index][:, digits[index].max(0) > 0.1] for index in chosen]
+    return (*_written([digits[index] for index in chosen], rng), chosen)
+
+
+def _written(cells: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """28x28 `cells` (float 0..1) written left to right, touching: (ink, owner: each pixel's cell 0..D-1)."""
+    parts = [cell[:, cell.max(0) > 0.1] for cell in cells]
     overlaps = rng.integers(PIECE_OVERLAP[0], PIECE_OVERLAP[1] + 1, len(parts))
     width = 8 + sum(part.shape[1] for part in parts) - int(overlaps[:-1].sum())
     layers, column = np.zeros((len(parts), 32, width), np.float32), 4
@@ -701,13 +706,42 @@ def _number(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, n
         column += part.shape[1] - int(overlaps[index])
     ink = layers.max(0)
     _, (near_rows, near_cols) = ndimage.distance_transform_edt(ink <= 0.1, return_indices=True)
-    return ink, layers.argmax(0)[near_rows, near_cols], chosen
+    return ink, layers.argmax(0)[near_rows, near_cols]
+
+
+def _cut(ink: np.ndarray, owner: np.ndarray, cells: int, rng: np.random.Generator) -> tuple[dict, dict] | None:
+    """A touching number's ink (with `owner`, of `cells` cells) photographed at a random scale and cut by
+    `multidigit`'s lattice by shape: (the lattice, {cell: the keys of the candidates that are that cell}: PIECE_SHARE
+    of the candidate's ink is the cell's, and it holds PIECE_COVER of the cell's), or None where nothing is cut."""
+    from . import multidigit
+
+    scale = rng.uniform(*PIECE_SCALE)
+    size = (round(ink.shape[1] * scale), round(ink.shape[0] * scale))
+    picture = _photograph(np.clip(np.asarray(Image.fromarray(ink).resize(size, Image.Resampling.BILINEAR)), 0, 1),
+                          rng)
+    found = images.analyse(picture)
+    if found.labels is None:
+        return None
+    lattice = multidigit._lattice(found, _uniform, keep_masks=True)
+    if lattice is None:
+        return None
+    core = found.intensity >= 0.5
+    rows, cols = np.nonzero(core)
+    whose = np.full(core.shape, -1)  # each core pixel's cell, through the picture back to the number
+    whose[rows, cols] = owner[np.clip(((rows + 0.5) * found.factor / scale).astype(int), 0, owner.shape[0] - 1),
+                              np.clip(((cols + 0.5) * found.factor / scale).astype(int), 0, owner.shape[1] - 1)]
+    totals = np.bincount(whose[core], minlength=cells)
+    matches: dict[int, list] = {}
+    for key, mask in zip(lattice["keys"], lattice["masks"]):
+        counts = np.bincount(whose[mask & core], minlength=cells)
+        top = int(counts.argmax())
+        if counts[top] >= PIECE_SHARE * max(1, counts.sum()) and counts[top] >= PIECE_COVER * max(1, totals[top]):
+            matches.setdefault(top, []).append(key)
+    return lattice, matches
 
 
 def _pieces(digits: np.ndarray, labels: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(count, 28, 28) uint8 and (count,) labels: one task of touching_pieces."""
-    from . import multidigit
-
     rng = np.random.default_rng([int(seed), zlib.crc32(b"pieces")])
     digits = np.asarray(digits, np.float32) / 255.0
     out, out_labels, made = np.zeros((count, images.CANVAS, images.CANVAS), np.uint8), np.zeros(count, np.int64), 0
@@ -715,28 +749,9 @@ def _pieces(digits: np.ndarray, labels: np.ndarray, count: int, seed: int) -> tu
         if made == count:
             return out, out_labels
         ink, owner, chosen = _number(digits, rng)
-        scale = rng.uniform(*PIECE_SCALE)
-        size = (round(ink.shape[1] * scale), round(ink.shape[0] * scale))
-        picture = _photograph(np.clip(np.asarray(Image.fromarray(ink).resize(size, Image.Resampling.BILINEAR)), 0, 1),
-                              rng)
-        found = images.analyse(picture)
-        if found.labels is None:
+        if (cut := _cut(ink, owner, len(chosen), rng)) is None:
             continue
-        lattice = multidigit._lattice(found, _uniform, keep_masks=True)
-        if lattice is None:
-            continue
-        core = found.intensity >= 0.5
-        rows, cols = np.nonzero(core)
-        whose = np.full(core.shape, -1)  # each core pixel's digit, through the picture back to the number
-        whose[rows, cols] = owner[np.clip(((rows + 0.5) * found.factor / scale).astype(int), 0, owner.shape[0] - 1),
-                                  np.clip(((cols + 0.5) * found.factor / scale).astype(int), 0, owner.shape[1] - 1)]
-        totals = np.bincount(whose[core], minlength=len(chosen))
-        matches: dict[int, list] = {}
-        for key, mask in zip(lattice["keys"], lattice["masks"]):
-            counts = np.bincount(whose[mask & core], minlength=len(chosen))
-            top = int(counts.argmax())
-            if counts[top] >= PIECE_SHARE * max(1, counts.sum()) and counts[top] >= PIECE_COVER * max(1, totals[top]):
-                matches.setdefault(top, []).append(key)
+        lattice, matches = cut
         for digit in sorted(matches):  # one cut of each digit, drawn among the right ones
             if made < count:
                 key = matches[digit][int(rng.integers(len(matches[digit])))]
@@ -757,6 +772,73 @@ def touching_pieces(digits: np.ndarray, labels: np.ndarray, count: int, seed: in
     includes the digits); progress(done, count); workers as non_digits (the result does not depend on it)."""
     source = _fingerprint() + hashlib.sha256(Path(images.__file__).with_name("multidigit.py").read_bytes()).hexdigest()
     return _from_digits("pieces", _pieces, digits, labels, count, seed, progress, workers, source)
+
+
+def _intruders(digits: np.ndarray, others: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(count, 28, 28) uint8 and (count,) labels (-1: not a digit): one task of intruders."""
+    rng = np.random.default_rng([int(seed), zlib.crc32(b"intruders")])
+    digits, others = np.asarray(digits, np.float32) / 255.0, np.asarray(others, np.float32) / 255.0
+    out, made = np.zeros((count, images.CANVAS, images.CANVAS), np.uint8), 0
+    for _ in range(count * 50):  # most numbers give their non-digit's piece; this bound is never reached
+        if made == count:
+            return out, np.full(count, -1, np.int64)
+        cells = [digits[int(index)] for index in rng.integers(len(digits), size=int(rng.integers(PIECE_DIGITS[0],
+                                                                                                 PIECE_DIGITS[1] + 1)))]
+        place = int(rng.integers(len(cells)))
+        cells[place] = others[int(rng.integers(len(others)))]
+        ink, owner = _written(cells, rng)
+        cut = _cut(ink, owner, len(cells), rng)
+        if cut is None or place not in cut[1]:
+            continue
+        lattice, matches = cut
+        key = matches[place][int(rng.integers(len(matches[place])))]
+        out[made] = np.round(lattice["candidates"][key].image * 255).astype(np.uint8)
+        made += 1
+    raise RuntimeError("no non-digit could be cut out of the touching numbers; the generator is broken")
+
+
+def intruders(digits: np.ndarray, non_digits: np.ndarray, count: int, seed: int,
+              progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> np.ndarray:
+    """(count, 28, 28) uint8 non-digits as the reader meets them inside a number: one of `non_digits` ((M, 28, 28)
+    uint8, as non_digits() makes them) written touching 1-3 of `digits` ((N, 28, 28) MNIST-style, ink bright) as
+    touching_pieces writes its numbers, photographed, cut into candidates by `multidigit`'s lattice by shape, and one
+    candidate that is the non-digit (PIECE_SHARE, PIECE_COVER) taken, prepared as the reader sees a piece of a
+    number: a stroke of a neighbouring digit left on, one of its own cut off. Outlier Exposure's "intruders" family:
+    a letter or mark cut out of a number scores as a digit far more than one alone (docs/reader.md, 2026-12-08).
+    Seeded; cached, progress and workers as touching_pieces."""
+    _whole("count", count)
+    _whole("seed", seed)
+    pixels, others = _as_pixels(digits), _as_pixels(non_digits)
+    if pixels.ndim != 3 or len(pixels) < 1 or others.ndim != 3 or len(others) < 1:
+        raise ValueError(f"digits has shape {pixels.shape} and non_digits {others.shape}; pass (N, 28, 28) digits and "
+                         "(M, 28, 28) non-digits, N, M >= 1")
+    key = {"generator": "intruders-1", "count": int(count), "seed": int(seed), "pillow": PIL.__version__,
+           "chunk": PIECE_CHUNK, "pool": PIECE_POOL, "digits": hashlib.sha256(pixels.tobytes()).hexdigest(),
+           "non_digits": hashlib.sha256(others.tobytes()).hexdigest(),
+           "source": _fingerprint() + hashlib.sha256(Path(images.__file__).with_name("multidigit.py")
+                                                     .read_bytes()).hexdigest()}
+
+    def tasks() -> list[tuple]:  # (digits, non-digits, pictures, seed): each its own seeded subsets of both
+        made = []
+        for chunk, start in enumerate(range(0, count, PIECE_CHUNK)):
+            rng = np.random.default_rng([int(seed), chunk, 1])
+            mine = rng.choice(len(pixels), min(PIECE_POOL, len(pixels)), replace=False)
+            theirs = rng.choice(len(others), min(PIECE_POOL, len(others)), replace=False)
+            made.append((pixels[mine], others[theirs], min(PIECE_CHUNK, count - start), _derived(seed, chunk)))
+        return made
+
+    return _labelled("intruders", key, count, _intruders, tasks, 2, workers, progress)[0]
+
+
+def _as_pixels(pictures: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) uint8 from MNIST-style pictures: uint8 as they are, floats 0..1 scaled, model inputs (N, 28, 28,
+    1) squeezed."""
+    pictures = np.asarray(pictures)
+    if pictures.ndim == 4 and pictures.shape[-1] == 1:
+        pictures = pictures[..., 0]
+    if pictures.dtype != np.uint8 and pictures.size and pictures.max() <= 1:
+        return np.round(pictures * 255).astype(np.uint8)
+    return np.asarray(pictures, np.uint8)
 
 
 def digit_photos(digits: np.ndarray, labels: np.ndarray, count: int, seed: int,

@@ -147,28 +147,39 @@ def read_history_csv(path: Path) -> dict[str, list[float]]:
 VALIDATION_NON_DIGITS = 1000  # generated non-digits held out from Outlier Exposure to report rejection
 
 
-def non_digit_images(config: Config, x_train, x_val):
+def non_digit_images(config: Config, x_train, x_val, progress=None):
     """(training, validation) non-digits as model inputs for Outlier Exposure; (None, None) when off, and no
     training ones when `x_train` is None.
 
-    config.outlier_families share them evenly: digits.synthetic's generated families, and "pairs" of two
-    digits side by side, from the training split for training and the validation split for validation."""
+    config.outlier_families share them evenly: digits.synthetic's generated families, "pairs" of two digits side
+    by side, and "intruders" (the drawn non-digits cut out of numbers they touch), from the training split for
+    training and the validation split for validation. `progress(what, done, total)` hears of drawing intruders."""
     if not config.outlier_exposure:
         return None, None
     from . import synthetic
 
-    drawn = [family for family in config.outlier_families if family != "pairs"]
+    drawn = [family for family in config.outlier_families if family not in ("pairs", "intruders")]
     counts = (config.outlier_images, VALIDATION_NON_DIGITS)
-    paired = [count // len(config.outlier_families) if "pairs" in config.outlier_families else 0 for count in counts]
-    pictures = synthetic.non_digits(sum(counts) - sum(paired), seed=config.seed, families=tuple(drawn)) if drawn \
-        else np.zeros((0, 28, 28), np.uint8)
+    paired, intruded = ([count // len(config.outlier_families) if family in config.outlier_families else 0
+                         for count in counts] for family in ("pairs", "intruders"))
+    pictures = synthetic.non_digits(sum(counts) - sum(paired) - sum(intruded), seed=config.seed,
+                                    families=tuple(drawn)) if drawn else np.zeros((0, 28, 28), np.uint8)
+    alone = (pictures[:counts[0] - paired[0] - intruded[0]], pictures[counts[0] - paired[0] - intruded[0]:])
+    told = None if progress is None else (lambda done, total: progress("drawing non-digits in numbers", done, total))
+
+    def cut(digits, count: int, seed: int, others) -> np.ndarray:
+        return synthetic.intruders(digits, others, count, seed, progress=told) if count \
+            else np.zeros((0, 28, 28), np.uint8)
+
     training = None  # none when only the validation ones are asked for (recalibrating a trained run)
     if x_train is not None:
-        training = np.concatenate([pictures[:counts[0] - paired[0]], synthetic.pairs(x_train, paired[0], config.seed)])
-        if paired[0]:  # pairs mixed through (without pairs, the order is non_digits' own, as before)
+        training = np.concatenate([alone[0], synthetic.pairs(x_train, paired[0], config.seed),
+                                   cut(x_train, intruded[0], config.seed, alone[0])])
+        if paired[0] or intruded[0]:  # mixed through (without either, the order is non_digits' own, as before)
             training = training[np.random.default_rng([config.seed, 2]).permutation(len(training))]
         training = to_model_input(training)
-    validation = np.concatenate([pictures[counts[0] - paired[0]:], synthetic.pairs(x_val, paired[1], config.seed + 1)])
+    validation = np.concatenate([alone[1], synthetic.pairs(x_val, paired[1], config.seed + 1),
+                                 cut(x_val, intruded[1], config.seed + 1, alone[1])])
     return training, to_model_input(validation)
 
 
@@ -352,7 +363,7 @@ def train(config: Config, out: str | Path | None = None, runs_dir: str | Path = 
         classes = len(dataset.class_names)
         policy = distribute_module.set_precision(config.precision)
         one_hot = classes if config.label_smoothing or config.outlier_exposure else None
-        outliers, outliers_val = non_digit_images(config, x_train, x_val)
+        outliers, outliers_val = non_digit_images(config, x_train, x_val, download_progress)
         try:
             with strategy.scope() if strategy else contextlib.nullcontext():
                 model = models.create_model(config.model, input_shape=x_train.shape[1:], num_classes=classes,
