@@ -770,8 +770,13 @@ def touching_pieces(digits: np.ndarray, labels: np.ndarray, count: int, seed: in
     as one candidate that holds it (PIECE_SHARE, PIECE_COVER), prepared as the reader sees it in a number:
     a stroke of its neighbour left on, a stroke of its own cut off. Seeded; cached like non_digits (the key
     includes the digits); progress(done, count); workers as non_digits (the result does not depend on it)."""
-    source = _fingerprint() + hashlib.sha256(Path(images.__file__).with_name("multidigit.py").read_bytes()).hexdigest()
-    return _from_digits("pieces", _pieces, digits, labels, count, seed, progress, workers, source)
+    return _from_digits("pieces", _pieces, digits, labels, count, seed, progress, workers, _cutting_source())
+
+
+def _cutting_source() -> str:
+    """The code touching_pieces and intruders draw with (this module, digits.images and digits.multidigit, whose
+    lattice cuts their numbers): their caches are drawn afresh when it changes."""
+    return _fingerprint() + hashlib.sha256(Path(images.__file__).with_name("multidigit.py").read_bytes()).hexdigest()
 
 
 def _intruders(digits: np.ndarray, others: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -814,9 +819,7 @@ def intruders(digits: np.ndarray, non_digits: np.ndarray, count: int, seed: int,
                          "(M, 28, 28) non-digits, N, M >= 1")
     key = {"generator": "intruders-1", "count": int(count), "seed": int(seed), "pillow": PIL.__version__,
            "chunk": PIECE_CHUNK, "pool": PIECE_POOL, "digits": hashlib.sha256(pixels.tobytes()).hexdigest(),
-           "non_digits": hashlib.sha256(others.tobytes()).hexdigest(),
-           "source": _fingerprint() + hashlib.sha256(Path(images.__file__).with_name("multidigit.py")
-                                                     .read_bytes()).hexdigest()}
+           "non_digits": hashlib.sha256(others.tobytes()).hexdigest(), "source": _cutting_source()}
 
     def tasks() -> list[tuple]:  # (digits, non-digits, pictures, seed): each its own seeded subsets of both
         made = []
@@ -861,14 +864,10 @@ def _from_digits(name: str, draw: Callable, digits: np.ndarray, labels: np.ndarr
     result cached under `name` and a key of the arguments, the digits and `source` (the code that draws)."""
     _whole("count", count)
     _whole("seed", seed)
-    digits, labels = np.asarray(digits), np.asarray(labels).reshape(-1)
-    if digits.ndim == 4 and digits.shape[-1] == 1:  # model inputs (N, 28, 28, 1)
-        digits = digits[..., 0]
-    if digits.ndim != 3 or len(digits) < 2 or len(labels) != len(digits):
-        raise ValueError(f"digits has shape {digits.shape} and labels {labels.shape}; pass (N, 28, 28) digits, "
+    pixels, labels = _as_pixels(digits), np.asarray(labels).reshape(-1)
+    if pixels.ndim != 3 or len(pixels) < 2 or len(labels) != len(pixels):
+        raise ValueError(f"digits has shape {pixels.shape} and labels {labels.shape}; pass (N, 28, 28) digits, "
                          "N >= 2, and N labels")
-    pixels = np.round(digits * 255).astype(np.uint8) if digits.dtype != np.uint8 and digits.max() <= 1 \
-        else np.asarray(digits, np.uint8)
     key = {"generator": f"{name}-1", "count": int(count), "seed": int(seed), "pillow": PIL.__version__,
            "chunk": PIECE_CHUNK, "pool": PIECE_POOL,
            "digits": hashlib.sha256(pixels.tobytes() + labels.astype(np.int64).tobytes()).hexdigest(),
