@@ -569,3 +569,56 @@ def test_digits_in_printed_boxes_read_with_the_shipped_model(mnist, monkeypatch)
         assert (read.kind, read.digit) == ("digit", int(y[first])), first
     monkeypatch.setattr(images, "erase_form_lines", lambda intensity: intensity)
     assert reading.read(in_boxes, "auto").kind != "number" and reading.read(alone, "auto").kind != "digit"
+
+
+def _stroke_and_dots(dots: list[tuple[int, int]], stroke: tuple[int, int, int, int] = (9, 25, 12, 15)) -> np.ndarray:
+    """A 28x28 prepared image: an upright stroke (rows top..bottom, columns left..right) and 3x3 dots (top, left)."""
+    image = np.zeros((28, 28), np.float32)
+    top, bottom, left, right = stroke
+    image[top:bottom, left:right] = 1.0
+    for row, column in dots:
+        image[row:row + 3, column:column + 3] = 1.0
+    return image
+
+
+@pytest.mark.parametrize("dots, stroke, expected", [
+    ([(3, 12)], (9, 25, 12, 15), True),  # an i: the dot above, apart
+    ([(22, 12)], (3, 19, 12, 15), True),  # a !: the dot below
+    ([(3, 12), (24, 12)], (9, 21, 12, 15), True),  # two dots, one above and one below
+    ([], (3, 25, 12, 15), False),  # a 1
+    ([(6, 12)], (9, 25, 12, 15), False),  # a dot touching the stroke's rows (no empty row between): one piece
+    ([(3, 20)], (9, 25, 12, 15), False),  # a dot beside the stroke's columns
+    ([(3, 12)], (9, 25, 6, 20), False),  # a wide body: not a stroke
+    ([(1, 12), (21, 12), (25, 12)], (6, 18, 12, 15), False),  # more than two dots
+])
+def test_a_stroke_with_a_dot_apart_from_it_is_dotted(dots, stroke, expected):
+    assert reading.dotted(_stroke_and_dots(dots, stroke)) is expected
+
+
+def test_a_large_blob_over_a_stroke_is_no_dot():
+    image = _stroke_and_dots([], (12, 26, 12, 15))
+    image[2:10, 10:18] = 1.0  # a blob 8 px across over a stroke 14 tall: more than DOT_SIZE of it
+    assert not reading.dotted(image)
+    image[2:10, 10:18], image[3:5, 13] = 0.0, 1.0  # a speck under DOT_SPECK pixels is left out: a plain 1
+    assert not reading.dotted(image)
+
+
+@pytest.mark.parametrize("text", ["i", "j"])
+def test_with_the_dotted_rule_on_an_i_and_a_j_are_not_digits(text, monkeypatch):
+    picture = drawn_text(text)
+    confident = sure_of(0.99)  # a model sure it is a digit, as the shipped model is of an "i" (a 1, it says)
+    assert reading.read(picture, mode="auto", model=confident, reject_below=0.5).kind == "digit"  # the rule is off
+    monkeypatch.setattr(reading, "DOTTED", True)
+    found = reading.read(picture, mode="auto", model=confident, reject_below=0.5)
+    assert found.kind == "not_a_digit" and found.digits[0].not_a_digit
+    off = reading.read(picture, mode="auto", model=confident, reject_below=0.0)  # refusal off: read as a digit
+    assert off.kind == "digit"
+
+
+def test_with_the_dotted_rule_on_an_exclamation_mark_after_a_digit_is_refused(monkeypatch):
+    picture = drawn_text("5!", size=(260, 160))
+    assert [digit.not_a_digit for digit in reading.read(picture, mode="number", model=sure_of(0.99),
+                                                        reject_below=0.5).digits] == [False, False]
+    monkeypatch.setattr(reading, "DOTTED", True)
+    found = reading.read(picture, mode="number", model=sure_of(0.99), reject_below=0.5)
+    assert [digit.not_a_digit for digit in found.digits] == [False, True]

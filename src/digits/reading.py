@@ -66,6 +66,10 @@ SPACE, SPACE_RATIO, SPACE_PAIR = 1.0, 2.0, 2.0  # a gap between digits this many
 PIECES = 1.0  # a piece of a number of two or more digits is shown refused below this times the not-a-digit threshold
 # (_pieces_threshold). 1: the same threshold. Lower values read more strips whole and flag far fewer numbers holding a
 # non-digit (benchmarks/pieces_look.py; docs/reader.md, 2026-12-08), so none was kept
+DOTTED = False  # refuse a stroke with a dot apart from it (i, j, !: `dotted`) as not a digit. Off: the rule failed
+# its check (docs/reader.md, "A stroke with a dot apart from it"; scripts/dotted_check.py): a 1 broken near an end is
+# one too
+DOT_SPECK, DOT_STROKE_WIDE, DOT_SIZE, DOT_FILL = 3, 0.5, 0.3, 0.5  # `dotted`'s constants, fixed before measuring
 UNCERTAIN_BELOW = 0.5  # default threshold for the uncertain flag (CLI --uncertain-below, DIGITS_UNCERTAIN_BELOW)
 
 
@@ -196,9 +200,42 @@ def _digits(prepared: list, probabilities: np.ndarray, class_names: list[str],
     found = []
     for piece, row, score in zip(prepared, probabilities, scores):
         index = int(row.argmax())
-        refused = calibration.refused(score, reject_below)
+        refused = calibration.refused(score, reject_below) or (DOTTED and bool(reject_below) and dotted(piece.image))
         found.append(Digit(index, names[index], float(row[index]), row, piece.box, piece.image, names, refused))
     return found
+
+
+def dotted(image: np.ndarray) -> bool:
+    """Whether a prepared 28x28 image is a stroke with a dot apart from it ("i", "j", "!"), which no digit is: its
+    ink at 0.5, in components of 8 neighbours (those under DOT_SPECK pixels left out), one narrow stroke (its box at
+    most DOT_STROKE_WIDE of its height wide) and one or two dots wholly above or wholly below it, each apart from it
+    by an empty row or more, its middle column within the stroke's columns, its box's longer side at most DOT_SIZE of
+    the stroke's height, its ink filling DOT_FILL of its box or more."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(np.asarray(image, np.float32) >= 0.5, structure=np.ones((3, 3), bool))
+    if count < 2:
+        return False
+    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    boxes = [box for box, area in zip(ndimage.find_objects(labels), areas) if area >= DOT_SPECK]
+    kept = [area for area in areas if area >= DOT_SPECK]
+    if not 2 <= len(boxes) <= 3:
+        return False
+    stroke = int(np.argmax(kept))
+    rows, columns = boxes[stroke]
+    tall, wide = rows.stop - rows.start, columns.stop - columns.start
+    if wide > DOT_STROKE_WIDE * tall:
+        return False
+    for index, (dot_rows, dot_columns) in enumerate(boxes):
+        if index == stroke:
+            continue
+        height, width = dot_rows.stop - dot_rows.start, dot_columns.stop - dot_columns.start
+        apart = dot_rows.stop < rows.start or dot_rows.start > rows.stop  # an empty row or more between them
+        middle = (dot_columns.start + dot_columns.stop - 1) / 2
+        if not (apart and columns.start <= middle <= columns.stop - 1 and max(height, width) <= DOT_SIZE * tall
+                and kept[index] >= DOT_FILL * height * width):
+            return False
+    return True
 
 
 def from_pixels(probabilities: np.ndarray, pixels: np.ndarray, class_names: list[str],
