@@ -57,7 +57,7 @@ def rule(on: bool):
 
 def digits_refused(predictor, samples: int, cache: str | None) -> dict:
     """Check (a): per condition, the pictures the rule refuses and the model's score accepts."""
-    from digits import reading
+    from digits import calibration, reading
 
     digits, _ = stress.digits_of("validation", samples)
     names = list(stress.CONDITIONS)
@@ -68,7 +68,7 @@ def digits_refused(predictor, samples: int, cache: str | None) -> dict:
     for name, item in prepared.items():
         images = stress.selected(item["stack"], item.get("soft_stack"), item["blur"], soft_above)
         scores = predictor.predict_scores(images)[1]
-        accepted = ~np.array([reading.calibration.refused(score, predictor.reject_below) for score in scores])
+        accepted = ~np.array([calibration.refused(score, predictor.reject_below) for score in scores])
         dotted = np.array([reading.dotted(image) for image in images])
         found[name] = {"dotted": int(dotted.sum()), "refused_by_rule_only": int((dotted & accepted).sum()),
                        "indices": [int(index) for index in np.flatnonzero(dotted & accepted)]}

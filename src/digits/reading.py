@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from scipy import ndimage
 
 from . import calibration, images, multidigit
 
@@ -192,7 +193,7 @@ def as_uint8(image: np.ndarray) -> np.ndarray:
 def _digits(prepared: list, probabilities: np.ndarray, class_names: list[str],
             reject_below: float | None = None, scores: np.ndarray | None = None) -> list[Digit]:
     """One Digit per piece; refused (not a digit) where its digit score (default: the top probability) is under
-    `reject_below`."""
+    `reject_below` (and, with DOTTED and refusal on, where it is a stroke with a dot apart from it: `dotted`)."""
     probabilities = np.asarray(probabilities, np.float32)
     if scores is None:
         scores = probabilities.max(-1) if probabilities.size else np.zeros(len(probabilities))
@@ -211,8 +212,6 @@ def dotted(image: np.ndarray) -> bool:
     most DOT_STROKE_WIDE of its height wide) and one or two dots wholly above or wholly below it, each apart from it
     by an empty row or more, its middle column within the stroke's columns, its box's longer side at most DOT_SIZE of
     the stroke's height, its ink filling DOT_FILL of its box or more."""
-    from scipy import ndimage
-
     labels, count = ndimage.label(np.asarray(image, np.float32) >= 0.5, structure=np.ones((3, 3), bool))
     if count < 2:
         return False
